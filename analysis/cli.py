@@ -1,0 +1,102 @@
+"""The `splitsim` command line. Bad input gives one line per problem on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from scenarios import InputError, Scenario, ScenarioError, load_scenario
+
+from .outputs import package_version
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="splitsim: simulate split and federated LoRA fine-tuning over a wireless cell.",
+)
+
+ScenarioFile = Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]
+Progress = Annotated[Optional[bool], typer.Option("--progress/--no-progress",
+                                                  help="Progress bar (default: when stderr is a terminal).")]
+
+
+class EventsFormat(str, Enum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"splitsim {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """splitsim: how long does split / federated LoRA fine-tuning take on this wireless cell?"""
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML files.", show_default=False)]) -> None:
+    """Check scenario files: exit 0, or one line per problem (file: field: message (got value)) and exit 2."""
+    problems = []
+    for path in files:
+        try:
+            load_scenario(path)
+            typer.echo(f"{path}: ok")
+        except ScenarioError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise ScenarioError(problems)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor completion and validation)."""
+    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@app.command()
+def simulate(file: ScenarioFile, out: OutDir,
+             events: Annotated[EventsFormat, typer.Option(help="Format of the event records.")] = EventsFormat.parquet,
+             progress: Progress = None) -> None:
+    """Simulate a scenario (equal bandwidth, eta = optimizer.fixed_eta) and write summary, events, scenario."""
+    from .runs import run_simulate
+
+    scenario = load_scenario(file)
+    summary = run_simulate(scenario, out, source=str(file), events_format=events.value, progress=progress)
+    typer.echo(f"total training delay {summary['total_delay_s']:.6g} s over {summary['rounds']:.6g} rounds "
+               f"({summary['users']} users, {summary['records']} records) -> {out}")
+
+
+@app.command()
+def run(file: ScenarioFile, out: OutDir, progress: Progress = None) -> None:
+    """Run the study named in the scenario's `study` section and write its output folder."""
+    from .runs import run_study
+
+    scenario = load_scenario(file)
+    for line in run_study(scenario, out, source=str(file), progress=progress):
+        typer.echo(line)
+
+
+def main() -> None:
+    """Console entry point: runs the app, turning bad input into one-line errors and exit status 2."""
+    try:
+        app()
+    except InputError as err:
+        for line in str(err).splitlines():
+            typer.echo(f"error: {line}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

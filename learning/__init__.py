@@ -1,0 +1,1 @@
+"""Real split LoRA fine-tuning with torch, transformers and peft (filled in by the profile issue)."""

@@ -1,0 +1,101 @@
+"""The wireless cell: geometry, path loss, shadowing, fading and the FDMA rate.
+
+Sampling is separate from use: `sample_channel` draws one `ChannelState` (seeded by the
+Generator passed in); the optimizer and the simulator both read that same object. Draw order
+within one Generator is fixed: user positions, shadowing, then fading (only when enabled).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scenarios import CellConfig, ChannelConfig, ChannelState, RadioConfig, fdma_rate_bps
+
+__all__ = [
+    "path_loss_db", "fdma_rate_bps", "sample_user_positions", "sample_edge_positions", "sample_channel",
+    "round_gain_factors", "downlink_snr_coeff_hz", "snr_coeff_hz",
+]
+
+
+def path_loss_db(distance_m: np.ndarray | float, db_at_1km: float = 128.1, db_per_decade: float = 37.6,
+                 min_distance_m: float = 1.0) -> np.ndarray:
+    """PL(d) = db_at_1km + db_per_decade·log10(d / 1 km) in dB, with d clamped to min_distance_m."""
+    d_km = np.maximum(np.asarray(distance_m, dtype=float), min_distance_m) / 1000.0
+    return db_at_1km + db_per_decade * np.log10(d_km)
+
+
+def snr_coeff_hz(gain_db: np.ndarray | float, tx_power_dbm: float, noise_psd_dbm_per_hz: float) -> np.ndarray:
+    """c = g·p/N0 in Hz from a gain in dB, a power in dBm and a noise PSD in dBm/Hz."""
+    return 10.0 ** ((np.asarray(gain_db, dtype=float) + tx_power_dbm - noise_psd_dbm_per_hz) / 10.0)
+
+
+def _uniform_in_cell(cell: CellConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    if cell.shape == "square":
+        return rng.uniform(-cell.side_m / 2, cell.side_m / 2, size=(n, 2))
+    radius = cell.radius_m * np.sqrt(rng.uniform(0.0, 1.0, size=n))
+    angle = rng.uniform(0.0, 2 * np.pi, size=n)
+    return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
+
+
+def sample_user_positions(cell: CellConfig, rng: np.random.Generator) -> np.ndarray:
+    """User positions (K, 2) in metres, uniform over the cell area (or the fixed list)."""
+    if cell.user_placement == "fixed":
+        return np.asarray(cell.user_positions_m, dtype=float).reshape(cell.users, 2)
+    return _uniform_in_cell(cell, cell.users, rng)
+
+
+def sample_edge_positions(cell: CellConfig, rng: np.random.Generator) -> np.ndarray:
+    """Edge-server positions (M, 2): evenly on a ring at half the half-width, or uniform."""
+    m = cell.edge_servers
+    if m == 0:
+        return np.zeros((0, 2))
+    if cell.edge_placement == "uniform":
+        return _uniform_in_cell(cell, m, rng)
+    angle = 2 * np.pi * np.arange(m) / m
+    radius = cell.half_width_m / 2
+    return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
+
+
+def _fading(channel: ChannelConfig, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    if channel.fading == "rayleigh":
+        return rng.exponential(1.0, size=shape)
+    return np.ones(shape)
+
+
+def sample_channel(cell: CellConfig, channel: ChannelConfig, radio: RadioConfig,
+                   rng: np.random.Generator) -> ChannelState:
+    """Draw one channel realisation: positions, path loss to the base station, shadowing, fading."""
+    positions = sample_user_positions(cell, rng)
+    bs = np.asarray(cell.base_station_xy_m, dtype=float)
+    distance = np.maximum(np.linalg.norm(positions - bs, axis=1), channel.min_distance_m)
+    loss = path_loss_db(distance, channel.path_loss_db_at_1km, channel.path_loss_db_per_decade,
+                        channel.min_distance_m)
+    shadowing = rng.normal(0.0, channel.shadowing_sigma_db, size=cell.users) if channel.shadowing_sigma_db > 0 \
+        else np.zeros(cell.users)
+    fading = _fading(channel, (cell.users,), rng)
+    return ChannelState(positions_m=positions, bs_position_m=bs, distance_m=distance, path_loss_db=loss,
+                        shadowing_db=shadowing, fading_power=fading, tx_power_dbm=radio.max_tx_power_dbm,
+                        noise_psd_dbm_per_hz=channel.noise_psd_dbm_per_hz)
+
+
+def round_gain_factors(state: ChannelState, channel: ChannelConfig, rounds: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Per-round channel power gain relative to `state`, shape (rounds, K); row 0 is all ones.
+
+    With `redraw_each_round`, rounds 1.. redraw shadowing (and fading) around the same path loss;
+    otherwise every row is one. Multiply any c = g·p/N0 of `state` by a row to get that round's c.
+    """
+    factors = np.ones((rounds, state.users))
+    if channel.redraw_each_round and rounds > 1:
+        k = state.users
+        shadow = rng.normal(0.0, channel.shadowing_sigma_db, size=(rounds - 1, k)) \
+            if channel.shadowing_sigma_db > 0 else np.zeros((rounds - 1, k))
+        fading = _fading(channel, (rounds - 1, k), rng)
+        gain_db = -(state.path_loss_db + shadow) + 10 * np.log10(fading)
+        factors[1:] = 10.0 ** ((gain_db - state.gain_db) / 10.0)
+    return factors
+
+
+def downlink_snr_coeff_hz(state: ChannelState, bs_tx_power_dbm: float) -> np.ndarray:
+    """c on the downlink (K,): the same gains (reciprocity) at the base station's power."""
+    return snr_coeff_hz(state.gain_db, bs_tx_power_dbm, state.noise_psd_dbm_per_hz)

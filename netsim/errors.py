@@ -1,0 +1,7 @@
+"""The simulator's bad-input error."""
+
+from scenarios.errors import InputError
+
+
+class NetsimError(InputError):
+    """A simulation cannot run on these inputs (mismatched sizes, zero bandwidth, ...)."""

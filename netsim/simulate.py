@@ -1,0 +1,162 @@
+"""Run a protocol on an allocation and collect what happened.
+
+`simulate_sfl` turns (DelayInputs, Allocation, simulation options, channel draw) into a plan of
+durations, runs the SimPy processes and returns a `SimulationResult`: the total delay, its
+breakdown per user (compute, uplink, downlink, waiting), the end of every round and the records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from scenarios import Allocation, ChannelConfig, ChannelState, DelayInputs, RadioConfig, SimulationConfig
+
+from .channel import downlink_snr_coeff_hz, round_gain_factors
+from .engine import EventLog, scheduled_events, work_fractions
+from .errors import NetsimError
+from .protocols.sfl import SflPlan, run_sfl
+from scenarios.types import fdma_rate_bps
+
+
+@dataclass
+class SimulationResult:
+    """What one simulated training run gives. Per-user arrays have shape (K,); times in seconds."""
+
+    scheme: str
+    strategy: str
+    total_delay_s: float
+    rounds: float  # rounds simulated (fractional when I0 is)
+    local_iterations: float  # V
+    compute_s: np.ndarray
+    uplink_s: np.ndarray
+    downlink_s: np.ndarray
+    round_end_s: np.ndarray
+    log: EventLog
+    simpy_events: int
+    wall_s: float
+    paper_assumptions: bool
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def users(self) -> int:
+        return int(self.compute_s.shape[0])
+
+    @property
+    def waiting_s(self) -> np.ndarray:
+        """Idle time per user: at a barrier, in a server queue, or waiting for a peer."""
+        return np.maximum(self.total_delay_s - self.compute_s - self.uplink_s - self.downlink_s, 0.0)
+
+    @property
+    def critical_user(self) -> int:
+        """The user with the least idle time: the one on the critical path."""
+        return int(np.argmin(self.waiting_s))
+
+    def breakdown(self) -> dict:
+        """Delay breakdown of the critical user (sums to the total) and the mean over users."""
+        k = self.critical_user
+        parts = {"compute_s": self.compute_s, "uplink_s": self.uplink_s, "downlink_s": self.downlink_s,
+                 "waiting_s": self.waiting_s}
+        return {"critical_user": {"user": k, **{n: float(a[k]) for n, a in parts.items()}},
+                "mean_over_users": {n: float(a.mean()) for n, a in parts.items()}}
+
+    def events_frame(self) -> pd.DataFrame:
+        return self.log.to_frame()
+
+    def summary(self) -> dict:
+        return {
+            "scheme": self.scheme, "strategy": self.strategy, "total_delay_s": self.total_delay_s,
+            "rounds": self.rounds, "local_iterations": self.local_iterations, "users": self.users,
+            "paper_assumptions": self.paper_assumptions, "breakdown": self.breakdown(),
+            "round_time_s": {"mean": float(np.diff(self.round_end_s, prepend=0.0).mean()) if len(self.round_end_s)
+                             else 0.0},
+            "records": len(self.log), "simpy_events": self.simpy_events, "wall_s": self.wall_s,
+            "simpy_events_per_s": self.simpy_events / self.wall_s if self.wall_s > 0 else None,
+            **self.extra,
+        }
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector during a run.
+
+    A run allocates millions of small record tuples and SimPy events and frees them by reference
+    counting; generation-2 collections over that growing heap would make the cost superlinear in K.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _round_fractions(I0: float, max_rounds: int | None) -> list[float]:
+    rounds = work_fractions(I0)
+    return rounds[:max_rounds] if max_rounds is not None else rounds
+
+
+def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
+                   channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator) -> SflPlan:
+    """Durations of every SFL activity under `allocation` (see netsim.protocols.sfl)."""
+    if allocation.users != inputs.users or channel.users != inputs.users:
+        raise NetsimError(f"allocation has {allocation.users} users, inputs {inputs.users}, channel {channel.users}",
+                          field="allocation.users", value=allocation.users)
+    for name in ("b_s_hz", "b_c_hz"):
+        arr = getattr(allocation, name)
+        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise NetsimError("every user needs a finite bandwidth > 0", field=f"allocation.{name}",
+                              value=float(arr[~(np.isfinite(arr) & (arr > 0))][0]))
+    rounds = _round_fractions(allocation.I0, sim.max_rounds)
+    n_rounds = len(rounds)
+    factors = round_gain_factors(channel, channel_cfg, n_rounds, rng)
+    c_main = inputs.snr_coeff_main_hz[None, :] * factors
+    c_fed = inputs.snr_coeff_fed_hz[None, :] * factors
+    up = inputs.activation_bits / fdma_rate_bps(allocation.b_s_hz[None, :], c_main)
+    adapter_up = inputs.adapter_bits / fdma_rate_bps(allocation.b_c_hz[None, :], c_fed)
+    grad_down = adapter_down = None
+    if sim.downlink:
+        c_down = downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm)[None, :] * factors
+        rate_down = fdma_rate_bps(radio.downlink_bandwidth_hz / inputs.users, c_down)
+        grad_down = inputs.gradient_bits / rate_down
+        adapter_down = inputs.adapter_bits / rate_down
+    client = inputs.client_seconds_per_iteration
+    share = inputs.client_forward_share
+    return SflPlan(
+        rounds=rounds, iterations=work_fractions(allocation.V),
+        client_forward_s=share * client, client_backward_s=(1.0 - share) * client,
+        server_s=inputs.server_seconds_per_iteration.copy(),
+        uplink_activation_s=up, uplink_adapter_s=adapter_up, downlink_gradient_s=grad_down,
+        downlink_adapter_s=adapter_down, activation_bits=inputs.activation_bits, adapter_bits=inputs.adapter_bits,
+        gradient_bits=inputs.gradient_bits, server_concurrency=sim.server_concurrency,
+    )
+
+
+def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
+                 channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator,
+                 on_round: Callable[[int, float], None] | None = None) -> SimulationResult:
+    """Simulate SFL (FedsLLM) training under `allocation`; see `build_sfl_plan` for the inputs."""
+    plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng)
+    env = simpy.Environment()
+    log = EventLog(enabled=sim.record_events)
+    start = time.perf_counter()
+    with _gc_paused():
+        acc = run_sfl(env, plan, log, on_round)
+    wall = time.perf_counter() - start
+    rounds_run = float(sum(plan.rounds))
+    return SimulationResult(
+        scheme="sfl", strategy=allocation.strategy, total_delay_s=float(env.now), rounds=rounds_run,
+        local_iterations=allocation.V, compute_s=acc.compute_s, uplink_s=acc.uplink_s, downlink_s=acc.downlink_s,
+        round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=scheduled_events(env), wall_s=wall,
+        paper_assumptions=sim.paper_assumptions(channel_cfg),
+        extra={"eta": allocation.eta, "I0": allocation.I0, "rounds_planned": math.ceil(allocation.I0 - 1e-12)},
+    )

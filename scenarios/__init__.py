@@ -1,0 +1,31 @@
+"""Typed, validated scenario configuration and the plain data types every package exchanges."""
+
+from pathlib import Path
+
+from .errors import InputError, Problem, ScenarioError
+from .loader import load_scenario, parse_scenario, read_yaml, scenario_to_dict, scenario_to_yaml, set_path
+from .schema import (
+    ALL_STRATEGIES,
+    CellConfig,
+    ChannelConfig,
+    ComputeConfig,
+    OptimizerConfig,
+    RadioConfig,
+    Scenario,
+    SimulationConfig,
+    StudyConfig,
+    TheoryConfig,
+    WorkloadConfig,
+)
+from .seeding import rng_for
+from .types import Allocation, ChannelState, DelayInputs, dbm_to_watt, fdma_rate_bps
+
+SCENARIO_DIR = Path(__file__).resolve().parent
+"""Folder of the shipped scenario YAML files."""
+
+__all__ = [
+    "ALL_STRATEGIES", "Allocation", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "DelayInputs",
+    "InputError", "OptimizerConfig", "Problem", "RadioConfig", "SCENARIO_DIR", "Scenario", "ScenarioError",
+    "SimulationConfig", "StudyConfig", "TheoryConfig", "WorkloadConfig", "dbm_to_watt", "fdma_rate_bps",
+    "load_scenario", "parse_scenario", "read_yaml", "rng_for", "scenario_to_dict", "scenario_to_yaml", "set_path",
+]

@@ -1,0 +1,200 @@
+"""Reading scenario files: YAML in, a validated `Scenario` or a list of one-line problems out."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import Problem, ScenarioError
+from .schema import Scenario
+
+# YAML 1.1 (PyYAML) reads 20e6 and 1e-3 as strings; scenario files use them for Hz and bits.
+_FLOAT_RE = re.compile(r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$""")
+_FLOAT_FIRST = list("-+0123456789.")
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """SafeLoader that reads 1e3-style numbers as floats and rejects duplicate keys."""
+
+
+def _construct_float_or_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    if _FLOAT_RE.match(text):
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+    return loader.construct_yaml_float(node)  # .inf, .nan and other YAML 1.1 forms
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_ScenarioLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, _FLOAT_FIRST)
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:float", _construct_float_or_int)
+_ScenarioLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(text: str, source: str = "") -> dict:
+    """Parse scenario YAML text into a mapping; raise `ScenarioError` for anything else."""
+    if not text.strip():
+        raise ScenarioError(Problem("", "file is empty; expected a mapping of scenario sections", source=source))
+    try:
+        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ScenarioError(Problem("", f"YAML syntax error{where}: {what}", source=source)) from None
+    if data is None:
+        raise ScenarioError(Problem("", "file holds no data; expected a mapping of scenario sections", source=source))
+    if not isinstance(data, dict):
+        raise ScenarioError(Problem("", f"top level must be a mapping of scenario sections, not a {type(data).__name__}",
+                                    data, True, source=source))
+    return data
+
+
+def _model_at(loc: tuple, root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at `loc` (for "did you mean" suggestions)."""
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _unwrap_model(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    """Find a BaseModel inside Optional[...] / list[...] / Annotated[...]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def problems_from_validation(err: ValidationError, source: str = "") -> list[Problem]:
+    """One `Problem` per pydantic error, with the field path and a nearest-name hint for unknown keys."""
+    problems = []
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            key = str(loc[-1])
+            hint = ""
+            if parent is not None:
+                close = difflib.get_close_matches(key, list(parent.model_fields), n=1, cutoff=0.5)
+                if close:
+                    hint = f"; did you mean '{close[0]}'?"
+                else:
+                    hint = f"; valid keys: {', '.join(parent.model_fields)}"
+            problems.append(Problem(_dotted(loc), f"unknown key{hint}", source=source))
+            continue
+        message = e["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if kind == "missing":
+            problems.append(Problem(_dotted(loc), "missing required value", source=source))
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            problems.append(Problem(_dotted(loc), "must be a mapping of keys to values", e.get("input"), True,
+                                    source=source))
+        else:
+            value = e.get("input")
+            named = "input" in e and not isinstance(value, dict)  # a section-level check names its values itself
+            problems.append(Problem(_dotted(loc) or "(scenario)", message, value, named, source=source))
+    return problems
+
+
+def parse_scenario(data: dict, source: str = "") -> Scenario:
+    """Validate a mapping into a `Scenario`; raise `ScenarioError` listing every problem."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(problems_from_validation(err, source)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(Problem("", "no such file", source=source)) from None
+    except IsADirectoryError:
+        raise ScenarioError(Problem("", "is a directory, not a scenario file", source=source)) from None
+    except UnicodeDecodeError:
+        raise ScenarioError(Problem("", "is not UTF-8 text", source=source)) from None
+    return parse_scenario(read_yaml(text, source), source)
+
+
+def scenario_to_dict(scenario: Scenario) -> dict:
+    """The fully resolved scenario (every default filled in) as plain YAML-able data."""
+    return scenario.model_dump(mode="json")
+
+
+def scenario_to_yaml(scenario: Scenario, header: str = "") -> str:
+    """The resolved scenario as YAML, optionally preceded by `#` comment lines."""
+    body = yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, default_flow_style=None, width=100)
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    return comments + body
+
+
+def set_path(data: dict, dotted_path: str, value: Any) -> dict:
+    """Return a copy of the mapping `data` with `dotted_path` (e.g. 'cell.users') set to `value`.
+
+    The path must name a field of the schema; raises `ScenarioError` otherwise."""
+    parts = dotted_path.split(".")
+    model: Any = Scenario
+    for i, part in enumerate(parts):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            parent = ".".join(parts[:i]) or "(scenario)"
+            names = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+            close = difflib.get_close_matches(part, names, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ScenarioError(Problem(dotted_path, f"no field '{part}' in {parent}{hint}"))
+        model = _unwrap_model(model.model_fields[part].annotation)
+    out = _deep_copy(data)
+    node = out
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data

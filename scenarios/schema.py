@@ -1,0 +1,212 @@
+"""The scenario schema: one typed, validated configuration, parsed once.
+
+Every section is a frozen pydantic model that forbids unknown keys, rejects strings where numbers
+belong, NaN and infinities, and physically meaningless values. Defaults are the FedsLLM §IV
+settings (see ../shared/DESIGN.md, "Wireless cell"). Each package receives only its own section.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from annotated_types import Ge, Gt, Len, Lt
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
+
+# ---- value types: strict (no "10" for 10), finite, with units in the field names -------------
+Finite = Annotated[float, Strict(), AllowInfNan(False)]
+PositiveFloat = Annotated[Finite, Gt(0)]
+NonNegativeFloat = Annotated[Finite, Ge(0)]
+OpenUnitFloat = Annotated[Finite, Gt(0), Lt(1)]
+PositiveInt = Annotated[int, Strict(), Gt(0)]
+NonNegativeInt = Annotated[int, Strict(), Ge(0)]
+PointM = Annotated[list[Finite], Len(2, 2)]
+
+Scheme = Literal["sfl", "splitllm", "fl", "sl"]
+Strategy = Literal["proposed", "EB", "FE", "BA"]
+ALL_STRATEGIES: tuple[str, ...] = ("proposed", "EB", "FE", "BA")
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable once parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class CellConfig(Section):
+    """Geometry of the cell: its shape, the base station, the users and the edge servers."""
+
+    shape: Literal["square", "disc"] = Field("square", description="Cell shape, centred on the origin.")
+    side_m: PositiveFloat = Field(500.0, description="Side of a square cell in metres (FedsLLM: 500 m).")
+    radius_m: PositiveFloat = Field(250.0, description="Radius of a disc cell in metres.")
+    base_station_xy_m: PointM = Field([0.0, 0.0], description="Base-station (main and fed server) position [x, y] in metres.")
+    users: PositiveInt = Field(50, description="Number of users K (FedsLLM: 50).")
+    edge_servers: NonNegativeInt = Field(0, description="Number of edge servers M (SplitLLM).")
+    user_placement: Literal["uniform", "fixed"] = Field(
+        "uniform", description="'uniform' over the cell area, or 'fixed' at user_positions_m.")
+    user_positions_m: list[PointM] | None = Field(
+        None, description="Explicit user positions [[x, y], ...] in metres, for user_placement: fixed.")
+    edge_placement: Literal["ring", "uniform"] = Field(
+        "ring", description="Edge servers evenly on a ring at half the cell's half-width, or uniform over the cell.")
+
+    @model_validator(mode="after")
+    def _fixed_positions(self) -> CellConfig:
+        if self.user_placement == "fixed":
+            if self.user_positions_m is None:
+                raise ValueError("user_placement 'fixed' needs user_positions_m")
+            if len(self.user_positions_m) != self.users:
+                raise ValueError(f"user_positions_m has {len(self.user_positions_m)} positions for users={self.users}")
+        elif self.user_positions_m is not None:
+            raise ValueError("user_positions_m is only used with user_placement: fixed")
+        return self
+
+    @property
+    def half_width_m(self) -> float:
+        """Distance from the centre to the edge of the cell along an axis (m)."""
+        return self.side_m / 2 if self.shape == "square" else self.radius_m
+
+
+class ChannelConfig(Section):
+    """Large-scale channel: PL(d) = intercept + slope·log10(d / 1 km) dB, log-normal shadowing, noise."""
+
+    path_loss_db_at_1km: Finite = Field(128.1, description="Path loss at 1 km in dB (3GPP macro: 128.1).")
+    path_loss_db_per_decade: PositiveFloat = Field(37.6, description="Path-loss slope in dB per decade of distance.")
+    shadowing_sigma_db: NonNegativeFloat = Field(8.0, description="Log-normal shadowing standard deviation in dB.")
+    noise_psd_dbm_per_hz: Finite = Field(-174.0, description="Noise power spectral density N0 in dBm/Hz.")
+    min_distance_m: PositiveFloat = Field(1.0, description="Distances are clamped to at least this (m).")
+    fading: Literal["none", "rayleigh"] = Field(
+        "none", description="Small-scale fading applied on top of path loss and shadowing.")
+    redraw_each_round: bool = Field(
+        False, description="Redraw shadowing (and fading) every round in the simulator; the optimizer sees round 0.")
+
+
+class RadioConfig(Section):
+    """Radio resources: FDMA uplink budgets, transmit powers, downlink and backhaul."""
+
+    uplink_main_bandwidth_hz: PositiveFloat = Field(
+        20e6, description="B_s: total uplink bandwidth to the main server (Hz).")
+    uplink_fed_bandwidth_hz: PositiveFloat = Field(
+        20e6, description="B_c: total uplink bandwidth to the fed server (Hz), a separate budget.")
+    max_tx_power_dbm: Finite = Field(10.0, description="Maximum user transmit power in dBm (FedsLLM Fig. 2 x-axis).")
+    downlink_bandwidth_hz: PositiveFloat = Field(
+        20e6, description="Downlink bandwidth, shared equally (FDMA) among the users receiving (Hz).")
+    bs_tx_power_dbm: Finite = Field(46.0, description="Base-station transmit power on the downlink in dBm.")
+    backhaul_rate_bps: PositiveFloat = Field(1e9, description="Edge-to-cloud backhaul rate per edge (bit/s).")
+    backhaul_latency_s: NonNegativeFloat = Field(0.005, description="Edge-to-cloud one-way latency (s).")
+
+
+class ComputeConfig(Section):
+    """Compute speeds and the FedsLLM per-sample cycle model."""
+
+    user_cpu_hz: PositiveFloat = Field(2e9, description="f_k: user CPU frequency (FedsLLM: 2 GHz).")
+    server_cpu_hz: PositiveFloat = Field(
+        20e9, description="f_s: main-server frequency. Not given in the paper; 10x a user by default.")
+    cycles_per_sample_range: Annotated[list[PositiveFloat], Len(2, 2)] = Field(
+        [1e4, 3e4], description="[min, max] of C_k, CPU cycles per sample, drawn uniformly per user (FedsLLM).")
+    client_fraction: OpenUnitFloat = Field(
+        0.1, description="A: share of the per-sample cycles run on the client (A_min in problem (17)).")
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> ComputeConfig:
+        low, high = self.cycles_per_sample_range
+        if low > high:
+            raise ValueError(f"cycles_per_sample_range must be [min, max], got [{low}, {high}]")
+        return self
+
+
+class WorkloadConfig(Section):
+    """What crosses the air and how much data each user holds."""
+
+    activation_bits: PositiveFloat = Field(
+        281e3, description="s: bits uploaded to the main server per local iteration (FedsLLM: 281 kbit).")
+    adapter_bits: PositiveFloat = Field(
+        28.1e3, description="s_c: bits of the client adapter uploaded to the fed server per round (28.1 kbit).")
+    gradient_bits: PositiveFloat | None = Field(
+        None, description="Bits of the gradients sent back per local iteration; default = activation_bits.")
+    dataset_samples: PositiveInt = Field(60021, description="Samples in the whole data set (BlogFeedback: 60,021).")
+    data_split: Literal["even", "multinomial"] = Field(
+        "even", description="'even' split, or 'multinomial' (each sample picks a user uniformly).")
+
+    @property
+    def gradient_bits_or_default(self) -> float:
+        return self.activation_bits if self.gradient_bits is None else self.gradient_bits
+
+
+class TheoryConfig(Section):
+    """Convergence constants of FedsLLM Lemmas 1-2: I0 = a/(1-eta), V = v·log2(1/eta).
+
+    The paper gives xi, delta and epsilon0 but not L and gamma; L = gamma = 1 is our default
+    (see README, "Choice of L and gamma")."""
+
+    lipschitz_L: PositiveFloat = Field(1.0, description="L: smoothness constant of the local losses.")
+    strong_convexity_gamma: PositiveFloat = Field(1.0, description="gamma: strong-convexity constant.")
+    xi: PositiveFloat = Field(0.1, description="xi, with 0 < xi <= gamma/L (Lemma 1).")
+    delta: PositiveFloat = Field(0.1, description="delta: local step size, delta < 2/L (Lemma 2).")
+    epsilon0: OpenUnitFloat = Field(1e-3, description="epsilon0: global accuracy target.")
+    counts: Literal["continuous", "integer"] = Field(
+        "continuous", description="'continuous': I0 and V as real numbers (the paper's relaxation); 'integer': rounded up.")
+
+    @model_validator(mode="after")
+    def _lemma_conditions(self) -> TheoryConfig:
+        L, gamma = self.lipschitz_L, self.strong_convexity_gamma
+        if gamma > L:
+            raise ValueError(f"strong_convexity_gamma={gamma} must not exceed lipschitz_L={L}")
+        if self.xi > gamma / L:
+            raise ValueError(f"xi={self.xi} must be <= gamma/L = {gamma / L:g} (Lemma 1)")
+        if self.delta >= 2 / L:
+            raise ValueError(f"delta={self.delta} must be < 2/L = {2 / L:g} (Lemma 2)")
+        return self
+
+
+class OptimizerConfig(Section):
+    """Bandwidth and eta optimisation (FedsLLM problem (17)) and its baselines."""
+
+    fixed_eta: OpenUnitFloat = Field(0.1, description="eta of the FE and BA baselines (FedsLLM: 0.1).")
+    strategies: list[Strategy] = Field(
+        list(ALL_STRATEGIES), min_length=1, description="Allocation strategies to compute.")
+
+
+class SimulationConfig(Section):
+    """What the discrete-event simulator adds beyond the closed form. All off = paper assumptions."""
+
+    downlink: bool = Field(False, description="Simulate gradient and broadcast downlink transfers.")
+    server_concurrency: PositiveInt | None = Field(
+        None, description="Main-server jobs in parallel; null = unlimited (no contention, as in the paper).")
+    max_rounds: PositiveInt | None = Field(None, description="Stop after this many rounds (null = all I0).")
+    record_events: bool = Field(True, description="Keep one record per compute/transfer activity.")
+
+    def paper_assumptions(self, channel: ChannelConfig) -> bool:
+        """True when the run makes exactly the closed form's assumptions."""
+        return (not self.downlink and self.server_concurrency is None and not channel.redraw_each_round
+                and self.max_rounds is None)
+
+
+class StudyConfig(Section):
+    """What `splitsim run` does with this scenario."""
+
+    kind: Literal["simulate", "latency_vs_power"] = Field("simulate", description="The study to run.")
+    tx_power_dbm: list[Finite] = Field(
+        [0.0, 5.0, 10.0, 15.0, 20.0], min_length=1, description="Maximum transmit powers to sweep (dBm).")
+
+
+class Scenario(Section):
+    """A whole scenario file."""
+
+    name: str = Field("scenario", description="Short name, used in reports.")
+    description: str = Field("", description="Free text.")
+    seed: NonNegativeInt = Field(0, description="The one seed: every random draw derives from it.")
+    scheme: Scheme = Field("sfl", description="Training scheme: sfl (FedsLLM), splitllm, fl or sl.")
+    cell: CellConfig = CellConfig()
+    channel: ChannelConfig = ChannelConfig()
+    radio: RadioConfig = RadioConfig()
+    compute: ComputeConfig = ComputeConfig()
+    workload: WorkloadConfig = WorkloadConfig()
+    theory: TheoryConfig = TheoryConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    study: StudyConfig = StudyConfig()
+
+    @model_validator(mode="after")
+    def _scheme_needs(self) -> Scenario:
+        if self.scheme == "splitllm" and self.cell.edge_servers < 1:
+            raise ValueError("scheme 'splitllm' needs cell.edge_servers >= 1")
+        return self

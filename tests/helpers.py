@@ -1,0 +1,40 @@
+"""Test helpers: run the CLI in-process, build small scenarios."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from scenarios import Scenario, parse_scenario
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run `splitsim ARGS` in this process; return (exit status, stdout, stderr)."""
+    from analysis.cli import main
+
+    old = sys.argv
+    sys.argv = ["splitsim", *map(str, args)]
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def small_scenario(**sections) -> Scenario:
+    """A quick SFL scenario (few users, few rounds) with sections overridden by keyword."""
+    data = {"name": "test", "seed": 1, "cell": {"users": 6}, "workload": {"dataset_samples": 600},
+            "theory": {"epsilon0": 0.2}}
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return parse_scenario(data)

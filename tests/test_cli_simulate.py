@@ -1,0 +1,57 @@
+"""`splitsim simulate` writes a complete, reproducible output folder."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from scenarios import SCENARIO_DIR, load_scenario
+
+
+def test_simulate_writes_summary_events_and_resolved_scenario(cli, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = cli("simulate", SCENARIO_DIR / "tiny_sfl.yaml", "--out", out)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["provenance"]["splitsim_version"]
+    assert "git_revision" in summary["provenance"]
+    ba = summary["simulations"]["BA"]
+    assert ba["total_delay_s"] == pytest.approx(ba["closed_form_T_s"], rel=1e-9)
+    parts = ba["breakdown"]["critical_user"]
+    assert sum(parts[k] for k in ("compute_s", "uplink_s", "downlink_s", "waiting_s")) == pytest.approx(
+        ba["total_delay_s"])
+    events = pd.read_parquet(out / "events.parquet")
+    assert len(events) == ba["records"] > 0
+    assert {"time_s", "node", "kind", "bytes", "duration_s"} <= set(events.columns)
+    resolved = out / "scenario.resolved.yaml"
+    text = resolved.read_text()
+    assert "git revision:" in text and "splitsim" in text.splitlines()[0]
+    assert load_scenario(resolved) == load_scenario(SCENARIO_DIR / "tiny_sfl.yaml")
+    assert "total training delay" in stdout
+
+
+def test_simulate_extended_and_csv_events(cli, tmp_path):
+    out = tmp_path / "ext"
+    code, _, err = cli("simulate", SCENARIO_DIR / "tiny_sfl_extended.yaml", "--out", out, "--events", "csv")
+    assert code == 0, err
+    events = pd.read_csv(out / "events.csv")
+    assert {"downlink_gradient", "downlink_adapter"} <= set(events["kind"])
+    summary = json.loads((out / "summary.json").read_text())["simulations"]["BA"]
+    assert summary["paper_assumptions"] is False
+    assert summary["total_delay_s"] > summary["closed_form_T_s"]
+
+
+def test_simulate_into_a_file_path_is_a_clean_error(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = cli("simulate", SCENARIO_DIR / "tiny_sfl.yaml", "--out", blocker / "sub")
+    assert code == 2 and "--out" in err and "Traceback" not in err
+
+
+def test_simulate_bad_scenario_exits_2(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cell: {users: -3}\n")
+    code, _, err = cli("simulate", bad, "--out", tmp_path / "o")
+    assert code == 2 and "cell.users" in err

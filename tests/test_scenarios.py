@@ -1,0 +1,159 @@
+"""Scenario files: shipped ones validate, defaults are FedsLLM §IV, malformed ones fail cleanly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scenarios import SCENARIO_DIR, Scenario, ScenarioError, load_scenario, parse_scenario, scenario_to_yaml, set_path
+
+SHIPPED = sorted(SCENARIO_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_scenarios_validate(path):
+    assert isinstance(load_scenario(path), Scenario)
+
+
+def test_validate_command_accepts_all_shipped(cli):
+    code, out, err = cli("validate", *SHIPPED)
+    assert code == 0, err
+    assert out.count(": ok") == len(SHIPPED)
+
+
+def test_defaults_are_fedsllm_section_iv():
+    s = Scenario()
+    assert (s.cell.shape, s.cell.side_m, s.cell.users) == ("square", 500.0, 50)
+    assert (s.channel.path_loss_db_at_1km, s.channel.path_loss_db_per_decade) == (128.1, 37.6)
+    assert (s.channel.shadowing_sigma_db, s.channel.noise_psd_dbm_per_hz) == (8.0, -174.0)
+    assert (s.radio.uplink_main_bandwidth_hz, s.radio.uplink_fed_bandwidth_hz) == (20e6, 20e6)
+    assert s.radio.max_tx_power_dbm == 10.0
+    assert s.compute.user_cpu_hz == 2e9 and s.compute.cycles_per_sample_range == [1e4, 3e4]
+    assert (s.workload.activation_bits, s.workload.adapter_bits, s.workload.dataset_samples) == (281e3, 28.1e3, 60021)
+    assert (s.theory.xi, s.theory.delta, s.theory.epsilon0) == (0.1, 0.1, 1e-3)
+    assert s.optimizer.fixed_eta == 0.1
+
+
+def test_fig2_scenario_equals_defaults_except_study_and_names():
+    fig2 = load_scenario(SCENARIO_DIR / "fedsllm_fig2.yaml")
+    default = Scenario()
+    for section in ("cell", "channel", "radio", "compute", "workload", "theory", "optimizer", "simulation"):
+        assert getattr(fig2, section) == getattr(default, section), section
+
+
+def test_yaml_accepts_exponent_floats_without_dot():
+    s = parse_scenario({"radio": {"uplink_main_bandwidth_hz": 1e6}})
+    assert s.radio.uplink_main_bandwidth_hz == 1e6
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    s = load_scenario(SCENARIO_DIR / "fedsllm_fig2.yaml")
+    path = tmp_path / "r.yaml"
+    path.write_text(scenario_to_yaml(s, "header line"), encoding="utf-8")
+    assert load_scenario(path) == s
+
+
+def test_schema_command_prints_json_schema(cli):
+    code, out, _ = cli("schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert "cell" in schema["properties"] and "$defs" in schema
+    assert schema["$defs"]["RadioConfig"]["properties"]["max_tx_power_dbm"]["default"] == 10.0
+
+
+def test_set_path_rejects_unknown_field_with_hint():
+    with pytest.raises(ScenarioError, match="did you mean 'users'"):
+        set_path({}, "cell.usres", 3)
+    assert set_path({}, "cell.users", 3) == {"cell": {"users": 3}}
+
+
+# (file text, field path expected in the message, text expected in the message)
+MALFORMED = [
+    ("", "", "file is empty"),
+    ("# only a comment\n", "", "holds no data"),
+    ("- 1\n- 2\n", "", "top level must be a mapping"),
+    ("cell: {users: 5\n", "", "YAML syntax error at line"),
+    ("cell:\n  users: 5\n  users: 6\n", "", "duplicate key 'users'"),
+    ("sede: 3\n", "sede", "did you mean 'seed'"),
+    ("radio:\n  max_tx_power_dmb: 10\n", "radio.max_tx_power_dmb", "did you mean 'max_tx_power_dbm'"),
+    ("radio:\n  uplink_main_bandwidth_hz: -20e6\n", "radio.uplink_main_bandwidth_hz", "greater than 0"),
+    ("radio:\n  uplink_fed_bandwidth_hz: 0\n", "radio.uplink_fed_bandwidth_hz", "greater than 0"),
+    ("cell:\n  users: 0\n", "cell.users", "greater than 0"),
+    ("cell:\n  users: 2.5\n", "cell.users", "valid integer"),
+    ("cell:\n  users: true\n", "cell.users", "valid integer"),
+    ("channel:\n  shadowing_sigma_db: -1\n", "channel.shadowing_sigma_db", "greater than or equal to 0"),
+    ("channel:\n  noise_psd_dbm_per_hz: .nan\n", "channel.noise_psd_dbm_per_hz", "finite number"),
+    ("radio:\n  max_tx_power_dbm: .inf\n", "radio.max_tx_power_dbm", "finite number"),
+    ("cell:\n  side_m: '500'\n", "cell.side_m", "valid number"),
+    ("optimizer:\n  fixed_eta: 1.5\n", "optimizer.fixed_eta", "less than 1"),
+    ("optimizer:\n  fixed_eta: 0\n", "optimizer.fixed_eta", "greater than 0"),
+    ("scheme: fedavg\n", "scheme", "'sfl', 'splitllm', 'fl' or 'sl'"),
+    ("cell: 5\n", "cell", "must be a mapping"),
+    ("theory:\n  strong_convexity_gamma: 0.2\n  xi: 0.5\n", "theory", "xi=0.5 must be <= gamma/L"),
+    ("theory:\n  lipschitz_L: 25\n  strong_convexity_gamma: 5\n", "theory", "delta=0.1 must be < 2/L"),
+    ("compute:\n  cycles_per_sample_range: [3e4, 1e4]\n", "compute", "must be [min, max]"),
+    ("scheme: splitllm\n", "(scenario)", "needs cell.edge_servers >= 1"),
+    ("cell:\n  base_station_xy_m: [0, 0, 0]\n", "cell.base_station_xy_m", "at most 2 items"),
+    ("cell:\n  user_placement: fixed\n", "cell", "needs user_positions_m"),
+    ("workload:\n  dataset_samples: -5\n", "workload.dataset_samples", "greater than 0"),
+    ("optimizer:\n  strategies: [proposed, XX]\n", "optimizer.strategies[1]", "'proposed', 'EB', 'FE' or 'BA'"),
+]
+
+
+@pytest.mark.parametrize("text,field,message", MALFORMED, ids=[f"case{i}" for i in range(len(MALFORMED))])
+def test_malformed_scenarios_give_one_clean_line_and_exit_2(tmp_path, cli, text, field, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = cli("validate", path)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert "Traceback" not in err
+    assert str(path) in line
+    if field:
+        assert f": {field}: " in line, line
+    assert message in line, line
+
+
+def test_value_is_named_in_the_message(tmp_path, cli):
+    path = tmp_path / "bad.yaml"
+    path.write_text("radio:\n  uplink_main_bandwidth_hz: -20e6\n", encoding="utf-8")
+    _, _, err = cli("validate", path)
+    assert "(got -20000000.0)" in err
+
+
+def test_several_problems_several_lines_across_files(tmp_path, cli):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("cell:\n  users: 0\nradio:\n  max_tx_power_dbm: x\n", encoding="utf-8")
+    b.write_text("seed: -1\n", encoding="utf-8")
+    code, out, err = cli("validate", a, b, SHIPPED[0])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 3
+    assert sum(str(a) in line for line in lines) == 2 and sum(str(b) in line for line in lines) == 1
+    assert f"{SHIPPED[0]}: ok" in out
+
+
+def test_missing_file_is_a_clean_error(cli, tmp_path):
+    code, _, err = cli("validate", tmp_path / "nope.yaml")
+    assert code == 2 and "no such file" in err and "Traceback" not in err
+
+
+def test_error_lists_all_problems_not_only_the_first():
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario({"cell": {"users": 0, "side_m": -1}, "seed": "x"})
+    fields = {p.field for p in info.value.problems}
+    assert fields == {"cell.users", "cell.side_m", "seed"}
+
+
+def test_scenario_is_immutable():
+    s = Scenario()
+    with pytest.raises(Exception):
+        s.cell.users = 3  # type: ignore[misc]
+
+
+def test_shipped_files_are_package_data():
+    assert Path(SCENARIO_DIR, "fedsllm_fig2.yaml").is_file()
