@@ -28,6 +28,7 @@ Progress = Annotated[Optional[bool], typer.Option("--progress/--no-progress",
 class EventsFormat(str, Enum):
     parquet = "parquet"
     csv = "csv"
+    none = "none"
 
 
 def _version(value: bool) -> None:
@@ -63,16 +64,27 @@ def schema() -> None:
 
 
 @app.command()
+def optimize(file: ScenarioFile, out: OutDir) -> None:
+    """Allocate bandwidth and eta for every strategy (proposed, EB, FE, BA); write allocation.json."""
+    from .runs import run_optimize
+
+    for line in run_optimize(load_scenario(file), out, source=str(file)):
+        typer.echo(line)
+
+
+@app.command()
 def simulate(file: ScenarioFile, out: OutDir,
              events: Annotated[EventsFormat, typer.Option(help="Format of the event records.")] = EventsFormat.parquet,
              progress: Progress = None) -> None:
-    """Simulate a scenario (equal bandwidth, eta = optimizer.fixed_eta) and write summary, events, scenario."""
+    """Simulate every strategy's allocation; write summary.json, the events and the resolved scenario."""
     from .runs import run_simulate
 
-    scenario = load_scenario(file)
-    summary = run_simulate(scenario, out, source=str(file), events_format=events.value, progress=progress)
-    typer.echo(f"total training delay {summary['total_delay_s']:.6g} s over {summary['rounds']:.6g} rounds "
-               f"({summary['users']} users, {summary['records']} records) -> {out}")
+    summaries = run_simulate(load_scenario(file), out, source=str(file), events_format=events.value,
+                             progress=progress)
+    for name, s in summaries.items():
+        typer.echo(f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds "
+                   f"(optimizer: {s['optimizer_T_s']:.6g} s; {s['records']} records)")
+    typer.echo(f"-> {out}")
 
 
 @app.command()

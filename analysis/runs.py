@@ -6,10 +6,11 @@ import math
 import sys
 from pathlib import Path
 
+import pandas as pd
 from tqdm import tqdm
 
 from netsim import SimulationResult, simulate_sfl
-from optimizer import equal_bandwidth_allocation
+from optimizer import optimise
 from scenarios import Allocation, InputError, Scenario
 
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
@@ -32,46 +33,68 @@ def simulate_allocation(world: World, allocation: Allocation, progress: bool | N
                             world.channel, world.simulation_rng(), on_round=lambda r, t: bar.update(1))
 
 
-def write_events(result: SimulationResult, path_stem: Path, fmt: str) -> Path | None:
-    """Write the event records as parquet or csv; None when records were not kept."""
-    if not result.log.enabled:
-        return None
-    frame = result.events_frame()
-    if fmt == "parquet":
-        path = path_stem.with_suffix(".parquet")
-        frame.to_parquet(path, index=False)
-    else:
-        path = path_stem.with_suffix(".csv")
-        frame.to_csv(path, index=False)
-    return path
+def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> list[str]:
+    """`splitsim optimize`: every strategy's allocation, written to allocation.json."""
+    out = prepare_out_dir(out_dir)
+    write_resolved_scenario(scenario, out, source)
+    world = realise(scenario)
+    allocations = optimise(world.inputs, scenario.optimizer)
+    write_json(out / "allocation.json", {
+        "scenario": scenario.name, "inputs": world.inputs.to_dict(),
+        "strategies": {name: alloc.to_dict() for name, alloc in allocations.items()}})
+    base = allocations.get("BA")
+    lines = []
+    for name, alloc in allocations.items():
+        vs = f", {100 * (base.T_s - alloc.T_s) / base.T_s:6.2f} % below BA" if base is not None and name != "BA" else ""
+        lines.append(f"{name:>8}: T = {alloc.T_s:.6g} s, eta = {alloc.eta:.6f}, I0 = {alloc.I0:.6g}, "
+                     f"V = {alloc.V:.6g} ({alloc.solver}){vs}")
+    lines.append(f"-> {out / 'allocation.json'}")
+    return lines
 
 
 def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", events_format: str = "parquet",
                  progress: bool | None = None) -> dict:
-    """`splitsim simulate`: equal bandwidth at the fixed eta (BA), simulated; writes the output folder.
+    """`splitsim simulate`: simulate every strategy's allocation; writes the output folder.
 
-    Writes summary.json (total delay, breakdown, the closed form for comparison), events.parquet
-    (or .csv) and scenario.resolved.yaml.
+    Writes summary.json (per strategy: the simulated delay, its breakdown and the optimizer's T),
+    events.parquet (or .csv, or none) with a `strategy` column, and scenario.resolved.yaml.
     """
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
-    allocation = equal_bandwidth_allocation(world.inputs, scenario.optimizer.fixed_eta, "BA")
-    result = simulate_allocation(world, allocation, progress)
-    events_path = write_events(result, out / "events", events_format)
-    summary = result.summary()
-    summary["closed_form_T_s"] = allocation.T_s
-    summary["relative_difference_to_closed_form"] = abs(result.total_delay_s - allocation.T_s) / allocation.T_s
-    summary["allocation"] = "equal bandwidth (BA), eta = optimizer.fixed_eta"
-    summary["events_file"] = events_path.name if events_path else None
-    write_json(out / "summary.json", {"scenario": scenario.name, "simulations": {allocation.strategy: summary}})
-    return summary
+    allocations = optimise(world.inputs, scenario.optimizer)
+    summaries, frames = {}, []
+    for name, allocation in allocations.items():
+        result = simulate_allocation(world, allocation, progress)
+        summary = result.summary()
+        summary["optimizer_T_s"] = allocation.T_s
+        summary["relative_difference_to_optimizer"] = abs(result.total_delay_s - allocation.T_s) / allocation.T_s
+        summaries[name] = summary
+        if events_format != "none" and result.log.enabled:
+            frames.append(result.events_frame().assign(strategy=name))
+    events_file = None
+    if frames:
+        events = pd.concat(frames, ignore_index=True)
+        events["strategy"] = events["strategy"].astype("category")
+        events_file = "events.parquet" if events_format == "parquet" else "events.csv"
+        if events_format == "parquet":
+            events.to_parquet(out / events_file, index=False)
+        else:
+            events.to_csv(out / events_file, index=False)
+    write_json(out / "summary.json", {"scenario": scenario.name, "events_file": events_file,
+                                      "simulations": summaries})
+    return summaries
 
 
 def run_study(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
     """`splitsim run`: dispatch on `study.kind`; return the lines to print."""
     kind = scenario.study.kind
     if kind == "simulate":
-        summary = run_simulate(scenario, out_dir, source=source, progress=progress)
-        return [f"total training delay {summary['total_delay_s']:.6g} s over {summary['rounds']:.6g} rounds -> {out_dir}"]
-    raise InputError(f"study kind '{kind}' is not available yet", field="study.kind", value=kind)
+        summaries = run_simulate(scenario, out_dir, source=source, progress=progress)
+        return [f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds"
+                for name, s in summaries.items()] + [f"-> {out_dir}"]
+    if kind == "latency_vs_power":
+        from .studies import run_latency_vs_power
+
+        return run_latency_vs_power(scenario, out_dir, source, progress)
+    raise InputError(f"unknown study kind '{kind}'", field="study.kind", value=kind)

@@ -1,6 +1,8 @@
 """Training-delay minimisation for FedsLLM (problem (17)): delay model, solvers and baselines."""
 
+from .allocation import allocation_from_bandwidth, check_inputs, per_round_problem, verify_allocation
 from .baselines import equal_bandwidth_allocation
+from .convex import ConvexSolver, per_round_time_s
 from .delay_model import (
     compute_seconds_per_round,
     convergence_constants,
@@ -13,9 +15,14 @@ from .delay_model import (
     upload_seconds,
 )
 from .errors import OptimizerError
+from .eta_search import EtaChoice, choose_eta, paper_eta_grid
+from .strategies import EqualBandwidth, OptimisedBandwidth, optimise
+from .structured import PerRoundProblem, PerRoundSolution, solve_per_round, solve_per_round_batch, solve_single_pool
 
 __all__ = [
-    "OptimizerError", "compute_seconds_per_round", "convergence_constants", "counts_for",
-    "equal_bandwidth_allocation", "global_rounds", "local_iterations", "per_user_delay_s", "sample_delay_inputs",
-    "split_samples", "upload_seconds",
+    "ConvexSolver", "EqualBandwidth", "EtaChoice", "OptimisedBandwidth", "OptimizerError", "PerRoundProblem",
+    "PerRoundSolution", "allocation_from_bandwidth", "check_inputs", "choose_eta", "compute_seconds_per_round",
+    "convergence_constants", "counts_for", "equal_bandwidth_allocation", "global_rounds", "local_iterations",
+    "optimise", "paper_eta_grid", "per_round_problem", "per_round_time_s", "per_user_delay_s", "sample_delay_inputs",
+    "solve_per_round", "solve_per_round_batch", "solve_single_pool", "split_samples", "upload_seconds", "verify_allocation",
 ]

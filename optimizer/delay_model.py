@@ -30,6 +30,8 @@ def convergence_constants(theory: TheoryConfig) -> tuple[float, float]:
 
 
 def _check_eta(eta: float | np.ndarray) -> None:
+    if isinstance(eta, float) and 0.0 < eta < 1.0:
+        return
     e = np.asarray(eta, dtype=float)
     if not np.all(np.isfinite(e)) or np.any(e <= 0) or np.any(e >= 1):
         raise OptimizerError("eta must lie in (0, 1)", field="eta", value=float(e.flat[0]) if e.size == 1 else eta)

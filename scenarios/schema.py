@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from annotated_types import Ge, Gt, Len, Lt
+from annotated_types import Ge, Gt, Le, Len, Lt
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
 
 # ---- value types: strict (no "10" for 10), finite, with units in the field names -------------
@@ -163,6 +163,16 @@ class OptimizerConfig(Section):
     fixed_eta: OpenUnitFloat = Field(0.1, description="eta of the FE and BA baselines (FedsLLM: 0.1).")
     strategies: list[Strategy] = Field(
         list(ALL_STRATEGIES), min_length=1, description="Allocation strategies to compute.")
+    solver: Literal["structured", "cvxpy"] = Field(
+        "structured", description="Bandwidth solver: 'structured' (Newton on the optimality conditions) or "
+                                  "'cvxpy' (Clarabel); each falls back to the other.")
+    eta_search: Literal["exact", "grid"] = Field(
+        "exact", description="Which eta the optimised strategies use: the exact 1-D search or the paper's grid "
+                             "(both are reported).")
+    eta_grid_step: Annotated[Finite, Gt(0), Lt(0.5)] = Field(
+        0.01, description="Step of the paper's eta grid (0.01 gives 0.01, 0.02, ..., 0.99).")
+    max_delay_s: PositiveFloat | None = Field(
+        None, description="A deadline: optimize fails (exit 2) when even the proposed allocation needs longer.")
 
 
 class SimulationConfig(Section):
@@ -186,6 +196,13 @@ class StudyConfig(Section):
     kind: Literal["simulate", "latency_vs_power"] = Field("simulate", description="The study to run.")
     tx_power_dbm: list[Finite] = Field(
         [0.0, 5.0, 10.0, 15.0, 20.0], min_length=1, description="Maximum transmit powers to sweep (dBm).")
+    simulate_points: bool = Field(
+        False, description="Also simulate every (power, strategy) point and report the simulated delay.")
+    sensitivity_lipschitz_L: list[PositiveFloat] = Field(
+        [0.5, 1.0, 2.0, 5.0, 10.0, 15.0], description="L values of the sensitivity table (latency_vs_power).")
+    sensitivity_gamma_over_L: list[Annotated[Finite, Gt(0), Le(1)]] = Field(
+        [0.1, 0.25, 0.5, 1.0], description="gamma/L values of the sensitivity table; pairs violating "
+                                           "Lemmas 1-2 are skipped.")
 
 
 class Scenario(Section):
