@@ -64,6 +64,15 @@ def schema() -> None:
 
 
 @app.command()
+def profile(file: ScenarioFile, out: OutDir) -> None:
+    """Measure the scenario model's split steps at every cut; write profile.json and print tables."""
+    from .runs import run_profile
+
+    for line in run_profile(load_scenario(file), out, source=str(file)):
+        typer.echo(line)
+
+
+@app.command()
 def optimize(file: ScenarioFile, out: OutDir) -> None:
     """Allocate bandwidth and eta for every strategy (proposed, EB, FE, BA); write allocation.json."""
     from .runs import run_optimize

@@ -52,6 +52,38 @@ def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> l
     return lines
 
 
+def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> list[str]:
+    """`splitsim profile`: measure (or load) the scenario model's profile; write profile.json."""
+    from .profile_report import batches_per_round, cut_table, format_frame, tier_table, traffic_table
+    from .world import load_profile
+
+    if scenario.model is None:
+        raise InputError("the scenario names no model to profile", field="model", value=None)
+    out = prepare_out_dir(out_dir)
+    write_resolved_scenario(scenario, out, source)
+    profile = load_profile(scenario)
+    cuts, traffic, tiers = cut_table(profile), traffic_table(profile, scenario), tier_table(profile, scenario.model.cut_layers)
+    write_json(out / "profile.json", {"scenario": scenario.name, "profile": profile.to_dict(),
+                                      "cuts": cuts.to_dict(orient="records"), "tiers": tiers.to_dict(orient="records"),
+                                      "user_side_traffic_per_round": traffic.to_dict(orient="records")})
+    m = scenario.model
+    shape = f"{m.batch_size} x {profile.sequence_length} tokens" if profile.sequence_length else \
+        f"{m.batch_size} images of {profile.image_size} px"
+    lines = [f"{profile.model} ({profile.architecture}, {profile.task}, {profile.dtype}), batch {shape}, "
+             f"LoRA r = {profile.lora_rank} on {profile.lora_targets}, {profile.num_blocks} blocks; "
+             f"measured on {profile.device}",
+             "", "per candidate cut (bytes per batch; user tier = embeddings + blocks before the cut):",
+             format_frame(cuts),
+             "", f"tiers at cut_layers {m.cut_layers} (per batch; memory = params + grads + {m.optimizer} state "
+                 "+ saved activations):",
+             format_frame(tiers),
+             "", f"user-side communication per round and user ({scenario.cell.users} users, "
+                 f"{scenario.workload.dataset_samples:,} samples -> {batches_per_round(scenario)} batches of "
+                 f"{m.batch_size} per user; GiB):",
+             format_frame(traffic), "", f"-> {out / 'profile.json'}"]
+    return lines
+
+
 def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", events_format: str = "parquet",
                  progress: bool | None = None) -> dict:
     """`splitsim simulate`: simulate every strategy's allocation; writes the output folder.

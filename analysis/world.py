@@ -8,8 +8,8 @@ import networkx as nx
 import numpy as np
 
 from netsim import build_topology, sample_channel, sample_edge_positions
-from optimizer import sample_delay_inputs
-from scenarios import ChannelState, DelayInputs, Scenario, rng_for
+from optimizer import delay_inputs_from_profile, sample_delay_inputs
+from scenarios import ChannelState, DelayInputs, Scenario, WorkloadProfile, rng_for
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class World:
     channel: ChannelState
     inputs: DelayInputs
     edge_positions_m: np.ndarray
+    profile: WorkloadProfile | None = None  # measured from `scenario.model`, when there is one
 
     def topology(self) -> nx.DiGraph:
         return build_topology(self.scenario.cell, self.channel, self.edge_positions_m)
@@ -34,10 +35,26 @@ class World:
         return rng_for(self.scenario.seed, "simulation")
 
 
-def realise(scenario: Scenario) -> World:
-    """Draw the channel (stream 'channel'), edge positions ('edges') and compute demand ('compute')."""
+def load_profile(scenario: Scenario) -> WorkloadProfile | None:
+    """The scenario's model profile (measured with torch, or read from `model.profile_path`)."""
+    if scenario.model is None:
+        return None
+    from learning import profile_from_config  # torch is imported only when a model is named
+
+    return profile_from_config(scenario.model)
+
+
+def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World:
+    """Draw the channel (stream 'channel'), edge positions ('edges') and compute demand ('compute').
+
+    With a `model`, message sizes and compute come from its profile (passed in, or loaded)."""
     channel = sample_channel(scenario.cell, scenario.channel, scenario.radio, rng_for(scenario.seed, "channel"))
     edges = sample_edge_positions(scenario.cell, rng_for(scenario.seed, "edges"))
-    inputs = sample_delay_inputs(scenario.theory, scenario.compute, scenario.workload, scenario.radio, channel,
-                                 rng_for(scenario.seed, "compute"))
-    return World(scenario=scenario, channel=channel, inputs=inputs, edge_positions_m=edges)
+    profile = profile if profile is not None else load_profile(scenario)
+    if profile is None:
+        inputs = sample_delay_inputs(scenario.theory, scenario.compute, scenario.workload, scenario.radio, channel,
+                                     rng_for(scenario.seed, "compute"))
+    else:
+        inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio,
+                                           scenario.model, profile, channel, rng_for(scenario.seed, "compute"))
+    return World(scenario=scenario, channel=channel, inputs=inputs, edge_positions_m=edges, profile=profile)

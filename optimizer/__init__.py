@@ -7,6 +7,7 @@ from .delay_model import (
     compute_seconds_per_round,
     convergence_constants,
     counts_for,
+    delay_inputs_from_profile,
     global_rounds,
     local_iterations,
     per_user_delay_s,
@@ -22,7 +23,7 @@ from .structured import PerRoundProblem, PerRoundSolution, solve_per_round, solv
 __all__ = [
     "ConvexSolver", "EqualBandwidth", "EtaChoice", "OptimisedBandwidth", "OptimizerError", "PerRoundProblem",
     "PerRoundSolution", "allocation_from_bandwidth", "check_inputs", "choose_eta", "compute_seconds_per_round",
-    "convergence_constants", "counts_for", "equal_bandwidth_allocation", "global_rounds", "local_iterations",
+    "convergence_constants", "counts_for", "delay_inputs_from_profile", "equal_bandwidth_allocation", "global_rounds", "local_iterations",
     "optimise", "paper_eta_grid", "per_round_problem", "per_round_time_s", "per_user_delay_s", "sample_delay_inputs",
     "solve_per_round", "solve_per_round_batch", "solve_single_pool", "split_samples", "upload_seconds", "verify_allocation",
 ]

@@ -15,7 +15,16 @@ import math
 
 import numpy as np
 
-from scenarios import ChannelState, ComputeConfig, DelayInputs, RadioConfig, TheoryConfig, WorkloadConfig
+from scenarios import (
+    ChannelState,
+    ComputeConfig,
+    DelayInputs,
+    ModelConfig,
+    RadioConfig,
+    TheoryConfig,
+    WorkloadConfig,
+    WorkloadProfile,
+)
 from scenarios.types import fdma_rate_bps
 
 from .errors import OptimizerError
@@ -109,4 +118,33 @@ def sample_delay_inputs(theory: TheoryConfig, compute: ComputeConfig, workload: 
         client_seconds_per_iteration=share * cycles / compute.user_cpu_hz,
         server_seconds_per_iteration=(1.0 - share) * cycles / compute.server_cpu_hz,
         samples=samples,
+    )
+
+
+def delay_inputs_from_profile(theory: TheoryConfig, compute: ComputeConfig, workload: WorkloadConfig,
+                              radio: RadioConfig, model: ModelConfig, profile: WorkloadProfile,
+                              channel: ChannelState, rng: np.random.Generator) -> DelayInputs:
+    """The SFL delay inputs when a real model is named: one local iteration is one mini-batch step.
+
+    s = the activations and side tensors at the cut, the gradient bits are the activations' gradient,
+    s_c = the user tier's trainable parameters; compute = each tier's FLOPs (forward + backward, per
+    batch) over the sustained FLOP/s of the user and main-server device classes.
+    """
+    a, v = convergence_constants(theory)
+    k = channel.users
+    cut = model.cut_layers[0]
+    user, server = profile.tiers([cut])
+    boundary = profile.boundary(cut)
+    user_s = user.flops / compute.flops_per_s("user", profile.dtype)
+    server_s = server.flops / compute.flops_per_s("server", profile.dtype)
+    c = channel.snr_coeff_hz
+    return DelayInputs(
+        a=a, v=v, counts=theory.counts,
+        uplink_main_bandwidth_hz=radio.uplink_main_bandwidth_hz, uplink_fed_bandwidth_hz=radio.uplink_fed_bandwidth_hz,
+        activation_bits=8.0 * (boundary.forward_bytes + boundary.side_bytes),
+        adapter_bits=8.0 * max(user.adapter_bytes, 1), gradient_bits=8.0 * max(boundary.backward_bytes, 1),
+        snr_coeff_main_hz=c, snr_coeff_fed_hz=c.copy(),
+        client_seconds_per_iteration=np.full(k, user_s), server_seconds_per_iteration=np.full(k, server_s),
+        samples=split_samples(workload.dataset_samples, k, workload.data_split, rng),
+        client_forward_share=user.forward_flops / user.flops if user.flops > 0 else 0.5,
     )

