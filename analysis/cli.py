@@ -106,6 +106,26 @@ def run(file: ScenarioFile, out: OutDir, progress: Progress = None) -> None:
         typer.echo(line)
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command()
+def sweep(file: ScenarioFile, out: OutDir,
+          set_: Annotated[list[str], typer.Option("--set", help="PATH=V1,V2,...: a scenario field (dotted path) "
+                                                                "and its values; repeat for a grid.")],
+          engine: Annotated[Engine, typer.Option(help="Run points in local processes or on Ray.")] = Engine.local,
+          workers: Annotated[Optional[int], typer.Option(help="Parallel points (default: cores).")] = None,
+          address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray).")] = None,
+          progress: Progress = None) -> None:
+    """Run the scenario's study over a grid of field values; resumable; writes results.csv."""
+    from .sweep import run_sweep
+
+    for line in run_sweep(file, set_, out, engine.value, workers, address, progress):
+        typer.echo(line)
+
+
 def main() -> None:
     """Console entry point: runs the app, turning bad input into one-line errors and exit status 2."""
     try:

@@ -6,6 +6,7 @@ import datetime as _dt
 import functools
 import json
 import math
+import os
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -86,7 +87,7 @@ def _clean(value: Any) -> Any:
 def write_json(path: Path, data: dict) -> Path:
     """Write JSON atomically (temp file, then rename), with provenance added at the top."""
     payload = {"provenance": provenance(), **_clean(data)}
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path

@@ -30,7 +30,7 @@ class Report:
         self.lines.append("| " + " | ".join(map(str, cols)) + " |")
         self.lines.append("|" + "|".join(" --- " for _ in cols) + "|")
         for row in frame.itertuples(index=False):
-            cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in row]
+            cells = [("–" if v != v else format(v, floatfmt)) if isinstance(v, float) else str(v) for v in row]
             self.lines.append("| " + " | ".join(cells) + " |")
         self.lines.append("")
 

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from netsim import SimulationResult, simulate_sfl
 from optimizer import optimise
 from scenarios import Allocation, InputError, Scenario
 
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
+from .progress import progress_bar
 from .world import World, realise
-
-
-def _progress_bar(total: int, label: str, enabled: bool | None):
-    show = sys.stderr.isatty() if enabled is None else enabled
-    return tqdm(total=total, desc=label, unit="round", disable=not show, leave=False, file=sys.stderr)
 
 
 def simulate_allocation(world: World, allocation: Allocation, progress: bool | None = None) -> SimulationResult:
@@ -28,7 +22,7 @@ def simulate_allocation(world: World, allocation: Allocation, progress: bool | N
     total = math.ceil(allocation.I0 - 1e-12)
     if scenario.simulation.max_rounds is not None:
         total = min(total, scenario.simulation.max_rounds)
-    with _progress_bar(total, f"simulate {allocation.strategy}", progress) as bar:
+    with progress_bar(total, f"simulate {allocation.strategy}", progress) as bar:
         return simulate_sfl(world.inputs, allocation, scenario.simulation, scenario.radio, scenario.channel,
                             world.channel, world.simulation_rng(), on_round=lambda r, t: bar.update(1))
 
@@ -113,7 +107,8 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
             events.to_parquet(out / events_file, index=False)
         else:
             events.to_csv(out / events_file, index=False)
-    write_json(out / "summary.json", {"scenario": scenario.name, "events_file": events_file,
+    metrics = {f"delay_{name}_s": s["total_delay_s"] for name, s in summaries.items()}
+    write_json(out / "summary.json", {"scenario": scenario.name, "events_file": events_file, "metrics": metrics,
                                       "simulations": summaries})
     return summaries
 
@@ -126,7 +121,15 @@ def run_study(scenario: Scenario, out_dir: str | Path, source: str = "", progres
         return [f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds"
                 for name, s in summaries.items()] + [f"-> {out_dir}"]
     if kind == "latency_vs_power":
-        from .studies import run_latency_vs_power
+        from .study_power import run_latency_vs_power
 
         return run_latency_vs_power(scenario, out_dir, source, progress)
+    if kind == "scheme_comparison":
+        from .study_schemes import run_scheme_comparison
+
+        return run_scheme_comparison(scenario, out_dir, source, progress)
+    if kind in ("cut_layer", "joint_cut"):
+        from .study_cuts import run_cut_study
+
+        return run_cut_study(scenario, out_dir, source, progress)
     raise InputError(f"unknown study kind '{kind}'", field="study.kind", value=kind)

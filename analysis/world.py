@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 import numpy as np
 
-from netsim import build_topology, sample_channel, sample_edge_positions
+from netsim import associate_users, build_topology, edge_link_state, sample_channel, sample_edge_positions
 from optimizer import delay_inputs_from_profile, sample_delay_inputs
 from scenarios import ChannelState, DelayInputs, Scenario, WorkloadProfile, rng_for
 
@@ -21,6 +21,14 @@ class World:
     inputs: DelayInputs
     edge_positions_m: np.ndarray
     profile: WorkloadProfile | None = None  # measured from `scenario.model`, when there is one
+    association: np.ndarray | None = None  # (K,) index of each user's nearest edge server
+    edge_link: ChannelState | None = None  # each user's channel to its edge server
+
+    def batches_per_round(self) -> np.ndarray:
+        """Full mini-batches each user trains per local epoch (D_k // batch size), shape (K,)."""
+        if self.profile is None:
+            raise ValueError("batches per round need a model")
+        return self.inputs.samples // self.profile.batch_size
 
     def topology(self) -> nx.DiGraph:
         return build_topology(self.scenario.cell, self.channel, self.edge_positions_m)
@@ -28,7 +36,8 @@ class World:
     def at_tx_power(self, tx_power_dbm: float) -> World:
         """The same draw with every user transmitting at `tx_power_dbm`."""
         channel = self.channel.with_tx_power(tx_power_dbm)
-        return replace(self, channel=channel, inputs=self.inputs.with_snr(channel.snr_coeff_hz))
+        edge_link = self.edge_link.with_tx_power(tx_power_dbm) if self.edge_link is not None else None
+        return replace(self, channel=channel, inputs=self.inputs.with_snr(channel.snr_coeff_hz), edge_link=edge_link)
 
     def simulation_rng(self) -> np.random.Generator:
         """A fresh generator for the simulator's own draws (per-round redraws, stragglers)."""
@@ -57,4 +66,10 @@ def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World
     else:
         inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio,
                                            scenario.model, profile, channel, rng_for(scenario.seed, "compute"))
-    return World(scenario=scenario, channel=channel, inputs=inputs, edge_positions_m=edges, profile=profile)
+    association = edge_link = None
+    if len(edges):
+        association = associate_users(channel.positions_m, edges)
+        edge_link = edge_link_state(channel.positions_m, edges, association, scenario.channel,
+                                    scenario.radio.max_tx_power_dbm, rng_for(scenario.seed, "edge-channel"))
+    return World(scenario=scenario, channel=channel, inputs=inputs, edge_positions_m=edges, profile=profile,
+                 association=association, edge_link=edge_link)

@@ -7,6 +7,8 @@ loop stays cheap; plotting and summaries live outside the simulator.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from dataclasses import dataclass
 
@@ -163,6 +165,22 @@ def work_fractions(count: float) -> list[float]:
     if rest > 1e-12:
         steps.append(rest)
     return steps
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector during a run.
+
+    A run allocates millions of small record tuples and SimPy events and frees them by reference
+    counting; generation-2 collections over that growing heap would make the cost superlinear in K.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def scheduled_events(env: simpy.Environment) -> int:

@@ -7,8 +7,6 @@ breakdown per user (compute, uplink, downlink, waiting), the end of every round 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import time
 from collections.abc import Callable
@@ -21,7 +19,7 @@ import simpy
 from scenarios import Allocation, ChannelConfig, ChannelState, DelayInputs, RadioConfig, SimulationConfig
 
 from .channel import downlink_snr_coeff_hz, round_gain_factors
-from .engine import EventLog, scheduled_events, work_fractions
+from .engine import EventLog, gc_paused, scheduled_events, work_fractions
 from .errors import NetsimError
 from .protocols.sfl import SflPlan, run_sfl
 from scenarios.types import fdma_rate_bps
@@ -84,22 +82,6 @@ class SimulationResult:
         }
 
 
-@contextlib.contextmanager
-def _gc_paused():
-    """Pause Python's cyclic garbage collector during a run.
-
-    A run allocates millions of small record tuples and SimPy events and frees them by reference
-    counting; generation-2 collections over that growing heap would make the cost superlinear in K.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _round_fractions(I0: float, max_rounds: int | None) -> list[float]:
     rounds = work_fractions(I0)
     return rounds[:max_rounds] if max_rounds is not None else rounds
@@ -131,14 +113,25 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
         adapter_down = inputs.adapter_bits / rate_down
     client = inputs.client_seconds_per_iteration
     share = inputs.client_forward_share
+    weights = inputs.iteration_weights if inputs.iteration_weights is not None else np.ones(inputs.users)
     return SflPlan(
-        rounds=rounds, iterations=work_fractions(allocation.V),
+        rounds=rounds, iterations=[work_fractions(allocation.V * w) for w in weights],
         client_forward_s=share * client, client_backward_s=(1.0 - share) * client,
         server_s=inputs.server_seconds_per_iteration.copy(),
         uplink_activation_s=up, uplink_adapter_s=adapter_up, downlink_gradient_s=grad_down,
         downlink_adapter_s=adapter_down, activation_bits=inputs.activation_bits, adapter_bits=inputs.adapter_bits,
         gradient_bits=inputs.gradient_bits, server_concurrency=sim.server_concurrency,
+        slowdown=straggler_slowdown(sim, n_rounds, inputs.users, rng),
     )
+
+
+def straggler_slowdown(sim: SimulationConfig, rounds: int, users: int, rng: np.random.Generator) -> np.ndarray | None:
+    """(R, K) compute multipliers: a user straggles in a round with `straggler_probability`,
+    its compute then taking `straggler_slowdown` times longer. None when stragglers are off."""
+    if sim.straggler_probability <= 0:
+        return None
+    slow = rng.random((rounds, users)) < sim.straggler_probability
+    return np.where(slow, sim.straggler_slowdown, 1.0)
 
 
 def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
@@ -149,7 +142,7 @@ def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationCon
     env = simpy.Environment()
     log = EventLog(enabled=sim.record_events)
     start = time.perf_counter()
-    with _gc_paused():
+    with gc_paused():
         acc = run_sfl(env, plan, log, on_round)
     wall = time.perf_counter() - start
     rounds_run = float(sum(plan.rounds))

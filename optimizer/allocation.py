@@ -41,20 +41,29 @@ def per_round_problem(inputs: DelayInputs, V: float) -> PerRoundProblem:
     return PerRoundProblem(V=float(V), compute_s=inputs.compute_seconds_per_iteration,
                            c_s_hz=inputs.snr_coeff_main_hz, c_c_hz=inputs.snr_coeff_fed_hz,
                            s_bits=inputs.activation_bits, s_c_bits=inputs.adapter_bits,
-                           B_s_hz=inputs.uplink_main_bandwidth_hz, B_c_hz=inputs.uplink_fed_bandwidth_hz)
+                           B_s_hz=inputs.uplink_main_bandwidth_hz, B_c_hz=inputs.uplink_fed_bandwidth_hz,
+                           weights=inputs.iteration_weights)
 
 
 def allocation_from_bandwidth(inputs: DelayInputs, eta: float, b_s_hz: np.ndarray, b_c_hz: np.ndarray,
                               strategy: str, solver: str, details: dict | None = None) -> Allocation:
-    """The allocation these bandwidths give: budgets enforced by scaling down, upload times from
-    the Shannon rates (the rate constraints hold with equality), T_k from the delay model."""
+    """The allocation these bandwidths give at `eta`: budgets enforced by scaling down, upload times
+    from the Shannon rates (the rate constraints hold with equality), T_k from the delay model."""
+    V, I0 = counts_for(inputs, eta)
+    return allocation_with_counts(inputs, V, I0, b_s_hz, b_c_hz, strategy, solver, details, eta)
+
+
+def allocation_with_counts(inputs: DelayInputs, V: float, I0: float, b_s_hz: np.ndarray, b_c_hz: np.ndarray,
+                           strategy: str, solver: str, details: dict | None = None,
+                           eta: float = float("nan")) -> Allocation:
+    """As `allocation_from_bandwidth`, with the counts given (epoch-based runs: V = 1 local epoch of
+    `iteration_weights` batches, I0 = the rounds; eta is then NaN: not from the FedsLLM theory)."""
     b_s = np.asarray(b_s_hz, dtype=float)
     b_c = np.asarray(b_c_hz, dtype=float)
     b_s = b_s * min(1.0, inputs.uplink_main_bandwidth_hz / float(b_s.sum()))
     b_c = b_c * min(1.0, inputs.uplink_fed_bandwidth_hz / float(b_c.sum()))
     t_s = upload_seconds(inputs.activation_bits, b_s, inputs.snr_coeff_main_hz)
     t_c = upload_seconds(inputs.adapter_bits, b_c, inputs.snr_coeff_fed_hz)
-    V, I0 = counts_for(inputs, eta)
     T_k = per_user_delay_s(inputs, V, I0, t_s, t_c)
     return Allocation(strategy=strategy, eta=float(eta), V=float(V), I0=float(I0), T_s=float(np.max(T_k)),
                       b_s_hz=b_s, b_c_hz=b_c, t_s_s=t_s, t_c_s=t_c, T_k_s=T_k, solver=solver,
@@ -81,9 +90,12 @@ def verify_allocation(inputs: DelayInputs, alloc: Allocation, rel_tol: float = 1
         problems.append("some t_s is shorter than s / r(b_s): the rate constraint (17b) is violated")
     if np.any(alloc.t_c_s < need_c * (1 - rel_tol)):
         problems.append("some t_c is shorter than s_c / r(b_c): the rate constraint (17c) is violated")
-    V, I0 = counts_for(inputs, alloc.eta)
-    if abs(V - alloc.V) > rel_tol * V or abs(I0 - alloc.I0) > rel_tol * I0:
-        problems.append(f"V, I0 = {alloc.V}, {alloc.I0} do not match eta = {alloc.eta}")
+    if np.isfinite(alloc.eta):
+        V, I0 = counts_for(inputs, alloc.eta)
+        if abs(V - alloc.V) > rel_tol * V or abs(I0 - alloc.I0) > rel_tol * I0:
+            problems.append(f"V, I0 = {alloc.V}, {alloc.I0} do not match eta = {alloc.eta}")
+    else:
+        V, I0 = alloc.V, alloc.I0
     T_k = per_user_delay_s(inputs, V, I0, alloc.t_s_s, alloc.t_c_s)
     if np.any(np.abs(T_k - alloc.T_k_s) > rel_tol * T_k):
         problems.append("T_k does not match the delay model")

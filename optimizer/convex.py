@@ -47,7 +47,7 @@ def per_round_time_s(prob: PerRoundProblem, b_s_hz: np.ndarray, b_c_hz: np.ndarr
     b_c = b_c_hz * min(1.0, prob.B_c_hz / float(b_c_hz.sum()))
     t_s = prob.s_bits / fdma_rate_bps(b_s, prob.c_s_hz)
     t_c = prob.s_c_bits / fdma_rate_bps(b_c, prob.c_c_hz)
-    return float(np.max(prob.V * (prob.compute_s + t_s) + t_c))
+    return float(np.max(prob.V * prob.w * (prob.compute_s + t_s) + t_c))
 
 
 class _NormalisedForm:
@@ -81,9 +81,10 @@ class _NormalisedForm:
         h_s, h_c = prob.c_s_hz / self.b0_s, prob.c_c_hz / self.b0_c
         t0_s = prob.s_bits / fdma_rate_bps(self.b0_s, prob.c_s_hz)
         t0_c = prob.s_c_bits / fdma_rate_bps(self.b0_c, prob.c_c_hz)
-        self.P0 = float(np.max(prob.V * (prob.compute_s + t0_s) + t0_c))
+        Vk = prob.V * prob.w
+        self.P0 = float(np.max(Vk * (prob.compute_s + t0_s) + t0_c))
         k_s, k_c = np.maximum(h_s, 1.0), np.maximum(h_c, 1.0)
-        values = {"a_s": prob.V * t0_s / self.P0, "a_c": t0_c / self.P0, "a_w": prob.V * prob.compute_s / self.P0,
+        values = {"a_s": Vk * t0_s / self.P0, "a_c": t0_c / self.P0, "a_w": Vk * prob.compute_s / self.P0,
                   "l_s": np.log1p(h_s), "l_c": np.log1p(h_c), "w_s": self.b0_s / prob.B_s_hz,
                   "w_c": self.b0_c / prob.B_c_hz, "ik_s": 1.0 / k_s, "ik_c": 1.0 / k_c, "hk_s": h_s / k_s,
                   "hk_c": h_c / k_c, "lk_s": np.log(k_s), "lk_c": np.log(k_c)}
@@ -103,7 +104,7 @@ class _MegaForm:
 
     def __init__(self, users: int):
         k = users
-        self.V = cp.Parameter(nonneg=True, name="V")
+        self.V = cp.Parameter(k, nonneg=True, name="V")  # V·w_k per user
         self.Vw = cp.Parameter(k, nonneg=True, name="Vw")
         self.c_s, self.c_c = cp.Parameter(k, nonneg=True, name="c_s"), cp.Parameter(k, nonneg=True, name="c_c")
         self.s_ln2, self.sc_ln2 = cp.Parameter(nonneg=True), cp.Parameter(nonneg=True)
@@ -112,7 +113,7 @@ class _MegaForm:
         self.b_s, self.b_c = cp.Variable(k), cp.Variable(k)
         self.P = cp.Variable()
         constraints = [
-            self.V * self.t_s + self.Vw + self.t_c <= self.P,
+            cp.multiply(self.V, self.t_s) + self.Vw + self.t_c <= self.P,
             self.s_ln2 * cp.inv_pos(self.t_s) <= -cp.rel_entr(self.b_s, self.b_s + self.c_s),
             self.sc_ln2 * cp.inv_pos(self.t_c) <= -cp.rel_entr(self.b_c, self.b_c + self.c_c),
             cp.sum(self.b_s) <= self.B_s,
@@ -121,8 +122,8 @@ class _MegaForm:
         self.problem = cp.Problem(cp.Minimize(self.P), constraints)
 
     def load(self, prob: PerRoundProblem) -> None:
-        self.V.value = prob.V
-        self.Vw.value = prob.V * prob.compute_s
+        self.V.value = prob.V * prob.w
+        self.Vw.value = prob.V * prob.w * prob.compute_s
         self.c_s.value, self.c_c.value = prob.c_s_hz / 1e6, prob.c_c_hz / 1e6
         self.s_ln2.value, self.sc_ln2.value = prob.s_bits / 1e6 * LN2, prob.s_c_bits / 1e6 * LN2
         self.B_s.value, self.B_c.value = prob.B_s_hz / 1e6, prob.B_c_hz / 1e6

@@ -70,8 +70,10 @@ def counts_for(inputs: DelayInputs, eta: float) -> tuple[float, float]:
 
 
 def compute_seconds_per_round(inputs: DelayInputs, V: float) -> np.ndarray:
-    """tau_k = V · (client + server seconds per local iteration), shape (K,)."""
-    return V * inputs.compute_seconds_per_iteration
+    """tau_k = V·w_k · (client + server seconds per local iteration), shape (K,).
+
+    The weights w_k are 1 in the paper's model; epoch-based runs set them to each user's batches."""
+    return V * inputs.weights * inputs.compute_seconds_per_iteration
 
 
 def upload_seconds(bits: float, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray) -> np.ndarray:
@@ -82,8 +84,8 @@ def upload_seconds(bits: float, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarr
 
 
 def per_user_delay_s(inputs: DelayInputs, V: float, I0: float, t_s_s: np.ndarray, t_c_s: np.ndarray) -> np.ndarray:
-    """T_k = I0 · (tau_k + t_c,k + V·t_s,k), shape (K,)."""
-    return I0 * (compute_seconds_per_round(inputs, V) + t_c_s + V * t_s_s)
+    """T_k = I0 · (tau_k + t_c,k + V·w_k·t_s,k), shape (K,)."""
+    return I0 * (compute_seconds_per_round(inputs, V) + t_c_s + V * inputs.weights * t_s_s)
 
 
 def split_samples(total: int, users: int, how: str, rng: np.random.Generator) -> np.ndarray:

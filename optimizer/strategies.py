@@ -10,7 +10,13 @@ import numpy as np
 
 from scenarios import Allocation, DelayInputs, OptimizerConfig
 
-from .allocation import allocation_from_bandwidth, check_inputs, per_round_problem, verify_allocation
+from .allocation import (
+    allocation_from_bandwidth,
+    allocation_with_counts,
+    check_inputs,
+    per_round_problem,
+    verify_allocation,
+)
 from .baselines import equal_bandwidth_allocation
 from .convex import ConvexSolver, per_round_time_s
 from .delay_model import local_iterations, upload_seconds
@@ -111,7 +117,7 @@ class EqualBandwidth:
                              inputs.snr_coeff_main_hz)
         t_c = upload_seconds(inputs.adapter_bits, np.full(k, inputs.uplink_fed_bandwidth_hz / k),
                              inputs.snr_coeff_fed_hz)
-        self.per_iteration_s = inputs.compute_seconds_per_iteration + t_s
+        self.per_iteration_s = inputs.weights * (inputs.compute_seconds_per_iteration + t_s)
         self.per_round_s = t_c
 
     def __call__(self, V: float) -> float:
@@ -162,3 +168,26 @@ def optimise(inputs: DelayInputs, config: OptimizerConfig, method: str | None = 
                 f"no allocation can serve this scenario: the fastest strategy ({best.strategy}) needs "
                 f"{best.T_s:.6g} s", field="optimizer.max_delay_s", value=config.max_delay_s)
     return out
+
+
+def epoch_allocation(inputs: DelayInputs, rounds: int, bandwidth: str = "optimised",
+                     method: str = "structured") -> Allocation:
+    """SFL run as epochs: V = 1 (one local epoch of `iteration_weights` batches) and I0 = `rounds`.
+
+    `bandwidth` 'optimised' solves problem (17) for that per-round workload (the FedsLLM allocation
+    without eta); 'equal' gives every user B_s/K and B_c/K.
+    """
+    check_inputs(inputs)
+    k = inputs.users
+    if bandwidth == "equal":
+        b_s = np.full(k, inputs.uplink_main_bandwidth_hz / k)
+        b_c = np.full(k, inputs.uplink_fed_bandwidth_hz / k)
+        solver = "closed-form"
+    else:
+        _, b_s, b_c, solver = OptimisedBandwidth(inputs, method).solve(1.0)
+    alloc = allocation_with_counts(inputs, 1.0, float(rounds), b_s, b_c, f"epoch-{bandwidth}", solver)
+    problems = verify_allocation(inputs, alloc)
+    if problems:
+        raise OptimizerError(f"allocation failed verification: {problems[0]}", field="strategies.epoch",
+                             value=alloc.T_s)
+    return alloc

@@ -52,6 +52,11 @@ class PerRoundProblem:
     s_c_bits: float
     B_s_hz: float
     B_c_hz: float
+    weights: np.ndarray | None = None  # (K,): user k runs V·w_k local iterations (None: all 1)
+
+    @property
+    def w(self) -> np.ndarray:
+        return np.ones_like(self.c_s_hz) if self.weights is None else self.weights
 
     @property
     def t_s_min(self) -> np.ndarray:
@@ -98,9 +103,9 @@ def solve_single_pool(prob: PerRoundProblem, rel_tol: float = 1e-14) -> tuple[fl
     Exact for problem (17) when c_s = c_c and B_s = B_c: then b_s = b_c = b for every user (the
     time V·t_s + t_c is that of V·s + s_c bits on one sub-band). A start point otherwise.
     """
-    bits = prob.V * prob.s_bits + prob.s_c_bits
+    bits = prob.V * prob.w * prob.s_bits + prob.s_c_bits
     budget = 0.5 * (prob.B_s_hz + prob.B_c_hz)
-    busy = prob.V * prob.compute_s
+    busy = prob.V * prob.w * prob.compute_s
 
     def excess(P: float) -> float:
         return float(bandwidth_for_time_hz(bits, P - busy, prob.c_s_hz).sum() - budget)
@@ -114,14 +119,15 @@ def solve_single_pool(prob: PerRoundProblem, rel_tol: float = 1e-14) -> tuple[fl
 
 
 def _kappa(prob: PerRoundProblem, V: np.ndarray) -> np.ndarray:
-    return np.log(V)[:, None] + 2 * np.log(prob.c_c_hz / prob.c_s_hz) + np.log(prob.s_bits / prob.s_c_bits)
+    return (np.log(V)[:, None] + np.log(prob.w) + 2 * np.log(prob.c_c_hz / prob.c_s_hz)
+            + np.log(prob.s_bits / prob.s_c_bits))
 
 
 def _consistent_state(prob: PerRoundProblem, V: np.ndarray, u: np.ndarray, v: np.ndarray) -> NewtonState:
     """Complete log-SNRs (n, K) into a state: P = the slowest user, ell = the median price ratio."""
     f_s, d1_s, _ = phi_derivatives(np.exp(u))
     f_c, d1_c, _ = phi_derivatives(np.exp(v))
-    P = np.max(V[:, None] * (prob.compute_s + prob.t_s_min * f_s) + prob.t_c_min * f_c, axis=1)
+    P = np.max(V[:, None] * prob.w * (prob.compute_s + prob.t_s_min * f_s) + prob.t_c_min * f_c, axis=1)
     ell = np.median((2 * v + np.log(d1_c)) - (2 * u + np.log(d1_s)) - _kappa(prob, V), axis=1)
     return NewtonState(u, v, ell, P)
 
@@ -145,7 +151,7 @@ class _System:
         self.f_c, self.d1_c, self.d2_c = phi_derivatives(self.x_c)
         self.b_s = prob.c_s_hz / self.x_s
         self.b_c = prob.c_c_hz / self.x_c
-        Vc = V[:, None]
+        Vc = V[:, None] * prob.w
         self.r1 = (2 * st.v + np.log(self.d1_c)) - (2 * st.u + np.log(self.d1_s)) - st.ell[:, None] - kappa
         self.r2 = Vc * (prob.compute_s + prob.t_s_min * self.f_s) + prob.t_c_min * self.f_c - st.P[:, None]
         self.g1 = self.b_s.sum(axis=1) - prob.B_s_hz
@@ -157,7 +163,7 @@ class _System:
                                         np.abs(g_s), np.abs(g_c)])
 
     def newton_step(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        prob, Vc = self.prob, self.V[:, None]
+        prob, Vc = self.prob, self.V[:, None] * self.prob.w
         a_s = 2.0 + self.x_s * self.d2_s / self.d1_s  # d ln m / d ln x
         a_c = 2.0 + self.x_c * self.d2_c / self.d1_c
         p_s = Vc * prob.t_s_min * self.x_s * self.d1_s  # d r2 / d u

@@ -93,6 +93,7 @@ class RadioConfig(Section):
     downlink_bandwidth_hz: PositiveFloat = Field(
         20e6, description="Downlink bandwidth, shared equally (FDMA) among the users receiving (Hz).")
     bs_tx_power_dbm: Finite = Field(46.0, description="Base-station transmit power on the downlink in dBm.")
+    edge_tx_power_dbm: Finite = Field(30.0, description="Edge-server (small cell) transmit power in dBm.")
     backhaul_rate_bps: PositiveFloat = Field(1e9, description="Edge-to-cloud backhaul rate per edge (bit/s).")
     backhaul_latency_s: NonNegativeFloat = Field(0.005, description="Edge-to-cloud one-way latency (s).")
 
@@ -245,19 +246,35 @@ class SimulationConfig(Section):
     downlink: bool = Field(False, description="Simulate gradient and broadcast downlink transfers.")
     server_concurrency: PositiveInt | None = Field(
         None, description="Main-server jobs in parallel; null = unlimited (no contention, as in the paper).")
+    edge_concurrency: PositiveInt | None = Field(None, description="Jobs in parallel per edge server (SplitLLM).")
+    cloud_concurrency: PositiveInt | None = Field(
+        None, description="Cloud jobs in parallel (SplitLLM: edges served at once); null = unlimited.")
+    straggler_probability: Annotated[Finite, Ge(0), Le(1)] = Field(
+        0.0, description="Chance that a user straggles in a round (its compute then takes straggler_slowdown x).")
+    straggler_slowdown: Annotated[Finite, Ge(1)] = Field(4.0, description="Compute multiplier of a straggler.")
     max_rounds: PositiveInt | None = Field(None, description="Stop after this many rounds (null = all I0).")
+    rounds: PositiveInt = Field(
+        10, description="Rounds of the epoch-based runs (scheme comparison, cut study): one local epoch each.")
     record_events: bool = Field(True, description="Keep one record per compute/transfer activity.")
 
     def paper_assumptions(self, channel: ChannelConfig) -> bool:
         """True when the run makes exactly the closed form's assumptions."""
         return (not self.downlink and self.server_concurrency is None and not channel.redraw_each_round
-                and self.max_rounds is None)
+                and self.max_rounds is None and self.straggler_probability == 0)
 
 
 class StudyConfig(Section):
     """What `splitsim run` does with this scenario."""
 
-    kind: Literal["simulate", "latency_vs_power"] = Field("simulate", description="The study to run.")
+    kind: Literal["simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut"] = Field(
+        "simulate", description="The study to run: simulate the scheme; latency vs power (FedsLLM Fig. 2); "
+                                "compare schemes; what-if over cut layers; joint choice of cut, bandwidth and eta.")
+    schemes: list[Scheme] = Field(["splitllm", "sfl", "fl", "sl"], min_length=1,
+                                  description="Schemes of a scheme comparison.")
+    cuts: list[NonNegativeInt] | None = Field(
+        None, description="Candidate cut layers of the cut studies (null: every cut 1 ... N-1).")
+    user_memory_limit_gib: PositiveFloat | None = Field(
+        None, description="User device memory limit for the cut studies (null: the user device class's memory).")
     tx_power_dbm: list[Finite] = Field(
         [0.0, 5.0, 10.0, 15.0, 20.0], min_length=1, description="Maximum transmit powers to sweep (dBm).")
     simulate_points: bool = Field(

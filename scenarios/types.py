@@ -118,10 +118,15 @@ class DelayInputs:
     server_seconds_per_iteration: np.ndarray  # compute on the main server per local iteration
     samples: np.ndarray  # D_k
     client_forward_share: float = 1.0 / 3.0  # share of client compute before the upload (forward)
+    iteration_weights: np.ndarray | None = None  # (K,) user k runs V·w_k local iterations (None: all 1)
 
     @property
     def users(self) -> int:
         return int(self.snr_coeff_main_hz.shape[0])
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.ones(self.users) if self.iteration_weights is None else self.iteration_weights
 
     @property
     def compute_seconds_per_iteration(self) -> np.ndarray:
@@ -130,7 +135,7 @@ class DelayInputs:
     @property
     def tau_coeff_s(self) -> np.ndarray:
         """tau_k / log2(1/eta) = v · (client + server seconds per iteration) = E_k (A/f_k + (1-A)/f_s)."""
-        return self.v * self.compute_seconds_per_iteration
+        return self.v * self.weights * self.compute_seconds_per_iteration
 
     def with_snr(self, snr_coeff_main_hz: np.ndarray, snr_coeff_fed_hz: np.ndarray | None = None) -> DelayInputs:
         fed = snr_coeff_main_hz if snr_coeff_fed_hz is None else snr_coeff_fed_hz
@@ -145,10 +150,11 @@ class DelayInputs:
             "client_forward_share": self.client_forward_share,
             "users": [
                 {"c_hz": float(cs), "c_fed_hz": float(cc), "tau_coeff_s": float(tau),
-                 "client_s_per_iter": float(cl), "server_s_per_iter": float(sv), "samples": int(d)}
-                for cs, cc, tau, cl, sv, d in zip(self.snr_coeff_main_hz, self.snr_coeff_fed_hz, self.tau_coeff_s,
-                                                  self.client_seconds_per_iteration,
-                                                  self.server_seconds_per_iteration, self.samples)
+                 "client_s_per_iter": float(cl), "server_s_per_iter": float(sv), "samples": int(d),
+                 "iteration_weight": float(w)}
+                for cs, cc, tau, cl, sv, d, w in zip(self.snr_coeff_main_hz, self.snr_coeff_fed_hz, self.tau_coeff_s,
+                                                     self.client_seconds_per_iteration,
+                                                     self.server_seconds_per_iteration, self.samples, self.weights)
             ],
         }
 
@@ -166,6 +172,7 @@ class DelayInputs:
             server_seconds_per_iteration=_array([u["server_s_per_iter"] for u in users]),
             samples=np.asarray([u.get("samples", 0) for u in users], dtype=np.int64),
             client_forward_share=float(data.get("client_forward_share", 1.0 / 3.0)),
+            iteration_weights=_array([u.get("iteration_weight", 1.0) for u in users]),
         )
 
 

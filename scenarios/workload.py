@@ -9,6 +9,8 @@ segment 0 is the embeddings, segment i (1..N) is block i-1, segment N+1 is the h
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -155,7 +157,7 @@ class WorkloadProfile:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # parallel writers never collide
         tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
         tmp.replace(path)
         return path

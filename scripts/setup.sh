@@ -54,7 +54,7 @@ stamp="$VENV/.splitsim-install-stamp"
 want=$(cat pyproject.toml | cksum)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing splitsim and its dependencies from pyproject.toml"
-  "$VPY" -m pip install --quiet -e ".[dev,pretrained]"
+  "$VPY" -m pip install --quiet -e ".[dev,pretrained,ray]"
   printf '%s' "$want" > "$stamp"
 fi
 log "ready: $("$VENV/bin/splitsim" --version)"

@@ -152,7 +152,7 @@ def test_optimum_satisfies_lemma_3_all_users_finish_together_and_budgets_are_use
     sol = solve_per_round(prob)
     t_s = prob.s_bits / fdma_rate_bps(sol.b_s_hz, prob.c_s_hz)
     t_c = prob.s_c_bits / fdma_rate_bps(sol.b_c_hz, prob.c_c_hz)
-    np.testing.assert_allclose(prob.V * (prob.compute_s + t_s) + t_c, sol.P_s, rtol=1e-9)
+    np.testing.assert_allclose(prob.V * prob.w * (prob.compute_s + t_s) + t_c, sol.P_s, rtol=1e-9)
     assert sol.b_s_hz.sum() == pytest.approx(prob.B_s_hz, rel=1e-10)
     assert sol.b_c_hz.sum() == pytest.approx(prob.B_c_hz, rel=1e-10)
 

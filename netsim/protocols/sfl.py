@@ -18,6 +18,7 @@ import simpy
 
 from ..engine import KIND, Barrier, ComputeNode, EventLog
 from ..topology import FED_SERVER, MAIN_SERVER, user_node
+from .common import Accounts
 
 _FWD, _BWD, _SRV = KIND["client_forward"], KIND["client_backward"], KIND["server_compute"]
 _UP, _ADAPTER_UP = KIND["uplink_activation"], KIND["uplink_adapter"]
@@ -29,12 +30,13 @@ _AGG = KIND["aggregation"]
 class SflPlan:
     """Precomputed durations of one SFL run. Per-user arrays (K,); per-round arrays (R, K).
 
-    `rounds` and `iterations` are work fractions (see engine.work_fractions): all ones, except a
-    final partial step when I0 or V is fractional.
+    `rounds` and each user's `iterations` are work fractions (see engine.work_fractions): all ones,
+    except a final partial step when I0 or V is fractional. `slowdown` (R, K) multiplies a user's
+    compute in a round (stragglers); None means 1.
     """
 
     rounds: list[float]
-    iterations: list[float]
+    iterations: list[list[float]]  # per user
     client_forward_s: np.ndarray
     client_backward_s: np.ndarray
     server_s: np.ndarray
@@ -47,20 +49,11 @@ class SflPlan:
     gradient_bits: float
     server_concurrency: int | None = None
     aggregation_s: float = 0.0
+    slowdown: np.ndarray | None = None
 
     @property
     def users(self) -> int:
         return int(self.server_s.shape[0])
-
-
-@dataclass
-class Accounts:
-    """Per-user busy time by category (K,), and the end time of every round (R,)."""
-
-    compute_s: np.ndarray
-    uplink_s: np.ndarray
-    downlink_s: np.ndarray
-    round_end_s: list[float]
 
 
 def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode | None, log: EventLog,
@@ -80,9 +73,10 @@ def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode |
             downlink += d
         up = plan.uplink_activation_s[r, k]
         grad = plan.downlink_gradient_s[r, k] if plan.downlink_gradient_s is not None else None
-        for iteration_work in plan.iterations:
+        slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
+        for iteration_work in plan.iterations[k]:
             w = iteration_work * round_work
-            t, d = env.now, fwd * w
+            t, d = env.now, fwd * w * slow
             yield timeout(d)
             record((t, d, me, _FWD, k, 0.0, r))
             t, d2 = env.now, up * w
@@ -100,7 +94,7 @@ def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode |
                 yield timeout(d4)
                 record((t, d4, down_link, _GRAD_DOWN, k, g_bits * w, r))
                 downlink += d4
-            t, d5 = env.now, bwd * w
+            t, d5 = env.now, bwd * w * slow
             yield timeout(d5)
             record((t, d5, me, _BWD, k, 0.0, r))
             compute += d + d3 + d5
@@ -133,7 +127,7 @@ def run_sfl(env: simpy.Environment, plan: SflPlan, log: EventLog,
             on_round: Callable[[int, float], None] | None = None) -> Accounts:
     """Run the SFL protocol to completion on `env`; return the per-user accounts."""
     k_users = plan.users
-    acc = Accounts(np.zeros(k_users), np.zeros(k_users), np.zeros(k_users), [])
+    acc = Accounts.zeros(k_users)
     server = ComputeNode(env, MAIN_SERVER, 1.0, plan.server_concurrency) if plan.server_concurrency else None
     barriers = [Barrier(env, k_users) for _ in plan.rounds]
     released = [env.event() for _ in plan.rounds]

@@ -1,13 +1,11 @@
-"""Studies behind `splitsim run`: each writes a tidy table, labelled plots and a short report."""
+"""Study `latency_vs_power`: FedsLLM Fig. 2 and how its gains depend on the convergence constants."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from optimizer import convergence_constants, optimise
 from scenarios import InputError, Scenario, TheoryConfig
@@ -15,6 +13,7 @@ from scenarios import InputError, Scenario, TheoryConfig
 from . import plots
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .report import Report
+from .progress import progress_iter as _progress
 from .world import World, realise
 
 
@@ -24,11 +23,6 @@ def mean_reductions(table: pd.DataFrame, reference: str = "proposed") -> dict[st
     if reference not in wide:
         return {}
     return {b: float((100 * (wide[b] - wide[reference]) / wide[b]).mean()) for b in wide.columns if b != reference}
-
-
-def _progress(iterable, label: str, enabled: bool | None, total: int | None = None):
-    show = sys.stderr.isatty() if enabled is None else enabled
-    return tqdm(iterable, desc=label, total=total, disable=not show, leave=False, file=sys.stderr)
 
 
 def power_sweep_table(world: World, powers: list[float], progress: bool | None = None,
@@ -97,7 +91,8 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     if len(sensitivity):
         plots.reduction_vs_theory(sensitivity, out / "reduction_vs_theory.png")
     a, v = world.inputs.a, world.inputs.v
-    write_json(out / "summary.json", {
+    metrics = {f"reduction_vs_{b}_pct": r for b, r in reductions.items()}
+    write_json(out / "summary.json", {"metrics": metrics,
         "scenario": scenario.name, "study": "latency_vs_power", "mean_reduction_pct": reductions,
         "theory": {"lipschitz_L": scenario.theory.lipschitz_L,
                    "strong_convexity_gamma": scenario.theory.strong_convexity_gamma, "a": a, "v": v},

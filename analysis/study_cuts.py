@@ -1,0 +1,199 @@
+"""Studies `cut_layer` and `joint_cut`: what each cut layer costs, and the best cut with its allocation.
+
+- SFL (FedsLLM): for every candidate cut the profile gives s, s_c and per-tier compute; the
+  optimizer returns T for each strategy (proposed, EB, FE, BA). `joint_cut` picks the cut whose
+  proposed allocation is fastest among those that fit the user's memory — the joint choice of cut,
+  bandwidth and eta that the SplitLLM paper leaves for future work — and simulates it.
+- SL: every cut simulated (users in turn, one local epoch per round).
+- SplitLLM: every pair of cuts (user | edge | cloud) simulated.
+A cut whose tier does not fit its device's memory stays in the table, marked infeasible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from netsim import simulate_sfl
+from optimizer import delay_inputs_from_profile, optimise
+from scenarios import InputError, rng_for
+
+from . import plots
+from .outputs import prepare_out_dir, write_json, write_resolved_scenario
+from .progress import progress_iter
+from .report import Report
+from .schemes import GIB, run_scheme, scheme_memory_bytes
+from .world import World, realise
+
+
+def candidate_cuts(world: World) -> list[int]:
+    n = world.profile.num_blocks
+    cuts = world.scenario.study.cuts if world.scenario.study.cuts is not None else list(range(1, n))
+    bad = [c for c in cuts if not 0 <= c <= n]
+    if bad or not cuts:
+        raise InputError(f"candidate cuts must lie in [0, {n}] (the model has {n} blocks)", field="study.cuts",
+                         value=cuts)
+    return sorted(set(cuts))
+
+
+def user_memory_limit_bytes(world: World) -> float:
+    limit = world.scenario.study.user_memory_limit_gib
+    return limit * GIB if limit is not None else world.scenario.compute.memory_bytes("user")
+
+
+def _with_cuts(world: World, cuts: list[int]) -> World:
+    from dataclasses import replace
+
+    scenario = world.scenario.model_copy(
+        update={"model": world.scenario.model.model_copy(update={"cut_layers": cuts})})
+    return replace(world, scenario=scenario)
+
+
+def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
+    scenario, profile = world.scenario, world.profile
+    limit = user_memory_limit_bytes(world)
+    batches = world.batches_per_round()
+    rows = []
+    for cut in progress_iter(cuts, "cuts", progress):
+        model = scenario.model.model_copy(update={"cut_layers": [cut]})
+        inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio, model,
+                                           profile, world.channel, rng_for(scenario.seed, "compute"))
+        allocations = optimise(inputs, scenario.optimizer)
+        memory = scheme_memory_bytes(profile, "sfl", [cut], scenario.cell.users, 0,
+                                     scenario.simulation.server_concurrency, None)
+        user = profile.tier(0, cut)
+        b = profile.boundary(cut)
+        row = {"cut": cut, "user_memory_gib": memory["user"] / GIB, "server_memory_gib": memory["server"] / GIB,
+               "user_gflop_per_sample": user.flops / profile.batch_size / 1e9, "user_lora_params": user.lora_params,
+               "bits_per_iteration": inputs.activation_bits, "adapter_bits": inputs.adapter_bits,
+               "user_traffic_gib_per_round": float(batches.mean()) * (b.forward_bytes + b.backward_bytes) / GIB,
+               "feasible": bool(memory["user"] <= limit)}
+        for name, alloc in allocations.items():
+            row[f"T_{name}_s"], row[f"eta_{name}"] = alloc.T_s, alloc.eta
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
+    profile, limit = world.profile, user_memory_limit_bytes(world)
+    rows = []
+    for cut in progress_iter(cuts, "cuts", progress):
+        outcome = run_scheme(_with_cuts(world, [cut]), "sl")
+        user = profile.tier(0, cut)
+        rows.append({"cut": cut, "T_SL_s": outcome.result.total_delay_s,
+                     "user_memory_gib": outcome.memory_bytes["user"] / GIB,
+                     "server_memory_gib": outcome.memory_bytes["server"] / GIB,
+                     "user_gflop_per_sample": user.flops / profile.batch_size / 1e9,
+                     "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB,
+                     "feasible": bool(outcome.memory_bytes["user"] <= limit)})
+    return pd.DataFrame(rows)
+
+
+def splitllm_pair_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
+    compute = world.scenario.compute
+    limits = {"user": user_memory_limit_bytes(world), "edge": compute.memory_bytes("edge"),
+              "cloud": compute.memory_bytes("cloud")}
+    pairs = [(a, b) for a in cuts for b in cuts if a < b]
+    if not pairs:
+        raise InputError("SplitLLM needs at least two candidate cuts", field="study.cuts", value=cuts)
+    rows = []
+    for c1, c2 in progress_iter(pairs, "cut pairs", progress):
+        outcome = run_scheme(_with_cuts(world, [c1, c2]), "splitllm")
+        mem = outcome.memory_bytes
+        rows.append({"cut_user": c1, "cut_edge": c2, "delay_s": outcome.result.total_delay_s,
+                     **{f"{t}_memory_gib": mem[t] / GIB for t in ("user", "edge", "cloud")},
+                     "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB,
+                     "feasible": bool(all(mem[t] <= limits[t] for t in limits))})
+    return pd.DataFrame(rows)
+
+
+def _joint_choice(world: World, table: pd.DataFrame, out: Path) -> dict:
+    """Best feasible cut for the proposed allocation; its allocation, simulated."""
+    ok = table[table["feasible"]]
+    if ok.empty:
+        raise InputError("no candidate cut fits the user memory limit", field="study.user_memory_limit_gib",
+                         value=world.scenario.study.user_memory_limit_gib)
+    best = ok.loc[ok["T_proposed_s"].idxmin()]
+    cut = int(best["cut"])
+    scenario = world.scenario
+    model = scenario.model.model_copy(update={"cut_layers": [cut]})
+    inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio, model,
+                                       world.profile, world.channel, rng_for(scenario.seed, "compute"))
+    alloc = optimise(inputs, scenario.optimizer.model_copy(update={"strategies": ["proposed"]}))["proposed"]
+    sim = simulate_sfl(inputs, alloc, scenario.simulation, scenario.radio, scenario.channel, world.channel,
+                       world.simulation_rng())
+    choice = {"cut": cut, "T_s": alloc.T_s, "eta": alloc.eta, "I0": alloc.I0, "V": alloc.V,
+              "T_simulated_s": sim.total_delay_s, "user_memory_gib": float(best["user_memory_gib"]),
+              "inputs": inputs.to_dict(), "allocation": alloc.to_dict()}
+    write_json(out / "joint_choice.json", choice)
+    return choice
+
+
+def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
+    if scenario.model is None:
+        raise InputError("cut-layer studies need a model", field="model", value=None)
+    kind, scheme = scenario.study.kind, scenario.scheme
+    if scheme == "fl":
+        raise InputError("FL has no cut layer; choose scheme sfl, sl or splitllm", field="scheme", value=scheme)
+    if kind == "joint_cut" and scheme != "sfl":
+        raise InputError("the joint cut / bandwidth / eta choice is made for SFL (FedsLLM)", field="scheme", value=scheme)
+    out = prepare_out_dir(out_dir)
+    write_resolved_scenario(scenario, out, source)
+    world = realise(scenario)
+    cuts = candidate_cuts(world)
+    limit_gib = user_memory_limit_bytes(world) / GIB
+    title = f"{scenario.name}: {world.profile.model}, {scenario.cell.users} users"
+    report = Report("Joint choice of cut layer, bandwidth and eta" if kind == "joint_cut" else "Cut-layer what-if",
+                    scenario.name, source)
+    p = world.profile
+    report.paragraph(f"Model {p.model}: {p.num_blocks} blocks, batch {p.batch_size}, LoRA r = {p.lora_rank}, {p.dtype}; "
+                     f"profile measured on {p.device}. Scheme {scheme}, {scenario.cell.users} users. User memory limit "
+                     f"{limit_gib:.3g} GiB ({scenario.compute.user_device}"
+                     f"{'' if scenario.study.user_memory_limit_gib is None else ', set in the study'}).")
+    lines = []
+    metrics: dict = {}
+    if scheme == "splitllm":
+        table = splitllm_pair_table(world, cuts, progress)
+        table.to_csv(out / "cut_layer.csv", index=False)
+        plots.cut_layer_splitllm(table, out / "cut_layer.png", title)
+        ok = table[table["feasible"]]
+        best = ok.loc[ok["delay_s"].idxmin()] if len(ok) else None
+        if best is not None:
+            metrics = {"best_cut_user": int(best["cut_user"]), "best_cut_edge": int(best["cut_edge"]),
+                       "best_delay_s": float(best["delay_s"])}
+            lines.append(f"fastest feasible pair: cuts ({int(best['cut_user'])}, {int(best['cut_edge'])}), "
+                         f"delay {best['delay_s']:.5g} s")
+        report.table(table, "Simulated delay and peak memory per pair of cuts:")
+        report.figure("cut_layer.png", "SplitLLM delay over the two cuts (red x: over a memory limit), and memory")
+    else:
+        table = sfl_cut_table(world, cuts, progress) if scheme == "sfl" else sl_cut_table(world, cuts, progress)
+        table.to_csv(out / "cut_layer.csv", index=False)
+        plots.cut_layer_sfl(table, out / "cut_layer.png", limit_gib, title)
+        report.table(table, "Per cut: training delay per strategy, memory, compute and traffic of the user:")
+        report.figure("cut_layer.png", "delay per strategy, user memory against the device limit, user compute "
+                                       "and traffic, against the cut layer")
+        delay_col = "T_proposed_s" if scheme == "sfl" else "T_SL_s"
+        ok = table[table["feasible"]]
+        if len(ok):
+            best = ok.loc[ok[delay_col].idxmin()]
+            metrics = {"best_cut": int(best["cut"]), "best_delay_s": float(best[delay_col])}
+            lines.append(f"fastest feasible cut: {int(best['cut'])} ({delay_col} = {best[delay_col]:.5g} s)")
+        if kind == "joint_cut":
+            choice = _joint_choice(world, table, out)
+            plots.joint_cut(table, choice["cut"], out / "joint_cut.png", title)
+            report.paragraph(f"Joint optimum: cut {choice['cut']}, eta = {choice['eta']:.4f}, T = {choice['T_s']:.6g} s "
+                             f"(simulated {choice['T_simulated_s']:.6g} s); allocation in `joint_choice.json`.")
+            report.figure("joint_cut.png", "optimal delay per cut, the joint optimum circled")
+            metrics.update({"joint_cut": choice["cut"], "joint_eta": choice["eta"], "joint_T_s": choice["T_s"]})
+            lines.append(f"joint optimum: cut {choice['cut']}, eta {choice['eta']:.4f}, T = {choice['T_s']:.6g} s")
+    infeasible = int((~table["feasible"]).sum())
+    if infeasible:
+        lines.append(f"{infeasible} of {len(table)} candidates exceed a device memory limit (marked infeasible)")
+    write_json(out / "summary.json", {"scenario": scenario.name, "study": kind, "metrics": metrics,
+                                      "rows": table.to_dict(orient="records")})
+    report.write(out)
+    return lines + [f"-> {out}"]
+
+
+__all__ = ["candidate_cuts", "run_cut_study", "sfl_cut_table", "sl_cut_table", "splitllm_pair_table"]

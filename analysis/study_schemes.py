@@ -1,0 +1,56 @@
+"""Study `scheme_comparison`: SplitLLM vs SFL vs FL vs SL on the same cell and model.
+
+The shape of SplitLLM Table II (user-side traffic, peak memory per tier) plus what it lacks: the
+wall-clock training delay on the simulated network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots
+from scenarios import InputError
+
+from .outputs import prepare_out_dir, write_json, write_resolved_scenario
+from .progress import progress_iter
+from .report import Report
+from .schemes import SCHEME_LABEL, run_scheme
+from .world import realise
+
+
+def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
+    if scenario.model is None:
+        raise InputError("comparing schemes needs a model", field="model", value=None)
+    if "splitllm" in scenario.study.schemes and (len(scenario.model.cut_layers) != 2 or scenario.cell.edge_servers < 1):
+        raise InputError("comparing with SplitLLM needs scheme: splitllm, two model.cut_layers (SFL and SL use the "
+                         "first) and cell.edge_servers >= 1", field="model.cut_layers", value=scenario.model.cut_layers)
+    out = prepare_out_dir(out_dir)
+    write_resolved_scenario(scenario, out, source)
+    world = realise(scenario)
+    rows = [run_scheme(world, scheme).row() for scheme in progress_iter(scenario.study.schemes, "schemes", progress)]
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "scheme_comparison.csv", index=False)
+    plots.scheme_comparison(table, out / "scheme_comparison.png", f"{scenario.name}: {scenario.cell.users} users, "
+                            f"{scenario.model.source}, {scenario.simulation.rounds} rounds")
+    metrics = {f"delay_{r['scheme']}_s": r["delay_s"] for r in rows}
+    write_json(out / "summary.json", {"scenario": scenario.name, "study": "scheme_comparison", "metrics": metrics,
+                                      "rows": rows})
+    p = world.profile
+    report = Report("Scheme comparison: SplitLLM, SFL, FL and SL", scenario.name, source)
+    report.paragraph(
+        f"{scenario.cell.users} users, {scenario.cell.edge_servers} edge servers; model {p.model} "
+        f"({p.num_blocks} blocks, LoRA r = {p.lora_rank}, batch {p.batch_size}, {p.dtype}), cut layers "
+        f"{scenario.model.cut_layers}; {scenario.simulation.rounds} rounds of one local epoch each. Memory is the "
+        f"peak of one device of each tier; user traffic is per round and user (Table II counts activations and "
+        f"gradients for the split schemes, adapters up and down for FL). Profile measured on {p.device}.")
+    cols = ["label", "delay_s", "round_s", "user_traffic_gib_per_round", "user_memory_gib", "edge_memory_gib",
+            "cloud_memory_gib", "server_memory_gib"]
+    report.table(table[cols], "Delay, traffic and peak memory per tier:")
+    report.figure("scheme_comparison.png", "training delay, user traffic per round and peak memory per tier, per scheme")
+    report.write(out)
+    lines = [f"{SCHEME_LABEL[r['scheme']]:>14}: delay {r['delay_s']:10.5g} s, user traffic "
+             f"{r['user_traffic_gib_per_round']:.4g} GiB/round, memory user {r['user_memory_gib']:.3g} GiB"
+             for r in rows]
+    return lines + [f"-> {out}"]

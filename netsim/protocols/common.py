@@ -1,0 +1,39 @@
+"""Pieces the epoch-based protocols share: per-user accounts and recorded activities."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from ..engine import EventLog
+
+
+@dataclass
+class Accounts:
+    """Per-user busy time by category (K,), and the end time of every round."""
+
+    compute_s: np.ndarray
+    uplink_s: np.ndarray
+    downlink_s: np.ndarray
+    round_end_s: list[float] = field(default_factory=list)
+
+    @classmethod
+    def zeros(cls, users: int) -> Accounts:
+        return cls(np.zeros(users), np.zeros(users), np.zeros(users))
+
+
+class Recorder:
+    """Runs and records one activity at a time: `yield from rec.hold(...)`."""
+
+    def __init__(self, env: simpy.Environment, log: EventLog):
+        self.env = env
+        self.append = log.rows.append if log.enabled else deque(maxlen=0).append
+
+    def hold(self, seconds: float, node: str, kind: int, user: int, bits: float, round_index: int):
+        start = self.env.now
+        if seconds > 0:
+            yield self.env.timeout(seconds)
+        self.append((start, seconds, node, kind, user, bits, round_index))

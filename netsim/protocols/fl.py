@@ -1,0 +1,75 @@
+"""FL: every user trains the whole model (LoRA) on its own data, uploads its adapter, FedAvg.
+
+Users work in parallel: the new global adapter comes down (optional downlink, FDMA shares), each
+user trains its local epoch batch by batch, then uploads its adapter on its FDMA share of the
+uplink; when all are in, the server aggregates and the next round starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from ..engine import KIND, Barrier, EventLog
+from ..topology import FED_SERVER, user_node
+from .common import Accounts, Recorder
+
+
+@dataclass(frozen=True)
+class FlPlan:
+    rounds: int
+    batches: np.ndarray  # (K,)
+    train_s: float  # one local step of the whole model (forward + backward) per batch
+    adapter_up_s: np.ndarray  # (R, K)
+    adapter_down_s: np.ndarray | None  # (R, K)
+    adapter_bits: float
+    aggregation_s: float = 0.0
+    slowdown: np.ndarray | None = None
+
+    @property
+    def users(self) -> int:
+        return int(self.batches.shape[0])
+
+
+def _user(env, k: int, plan: FlPlan, rec: Recorder, barriers, released, acc: Accounts):
+    me = user_node(k)
+    for r in range(plan.rounds):
+        slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
+        if plan.adapter_down_s is not None:
+            d = plan.adapter_down_s[r, k]
+            yield from rec.hold(d, f"{FED_SERVER}->{me}", KIND["downlink_adapter"], k, plan.adapter_bits, r)
+            acc.downlink_s[k] += d
+        for _ in range(int(plan.batches[k])):
+            yield from rec.hold(plan.train_s * slow, me, KIND["client_train"], k, 0.0, r)
+            acc.compute_s[k] += plan.train_s * slow
+        d = plan.adapter_up_s[r, k]
+        yield from rec.hold(d, f"{me}->{FED_SERVER}", KIND["uplink_adapter"], k, plan.adapter_bits, r)
+        acc.uplink_s[k] += d
+        barriers[r].arrive()
+        yield released[r]
+
+
+def _server(env, plan: FlPlan, rec: Recorder, barriers, released, acc: Accounts, on_round):
+    for r in range(plan.rounds):
+        yield barriers[r].event
+        yield from rec.hold(plan.aggregation_s, FED_SERVER, KIND["aggregation"], -1, 0.0, r)
+        acc.round_end_s.append(env.now)
+        released[r].succeed()
+        if on_round is not None:
+            on_round(r, env.now)
+
+
+def run_fl(env: simpy.Environment, plan: FlPlan, log: EventLog,
+           on_round: Callable[[int, float], None] | None = None) -> Accounts:
+    acc = Accounts.zeros(plan.users)
+    rec = Recorder(env, log)
+    barriers = [Barrier(env, plan.users) for _ in range(plan.rounds)]
+    released = [env.event() for _ in range(plan.rounds)]
+    for k in range(plan.users):
+        env.process(_user(env, k, plan, rec, barriers, released, acc))
+    env.process(_server(env, plan, rec, barriers, released, acc, on_round))
+    env.run()
+    return acc

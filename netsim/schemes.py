@@ -1,0 +1,169 @@
+"""Plans of the epoch-based schemes (SplitLLM, SL, FL) from a WorkloadProfile, and their runs.
+
+One round is one local epoch: user k trains `batches[k]` mini-batches. Per-batch compute is a
+tier's FLOPs (forward, backward) from the profile over the sustained FLOP/s of the device class
+that runs it; messages are the profile's bytes at the cuts and its adapters. Wireless rates follow
+the FDMA formula on the drawn channels: a user who has the channel to itself (SplitLLM and SL users
+take turns) gets the whole band; users transmitting together (FL) share it equally.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from scenarios import ChannelConfig, ChannelState, ComputeConfig, RadioConfig, SimulationConfig, WorkloadProfile
+from scenarios.types import fdma_rate_bps
+
+from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors
+from .engine import EventLog, gc_paused, scheduled_events
+from .errors import NetsimError
+from .protocols.fl import FlPlan, run_fl
+from .protocols.sl import SlPlan, run_sl
+from .protocols.splitllm import SplitLlmPlan, run_splitllm
+from .simulate import SimulationResult, straggler_slowdown
+
+
+def _seconds(bits: float, rate_bps: np.ndarray | float) -> np.ndarray:
+    rate = np.asarray(rate_bps, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(rate > 0, bits / rate, np.inf)
+
+
+def _per_batch(profile: WorkloadProfile, compute: ComputeConfig, role: str, start: int, stop: int) -> tuple[float, float]:
+    tier = profile.tier(start, stop)
+    speed = compute.flops_per_s(role, profile.dtype)
+    return tier.forward_flops / speed, tier.backward_flops / speed
+
+
+def _check_batches(batches: np.ndarray, users: int) -> np.ndarray:
+    batches = np.asarray(batches, dtype=np.int64)
+    if batches.shape != (users,) or np.any(batches < 0):
+        raise NetsimError(f"need one non-negative batch count per user ({users})", field="batches",
+                          value=batches.tolist()[:5])
+    return batches
+
+
+def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: ComputeConfig, radio: RadioConfig,
+                        sim: SimulationConfig, channel_cfg: ChannelConfig, edge_link: ChannelState,
+                        association: np.ndarray, edges: int, batches: np.ndarray,
+                        rng: np.random.Generator) -> SplitLlmPlan:
+    """`edge_link`: each user's channel to its own edge; `association[k]`: that edge's index."""
+    if len(cuts) != 2:
+        raise NetsimError("SplitLLM needs two cut layers (user | edge | cloud)", field="model.cut_layers", value=cuts)
+    k = edge_link.users
+    batches = _check_batches(batches, k)
+    c1, c2 = cuts
+    uf, ub = _per_batch(profile, compute, "user", 0, c1)
+    ef, eb = _per_batch(profile, compute, "edge", c1, c2)
+    cf, cb = _per_batch(profile, compute, "cloud", c2, profile.num_blocks)
+    b1, b2 = profile.boundary(c1), profile.boundary(c2)
+    user_adapter = 8.0 * profile.tier(0, c1).adapter_bytes
+    edge_adapter = 8.0 * profile.tier(c1, c2).adapter_bytes
+    bits = {"activation": 8.0 * (b1.forward_bytes + b1.side_bytes), "gradient": 8.0 * b1.backward_bytes,
+            "backhaul_activation": 8.0 * (b2.forward_bytes + b2.side_bytes), "backhaul_gradient": 8.0 * b2.backward_bytes,
+            "user_adapter": user_adapter, "edge_adapter": edge_adapter}
+    factors = round_gain_factors(edge_link, channel_cfg, sim.rounds, rng)
+    c_up = edge_link.snr_coeff_hz[None, :] * factors
+    up_rate = fdma_rate_bps(radio.uplink_main_bandwidth_hz, c_up)
+    down = None
+    if sim.downlink:
+        c_down = downlink_snr_coeff_hz(edge_link, radio.edge_tx_power_dbm)[None, :] * factors
+        down = fdma_rate_bps(radio.downlink_bandwidth_hz, c_down)
+    haul = lambda b: radio.backhaul_latency_s + b / radio.backhaul_rate_bps  # noqa: E731
+    edge_users = [[int(u) for u in np.flatnonzero(association == m)] for m in range(edges)]
+    return SplitLlmPlan(
+        rounds=sim.rounds, edge_users=edge_users, batches=batches, user_forward_s=uf, user_backward_s=ub,
+        edge_forward_s=ef, edge_backward_s=eb, cloud_s=cf + cb, uplink_s=_seconds(bits["activation"], up_rate),
+        downlink_gradient_s=None if down is None else _seconds(bits["gradient"], down),
+        user_adapter_up_s=_seconds(user_adapter, up_rate),
+        user_adapter_down_s=None if down is None else _seconds(user_adapter, down),
+        backhaul_activation_s=haul(bits["backhaul_activation"]), backhaul_gradient_s=haul(bits["backhaul_gradient"]),
+        backhaul_adapters_up_s=[haul(len(users) * user_adapter + edge_adapter) for users in edge_users],
+        backhaul_adapters_down_s=haul(user_adapter + edge_adapter), bits=bits,
+        cloud_concurrency=sim.cloud_concurrency, slowdown=straggler_slowdown(sim, sim.rounds, k, rng))
+
+
+def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, radio: RadioConfig,
+                  sim: SimulationConfig, channel_cfg: ChannelConfig, link: ChannelState, batches: np.ndarray,
+                  rng: np.random.Generator) -> SlPlan:
+    """`link`: each user's channel to the base station (main server)."""
+    k = link.users
+    batches = _check_batches(batches, k)
+    uf, ub = _per_batch(profile, compute, "user", 0, cut)
+    sf, sb = _per_batch(profile, compute, "server", cut, profile.num_blocks)
+    b = profile.boundary(cut)
+    user_adapter = 8.0 * profile.tier(0, cut).adapter_bytes
+    bits = {"activation": 8.0 * (b.forward_bytes + b.side_bytes), "gradient": 8.0 * b.backward_bytes,
+            "user_adapter": user_adapter}
+    factors = round_gain_factors(link, channel_cfg, sim.rounds, rng)
+    up_rate = fdma_rate_bps(radio.uplink_main_bandwidth_hz, link.snr_coeff_hz[None, :] * factors)
+    down = None
+    if sim.downlink:
+        down = fdma_rate_bps(radio.downlink_bandwidth_hz,
+                             downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
+    return SlPlan(rounds=sim.rounds, batches=batches, user_forward_s=uf, user_backward_s=ub, server_s=sf + sb,
+                  uplink_s=_seconds(bits["activation"], up_rate),
+                  downlink_gradient_s=None if down is None else _seconds(bits["gradient"], down),
+                  user_adapter_up_s=_seconds(user_adapter, up_rate),
+                  user_adapter_down_s=None if down is None else _seconds(user_adapter, down),
+                  bits=bits, slowdown=straggler_slowdown(sim, sim.rounds, k, rng))
+
+
+def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: RadioConfig, sim: SimulationConfig,
+                  channel_cfg: ChannelConfig, link: ChannelState, batches: np.ndarray,
+                  rng: np.random.Generator) -> FlPlan:
+    """Adapters go up on equal FDMA shares of the fed band B_c and come down on shares of the downlink."""
+    k = link.users
+    batches = _check_batches(batches, k)
+    whole = profile.whole()
+    train = whole.flops / compute.flops_per_s("user", profile.dtype)
+    adapter = 8.0 * whole.adapter_bytes
+    factors = round_gain_factors(link, channel_cfg, sim.rounds, rng)
+    up_rate = fdma_rate_bps(radio.uplink_fed_bandwidth_hz / k, link.snr_coeff_hz[None, :] * factors)
+    down = None
+    if sim.downlink:
+        down = fdma_rate_bps(radio.downlink_bandwidth_hz / k,
+                             downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
+    return FlPlan(rounds=sim.rounds, batches=batches, train_s=train, adapter_up_s=_seconds(adapter, up_rate),
+                  adapter_down_s=None if down is None else _seconds(adapter, down), adapter_bits=adapter,
+                  slowdown=straggler_slowdown(sim, sim.rounds, k, rng))
+
+
+RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlPlan: ("fl", run_fl)}
+
+
+def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
+             on_round: Callable[[int, float], None] | None = None) -> SimulationResult:
+    """Run a SplitLLM, SL or FL plan to completion."""
+    scheme, runner = RUNNERS[type(plan)]
+    env = simpy.Environment()
+    log = EventLog(enabled=sim.record_events)
+    start = time.perf_counter()
+    with gc_paused():
+        acc = runner(env, plan, log, on_round)
+    wall = time.perf_counter() - start
+    return SimulationResult(
+        scheme=scheme, strategy="-", total_delay_s=float(env.now), rounds=float(plan.rounds),
+        local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
+        downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log,
+        simpy_events=scheduled_events(env), wall_s=wall, paper_assumptions=sim.paper_assumptions(channel_cfg))
+
+
+def edge_link_state(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, association: np.ndarray,
+                    channel_cfg: ChannelConfig, tx_power_dbm: float, rng: np.random.Generator) -> ChannelState:
+    """Each user's channel to its own edge server: path loss over that distance, fresh shadowing."""
+    anchors = edge_positions_m[association]
+    distance = np.maximum(np.linalg.norm(user_positions_m - anchors, axis=1), channel_cfg.min_distance_m)
+    k = len(distance)
+    shadow = rng.normal(0.0, channel_cfg.shadowing_sigma_db, size=k) if channel_cfg.shadowing_sigma_db > 0 \
+        else np.zeros(k)
+    fading = rng.exponential(1.0, size=k) if channel_cfg.fading == "rayleigh" else np.ones(k)
+    return ChannelState(positions_m=user_positions_m, bs_position_m=np.zeros(2), distance_m=distance,
+                         path_loss_db=path_loss_db(distance, channel_cfg.path_loss_db_at_1km,
+                                                   channel_cfg.path_loss_db_per_decade, channel_cfg.min_distance_m),
+                         shadowing_db=shadow, fading_power=fading, tx_power_dbm=tx_power_dbm,
+                         noise_psd_dbm_per_hz=channel_cfg.noise_psd_dbm_per_hz)
