@@ -85,14 +85,15 @@ def optimize(file: ScenarioFile, out: OutDir) -> None:
 def simulate(file: ScenarioFile, out: OutDir,
              events: Annotated[EventsFormat, typer.Option(help="Format of the event records.")] = EventsFormat.parquet,
              progress: Progress = None) -> None:
-    """Simulate every strategy's allocation; write summary.json, the events and the resolved scenario."""
+    """Simulate the scenario's scheme (SFL: every allocation strategy); write summary, events, scenario."""
     from .runs import run_simulate
 
     summaries = run_simulate(load_scenario(file), out, source=str(file), events_format=events.value,
                              progress=progress)
     for name, s in summaries.items():
+        versus = f"optimizer: {s['optimizer_T_s']:.6g} s; " if "optimizer_T_s" in s else ""
         typer.echo(f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds "
-                   f"(optimizer: {s['optimizer_T_s']:.6g} s; {s['records']} records)")
+                   f"({versus}{s['records']} records)")
     typer.echo(f"-> {out}")
 
 
@@ -103,6 +104,15 @@ def run(file: ScenarioFile, out: OutDir, progress: Progress = None) -> None:
 
     scenario = load_scenario(file)
     for line in run_study(scenario, out, source=str(file), progress=progress):
+        typer.echo(line)
+
+
+@app.command()
+def train(file: ScenarioFile, out: OutDir, progress: Progress = None) -> None:
+    """Fine-tune the model with each scheme and partition for real; resume from checkpoints in OUT."""
+    from .train_run import run_training
+
+    for line in run_training(load_scenario(file), out, source=str(file), progress=progress):
         typer.echo(line)
 
 

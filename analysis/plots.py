@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -59,8 +60,6 @@ def reduction_vs_theory(table: pd.DataFrame, path: Path) -> Path:
 
 def scheme_comparison(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Three panels: training delay, user traffic per round, peak memory per tier, per scheme."""
-    import numpy as np
-
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     labels = list(table["label"])
     x = np.arange(len(labels))
@@ -115,8 +114,6 @@ def cut_layer_sfl(table: pd.DataFrame, path: Path, limit_gib: float, title: str 
 
 def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     """SplitLLM cut pairs: delay heatmap over (user cut, edge cut), infeasible pairs crossed out."""
-    import numpy as np
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     grid = table.pivot(index="cut_edge", columns="cut_user", values="delay_s")
     im = axes[0].imshow(grid.values, origin="lower", aspect="auto", cmap="viridis")
@@ -161,4 +158,26 @@ def joint_cut(table: pd.DataFrame, best_cut: int, path: Path, title: str = "") -
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "Joint choice of cut layer, bandwidth and eta")
+    return _save(fig, path)
+
+
+def time_to_accuracy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Accuracy against simulated wall-clock time, one curve per scheme, one panel per partition."""
+    parts = list(dict.fromkeys(table["partition"]))
+    longest = float(table["simulated_time_s"].max())
+    unit, scale = ("h", 3600.0) if longest > 7200 else ("min", 60.0) if longest > 120 else ("s", 1.0)
+    fig, axes = plt.subplots(1, len(parts), figsize=(6.2 * len(parts), 4.4), squeeze=False)
+    colors = {"splitllm": "C0", "sfl": "C1", "fl": "C2", "sl": "C3"}
+    labels = {"splitllm": "SplitLLM", "sfl": "SFL (FedsLLM)", "fl": "FL", "sl": "SL"}
+    for ax, how in zip(axes[0], parts):
+        for scheme, rows in table[table["partition"] == how].groupby("scheme", sort=False):
+            rows = rows.sort_values("round")
+            ax.plot(rows["simulated_time_s"] / scale, rows["eval_accuracy"], marker="o", color=colors.get(scheme),
+                    label=labels.get(scheme, scheme))
+        ax.set_xlabel(f"simulated wall-clock time ({unit})")
+        ax.set_ylabel("evaluation accuracy")
+        ax.set_title("IID" if how == "iid" else "non-IID (Dirichlet)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "Time to accuracy")
     return _save(fig, path)

@@ -78,24 +78,45 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
     return lines
 
 
+def _simulations(scenario: Scenario, world: World, progress: bool | None):
+    """(name, result, extra summary fields) for every simulation `simulate` runs.
+
+    SFL: one per allocation strategy (FedsLLM's V and I0 from eta). SplitLLM, SL and FL: the
+    scheme itself for `simulation.rounds` local epochs, from the model profile.
+    """
+    if scenario.scheme == "sfl":
+        for name, allocation in optimise(world.inputs, scenario.optimizer).items():
+            result = simulate_allocation(world, allocation, progress)
+            yield name, result, {"optimizer_T_s": allocation.T_s, "relative_difference_to_optimizer":
+                                 abs(result.total_delay_s - allocation.T_s) / allocation.T_s}
+        return
+    from .schemes import run_scheme
+
+    with progress_bar(scenario.simulation.rounds, f"simulate {scenario.scheme}", progress) as bar:
+        outcome = run_scheme(world, scenario.scheme, on_round=lambda r, t: bar.update(1))
+    yield scenario.scheme, outcome.result, {
+        "memory_gib": {tier: b / 2**30 for tier, b in outcome.memory_bytes.items()},
+        "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / 2**30}
+
+
 def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", events_format: str = "parquet",
                  progress: bool | None = None) -> dict:
-    """`splitsim simulate`: simulate every strategy's allocation; writes the output folder.
+    """`splitsim simulate`: simulate the scenario's scheme; writes the output folder.
 
-    Writes summary.json (per strategy: the simulated delay, its breakdown and the optimizer's T),
-    events.parquet (or .csv, or none) with a `strategy` column, and scenario.resolved.yaml.
+    SFL runs every allocation strategy (and reports the optimizer's T beside the simulated delay);
+    SplitLLM, SL and FL run from the model profile. Writes summary.json (per run: the simulated
+    delay and its breakdown), events.parquet (or .csv, or none) with a `strategy` column, and
+    scenario.resolved.yaml.
     """
+    if scenario.scheme != "sfl" and scenario.model is None:
+        raise InputError(f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
+                         field="model", value=None)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
-    allocations = optimise(world.inputs, scenario.optimizer)
     summaries, frames = {}, []
-    for name, allocation in allocations.items():
-        result = simulate_allocation(world, allocation, progress)
-        summary = result.summary()
-        summary["optimizer_T_s"] = allocation.T_s
-        summary["relative_difference_to_optimizer"] = abs(result.total_delay_s - allocation.T_s) / allocation.T_s
-        summaries[name] = summary
+    for name, result, extra in _simulations(scenario, world, progress):
+        summaries[name] = {**result.summary(), **extra}
         if events_format != "none" and result.log.enabled:
             frames.append(result.events_frame().assign(strategy=name))
     events_file = None
@@ -108,8 +129,8 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
         else:
             events.to_csv(out / events_file, index=False)
     metrics = {f"delay_{name}_s": s["total_delay_s"] for name, s in summaries.items()}
-    write_json(out / "summary.json", {"scenario": scenario.name, "events_file": events_file, "metrics": metrics,
-                                      "simulations": summaries})
+    write_json(out / "summary.json", {"scenario": scenario.name, "scheme": scenario.scheme,
+                                      "events_file": events_file, "metrics": metrics, "simulations": summaries})
     return summaries
 
 

@@ -18,6 +18,18 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
     return best, result
 
 
+def fig2_scenario(users: int, **sections):
+    """The FedsLLM Fig. 2 scenario scaled to `users` (1,200 samples each), sections overridden."""
+    from scenarios import SCENARIO_DIR, load_scenario, parse_scenario, scenario_to_dict
+
+    base = scenario_to_dict(load_scenario(SCENARIO_DIR / "fedsllm_fig2.yaml"))
+    data = {**base, "cell": {**base["cell"], "users": users},
+            "workload": {**base["workload"], "dataset_samples": 1200 * users}}
+    for name, values in sections.items():
+        data[name] = {**data[name], **values}
+    return parse_scenario(data)
+
+
 def print_table(title: str, header: list[str], rows: list[list[object]]) -> None:
     cells = [[str(h) for h in header]] + [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]

@@ -18,12 +18,11 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-from _common import best_of, print_table  # noqa: E402
+from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
 from analysis import realise  # noqa: E402
 from optimizer import ConvexSolver, local_iterations, optimise, per_round_problem, solve_per_round  # noqa: E402
-from scenarios import SCENARIO_DIR, load_scenario, parse_scenario, scenario_to_dict  # noqa: E402
+from scenarios import SCENARIO_DIR, load_scenario  # noqa: E402
 
 
 def sweep(world, powers, solver):
@@ -56,11 +55,8 @@ def main() -> None:
          ["cvxpy + Clarabel (DPP)", t_cvx, 1.0, worst, fallbacks]])
 
     rows = []
-    base = scenario_to_dict(scenario)
     for users in args.large:
-        data = {**base, "cell": {**base["cell"], "users": users},
-                "workload": {**base["workload"], "dataset_samples": 1200 * users}}
-        big = realise(parse_scenario(data))
+        big = realise(fig2_scenario(users))
         prob = per_round_problem(big.inputs, local_iterations(0.1, big.inputs.v))
         wall, sol = best_of(lambda: solve_per_round(prob), 3)
         rows.append([users, "structured (cold start)", wall, sol.P_s, "converged" if sol.converged else "FAILED"])

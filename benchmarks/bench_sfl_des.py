@@ -17,12 +17,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_of, print_table  # noqa: E402
+from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
 from analysis import realise  # noqa: E402
 from netsim import simulate_sfl  # noqa: E402
 from optimizer import equal_bandwidth_allocation  # noqa: E402
-from scenarios import SCENARIO_DIR, SimulationConfig, load_scenario, parse_scenario, scenario_to_dict  # noqa: E402
+from scenarios import SimulationConfig  # noqa: E402
 
 
 def main() -> None:
@@ -31,12 +31,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[50, 500, 5000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    base = scenario_to_dict(load_scenario(SCENARIO_DIR / "fedsllm_fig2.yaml"))
     rows = []
     for users in args.users:
-        data = {**base, "cell": {**base["cell"], "users": users},
-                "workload": {**base["workload"], "dataset_samples": 1200 * users}}
-        scenario = parse_scenario(data)
+        scenario = fig2_scenario(users)
         world = realise(scenario)
         alloc = equal_bandwidth_allocation(world.inputs, scenario.optimizer.fixed_eta)
         for record in (True, False):

@@ -21,13 +21,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml  # noqa: E402
-from _common import print_table  # noqa: E402
+from _common import fig2_scenario, print_table  # noqa: E402
 
 from analysis import realise  # noqa: E402
 from analysis.sweep import run_sweep  # noqa: E402
 from netsim import simulate_sfl  # noqa: E402
 from optimizer import equal_bandwidth_allocation  # noqa: E402
-from scenarios import SCENARIO_DIR, SimulationConfig, load_scenario, parse_scenario, scenario_to_dict  # noqa: E402
+from scenarios import SCENARIO_DIR, SimulationConfig, load_scenario, scenario_to_dict  # noqa: E402
 
 
 def main() -> None:
@@ -35,12 +35,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[50, 1000])
     parser.add_argument("--points", type=int, default=8)
     args = parser.parse_args()
-    base = scenario_to_dict(load_scenario(SCENARIO_DIR / "fedsllm_fig2.yaml"))
     rows = []
     for users in args.users:
-        data = {**base, "cell": {**base["cell"], "users": users},
-                "workload": {**base["workload"], "dataset_samples": 1200 * users}}
-        scenario = parse_scenario(data)
+        scenario = fig2_scenario(users)
         world = realise(scenario)
         alloc = equal_bandwidth_allocation(world.inputs, 0.1)
         for record in (False, True) if users <= 100 else (False,):
@@ -53,6 +50,7 @@ def main() -> None:
     print_table("Whole SFL simulation, Fig. 2 cell, BA allocation (every round)",
                 ["users K", "records", "rounds", "SimPy events", "wall s", "events/s", "simulated delay s"], rows)
 
+    base = scenario_to_dict(load_scenario(SCENARIO_DIR / "fedsllm_fig2.yaml"))
     with tempfile.TemporaryDirectory() as tmp:
         scenario_file = Path(tmp) / "sweep.yaml"
         scenario_file.write_text(yaml.safe_dump({**base, "study": {"kind": "simulate"},

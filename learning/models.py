@@ -163,6 +163,7 @@ def build_model(spec: ModelSpec) -> tuple[nn.Module, str]:
     torch.manual_seed(spec.seed)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialised head" notices are expected here
+    transformers.logging.disable_progress_bar()
     try:
         if kind == "preset" or spec.weights == "random":
             model = cls(config)
@@ -174,6 +175,7 @@ def build_model(spec: ModelSpec) -> tuple[nn.Module, str]:
                                     value=spec.source) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
+        transformers.logging.enable_progress_bar()
     model = model.to(DTYPES[spec.dtype])
     return model, arch
 

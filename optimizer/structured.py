@@ -145,6 +145,10 @@ class _System:
     """Residuals (and, on demand, the Newton step) of n optimality systems at once."""
 
     def __init__(self, prob: PerRoundProblem, V: np.ndarray, kappa: np.ndarray, st: NewtonState):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # trial points may overshoot
+            self._evaluate(prob, V, kappa, st)
+
+    def _evaluate(self, prob: PerRoundProblem, V: np.ndarray, kappa: np.ndarray, st: NewtonState) -> None:
         self.prob, self.V, self.st = prob, V, st
         self.x_s, self.x_c = np.exp(st.u), np.exp(st.v)
         self.f_s, self.d1_s, self.d2_s = phi_derivatives(self.x_s)

@@ -17,6 +17,7 @@ from .schema import (
     SimulationConfig,
     StudyConfig,
     TheoryConfig,
+    TrainingConfig,
     WorkloadConfig,
 )
 from .seeding import rng_for
@@ -31,6 +32,6 @@ __all__ = [
     "ALL_STRATEGIES", "Allocation", "BoundaryProfile", "DEVICES", "DeviceClass", "LoraConfig", "ModelConfig",
     "SegmentProfile", "TierSummary", "WorkloadProfile", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "DelayInputs",
     "InputError", "OptimizerConfig", "Problem", "RadioConfig", "SCENARIO_DIR", "Scenario", "ScenarioError",
-    "SimulationConfig", "StudyConfig", "TheoryConfig", "WorkloadConfig", "dbm_to_watt", "fdma_rate_bps",
+    "SimulationConfig", "StudyConfig", "TheoryConfig", "TrainingConfig", "WorkloadConfig", "dbm_to_watt", "fdma_rate_bps",
     "load_scenario", "parse_scenario", "read_yaml", "rng_for", "scenario_to_dict", "scenario_to_yaml", "set_path",
 ]

@@ -196,6 +196,35 @@ class ModelConfig(Section):
         return self
 
 
+class TrainingConfig(Section):
+    """Real fine-tuning (`splitsim train`). Defaults follow SplitLLM Table I for BERT / MRPC."""
+
+    dataset: Literal["mrpc", "cifar100", "synthetic"] = Field("mrpc", description="The task.")
+    data_path: str | None = Field(
+        None, description="Folder of the data files (MRPC: the GLUE TSVs; CIFAR-100: cifar-100-python), relative "
+                          "to the working directory; 'glue/mrpc' or 'cifar100' read the hub when online.")
+    schemes: list[Scheme] = Field(["splitllm", "sfl", "fl", "sl"], min_length=1, description="Schemes to train.")
+    partitions: list[Literal["iid", "dirichlet"]] = Field(
+        ["iid", "dirichlet"], min_length=1, description="How the training set is spread over the users.")
+    dirichlet_alpha: PositiveFloat = Field(0.5, description="Concentration of the non-IID Dirichlet split.")
+    rounds: PositiveInt = Field(10, description="Global rounds.")
+    local_epochs: PositiveInt = Field(1, description="Local epochs per round (Table I: 1).")
+    lr: PositiveFloat = Field(2e-5, description="Learning rate (Table I: AdamW 2e-5 for BERT, SGD 1e-4 for ViT).")
+    lr_user: PositiveFloat | None = Field(None, description="User-side learning rate (default: lr).")
+    lr_edge: PositiveFloat | None = Field(None, description="Edge-side learning rate (default: lr).")
+    lr_cloud: PositiveFloat | None = Field(None, description="Cloud / server-side learning rate (default: lr).")
+    momentum: Annotated[Finite, Ge(0), Lt(1)] = Field(0.9, description="SGD momentum (Table I: 0.9).")
+    weight_decay: NonNegativeFloat = Field(0.0, description="Decoupled weight decay (AdamW) or L2 (SGD).")
+    lr_decay: Annotated[Finite, Gt(0), Le(1)] = Field(0.998, description="Learning-rate factor per round (Table I).")
+    drop_last: bool = Field(True, description="Train full batches only (as SplitLLM Table II counts them).")
+    max_train_samples: PositiveInt | None = Field(None, description="Use only the first N training samples.")
+    eval_split: Literal["dev", "test"] = Field("test", description="MRPC: dev (408) or the labelled test (1,725).")
+    max_eval_samples: PositiveInt | None = Field(None, description="Evaluate on the first N samples only.")
+    synthetic_samples: PositiveInt = Field(512, description="Training samples of the synthetic task.")
+    tokenizer: str = Field("auto", description="'auto', 'hash', or a tokenizer folder / hub id.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N.")
+
+
 class TheoryConfig(Section):
     """Convergence constants of FedsLLM Lemmas 1-2: I0 = a/(1-eta), V = v·log2(1/eta).
 
@@ -303,6 +332,7 @@ class Scenario(Section):
     simulation: SimulationConfig = SimulationConfig()
     study: StudyConfig = StudyConfig()
     model: ModelConfig | None = Field(None, description="A real model whose profile sets message sizes and compute.")
+    training: TrainingConfig = TrainingConfig()
 
     @model_validator(mode="after")
     def _scheme_needs(self) -> Scenario:

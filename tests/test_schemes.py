@@ -152,3 +152,24 @@ def test_memory_rules_per_scheme():
     split = scheme_memory_bytes(profile, "splitllm", [1, 3], 40, 5, None, None)
     assert split["cloud"] > scheme_memory_bytes(profile, "splitllm", [1, 3], 40, 5, None, 1)["cloud"]
     assert scheme_memory_bytes(profile, "fl", [1], 4, 0, None, None)["user"] == profile.whole().peak_memory_bytes
+
+
+def test_simulate_command_runs_the_scenarios_scheme(cli, tmp_path):
+    import json
+
+    import yaml
+
+    for scheme, cuts in (("splitllm", [1, 3]), ("fl", [1])):
+        path = tmp_path / f"{scheme}.yaml"
+        path.write_text(yaml.safe_dump({"name": scheme, "scheme": scheme, "cell": {"users": 6, "edge_servers": 2},
+                                        "workload": {"dataset_samples": 192},
+                                        "model": {**TINY, "cut_layers": cuts}, "simulation": {"rounds": 2}}))
+        code, out, err = cli("simulate", path, "--out", tmp_path / f"o-{scheme}")
+        assert code == 0, err
+        summary = json.loads((tmp_path / f"o-{scheme}" / "summary.json").read_text())
+        assert summary["scheme"] == scheme and list(summary["simulations"]) == [scheme]
+        assert summary["simulations"][scheme]["rounds"] == 2
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("scheme: sl\ncell: {users: 3}\n")
+    code, _, err = cli("simulate", bare, "--out", tmp_path / "x")
+    assert code == 2 and "add a model section" in err

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from ..engine import EventLog
+from ..engine import KIND, Barrier, EventLog
 
 
 @dataclass
@@ -37,3 +37,21 @@ class Recorder:
         if seconds > 0:
             yield self.env.timeout(seconds)
         self.append((start, seconds, node, kind, user, bits, round_index))
+
+
+def close_rounds(env: simpy.Environment, rounds: int, rec: Recorder, barriers: list, released: list[simpy.Event],
+                 acc: Accounts, on_round, node: str, aggregation_s: float = 0.0):
+    """Process: for each round, wait for every party, aggregate (`aggregation_s` at `node`), release."""
+    for r in range(rounds):
+        yield barriers[r].event
+        if aggregation_s > 0:
+            yield from rec.hold(aggregation_s, node, KIND["aggregation"], -1, 0.0, r)
+        acc.round_end_s.append(env.now)
+        released[r].succeed()
+        if on_round is not None:
+            on_round(r, env.now)
+
+
+def round_gates(env: simpy.Environment, rounds: int, parties: int) -> tuple[list, list[simpy.Event]]:
+    """Per round, a barrier for `parties` arrivals and the event that releases them."""
+    return [Barrier(env, parties) for _ in range(rounds)], [env.event() for _ in range(rounds)]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from ..engine import KIND, Barrier, EventLog
+from ..engine import KIND, EventLog
 from ..topology import FED_SERVER, user_node
-from .common import Accounts, Recorder
+from .common import Accounts, Recorder, close_rounds, round_gates
 
 
 @dataclass(frozen=True)
@@ -52,24 +52,13 @@ def _user(env, k: int, plan: FlPlan, rec: Recorder, barriers, released, acc: Acc
         yield released[r]
 
 
-def _server(env, plan: FlPlan, rec: Recorder, barriers, released, acc: Accounts, on_round):
-    for r in range(plan.rounds):
-        yield barriers[r].event
-        yield from rec.hold(plan.aggregation_s, FED_SERVER, KIND["aggregation"], -1, 0.0, r)
-        acc.round_end_s.append(env.now)
-        released[r].succeed()
-        if on_round is not None:
-            on_round(r, env.now)
-
-
 def run_fl(env: simpy.Environment, plan: FlPlan, log: EventLog,
            on_round: Callable[[int, float], None] | None = None) -> Accounts:
     acc = Accounts.zeros(plan.users)
     rec = Recorder(env, log)
-    barriers = [Barrier(env, plan.users) for _ in range(plan.rounds)]
-    released = [env.event() for _ in range(plan.rounds)]
+    barriers, released = round_gates(env, plan.rounds, plan.users)
     for k in range(plan.users):
         env.process(_user(env, k, plan, rec, barriers, released, acc))
-    env.process(_server(env, plan, rec, barriers, released, acc, on_round))
+    env.process(close_rounds(env, plan.rounds, rec, barriers, released, acc, on_round, FED_SERVER, plan.aggregation_s))
     env.run()
     return acc

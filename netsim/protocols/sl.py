@@ -16,7 +16,7 @@ import simpy
 
 from ..engine import KIND, Barrier, EventLog
 from ..topology import MAIN_SERVER, user_node
-from .common import Accounts, Recorder
+from .common import Accounts, Recorder, close_rounds, round_gates
 
 
 @dataclass(frozen=True)
@@ -68,24 +68,14 @@ def _user(env, k: int, plan: SlPlan, token: simpy.Resource, rec: Recorder, barri
         yield released[r]
 
 
-def _rounds(env, plan: SlPlan, barriers, released, acc: Accounts, on_round):
-    for r in range(plan.rounds):
-        yield barriers[r].event
-        acc.round_end_s.append(env.now)
-        released[r].succeed()
-        if on_round is not None:
-            on_round(r, env.now)
-
-
 def run_sl(env: simpy.Environment, plan: SlPlan, log: EventLog,
            on_round: Callable[[int, float], None] | None = None) -> Accounts:
     acc = Accounts.zeros(plan.users)
     rec = Recorder(env, log)
     token = simpy.Resource(env, capacity=1)  # the one server-side model
-    barriers = [Barrier(env, plan.users) for _ in range(plan.rounds)]
-    released = [env.event() for _ in range(plan.rounds)]
+    barriers, released = round_gates(env, plan.rounds, plan.users)
     for k in range(plan.users):
         env.process(_user(env, k, plan, token, rec, barriers, released, acc))
-    env.process(_rounds(env, plan, barriers, released, acc, on_round))
+    env.process(close_rounds(env, plan.rounds, rec, barriers, released, acc, on_round, MAIN_SERVER))
     env.run()
     return acc

@@ -19,7 +19,7 @@ import simpy
 
 from ..engine import KIND, Barrier, ComputeNode, EventLog
 from ..topology import CLOUD, edge_node, user_node
-from .common import Accounts, Recorder
+from .common import Accounts, Recorder, close_rounds, round_gates
 
 
 @dataclass(frozen=True)
@@ -94,26 +94,14 @@ def _edge(env, m: int, plan: SplitLlmPlan, cloud: ComputeNode, rec: Recorder, lo
         yield released[r]
 
 
-def _cloud(env, plan: SplitLlmPlan, rec: Recorder, barriers: list[Barrier], released: list[simpy.Event],
-           acc: Accounts, on_round: Callable[[int, float], None] | None):
-    for r in range(plan.rounds):
-        yield barriers[r].event
-        yield from rec.hold(plan.aggregation_s, CLOUD, KIND["aggregation"], -1, 0.0, r)
-        acc.round_end_s.append(env.now)
-        released[r].succeed()
-        if on_round is not None:
-            on_round(r, env.now)
-
-
 def run_splitllm(env: simpy.Environment, plan: SplitLlmPlan, log: EventLog,
                  on_round: Callable[[int, float], None] | None = None) -> Accounts:
     acc = Accounts.zeros(plan.users)
     rec = Recorder(env, log)
     cloud = ComputeNode(env, CLOUD, 1.0, plan.cloud_concurrency)
-    barriers = [Barrier(env, len(plan.edge_users)) for _ in range(plan.rounds)]
-    released = [env.event() for _ in range(plan.rounds)]
+    barriers, released = round_gates(env, plan.rounds, len(plan.edge_users))
     for m in range(len(plan.edge_users)):
         env.process(_edge(env, m, plan, cloud, rec, log, barriers, released, acc))
-    env.process(_cloud(env, plan, rec, barriers, released, acc, on_round))
+    env.process(close_rounds(env, plan.rounds, rec, barriers, released, acc, on_round, CLOUD, plan.aggregation_s))
     env.run()
     return acc

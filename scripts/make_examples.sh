@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerate the example figures in docs/examples/ that the README shows, from the shipped
+# scenarios (after scripts/setup.sh). The BERT-base profile is measured once (~15 s) and cached.
+# With --with-training it also reruns the one-hour MRPC fine-tuning for the time-to-accuracy plot;
+# without it, that plot is copied from out/train_mrpc_reduced/ when a run is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=.venv/bin/splitsim
+$S run scenarios/fedsllm_fig2.yaml --out out/fig2 --no-progress
+$S run scenarios/scheme_comparison_mrpc.yaml --out out/scheme_comparison_mrpc --no-progress
+$S run scenarios/sfl_cut_bert.yaml --out out/sfl_cut_bert --no-progress
+$S run scenarios/splitllm_cut_mrpc.yaml --out out/splitllm_cut_mrpc --no-progress
+if [ "${1:-}" = "--with-training" ]; then
+  $S train scenarios/splitllm_train_mrpc_reduced.yaml --out out/train_mrpc_reduced --no-progress
+fi
+mkdir -p docs/examples
+cp out/fig2/latency_vs_power.png docs/examples/fig2_latency_vs_power.png
+cp out/fig2/reduction_vs_theory.png docs/examples/fig2_reduction_vs_theory.png
+cp out/scheme_comparison_mrpc/scheme_comparison.png docs/examples/scheme_comparison_mrpc.png
+cp out/sfl_cut_bert/cut_layer.png docs/examples/sfl_cut_bert.png
+cp out/splitllm_cut_mrpc/cut_layer.png docs/examples/splitllm_cut_mrpc.png
+if [ -f out/train_mrpc_reduced/time_to_accuracy.png ]; then
+  cp out/train_mrpc_reduced/time_to_accuracy.png docs/examples/time_to_accuracy_mrpc.png
+fi
+ls -la docs/examples
