@@ -84,8 +84,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class _Counting:
-    """Phases that count FLOPs, saved activations and (on CUDA) allocator peaks per tier."""
+class StepProbe:
+    """Phases of a split step that count FLOPs, saved activations and (on CUDA) allocator peaks per tier."""
 
     def __init__(self, n: int, param_ptrs: set[int], device: torch.device):
         self.fwd_flops, self.bwd_flops = [0.0] * n, [0.0] * n
@@ -277,7 +277,7 @@ def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: 
     tiers = split_model(model, arch, spec.task, list(range(0, n + 1)))  # a tier per segment
     batch = synthetic_batch(arch, spec.task, config, batch_size, sequence_length, image_size, dev)
     param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    counting = _Counting(len(tiers), param_ptrs, dev)
+    counting = StepProbe(len(tiers), param_ptrs, dev)
     try:
         result = split_step(tiers, batch, counting)
         model.zero_grad(set_to_none=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ from torch import nn
 from .data import TaskData
 from .errors import LearningError
 from .fedavg import fedavg
+from .profile import StepProbe
 from .split import Tier, split_model, split_step
 
 GIB = 2**30
@@ -177,10 +179,8 @@ class FederatedTrainer:
     def _split_step(self, batch, optimizers: list[torch.optim.Optimizer], probe: bool, counts: dict) -> float:
         phases = None
         if probe and not self.memory_bytes:
-            from .profile import _Counting
-
             ptrs = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
-            phases = _Counting(len(self.tiers), ptrs, self.device)
+            phases = StepProbe(len(self.tiers), ptrs, self.device)
         result = split_step(self.tiers, batch, phases)
         for opt in optimizers:
             opt.step()
@@ -202,8 +202,9 @@ class FederatedTrainer:
         for t, (role, names) in enumerate(self.groups.items()):
             params = sum(p.nbytes for p in self.tiers[t].parameters())
             grads = sum(self.params[n].nbytes for n in names)
-            state = sum(v.nbytes for opt in optimizers for p, st in opt.state.items()
-                        for v in st.values() if torch.is_tensor(v) and any(p is self.params[n] for n in names))
+            mine = {id(self.params[n]) for n in names}
+            state = sum(v.nbytes for opt in optimizers for p, st in opt.state.items() if id(p) in mine
+                        for v in st.values() if torch.is_tensor(v))
             saved = sum(phases.saved[t].values()) + phases.transient[t]
             self.memory_bytes[role] = int(params + grads + state + saved)
 
@@ -213,13 +214,13 @@ class FederatedTrainer:
             else None
 
         def pack(t):
-            if ptrs is not None:
-                ptr = t.untyped_storage().data_ptr()
-                if ptr not in ptrs:
-                    saved[ptr] = max(saved.get(ptr, 0), t.untyped_storage().nbytes())
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in ptrs:
+                saved[ptr] = max(saved.get(ptr, 0), t.untyped_storage().nbytes())
             return t
 
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if ptrs is not None else nullcontext()
+        with hooks:
             loss = self.model(**batch).loss
         loss.backward()
         optimizer.step()

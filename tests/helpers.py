@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from scenarios import Scenario, parse_scenario
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("SPLITSIM_SHARED_DIR", REPO.parent / "shared"))  # the data folder beside the repo
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

@@ -28,7 +28,8 @@ from helpers import SHARED
 warnings.filterwarnings("ignore", category=UserWarning)
 MRPC = SHARED / "data" / "mrpc"
 needs_mrpc = pytest.mark.skipif(not (MRPC / "train.tsv").is_file(),
-                                reason=f"MRPC is not at {MRPC} (the shared data folder beside the repository)")
+                                reason=f"MRPC is not at {MRPC} (the shared data folder beside the repository; "
+                                       "set SPLITSIM_SHARED_DIR to point elsewhere)")
 
 
 # ---- FedAvg and metrics ---------------------------------------------------------------------
