@@ -298,48 +298,43 @@ class FederatedTrainer:
             edge_sizes = [int(self.sizes[self.edges[m]].sum()) for m in range(len(self.edges))]
             self.global_state["edge"] = fedavg([edge_state[m] for m in range(len(self.edges))], edge_sizes)
 
-    def _round_sfl(self, r: int, counts: dict, losses: list[float]) -> None:
-        u_bytes = self._bytes("user")
-        clients, servers, weights = [], [], []
+    def _parallel_round(self, r: int, groups: list[str], base_lrs: list[float], step, counts: dict,
+                        losses: list[float]) -> int:
+        """Every user with data trains its own copies of `groups` from the global state (in parallel in
+        the protocol, one after another here); then each group becomes their FedAvg by |D|.
+        Returns how many users trained."""
+        copies: dict[str, list] = {g: [] for g in groups}
+        weights = []
+        adapter = self._bytes(groups[0])
         for k in range(len(self.parts)):
             batches = self._batches(k, r)
             if not batches:
                 continue
             torch.manual_seed(_seed(self.s.seed, r, k, 7))
-            self._put("user", self.global_state["user"])
-            self._put("server", self.global_state["server"])
-            opts = [self._optimizer("user", self._lr(self.s.lr_user, r)),
-                    self._optimizer("server", self._lr(self.s.lr_cloud, r))]
+            for g in groups:
+                self._put(g, self.global_state[g])
+            opts = [self._optimizer(g, self._lr(lr, r)) for g, lr in zip(groups, base_lrs)]
             for rows in batches:
-                losses.append(self._split_step(self._batch(rows), opts, True, counts))
-            clients.append(self._get("user"))
-            servers.append(self._get("server"))
+                losses.append(step(self._batch(rows), opts))
+            for g in groups:
+                copies[g].append(self._get(g))
             weights.append(self.sizes[k])
-            counts["user_up"] += u_bytes
-            counts["user_down"] += u_bytes
-        if clients:
-            self.global_state["user"] = fedavg(clients, weights)
-            self.global_state["server"] = fedavg(servers, weights)
+            counts["user_up"] += adapter  # the user's adapter goes up, the aggregate comes down
+            counts["user_down"] += adapter
+        for g in groups if weights else ():
+            self.global_state[g] = fedavg(copies[g], weights)
+        return len(weights)
+
+    def _round_sfl(self, r: int, counts: dict, losses: list[float]) -> None:
+        """Clients with per-client server-side copies; the fed and main servers average each side."""
+        self._parallel_round(r, ["user", "server"], [self.s.lr_user, self.s.lr_cloud],
+                             lambda batch, opts: self._split_step(batch, opts, True, counts), counts, losses)
 
     def _round_fl(self, r: int, counts: dict, losses: list[float]) -> None:
-        w_bytes = self._bytes("whole")
-        states, weights = [], []
-        for k in range(len(self.parts)):
-            batches = self._batches(k, r)
-            if not batches:
-                continue
-            torch.manual_seed(_seed(self.s.seed, r, k, 7))
-            self._put("whole", self.global_state["whole"])
-            opt = self._optimizer("whole", self._lr(self.s.lr_user, r))
-            for rows in batches:
-                losses.append(self._whole_step(self._batch(rows), opt, True))
-            states.append(self._get("whole"))
-            weights.append(self.sizes[k])
-            counts["user_up"] += w_bytes
-            counts["user_down"] += w_bytes
-            counts["user_split"] += 2 * w_bytes  # FL's user-side traffic (Table II): adapters up and down
-        if states:
-            self.global_state["whole"] = fedavg(states, weights)
+        """Each user trains the whole model's adapters; FedAvg."""
+        trained = self._parallel_round(r, ["whole"], [self.s.lr_user],
+                                       lambda batch, opts: self._whole_step(batch, opts[0], True), counts, losses)
+        counts["user_split"] += 2 * self._bytes("whole") * trained  # FL's Table II traffic: adapters up and down
 
     def _round_sl(self, r: int, counts: dict, losses: list[float]) -> None:
         u_bytes = self._bytes("user")

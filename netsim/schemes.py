@@ -9,22 +9,20 @@ take turns) gets the whole band; users transmitting together (FL) share it equal
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
-import simpy
 
 from scenarios import ChannelConfig, ChannelState, ComputeConfig, RadioConfig, SimulationConfig, WorkloadProfile
 from scenarios.types import fdma_rate_bps
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors
-from .engine import EventLog, gc_paused, scheduled_events
+from .engine import scheduled_events
 from .errors import NetsimError
 from .protocols.fl import FlPlan, run_fl
 from .protocols.sl import SlPlan, run_sl
 from .protocols.splitllm import SplitLlmPlan, run_splitllm
-from .simulate import SimulationResult, straggler_slowdown
+from .simulate import SimulationResult, run_protocol, straggler_slowdown
 
 
 def _seconds(bits: float, rate_bps: np.ndarray | float) -> np.ndarray:
@@ -140,12 +138,7 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
              on_round: Callable[[int, float], None] | None = None) -> SimulationResult:
     """Run a SplitLLM, SL or FL plan to completion."""
     scheme, runner = RUNNERS[type(plan)]
-    env = simpy.Environment()
-    log = EventLog(enabled=sim.record_events)
-    start = time.perf_counter()
-    with gc_paused():
-        acc = runner(env, plan, log, on_round)
-    wall = time.perf_counter() - start
+    env, acc, log, wall = run_protocol(runner, plan, sim, on_round)
     return SimulationResult(
         scheme=scheme, strategy="-", total_delay_s=float(env.now), rounds=float(plan.rounds),
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,

@@ -134,17 +134,24 @@ def straggler_slowdown(sim: SimulationConfig, rounds: int, users: int, rng: np.r
     return np.where(slow, sim.straggler_slowdown, 1.0)
 
 
+def run_protocol(runner, plan, sim: SimulationConfig, on_round=None):
+    """Run `runner(env, plan, log, on_round)` to completion with the GC paused.
+
+    Returns (env, accounts, log, wall seconds): what every protocol's result is built from."""
+    env = simpy.Environment()
+    log = EventLog(enabled=sim.record_events)
+    start = time.perf_counter()
+    with gc_paused():
+        acc = runner(env, plan, log, on_round)
+    return env, acc, log, time.perf_counter() - start
+
+
 def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
                  channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator,
                  on_round: Callable[[int, float], None] | None = None) -> SimulationResult:
     """Simulate SFL (FedsLLM) training under `allocation`; see `build_sfl_plan` for the inputs."""
     plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng)
-    env = simpy.Environment()
-    log = EventLog(enabled=sim.record_events)
-    start = time.perf_counter()
-    with gc_paused():
-        acc = run_sfl(env, plan, log, on_round)
-    wall = time.perf_counter() - start
+    env, acc, log, wall = run_protocol(run_sfl, plan, sim, on_round)
     rounds_run = float(sum(plan.rounds))
     return SimulationResult(
         scheme="sfl", strategy=allocation.strategy, total_delay_s=float(env.now), rounds=rounds_run,

@@ -37,12 +37,21 @@ def check_inputs(inputs: DelayInputs) -> None:
 
 
 def per_round_problem(inputs: DelayInputs, V: float) -> PerRoundProblem:
-    """Problem (17) at the eta that gives V local iterations, in per-round form."""
+    """Problem (17) at the eta that gives V local iterations, in per-round form.
+
+    A user with no local iteration (weight 0: no batch to train) uploads no activations; it is
+    given a vanishing weight so that the solvers hand it a vanishing share of B_s (its true delay,
+    from the delay model with weight 0, does not depend on that share)."""
+    w = inputs.iteration_weights
+    if w is not None and np.any(w <= 0):
+        if not np.any(w > 0):
+            raise OptimizerError("no user has a local iteration to run", field="inputs.iteration_weights", value=0)
+        w = np.where(w > 0, w, 1e-6 * w.max())
     return PerRoundProblem(V=float(V), compute_s=inputs.compute_seconds_per_iteration,
                            c_s_hz=inputs.snr_coeff_main_hz, c_c_hz=inputs.snr_coeff_fed_hz,
                            s_bits=inputs.activation_bits, s_c_bits=inputs.adapter_bits,
                            B_s_hz=inputs.uplink_main_bandwidth_hz, B_c_hz=inputs.uplink_fed_bandwidth_hz,
-                           weights=inputs.iteration_weights)
+                           weights=w)
 
 
 def allocation_from_bandwidth(inputs: DelayInputs, eta: float, b_s_hz: np.ndarray, b_c_hz: np.ndarray,

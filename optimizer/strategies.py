@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from scenarios import Allocation, DelayInputs, OptimizerConfig
@@ -186,14 +184,7 @@ def epoch_allocation(inputs: DelayInputs, rounds: int, bandwidth: str = "optimis
         b_c = np.full(k, inputs.uplink_fed_bandwidth_hz / k)
         solver = "closed-form"
     else:
-        w = inputs.weights
-        if np.any(w <= 0):  # users with no batch upload no activations: a vanishing share of B_s suffices
-            if not np.any(w > 0):
-                raise OptimizerError("no user has a batch to train", field="inputs.iteration_weights", value=0)
-            solve_for = replace(inputs, iteration_weights=np.where(w > 0, w, 1e-6 * w.max()))
-        else:
-            solve_for = inputs
-        _, b_s, b_c, solver = OptimisedBandwidth(solve_for, method).solve(1.0)
+        _, b_s, b_c, solver = OptimisedBandwidth(inputs, method).solve(1.0)
     alloc = allocation_with_counts(inputs, 1.0, float(rounds), b_s, b_c, f"epoch-{bandwidth}", solver)
     problems = verify_allocation(inputs, alloc)
     if problems:

@@ -32,11 +32,15 @@ class Recorder:
         self.env = env
         self.append = log.rows.append if log.enabled else deque(maxlen=0).append
 
-    def hold(self, seconds: float, node: str, kind: int, user: int, bits: float, round_index: int):
+    def hold(self, seconds: float, node: str, kind: int, user: int, bits: float, round_index: int,
+             tally: np.ndarray | None = None):
+        """Process: spend `seconds` on an activity and record it; add the time to `tally[user]` if given."""
         start = self.env.now
         if seconds > 0:
             yield self.env.timeout(seconds)
         self.append((start, seconds, node, kind, user, bits, round_index))
+        if tally is not None:
+            tally[user] += seconds
 
 
 def close_rounds(env: simpy.Environment, rounds: int, rec: Recorder, barriers: list, released: list[simpy.Event],

@@ -39,15 +39,12 @@ def _user(env, k: int, plan: FlPlan, rec: Recorder, barriers, released, acc: Acc
     for r in range(plan.rounds):
         slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
         if plan.adapter_down_s is not None:
-            d = plan.adapter_down_s[r, k]
-            yield from rec.hold(d, f"{FED_SERVER}->{me}", KIND["downlink_adapter"], k, plan.adapter_bits, r)
-            acc.downlink_s[k] += d
+            yield from rec.hold(plan.adapter_down_s[r, k], f"{FED_SERVER}->{me}", KIND["downlink_adapter"], k,
+                                plan.adapter_bits, r, acc.downlink_s)
         for _ in range(int(plan.batches[k])):
-            yield from rec.hold(plan.train_s * slow, me, KIND["client_train"], k, 0.0, r)
-            acc.compute_s[k] += plan.train_s * slow
-        d = plan.adapter_up_s[r, k]
-        yield from rec.hold(d, f"{me}->{FED_SERVER}", KIND["uplink_adapter"], k, plan.adapter_bits, r)
-        acc.uplink_s[k] += d
+            yield from rec.hold(plan.train_s * slow, me, KIND["client_train"], k, 0.0, r, acc.compute_s)
+        yield from rec.hold(plan.adapter_up_s[r, k], f"{me}->{FED_SERVER}", KIND["uplink_adapter"], k,
+                            plan.adapter_bits, r, acc.uplink_s)
         barriers[r].arrive()
         yield released[r]
 

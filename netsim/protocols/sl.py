@@ -47,23 +47,19 @@ def _user(env, k: int, plan: SlPlan, token: simpy.Resource, rec: Recorder, barri
         with token.request() as turn:
             yield turn
             if plan.user_adapter_down_s is not None:
-                d = plan.user_adapter_down_s[r, k]
-                yield from rec.hold(d, down, KIND["downlink_adapter"], k, bits["user_adapter"], r)
-                acc.downlink_s[k] += d
+                yield from rec.hold(plan.user_adapter_down_s[r, k], down, KIND["downlink_adapter"], k,
+                                    bits["user_adapter"], r, acc.downlink_s)
             for _ in range(int(plan.batches[k])):
-                yield from rec.hold(plan.user_forward_s * slow, me, KIND["client_forward"], k, 0.0, r)
-                yield from rec.hold(plan.uplink_s[r, k], up, KIND["uplink_activation"], k, bits["activation"], r)
+                yield from rec.hold(plan.user_forward_s * slow, me, KIND["client_forward"], k, 0.0, r, acc.compute_s)
+                yield from rec.hold(plan.uplink_s[r, k], up, KIND["uplink_activation"], k, bits["activation"], r,
+                                    acc.uplink_s)
                 yield from rec.hold(plan.server_s, MAIN_SERVER, KIND["server_compute"], k, 0.0, r)
                 if plan.downlink_gradient_s is not None:
-                    d = plan.downlink_gradient_s[r, k]
-                    yield from rec.hold(d, down, KIND["downlink_gradient"], k, bits["gradient"], r)
-                    acc.downlink_s[k] += d
-                yield from rec.hold(plan.user_backward_s * slow, me, KIND["client_backward"], k, 0.0, r)
-                acc.compute_s[k] += (plan.user_forward_s + plan.user_backward_s) * slow
-                acc.uplink_s[k] += plan.uplink_s[r, k]
-            d = plan.user_adapter_up_s[r, k]
-            yield from rec.hold(d, up, KIND["uplink_adapter"], k, bits["user_adapter"], r)
-            acc.uplink_s[k] += d
+                    yield from rec.hold(plan.downlink_gradient_s[r, k], down, KIND["downlink_gradient"], k,
+                                        bits["gradient"], r, acc.downlink_s)
+                yield from rec.hold(plan.user_backward_s * slow, me, KIND["client_backward"], k, 0.0, r, acc.compute_s)
+            yield from rec.hold(plan.user_adapter_up_s[r, k], up, KIND["uplink_adapter"], k, bits["user_adapter"], r,
+                                acc.uplink_s)
         barriers[r].arrive()
         yield released[r]
 

@@ -63,13 +63,12 @@ def _edge(env, m: int, plan: SplitLlmPlan, cloud: ComputeNode, rec: Recorder, lo
             user = user_node(k)
             slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
             if plan.user_adapter_down_s is not None:
-                d = plan.user_adapter_down_s[r, k]
-                yield from rec.hold(d, f"{me}->{user}", KIND["downlink_adapter"], k, bits["user_adapter"], r)
-                acc.downlink_s[k] += d
+                yield from rec.hold(plan.user_adapter_down_s[r, k], f"{me}->{user}", KIND["downlink_adapter"], k,
+                                    bits["user_adapter"], r, acc.downlink_s)
             for _ in range(int(plan.batches[k])):
-                yield from rec.hold(plan.user_forward_s * slow, user, KIND["client_forward"], k, 0.0, r)
+                yield from rec.hold(plan.user_forward_s * slow, user, KIND["client_forward"], k, 0.0, r, acc.compute_s)
                 yield from rec.hold(plan.uplink_s[r, k], f"{user}->{me}", KIND["uplink_activation"], k,
-                                    bits["activation"], r)
+                                    bits["activation"], r, acc.uplink_s)
                 yield from rec.hold(plan.edge_forward_s, me, KIND["edge_compute"], k, 0.0, r)
                 yield from rec.hold(plan.backhaul_activation_s, up_haul, KIND["backhaul_activation"], k,
                                     bits["backhaul_activation"], r)
@@ -78,15 +77,11 @@ def _edge(env, m: int, plan: SplitLlmPlan, cloud: ComputeNode, rec: Recorder, lo
                                     bits["backhaul_gradient"], r)
                 yield from rec.hold(plan.edge_backward_s, me, KIND["edge_compute"], k, 0.0, r)
                 if plan.downlink_gradient_s is not None:
-                    d = plan.downlink_gradient_s[r, k]
-                    yield from rec.hold(d, f"{me}->{user}", KIND["downlink_gradient"], k, bits["gradient"], r)
-                    acc.downlink_s[k] += d
-                yield from rec.hold(plan.user_backward_s * slow, user, KIND["client_backward"], k, 0.0, r)
-                acc.compute_s[k] += (plan.user_forward_s + plan.user_backward_s) * slow
-                acc.uplink_s[k] += plan.uplink_s[r, k]
-            d = plan.user_adapter_up_s[r, k]
-            yield from rec.hold(d, f"{user}->{me}", KIND["uplink_adapter"], k, bits["user_adapter"], r)
-            acc.uplink_s[k] += d
+                    yield from rec.hold(plan.downlink_gradient_s[r, k], f"{me}->{user}", KIND["downlink_gradient"],
+                                        k, bits["gradient"], r, acc.downlink_s)
+                yield from rec.hold(plan.user_backward_s * slow, user, KIND["client_backward"], k, 0.0, r, acc.compute_s)
+            yield from rec.hold(plan.user_adapter_up_s[r, k], f"{user}->{me}", KIND["uplink_adapter"], k,
+                                bits["user_adapter"], r, acc.uplink_s)
         n_users = len(plan.edge_users[m])
         yield from rec.hold(plan.backhaul_adapters_up_s[m], up_haul, KIND["backhaul_adapter"], -1,
                             n_users * bits["user_adapter"] + bits["edge_adapter"], r)
