@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from scenarios import InputError, Scenario, ScenarioError, load_scenario
+from scenarios import InputError, ScenarioError, load_scenario
 
-from .outputs import package_version
+from .interrupted import Interrupted
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -20,7 +21,10 @@ app = typer.Typer(
 )
 
 ScenarioFile = Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)]
-OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing). A folder that holds "
+                                                       "another run's output is refused (see --overwrite).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the output of another run in --out (only a "
+                                                             "folder that holds a splitsim run is ever emptied).")]
 Progress = Annotated[Optional[bool], typer.Option("--progress/--no-progress",
                                                   help="Progress bar (default: when stderr is a terminal).")]
 
@@ -33,8 +37,42 @@ class EventsFormat(str, Enum):
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"splitsim {package_version()}")
+        from importlib import metadata
+
+        try:
+            version = metadata.version("splitsim")
+        except metadata.PackageNotFoundError:
+            version = "0+unknown"
+        typer.echo(f"splitsim {version}")
         raise typer.Exit()
+
+
+def _load(path: Path, command: str):
+    """Load and check a scenario for `command` (every check that needs no work), print its warnings."""
+    from scenarios import read_yaml
+    from scenarios.checks import scenario_warnings
+
+    from .guards import check_resources
+
+    scenario = load_scenario(path)
+    if command == "train":
+        from scenarios.checks import training_problems
+
+        problems = training_problems(scenario)
+        if problems:
+            raise ScenarioError([replace(p, source=str(path)) for p in problems])
+    else:
+        check_resources(scenario, command)
+    data = read_yaml(path.read_text(encoding="utf-8"), str(path))
+    for problem in scenario_warnings(scenario, data):
+        typer.echo(f"warning: {path}: {problem.line()}", err=True)
+    return scenario
+
+
+def _claim(out: Path, command: str, scenario, overwrite: bool, resumable: bool = False) -> Path:
+    from .outputs import claim_out_dir
+
+    return claim_out_dir(out, command, scenario, resumable=resumable, overwrite=overwrite)
 
 
 @app.callback()
@@ -45,14 +83,20 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML files.", show_default=False)]) -> None:
-    """Check scenario files: exit 0, or one line per problem (file: field: message (got value)) and exit 2."""
+    """Check scenario files without running anything: exit 0, or one line per problem and exit 2.
+
+    Every check a run would make before working: each field, the model (preset, folder or hub id)
+    and its cuts, what the study needs, and the estimated cost (events, memory). Warnings (values
+    that are legal but implausible, fields the study does not read) do not fail validation."""
     problems = []
     for path in files:
         try:
-            load_scenario(path)
+            _load(path, "run")
             typer.echo(f"{path}: ok")
         except ScenarioError as err:
             problems.extend(err.problems)
+        except InputError as err:
+            problems.extend(replace(p, source=p.source or str(path)) for p in err.problems)
     if problems:
         raise ScenarioError(problems)
 
@@ -60,36 +104,43 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML fil
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (for editor completion and validation)."""
+    from scenarios import Scenario
+
     typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
 
 
 @app.command()
-def profile(file: ScenarioFile, out: OutDir) -> None:
+def profile(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> None:
     """Measure the scenario model's split steps at every cut; write profile.json and print tables."""
     from .runs import run_profile
 
-    for line in run_profile(load_scenario(file), out, source=str(file)):
+    scenario = _load(file, "profile")
+    out = _claim(out, "profile", scenario, overwrite)
+    for line in run_profile(scenario, out, source=str(file)):
         typer.echo(line)
 
 
 @app.command()
-def optimize(file: ScenarioFile, out: OutDir) -> None:
+def optimize(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> None:
     """Allocate bandwidth and eta for every strategy (proposed, EB, FE, BA); write allocation.json."""
     from .runs import run_optimize
 
-    for line in run_optimize(load_scenario(file), out, source=str(file)):
+    scenario = _load(file, "optimize")
+    out = _claim(out, "optimize", scenario, overwrite)
+    for line in run_optimize(scenario, out, source=str(file)):
         typer.echo(line)
 
 
 @app.command()
 def simulate(file: ScenarioFile, out: OutDir,
              events: Annotated[EventsFormat, typer.Option(help="Format of the event records.")] = EventsFormat.parquet,
-             progress: Progress = None) -> None:
+             progress: Progress = None, overwrite: Overwrite = False) -> None:
     """Simulate the scenario's scheme (SFL: every allocation strategy); write summary, events, scenario."""
     from .runs import run_simulate
 
-    summaries = run_simulate(load_scenario(file), out, source=str(file), events_format=events.value,
-                             progress=progress)
+    scenario = _load(file, "simulate")
+    out = _claim(out, "simulate", scenario, overwrite)
+    summaries = run_simulate(scenario, out, source=str(file), events_format=events.value, progress=progress)
     for name, s in summaries.items():
         versus = f"optimizer: {s['optimizer_T_s']:.6g} s; " if "optimizer_T_s" in s else ""
         typer.echo(f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds "
@@ -98,21 +149,26 @@ def simulate(file: ScenarioFile, out: OutDir,
 
 
 @app.command()
-def run(file: ScenarioFile, out: OutDir, progress: Progress = None) -> None:
+def run(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: Overwrite = False) -> None:
     """Run the study named in the scenario's `study` section and write its output folder."""
     from .runs import run_study
 
-    scenario = load_scenario(file)
+    scenario = _load(file, "run")
+    out = _claim(out, "run", scenario, overwrite)
     for line in run_study(scenario, out, source=str(file), progress=progress):
         typer.echo(line)
 
 
 @app.command()
-def train(file: ScenarioFile, out: OutDir, progress: Progress = None) -> None:
+def train(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: Overwrite = False) -> None:
     """Fine-tune the model with each scheme and partition for real; resume from checkpoints in OUT."""
     from .train_run import run_training
 
-    for line in run_training(load_scenario(file), out, source=str(file), progress=progress):
+    scenario = _load(file, "train")
+    # A training run may be resumed with more rounds: its identity leaves training.rounds out.
+    identity = scenario.model_copy(update={"training": scenario.training.model_copy(update={"rounds": 1})})
+    out = _claim(out, "train", identity, overwrite, resumable=True)
+    for line in run_training(scenario, out, source=str(file), progress=progress):
         typer.echo(line)
 
 
@@ -128,11 +184,11 @@ def sweep(file: ScenarioFile, out: OutDir,
           engine: Annotated[Engine, typer.Option(help="Run points in local processes or on Ray.")] = Engine.local,
           workers: Annotated[Optional[int], typer.Option(help="Parallel points (default: cores).")] = None,
           address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray).")] = None,
-          progress: Progress = None) -> None:
-    """Run the scenario's study over a grid of field values; resumable; writes results.csv."""
+          progress: Progress = None, overwrite: Overwrite = False) -> None:
+    """Run the scenario's study over a grid of field values; resumable; writes results.csv and sweep.png."""
     from .sweep import run_sweep
 
-    for line in run_sweep(file, set_, out, engine.value, workers, address, progress):
+    for line in run_sweep(file, set_, out, engine.value, workers, address, progress, overwrite):
         typer.echo(line)
 
 
@@ -144,6 +200,10 @@ def main() -> None:
         for line in str(err).splitlines():
             typer.echo(f"error: {line}", err=True)
         sys.exit(2)
+    except Interrupted as err:  # an interrupted sweep says what it kept and how to resume
+        for line in err.lines:
+            typer.echo(line, err=True)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -58,56 +58,92 @@ def reduction_vs_theory(table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+SCHEME_COLOR = {"SplitLLM": "C0", "SFL (FedsLLM)": "C1", "FL": "C2", "SL": "C3"}
+TIER_STYLE = {"user": ("#4c72b0", "//"), "edge": ("#dd8452", ""), "cloud": ("#55a868", ".."),
+              "server": ("#8172b3", "xx")}
+
+
+def _bar_labels(ax, bars, values, fmt="{:.3g}") -> None:
+    for bar, value in zip(bars, values):
+        if value == value and value > 0:
+            ax.annotate(fmt.format(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+
+
 def scheme_comparison(table: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Three panels: training delay, user traffic per round, peak memory per tier, per scheme."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    """Three panels: training delay, user traffic per round (one colour per scheme, labelled bars),
+    and peak memory per device of every tier on a log axis (so a 0.1 GiB user shows beside a 30 GiB
+    server), hatched per tier."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
     labels = list(table["label"])
     x = np.arange(len(labels))
-    axes[0].bar(x, table["delay_s"], color="C0")
+    colors = [SCHEME_COLOR.get(label, "0.5") for label in labels]
+    bars = axes[0].bar(x, table["delay_s"], color=colors)
+    _bar_labels(axes[0], bars, table["delay_s"], "{:,.0f} s")
     axes[0].set_ylabel("training delay (s)")
-    axes[1].bar(x, table["user_traffic_gib_per_round"], color="C1")
-    axes[1].set_ylabel("user-side traffic per round (GiB)")
+    bars = axes[1].bar(x, table["user_traffic_gib_per_round"], color=colors)
+    _bar_labels(axes[1], bars, table["user_traffic_gib_per_round"], "{:.3g}")
+    axes[1].set_ylabel("user-side traffic per round and user (GiB)")
     tiers = [t for t in ("user", "edge", "cloud", "server") if table[f"{t}_memory_gib"].notna().any()]
     width = 0.8 / max(len(tiers), 1)
     for i, tier in enumerate(tiers):
-        axes[2].bar(x + (i - (len(tiers) - 1) / 2) * width, table[f"{tier}_memory_gib"].fillna(0), width, label=tier)
-    axes[2].set_ylabel("peak memory per device (GiB)")
-    axes[2].legend(fontsize=8)
+        color, hatch = TIER_STYLE[tier]
+        values = table[f"{tier}_memory_gib"]
+        bars = axes[2].bar(x + (i - (len(tiers) - 1) / 2) * width, values.fillna(0), width, color=color,
+                           hatch=hatch, edgecolor="white", label=tier)
+        _bar_labels(axes[2], bars, values)
+    axes[2].set_yscale("log")
+    axes[2].set_ylabel("peak memory of one device (GiB, log scale)")
+    axes[2].legend(fontsize=8, title="tier", title_fontsize=8)
     for ax in axes:
         ax.set_xticks(x, labels, rotation=15)
-        ax.grid(True, axis="y", alpha=0.3)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.margins(y=0.12)
     fig.suptitle(title or "Scheme comparison")
     return _save(fig, path)
 
 
-def cut_layer_sfl(table: pd.DataFrame, path: Path, limit_gib: float, title: str = "") -> Path:
-    """SFL / SL cut what-if: delay per strategy, user memory with the device limit, user traffic."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+def cut_layer_sfl(table: pd.DataFrame, path: Path, limits_gib: dict[str, float], title: str = "") -> Path:
+    """SFL / SL cut what-if, four panels against the cut: delay per strategy (infeasible cuts
+    crossed), peak memory of every tier with its device limit, user compute, user traffic."""
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.6))
     delay_cols = [c for c in table.columns if c.startswith("T_") and c.endswith("_s")]
     for col in delay_cols:
         name = col[2:-2]
-        color, marker = STRATEGY_STYLE.get(name, (None, "o"))
+        color, marker = STRATEGY_STYLE.get(name, ("C0", "o"))
         axes[0].plot(table["cut"], table[col], marker=marker, color=color, label=STRATEGY_LABEL.get(name, name))
     infeasible = table[~table["feasible"]]
     if len(infeasible) and delay_cols:
-        axes[0].scatter(infeasible["cut"], infeasible[delay_cols[0]], s=120, facecolors="none", edgecolors="k",
-                        label="exceeds the user memory limit")
+        for col in delay_cols:
+            axes[0].scatter(infeasible["cut"], infeasible[col], marker="x", s=70, color="k", zorder=3,
+                            label="a tier over its memory limit" if col == delay_cols[0] else None)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("training delay T (s)")
-    axes[0].legend(fontsize=7)
-    axes[1].plot(table["cut"], table["user_memory_gib"], marker="o")
-    axes[1].axhline(limit_gib, color="r", linestyle="--", label=f"user device limit {limit_gib:g} GiB")
-    axes[1].set_ylabel("user peak memory (GiB)")
-    axes[1].legend(fontsize=8)
+    axes[0].set_ylabel("training delay T (s, log scale)")
+    axes[0].set_title("delay", fontsize=10)
+    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    for tier, limit in limits_gib.items():
+        col = f"{tier}_memory_gib"
+        if col not in table:
+            continue
+        color, _ = TIER_STYLE[tier]
+        axes[1].plot(table["cut"], table[col], marker="o", color=color, label=f"{tier}")
+        axes[1].axhline(limit, color=color, linestyle="--", linewidth=1, label=f"{tier} device: {limit:.3g} GiB")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("peak memory of one device (GiB, log scale)")
+    axes[1].set_title("memory per tier", fontsize=10)
+    axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     axes[2].plot(table["cut"], table["user_gflop_per_sample"], marker="o", color="C2")
     axes[2].set_ylabel("user compute (GFLOP per sample)")
-    ax2 = axes[2].twinx()
-    ax2.plot(table["cut"], table["user_traffic_gib_per_round"], marker="s", color="C4")
-    ax2.set_ylabel("user traffic per round (GiB)", color="C4")
+    axes[2].set_title("user compute", fontsize=10)
+    axes[2].set_ylim(bottom=0)
+    axes[3].plot(table["cut"], table["user_traffic_gib_per_round"], marker="s", color="C4")
+    axes[3].set_ylim(0, max(float(table["user_traffic_gib_per_round"].max()) * 1.25, 1e-9))
+    axes[3].set_ylabel("user traffic per round (GiB)")
+    axes[3].set_title("user traffic (activations + gradients)", fontsize=10)
     for ax in axes:
         ax.set_xlabel("cut layer (blocks on the user)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
+        ax.grid(True, which="both", alpha=0.3)
     fig.suptitle(title or "Cut-layer what-if")
     return _save(fig, path)
 
@@ -140,24 +176,79 @@ def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "") -> Path
     return _save(fig, path)
 
 
-def joint_cut(table: pd.DataFrame, best_cut: int, path: Path, title: str = "") -> Path:
-    """Optimal delay T*(cut) of the proposed allocation, the joint optimum marked."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ok = table[table["feasible"]]
-    ax.plot(table["cut"], table["T_proposed_s"], marker="o", color="C0", label="proposed: bandwidth + eta optimised")
-    bad = table[~table["feasible"]]
+def joint_cut(table: pd.DataFrame, choice: dict, path: Path, title: str = "") -> Path:
+    """The joint choice in three panels: optimal delay T*(cut) (linear axis, optimum circled,
+    infeasible cuts crossed), the optimal eta per cut, and the bandwidth each user gets at the
+    optimum against its channel (b_s to the main server, b_c to the fed server)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    best_cut = choice["cut"]
+    ok, bad = table[table["feasible"]], table[~table["feasible"]]
+    ax = axes[0]
+    ax.plot(table["cut"], table["T_proposed_s"], marker="o", color="C0", label="T* (bandwidth + eta optimised)")
     if len(bad):
-        ax.scatter(bad["cut"], bad["T_proposed_s"], marker="x", color="r", s=80, label="over the user memory limit")
+        ax.scatter(bad["cut"], bad["T_proposed_s"], marker="x", color="r", s=80, zorder=3,
+                   label="a tier over its memory limit")
     best = ok[ok["cut"] == best_cut]
-    ax.scatter(best["cut"], best["T_proposed_s"], s=200, facecolors="none", edgecolors="k", linewidths=2,
-               label=f"joint optimum: cut {best_cut}")
-    ax.set_yscale("log")
-    ax.set_xlabel("cut layer (blocks on the user)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.scatter(best["cut"], best["T_proposed_s"], s=220, facecolors="none", edgecolors="k", linewidths=2, zorder=3,
+               label=f"joint optimum: cut {best_cut}, T* = {choice['T_s']:,.0f} s")
     ax.set_ylabel("training delay T* (s)")
+    ax.set_title("optimal delay per cut", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    ax.plot(table["cut"], table["eta_proposed"], marker="o", color="C1")
+    ax.scatter([best_cut], [choice["eta"]], s=220, facecolors="none", edgecolors="k", linewidths=2, zorder=3)
+    ax.set_ylabel("optimal local accuracy eta*")
+    ax.set_title("optimal eta per cut", fontsize=10)
+    for ax in axes[:2]:
+        ax.set_xlabel("cut layer (blocks on the user)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+    ax = axes[2]
+    users = choice["allocation"]["users"]
+    snr_db = 10 * np.log10(np.asarray([u["c_hz"] for u in choice["inputs"]["users"]], dtype=float))
+    order = np.argsort(snr_db)
+    ax.plot(snr_db[order], np.asarray([u["b_s_hz"] for u in users])[order] / 1e6, marker="o", ms=3, color="C0",
+            label="b_s (activations, main server)")
+    ax.plot(snr_db[order], np.asarray([u["b_c_hz"] for u in users])[order] / 1e6, marker="s", ms=3, color="C2",
+            label="b_c (adapter, fed server)")
+    ax.set_xlabel("user's channel g·p/N0 (dB·Hz)")
+    ax.set_ylabel("bandwidth at the optimum (MHz)")
+    ax.set_title(f"bandwidth per user at cut {best_cut}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(title or "Joint choice of cut layer, bandwidth and eta")
+    return _save(fig, path)
+
+
+def sweep_metrics(table: pd.DataFrame, paths: list[str], metrics: list[str], path: Path, title: str = "") -> Path:
+    """A sweep's headline metrics against its first swept field: one line per metric and per value
+    of the other swept fields. Non-numeric values sit at evenly spaced positions."""
+    fig, ax = plt.subplots(figsize=(7.4, 4.8))
+    x_path, others = paths[0], paths[1:]
+    x_values = list(dict.fromkeys(table[x_path]))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x_values)
+    position = (lambda v: v) if numeric else (lambda v: x_values.index(v))  # noqa: E731
+    groups = table.groupby(others, sort=False) if others else [((), table)]
+    linestyles = ["-", "--", ":", "-."]
+    for g, (key, rows) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        suffix = ", ".join(f"{p.split('.')[-1]}={k}" for p, k in zip(others, key))
+        rows = rows.sort_values(x_path) if numeric else rows
+        for m, metric in enumerate(metrics):
+            label = metric.removesuffix("_s").replace("_", " ") + (f" ({suffix})" if suffix else "")
+            ax.plot([position(v) for v in rows[x_path]], rows[metric], marker="o", color=f"C{m % 10}",
+                    linestyle=linestyles[g % len(linestyles)], label=label)
+    if not numeric:
+        ax.set_xticks(range(len(x_values)), [str(v) for v in x_values])
+    values = table[metrics].to_numpy(dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values) and values.max() / values.min() > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel(x_path)
+    ax.set_ylabel("delay (s)" if all("delay" in m or m.endswith("T_s") for m in metrics) else "value")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title or "Joint choice of cut layer, bandwidth and eta")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
+    ax.set_title(title or "Sweep", fontsize=10)
     return _save(fig, path)
 
 

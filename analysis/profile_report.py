@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from optimizer.delay_model import batches_per_user, samples_per_user
 from scenarios import Scenario, WorkloadProfile
 
 GIB = 2**30
 
 
-def batches_per_round(scenario: Scenario) -> int:
-    """Full mini-batches one user trains on per round (one local epoch, last partial batch dropped)."""
-    per_user = scenario.workload.dataset_samples // scenario.cell.users
-    return per_user // scenario.model.batch_size
+def batches_per_round(scenario: Scenario) -> np.ndarray:
+    """Full mini-batches each user trains per round (one local epoch, last partial batch dropped),
+    shape (K,): the simulator's own definition (optimizer.delay_model.batches_per_user)."""
+    samples = samples_per_user(scenario.workload, scenario.cell.users, scenario.seed)
+    return batches_per_user(samples, scenario.model.batch_size)
+
+
+def describe_batches(batches: np.ndarray) -> str:
+    low, high = int(batches.min()), int(batches.max())
+    return f"{low}" if low == high else f"{low}-{high} (mean {batches.mean():.3g})"
 
 
 def cut_table(profile: WorkloadProfile) -> pd.DataFrame:
@@ -59,20 +67,24 @@ def traffic_table(profile: WorkloadProfile, scenario: Scenario) -> pd.DataFrame:
 
     SplitLLM and SL: activations + gradients at the first cut over one local epoch; FL: the whole
     model's trainable parameters up and down; SFL: SL's traffic plus the client adapter up and the
-    aggregate down. `with_side` adds the attention masks, labels and pooling indices.
+    aggregate down; SL the user adapter handed on after every turn and back. Batches per round are
+    the mean over users of floor(D_k / batch), as in the simulator. `with_side` adds the attention
+    masks, labels and pooling indices.
     """
     cut = scenario.model.cut_layers[0]
-    batches = batches_per_round(scenario)
+    batches = float(np.mean(batches_per_round(scenario)))
     user = profile.tier(0, cut, "user")
-    split = profile.split_traffic_bytes(cut, batches)
-    side = profile.split_traffic_bytes(cut, batches, with_side=True)
+    b = profile.boundary(cut)
+    split = batches * (b.forward_bytes + b.backward_bytes)
+    side = split + batches * b.side_bytes
+    adapters = 2 * user.adapter_bytes  # the user tier's adapter up after its turn or round, and back
     rows = [
         {"scheme": "SplitLLM", "activations_gradients_gib": split / GIB, "with_side_tensors_gib": side / GIB,
-         "adapters_gib": 2 * user.adapter_bytes / GIB},
+         "adapters_gib": adapters / GIB},
         {"scheme": "SL", "activations_gradients_gib": split / GIB, "with_side_tensors_gib": side / GIB,
-         "adapters_gib": 0.0},
+         "adapters_gib": adapters / GIB},
         {"scheme": "SFL", "activations_gradients_gib": split / GIB, "with_side_tensors_gib": side / GIB,
-         "adapters_gib": 2 * user.adapter_bytes / GIB},
+         "adapters_gib": adapters / GIB},
         {"scheme": "FL", "activations_gradients_gib": 0.0, "with_side_tensors_gib": 0.0,
          "adapters_gib": profile.fl_traffic_bytes() / GIB},
     ]

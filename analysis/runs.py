@@ -11,6 +11,7 @@ from netsim import SimulationResult, simulate_sfl
 from optimizer import optimise
 from scenarios import Allocation, InputError, Scenario
 
+from .guards import check_allocations, check_optimizer, check_resources
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_bar
 from .world import World, realise
@@ -29,6 +30,7 @@ def simulate_allocation(world: World, allocation: Allocation, progress: bool | N
 
 def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> list[str]:
     """`splitsim optimize`: every strategy's allocation, written to allocation.json."""
+    check_optimizer(scenario)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
@@ -48,7 +50,7 @@ def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> l
 
 def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> list[str]:
     """`splitsim profile`: measure (or load) the scenario model's profile; write profile.json."""
-    from .profile_report import batches_per_round, cut_table, format_frame, tier_table, traffic_table
+    from .profile_report import batches_per_round, cut_table, describe_batches, format_frame, tier_table, traffic_table
     from .world import load_profile
 
     if scenario.model is None:
@@ -72,8 +74,8 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
                  "+ saved activations):",
              format_frame(tiers),
              "", f"user-side communication per round and user ({scenario.cell.users} users, "
-                 f"{scenario.workload.dataset_samples:,} samples -> {batches_per_round(scenario)} batches of "
-                 f"{m.batch_size} per user; GiB):",
+                 f"{scenario.workload.dataset_samples:,} samples -> {describe_batches(batches_per_round(scenario))} "
+                 f"batches of {m.batch_size} per user; GiB):",
              format_frame(traffic), "", f"-> {out / 'profile.json'}"]
     return lines
 
@@ -85,7 +87,9 @@ def _simulations(scenario: Scenario, world: World, progress: bool | None):
     scheme itself for `simulation.rounds` local epochs, from the model profile.
     """
     if scenario.scheme == "sfl":
-        for name, allocation in optimise(world.inputs, scenario.optimizer).items():
+        allocations = optimise(world.inputs, scenario.optimizer)
+        check_allocations(allocations, scenario)  # every strategy fits, or none runs
+        for name, allocation in allocations.items():
             result = simulate_allocation(world, allocation, progress)
             yield name, result, {"optimizer_T_s": allocation.T_s, "relative_difference_to_optimizer":
                                  abs(result.total_delay_s - allocation.T_s) / allocation.T_s}
@@ -111,6 +115,7 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     if scenario.scheme != "sfl" and scenario.model is None:
         raise InputError(f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
                          field="model", value=None)
+    check_resources(scenario, "simulate")
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
@@ -130,13 +135,15 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
             events.to_csv(out / events_file, index=False)
     metrics = {f"delay_{name}_s": s["total_delay_s"] for name, s in summaries.items()}
     write_json(out / "summary.json", {"scenario": scenario.name, "scheme": scenario.scheme,
-                                      "events_file": events_file, "metrics": metrics, "simulations": summaries})
+                                      "events_file": events_file, "metrics": metrics, "headline": list(metrics),
+                                      "simulations": summaries})
     return summaries
 
 
 def run_study(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
     """`splitsim run`: dispatch on `study.kind`; return the lines to print."""
     kind = scenario.study.kind
+    check_resources(scenario, "run")
     if kind == "simulate":
         summaries = run_simulate(scenario, out_dir, source=source, progress=progress)
         return [f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds"

@@ -23,6 +23,38 @@ SCHEMES = ("splitllm", "sfl", "fl", "sl")
 SCHEME_LABEL = {"splitllm": "SplitLLM", "sfl": "SFL (FedsLLM)", "fl": "FL", "sl": "SL"}
 
 
+def tier_limits(scenario) -> dict[str, tuple[float, str]]:
+    """Memory of one device of each tier (bytes) and where the figure comes from."""
+    compute, study = scenario.compute, scenario.study
+    limits = {role: (float(compute.memory_bytes(role)), getattr(compute, f"{role}_device"))
+              for role in ("user", "edge", "server", "cloud")}
+    if study.user_memory_limit_gib is not None:
+        limits["user"] = (study.user_memory_limit_gib * GIB, "study.user_memory_limit_gib")
+    return limits
+
+
+def fits(memory: dict[str, float], limits: dict[str, tuple[float, str]]) -> tuple[bool, str]:
+    """(every tier fits its device, the reason when one does not: tier, GiB needed and available)."""
+    over = [f"{tier} needs {need / GIB:.3g} GiB > {limits[tier][0] / GIB:.3g} GiB ({limits[tier][1]})"
+            for tier, need in memory.items() if need > limits[tier][0]]
+    return not over, "; ".join(over)
+
+
+def spectrum_plan(scenario) -> dict[str, str]:
+    """How each scheme uses the uplink spectrum in this scenario: the terms a comparison is made on."""
+    radio, cell = scenario.radio, scenario.cell
+    bs, bc = radio.uplink_main_bandwidth_hz / 1e6, radio.uplink_fed_bandwidth_hz / 1e6
+    m = max(cell.edge_servers, 1)
+    splitllm = (f"orthogonal: each of the {m} edges has B_s/M = {bs / m:.3g} MHz, used by one of its users at a time"
+                if radio.edge_spectrum == "orthogonal" else
+                f"full reuse: each of the {m} edges uses all of B_s = {bs:.3g} MHz, with interference from the "
+                "other edges' active users")
+    return {"splitllm": splitllm,
+            "sfl": f"the {cell.users} users share B_s = {bs:.3g} MHz (FedsLLM allocation) and B_c = {bc:.3g} MHz",
+            "sl": f"one user at a time on B_s = {bs:.3g} MHz",
+            "fl": f"the {cell.users} users share B_c = {bc:.3g} MHz equally for their adapters"}
+
+
 def scheme_memory_bytes(profile: WorkloadProfile, scheme: str, cuts: list[int], users: int, edges: int,
                         server_concurrency: int | None, cloud_concurrency: int | None) -> dict[str, int]:
     """Peak memory of each tier's device for one scheme.
@@ -79,6 +111,7 @@ class SchemeOutcome:
     result: SimulationResult
     memory_bytes: dict[str, int]
     traffic_bytes: dict[str, float]
+    limits: dict[str, tuple[float, str]]
 
     def row(self) -> dict:
         r = self.result
@@ -90,6 +123,7 @@ class SchemeOutcome:
                "user_downlink_s": float(np.mean(r.downlink_s)), "simpy_events": r.simpy_events}
         for tier in ("user", "edge", "cloud", "server"):
             row[f"{tier}_memory_gib"] = self.memory_bytes[tier] / GIB if tier in self.memory_bytes else float("nan")
+        row["fits_devices"], row["infeasible_reason"] = fits(self.memory_bytes, self.limits)
         return row
 
 
@@ -106,7 +140,8 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
             raise InputError("SplitLLM needs two model.cut_layers and cell.edge_servers >= 1", field="model.cut_layers",
                              value=cuts)
         plan = build_splitllm_plan(profile, cuts, scenario.compute, scenario.radio, sim, scenario.channel,
-                                   world.edge_link, world.association, scenario.cell.edge_servers, batches, rng)
+                                   world.edge_link, world.association, scenario.cell.edge_servers, batches, rng,
+                                   world.edge_cross_gain)
         result = run_plan(plan, sim, scenario.channel, on_round)
     elif scheme == "sl":
         plan = build_sl_plan(profile, cuts[0], scenario.compute, scenario.radio, sim, scenario.channel, world.channel,
@@ -127,4 +162,5 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         raise InputError(f"unknown scheme; choose from {', '.join(SCHEMES)}", field="scheme", value=scheme)
     memory = scheme_memory_bytes(profile, scheme, cuts, scenario.cell.users, scenario.cell.edge_servers,
                                  sim.server_concurrency, sim.cloud_concurrency)
-    return SchemeOutcome(scheme, result, memory, scheme_traffic_bytes(profile, scheme, cuts, batches))
+    return SchemeOutcome(scheme, result, memory, scheme_traffic_bytes(profile, scheme, cuts, batches),
+                         tier_limits(scenario))

@@ -20,10 +20,11 @@ from optimizer import delay_inputs_from_profile, optimise
 from scenarios import InputError, rng_for
 
 from . import plots
+from .guards import check_allocations
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_iter
 from .report import Report
-from .schemes import GIB, run_scheme, scheme_memory_bytes
+from .schemes import GIB, fits, run_scheme, scheme_memory_bytes, tier_limits
 from .world import World, realise
 
 
@@ -37,9 +38,10 @@ def candidate_cuts(world: World) -> list[int]:
     return sorted(set(cuts))
 
 
-def user_memory_limit_bytes(world: World) -> float:
-    limit = world.scenario.study.user_memory_limit_gib
-    return limit * GIB if limit is not None else world.scenario.compute.memory_bytes("user")
+def _memory_columns(memory: dict[str, float], limits) -> dict:
+    ok, reason = fits(memory, limits)
+    return {**{f"{tier}_memory_gib": need / GIB for tier, need in memory.items()}, "feasible": ok,
+            "infeasible_reason": reason}
 
 
 def _with_cuts(world: World, cuts: list[int]) -> World:
@@ -52,7 +54,7 @@ def _with_cuts(world: World, cuts: list[int]) -> World:
 
 def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
     scenario, profile = world.scenario, world.profile
-    limit = user_memory_limit_bytes(world)
+    limits = tier_limits(world.scenario)
     batches = world.batches_per_round()
     rows = []
     for cut in progress_iter(cuts, "cuts", progress):
@@ -64,11 +66,10 @@ def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.Da
                                      scenario.simulation.server_concurrency, None)
         user = profile.tier(0, cut)
         b = profile.boundary(cut)
-        row = {"cut": cut, "user_memory_gib": memory["user"] / GIB, "server_memory_gib": memory["server"] / GIB,
+        row = {"cut": cut, **_memory_columns(memory, limits),
                "user_gflop_per_sample": user.flops / profile.batch_size / 1e9, "user_lora_params": user.lora_params,
                "bits_per_iteration": inputs.activation_bits, "adapter_bits": inputs.adapter_bits,
-               "user_traffic_gib_per_round": float(batches.mean()) * (b.forward_bytes + b.backward_bytes) / GIB,
-               "feasible": bool(memory["user"] <= limit)}
+               "user_traffic_gib_per_round": float(batches.mean()) * (b.forward_bytes + b.backward_bytes) / GIB}
         for name, alloc in allocations.items():
             row[f"T_{name}_s"], row[f"eta_{name}"] = alloc.T_s, alloc.eta
         rows.append(row)
@@ -76,35 +77,29 @@ def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.Da
 
 
 def sl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
-    profile, limit = world.profile, user_memory_limit_bytes(world)
+    profile, limits = world.profile, tier_limits(world.scenario)
     rows = []
     for cut in progress_iter(cuts, "cuts", progress):
         outcome = run_scheme(_with_cuts(world, [cut]), "sl")
         user = profile.tier(0, cut)
         rows.append({"cut": cut, "T_SL_s": outcome.result.total_delay_s,
-                     "user_memory_gib": outcome.memory_bytes["user"] / GIB,
-                     "server_memory_gib": outcome.memory_bytes["server"] / GIB,
+                     **_memory_columns(outcome.memory_bytes, limits),
                      "user_gflop_per_sample": user.flops / profile.batch_size / 1e9,
-                     "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB,
-                     "feasible": bool(outcome.memory_bytes["user"] <= limit)})
+                     "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB})
     return pd.DataFrame(rows)
 
 
 def splitllm_pair_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
-    compute = world.scenario.compute
-    limits = {"user": user_memory_limit_bytes(world), "edge": compute.memory_bytes("edge"),
-              "cloud": compute.memory_bytes("cloud")}
+    limits = tier_limits(world.scenario)
     pairs = [(a, b) for a in cuts for b in cuts if a < b]
     if not pairs:
         raise InputError("SplitLLM needs at least two candidate cuts", field="study.cuts", value=cuts)
     rows = []
     for c1, c2 in progress_iter(pairs, "cut pairs", progress):
         outcome = run_scheme(_with_cuts(world, [c1, c2]), "splitllm")
-        mem = outcome.memory_bytes
         rows.append({"cut_user": c1, "cut_edge": c2, "delay_s": outcome.result.total_delay_s,
-                     **{f"{t}_memory_gib": mem[t] / GIB for t in ("user", "edge", "cloud")},
-                     "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB,
-                     "feasible": bool(all(mem[t] <= limits[t] for t in limits))})
+                     **_memory_columns(outcome.memory_bytes, limits),
+                     "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB})
     return pd.DataFrame(rows)
 
 
@@ -112,8 +107,8 @@ def _joint_choice(world: World, table: pd.DataFrame, out: Path) -> dict:
     """Best feasible cut for the proposed allocation; its allocation, simulated."""
     ok = table[table["feasible"]]
     if ok.empty:
-        raise InputError("no candidate cut fits the user memory limit", field="study.user_memory_limit_gib",
-                         value=world.scenario.study.user_memory_limit_gib)
+        raise InputError("no candidate cut fits every tier's memory: " + table["infeasible_reason"].iloc[0],
+                         field="study.cuts", value=[int(c) for c in table["cut"]])
     best = ok.loc[ok["T_proposed_s"].idxmin()]
     cut = int(best["cut"])
     scenario = world.scenario
@@ -121,10 +116,12 @@ def _joint_choice(world: World, table: pd.DataFrame, out: Path) -> dict:
     inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio, model,
                                        world.profile, world.channel, rng_for(scenario.seed, "compute"))
     alloc = optimise(inputs, scenario.optimizer.model_copy(update={"strategies": ["proposed"]}))["proposed"]
+    check_allocations({"proposed": alloc}, scenario)
     sim = simulate_sfl(inputs, alloc, scenario.simulation, scenario.radio, scenario.channel, world.channel,
                        world.simulation_rng())
     choice = {"cut": cut, "T_s": alloc.T_s, "eta": alloc.eta, "I0": alloc.I0, "V": alloc.V,
               "T_simulated_s": sim.total_delay_s, "user_memory_gib": float(best["user_memory_gib"]),
+              "server_memory_gib": float(best["server_memory_gib"]),
               "inputs": inputs.to_dict(), "allocation": alloc.to_dict()}
     write_json(out / "joint_choice.json", choice)
     return choice
@@ -142,15 +139,17 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
     cuts = candidate_cuts(world)
-    limit_gib = user_memory_limit_bytes(world) / GIB
+    limits = tier_limits(world.scenario)
     title = f"{scenario.name}: {world.profile.model}, {scenario.cell.users} users"
     report = Report("Joint choice of cut layer, bandwidth and eta" if kind == "joint_cut" else "Cut-layer what-if",
                     scenario.name, source)
     p = world.profile
     report.paragraph(f"Model {p.model}: {p.num_blocks} blocks, batch {p.batch_size}, LoRA r = {p.lora_rank}, {p.dtype}; "
-                     f"profile measured on {p.device}. Scheme {scheme}, {scenario.cell.users} users. User memory limit "
-                     f"{limit_gib:.3g} GiB ({scenario.compute.user_device}"
-                     f"{'' if scenario.study.user_memory_limit_gib is None else ', set in the study'}).")
+                     f"profile measured on {p.device}. Scheme {scheme}, {scenario.cell.users} users. Every tier is checked "
+                     "against the memory of its device: "
+                     + ", ".join(f"{tier} {limits[tier][0] / GIB:.3g} GiB ({limits[tier][1]})"
+                                 for tier in (("user", "edge", "cloud") if scheme == "splitllm" else ("user", "server")))
+                     + "; a candidate where one does not fit is marked infeasible, with the reason.")
     lines = []
     metrics: dict = {}
     if scheme == "splitllm":
@@ -169,7 +168,7 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
     else:
         table = sfl_cut_table(world, cuts, progress) if scheme == "sfl" else sl_cut_table(world, cuts, progress)
         table.to_csv(out / "cut_layer.csv", index=False)
-        plots.cut_layer_sfl(table, out / "cut_layer.png", limit_gib, title)
+        plots.cut_layer_sfl(table, out / "cut_layer.png", {t: limits[t][0] / GIB for t in ("user", "server")}, title)
         report.table(table, "Per cut: training delay per strategy, memory, compute and traffic of the user:")
         report.figure("cut_layer.png", "delay per strategy, user memory against the device limit, user compute "
                                        "and traffic, against the cut layer")
@@ -178,19 +177,28 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
         if len(ok):
             best = ok.loc[ok[delay_col].idxmin()]
             metrics = {"best_cut": int(best["cut"]), "best_delay_s": float(best[delay_col])}
+            for col in (c for c in table.columns if c.startswith("T_") and c.endswith("_s")):
+                metrics[f"best_delay_{col[2:-2]}_s"] = float(ok[col].min())  # each strategy at its best cut
             lines.append(f"fastest feasible cut: {int(best['cut'])} ({delay_col} = {best[delay_col]:.5g} s)")
         if kind == "joint_cut":
             choice = _joint_choice(world, table, out)
-            plots.joint_cut(table, choice["cut"], out / "joint_cut.png", title)
+            plots.joint_cut(table, choice, out / "joint_cut.png", title)
             report.paragraph(f"Joint optimum: cut {choice['cut']}, eta = {choice['eta']:.4f}, T = {choice['T_s']:.6g} s "
                              f"(simulated {choice['T_simulated_s']:.6g} s); allocation in `joint_choice.json`.")
-            report.figure("joint_cut.png", "optimal delay per cut, the joint optimum circled")
+            report.figure("joint_cut.png", "optimal delay and eta per cut (the joint optimum circled) and each user's "
+                                          "bandwidth at the optimum")
             metrics.update({"joint_cut": choice["cut"], "joint_eta": choice["eta"], "joint_T_s": choice["T_s"]})
             lines.append(f"joint optimum: cut {choice['cut']}, eta {choice['eta']:.4f}, T = {choice['T_s']:.6g} s")
     infeasible = int((~table["feasible"]).sum())
     if infeasible:
-        lines.append(f"{infeasible} of {len(table)} candidates exceed a device memory limit (marked infeasible)")
+        lines.append(f"{infeasible} of {len(table)} candidates exceed a device memory limit (marked infeasible; "
+                     f"e.g. {table.loc[~table['feasible'], 'infeasible_reason'].iloc[0]})")
+    headline = [m for m in metrics if m.startswith("best_delay_")] if scheme == "sfl" else \
+        [m for m in metrics if m == "best_delay_s"]
+    if kind == "joint_cut":
+        headline = ["joint_T_s"]
     write_json(out / "summary.json", {"scenario": scenario.name, "study": kind, "metrics": metrics,
+                                      "headline": headline,
                                       "rows": table.to_dict(orient="records")})
     report.write(out)
     return lines + [f"-> {out}"]

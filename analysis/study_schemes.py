@@ -16,7 +16,7 @@ from scenarios import InputError
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_iter
 from .report import Report
-from .schemes import SCHEME_LABEL, run_scheme
+from .schemes import SCHEME_LABEL, run_scheme, spectrum_plan
 from .world import realise
 
 
@@ -36,7 +36,8 @@ def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progr
                             f"{scenario.model.source}, {scenario.simulation.rounds} rounds")
     metrics = {f"delay_{r['scheme']}_s": r["delay_s"] for r in rows}
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "scheme_comparison", "metrics": metrics,
-                                      "rows": rows})
+                                      "headline": list(metrics), "rows": rows,
+                                      "spectrum": {s: spectrum_plan(scenario)[s] for s in scenario.study.schemes}})
     p = world.profile
     report = Report("Scheme comparison: SplitLLM, SFL, FL and SL", scenario.name, source)
     report.paragraph(
@@ -45,8 +46,11 @@ def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progr
         f"{scenario.model.cut_layers}; {scenario.simulation.rounds} rounds of one local epoch each. Memory is the "
         f"peak of one device of each tier; user traffic is per round and user (Table II counts activations and "
         f"gradients for the split schemes, adapters up and down for FL). Profile measured on {p.device}.")
+    plan = spectrum_plan(scenario)
+    report.paragraph("Spectrum (`radio.edge_spectrum: " + scenario.radio.edge_spectrum + "`): "
+                     + "; ".join(f"{SCHEME_LABEL[s]}: {plan[s]}" for s in scenario.study.schemes) + ".")
     cols = ["label", "delay_s", "round_s", "user_traffic_gib_per_round", "user_memory_gib", "edge_memory_gib",
-            "cloud_memory_gib", "server_memory_gib"]
+            "cloud_memory_gib", "server_memory_gib", "fits_devices", "infeasible_reason"]
     report.table(table[cols], "Delay, traffic and peak memory per tier:")
     report.figure("scheme_comparison.png", "training delay, user traffic per round and peak memory per tier, per scheme")
     report.write(out)

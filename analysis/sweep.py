@@ -1,11 +1,19 @@
 """`splitsim sweep`: a grid over any scenario fields, run in local processes or on a Ray cluster.
 
-Every point is validated before any work starts. Each point runs the scenario's study in
-`DIR/points/<id>/`; as soon as it finishes, its row (the grid values, a status and the study's
-headline metrics) is written to `DIR/points/<id>/result.json`, so a killed sweep loses nothing and
-a rerun skips every finished point. A point whose input is infeasible (say, a cut whose memory
-exceeds the device) is recorded as `infeasible` with the reason; an unexpected failure as `error`;
-neither stops the sweep. `DIR/results.csv` is the tidy table of all points.
+Every point is validated before any work starts, and so is every swept field: one that the study
+does not read (say radio.max_tx_power_dbm in a latency_vs_power study, which sets the power itself)
+is an error, not a column of identical rows. A point's identity is its whole resolved scenario and
+the splitsim version: `points/<id>/result.json` records both, and a rerun reuses a finished point
+only when both are unchanged. The folder belongs to one base scenario (`run.json`): a sweep of an
+edited scenario into it is refused (or, with --overwrite, replaces it).
+
+Each worker writes its point's `result.json` the moment the point finishes, so nothing finished is
+lost: Ctrl-C or SIGTERM stops the sweep at once (no new point starts, running ones are stopped) and
+says how to resume; a worker that dies (killed, out of memory) stops it the same way. A point whose
+input is infeasible (a cut over the memory limit) is recorded as `infeasible` with the reason; an
+unexpected failure as `error`; neither stops the sweep. `results.csv` is the tidy table (grid
+values, status, every headline metric of the study: delays per strategy or scheme, reductions);
+`sweep.png` plots the headline delays against the first swept field.
 """
 
 from __future__ import annotations
@@ -15,8 +23,12 @@ import itertools
 import json
 import os
 import re
+import shlex
+import signal
+import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,19 +37,23 @@ from typing import Any
 import pandas as pd
 
 from scenarios import InputError, Problem, Scenario, ScenarioError, parse_scenario, read_yaml, set_path
+from scenarios.checks import ignored_reason
+from scenarios.loader import resolve_paths
 
-from .outputs import prepare_out_dir, write_json, write_resolved_scenario
+from .interrupted import Interrupted
+from .outputs import claim_out_dir, package_version, scenario_digest, write_json, write_resolved_scenario
 from .progress import progress_bar
 from .report import Report
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One grid point: the values set (dotted path -> value) and the full scenario data."""
+    """One grid point: the values set (dotted path -> value), the full scenario data, its identity."""
 
     key: str
     values: dict[str, Any]
     data: dict
+    digest: str  # SHA-256 of the resolved scenario and the splitsim version
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -76,45 +92,68 @@ def parse_set(expression: str) -> tuple[str, list[Any]]:
     return path, values
 
 
-def _point_key(values: dict[str, Any]) -> str:
-    text = json.dumps(values, sort_keys=True, default=str)
+def _point_key(values: dict[str, Any], digest: str) -> str:
     readable = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in values.items())
     readable = re.sub(r"[^A-Za-z0-9._-]+", "", readable)[:60]
-    return f"{readable}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return f"{readable}-{digest[:12]}"
 
 
-def expand_grid(base: dict, sets: list[tuple[str, list[Any]]]) -> list[SweepPoint]:
-    """All points of the grid, each validated; raises one ScenarioError listing every bad point."""
+def _point_digest(scenario: Scenario) -> str:
+    return hashlib.sha256(f"{scenario_digest(scenario)} {package_version()}".encode()).hexdigest()
+
+
+def expand_grid(base: dict, sets: list[tuple[str, list[Any]]], base_dir: str | Path | None = None) -> list[SweepPoint]:
+    """All points of the grid, each validated; raises one ScenarioError listing every bad point.
+
+    A swept path must exist in the schema, change something the study reads, and (for model.*)
+    find a model section in the base scenario."""
     if not sets:
         raise InputError("give at least one --set PATH=VALUES", field="--set", value=None)
     paths = [p for p, _ in sets]
     if len(set(paths)) != len(paths):
         raise InputError("each path may be set once", field="--set", value=paths)
+    for path in paths:
+        if path.startswith("model.") and not isinstance(base.get("model"), dict):
+            raise InputError(f"the scenario has no model section, so setting {path} would silently build a default "
+                             "model; add a model section (model.source, ...) to the scenario first",
+                             field=f"--set {path}", value=None)
     points, problems = [], []
     for combo in itertools.product(*(values for _, values in sets)):
         values = dict(zip(paths, combo))
         data = base
+        label = ", ".join(f"{k}={v!r}" for k, v in values.items())
         try:
             for path, value in values.items():
                 data = set_path(data, path, value)
-            parse_scenario(data)
+            data = resolve_paths(data, base_dir if base_dir is not None else Path.cwd())
+            scenario = parse_scenario(data)
         except ScenarioError as err:
-            label = ", ".join(f"{k}={v!r}" for k, v in values.items())
             problems += [Problem(p.field, f"{p.message} [at {label}]", p.value, p.has_value, "--set")
                          for p in err.problems]
             continue
-        points.append(SweepPoint(_point_key(values), values, data))
+        for path in paths:
+            why = ignored_reason(scenario, path)
+            if why is not None:
+                problems.append(Problem(path, f"has no effect in this sweep: {why}", source="--set"))
+        digest = _point_digest(scenario)
+        points.append(SweepPoint(_point_key(values, digest), values, data, digest))
     if problems:
         unique = list({p.line(): p for p in problems}.values())
         raise ScenarioError(unique)
     return points
 
 
-def run_point(data: dict, point_dir: str) -> dict:
-    """Run one point's study; return its status and headline metrics (never raises)."""
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the driver, which stops them; they run single-threaded torch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def run_point(data: dict, point_dir: str, digest: str, values: dict | None = None, key: str = "") -> dict:
+    """Run one point's study, write its `result.json` at once, and return its row (never raises
+    for a bad point: its status says `infeasible` or `error`)."""
     from .runs import run_study
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch
 
@@ -123,14 +162,22 @@ def run_point(data: dict, point_dir: str) -> dict:
         pass
     try:
         scenario = parse_scenario(data)
-        run_study(scenario, point_dir, progress=False)
-        summary = json.loads((Path(point_dir) / "summary.json").read_text())
-        return {"status": "ok", "message": "", **summary.get("metrics", {})}
+        folder = claim_out_dir(point_dir, "run", scenario)
+        run_study(scenario, folder, progress=False)
+        summary = json.loads((folder / "summary.json").read_text())
+        outcome = {"status": "ok", "message": "", **summary.get("metrics", {})}
+        headline = summary.get("headline", [])
     except InputError as err:
-        return {"status": "infeasible", "message": str(err).splitlines()[0]}
+        outcome, headline = {"status": "infeasible", "message": str(err).splitlines()[0]}, []
     except Exception as err:  # noqa: BLE001 - one point's bug must not stop the sweep; it is reported
         tail = traceback.format_exc().strip().splitlines()[-1]
-        return {"status": "error", "message": f"{type(err).__name__}: {tail}"}
+        outcome, headline = {"status": "error", "message": f"{type(err).__name__}: {tail}"}, []
+    row = {**(values or {}), "point": key, **outcome}
+    folder = Path(point_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "result.json", {"inputs_sha256": digest, "splitsim_version": package_version(),
+                                        "headline": headline, "row": row})
+    return row
 
 
 def _prepare_profiles(points: list[SweepPoint]) -> None:
@@ -151,36 +198,52 @@ def _prepare_profiles(points: list[SweepPoint]) -> None:
                 pass  # the point will report it as infeasible
 
 
-def _record(out: Path, point: SweepPoint, outcome: dict) -> dict:
-    row = {**point.values, "point": point.key, **outcome}
-    folder = out / "points" / point.key
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "result.json", {"row": row})
-    return row
-
-
 def _finished(out: Path, point: SweepPoint) -> dict | None:
+    """The recorded row of a point computed from exactly these inputs, or None."""
     path = out / "points" / point.key / "result.json"
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())["row"]
-    except (ValueError, KeyError):
+        record = json.loads(path.read_text())
+    except ValueError:
         return None
+    if record.get("inputs_sha256") != point.digest or "row" not in record:
+        return None
+    return record["row"]
+
+
+def _point_args(out: Path, point: SweepPoint) -> tuple:
+    return point.data, str(out / "points" / point.key), point.digest, point.values, point.key
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop at once: cancel queued points and terminate the workers running the others."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public API before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _run_local(todo: list[SweepPoint], out: Path, workers: int, on_row) -> None:
     if workers <= 1:
         for point in todo:
-            on_row(_record(out, point, run_point(point.data, str(out / "points" / point.key))))
+            on_row(run_point(*_point_args(out, point)))
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        pending = {pool.submit(run_point, p.data, str(out / "points" / p.key)): p for p in todo}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init)
+    try:
+        pending = {pool.submit(run_point, *_point_args(out, p)): p for p in todo}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                point = pending.pop(future)
-                on_row(_record(out, point, future.result()))
+                pending.pop(future)
+                on_row(future.result())
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _run_ray(todo: list[SweepPoint], out: Path, workers: int, address: str | None, on_row) -> None:
@@ -195,38 +258,83 @@ def _run_ray(todo: list[SweepPoint], out: Path, workers: int, address: str | Non
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance
         ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
         started = True
+    pending: dict = {}
     try:
-        remote = ray.remote(num_cpus=1)(run_point)
-        pending = {remote.remote(p.data, str(out / "points" / p.key)): p for p in todo}
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
+        pending = {remote.remote(*_point_args(out, p)): p for p in todo}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                point = pending.pop(ref)
-                on_row(_record(out, point, ray.get(ref)))
+                pending.pop(ref)
+                on_row(ray.get(ref))
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started:
             ray.shutdown()
 
 
+def _raise_keyboard_interrupt(signum, frame):  # noqa: ARG001 - a signal handler's signature
+    raise KeyboardInterrupt
+
+
+class _TermAsInterrupt:
+    """Within the block, SIGTERM stops the run like Ctrl-C (main thread only)."""
+
+    def __enter__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        return False
+
+
+def resume_command(scenario_path: str | Path, sets: list[str], out: Path, engine: str, workers: int | None,
+                   address: str | None) -> str:
+    args = ["splitsim", "sweep", str(scenario_path)]
+    for expression in sets:
+        args += ["--set", expression]
+    args += ["--out", str(out)]
+    if engine != "local":
+        args += ["--engine", engine]
+    if workers:
+        args += ["--workers", str(workers)]
+    if address:
+        args += ["--address", address]
+    return shlex.join(args)
+
+
 def run_sweep(scenario_path: str | Path, sets: list[str], out_dir: str | Path, engine: str = "local",
-              workers: int | None = None, address: str | None = None, progress: bool | None = None) -> list[str]:
-    """Expand, validate, run (skipping finished points) and tabulate a sweep."""
+              workers: int | None = None, address: str | None = None, progress: bool | None = None,
+              overwrite: bool = False) -> list[str]:
+    """Expand, validate, run (reusing finished points of identical inputs) and tabulate a sweep."""
     from scenarios import load_scenario
 
+    from .guards import check_resources
+
+    if engine not in ("local", "ray"):
+        raise InputError("engine must be 'local' or 'ray'", field="--engine", value=engine)
+    if workers is not None and workers < 1:
+        raise InputError("needs at least one worker", field="--workers", value=workers)
     base_scenario: Scenario = load_scenario(scenario_path)
     base = read_yaml(Path(scenario_path).read_text(encoding="utf-8"), str(scenario_path))
     grid = [parse_set(s) for s in sets]
-    points = expand_grid(base, grid)  # every point valid, or nothing runs
-    if engine not in ("local", "ray"):
-        raise InputError("engine must be 'local' or 'ray'", field="--engine", value=engine)
+    points = expand_grid(base, grid, Path(scenario_path).resolve().parent)  # every point valid, or nothing runs
+    for point in points:
+        check_resources(parse_scenario(point.data), "run")
+    chosen_workers = workers
     workers = workers or min(len(points), os.cpu_count() or 1)
-    if workers < 1:
-        raise InputError("needs at least one worker", field="--workers", value=workers)
-    out = prepare_out_dir(out_dir)
+    out = claim_out_dir(out_dir, "sweep", base_scenario, resumable=True, overwrite=overwrite)
     write_resolved_scenario(base_scenario, out, str(scenario_path))
     write_json(out / "sweep.json", {"scenario": str(scenario_path), "grid": {p: v for p, v in grid},
                                     "engine": engine, "workers": workers, "points": len(points)})
-    rows = {}
+    rows: dict[str, dict] = {}
     todo = []
     for point in points:
         row = _finished(out, point)
@@ -235,27 +343,69 @@ def run_sweep(scenario_path: str | Path, sets: list[str], out_dir: str | Path, e
         else:
             todo.append(point)
     skipped = len(rows)
-    if todo:
-        _prepare_profiles(todo)
-    with progress_bar(len(points), "sweep", progress, unit="point") as bar:
-        bar.update(skipped)
+    resume = resume_command(scenario_path, sets, out, engine, chosen_workers, address)
+    try:
+        with _TermAsInterrupt(), progress_bar(len(points), "sweep", progress, unit="point") as bar:
+            bar.update(skipped)
+            if todo:
+                _prepare_profiles(todo)
 
-        def on_row(row: dict) -> None:
-            rows[row["point"]] = row
-            bar.update(1)
+            def on_row(row: dict) -> None:
+                rows[row["point"]] = row
+                bar.update(1)
 
-        if engine == "local":
-            _run_local(todo, out, workers, on_row)
-        else:
-            _run_ray(todo, out, workers, address, on_row)
-    table = pd.DataFrame([rows[p.key] for p in points])
-    table.to_csv(out / "results.csv", index=False)
+            if engine == "local":
+                _run_local(todo, out, workers, on_row)
+            else:
+                _run_ray(todo, out, workers, address, on_row)
+    except KeyboardInterrupt:
+        _write_table(out, points, rows, grid, base_scenario, str(scenario_path), skipped, engine, workers,
+                     interrupted=True)
+        raise Interrupted([f"interrupted: {len(rows)} of {len(points)} points are finished and recorded in "
+                           f"{out / 'points'}", f"resume with: {resume}"], 130) from None
+    except BrokenProcessPool:
+        _write_table(out, points, rows, grid, base_scenario, str(scenario_path), skipped, engine, workers,
+                     interrupted=True)
+        raise Interrupted(["a sweep worker died (killed, or out of memory) while running a point",
+                           f"{len(rows)} of {len(points)} points are finished and recorded in {out / 'points'}",
+                           f"resume with: {resume}"], 1) from None
+    table = _write_table(out, points, rows, grid, base_scenario, str(scenario_path), skipped, engine, workers)
     counts = table["status"].value_counts().to_dict()
-    report = Report(f"Sweep over {', '.join(p for p, _ in grid)}", base_scenario.name, str(scenario_path))
-    report.paragraph(f"{len(points)} points ({skipped} already done before this run), engine {engine}, "
-                     f"{workers} workers. Status: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ". "
-                     "Each point's full study output is in `points/<point>/`; `results.csv` has one row per point.")
-    report.table(table.drop(columns=["point"]), "Results:")
-    report.write(out)
     return [f"{len(points)} points: " + ", ".join(f"{n} {s}" for s, n in counts.items())
             + f" ({skipped} done before, {len(todo)} run now)", f"-> {out / 'results.csv'}"]
+
+
+def _headline(out: Path, points: list[SweepPoint], rows: dict) -> list[str]:
+    """The headline metrics the points' studies name (first finished point that names them)."""
+    for point in points:
+        if point.key in rows and rows[point.key].get("status") == "ok":
+            try:
+                return json.loads((out / "points" / point.key / "result.json").read_text()).get("headline", [])
+            except (OSError, ValueError):
+                continue
+    return []
+
+
+def _write_table(out: Path, points: list[SweepPoint], rows: dict, grid, base_scenario: Scenario, source: str,
+                 skipped: int, engine: str, workers: int, interrupted: bool = False) -> pd.DataFrame:
+    from . import plots
+
+    paths = [p for p, _ in grid]
+    table = pd.DataFrame([rows.get(p.key, {**p.values, "point": p.key, "status": "not run", "message": ""})
+                          for p in points])
+    table.to_csv(out / "results.csv", index=False)
+    headline = [m for m in _headline(out, points, rows) if m in table]
+    counts = table["status"].value_counts().to_dict()
+    report = Report(f"Sweep over {', '.join(paths)}", base_scenario.name, source)
+    report.paragraph(f"{len(points)} points ({skipped} already done before this run), engine {engine}, "
+                     f"{workers} workers. Status: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ". "
+                     + ("**The sweep was interrupted**: rerun the same command to finish it. " if interrupted else "")
+                     + "Each point's full study output is in `points/<point>/`; `results.csv` has one row per point.")
+    report.table(table.drop(columns=["point"]), "Results:")
+    if headline and (table["status"] == "ok").any():
+        plots.sweep_metrics(table[table["status"] == "ok"], paths, headline, out / "sweep.png",
+                            f"{base_scenario.name}: {base_scenario.study.kind} over {', '.join(paths)}")
+        report.figure("sweep.png", f"{', '.join(headline)} against {paths[0]}"
+                      + (f", one line per value of {', '.join(paths[1:])}" if len(paths) > 1 else ""))
+    report.write(out)
+    return table

@@ -7,8 +7,10 @@ from dataclasses import dataclass, replace
 import networkx as nx
 import numpy as np
 
-from netsim import associate_users, build_topology, edge_link_state, sample_channel, sample_edge_positions
+from netsim import (associate_users, build_topology, cross_link_gains, edge_link_state, sample_channel,
+                    sample_edge_positions)
 from optimizer import delay_inputs_from_profile, sample_delay_inputs
+from optimizer.delay_model import batches_per_user
 from scenarios import ChannelState, DelayInputs, Scenario, WorkloadProfile, rng_for
 
 
@@ -23,12 +25,13 @@ class World:
     profile: WorkloadProfile | None = None  # measured from `scenario.model`, when there is one
     association: np.ndarray | None = None  # (K,) index of each user's nearest edge server
     edge_link: ChannelState | None = None  # each user's channel to its edge server
+    edge_cross_gain: np.ndarray | None = None  # (K, M) linear gain of each user to every edge (interference)
 
     def batches_per_round(self) -> np.ndarray:
         """Full mini-batches each user trains per local epoch (D_k // batch size), shape (K,)."""
         if self.profile is None:
             raise ValueError("batches per round need a model")
-        return self.inputs.samples // self.profile.batch_size
+        return batches_per_user(self.inputs.samples, self.profile.batch_size)
 
     def topology(self) -> nx.DiGraph:
         return build_topology(self.scenario.cell, self.channel, self.edge_positions_m)
@@ -66,10 +69,12 @@ def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World
     else:
         inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio,
                                            scenario.model, profile, channel, rng_for(scenario.seed, "compute"))
-    association = edge_link = None
+    association = edge_link = cross_gain = None
     if len(edges):
         association = associate_users(channel.positions_m, edges)
         edge_link = edge_link_state(channel.positions_m, edges, association, scenario.channel,
                                     scenario.radio.max_tx_power_dbm, rng_for(scenario.seed, "edge-channel"))
+        cross_gain = cross_link_gains(channel.positions_m, edges, association, edge_link, scenario.channel,
+                                      rng_for(scenario.seed, "edge-interference"))
     return World(scenario=scenario, channel=channel, inputs=inputs, edge_positions_m=edges, profile=profile,
-                 association=association, edge_link=edge_link)
+                 association=association, edge_link=edge_link, edge_cross_gain=cross_gain)

@@ -1,5 +1,9 @@
 """Real split LoRA fine-tuning with torch, transformers and peft: models, LoRA, split, profiles, training."""
 
+from .cpu_isa import cap_onednn_isa
+
+cap_onednn_isa()  # before any torch matmul: see cpu_isa.py
+
 from .data import TaskData, load_cifar100, load_mrpc, partition, partition_summary, synthetic_task
 from .errors import LearningError
 from .fedavg import fedavg

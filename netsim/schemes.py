@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from scenarios import ChannelConfig, ChannelState, ComputeConfig, RadioConfig, SimulationConfig, WorkloadProfile
-from scenarios.types import fdma_rate_bps
+from scenarios.types import dbm_to_watt, fdma_rate_bps
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors
 from .engine import scheduled_events
@@ -45,11 +45,46 @@ def _check_batches(batches: np.ndarray, users: int) -> np.ndarray:
     return batches
 
 
+def edge_interference_w(cross_gain: np.ndarray, association: np.ndarray, edges: int, tx_power_w: float) -> np.ndarray:
+    """(M,) mean interference power (W) at each edge under full reuse: every other edge has one
+    active user at a time, drawn uniformly from its users; I_m = sum_{m' != m} mean_{k in U(m')} p·G[k, m].
+
+    `cross_gain`: (K, M) linear power gain from each user to each edge."""
+    interference = np.zeros(edges)
+    for other in range(edges):
+        members = np.flatnonzero(association == other)
+        if len(members) == 0:
+            continue
+        received = tx_power_w * cross_gain[members].mean(axis=0)  # (M,) at every edge
+        received[other] = 0.0
+        interference += received
+    return interference
+
+
+def edge_spectrum(radio: RadioConfig, edges: int, band_hz: float, snr_coeff_hz: np.ndarray, association: np.ndarray,
+                  interference_w: np.ndarray | None, noise_psd_dbm_per_hz: float) -> tuple[float, np.ndarray]:
+    """(band per edge in Hz, effective c = g·p/N0 per user) under `radio.edge_spectrum`.
+
+    orthogonal: band/M each, no interference. reuse: the whole band, the interference folded into
+    c so that fdma_rate_bps gives B·log2(1 + p·g/(N0·B + I_m)): c_eff = c·N0·B/(N0·B + I_m)."""
+    if radio.edge_spectrum == "orthogonal":
+        return band_hz / edges, snr_coeff_hz
+    if interference_w is None:
+        raise NetsimError("full reuse needs the users' gains to every edge", field="radio.edge_spectrum",
+                          value=radio.edge_spectrum)
+    noise_w = dbm_to_watt(noise_psd_dbm_per_hz) * band_hz
+    return band_hz, snr_coeff_hz * noise_w / (noise_w + interference_w[association])
+
+
 def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: ComputeConfig, radio: RadioConfig,
                         sim: SimulationConfig, channel_cfg: ChannelConfig, edge_link: ChannelState,
                         association: np.ndarray, edges: int, batches: np.ndarray,
-                        rng: np.random.Generator) -> SplitLlmPlan:
-    """`edge_link`: each user's channel to its own edge; `association[k]`: that edge's index."""
+                        rng: np.random.Generator, cross_gain: np.ndarray | None = None) -> SplitLlmPlan:
+    """`edge_link`: each user's channel to its own edge; `association[k]`: that edge's index;
+    `cross_gain` (K, M): each user's linear gain to every edge (needed for `edge_spectrum: reuse`).
+
+    The uplink band B_s (and the downlink band) is shared by the edges as `radio.edge_spectrum`
+    says; within an edge one user transmits at a time and has that edge's band to itself."""
     if len(cuts) != 2:
         raise NetsimError("SplitLLM needs two cut layers (user | edge | cloud)", field="model.cut_layers", value=cuts)
     k = edge_link.users
@@ -65,12 +100,22 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
             "backhaul_activation": 8.0 * (b2.forward_bytes + b2.side_bytes), "backhaul_gradient": 8.0 * b2.backward_bytes,
             "user_adapter": user_adapter, "edge_adapter": edge_adapter}
     factors = round_gain_factors(edge_link, channel_cfg, sim.rounds, rng)
-    c_up = edge_link.snr_coeff_hz[None, :] * factors
-    up_rate = fdma_rate_bps(radio.uplink_main_bandwidth_hz, c_up)
+    noise = edge_link.noise_psd_dbm_per_hz
+    up_interference = down_interference = None
+    if cross_gain is not None:
+        up_interference = edge_interference_w(cross_gain, association, edges, dbm_to_watt(edge_link.tx_power_dbm))
+        # downlink: an edge transmitting to its user is heard by the other edges' users, in the mean
+        # the same as the uplink coupling at the edge's power (reciprocal gains)
+        down_interference = up_interference * dbm_to_watt(radio.edge_tx_power_dbm) / dbm_to_watt(edge_link.tx_power_dbm)
+    up_band, c_up = edge_spectrum(radio, edges, radio.uplink_main_bandwidth_hz, edge_link.snr_coeff_hz, association,
+                                  up_interference, noise)
+    up_rate = fdma_rate_bps(up_band, c_up[None, :] * factors)
     down = None
     if sim.downlink:
-        c_down = downlink_snr_coeff_hz(edge_link, radio.edge_tx_power_dbm)[None, :] * factors
-        down = fdma_rate_bps(radio.downlink_bandwidth_hz, c_down)
+        down_band, c_down = edge_spectrum(radio, edges, radio.downlink_bandwidth_hz,
+                                          downlink_snr_coeff_hz(edge_link, radio.edge_tx_power_dbm), association,
+                                          down_interference, noise)
+        down = fdma_rate_bps(down_band, c_down[None, :] * factors)
     haul = lambda b: radio.backhaul_latency_s + b / radio.backhaul_rate_bps  # noqa: E731
     edge_users = [[int(u) for u in np.flatnonzero(association == m)] for m in range(edges)]
     return SplitLlmPlan(
@@ -144,6 +189,20 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log,
         simpy_events=scheduled_events(env), wall_s=wall, paper_assumptions=sim.paper_assumptions(channel_cfg))
+
+
+def cross_link_gains(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, association: np.ndarray,
+                     own_link: ChannelState, channel_cfg: ChannelConfig, rng: np.random.Generator) -> np.ndarray:
+    """(K, M) linear power gain from each user to each edge: the own edge's from `own_link`, the
+    others from path loss over the distance and a fresh shadowing draw (no fading: a mean)."""
+    distance = np.linalg.norm(user_positions_m[:, None, :] - edge_positions_m[None, :, :], axis=2)
+    loss = path_loss_db(np.maximum(distance, channel_cfg.min_distance_m), channel_cfg.path_loss_db_at_1km,
+                        channel_cfg.path_loss_db_per_decade, channel_cfg.min_distance_m)
+    if channel_cfg.shadowing_sigma_db > 0:
+        loss = loss + rng.normal(0.0, channel_cfg.shadowing_sigma_db, size=loss.shape)
+    gain = 10.0 ** (-loss / 10.0)
+    gain[np.arange(len(association)), association] = own_link.gain_linear
+    return gain
 
 
 def edge_link_state(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, association: np.ndarray,

@@ -97,6 +97,20 @@ def split_samples(total: int, users: int, how: str, rng: np.random.Generator) ->
     return rng.multinomial(total, np.full(users, 1.0 / users)).astype(np.int64)
 
 
+def samples_per_user(workload: WorkloadConfig, users: int, seed: int) -> np.ndarray:
+    """D_k of every user, shape (K,): the split the simulator and every table use (stream 'compute',
+    whose first draw it is)."""
+    from scenarios import rng_for
+
+    return split_samples(workload.dataset_samples, users, workload.data_split, rng_for(seed, "compute"))
+
+
+def batches_per_user(samples: np.ndarray, batch_size: int) -> np.ndarray:
+    """Full mini-batches each user trains per local epoch, floor(D_k / batch), shape (K,): the one
+    definition of a round's work for the simulator and the profile tables."""
+    return np.asarray(samples, dtype=np.int64) // int(batch_size)
+
+
 def sample_delay_inputs(theory: TheoryConfig, compute: ComputeConfig, workload: WorkloadConfig, radio: RadioConfig,
                         channel: ChannelState, rng: np.random.Generator) -> DelayInputs:
     """Per-user compute demand of the paper's cycle model, joined to the channel draw.

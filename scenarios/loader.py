@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +132,52 @@ def problems_from_validation(err: ValidationError, source: str = "") -> list[Pro
     return problems
 
 
-def parse_scenario(data: dict, source: str = "") -> Scenario:
-    """Validate a mapping into a `Scenario`; raise `ScenarioError` listing every problem."""
+def resolve_paths(data: dict, base_dir: str | Path) -> dict:
+    """A copy of the mapping with relative file paths made absolute against `base_dir` (the folder of
+    the scenario file): model.profile_path, training.data_path (not the hub names), and model.source
+    when it names a folder that exists there or is written as a path."""
+    from .presets import looks_like_path
+
+    base = Path(base_dir)
+    out = _deep_copy(data)
+
+    def fix(section: str, key: str, keep: tuple[str, ...] = (), only_paths: bool = False) -> None:
+        node = out.get(section)
+        if not isinstance(node, dict) or not isinstance(node.get(key), str):
+            return
+        value = node[key]
+        if value in keep or Path(value).expanduser().is_absolute() or value.startswith("~"):
+            return
+        candidate = base / value
+        if only_paths and not (candidate.exists() or looks_like_path(value)):
+            return  # a preset or a hub id
+        node[key] = str(candidate.resolve())
+
+    fix("model", "profile_path")
+    fix("model", "source", only_paths=True)
+    fix("training", "data_path", keep=("glue/mrpc", "cifar100", "hub"))
+    return out
+
+
+def parse_scenario(data: dict, source: str = "", base_dir: str | Path | None = None) -> Scenario:
+    """Validate a mapping into a `Scenario`; raise `ScenarioError` listing every problem.
+
+    Relative paths resolve against `base_dir` (default: the working directory). Besides each
+    field, the checks across sections are made (`scenarios.checks`): the model exists and its cuts
+    fit, the study has the model and scheme it needs, training settings fit the scheme."""
+    from .checks import scenario_problems
+
+    if not isinstance(data, dict):
+        raise ScenarioError(Problem("", "a scenario is a mapping of sections", data, True, source=source))
+    data = resolve_paths(data, base_dir if base_dir is not None else Path.cwd())
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as err:
         raise ScenarioError(problems_from_validation(err, source)) from None
+    problems = scenario_problems(scenario)
+    if problems:
+        raise ScenarioError([replace(p, source=source) for p in problems])
+    return scenario
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -151,7 +192,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(Problem("", "is a directory, not a scenario file", source=source)) from None
     except UnicodeDecodeError:
         raise ScenarioError(Problem("", "is not UTF-8 text", source=source)) from None
-    return parse_scenario(read_yaml(text, source), source)
+    return parse_scenario(read_yaml(text, source), source, path.resolve().parent)
 
 
 def scenario_to_dict(scenario: Scenario) -> dict:

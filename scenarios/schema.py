@@ -34,6 +34,28 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
+    def model_copy(self, *, update: dict | None = None, deep: bool = False):
+        """A copy with `update` applied *and validated* (pydantic's own model_copy skips validation,
+        which would let a bad value through); raises ScenarioError naming the field."""
+        if not update:
+            return super().model_copy(deep=deep)
+        from pydantic import ValidationError
+
+        from .errors import ScenarioError
+        from .loader import problems_from_validation
+
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        data.update(update)
+        try:
+            copy = type(self).model_validate(data)
+        except ValidationError as err:
+            raise ScenarioError(problems_from_validation(err)) from None
+        copy._after_copy()
+        return copy
+
+    def _after_copy(self) -> None:
+        """Checks across sections after a copy (the whole scenario has some)."""
+
 
 class CellConfig(Section):
     """Geometry of the cell: its shape, the base station, the users and the edge servers."""
@@ -94,6 +116,11 @@ class RadioConfig(Section):
         20e6, description="Downlink bandwidth, shared equally (FDMA) among the users receiving (Hz).")
     bs_tx_power_dbm: Finite = Field(46.0, description="Base-station transmit power on the downlink in dBm.")
     edge_tx_power_dbm: Finite = Field(30.0, description="Edge-server (small cell) transmit power in dBm.")
+    edge_spectrum: Literal["orthogonal", "reuse"] = Field(
+        "orthogonal", description="How SplitLLM's M edge cells share the uplink band B_s (and the downlink band): "
+                                  "'orthogonal', a sub-band B_s/M per edge, so all edges together use the B_s that "
+                                  "SFL's users share (a fair comparison); 'reuse', every edge the whole band, with "
+                                  "interference from the other edges' active users.")
     backhaul_rate_bps: PositiveFloat = Field(1e9, description="Edge-to-cloud backhaul rate per edge (bit/s).")
     backhaul_latency_s: NonNegativeFloat = Field(0.005, description="Edge-to-cloud one-way latency (s).")
 
@@ -229,7 +256,7 @@ class TheoryConfig(Section):
     """Convergence constants of FedsLLM Lemmas 1-2: I0 = a/(1-eta), V = v·log2(1/eta).
 
     The paper gives xi, delta and epsilon0 but not L and gamma; L = gamma = 1 is our default
-    (see README, "Choice of L and gamma")."""
+    (see the README, "Choices FedsLLM leaves open")."""
 
     lipschitz_L: PositiveFloat = Field(1.0, description="L: smoothness constant of the local losses.")
     strong_convexity_gamma: PositiveFloat = Field(1.0, description="gamma: strong-convexity constant.")
@@ -285,6 +312,9 @@ class SimulationConfig(Section):
     rounds: PositiveInt = Field(
         10, description="Rounds of the epoch-based runs (scheme comparison, cut study): one local epoch each.")
     record_events: bool = Field(True, description="Keep one record per compute/transfer activity.")
+    max_events: PositiveInt = Field(
+        200_000_000, description="Refuse a simulation estimated to schedule more SimPy events than this (about 11 "
+                                 "minutes per 2e8 events on one core); raise it knowingly.")
 
     def paper_assumptions(self, channel: ChannelConfig) -> bool:
         """True when the run makes exactly the closed form's assumptions."""
@@ -333,6 +363,14 @@ class Scenario(Section):
     study: StudyConfig = StudyConfig()
     model: ModelConfig | None = Field(None, description="A real model whose profile sets message sizes and compute.")
     training: TrainingConfig = TrainingConfig()
+
+    def _after_copy(self) -> None:
+        from .checks import scenario_problems
+        from .errors import ScenarioError
+
+        problems = scenario_problems(self)
+        if problems:
+            raise ScenarioError(problems)
 
     @model_validator(mode="after")
     def _scheme_needs(self) -> Scenario:

@@ -208,13 +208,13 @@ def test_minilm_loads_pretrained_weights_offline():
 
 def test_unknown_architecture_and_bad_sources(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5", "d_model": 8}))
-    with pytest.raises(LearningError, match="unknown architecture 't5'"):
+    with pytest.raises(LearningError, match="architecture 't5'"):
         build_model(ModelSpec(str(tmp_path)))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(LearningError, match="needs a config.json"):
         build_model(ModelSpec(str(empty)))
-    with pytest.raises(LearningError, match="not a preset"):
+    with pytest.raises(LearningError, match="unknown model"):
         build_model(ModelSpec("no such model!"))
 
 

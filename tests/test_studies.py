@@ -172,12 +172,21 @@ def test_sweep_bad_settings_fail_before_any_work(cli, tmp_path, setting, message
 
 def test_sweep_marks_infeasible_points_and_goes_on(cli, tmp_path):
     base = tmp_path / "b.yaml"
-    base.write_text(write_scenario(tmp_path / "m.yaml", "sfl", "cut_layer", [1]).read_text())
-    code, out, err = cli("sweep", base, "--set", "model.cut_layers=[1],[9]", "--out", tmp_path / "o", "--workers", "1")
+    base.write_text(write_scenario(tmp_path / "m.yaml", "sfl", "joint_cut", [1], cuts=[1, 2]).read_text())
+    code, out, err = cli("sweep", base, "--set", "study.user_memory_limit_gib=100,1e-6", "--out", tmp_path / "o",
+                         "--workers", "1")
     assert code == 0, err
-    table = pd.read_csv(tmp_path / "o" / "results.csv").set_index("model.cut_layers")
-    assert table.loc["[1]", "status"] == "ok"
-    assert table.loc["[9]", "status"] == "infeasible" and "model.cut_layers" in table.loc["[9]", "message"]
+    table = pd.read_csv(tmp_path / "o" / "results.csv").set_index("study.user_memory_limit_gib")
+    assert table.loc[100, "status"] == "ok"
+    assert table.loc[1e-6, "status"] == "infeasible" and "user needs" in table.loc[1e-6, "message"]
+
+
+def test_sweep_of_a_cut_the_model_lacks_fails_before_any_work(cli, tmp_path):
+    base = tmp_path / "b.yaml"
+    base.write_text(write_scenario(tmp_path / "m.yaml", "sfl", "cut_layer", [1]).read_text())
+    code, out, err = cli("sweep", base, "--set", "model.cut_layers=[1],[9]", "--out", tmp_path / "o")
+    assert code == 2 and "model.cut_layers" in err and "[0, 4]" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_killed_sweep_resumes_without_recomputing(tmp_path):

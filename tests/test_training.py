@@ -269,13 +269,16 @@ def test_users_without_data_are_reported_and_the_run_completes(cli, tmp_path):
 
 
 @pytest.mark.parametrize("training,field,message", [
-    ({"dataset": "mrpc", "data_path": "/no/such/folder"}, "training.data_path", "put the GLUE MRPC files"),
-    ({"dataset": "mrpc"}, "training.data_path", "set training.data_path"),
-    ({"dataset": "cifar100", "data_path": "/no/such/folder"}, "training.data_path", "extract cifar-100-python"),
+    ({"dataset": "mrpc", "data_path": "/no/such/folder"}, "training.data_path", "no such folder"),
+    ({"dataset": "mrpc"}, "training.data_path", "set the data folder"),
+    ({"dataset": "cifar100", "data_path": "/no/such/folder"}, "training.data_path", "no such folder"),
+    ({"dataset": "cifar100", "data_path": "/no/such/folder"}, "training.dataset", "CIFAR-100 is an image task"),
 ])
 def test_bad_training_input_exits_2(cli, tmp_path, training, field, message):
     path = tiny_training_scenario(tmp_path / "t.yaml", **training)
     code, _, err = cli("train", path, "--out", tmp_path / "o")
+    assert code == 2 and field in err and message in err and "Traceback" not in err
+    code, _, err = cli("validate", path)  # the same, found without any work
     assert code == 2 and field in err and message in err and "Traceback" not in err
 
 

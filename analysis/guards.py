@@ -1,0 +1,142 @@
+"""Resource guards: estimate what a run costs before it starts, and refuse what cannot finish.
+
+Each estimate is a count any reader can redo — users × rounds × local iterations × SimPy events
+per activity — times bytes per record or array element, against `simulation.max_events` and the
+memory this machine has available. A refusal is an InputError naming the field that drives the
+cost and the one to set, so the CLI prints one line and exits 2 instead of being killed for memory
+or failing deep inside numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from scenarios import Allocation, InputError, Scenario
+
+# Measured on the Fig. 2 cell (benchmarks/bench_sim_sweep.py: K = 50, BA, 1.09 M events for
+# 153.5 rounds × 35 local iterations × 50 users): 4.06 events per user-iteration.
+EVENTS_PER_SFL_ITERATION = 4.1
+EVENTS_PER_USER_ROUND = 3.0
+# SplitLLM's mini-batch crosses 9 activities (user, uplink, edge, backhaul, cloud, back), SL's 5, FL's 1.
+EVENTS_PER_BATCH = {"splitllm": 18.0, "sl": 10.0, "fl": 2.0, "sfl": 8.0}
+RECORD_BYTES = 400  # one recorded activity: its tuple in the log plus its row in the events table
+SIMPY_EVENTS_PER_S = 3e5  # benchmarks/bench_sfl_des.py on one core
+# The structured solver solves the whole eta grid as one batched system: about 48 float64 arrays
+# of shape (grid, K) live at once (optimizer/structured.py).
+SOLVER_ARRAYS = 48
+CVXPY_BYTES_PER_USER2 = 830  # DPP compilation, measured: 77 GiB at K = 10,000 (bench_optimizer.py)
+MEMORY_SHARE = 0.6  # of the memory available when the run starts
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable of /proc/meminfo (Linux), else the physical memory, else 8 GiB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one simulation will take: SimPy events and recorded activities."""
+
+    events: float
+    records: float
+    what: str  # how the count was made, for the message
+
+    @property
+    def minutes(self) -> float:
+        return self.events / SIMPY_EVENTS_PER_S / 60
+
+
+def sfl_cost(allocation: Allocation, users: int, max_rounds: int | None, weights=None) -> Cost:
+    rounds = math.ceil(allocation.I0 - 1e-12) if math.isfinite(allocation.I0) else math.inf
+    if max_rounds is not None:
+        rounds = min(rounds, max_rounds)
+    mean_weight = 1.0 if weights is None else float(sum(weights) / max(len(weights), 1))
+    iterations = math.ceil(allocation.V * mean_weight - 1e-12) if math.isfinite(allocation.V) else math.inf
+    events = rounds * users * (iterations * EVENTS_PER_SFL_ITERATION + EVENTS_PER_USER_ROUND)
+    return Cost(events, events / 2, f"{rounds:.3g} rounds (eta = {allocation.eta:.6g}) x {users} users x "
+                                    f"{iterations:.3g} local iterations")
+
+
+def epoch_cost(scheme: str, scenario: Scenario) -> Cost:
+    """SplitLLM, SL, FL, SFL by epochs: rounds × every user's mini-batches."""
+    users, rounds = scenario.cell.users, scenario.simulation.rounds
+    batches = scenario.workload.dataset_samples // scenario.model.batch_size if scenario.model else 0
+    events = rounds * (batches * EVENTS_PER_BATCH[scheme] + users * EVENTS_PER_USER_ROUND)
+    return Cost(events, events / 2, f"{rounds} rounds x {batches} mini-batches over {users} users ({scheme})")
+
+
+def check_cost(cost: Cost, scenario: Scenario, label: str) -> None:
+    """Refuse `cost` when it is over simulation.max_events or the memory its records need."""
+    sim = scenario.simulation
+    if not cost.events <= sim.max_events:
+        raise InputError(f"{label}: {cost.what} is about {cost.events:.3g} SimPy events (~{cost.minutes:.3g} min), "
+                         f"over simulation.max_events = {sim.max_events:.3g}; set simulation.max_rounds (or raise "
+                         "simulation.max_events knowingly)", field="simulation.max_events", value=sim.max_events)
+    if sim.record_events:
+        need, have = cost.records * RECORD_BYTES, available_memory_bytes() * MEMORY_SHARE
+        if need > have:
+            raise InputError(f"{label}: recording {cost.records:.3g} activities needs about {_gib(need)}, more than "
+                             f"the {_gib(have)} this machine can spare; set simulation.record_events: false or "
+                             "simulation.max_rounds", field="simulation.record_events", value=True)
+
+
+def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, weights=None) -> None:
+    """Before any SFL simulation: every strategy's run must fit the limits."""
+    for name, allocation in allocations.items():
+        check_cost(sfl_cost(allocation, scenario.cell.users, scenario.simulation.max_rounds, weights), scenario,
+                   f"simulating strategy {name}")
+
+
+def check_optimizer(scenario: Scenario) -> None:
+    """Problem (17) for K users: the batched eta grid (structured) or cvxpy's O(K^2) compilation."""
+    k = scenario.cell.users
+    have = available_memory_bytes() * MEMORY_SHARE
+    grid = math.floor(0.99 / scenario.optimizer.eta_grid_step) + 1
+    need = 8.0 * SOLVER_ARRAYS * grid * k
+    if need > have:
+        raise InputError(f"solving problem (17) for {k:,} users on a {grid}-point eta grid needs about {_gib(need)}, "
+                         f"more than the {_gib(have)} this machine can spare; lower cell.users (or raise "
+                         "optimizer.eta_grid_step)", field="cell.users", value=k)
+    if scenario.optimizer.solver == "cvxpy":
+        need = CVXPY_BYTES_PER_USER2 * k * k
+        if need > have:
+            raise InputError(f"cvxpy's compilation for {k:,} users needs about {_gib(need)}, more than the "
+                             f"{_gib(have)} this machine can spare; use optimizer.solver: structured",
+                             field="optimizer.solver", value="cvxpy")
+
+
+def solves_problem_17(scenario: Scenario, command: str) -> bool:
+    kind = scenario.study.kind if command == "run" else command
+    return (kind in ("optimize", "latency_vs_power", "joint_cut")
+            or (kind in ("simulate", "cut_layer") and scenario.scheme == "sfl"))
+
+
+def check_resources(scenario: Scenario, command: str) -> None:
+    """Everything that can be estimated before any work: the optimizer's memory, and the epoch-based
+    simulations' events (SFL's depend on the allocation: `check_allocations` runs after solving)."""
+    if solves_problem_17(scenario, command) or command == "run":
+        check_optimizer(scenario)
+    kind = scenario.study.kind if command == "run" else command
+    if scenario.model is None:
+        return
+    if kind == "simulate" and scenario.scheme != "sfl":
+        check_cost(epoch_cost(scenario.scheme, scenario), scenario, f"simulating {scenario.scheme}")
+    elif kind == "scheme_comparison":
+        for scheme in scenario.study.schemes:
+            check_cost(epoch_cost(scheme, scenario), scenario, f"simulating {scheme}")

