@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import replace
 from enum import Enum
@@ -192,8 +193,26 @@ def sweep(file: ScenarioFile, out: OutDir,
         typer.echo(line)
 
 
+class _EchoHandler(logging.Handler):
+    """Progress notes of the packages (model building, profiling, cache hits) as lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(self.format(record), err=True)
+
+
+def _show_progress_notes() -> None:
+    handler = _EchoHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("learning", "analysis"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main() -> None:
     """Console entry point: runs the app, turning bad input into one-line errors and exit status 2."""
+    _show_progress_notes()
     try:
         app()
     except InputError as err:

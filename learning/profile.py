@@ -14,6 +14,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import time
@@ -29,6 +30,8 @@ from .errors import LearningError
 from .lora import LoraSpec, apply_lora, is_lora_parameter
 from .models import DTYPES, ModelSpec, block_list, build_config, build_model
 from .split import Tier, split_model, split_step
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -244,8 +247,16 @@ def profile_model(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_len
     key = profile_key(spec, lora, batch_size, sequence_length, image_size, optimizer, dev)
     cached = cache_dir() / f"{key}.json"
     if use_cache and timed and cached.is_file():
-        return WorkloadProfile.load(cached)
+        profile = WorkloadProfile.load(cached)
+        log.info("profile of %s read from the cache %s (measured on %s, %s)", spec.source, cached, profile.device,
+                 profile.environment.get("measured_utc", "date unknown"))
+        return profile
+    log.info("profiling %s: building the model and running one split step cut at every block on %s ...",
+             spec.source, device_label(dev))
+    start = time.perf_counter()
     profile = _measure(spec, lora, batch_size, sequence_length, image_size, optimizer, dev, repeats if timed else 0)
+    log.info("profiled %s in %.1f s (%d blocks, %d timed step%s)", spec.source, time.perf_counter() - start,
+             profile.num_blocks, repeats if timed else 0, "" if repeats == 1 else "s")
     if not timed:
         return profile
     if use_cache:
