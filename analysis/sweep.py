@@ -144,9 +144,15 @@ def expand_grid(base: dict, sets: list[tuple[str, list[Any]]], base_dir: str | P
 
 
 def _worker_init() -> None:
-    """Workers leave Ctrl-C to the driver, which stops them; they run single-threaded torch."""
+    """Workers leave Ctrl-C to the driver, which stops them; each runs single-threaded (one per core)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
 
 
 def run_point(data: dict, point_dir: str, digest: str, values: dict | None = None, key: str = "") -> dict:
@@ -154,12 +160,6 @@ def run_point(data: dict, point_dir: str, digest: str, values: dict | None = Non
     for a bad point: its status says `infeasible` or `error`)."""
     from .runs import run_study
 
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
     try:
         scenario = parse_scenario(data)
         folder = claim_out_dir(point_dir, "run", scenario)

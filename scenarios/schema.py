@@ -2,7 +2,7 @@
 
 Every section is a frozen pydantic model that forbids unknown keys, rejects strings where numbers
 belong, NaN and infinities, and physically meaningless values. Defaults are the FedsLLM §IV
-settings (see ../shared/DESIGN.md, "Wireless cell"). Each package receives only its own section.
+settings (FedsLLM §IV; the README, "Scenario files", lists them). Each package receives only its own section.
 """
 
 from __future__ import annotations
