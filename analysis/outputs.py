@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
-import hashlib
 import json
 import math
 import os
-import shutil
 import shutil
 import subprocess
 from importlib import metadata
@@ -57,80 +55,6 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
         raise InputError(f"cannot create output folder: {err.strerror}", field="--out", value=str(path)) from None
     if not path.is_dir():
         raise InputError("output path exists and is not a folder", field="--out", value=str(path))
-    return path
-
-
-MANIFEST = "run.json"
-"""The file that says which run an output folder belongs to: command, scenario digest, version."""
-
-
-def scenario_digest(scenario: Scenario) -> str:
-    """SHA-256 of the resolved scenario (every default filled in): the identity of a run's input."""
-    text = json.dumps(scenario_to_dict(scenario), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def run_identity(command: str, scenario: Scenario) -> dict:
-    return {"command": command, "scenario": scenario.name, "scenario_sha256": scenario_digest(scenario),
-            "splitsim_version": package_version()}
-
-
-def _same_run(a: dict, b: dict) -> bool:
-    keys = ("command", "scenario_sha256", "splitsim_version")
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-def _describe(manifest: dict) -> str:
-    return (f"`splitsim {manifest.get('command', '?')}` of scenario '{manifest.get('scenario', '?')}' "
-            f"(splitsim {manifest.get('splitsim_version', '?')}, {manifest.get('created_utc', '?')})")
-
-
-def _empty(path: Path) -> None:
-    for entry in path.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-
-
-def claim_out_dir(out_dir: str | Path, command: str, scenario: Scenario, *, resumable: bool = False,
-                  overwrite: bool = False) -> Path:
-    """Make `out_dir` this run's folder, so that its contents always belong to one run.
-
-    - new or empty: claimed (`run.json` written);
-    - holds the same run (same command, resolved scenario and splitsim version): a resumable command
-      (sweep, train) keeps what is there and resumes; any other starts afresh in an emptied folder;
-    - holds another run, or files that are not a splitsim run: an InputError (field --out) unless
-      `overwrite`, which empties a folder that holds a splitsim run (never any other folder).
-    """
-    path = prepare_out_dir(out_dir)
-    identity = run_identity(command, scenario)
-    entries = list(path.iterdir())
-    manifest_path = path / MANIFEST
-    manifest = None
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except ValueError:
-            manifest = {}
-    if entries:
-        if manifest is not None and _same_run(manifest, identity):
-            if resumable:
-                return path
-            _empty(path)
-        elif overwrite:
-            if manifest is None and not (path / "scenario.resolved.yaml").is_file():
-                raise InputError("is not empty and holds no splitsim run: refusing to empty it; choose a new folder",
-                                 field="--out", value=str(path))
-            _empty(path)
-        elif manifest is None:
-            raise InputError("is not empty and holds no splitsim run (no run.json); choose a new or empty folder",
-                             field="--out", value=str(path))
-        else:
-            change = "other inputs" if manifest.get("command") == command else "another command"
-            raise InputError(f"holds the output of {_describe(manifest)}, a run with {change}; choose a new --out, "
-                             "or pass --overwrite to replace it", field="--out", value=str(path))
-    write_json(manifest_path, identity)
     return path
 
 

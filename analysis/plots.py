@@ -60,7 +60,7 @@ def reduction_vs_theory(table: pd.DataFrame, path: Path) -> Path:
 
 SCHEME_COLOR = {"SplitLLM": "C0", "SFL (FedsLLM)": "C1", "FL": "C2", "SL": "C3"}
 TIER_STYLE = {"user": ("#4c72b0", "//"), "edge": ("#dd8452", ""), "cloud": ("#55a868", ".."),
-              "server": ("#8172b3", "xx")}
+              "server": ("#8c564b", "xx")}
 
 
 def _bar_labels(ax, bars, values, fmt="{:.3g}") -> None:
@@ -232,7 +232,8 @@ def sweep_metrics(table: pd.DataFrame, paths: list[str], metrics: list[str], pat
     linestyles = ["-", "--", ":", "-."]
     for g, (key, rows) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
-        suffix = ", ".join(f"{p.split('.')[-1]}={k}" for p, k in zip(others, key))
+        suffix = ", ".join(f"{p.split('.')[-1]} = {k:g}" if isinstance(k, float) else f"{p.split('.')[-1]} = {k}"
+                           for p, k in zip(others, key))
         rows = rows.sort_values(x_path) if numeric else rows
         for m, metric in enumerate(metrics):
             label = metric.removesuffix("_s").replace("_", " ") + (f" ({suffix})" if suffix else "")

@@ -6,12 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/splitsim
-$S run scenarios/fedsllm_fig2.yaml --out out/fig2 --no-progress
-$S run scenarios/scheme_comparison_mrpc.yaml --out out/scheme_comparison_mrpc --no-progress
-$S run scenarios/sfl_cut_bert.yaml --out out/sfl_cut_bert --no-progress
-$S run scenarios/splitllm_cut_mrpc.yaml --out out/splitllm_cut_mrpc --no-progress
+# --overwrite: out/ holds the previous examples, possibly of an earlier version of a scenario
+$S run scenarios/fedsllm_fig2.yaml --out out/fig2 --no-progress --overwrite
+$S run scenarios/scheme_comparison_mrpc.yaml --out out/scheme_comparison_mrpc --no-progress --overwrite
+$S run scenarios/sfl_cut_bert.yaml --out out/sfl_cut_bert --no-progress --overwrite
+$S run scenarios/splitllm_cut_mrpc.yaml --out out/splitllm_cut_mrpc --no-progress --overwrite
+$S run scenarios/joint_cut_bert.yaml --out out/joint_cut_bert --no-progress --overwrite
+$S sweep scenarios/fedsllm_fig2.yaml --set cell.users=20,50,100 --set radio.uplink_main_bandwidth_hz=10e6,20e6 \
+  --out out/sweep_fig2 --no-progress --overwrite
 if [ "${1:-}" = "--with-training" ]; then
-  $S train scenarios/splitllm_train_mrpc_reduced.yaml --out out/train_mrpc_reduced --no-progress
+  $S train scenarios/splitllm_train_mrpc_reduced.yaml --out out/train_mrpc_reduced --no-progress --overwrite
 fi
 mkdir -p docs/examples
 cp out/fig2/latency_vs_power.png docs/examples/fig2_latency_vs_power.png
@@ -19,6 +23,8 @@ cp out/fig2/reduction_vs_theory.png docs/examples/fig2_reduction_vs_theory.png
 cp out/scheme_comparison_mrpc/scheme_comparison.png docs/examples/scheme_comparison_mrpc.png
 cp out/sfl_cut_bert/cut_layer.png docs/examples/sfl_cut_bert.png
 cp out/splitllm_cut_mrpc/cut_layer.png docs/examples/splitllm_cut_mrpc.png
+cp out/joint_cut_bert/joint_cut.png docs/examples/joint_cut_bert.png
+cp out/sweep_fig2/sweep.png docs/examples/sweep_fig2.png
 if [ -f out/train_mrpc_reduced/time_to_accuracy.png ]; then
   cp out/train_mrpc_reduced/time_to_accuracy.png docs/examples/time_to_accuracy_mrpc.png
 fi

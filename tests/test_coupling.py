@@ -72,8 +72,8 @@ def test_bad_model_settings_exit_2_with_the_field(tmp_path, cli, model, field, m
     path.write_text(json.dumps({"name": "bad", "cell": {"users": 4}, "model": model}))
     code, _, err = cli("profile", path, "--out", tmp_path / "o")
     assert code == 2, err
-    errors = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
-    assert "Traceback" not in err and len(errors) == 1
+    errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+    assert "Traceback" not in err and len(errors) == 1, err
     assert field in err and message in err
 
 
