@@ -248,7 +248,7 @@ def sweep_metrics(table: pd.DataFrame, paths: list[str], metrics: list[str], pat
     ax.set_xlabel(x_path)
     ax.set_ylabel("delay (s)" if all("delay" in m or m.endswith("T_s") for m in metrics) else "value")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False, handlelength=4)
     ax.set_title(title or "Sweep", fontsize=10)
     return _save(fig, path)
 

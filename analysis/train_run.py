@@ -75,18 +75,13 @@ def _fingerprint(scenario: Scenario, scheme: str, partition: str) -> str:
 
 
 def _check(scenario: Scenario) -> None:
-    if scenario.model is None:
-        raise InputError("training needs a model", field="model", value=None)
-    t = scenario.training
-    if "splitllm" in t.schemes and (len(scenario.model.cut_layers) != 2 or scenario.cell.edge_servers < 1):
-        raise InputError("training SplitLLM needs scheme: splitllm, two model.cut_layers (SFL and SL use the first) "
-                         "and cell.edge_servers >= 1", field="model.cut_layers", value=scenario.model.cut_layers)
-    if t.dataset != "synthetic" and t.data_path is None:
-        hub = {"mrpc": "glue/mrpc", "cifar100": "cifar100"}[t.dataset]
-        raise InputError(f"set training.data_path to the data folder (offline), or to '{hub}' to use the hub",
-                         field="training.data_path", value=None)
-    if t.dataset == "cifar100" and scenario.model.task != "classification":
-        raise InputError("CIFAR-100 is a classification task", field="model.task", value=scenario.model.task)
+    """What `splitsim validate` checks of a training scenario (scenarios.checks.training_problems)."""
+    from scenarios import ScenarioError
+    from scenarios.checks import training_problems
+
+    problems = training_problems(scenario)
+    if problems:
+        raise ScenarioError(problems)
 
 
 def train_one(scenario: Scenario, scheme: str, partition: str, parts, association, train_data, eval_data,

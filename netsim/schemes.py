@@ -61,19 +61,27 @@ def edge_interference_w(cross_gain: np.ndarray, association: np.ndarray, edges: 
     return interference
 
 
-def edge_spectrum(radio: RadioConfig, edges: int, band_hz: float, snr_coeff_hz: np.ndarray, association: np.ndarray,
+def downlink_interference_w(cross_gain: np.ndarray, association: np.ndarray, edge_tx_power_w: float) -> np.ndarray:
+    """(K,) interference power (W) at each user under full reuse when every other edge transmits
+    (to one of its users) while its own edge sends to it: sum_{m' != m(k)} p_edge·G[k, m']."""
+    own = cross_gain[np.arange(len(association)), association]
+    return edge_tx_power_w * (cross_gain.sum(axis=1) - own)
+
+
+def edge_spectrum(radio: RadioConfig, edges: int, band_hz: float, snr_coeff_hz: np.ndarray,
                   interference_w: np.ndarray | None, noise_psd_dbm_per_hz: float) -> tuple[float, np.ndarray]:
     """(band per edge in Hz, effective c = g·p/N0 per user) under `radio.edge_spectrum`.
 
-    orthogonal: band/M each, no interference. reuse: the whole band, the interference folded into
-    c so that fdma_rate_bps gives B·log2(1 + p·g/(N0·B + I_m)): c_eff = c·N0·B/(N0·B + I_m)."""
+    orthogonal: band/M each, no interference. reuse: the whole band, each user's interference
+    `interference_w` (K,) folded into c so that fdma_rate_bps gives B·log2(1 + p·g/(N0·B + I_k)):
+    c_eff = c·N0·B/(N0·B + I_k)."""
     if radio.edge_spectrum == "orthogonal":
         return band_hz / edges, snr_coeff_hz
     if interference_w is None:
         raise NetsimError("full reuse needs the users' gains to every edge", field="radio.edge_spectrum",
                           value=radio.edge_spectrum)
     noise_w = dbm_to_watt(noise_psd_dbm_per_hz) * band_hz
-    return band_hz, snr_coeff_hz * noise_w / (noise_w + interference_w[association])
+    return band_hz, snr_coeff_hz * noise_w / (noise_w + interference_w)
 
 
 def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: ComputeConfig, radio: RadioConfig,
@@ -102,18 +110,17 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
     factors = round_gain_factors(edge_link, channel_cfg, sim.rounds, rng)
     noise = edge_link.noise_psd_dbm_per_hz
     up_interference = down_interference = None
-    if cross_gain is not None:
-        up_interference = edge_interference_w(cross_gain, association, edges, dbm_to_watt(edge_link.tx_power_dbm))
-        # downlink: an edge transmitting to its user is heard by the other edges' users, in the mean
-        # the same as the uplink coupling at the edge's power (reciprocal gains)
-        down_interference = up_interference * dbm_to_watt(radio.edge_tx_power_dbm) / dbm_to_watt(edge_link.tx_power_dbm)
-    up_band, c_up = edge_spectrum(radio, edges, radio.uplink_main_bandwidth_hz, edge_link.snr_coeff_hz, association,
+    if cross_gain is not None:  # full reuse: the other edges' transmissions interfere (reciprocal gains)
+        up_interference = edge_interference_w(cross_gain, association, edges,
+                                              dbm_to_watt(edge_link.tx_power_dbm))[association]
+        down_interference = downlink_interference_w(cross_gain, association, dbm_to_watt(radio.edge_tx_power_dbm))
+    up_band, c_up = edge_spectrum(radio, edges, radio.uplink_main_bandwidth_hz, edge_link.snr_coeff_hz,
                                   up_interference, noise)
     up_rate = fdma_rate_bps(up_band, c_up[None, :] * factors)
     down = None
     if sim.downlink:
         down_band, c_down = edge_spectrum(radio, edges, radio.downlink_bandwidth_hz,
-                                          downlink_snr_coeff_hz(edge_link, radio.edge_tx_power_dbm), association,
+                                          downlink_snr_coeff_hz(edge_link, radio.edge_tx_power_dbm),
                                           down_interference, noise)
         down = fdma_rate_bps(down_band, c_down[None, :] * factors)
     haul = lambda b: radio.backhaul_latency_s + b / radio.backhaul_rate_bps  # noqa: E731

@@ -188,12 +188,13 @@ def test_a_field_set_in_a_file_that_does_nothing_is_a_warning(cli, tmp_path):
 
 # ---- 4. comparisons on equal terms -----------------------------------------------------------------
 
-def _splitllm_world(edges: int, spectrum: str):
+def _splitllm_world(edges: int, spectrum: str, downlink: bool = False):
     from analysis import realise
 
     return realise(small_scenario(scheme="splitllm", cell={"users": 8, "edge_servers": edges},
                                   radio={"edge_spectrum": spectrum}, model={**TINY_MODEL, "cut_layers": [1, 3]},
-                                  workload={"dataset_samples": 128}, simulation={"rounds": 2}))
+                                  workload={"dataset_samples": 128},
+                                  simulation={"rounds": 2, "downlink": downlink}))
 
 
 def _plan(world):
@@ -221,7 +222,7 @@ def test_splitllm_orthogonal_edges_each_get_a_sub_band():
 
 
 def test_splitllm_full_reuse_sees_the_other_edges_users():
-    world = _splitllm_world(3, "reuse")
+    world = _splitllm_world(3, "reuse", downlink=True)
     plan, link, assoc = _plan(world), world.edge_link, world.association
     band = world.scenario.radio.uplink_main_bandwidth_hz
     p_w = 10 ** ((link.tx_power_dbm - 30) / 10)
@@ -234,6 +235,14 @@ def test_splitllm_full_reuse_sees_the_other_edges_users():
                           interference[assoc])
     np.testing.assert_allclose(plan.uplink_s[0], expected, rtol=1e-10)
     assert (interference > 0).all()
+    # downlink: each user hears the other edges transmitting at the edge power
+    radio = world.scenario.radio
+    p_edge = 10 ** ((radio.edge_tx_power_dbm - 30) / 10)
+    own = gains[np.arange(len(assoc)), assoc]
+    heard = np.array([p_edge * sum(gains[k, m] for m in range(3) if m != assoc[k]) for k in range(len(assoc))])
+    down_noise = 10 ** ((link.noise_psd_dbm_per_hz - 30) / 10) * radio.downlink_bandwidth_hz
+    expected = _shannon_s(plan.bits["gradient"], radio.downlink_bandwidth_hz, p_edge * own, down_noise, heard)
+    np.testing.assert_allclose(plan.downlink_gradient_s[0], expected, rtol=1e-10)
 
 
 def test_with_one_edge_both_spectrum_plans_agree():
