@@ -22,11 +22,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from scenarios.workload import BoundaryProfile, SegmentProfile, WorkloadProfile
 
 from .errors import LearningError
+from .flops import flop_counter
 from .lora import LoraSpec, apply_lora, is_lora_parameter
 from .models import DTYPES, ModelSpec, block_list, build_config, build_model
 from .split import Tier, split_model, split_step
@@ -113,7 +113,7 @@ class StepProbe:
             _sync(self.device)
             a0 = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        with flop_counter() as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
             yield
         self.fwd_flops[t] += counter.get_total_flops()
         if cuda:
@@ -127,7 +127,7 @@ class StepProbe:
             _sync(self.device)
             b0 = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        with FlopCounterMode(display=False) as counter:
+        with flop_counter() as counter:
             yield
         self.bwd_flops[t] += counter.get_total_flops()
         if cuda:
@@ -186,15 +186,28 @@ def _param_counts(tier: Tier) -> dict:
             "trainable_bytes": tbytes}
 
 
+PROFILE_FORMAT = 2
+"""Bump whenever what a profile measures changes, so that cached profiles are measured again
+(2: attention FLOPs counted the same on every kernel, learning/flops.py)."""
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
+
+
 def profile_key(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None,
                 image_size: int | None, optimizer: str, device: torch.device) -> str:
-    """Cache key: the model config (not the weights), shapes, LoRA, dtype, optimizer and device."""
+    """Cache key: the model config (not the weights), shapes, LoRA, dtype, optimizer, device, the
+    profile format and the torch / transformers versions that measure it."""
     config = build_config(spec).to_dict()
     for volatile in ("transformers_version", "_name_or_path"):
         config.pop(volatile, None)
     payload = {"config": config, "task": spec.task, "dtype": spec.dtype, "attn": spec.attn_implementation,
                "batch": batch_size, "seq": sequence_length, "image": image_size, "lora": asdict(lora),
-               "optimizer": optimizer, "device": device_label(device), "version": 1}
+               "optimizer": optimizer, "device": device_label(device), "format": PROFILE_FORMAT,
+               "torch": torch.__version__, "transformers": _transformers_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

@@ -184,9 +184,13 @@ def test_table_ii_mrpc_bert_base_from_real_tensors():
 
 @pytest.mark.slow
 def test_table_ii_cifar100_vit_base_from_real_tensors():
-    """78 batches of 32 images (197 tokens x 768) at the first cut -> 2.81 GiB."""
-    profile = profile_model(ModelSpec("vit-base-patch16-224", num_labels=100), LoraSpec(rank=8), 32, None,
-                            image_size=224, optimizer="sgd", use_cache=False, timed=False)
+    """78 batches of 32 images (197 tokens x 768) at the first cut -> 2.81 GiB.
+
+    The tensor at cut 1 leaves ViT-base's first block; two of its twelve blocks give the same tensor
+    at a sixth of the memory of a real step through all twelve (which peaks near 8 GB on a CPU)."""
+    spec = ModelSpec("vit-base-patch16-224", num_labels=100, overrides=(("num_hidden_layers", 2),))
+    profile = profile_model(spec, LoraSpec(rank=8), 32, None, image_size=224, optimizer="sgd", use_cache=False,
+                            timed=False)
     assert profile.boundary(1).shape == [32, 197, 768]
     split = profile.split_traffic_bytes(1, 78)
     assert split == 2 * 78 * 32 * 197 * 768 * 4
@@ -228,3 +232,32 @@ def test_cut_layers_out_of_range_and_batch_too_big():
     with pytest.raises(LearningError, match="needs about") as info:
         profile_model(ModelSpec("bert-tiny"), LoraSpec(), 10**8, 64, use_cache=False)
     assert info.value.field == "model.batch_size"
+
+
+@pytest.mark.parametrize("preset", ["llama-tiny", "bert-tiny", "gpt2-tiny", "vit-tiny"])
+def test_attention_flops_do_not_depend_on_the_kernel(preset):
+    """The fused SDPA kernels (CPU flash, CUDA flash / efficient) count what eager attention's
+    explicit matmuls count, forward and backward (learning/flops.py)."""
+    seq = None if preset.startswith("vit") else 32
+    fused = profile_model(ModelSpec(preset, attn_implementation="sdpa"), LoraSpec(rank=2), 2, seq, use_cache=False,
+                          timed=False)
+    eager = profile_model(ModelSpec(preset, attn_implementation="eager"), LoraSpec(rank=2), 2, seq, use_cache=False,
+                          timed=False)
+    for a, b in zip(fused.segments, eager.segments):
+        assert (a.forward_flops, a.backward_flops) == (b.forward_flops, b.backward_flops)
+
+
+def test_forward_flops_equal_the_closed_form():
+    """2 FLOPs per multiply-add of every linear layer (base, LoRA A and B, head) per token, plus
+    attention's Q·Kᵀ and P·V: 4·batch·seq²·d_attn per block."""
+    from torch import nn
+
+    batch, seq = 2, 32
+    spec = ModelSpec("llama-tiny", task="causal_lm")
+    profile = profile_model(spec, LoraSpec(rank=4), batch, seq, use_cache=False, timed=False)
+    model, arch = build_model(spec)
+    model = apply_lora(model, arch, LoraSpec(rank=4))
+    linear = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+    config = model.get_base_model().config
+    attention = 4 * batch * seq * seq * config.num_attention_heads * config.head_dim * config.num_hidden_layers
+    assert profile.whole().forward_flops == 2 * batch * seq * linear + attention

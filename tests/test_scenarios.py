@@ -12,15 +12,29 @@ from scenarios import SCENARIO_DIR, Scenario, ScenarioError, load_scenario, pars
 SHIPPED = sorted(SCENARIO_DIR.glob("*.yaml"))
 
 
+def _data_missing(path) -> bool:
+    """A training scenario whose data folder (relative to the file) is not on this machine."""
+    import yaml
+
+    data_path = (yaml.safe_load(path.read_text()).get("training") or {}).get("data_path")
+    return data_path is not None and not (path.parent / data_path).is_dir()
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_scenarios_validate(path):
+    if _data_missing(path):  # then the data folder, and only it, is the problem
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(path)
+        assert [p.field for p in info.value.problems] == ["training.data_path"]
+        pytest.skip(f"{path.name}: its training data folder is not beside the repository")
     assert isinstance(load_scenario(path), Scenario)
 
 
 def test_validate_command_accepts_all_shipped(cli):
-    code, out, err = cli("validate", *SHIPPED)
+    shipped = [p for p in SHIPPED if not _data_missing(p)]
+    code, out, err = cli("validate", *shipped)
     assert code == 0, err
-    assert out.count(": ok") == len(SHIPPED)
+    assert out.count(": ok") == len(shipped)
 
 
 def test_defaults_are_fedsllm_section_iv():
