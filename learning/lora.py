@@ -17,7 +17,7 @@ from torch import nn
 from .errors import LearningError
 from .models import block_prefix
 
-HEAD_MODULES = {"bert": ("classifier",), "vit": ("classifier",), "gpt2": ("score",), "llama": ("score",)}
+HEAD_MODULES = {"bert": ("classifier",), "vit": ("classifier",), "gpt2": ("score",), "decoder": ("score",)}
 
 
 @dataclass(frozen=True)

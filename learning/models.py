@@ -17,16 +17,16 @@ import torch
 from torch import nn
 
 from scenarios.presets import PRESETS as _PRESETS
-from scenarios.presets import local_facts, preset_names, source_kind, suggest
+from scenarios.presets import FAMILIES, local_facts, preset_names, source_kind, suggest
 
 from .errors import LearningError
 
-ARCHITECTURES = ("bert", "vit", "gpt2", "llama")
+ARCHITECTURES = ("bert", "vit", "gpt2", "decoder")  # families: scenarios.presets.FAMILIES
 TASKS = ("classification", "causal_lm")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # Preset configs live in scenarios.presets (torch-free, so that `validate` can check cuts without torch).
-PRESETS: dict[str, tuple[str, dict]] = {name: (p.architecture, p.fields) for name, p in _PRESETS.items()}
+PRESETS: dict[str, tuple[str, dict]] = {name: (p.model_type, p.fields) for name, p in _PRESETS.items()}
 
 
 @dataclass(frozen=True)
@@ -77,22 +77,22 @@ def _resolve_source(source: str) -> tuple[str, Path | str | None]:
 
 
 def architecture_of(config) -> str:
+    """The family that splits a config's model_type (scenarios.presets.FAMILIES)."""
     model_type = getattr(config, "model_type", "")
-    if model_type not in ARCHITECTURES:
-        raise LearningError(f"unknown architecture '{model_type}'; supported: {', '.join(ARCHITECTURES)}",
+    if model_type not in FAMILIES:
+        raise LearningError(f"unknown architecture '{model_type}'; supported: {', '.join(FAMILIES)}",
                             field="model.source", value=model_type)
-    return model_type
+    return FAMILIES[model_type]
 
 
 def build_config(spec: ModelSpec):
     """The transformers config of `spec` (no weights loaded)."""
-    from transformers import AutoConfig, BertConfig, GPT2Config, LlamaConfig, ViTConfig
+    from transformers import AutoConfig
 
     kind, where = _resolve_source(spec.source)
     if kind == "preset":
-        arch, fields = PRESETS[spec.source]
-        cls = {"bert": BertConfig, "vit": ViTConfig, "gpt2": GPT2Config, "llama": LlamaConfig}[arch]
-        config = cls(**fields)
+        model_type, fields = PRESETS[spec.source]
+        config = AutoConfig.for_model(model_type, **fields)
     else:
         try:
             config = AutoConfig.from_pretrained(str(where))
@@ -103,34 +103,47 @@ def build_config(spec: ModelSpec):
     for key, value in spec.overrides:
         setattr(config, key, value)
     config.num_labels = spec.num_labels
-    if arch in ("gpt2", "llama") and config.pad_token_id is None:
+    if arch in ("gpt2", "decoder") and config.pad_token_id is None:
         config.pad_token_id = config.eos_token_id if isinstance(config.eos_token_id, int) else 0
         if config.pad_token_id >= config.vocab_size:
             config.pad_token_id = 0
     for key in ("bos_token_id", "eos_token_id"):  # keep special ids inside small vocabularies
         value = getattr(config, key, None)
         if isinstance(value, int) and value >= config.vocab_size:
-            setattr(config, key, config.pad_token_id if arch in ("gpt2", "llama") else None)
+            setattr(config, key, config.pad_token_id if arch in ("gpt2", "decoder") else None)
     config._attn_implementation = spec.attn_implementation
     return config
 
 
-def _model_class(arch: str, task: str):
-    from transformers import (
-        BertForSequenceClassification,
-        GPT2ForSequenceClassification,
-        GPT2LMHeadModel,
-        LlamaForCausalLM,
-        LlamaForSequenceClassification,
-        ViTForImageClassification,
+def _model_class(arch: str, task: str, config):
+    """The transformers class for (family, task); switches `config` to eager attention when the
+    class has no SDPA path (Gemma 2: attention logit soft-capping), as transformers itself runs it."""
+    cls = _class_for(arch, task, config)
+    if getattr(config, "_attn_implementation", None) == "sdpa" and not getattr(cls, "_supports_sdpa", True):
+        config._attn_implementation = "eager"
+    return cls
+
+
+def _class_for(arch: str, task: str, config):
+    from transformers import BertForSequenceClassification, GPT2ForSequenceClassification, GPT2LMHeadModel
+    from transformers import ViTForImageClassification
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
     )
 
     if task not in TASKS:
         raise LearningError(f"unknown task; choose one of {', '.join(TASKS)}", field="model.task", value=task)
+    if arch == "decoder":  # any decoder transformers maps to a causal-LM / classification class
+        mapping = MODEL_FOR_CAUSAL_LM_MAPPING if task == "causal_lm" else MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+        try:
+            return mapping[type(config)]
+        except KeyError:
+            raise LearningError(f"task '{task}' is not available for {config.model_type}", field="model.task",
+                                value=task) from None
     table = {("bert", "classification"): BertForSequenceClassification,
              ("vit", "classification"): ViTForImageClassification,
-             ("gpt2", "classification"): GPT2ForSequenceClassification, ("gpt2", "causal_lm"): GPT2LMHeadModel,
-             ("llama", "classification"): LlamaForSequenceClassification, ("llama", "causal_lm"): LlamaForCausalLM}
+             ("gpt2", "classification"): GPT2ForSequenceClassification, ("gpt2", "causal_lm"): GPT2LMHeadModel}
     if (arch, task) not in table:
         raise LearningError(f"task '{task}' is not available for {arch}", field="model.task", value=task)
     return table[(arch, task)]
@@ -144,7 +157,7 @@ def build_model(spec: ModelSpec) -> tuple[nn.Module, str]:
         raise LearningError(f"dtype must be one of {', '.join(DTYPES)}", field="model.dtype", value=spec.dtype)
     config = build_config(spec)
     arch = architecture_of(config)
-    cls = _model_class(arch, spec.task)
+    cls = _model_class(arch, spec.task, config)
     kind, where = _resolve_source(spec.source)
     torch.manual_seed(spec.seed)
     verbosity = transformers.logging.get_verbosity()
@@ -166,19 +179,42 @@ def build_model(spec: ModelSpec) -> tuple[nn.Module, str]:
     return model, arch
 
 
+KNOWN_BLOCK_PATHS = {"bert": "bert.encoder.layer", "vit": "vit.layers", "gpt2": "transformer.h",
+                     "decoder": "model.layers"}
+"""Where each family keeps its blocks (in the unwrapped model)."""
+
+
+def _get(module: nn.Module, path: str) -> nn.Module | None:
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+def find_block_path(model: nn.Module, arch: str | None = None) -> str:
+    """The dotted path of a model's block list: the family's known path, else the longest
+    `ModuleList` whose children are all of one class (at least two of them)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if arch in KNOWN_BLOCK_PATHS and isinstance(_get(base, KNOWN_BLOCK_PATHS[arch]), nn.ModuleList):
+        return KNOWN_BLOCK_PATHS[arch]
+    best, length = None, 1
+    for name, module in base.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > length \
+                and len({type(child) for child in module}) == 1:
+            best, length = name, len(module)
+    if best is None:
+        raise LearningError("found no list of identical transformer blocks to split", field="model.source",
+                            value=type(base).__name__)
+    return best
+
+
 def block_list(model: nn.Module, arch: str) -> nn.ModuleList:
     """The transformer blocks of a (possibly peft-wrapped) model, in order."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if arch == "bert":
-        return base.bert.encoder.layer
-    if arch == "vit":
-        return base.vit.layers
-    if arch == "gpt2":
-        return base.transformer.h
-    return base.model.layers
+    return _get(base, find_block_path(base, arch))
 
 
 def block_prefix(arch: str) -> str:
     """The module-name prefix of block i in the unwrapped model ('{i}' is the index)."""
-    return {"bert": "bert.encoder.layer.{i}.", "vit": "vit.layers.{i}.", "gpt2": "transformer.h.{i}.",
-            "llama": "model.layers.{i}."}[arch]
+    return KNOWN_BLOCK_PATHS[arch] + ".{i}."

@@ -186,9 +186,9 @@ def _param_counts(tier: Tier) -> dict:
             "trainable_bytes": tbytes}
 
 
-PROFILE_FORMAT = 2
+PROFILE_FORMAT = 3
 """Bump whenever what a profile measures changes, so that cached profiles are measured again
-(2: attention FLOPs counted the same on every kernel, learning/flops.py)."""
+(2: attention FLOPs counted the same on every kernel, learning/flops.py; 3: decoder family)."""
 
 
 def _transformers_version() -> str:
@@ -278,8 +278,24 @@ def profile_model(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_len
     return profile
 
 
+def weight_bytes(spec: ModelSpec) -> int:
+    """Bytes of the model's parameters in `spec.dtype`, counted on the meta device (no storage)."""
+    from .models import _model_class, architecture_of
+
+    config = build_config(spec)
+    cls = _model_class(architecture_of(config), spec.task, config)
+    with torch.device("meta"):
+        model = cls(config)
+    return sum(p.numel() for p in model.parameters()) * (torch.finfo(DTYPES[spec.dtype]).bits // 8)
+
+
 def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None, image_size: int | None,
              optimizer: str, dev: torch.device, repeats: int) -> WorkloadProfile:
+    weights, host = weight_bytes(spec), available_memory_bytes(torch.device("cpu"))
+    if host is not None and weights > host:  # the model is built in host memory first
+        raise LearningError(f"a real-step profile builds the weights, {weights / 2**30:.1f} GiB in {spec.dtype}, more "
+                            f"than the {host / 2**30:.1f} GiB free on this machine; choose a smaller model or dtype",
+                            field="model.source", value=spec.source)
     model, arch = build_model(spec)
     model = apply_lora(model, arch, lora)
     config = model.get_base_model().config

@@ -119,10 +119,22 @@ class Tier(nn.Module):
             return {"mask": create_bidirectional_mask(config=self.config, inputs_embeds=hidden,
                                                       attention_mask=mask2d)}
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
-        ctx = {"positions": positions,
-               "mask": create_causal_mask(config=self.config, inputs_embeds=hidden, attention_mask=mask2d,
-                                          past_key_values=None, position_ids=positions)}
-        if self.arch == "llama":
+        kwargs = dict(config=self.config, inputs_embeds=hidden, attention_mask=mask2d, past_key_values=None,
+                      position_ids=positions)
+        ctx = {"positions": positions, "mask": create_causal_mask(**kwargs)}
+        if self.arch == "decoder":
+            from transformers.masking_utils import create_sliding_window_causal_mask
+
+            # the masks the model itself builds: per layer type (Qwen2/3, Gemma 2), or a sliding
+            # window for every layer (Mistral, Phi-3), or causal (Llama)
+            layer_types = getattr(self.config, "layer_types", None)
+            if layer_types is not None:
+                masks = {"full_attention": ctx["mask"]}
+                if "sliding_attention" in layer_types:
+                    masks["sliding_attention"] = create_sliding_window_causal_mask(**kwargs)
+                ctx["block_masks"] = [masks[layer_types[i]] for i in range(self.start, self.stop)]
+            elif getattr(self.config, "sliding_window", None) is not None:
+                ctx["mask"] = create_sliding_window_causal_mask(**kwargs)
             ctx["rope"] = self.rotary(hidden, position_ids=positions)
         return ctx
 
@@ -140,7 +152,8 @@ class Tier(nn.Module):
                 elif self.arch == "gpt2":
                     hidden = block(hidden, None, ctx["mask"], None, use_cache=False, position_ids=ctx["positions"])
                 else:
-                    hidden = block(hidden, attention_mask=ctx["mask"], position_embeddings=ctx["rope"],
+                    mask = ctx["block_masks"][i] if "block_masks" in ctx else ctx["mask"]
+                    hidden = block(hidden, attention_mask=mask, position_embeddings=ctx["rope"],
                                    position_ids=ctx["positions"])
         return hidden
 
@@ -153,6 +166,9 @@ class Tier(nn.Module):
             logits = h["classifier"](h["layernorm"](hidden)[:, 0, :])
         else:
             logits = h["out"](h["norm"](hidden))
+            cap = getattr(self.config, "final_logit_softcapping", None) if self.task == "causal_lm" else None
+            if cap is not None:  # Gemma 2's causal-LM head
+                logits = torch.tanh(logits / cap) * cap
             if self.task == "classification":
                 logits = logits[torch.arange(logits.shape[0], device=logits.device), side["pool_index"]]
             elif labels is not None:

@@ -26,7 +26,7 @@ STUDY_FIELDS: dict[str, set[str]] = {
 }
 STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
-_TEXT_ARCHS = ("bert", "gpt2", "llama")
+_TEXT_ARCHS = ("bert", "gpt2", "decoder")
 
 
 def model_facts(source: str) -> Preset | None:
@@ -106,7 +106,8 @@ def model_problems(scenario: Scenario) -> list[Problem]:
         if facts.architecture == "vit" and m.task != "classification":
             problems.append(Problem("model.task", "a ViT model is trained for classification only", m.task, True))
         if facts.architecture == "bert" and m.task == "causal_lm":
-            problems.append(Problem("model.task", "BERT is an encoder: causal_lm needs gpt2 or llama", m.task, True))
+            problems.append(Problem("model.task", "BERT is an encoder: causal_lm needs a decoder (gpt2, llama, ...)",
+                                    m.task, True))
     return problems
 
 

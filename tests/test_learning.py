@@ -39,16 +39,18 @@ def lora_model(preset: str, task: str = "classification", num_labels: int = 3, r
 
 
 def padded_batch(arch, config, task):
-    batch = synthetic_batch(arch, task, config, 3, 12, None, torch.device("cpu"), seed=5)
+    batch = synthetic_batch(arch, task, config, 3, 12, None, torch.device("cpu"), seed=5)  # 12 > sliding windows of 8
     if arch != "vit":  # right-padding on one sample exercises the masks and the pooling index
         batch["attention_mask"][0, -4:] = 0
-        if arch in ("gpt2", "llama"):
+        if arch in ("gpt2", "decoder"):
             batch["input_ids"][0, -4:] = config.pad_token_id
     return batch
 
 
+DECODERS = ["llama-tiny", "qwen2-tiny", "qwen3-tiny", "mistral-tiny", "gemma2-tiny", "phi3-tiny"]
 CASES = [(p, cuts, "classification") for p in TINY for cuts in ([1], [3], [0, 2], [1, 3], [4])]
-CASES += [(p, cuts, "causal_lm") for p in ("gpt2-tiny", "llama-tiny") for cuts in ([2], [1, 3])]
+CASES += [(p, cuts, "causal_lm") for p in ("gpt2-tiny", *DECODERS) for cuts in ([2], [1, 3])]
+CASES += [(p, [1, 3], "classification") for p in DECODERS[1:]]
 
 
 @pytest.mark.parametrize("preset,cuts,task", CASES, ids=[f"{p}-{c}-{t}" for p, c, t in CASES])

@@ -1,0 +1,82 @@
+"""Model presets against numbers nobody here wrote: published parameter counts and LoRA's closed form.
+
+Models are built on the meta device (shapes, no storage), so a 70 B model costs no memory.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from learning import LoraSpec, apply_lora
+from learning.models import build_config, ModelSpec, find_block_path
+from scenarios.presets import PRESETS
+
+# Total parameters as published for each checkpoint (the hub's safetensors metadata, shown on
+# each model page as "Model size"; for Llama also Meta's model cards: 1.24 B, 3.21 B, 8.03 B, 70.6 B).
+PUBLISHED_PARAMETERS = {
+    "llama-3.2-1b": 1_235_814_400,    # meta-llama/Llama-3.2-1B
+    "llama-3.2-3b": 3_212_749_824,    # meta-llama/Llama-3.2-3B
+    "llama-3.1-8b": 8_030_261_248,    # meta-llama/Llama-3.1-8B
+    "llama-3.1-70b": 70_553_706_496,  # meta-llama/Llama-3.1-70B
+    "qwen2.5-0.5b": 494_032_768,      # Qwen/Qwen2.5-0.5B ("0.49B")
+    "qwen2.5-7b": 7_615_616_512,      # Qwen/Qwen2.5-7B ("7.61B")
+    "mistral-7b": 7_248_023_552,      # mistralai/Mistral-7B-v0.3
+    "gemma-2-2b": 2_614_341_888,      # google/gemma-2-2b
+    "phi-3-mini": 3_821_079_552,      # microsoft/Phi-3-mini-4k-instruct ("3.8B")
+}
+
+
+def meta_model(name: str, task: str = "causal_lm"):
+    from learning.models import _model_class, architecture_of
+
+    config = build_config(ModelSpec(name, task=task))
+    with torch.device("meta"):
+        model = _model_class(architecture_of(config), task, config)(config)
+    return model, architecture_of(config)
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED_PARAMETERS))
+def test_preset_parameter_counts_equal_the_published_sizes(name):
+    model, _ = meta_model(name)
+    assert sum(p.numel() for p in model.parameters()) == PUBLISHED_PARAMETERS[name]
+    assert len(model.get_submodule(find_block_path(model, "decoder"))) == PRESETS[name].blocks
+
+
+@pytest.mark.parametrize("name,rank,expected", [
+    # r·(in + out) summed over q, k, v, o, gate, up, down of every block: the DESIGN.md anchor
+    ("llama-3.1-8b", 16, 32 * 16 * ((4096 + 4096) + 2 * (4096 + 1024) + (4096 + 4096) + 2 * (4096 + 14336)
+                                    + (14336 + 4096))),
+    ("qwen2.5-0.5b", 8, 24 * 8 * ((896 + 896) * 2 + 2 * (896 + 128) + 2 * (896 + 4864) + (4864 + 896))),
+])
+def test_lora_parameters_equal_the_closed_form_and_peft(name, rank, expected):
+    model, arch = meta_model(name)
+    lora = apply_lora(model, arch, LoraSpec(rank=rank, train_head=False))
+    adapters = sum(p.numel() for n, p in lora.named_parameters() if "lora_" in n)
+    closed_form = sum(rank * (m.in_features + m.out_features) for n, m in lora.named_modules()
+                      if isinstance(m, nn.Linear) and n.endswith("base_layer"))
+    trainable, _ = lora.get_nb_trainable_parameters()  # peft's own count
+    assert adapters == closed_form == trainable == expected
+    if name == "llama-3.1-8b":
+        assert expected == 41_943_040
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.model_type in
+                                  ("llama", "qwen2", "qwen3", "mistral", "gemma2", "phi3")])
+def test_every_decoder_preset_builds_and_declares_its_blocks(name):
+    model, _ = meta_model(name, "classification")
+    blocks = model.get_submodule(find_block_path(model, "decoder"))
+    assert len(blocks) == PRESETS[name].blocks == model.config.num_hidden_layers
+    assert model.config.max_position_embeddings == PRESETS[name].max_positions
+
+
+def test_the_block_finder_falls_back_to_the_longest_list_of_identical_blocks():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = nn.ModuleList([nn.Linear(2, 2), nn.ReLU()])  # mixed: not blocks
+            self.trunk = nn.Module()
+            self.trunk.stages = nn.ModuleList([nn.Linear(4, 4) for _ in range(5)])
+
+    assert find_block_path(Odd()) == "trunk.stages"
