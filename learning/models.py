@@ -36,7 +36,7 @@ class ModelSpec:
     source: str
     task: str = "classification"
     num_labels: int = 2
-    weights: str = "auto"  # "auto": pretrained when the source has weights; "random": config only
+    weights: str = "auto"  # "auto": pretrained when the source has weights; "random": config only; "none": no storage
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
     seed: int = 0
@@ -163,8 +163,10 @@ def build_model(spec: ModelSpec) -> tuple[nn.Module, str]:
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialised head" notices are expected here
     transformers.logging.disable_progress_bar()
+    default_dtype = torch.get_default_dtype()
     try:
-        if kind == "preset" or spec.weights == "random":
+        if kind == "preset" or spec.weights in ("random", "none"):
+            torch.set_default_dtype(DTYPES[spec.dtype])  # built in its dtype: no copy (and none of fake tensors)
             model = cls(config)
         else:
             try:
@@ -173,9 +175,11 @@ def build_model(spec: ModelSpec) -> tuple[nn.Module, str]:
                 raise LearningError(f"cannot load the weights ({str(err).splitlines()[0]})", field="model.source",
                                     value=spec.source) from None
     finally:
+        torch.set_default_dtype(default_dtype)
         transformers.logging.set_verbosity(verbosity)
         transformers.logging.enable_progress_bar()
-    model = model.to(DTYPES[spec.dtype])
+    if spec.weights != "none":  # fake tensors (a weight-free profile) cannot be swapped by .to()
+        model = model.to(DTYPES[spec.dtype])
     return model, arch
 
 

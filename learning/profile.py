@@ -87,6 +87,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def storage_key(tensor: torch.Tensor) -> int:
+    """Identifies a tensor's storage by the storage object itself (its StorageImpl), not by its data
+    pointer, which every meta tensor shares (0) in a weight-free profile."""
+    return tensor.untyped_storage()._cdata
+
+
 class StepProbe:
     """Phases of a split step that count FLOPs, saved activations and (on CUDA) allocator peaks per tier."""
 
@@ -102,10 +108,9 @@ class StepProbe:
         saved = self.saved[t]
 
         def pack(tensor):
-            if tensor.device.type != "meta":
-                ptr = tensor.untyped_storage().data_ptr()
-                if ptr not in self.param_ptrs:
-                    saved[ptr] = max(saved.get(ptr, 0), tensor.untyped_storage().nbytes())
+            key = storage_key(tensor)
+            if key not in self.param_ptrs:
+                saved[key] = max(saved.get(key, 0), tensor.untyped_storage().nbytes())
             return tensor
 
         cuda = self.device.type == "cuda"
@@ -207,6 +212,7 @@ def profile_key(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_lengt
     payload = {"config": config, "task": spec.task, "dtype": spec.dtype, "attn": spec.attn_implementation,
                "batch": batch_size, "seq": sequence_length, "image": image_size, "lora": asdict(lora),
                "optimizer": optimizer, "device": device_label(device), "format": PROFILE_FORMAT,
+               "weight_free": spec.weights == "none",
                "torch": torch.__version__, "transformers": _transformers_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -291,11 +297,13 @@ def weight_bytes(spec: ModelSpec) -> int:
 
 def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None, image_size: int | None,
              optimizer: str, dev: torch.device, repeats: int) -> WorkloadProfile:
+    if spec.weights == "none":
+        return _measure_weight_free(spec, lora, batch_size, sequence_length, image_size, optimizer)
     weights, host = weight_bytes(spec), available_memory_bytes(torch.device("cpu"))
     if host is not None and weights > host:  # the model is built in host memory first
         raise LearningError(f"a real-step profile builds the weights, {weights / 2**30:.1f} GiB in {spec.dtype}, more "
-                            f"than the {host / 2**30:.1f} GiB free on this machine; choose a smaller model or dtype",
-                            field="model.source", value=spec.source)
+                            f"than the {host / 2**30:.1f} GiB free on this machine; profile it weight-free "
+                            "(model.weights: none)", field="model.source", value=spec.source)
     model, arch = build_model(spec)
     model = apply_lora(model, arch, lora)
     config = model.get_base_model().config
@@ -316,8 +324,7 @@ def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: 
     n = len(block_list(model, arch))
     tiers = split_model(model, arch, spec.task, list(range(0, n + 1)))  # a tier per segment
     batch = synthetic_batch(arch, spec.task, config, batch_size, sequence_length, image_size, dev)
-    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    counting = StepProbe(len(tiers), param_ptrs, dev)
+    counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, dev)
     try:
         result = split_step(tiers, batch, counting)
         model.zero_grad(set_to_none=True)
@@ -331,6 +338,35 @@ def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: 
             raise LearningError(f"a batch of {batch_size} does not fit in memory on {device_label(dev)}",
                                 field="model.batch_size", value=batch_size) from None
         raise
+    return _assemble(spec, lora, arch, config, n, tiers, result, counting, timing, repeats, batch_size,
+                     sequence_length, image_size, optimizer, device_label(dev))
+
+
+def _measure_weight_free(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None,
+                         image_size: int | None, optimizer: str) -> WorkloadProfile:
+    """The same split step on the meta device: every tensor has its shape and dtype, none has
+    storage. The bytes at every cut and the FLOPs of every tier are those of a real step (tested),
+    and so are the parameter, gradient, optimizer and saved-activation bytes; nothing is timed."""
+    meta = torch.device("meta")
+    with meta:
+        model, arch = build_model(spec)
+    model = apply_lora(model, arch, lora)
+    config = model.get_base_model().config
+    check_shapes(arch, config, sequence_length, image_size)
+    model.train()
+    n = len(block_list(model, arch))
+    tiers = split_model(model, arch, spec.task, list(range(0, n + 1)))
+    cpu_batch = synthetic_batch(arch, spec.task, config, batch_size, sequence_length, image_size, torch.device("cpu"))
+    batch = {k: v.to(meta) for k, v in cpu_batch.items()}
+    counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, meta)
+    result = split_step(tiers, batch, counting)
+    return _assemble(spec, lora, arch, config, n, tiers, result, counting, _Timing(len(tiers), meta), 0, batch_size,
+                     sequence_length, image_size, optimizer, "meta (weight-free)")
+
+
+def _assemble(spec, lora, arch, config, n, tiers, result, counting, timing, repeats, batch_size, sequence_length,
+              image_size, optimizer, device: str) -> WorkloadProfile:
+    """A WorkloadProfile from one probed split step (and its timed repeats); `n` blocks."""
     reps = max(1, repeats)  # repeats = 0: not timed, the times stay 0
     segments = [SegmentProfile(name=_segment_name(tier, n), **_param_counts(tier),
                                forward_flops=float(counting.fwd_flops[t]), backward_flops=float(counting.bwd_flops[t]),
@@ -349,11 +385,12 @@ def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: 
         sequence_length=None if arch == "vit" else sequence_length,
         image_size=(image_size or config.image_size) if arch == "vit" else None, num_labels=spec.num_labels,
         lora_rank=lora.rank, lora_alpha=lora.alpha, lora_targets=targets, optimizer=optimizer, num_blocks=n,
-        device=device_label(dev), segments=segments, boundaries=boundaries,
+        device=device, segments=segments, boundaries=boundaries,
         environment={"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version(), "host": platform.node(), "timed_steps": repeats,
                      "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                     "dtype_bytes": torch.finfo(DTYPES[spec.dtype]).bits // 8},
+                     "dtype_bytes": torch.finfo(DTYPES[spec.dtype]).bits // 8,
+                     "weights": "none" if spec.weights == "none" else "real"},
     )
 
 

