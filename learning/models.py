@@ -40,6 +40,7 @@ class ModelSpec:
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
     seed: int = 0
+    base_dtype: str = "auto"  # storage of the frozen linear weights: auto (= dtype), float*, int8, nf4 (learning/quant.py)
     overrides: tuple[tuple[str, object], ...] = ()  # config fields to override, e.g. (("num_hidden_layers", 2),)
 
 

@@ -22,11 +22,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from scenarios.workload import BoundaryProfile, SegmentProfile, WorkloadProfile
 
 from .errors import LearningError
 from .flops import flop_counter
+from .quant import quantised_weight_bytes
 from .lora import LoraSpec, apply_lora, is_lora_parameter
 from .models import DTYPES, ModelSpec, block_list, build_config, build_model
 from .split import Tier, split_model, split_step
@@ -175,10 +177,24 @@ def _segment_name(tier: Tier, num_blocks: int) -> str:
     return f"block{tier.start}"
 
 
-def _param_counts(tier: Tier) -> dict:
+def _frozen_linear_bytes(tier: Tier, base_dtype: str) -> dict[int, int]:
+    """Storage of each frozen linear weight inside the tier's blocks when the base is `base_dtype`
+    (id(parameter) -> bytes); empty when the base keeps the compute dtype."""
+    if base_dtype in ("auto", "") or tier.blocks is None:
+        return {}
+    out = {}
+    for module in tier.blocks.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, nn.Linear) and weight is not None and not weight.requires_grad:
+            out[id(weight)] = quantised_weight_bytes(weight.numel(), module.out_features, base_dtype)
+    return out
+
+
+def _param_counts(tier: Tier, base_dtype: str = "auto") -> dict:
     frozen = lora = other = pbytes = tbytes = 0
+    stored = _frozen_linear_bytes(tier, base_dtype)
     for name, p in tier.named_parameters():
-        pbytes += p.nbytes
+        pbytes += stored.get(id(p), p.nbytes)
         if not p.requires_grad:
             frozen += p.numel()
         else:
@@ -212,7 +228,7 @@ def profile_key(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_lengt
     payload = {"config": config, "task": spec.task, "dtype": spec.dtype, "attn": spec.attn_implementation,
                "batch": batch_size, "seq": sequence_length, "image": image_size, "lora": asdict(lora),
                "optimizer": optimizer, "device": device_label(device), "format": PROFILE_FORMAT,
-               "weight_free": spec.weights == "none",
+               "weight_free": spec.weights == "none", "base_dtype": spec.base_dtype,
                "torch": torch.__version__, "transformers": _transformers_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -270,12 +286,14 @@ def profile_model(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_len
         log.info("profile of %s read from the cache %s (measured on %s, %s)", spec.source, cached, profile.device,
                  profile.environment.get("measured_utc", "date unknown"))
         return profile
+    where = "the meta device (weight-free)" if spec.weights == "none" else device_label(dev)
     log.info("profiling %s: building the model and running one split step cut at every block on %s ...",
-             spec.source, device_label(dev))
+             spec.source, where)
     start = time.perf_counter()
     profile = _measure(spec, lora, batch_size, sequence_length, image_size, optimizer, dev, repeats if timed else 0)
+    steps = 0 if spec.weights == "none" or not timed else repeats
     log.info("profiled %s in %.1f s (%d blocks, %d timed step%s)", spec.source, time.perf_counter() - start,
-             profile.num_blocks, repeats if timed else 0, "" if repeats == 1 else "s")
+             profile.num_blocks, steps, "" if steps == 1 else "s")
     if not timed:
         return profile
     if use_cache:
@@ -368,7 +386,7 @@ def _assemble(spec, lora, arch, config, n, tiers, result, counting, timing, repe
               image_size, optimizer, device: str) -> WorkloadProfile:
     """A WorkloadProfile from one probed split step (and its timed repeats); `n` blocks."""
     reps = max(1, repeats)  # repeats = 0: not timed, the times stay 0
-    segments = [SegmentProfile(name=_segment_name(tier, n), **_param_counts(tier),
+    segments = [SegmentProfile(name=_segment_name(tier, n), **_param_counts(tier, spec.base_dtype),
                                forward_flops=float(counting.fwd_flops[t]), backward_flops=float(counting.bwd_flops[t]),
                                forward_s=timing.fwd_s[t] / reps, backward_s=timing.bwd_s[t] / reps,
                                saved_bytes=int(sum(counting.saved[t].values())),
@@ -390,7 +408,8 @@ def _assemble(spec, lora, arch, config, n, tiers, result, counting, timing, repe
                      "python": platform.python_version(), "host": platform.node(), "timed_steps": repeats,
                      "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                      "dtype_bytes": torch.finfo(DTYPES[spec.dtype]).bits // 8,
-                     "weights": "none" if spec.weights == "none" else "real"},
+                     "weights": "none" if spec.weights == "none" else "real",
+                     "base_dtype": spec.dtype if spec.base_dtype == "auto" else spec.base_dtype},
     )
 
 
@@ -398,7 +417,7 @@ def specs_from_config(cfg) -> tuple[ModelSpec, LoraSpec]:
     """ModelSpec and LoraSpec of a scenario's `model` section (scenarios.ModelConfig)."""
     targets = cfg.lora.target_modules if isinstance(cfg.lora.target_modules, str) else tuple(cfg.lora.target_modules)
     spec = ModelSpec(source=cfg.source, task=cfg.task, num_labels=cfg.num_labels, weights=cfg.weights,
-                     dtype=cfg.dtype, seed=cfg.seed)
+                     dtype=cfg.dtype, seed=cfg.seed, base_dtype=cfg.base_dtype)
     lora = LoraSpec(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout, target_modules=targets,
                     train_head=cfg.lora.train_head)
     return spec, lora

@@ -35,6 +35,17 @@ DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
     DeviceClass("smartphone", 2.0e12, 4.0e12, 8 * GIB,
                 "a flagship phone GPU of 2023-24 (about 2 TFLOPS fp32, e.g. Apple A17 Pro as reported by "
                 "Apple at launch); 8 GB RAM"),
+    # Phones by installed RAM (the OS and other apps keep 2-3 GB of it): the GPU is a 2023-24 mobile
+    # GPU of the class above; RAM sizes as shipped, e.g. 6 GB Galaxy A35, 8 GB Pixel 8 and iPhone 15 Pro,
+    # 12 GB Galaxy S24 Ultra and Pixel 8 Pro, 16 GB OnePlus 12 / ROG Phone 8 Pro (makers' spec sheets).
+    DeviceClass("phone-6gb", 1.0e12, 2.0e12, 6 * GIB,
+                "a mid-range phone (e.g. Samsung Galaxy A35: Mali-G68 MP5, about 1 TFLOPS fp32); 6 GB RAM"),
+    DeviceClass("phone-8gb", 2.0e12, 4.0e12, 8 * GIB,
+                "a flagship phone GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch); 8 GB RAM (Pixel 8, iPhone 15 Pro)"),
+    DeviceClass("phone-12gb", 2.0e12, 4.0e12, 12 * GIB,
+                "a flagship phone GPU (about 2 TFLOPS fp32); 12 GB RAM (Galaxy S24 Ultra, Pixel 8 Pro)"),
+    DeviceClass("phone-16gb", 2.0e12, 4.0e12, 16 * GIB,
+                "a flagship phone GPU (about 2 TFLOPS fp32); 16 GB RAM (OnePlus 12, ROG Phone 8 Pro)"),
     DeviceClass("rtx-4090", 82.6e12, 165.2e12, 24 * GIB,
                 "NVIDIA GeForce RTX 4090 specifications: 82.6 TFLOPS fp32, 165.2 TFLOPS dense fp16/bf16 "
                 "tensor (fp32 accumulate); 24 GB"),
@@ -44,4 +55,7 @@ DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
                 "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB"),
     DeviceClass("h100", 67e12, 989e12, 80 * GIB,
                 "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB"),
+    DeviceClass("h200", 67e12, 989e12, 141 * GIB,
+                "NVIDIA H200 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); "
+                "141 GB HBM3e"),
 )}

@@ -207,14 +207,22 @@ class ModelConfig(Section):
                             "storage, nothing timed) for models too large to build here.")
     task: Literal["classification", "causal_lm"] = Field("classification", description="Training objective.")
     num_labels: PositiveInt = Field(2, description="Classes of the classification head.")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Model and activation dtype.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Compute dtype: of the activations (and so of the tensors crossing a cut: bfloat16 "
+                               "halves the traffic), the adapters and the unquantised weights.")
+    base_dtype: Literal["auto", "float32", "bfloat16", "float16", "int8", "nf4"] = Field(
+        "auto", description="Storage of the frozen linear weights of the blocks: 'auto' (= dtype), a float dtype, "
+                            "'int8' (LLM.int8) or 'nf4' (QLoRA, 4.127 bits per weight); an exact accounting of the "
+                            "bitsandbytes layout (learning/quant.py). FLOPs and cut tensors do not change.")
     batch_size: PositiveInt = Field(16, description="Samples per mini-batch (one local iteration).")
     sequence_length: PositiveInt | None = Field(128, description="Tokens per sample (text models).")
     image_size: PositiveInt | None = Field(None, description="Image side in pixels (ViT; null = the config's).")
     cut_layers: Annotated[list[NonNegativeInt], Field(min_length=1, max_length=2)] = Field(
         [1], description="Cut after this many blocks: one cut (SFL, SL) or two (SplitLLM: user | edge | cloud).")
     lora: LoraConfig = LoraConfig()
-    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer whose state the memory counts.")
+    optimizer: Literal["adamw", "sgd", "none"] = Field(
+        "adamw", description="Optimizer whose state the memory counts: adamw (two fp32 moments per trainable "
+                             "parameter), sgd (momentum), none.")
     device: str = Field("auto", description="Where to measure: auto, cpu, cuda, cuda:N.")
     repeats: PositiveInt = Field(1, description="Timed steps averaged per profile.")
     profile_path: str | None = Field(None, description="A saved profile.json to use instead of measuring.")

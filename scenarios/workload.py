@@ -14,7 +14,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-OPTIMIZER_STATE_FACTOR = {"adamw": 2.0, "sgd": 1.0}  # state tensors per trainable parameter
+OPTIMIZER_STATE_FACTOR = {"adamw": 2.0, "sgd": 1.0, "none": 0.0}  # state tensors per trainable parameter
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,37 @@ def test_weight_free_equals_real_on_a_model_over_100m_parameters():
     assert free.boundaries == real.boundaries
     assert [(s.forward_flops, s.backward_flops, s.param_bytes, s.saved_bytes) for s in free.segments] == \
            [(s.forward_flops, s.backward_flops, s.param_bytes, s.saved_bytes) for s in real.segments]
+
+
+# ---- memory levers ------------------------------------------------------------------------------
+
+def test_nf4_storage_is_the_qlora_papers_4_127_bits_per_weight():
+    from learning.quant import quantised_weight_bytes
+
+    numel = 4096 * 14336  # one Llama-3.1-8B MLP projection
+    bits = 8 * quantised_weight_bytes(numel, 4096, "nf4") / numel
+    assert bits == pytest.approx(4 + 8 / 64 + 32 / (64 * 256), rel=1e-9)
+    assert round(bits, 3) == 4.127  # Dettmers et al. 2023, §3 (double quantisation)
+    assert quantised_weight_bytes(numel, 4096, "int8") == numel + 4 * 4096  # LLM.int8: int8 + fp32 row scales
+
+
+def test_quantising_the_base_changes_only_the_frozen_linear_bytes():
+    from learning import ModelSpec as Spec
+    from learning import profile_model
+
+    def profile(base):
+        return profile_model(Spec("llama-tiny", task="causal_lm", weights="none", dtype="bfloat16", base_dtype=base),
+                             LoraSpec(rank=2), 1, 16, use_cache=False, timed=False)
+
+    bf16, nf4 = profile("auto"), profile("nf4")
+    model, arch = meta_model("llama-tiny")
+    blocks = model.get_submodule(find_block_path(model, "decoder"))
+    linear = [m for m in blocks.modules() if isinstance(m, nn.Linear)]
+    from learning.quant import quantised_weight_bytes
+
+    saved = sum(2 * m.weight.numel() - quantised_weight_bytes(m.weight.numel(), m.out_features, "nf4") for m in linear)
+    assert bf16.whole().param_bytes - nf4.whole().param_bytes == saved
+    assert nf4.boundaries == bf16.boundaries
+    assert [(s.forward_flops, s.backward_flops, s.trainable_bytes) for s in nf4.segments] == \
+           [(s.forward_flops, s.backward_flops, s.trainable_bytes) for s in bf16.segments]
+    assert nf4.segments[0].param_bytes == bf16.segments[0].param_bytes  # embeddings stay in bf16
