@@ -96,6 +96,12 @@ def model_problems(scenario: Scenario) -> list[Problem]:
         if cuts is not None and scenario.study.kind in ("cut_layer", "joint_cut") and any(c > blocks for c in cuts):
             problems.append(Problem("study.cuts", f"candidate cuts must lie in [0, {blocks}] ({m.source} has "
                                     f"{blocks} blocks)", cuts, True))
+    precision = {"float32": 32, "bfloat16": 16, "float16": 16, "int8": 8, "nf4": 4}
+    if m.base_dtype != "auto" and (precision[m.base_dtype] > precision[m.dtype] or
+                                   {m.base_dtype, m.dtype} == {"bfloat16", "float16"}):
+        problems.append(Problem("model.base_dtype", f"a base stored as {m.base_dtype} cannot be computed in "
+                                f"{m.dtype} without changing its values; choose a base of at most the compute "
+                                "dtype's precision (int8, nf4 or the dtype itself)", m.base_dtype, True))
     if facts is not None:
         if facts.architecture in _TEXT_ARCHS and m.sequence_length is None:
             problems.append(Problem("model.sequence_length", f"a {facts.architecture} model needs a sequence length",

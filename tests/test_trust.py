@@ -311,6 +311,9 @@ def _validate_in_fresh_process(path: Path) -> tuple[int, str, bool]:
     ({"source": "./no/such/folder"}, "model.source", "no such folder"),
     ({"source": "bert-base", "cut_layers": [13]}, "model.cut_layers", "[0, 12]"),
     ({"source": "gpt2-tiny", "sequence_length": 512}, "model.sequence_length", "maximum of 128"),
+    ({"source": "llama-tiny", "dtype": "bfloat16", "base_dtype": "float32"}, "model.base_dtype", "cannot be computed"),
+    ({"source": "llama-tiny", "dtype": "float16", "base_dtype": "bfloat16"}, "model.base_dtype", "cannot be computed"),
+    ({"source": "llama-3.1-8b", "sequence_length": 200000}, "model.sequence_length", "maximum of 131072"),
 ])
 def test_validate_checks_the_model_without_building_it(tmp_path, model, field, message):
     path = write(tmp_path / "s.yaml", {"model": model})
