@@ -456,3 +456,58 @@ def test_relative_paths_resolve_against_the_scenario_file(cli, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)  # not the scenario's folder
     assert Path(load_scenario(path).model.profile_path) == folder / "profile.json"
     assert cli("validate", path)[0] == 0
+
+
+# ---- 11. plots that read at a glance ---------------------------------------------------------------
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Keep each figure a plot function makes (instead of saving and closing it)."""
+    import analysis.plots as plots
+
+    kept = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: kept.append(fig) or path)
+    return kept
+
+
+def test_cut_plot_shows_every_tier_against_its_limit_and_traffic_on_its_own_axis(figures, tmp_path):
+    from analysis import plots
+
+    table = pd.DataFrame({"cut": [1, 2, 3], "user_memory_gib": [0.3, 0.6, 0.9], "server_memory_gib": [30.0, 20.0, 9.0],
+                          "feasible": [False, True, True], "T_proposed_s": [1.0, 2.0, 3.0], "T_BA_s": [2.0, 3.0, 4.0],
+                          "user_gflop_per_sample": [1.0, 2.0, 3.0], "user_traffic_gib_per_round": [0.13] * 3})
+    plots.cut_layer_sfl(table, tmp_path / "c.png", {"user": 1.0, "server": 24.0})
+    delay, memory, compute, traffic = figures[0].axes
+    labels = [line.get_label() for line in memory.get_lines()]
+    assert "server" in labels and "user" in labels and memory.get_yscale() == "log"
+    assert any("24 GiB" in label for label in labels) and any("1 GiB" in label for label in labels)
+    assert traffic.get_ylim()[0] == 0 and len(figures[0].axes) == 4  # no twin axis
+    figures[0].canvas.draw()
+    for ax in (delay, memory):  # the legends sit below the axes, where they hide no curve
+        assert ax.get_legend().get_window_extent().y1 <= ax.get_window_extent().y0
+
+
+def test_scheme_comparison_memory_is_on_a_log_axis_and_colours_follow_the_schemes(figures, tmp_path):
+    from analysis import plots
+
+    table = pd.DataFrame({"label": ["SplitLLM", "FL"], "delay_s": [10.0, 5.0], "user_traffic_gib_per_round": [0.1, 0.01],
+                          "user_memory_gib": [0.26, 2.1], "edge_memory_gib": [0.8, np.nan],
+                          "cloud_memory_gib": [4.4, np.nan], "server_memory_gib": [np.nan, 0.01]})
+    plots.scheme_comparison(table, tmp_path / "s.png")
+    delay, traffic, memory = figures[0].axes
+    assert memory.get_yscale() == "log"
+    assert [tuple(p.get_facecolor()) for p in delay.patches] == [tuple(p.get_facecolor()) for p in traffic.patches]
+    assert delay.patches[0].get_facecolor() != delay.patches[1].get_facecolor()
+
+
+def test_joint_cut_plot_shows_delay_eta_and_bandwidth(figures, tmp_path):
+    from analysis import plots
+
+    table = pd.DataFrame({"cut": [1, 2], "T_proposed_s": [10.0, 12.0], "eta_proposed": [0.9, 0.8],
+                          "feasible": [True, False]})
+    choice = {"cut": 1, "T_s": 10.0, "eta": 0.9,
+              "allocation": {"users": [{"b_s_hz": 1e6, "b_c_hz": 2e6}, {"b_s_hz": 3e6, "b_c_hz": 1e6}]},
+              "inputs": {"users": [{"c_hz": 1e8}, {"c_hz": 1e9}]}}
+    plots.joint_cut(table, choice, tmp_path / "j.png")
+    delay, eta, bandwidth = figures[0].axes
+    assert delay.get_yscale() == "linear" and "eta" in eta.get_ylabel() and "bandwidth" in bandwidth.get_ylabel()
