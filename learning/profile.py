@@ -28,6 +28,7 @@ from scenarios.workload import BoundaryProfile, SegmentProfile, WorkloadProfile
 
 from .errors import LearningError
 from .flops import flop_counter
+from .meta_attention import as_on_cpu
 from .quant import quantised_weight_bytes
 from .lora import LoraSpec, apply_lora, is_lora_parameter
 from .models import DTYPES, ModelSpec, block_list, build_config, build_model
@@ -377,7 +378,8 @@ def _measure_weight_free(spec: ModelSpec, lora: LoraSpec, batch_size: int, seque
     cpu_batch = synthetic_batch(arch, spec.task, config, batch_size, sequence_length, image_size, torch.device("cpu"))
     batch = {k: v.to(meta) for k, v in cpu_batch.items()}
     counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, meta)
-    result = split_step(tiers, batch, counting)
+    with as_on_cpu():  # the attention kernel a real (CPU) step runs, so that the saved bytes match
+        result = split_step(tiers, batch, counting)
     return _assemble(spec, lora, arch, config, n, tiers, result, counting, _Timing(len(tiers), meta), 0, batch_size,
                      sequence_length, image_size, optimizer, "meta (weight-free)")
 

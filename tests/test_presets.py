@@ -105,10 +105,18 @@ def test_a_weight_free_profile_has_the_real_steps_bytes_flops_and_parameters(nam
                (b.frozen_params, b.lora_params, b.other_trainable_params, b.param_bytes, b.trainable_bytes)
 
 
-@pytest.mark.parametrize("name", ["bert-tiny", "gpt2-tiny", "gemma2-tiny"])
-def test_a_weight_free_profile_saves_what_the_real_step_saves_where_both_run_one_attention_kernel(name):
-    real, free = _profiles(name, 2, 16)
-    assert [s.saved_bytes for s in free.segments] == [s.saved_bytes for s in real.segments]
+@pytest.mark.parametrize("name", ["bert-tiny", "vit-tiny", "gpt2-tiny", "llama-tiny", "qwen2-tiny", "qwen3-tiny",
+                                  "gemma2-tiny", "mistral-tiny", "phi3-tiny"])
+def test_a_weight_free_profile_saves_what_the_real_step_saves(name):
+    """Meta-device attention runs the kernel a CPU runs (learning/meta_attention.py). With a sliding
+    window (Mistral, Phi-3 at 8 < 16 tokens) the mask a weight-free step builds is not expanded over
+    the batch: 1·seq² bytes a block instead of batch·seq², 2.4 % of these toy tiers."""
+    real, free = _profiles(name, 2, None if name.startswith("vit") else 16)
+    free_saved, real_saved = [s.saved_bytes for s in free.segments], [s.saved_bytes for s in real.segments]
+    if name in ("mistral-tiny", "phi3-tiny"):
+        assert sum(free_saved) == pytest.approx(sum(real_saved), rel=0.03)
+    else:
+        assert free_saved == real_saved
 
 
 @pytest.mark.slow
