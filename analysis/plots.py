@@ -148,8 +148,10 @@ def cut_layer_sfl(table: pd.DataFrame, path: Path, limits_gib: dict[str, float],
     return _save(fig, path)
 
 
-def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """SplitLLM cut pairs: delay heatmap over (user cut, edge cut), infeasible pairs crossed out."""
+def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "",
+                       limits_gib: dict[str, float] | None = None) -> Path:
+    """SplitLLM cut pairs: delay heatmap over (user cut, edge cut), infeasible pairs crossed out;
+    each tier's memory against the cut that bounds it, with its device limit dashed."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     grid = table.pivot(index="cut_edge", columns="cut_user", values="delay_s")
     im = axes[0].imshow(grid.values, origin="lower", aspect="auto", cmap="viridis")
@@ -163,15 +165,20 @@ def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "") -> Path
         i = list(grid.index).index(row.cut_edge)
         j = list(grid.columns).index(row.cut_user)
         axes[0].plot(j, i, "rx", markersize=10)
-    for tier, color in (("user", "C0"), ("edge", "C1"), ("cloud", "C2")):
+    for tier in ("user", "edge", "cloud"):
+        color, _ = TIER_STYLE[tier]
         col = f"{tier}_memory_gib"
         by_cut = table.groupby("cut_user" if tier == "user" else "cut_edge")[col].max()
         axes[1].plot(by_cut.index, by_cut.values, marker="o", color=color, label=f"{tier} (max over the other cut)")
+        if limits_gib and tier in limits_gib:
+            axes[1].axhline(limits_gib[tier], color=color, linestyle="--", linewidth=1,
+                            label=f"{tier} device: {limits_gib[tier]:.3g} GiB")
+    axes[1].set_yscale("log")
     axes[1].set_xlabel("cut layer")
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[1].set_ylabel("peak memory (GiB)")
+    axes[1].set_ylabel("peak memory of one device (GiB, log scale)")
     axes[1].grid(True, alpha=0.3)
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.suptitle(title or "SplitLLM cut pairs (red x: over a device memory limit)")
     return _save(fig, path)
 

@@ -155,7 +155,8 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
     if scheme == "splitllm":
         table = splitllm_pair_table(world, cuts, progress)
         table.to_csv(out / "cut_layer.csv", index=False)
-        plots.cut_layer_splitllm(table, out / "cut_layer.png", title)
+        plots.cut_layer_splitllm(table, out / "cut_layer.png", title,
+                                 {t: limits[t][0] / GIB for t in ("user", "edge", "cloud")})
         ok = table[table["feasible"]]
         best = ok.loc[ok["delay_s"].idxmin()] if len(ok) else None
         if best is not None:

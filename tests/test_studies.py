@@ -110,7 +110,7 @@ def test_latency_vs_power_takes_message_sizes_from_the_profile(cli, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["scheme_comparison_mrpc", "sfl_cut_bert", "splitllm_cut_mrpc", "joint_cut_bert",
-                                  "fedsllm_bert_power", "llama8b_phone_cut"])
+                                  "fedsllm_bert_power", "llama8b_phone_cut", "llama8b_phone_cut_splitllm"])
 def test_shipped_study_scenarios_run(cli, tmp_path, name):
     scenario = load_scenario(SCENARIO_DIR / f"{name}.yaml")
     code, out, err = cli("run", SCENARIO_DIR / f"{name}.yaml", "--out", tmp_path / name)
