@@ -26,7 +26,7 @@ def describe_batches(batches: np.ndarray) -> str:
 def cut_table(profile: WorkloadProfile) -> pd.DataFrame:
     """One row per candidate cut: what crosses it per batch, and the user tier it leaves behind."""
     rows = []
-    for b in profile.boundaries:
+    for b in map(profile.boundary, range(profile.num_blocks + 1)):  # in the cut dtype
         user = profile.tier(0, b.cut, "user")
         rows.append({"cut": b.cut, "activation_shape": "x".join(map(str, b.shape)), "dtype": b.dtype,
                      "forward_bytes": b.forward_bytes, "side_bytes": b.side_bytes, "backward_bytes": b.backward_bytes,

@@ -68,10 +68,13 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
     lines = [f"{profile.model} ({profile.architecture}, {profile.task}, {profile.dtype}), batch {shape}, "
              f"LoRA r = {profile.lora_rank} on {profile.lora_targets}, {profile.num_blocks} blocks; "
              f"measured on {profile.device}",
+             f"levers: frozen base stored as {profile.environment.get('base_dtype', profile.dtype)}; cut tensors in "
+             f"{profile.cut_dtype or profile.dtype}; optimizer {profile.optimizer}; gradient checkpointing on "
+             f"{', '.join(profile.checkpointing) or 'no tier'}",
              "", "per candidate cut (bytes per batch; user tier = embeddings + blocks before the cut):",
              format_frame(cuts),
              "", f"tiers at cut_layers {m.cut_layers} (per batch; memory = params + grads + {m.optimizer} state "
-                 "+ saved activations):",
+                 "+ saved activations + transients):",
              format_frame(tiers),
              "", f"user-side communication per round and user ({scenario.cell.users} users, "
                  f"{scenario.workload.dataset_samples:,} samples -> {describe_batches(batches_per_round(scenario))} "

@@ -9,12 +9,20 @@ algorithm's: forward Q·Kᵀ and P·V (torch's sdpa_flop_count), backward the fo
 (dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K, dK = dSᵀ·Q), i.e. exactly what eager (explicit matmul)
 attention counts — the test holds the two against each other. 2 FLOPs per multiply-add, as torch
 counts them; softmax, masking and norms are not counted.
+
+torch's counter also replaces every operator it has no formula for by its composite decomposition
+when there is one, so that matmuls inside composites are counted. For an operator that has its own
+kernel on the device (`silu_backward` on a CPU, for instance) that changes what the step allocates
+(the decomposition materialises intermediates the kernel does not), and a profile measures memory
+in the same step. Here such operators run their kernel, as they do outside the counter; only
+operators without a kernel of their own are decomposed.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, bmm_flop, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode, bmm_flop, sdpa_backward_flop_count, sdpa_flop_count
 
 _aten = torch.ops.aten
 
@@ -40,6 +48,38 @@ EXTRA_FORMULAS = {
 }
 
 
+_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA", "meta": "Meta"}
+
+
+def _has_own_kernel(func, args, kwargs) -> bool:
+    """Whether `func` has a kernel of its own for the device its tensors are on."""
+    for t in tree_leaves((args, kwargs)):
+        if isinstance(t, torch.Tensor):
+            key = _DISPATCH_KEYS.get(t.device.type)
+            return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), key)
+    return False
+
+
+class _KernelFirstMode(_FlopCounterMode):
+    """torch's counting mode, except that an operator with its own kernel on the device runs it."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if (isinstance(func, torch._ops.OpOverload) and func._overloadpacket not in self.counter.flop_registry
+                and _has_own_kernel(func, args, kwargs)):
+            return func(*args, **(kwargs or {}))
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+
+class _Counter(FlopCounterMode):
+    def __enter__(self):
+        self.flop_counts.clear()
+        self.mod_tracker.__enter__()
+        self.mode = _KernelFirstMode(self)
+        self.mode.__enter__()
+        return self
+
+
 def flop_counter() -> FlopCounterMode:
-    """A FlopCounterMode that counts every attention kernel by the same convention."""
-    return FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
+    """A FlopCounterMode that counts every attention kernel by the same convention and runs an
+    operator's own kernel where it has one."""
+    return _Counter(display=False, custom_mapping=EXTRA_FORMULAS)

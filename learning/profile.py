@@ -30,6 +30,7 @@ from .errors import LearningError
 from .flops import flop_counter
 from .meta_attention import as_on_cpu
 from .quant import quantised_weight_bytes
+from .live_memory import LiveBytes
 from .lora import LoraSpec, apply_lora, is_lora_parameter
 from .models import DTYPES, ModelSpec, block_list, build_config, build_model
 from .split import Tier, split_model, split_step
@@ -97,53 +98,81 @@ def storage_key(tensor: torch.Tensor) -> int:
 
 
 class StepProbe:
-    """Phases of a split step that count FLOPs, saved activations and (on CUDA) allocator peaks per tier."""
+    """Phases of a split step that count FLOPs, saved activations and transient memory per tier.
+
+    Transient memory: on CUDA from the caching allocator's peaks; elsewhere (CPU, the meta device of
+    a weight-free profile) from `LiveBytes`, which follows every storage the step creates. A
+    segment's `transient` is the most it holds beyond its saved tensors at any moment of its
+    forward or its backward: `max(F - S, O + G + B)` with F the forward's peak of new bytes, S the
+    new bytes it saves, O what else its forward leaves alive (its output), G the gradient of its
+    output that arrives from downstream and B the backward's peak of new bytes.
+    """
 
     def __init__(self, n: int, param_ptrs: set[int], device: torch.device):
         self.fwd_flops, self.bwd_flops = [0.0] * n, [0.0] * n
         self.saved: list[dict[int, int]] = [{} for _ in range(n)]
         self.transient = [0] * n
-        self._fwd_mem = [(0, 0, 0)] * n
+        self._fwd = [(0, 0, 0)] * n  # (forward peak of new bytes, new bytes saved, other new bytes left alive)
         self.param_ptrs, self.device = param_ptrs, device
+        self.incoming_gradient_bytes = [0] * n  # G: set by the caller once the step is done
+        self._bwd_peak = [0] * n
+        self.live = None if device.type == "cuda" else LiveBytes()
+
+    def _memory_window(self):
+        """(start, peak, end) reader of new bytes for one phase, on CUDA or through LiveBytes."""
+        if self.live is None:
+            _sync(self.device)
+            start = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+            def read():
+                _sync(self.device)
+                return (torch.cuda.max_memory_allocated(self.device) - start,
+                        torch.cuda.memory_allocated(self.device) - start)
+            return contextlib.nullcontext(), read
+        live, start = self.live, self.live.live
+        live.reset_peak()
+        return live, lambda: (live.peak - start, live.live - start)
 
     @contextlib.contextmanager
     def forward(self, t: int):
         saved = self.saved[t]
+        new_saved: dict[int, int] = {}
+        mark = None if self.live is None else self.live.created
 
         def pack(tensor):
             key = storage_key(tensor)
             if key not in self.param_ptrs:
-                saved[key] = max(saved.get(key, 0), tensor.untyped_storage().nbytes())
+                nbytes = tensor.untyped_storage().nbytes()
+                saved[key] = max(saved.get(key, 0), nbytes)
+                if mark is not None and self.live.is_newer(key, mark):
+                    new_saved[key] = nbytes
             return tensor
 
-        cuda = self.device.type == "cuda"
-        if cuda:
-            _sync(self.device)
-            a0 = torch.cuda.memory_allocated(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        with flop_counter() as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        mode, read = self._memory_window()
+        with mode, flop_counter() as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
             yield
         self.fwd_flops[t] += counter.get_total_flops()
-        if cuda:
-            _sync(self.device)
-            self._fwd_mem[t] = (a0, torch.cuda.max_memory_allocated(self.device), torch.cuda.memory_allocated(self.device))
+        peak, kept = read()
+        if self.live is None:  # the allocator cannot tell which new bytes are saved; all kept ones count
+            new_saved_bytes = kept
+        else:
+            new_saved_bytes = sum(new_saved[k] for k in new_saved if self.live.is_newer(k, mark))
+        self._fwd[t] = (peak, new_saved_bytes, max(0, kept - new_saved_bytes))
 
     @contextlib.contextmanager
     def backward(self, t: int):
-        cuda = self.device.type == "cuda"
-        if cuda:
-            _sync(self.device)
-            b0 = torch.cuda.memory_allocated(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        with flop_counter() as counter:
+        mode, read = self._memory_window()
+        with mode, flop_counter() as counter:
             yield
         self.bwd_flops[t] += counter.get_total_flops()
-        if cuda:
-            _sync(self.device)
-            a0, peak_f, a1 = self._fwd_mem[t]
-            kept = a1 - a0
-            dynamic = max(peak_f - a0, kept + torch.cuda.max_memory_allocated(self.device) - b0)
-            self.transient[t] = max(0, dynamic - kept)
+        self._bwd_peak[t] = read()[0]
+
+    def finish(self, crossings) -> None:
+        """Transients once the gradients crossing each cut are known (`crossings[t]` follows tier t)."""
+        for t, (peak_f, saved_new, other) in enumerate(self._fwd):
+            incoming = crossings[t].backward_bytes if t < len(crossings) else 0
+            self.transient[t] = max(0, peak_f - saved_new, other + incoming + self._bwd_peak[t])
 
 
 class _Timing:
@@ -208,9 +237,10 @@ def _param_counts(tier: Tier, base_dtype: str = "auto") -> dict:
             "trainable_bytes": tbytes}
 
 
-PROFILE_FORMAT = 3
+PROFILE_FORMAT = 4
 """Bump whenever what a profile measures changes, so that cached profiles are measured again
-(2: attention FLOPs counted the same on every kernel, learning/flops.py; 3: decoder family)."""
+(2: attention FLOPs counted the same on every kernel, learning/flops.py; 3: decoder family;
+4: transient memory measured on CPU and meta too, learning/live_memory.py)."""
 
 
 def _transformers_version() -> str:
@@ -346,6 +376,7 @@ def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: 
     counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, dev)
     try:
         result = split_step(tiers, batch, counting)
+        counting.finish(result.crossings)
         model.zero_grad(set_to_none=True)
         timing = _Timing(len(tiers), dev)
         for _ in range(repeats):
@@ -380,6 +411,7 @@ def _measure_weight_free(spec: ModelSpec, lora: LoraSpec, batch_size: int, seque
     counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, meta)
     with as_on_cpu():  # the attention kernel a real (CPU) step runs, so that the saved bytes match
         result = split_step(tiers, batch, counting)
+    counting.finish(result.crossings)
     return _assemble(spec, lora, arch, config, n, tiers, result, counting, _Timing(len(tiers), meta), 0, batch_size,
                      sequence_length, image_size, optimizer, "meta (weight-free)")
 
@@ -427,7 +459,8 @@ def specs_from_config(cfg) -> tuple[ModelSpec, LoraSpec]:
 
 def profile_from_config(cfg, use_cache: bool = True) -> WorkloadProfile:
     """The profile a scenario's `model` section asks for: read from `profile_path`, else measured
-    (or taken from the cache). The cut layers are checked against the model's depth."""
+    (or taken from the cache), with the scenario's cut dtype and gradient checkpointing applied.
+    The cut layers are checked against the model's depth."""
     from .split import check_cuts
 
     if cfg.profile_path:
@@ -444,4 +477,4 @@ def profile_from_config(cfg, use_cache: bool = True) -> WorkloadProfile:
         profile = profile_model(spec, lora, cfg.batch_size, cfg.sequence_length, cfg.image_size, cfg.optimizer,
                                 cfg.device, cfg.repeats, use_cache)
     check_cuts(cfg.cut_layers, profile.num_blocks)
-    return profile
+    return profile.with_levers(None if cfg.cut_dtype == "auto" else cfg.cut_dtype, cfg.gradient_checkpointing)

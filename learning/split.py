@@ -62,6 +62,7 @@ class Tier(nn.Module):
         base = _base(model)
         self.arch, self.task, self.start, self.stop = arch, task, start, stop
         self.first, self.last, self.tier_name = first, last, name
+        self.checkpointing = False  # per-block gradient checkpointing (torch.utils.checkpoint)
         self.config = base.config
         self.blocks = nn.ModuleList(list(block_list(model, arch))[start:stop])
         if arch == "bert":
@@ -148,17 +149,24 @@ class Tier(nn.Module):
         ctx = self._block_context(hidden, side)
         for i, block in enumerate(self.blocks):
             with (around_block(self.start + i) if around_block else nullcontext()):
-                if self.arch == "bert":
-                    hidden = block(hidden, ctx["mask"])
-                elif self.arch == "vit":
-                    hidden = block(hidden, None)
-                elif self.arch == "gpt2":
-                    hidden = block(hidden, None, ctx["mask"], None, use_cache=False, position_ids=ctx["positions"])
+                if self.checkpointing and torch.is_grad_enabled():
+                    # keep only the block's input; recompute its forward during the backward
+                    from torch.utils.checkpoint import checkpoint
+
+                    hidden = checkpoint(self._run_block, i, block, hidden, ctx, use_reentrant=False)
                 else:
-                    mask = ctx["block_masks"][i] if "block_masks" in ctx else ctx["mask"]
-                    hidden = block(hidden, attention_mask=mask, position_embeddings=ctx["rope"],
-                                   position_ids=ctx["positions"])
+                    hidden = self._run_block(i, block, hidden, ctx)
         return hidden
+
+    def _run_block(self, i: int, block: nn.Module, hidden: torch.Tensor, ctx: dict) -> torch.Tensor:
+        if self.arch == "bert":
+            return block(hidden, ctx["mask"])
+        if self.arch == "vit":
+            return block(hidden, None)
+        if self.arch == "gpt2":
+            return block(hidden, None, ctx["mask"], None, use_cache=False, position_ids=ctx["positions"])
+        mask = ctx["block_masks"][i] if "block_masks" in ctx else ctx["mask"]
+        return block(hidden, attention_mask=mask, position_embeddings=ctx["rope"], position_ids=ctx["positions"])
 
     def run_head(self, hidden: torch.Tensor, side: Batch) -> tuple[torch.Tensor | None, torch.Tensor]:
         h = self.head

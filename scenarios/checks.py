@@ -102,6 +102,13 @@ def model_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("model.base_dtype", f"a base stored as {m.base_dtype} cannot be computed in "
                                 f"{m.dtype} without changing its values; choose a base of at most the compute "
                                 "dtype's precision (int8, nf4 or the dtype itself)", m.base_dtype, True))
+    tiers = {"fl": 1, "sfl": 2, "sl": 2, "splitllm": 3}
+    schemes = scenario.study.schemes if scenario.study.kind == "scheme_comparison" else [scenario.scheme]
+    if "edge" in m.gradient_checkpointing and "splitllm" not in schemes:
+        problems.append(Problem("model.gradient_checkpointing", f"only SplitLLM has an edge tier (scheme: "
+                                f"{', '.join(schemes)})", m.gradient_checkpointing, True))
+    if m.cut_dtype != "auto" and all(tiers[s] == 1 for s in schemes):
+        problems.append(Problem("model.cut_dtype", "FL cuts nothing: no tensor crosses a cut", m.cut_dtype, True))
     if facts is not None:
         if facts.architecture in _TEXT_ARCHS and m.sequence_length is None:
             problems.append(Problem("model.sequence_length", f"a {facts.architecture} model needs a sequence length",

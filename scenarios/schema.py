@@ -214,6 +214,13 @@ class ModelConfig(Section):
         "auto", description="Storage of the frozen linear weights of the blocks: 'auto' (= dtype), a float dtype, "
                             "'int8' (LLM.int8) or 'nf4' (QLoRA, 4.127 bits per weight); an exact accounting of the "
                             "bitsandbytes layout (learning/quant.py). FLOPs and cut tensors do not change.")
+    cut_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Dtype of the activations and gradients crossing a cut ('auto' = dtype): bfloat16 "
+                            "over a float32 step halves the split traffic; compute and memory do not change.")
+    gradient_checkpointing: list[Literal["user", "edge", "server", "cloud"]] = Field(
+        [], description="Tiers that recompute each block's forward in the backward (per-block checkpointing, as "
+                        "transformers does): they keep only the block inputs (less memory) and spend one more "
+                        "forward of their blocks (more FLOPs, time). 'server' and 'cloud' both name the last tier.")
     batch_size: PositiveInt = Field(16, description="Samples per mini-batch (one local iteration).")
     sequence_length: PositiveInt | None = Field(128, description="Tokens per sample (text models).")
     image_size: PositiveInt | None = Field(None, description="Image side in pixels (ViT; null = the config's).")

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 OPTIMIZER_STATE_FACTOR = {"adamw": 2.0, "sgd": 1.0, "none": 0.0}  # state tensors per trainable parameter
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+TIER_ROLES = ("user", "edge", "server")  # first tier, middle tier, last tier ("cloud" is the last tier too)
 
 
 @dataclass(frozen=True)
@@ -101,27 +103,72 @@ class WorkloadProfile:
     segments: list[SegmentProfile]
     boundaries: list[BoundaryProfile]
     environment: dict = field(default_factory=dict)  # torch / transformers versions, time, host
+    # ---- levers applied to the measured step (scenario `model` fields; `with_levers`) ----------
+    cut_dtype: str | None = None  # dtype of what crosses a cut; None: the compute dtype
+    checkpointing: tuple[str, ...] = ()  # tier roles (TIER_ROLES) that recompute their blocks
+
+    def with_levers(self, cut_dtype: str | None = None, checkpointing=()) -> WorkloadProfile:
+        """This profile with the activations and their gradients cast to `cut_dtype` at every cut,
+        and per-block gradient checkpointing on the tiers whose role is in `checkpointing`."""
+        from dataclasses import replace
+
+        roles = tuple(sorted({"server" if r == "cloud" else r for r in checkpointing}))
+        unknown = [r for r in roles if r not in TIER_ROLES]
+        if unknown:
+            raise ValueError(f"unknown tier role(s) {unknown}; use user, edge, server or cloud")
+        if cut_dtype is not None and cut_dtype not in DTYPE_BYTES:
+            raise ValueError(f"unknown cut dtype {cut_dtype!r}; use one of {sorted(DTYPE_BYTES)}")
+        return replace(self, cut_dtype=None if cut_dtype == self.dtype else cut_dtype, checkpointing=roles)
 
     # ---- derived -----------------------------------------------------------------------------
     def boundary(self, cut: int) -> BoundaryProfile:
-        return self.boundaries[cut]
+        """What crosses cut `cut`, in `cut_dtype` when one is set (the side tensors keep theirs)."""
+        b = self.boundaries[cut]
+        if self.cut_dtype is None or b.dtype not in DTYPE_BYTES:
+            return b
+        from dataclasses import replace
+
+        scale = DTYPE_BYTES[self.cut_dtype] / DTYPE_BYTES[b.dtype]
+        return replace(b, dtype=self.cut_dtype, forward_bytes=int(b.forward_bytes * scale),
+                       backward_bytes=int(b.backward_bytes * scale))
+
+    def role(self, start: int, stop: int) -> str:
+        """user (holds the embeddings), server (holds the head: SFL's server, SplitLLM's cloud) or edge."""
+        return "user" if start == 0 else ("server" if stop == self.num_blocks else "edge")
 
     def tier(self, start: int, stop: int, name: str = "") -> TierSummary:
-        """Blocks [start, stop); the embeddings come with start = 0, the head with stop = N."""
+        """Blocks [start, stop); the embeddings come with start = 0, the head with stop = N.
+
+        A tier with gradient checkpointing keeps only each block's input through the forward pass
+        and recomputes the block's forward in the backward (as transformers' per-block
+        checkpointing does): its saved bytes are the block inputs plus what the embeddings and the
+        head save, its transient the largest block's saved plus transient bytes, its backward FLOPs
+        and time grow by the blocks' forward ones."""
         lo = 0 if start == 0 else start + 1
         hi = self.num_blocks + 2 if stop == self.num_blocks else stop + 1
         segs = self.segments[lo:hi]
+        blocks = self.segments[start + 1:stop + 1]  # segment i + 1 is block i
+        others = ([self.segments[0]] if start == 0 else []) + ([self.segments[-1]] if stop == self.num_blocks else [])
         trainable = sum(s.trainable_bytes for s in segs)
+        saved = sum(s.saved_bytes for s in segs)
+        transient = max((s.transient_bytes for s in segs), default=0)
+        recompute_flops = recompute_s = 0.0
+        if blocks and self.role(start, stop) in self.checkpointing:
+            saved = sum(s.saved_bytes for s in others) + sum(self.boundaries[i].forward_bytes
+                                                             for i in range(start, stop))
+            transient = max([s.transient_bytes for s in others]
+                            + [s.saved_bytes + s.transient_bytes for s in blocks])
+            recompute_flops, recompute_s = sum(s.forward_flops for s in blocks), sum(s.forward_s for s in blocks)
         return TierSummary(
             name=name, start=start, stop=stop,
             frozen_params=sum(s.frozen_params for s in segs), lora_params=sum(s.lora_params for s in segs),
             other_trainable_params=sum(s.other_trainable_params for s in segs), adapter_bytes=trainable,
-            forward_flops=sum(s.forward_flops for s in segs), backward_flops=sum(s.backward_flops for s in segs),
-            forward_s=sum(s.forward_s for s in segs), backward_s=sum(s.backward_s for s in segs),
+            forward_flops=sum(s.forward_flops for s in segs),
+            backward_flops=sum(s.backward_flops for s in segs) + recompute_flops,
+            forward_s=sum(s.forward_s for s in segs), backward_s=sum(s.backward_s for s in segs) + recompute_s,
             param_bytes=sum(s.param_bytes for s in segs), grad_bytes=trainable,
             optimizer_bytes=int(OPTIMIZER_STATE_FACTOR.get(self.optimizer, 2.0) * trainable),
-            activation_bytes=sum(s.saved_bytes for s in segs),
-            transient_bytes=max((s.transient_bytes for s in segs), default=0),
+            activation_bytes=saved, transient_bytes=transient,
         )
 
     def tiers(self, cuts: list[int], names: tuple[str, ...] | None = None) -> list[TierSummary]:
@@ -153,6 +200,7 @@ class WorkloadProfile:
         data = dict(data)
         data["segments"] = [SegmentProfile(**s) for s in data["segments"]]
         data["boundaries"] = [BoundaryProfile(**b) for b in data["boundaries"]]
+        data["checkpointing"] = tuple(data.get("checkpointing", ()))
         return cls(**data)
 
     def save(self, path: str | Path) -> Path:

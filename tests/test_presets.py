@@ -160,3 +160,30 @@ def test_quantising_the_base_changes_only_the_frozen_linear_bytes():
     assert [(s.forward_flops, s.backward_flops, s.trainable_bytes) for s in nf4.segments] == \
            [(s.forward_flops, s.backward_flops, s.trainable_bytes) for s in bf16.segments]
     assert nf4.segments[0].param_bytes == bf16.segments[0].param_bytes  # embeddings stay in bf16
+
+
+# ---- FLOPs against published counts ---------------------------------------------------------------
+
+# DeiT (Touvron et al., ICML 2021, Table 1): forward "FLOPs" of the ViT architectures at 224 px with
+# 1,000 classes, counted as multiply-adds (fvcore's convention), to one decimal: 1.3 G, 4.6 G and 17.6 G.
+DEIT_PUBLISHED_GMAC = {"deit-tiny": (192, 3, 1.3), "deit-small": (384, 6, 4.6), "deit-base": (768, 12, 17.6)}
+
+
+@pytest.mark.parametrize("name", list(DEIT_PUBLISHED_GMAC))
+def test_vit_forward_flops_equal_deits_published_counts(name, tmp_path):
+    """The profile's forward FLOPs (2 per multiply-add) of DeiT-Ti/S/B, less the LoRA adapters'
+    closed form 2·tokens·r·(in + out), halved, round to the published multiply-add counts."""
+    from transformers import ViTConfig
+
+    from learning import profile_model
+
+    hidden, heads, published = DEIT_PUBLISHED_GMAC[name]
+    ViTConfig(hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden, num_hidden_layers=12,
+              image_size=224, patch_size=16, num_labels=1000).save_pretrained(tmp_path)
+    rank, batch = 1, 1
+    profile = profile_model(ModelSpec(str(tmp_path), num_labels=1000, weights="none"),
+                            LoraSpec(rank=rank, target_modules=("q_proj",)), batch, None, use_cache=False, timed=False)
+    tokens = batch * ((224 // 16) ** 2 + 1)
+    lora = 2 * tokens * rank * (hidden + hidden) * 12
+    gmac = (profile.whole().forward_flops - lora) / 2 / 1e9
+    assert round(gmac, 1) == published, gmac

@@ -1,0 +1,74 @@
+"""Bytes of the tensors alive at each moment of a step, on any device, the meta device included.
+
+A CPU has no allocator statistics and the meta device has no allocator at all, so a profile needs
+another way to see a step's transient memory (the intermediates that live during a forward or a
+backward and die before the step ends). `LiveBytes` is a `TorchDispatchMode`: every storage an
+operator creates is counted when it appears and uncounted when it is freed (a weak reference to
+the storage), so `live` and `peak` follow the step op by op. Outputs that alias an input (views,
+in-place ops) create nothing. Storages that existed before the mode was entered (parameters, the
+inputs) are not counted.
+
+What it cannot see: buffers a kernel allocates and frees inside one operator (scratch space
+below the dispatcher). The profile's figures are checked against the CPU allocator's measured
+peak (learning/measured_memory.py) in the tests.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+
+def _storage(t: torch.Tensor):
+    try:
+        return t.untyped_storage()
+    except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. sparse, nested)
+        return None
+
+
+class LiveBytes(TorchDispatchMode):
+    """Counts the bytes of storages created while active; `live` now, `peak` since `reset_peak()`."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._tracked: dict[int, tuple[int, weakref.ref]] = {}  # storage -> (creation number, its weak ref)
+        self.created = 0  # storages created so far: `is_newer(key, mark)` tells what a phase created
+
+    def is_newer(self, key: int, mark: int) -> bool:
+        """Whether the live storage `key` was created after `self.created` was `mark`."""
+        entry = self._tracked.get(key)
+        return entry is not None and entry[0] >= mark
+
+    def reset_peak(self) -> None:
+        self.peak = self.live
+
+    def _free(self, key: int, nbytes: int) -> None:
+        if self._tracked.pop(key, None) is not None:
+            self.live -= nbytes
+
+    def _track(self, storage) -> None:
+        key = storage._cdata
+        if key in self._tracked:
+            return
+        nbytes = storage.nbytes()
+        ref = weakref.ref(storage, lambda _ref, key=key, nbytes=nbytes: self._free(key, nbytes))
+        self._tracked[key] = (self.created, ref)
+        self.created += 1
+        self.live += nbytes
+        self.peak = max(self.peak, self.live)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {s._cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)
+                  for s in [_storage(t)] if s is not None}
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                storage = _storage(t)
+                if storage is not None and storage._cdata not in inputs:
+                    self._track(storage)
+        return out
