@@ -3,7 +3,7 @@
 `torch.profiler` with `profile_memory=True` records every allocation and free of the CPU allocator
 with the allocator's running total (`total_allocated`); the highest total over the step is the
 step's measured peak. This is the oracle the profile's per-tier memory figure is checked against
-(tests, benchmarks/bench_profiles.py): it is measured by torch's allocator instrumentation, a
+(tests/test_memory.py, benchmarks/bench_memory.py): it is measured by torch's allocator instrumentation, a
 different mechanism from the tensor tracking the profile uses (learning/live_memory.py).
 
 A tier's step is what the device holding it does: it holds its parameters, receives the
