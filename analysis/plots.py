@@ -230,6 +230,9 @@ def joint_cut(table: pd.DataFrame, choice: dict, path: Path, title: str = "") ->
 def sweep_metrics(table: pd.DataFrame, paths: list[str], metrics: list[str], path: Path, title: str = "") -> Path:
     """A sweep's headline metrics against its first swept field: one line per metric and per value
     of the other swept fields. Non-numeric values sit at evenly spaced positions."""
+    # list-valued fields (cut_layers, gradient_checkpointing, ...) are labels: group and place them by text
+    table = table.assign(**{p: table[p].map(lambda v: str(v) if isinstance(v, (list, tuple, dict)) else v)
+                            for p in paths})
     fig, ax = plt.subplots(figsize=(7.4, 4.8))
     x_path, others = paths[0], paths[1:]
     x_values = list(dict.fromkeys(table[x_path]))

@@ -9,7 +9,8 @@ in-place ops) create nothing. Storages that existed before the mode was entered 
 inputs) are not counted.
 
 What it cannot see: buffers a kernel allocates and frees inside one operator (scratch space
-below the dispatcher). The profile's figures are checked against the CPU allocator's measured
+below the dispatcher), and tensors that are not strided (sparse or nested ones have no single
+storage): the operators that made those are listed in `uncounted`, and a profile warns about them. The profile's figures are checked against the CPU allocator's measured
 peak (learning/measured_memory.py) in the tests.
 """
 
@@ -22,13 +23,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 
-def _storage(t: torch.Tensor):
-    try:
-        return t.untyped_storage()
-    except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. sparse, nested)
-        return None
-
-
 class LiveBytes(TorchDispatchMode):
     """Counts the bytes of storages created while active; `live` now, `peak` since `reset_peak()`."""
 
@@ -38,6 +32,7 @@ class LiveBytes(TorchDispatchMode):
         self.peak = 0
         self._tracked: dict[int, tuple[int, weakref.ref]] = {}  # storage -> (creation number, its weak ref)
         self.created = 0  # storages created so far: `is_newer(key, mark)` tells what a phase created
+        self.uncounted: set[str] = set()  # operators whose (non-strided) outputs were not counted
 
     def is_newer(self, key: int, mark: int) -> bool:
         """Whether the live storage `key` was created after `self.created` was `mark`."""
@@ -64,11 +59,13 @@ class LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {s._cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)
-                  for s in [_storage(t)] if s is not None}
+        inputs = {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor) and t.layout == torch.strided}
         for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                storage = _storage(t)
-                if storage is not None and storage._cdata not in inputs:
-                    self._track(storage)
+            if not isinstance(t, torch.Tensor):
+                continue
+            if t.layout != torch.strided:
+                self.uncounted.add(str(func))
+            elif t.untyped_storage()._cdata not in inputs:
+                self._track(t.untyped_storage())
         return out

@@ -154,10 +154,8 @@ class StepProbe:
             yield
         self.fwd_flops[t] += counter.get_total_flops()
         peak, kept = read()
-        if self.live is None:  # the allocator cannot tell which new bytes are saved; all kept ones count
-            new_saved_bytes = kept
-        else:
-            new_saved_bytes = sum(new_saved[k] for k in new_saved if self.live.is_newer(k, mark))
+        # on CUDA the allocator cannot tell which new bytes are saved: all that are kept count
+        new_saved_bytes = kept if self.live is None else sum(new_saved.values())
         self._fwd[t] = (peak, new_saved_bytes, max(0, kept - new_saved_bytes))
 
     @contextlib.contextmanager
@@ -173,6 +171,8 @@ class StepProbe:
         for t, (peak_f, saved_new, other) in enumerate(self._fwd):
             incoming = crossings[t].backward_bytes if t < len(crossings) else 0
             self.transient[t] = max(0, peak_f - saved_new, other + incoming + self._bwd_peak[t])
+        if self.live is not None and self.live.uncounted:
+            log.warning("transient memory leaves out the non-strided outputs of %s", ", ".join(sorted(self.live.uncounted)))
 
 
 class _Timing:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 OPTIMIZER_STATE_FACTOR = {"adamw": 2.0, "sgd": 1.0, "none": 0.0}  # state tensors per trainable parameter
@@ -110,8 +110,6 @@ class WorkloadProfile:
     def with_levers(self, cut_dtype: str | None = None, checkpointing=()) -> WorkloadProfile:
         """This profile with the activations and their gradients cast to `cut_dtype` at every cut,
         and per-block gradient checkpointing on the tiers whose role is in `checkpointing`."""
-        from dataclasses import replace
-
         roles = tuple(sorted({"server" if r == "cloud" else r for r in checkpointing}))
         unknown = [r for r in roles if r not in TIER_ROLES]
         if unknown:
@@ -126,8 +124,6 @@ class WorkloadProfile:
         b = self.boundaries[cut]
         if self.cut_dtype is None or b.dtype not in DTYPE_BYTES:
             return b
-        from dataclasses import replace
-
         scale = DTYPE_BYTES[self.cut_dtype] / DTYPE_BYTES[b.dtype]
         return replace(b, dtype=self.cut_dtype, forward_bytes=int(b.forward_bytes * scale),
                        backward_bytes=int(b.backward_bytes * scale))

@@ -139,3 +139,14 @@ def test_levers_that_do_nothing_are_errors(tmp_path, capsys):
         path.write_text(yaml.safe_dump(data))
         code, out, err = run_cli(["validate", path], capsys)
         assert code == 2 and field in err and "Traceback" not in err, (out, err)
+
+
+def test_live_bytes_names_what_it_cannot_count():
+    """A sparse tensor has no single storage: LiveBytes does not guess its bytes, it names the operator."""
+    dense = torch.eye(4)
+    live = LiveBytes()
+    with live:
+        dense.to_sparse()
+        kept = dense * 2
+    assert live.uncounted and all("sparse" in name for name in live.uncounted)
+    assert live.live == kept.untyped_storage().nbytes()

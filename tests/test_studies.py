@@ -144,6 +144,21 @@ def test_sweep_grid_results_and_resume(cli, tmp_path):
     assert (tmp_path / "o" / "report.md").is_file()
 
 
+def test_sweep_of_list_valued_fields_writes_its_table_and_plot(cli, tmp_path):
+    """Lists as sweep values (tier sets, cut pairs) crashed the plot with a traceback once the
+    points were done; they are labels of the table and of the plot."""
+    base = tmp_path / "b.yaml"
+    base.write_text("name: lists\nscheme: splitllm\ncell: {users: 4, edge_servers: 2}\nsimulation: {rounds: 1}\n"
+                    "model: {source: llama-tiny, task: causal_lm, weights: none, sequence_length: 16, batch_size: 2,"
+                    " cut_layers: [1, 3]}\nstudy: {kind: simulate}\n")
+    code, out, err = cli("sweep", base, "--set", "model.gradient_checkpointing=[],[user]",
+                         "--set", "model.cut_layers=[1,2],[1,3]", "--out", tmp_path / "o", "--workers", "1")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "o" / "results.csv")
+    assert len(table) == 4 and (table["status"] == "ok").all()
+    assert (tmp_path / "o" / "sweep.png").stat().st_size > 0
+
+
 def test_sweep_two_workers_equal_one(cli, tmp_path):
     base = tmp_path / "b.yaml"
     base.write_text(SWEEP_BASE)

@@ -128,7 +128,7 @@ def test_interrupted_sweep_stops_promptly_keeps_points_and_resumes(tmp_path, how
         os.kill(max(workers), signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     stopped_in = time.monotonic() - sent
-    # 30 s: once 18 s on the loaded 2-core CI machine (a worker still importing torch); a hang is minutes
+    # 30 s: 1.9 s when run alone, once 18.4 s on the loaded 2-core CI machine (cause not found); a hang is minutes
     assert stopped_in < 30, f"took {stopped_in:.1f} s to stop"
     assert proc.returncode == (1 if how == "kill-worker" else 130), err
     assert "Traceback" not in err and "resume with: splitsim sweep" in err
