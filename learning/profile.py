@@ -114,12 +114,12 @@ class StepProbe:
         self.transient = [0] * n
         self._fwd = [(0, 0, 0)] * n  # (forward peak of new bytes, new bytes saved, other new bytes left alive)
         self.param_ptrs, self.device = param_ptrs, device
-        self.incoming_gradient_bytes = [0] * n  # G: set by the caller once the step is done
         self._bwd_peak = [0] * n
         self.live = None if device.type == "cuda" else LiveBytes()
 
     def _memory_window(self):
-        """(start, peak, end) reader of new bytes for one phase, on CUDA or through LiveBytes."""
+        """(context to run the phase in, reader of (peak, end) new bytes since the phase began): the
+        CUDA allocator's statistics, or LiveBytes entered as a dispatch mode."""
         if self.live is None:
             _sync(self.device)
             start = torch.cuda.memory_allocated(self.device)
