@@ -133,6 +133,14 @@ def check_resources(scenario: Scenario, command: str) -> None:
     if solves_problem_17(scenario, command) or command == "run":
         check_optimizer(scenario)
     kind = scenario.study.kind if command == "run" else command
+    budget = scenario.optimizer.energy_budget_j
+    if budget is not None and scenario.model is None and kind in ("optimize", "simulate") and scenario.scheme == "sfl":
+        from optimizer.energy_strategies import check_budget
+
+        from .world import realise
+
+        world = realise(scenario)  # cheap without a model: the channel and cycle draws
+        check_budget(world.inputs, world.energy, budget)
     if scenario.model is None:
         return
     if kind == "simulate" and scenario.scheme != "sfl":

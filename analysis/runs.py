@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from netsim import SimulationResult, simulate_sfl
-from optimizer import optimise
+from optimizer.energy_strategies import allocation_energy_j, optimise_with_energy
 from scenarios import Allocation, InputError, Scenario
 
 from .guards import check_allocations, check_optimizer, check_resources
@@ -25,7 +25,25 @@ def simulate_allocation(world: World, allocation: Allocation, progress: bool | N
         total = min(total, scenario.simulation.max_rounds)
     with progress_bar(total, f"simulate {allocation.strategy}", progress) as bar:
         return simulate_sfl(world.inputs, allocation, scenario.simulation, scenario.radio, scenario.channel,
-                            world.channel, world.simulation_rng(), on_round=lambda r, t: bar.update(1))
+                            world.channel, world.simulation_rng(), on_round=lambda r, t: bar.update(1),
+                            energy=world.energy)
+
+
+def world_allocations(world: World) -> dict[str, Allocation]:
+    """Every strategy's allocation for the scenario: problem (17), or with an energy budget or
+    weight the energy-aware proposed strategy (optimizer.energy_strategies)."""
+    opt = world.scenario.optimizer
+    return optimise_with_energy(world.inputs, world.energy, opt, opt.energy_budget_j, opt.energy_weight)
+
+
+def allocation_energy_summary(world: World, alloc: Allocation) -> dict:
+    """Worst and mean user energy (J, whole training) of an allocation, and its powers and clocks."""
+    spent = allocation_energy_j(world.inputs, world.energy, alloc)
+    p_s, p_c, f = alloc.powers_and_clock()
+    return {"worst_user_j": float(spent["total_j"].max()), "mean_user_j": float(spent["total_j"].mean()),
+            "per_category_j": {k[:-2]: float(v.sum()) for k, v in spent.items() if k != "total_j"},
+            "mean_tx_power_main_w": float(world.energy.max_tx_power_w * p_s.mean()),
+            "mean_cpu_fraction": float(f.mean())}
 
 
 def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> list[str]:
@@ -34,16 +52,17 @@ def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> l
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
-    allocations = optimise(world.inputs, scenario.optimizer)
+    allocations = world_allocations(world)
+    energies = {name: allocation_energy_summary(world, alloc) for name, alloc in allocations.items()}
     write_json(out / "allocation.json", {
-        "scenario": scenario.name, "inputs": world.inputs.to_dict(),
-        "strategies": {name: alloc.to_dict() for name, alloc in allocations.items()}})
+        "scenario": scenario.name, "inputs": world.inputs.to_dict(), "energy_inputs": world.energy.to_dict(),
+        "strategies": {name: {**alloc.to_dict(), "energy": energies[name]} for name, alloc in allocations.items()}})
     base = allocations.get("BA")
     lines = []
     for name, alloc in allocations.items():
         vs = f", {100 * (base.T_s - alloc.T_s) / base.T_s:6.2f} % below BA" if base is not None and name != "BA" else ""
         lines.append(f"{name:>8}: T = {alloc.T_s:.6g} s, eta = {alloc.eta:.6f}, I0 = {alloc.I0:.6g}, "
-                     f"V = {alloc.V:.6g} ({alloc.solver}){vs}")
+                     f"V = {alloc.V:.6g} ({alloc.solver}){vs}; worst user {energies[name]['worst_user_j']:.4g} J")
     lines.append(f"-> {out / 'allocation.json'}")
     return lines
 
@@ -90,7 +109,7 @@ def _simulations(scenario: Scenario, world: World, progress: bool | None):
     scheme itself for `simulation.rounds` local epochs, from the model profile.
     """
     if scenario.scheme == "sfl":
-        allocations = optimise(world.inputs, scenario.optimizer)
+        allocations = world_allocations(world)
         check_allocations(allocations, scenario)  # every strategy fits, or none runs
         for name, allocation in allocations.items():
             result = simulate_allocation(world, allocation, progress)

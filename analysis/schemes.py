@@ -160,6 +160,9 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         result = simulate_sfl(inputs, alloc, sim, scenario.radio, scenario.channel, world.channel, rng, on_round)
     else:
         raise InputError(f"unknown scheme; choose from {', '.join(SCHEMES)}", field="scheme", value=scheme)
+    energy = world.energy
+    result.power_w = activity_power_w(energy, world.inputs.users)
+    result.idle_power_w = energy.idle_power_w
     memory = scheme_memory_bytes(profile, scheme, cuts, scenario.cell.users, scenario.cell.edge_servers,
                                  sim.server_concurrency, sim.cloud_concurrency)
     return SchemeOutcome(scheme, result, memory, scheme_traffic_bytes(profile, scheme, cuts, batches),

@@ -11,7 +11,8 @@ from netsim import (associate_users, build_topology, cross_link_gains, edge_link
                     sample_edge_positions)
 from optimizer import delay_inputs_from_profile, sample_delay_inputs
 from optimizer.delay_model import batches_per_user
-from scenarios import ChannelState, DelayInputs, Scenario, WorkloadProfile, rng_for
+from optimizer.energy_model import energy_inputs
+from scenarios import ChannelState, DelayInputs, EnergyInputs, Scenario, WorkloadProfile, dbm_to_watt, rng_for
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ class World:
         if self.profile is None:
             raise ValueError("batches per round need a model")
         return batches_per_user(self.inputs.samples, self.profile.batch_size)
+
+    @property
+    def energy(self) -> EnergyInputs:
+        """What each user's battery pays (optimizer.energy_model), at the scenario's p_max."""
+        sc = self.scenario
+        return replace(energy_inputs(sc.compute, sc.energy, sc.radio, self.inputs.users, self.profile is not None),
+                       max_tx_power_w=float(dbm_to_watt(self.channel.tx_power_dbm)))
 
     def topology(self) -> nx.DiGraph:
         return build_topology(self.scenario.cell, self.channel, self.edge_positions_m)

@@ -195,7 +195,8 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
         scheme=scheme, strategy="-", total_delay_s=float(env.now), rounds=float(plan.rounds),
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log,
-        simpy_events=scheduled_events(env), wall_s=wall, paper_assumptions=sim.paper_assumptions(channel_cfg))
+        simpy_events=scheduled_events(env), wall_s=wall, paper_assumptions=sim.paper_assumptions(channel_cfg),
+        busy_s=acc.busy_s)
 
 
 def cross_link_gains(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, association: np.ndarray,

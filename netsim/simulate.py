@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from scenarios import Allocation, ChannelConfig, ChannelState, DelayInputs, RadioConfig, SimulationConfig
+from scenarios import Allocation, ChannelConfig, ChannelState, DelayInputs, EnergyInputs, RadioConfig, SimulationConfig
 
 from .channel import downlink_snr_coeff_hz, round_gain_factors
+from .energy import activity_power_w, energy_summary, user_energy_from_busy
 from .engine import EventLog, gc_paused, scheduled_events, work_fractions
 from .errors import NetsimError
 from .protocols.sfl import SflPlan, run_sfl
@@ -43,6 +44,15 @@ class SimulationResult:
     wall_s: float
     paper_assumptions: bool
     extra: dict = field(default_factory=dict)
+    busy_s: np.ndarray | None = None  # (activity kinds, K) seconds each user spent in each kind
+    power_w: np.ndarray | None = None  # (activity kinds, K) the power each user draws in each kind
+    idle_power_w: float = 0.0
+
+    def user_energy_j(self) -> dict[str, np.ndarray] | None:
+        """Each user's energy over the run by category (K,), or None without an energy model."""
+        if self.busy_s is None or self.power_w is None:
+            return None
+        return user_energy_from_busy(self.busy_s, self.power_w, self.total_delay_s, self.idle_power_w)
 
     @property
     def users(self) -> int:
@@ -67,7 +77,16 @@ class SimulationResult:
                 "mean_over_users": {n: float(a.mean()) for n, a in parts.items()}}
 
     def events_frame(self) -> pd.DataFrame:
-        return self.log.to_frame()
+        """The activity records; with an energy model, `energy_j` = the user's power x duration."""
+        frame = self.log.to_frame()
+        if self.power_w is not None and len(frame):
+            kinds = frame["kind"].cat.codes.to_numpy()
+            users = frame["user"].to_numpy()
+            mine = users >= 0
+            energy = np.zeros(len(frame))
+            energy[mine] = self.power_w[kinds[mine], users[mine]] * frame["duration_s"].to_numpy()[mine]
+            frame["energy_j"] = energy
+        return frame
 
     def summary(self) -> dict:
         return {
@@ -78,6 +97,7 @@ class SimulationResult:
                              else 0.0},
             "records": len(self.log), "simpy_events": self.simpy_events, "wall_s": self.wall_s,
             "simpy_events_per_s": self.simpy_events / self.wall_s if self.wall_s > 0 else None,
+            **({"energy": energy_summary(e, self.rounds)} if (e := self.user_energy_j()) is not None else {}),
             **self.extra,
         }
 
@@ -101,8 +121,9 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     rounds = _round_fractions(allocation.I0, sim.max_rounds)
     n_rounds = len(rounds)
     factors = round_gain_factors(channel, channel_cfg, n_rounds, rng)
-    c_main = inputs.snr_coeff_main_hz[None, :] * factors
-    c_fed = inputs.snr_coeff_fed_hz[None, :] * factors
+    p_s, p_c, cpu = allocation.powers_and_clock()
+    c_main = inputs.snr_coeff_main_hz[None, :] * factors * p_s
+    c_fed = inputs.snr_coeff_fed_hz[None, :] * factors * p_c
     up = inputs.activation_bits / fdma_rate_bps(allocation.b_s_hz[None, :], c_main)
     adapter_up = inputs.adapter_bits / fdma_rate_bps(allocation.b_c_hz[None, :], c_fed)
     grad_down = adapter_down = None
@@ -111,7 +132,7 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
         rate_down = fdma_rate_bps(radio.downlink_bandwidth_hz / inputs.users, c_down)
         grad_down = inputs.gradient_bits / rate_down
         adapter_down = inputs.adapter_bits / rate_down
-    client = inputs.client_seconds_per_iteration
+    client = inputs.client_seconds_per_iteration / cpu
     share = inputs.client_forward_share
     weights = inputs.iteration_weights if inputs.iteration_weights is not None else np.ones(inputs.users)
     return SflPlan(
@@ -148,8 +169,11 @@ def run_protocol(runner, plan, sim: SimulationConfig, on_round=None):
 
 def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
                  channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator,
-                 on_round: Callable[[int, float], None] | None = None) -> SimulationResult:
-    """Simulate SFL (FedsLLM) training under `allocation`; see `build_sfl_plan` for the inputs."""
+                 on_round: Callable[[int, float], None] | None = None,
+                 energy: EnergyInputs | None = None) -> SimulationResult:
+    """Simulate SFL (FedsLLM) training under `allocation`; see `build_sfl_plan` for the inputs.
+
+    With `energy`, the result carries each user's energy (at the allocation's powers and clocks)."""
     plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng)
     env, acc, log, wall = run_protocol(run_sfl, plan, sim, on_round)
     rounds_run = float(sum(plan.rounds))
@@ -159,4 +183,6 @@ def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationCon
         round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=scheduled_events(env), wall_s=wall,
         paper_assumptions=sim.paper_assumptions(channel_cfg),
         extra={"eta": allocation.eta, "I0": allocation.I0, "rounds_planned": math.ceil(allocation.I0 - 1e-12)},
+        busy_s=acc.busy_s, idle_power_w=energy.idle_power_w if energy is not None else 0.0,
+        power_w=activity_power_w(energy, inputs.users, *allocation.powers_and_clock()) if energy is not None else None,
     )

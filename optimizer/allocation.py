@@ -6,7 +6,8 @@ import numpy as np
 
 from scenarios import Allocation, DelayInputs
 
-from .delay_model import counts_for, per_user_delay_s, upload_seconds
+from .delay_model import counts_for, per_user_delay_s
+from .energy_model import upload_seconds_at_power
 from .errors import OptimizerError
 from .structured import PerRoundProblem
 
@@ -64,19 +65,27 @@ def allocation_from_bandwidth(inputs: DelayInputs, eta: float, b_s_hz: np.ndarra
 
 def allocation_with_counts(inputs: DelayInputs, V: float, I0: float, b_s_hz: np.ndarray, b_c_hz: np.ndarray,
                            strategy: str, solver: str, details: dict | None = None,
-                           eta: float = float("nan")) -> Allocation:
+                           eta: float = float("nan"), power_main_fraction: np.ndarray | None = None,
+                           power_fed_fraction: np.ndarray | None = None,
+                           cpu_fraction: np.ndarray | None = None) -> Allocation:
     """As `allocation_from_bandwidth`, with the counts given (epoch-based runs: V = 1 local epoch of
-    `iteration_weights` batches, I0 = the rounds; eta is then NaN: not from the FedsLLM theory)."""
+    `iteration_weights` batches, I0 = the rounds; eta is then NaN: not from the FedsLLM theory).
+
+    The power and clock fractions (None: 1) are those of an energy-aware allocation: the upload
+    times follow from the rates at those powers and the client's compute from its clock."""
     b_s = np.asarray(b_s_hz, dtype=float)
     b_c = np.asarray(b_c_hz, dtype=float)
     b_s = b_s * min(1.0, inputs.uplink_main_bandwidth_hz / float(b_s.sum()))
     b_c = b_c * min(1.0, inputs.uplink_fed_bandwidth_hz / float(b_c.sum()))
-    t_s = upload_seconds(inputs.activation_bits, b_s, inputs.snr_coeff_main_hz)
-    t_c = upload_seconds(inputs.adapter_bits, b_c, inputs.snr_coeff_fed_hz)
-    T_k = per_user_delay_s(inputs, V, I0, t_s, t_c)
+    p_s = 1.0 if power_main_fraction is None else power_main_fraction
+    p_c = 1.0 if power_fed_fraction is None else power_fed_fraction
+    t_s = upload_seconds_at_power(inputs.activation_bits, b_s, inputs.snr_coeff_main_hz, p_s)
+    t_c = upload_seconds_at_power(inputs.adapter_bits, b_c, inputs.snr_coeff_fed_hz, p_c)
+    T_k = per_user_delay_s(inputs, V, I0, t_s, t_c, cpu_fraction)
     return Allocation(strategy=strategy, eta=float(eta), V=float(V), I0=float(I0), T_s=float(np.max(T_k)),
                       b_s_hz=b_s, b_c_hz=b_c, t_s_s=t_s, t_c_s=t_c, T_k_s=T_k, solver=solver,
-                      details=dict(details or {}))
+                      details=dict(details or {}), power_main_fraction=power_main_fraction,
+                      power_fed_fraction=power_fed_fraction, cpu_fraction=cpu_fraction)
 
 
 def verify_allocation(inputs: DelayInputs, alloc: Allocation, rel_tol: float = 1e-6) -> list[str]:
@@ -89,12 +98,19 @@ def verify_allocation(inputs: DelayInputs, alloc: Allocation, rel_tol: float = 1
             problems.append(f"{name} must be finite and > 0 for all {inputs.users} users")
     if problems:
         return problems
+    p_s, p_c, f = alloc.powers_and_clock()
+    for name, arr in (("power_main_fraction", p_s), ("power_fed_fraction", p_c), ("cpu_fraction", f)):
+        if arr.shape != (inputs.users,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0) \
+                or np.any(arr > 1 + rel_tol):
+            problems.append(f"{name} must lie in (0, 1] for all {inputs.users} users")
+    if problems:
+        return problems
     if alloc.b_s_hz.sum() > inputs.uplink_main_bandwidth_hz * (1 + rel_tol):
         problems.append(f"sum b_s = {alloc.b_s_hz.sum():.9g} Hz exceeds B_s = {inputs.uplink_main_bandwidth_hz:.9g}")
     if alloc.b_c_hz.sum() > inputs.uplink_fed_bandwidth_hz * (1 + rel_tol):
         problems.append(f"sum b_c = {alloc.b_c_hz.sum():.9g} Hz exceeds B_c = {inputs.uplink_fed_bandwidth_hz:.9g}")
-    need_s = upload_seconds(inputs.activation_bits, alloc.b_s_hz, inputs.snr_coeff_main_hz)
-    need_c = upload_seconds(inputs.adapter_bits, alloc.b_c_hz, inputs.snr_coeff_fed_hz)
+    need_s = upload_seconds_at_power(inputs.activation_bits, alloc.b_s_hz, inputs.snr_coeff_main_hz, p_s)
+    need_c = upload_seconds_at_power(inputs.adapter_bits, alloc.b_c_hz, inputs.snr_coeff_fed_hz, p_c)
     if np.any(alloc.t_s_s < need_s * (1 - rel_tol)):
         problems.append("some t_s is shorter than s / r(b_s): the rate constraint (17b) is violated")
     if np.any(alloc.t_c_s < need_c * (1 - rel_tol)):
@@ -105,7 +121,7 @@ def verify_allocation(inputs: DelayInputs, alloc: Allocation, rel_tol: float = 1
             problems.append(f"V, I0 = {alloc.V}, {alloc.I0} do not match eta = {alloc.eta}")
     else:
         V, I0 = alloc.V, alloc.I0
-    T_k = per_user_delay_s(inputs, V, I0, alloc.t_s_s, alloc.t_c_s)
+    T_k = per_user_delay_s(inputs, V, I0, alloc.t_s_s, alloc.t_c_s, alloc.cpu_fraction)
     if np.any(np.abs(T_k - alloc.T_k_s) > rel_tol * T_k):
         problems.append("T_k does not match the delay model")
     if abs(alloc.T_s - T_k.max()) > rel_tol * T_k.max():

@@ -69,11 +69,15 @@ def counts_for(inputs: DelayInputs, eta: float) -> tuple[float, float]:
     return local_iterations(eta, inputs.v, inputs.counts), global_rounds(eta, inputs.a, inputs.counts)
 
 
-def compute_seconds_per_round(inputs: DelayInputs, V: float) -> np.ndarray:
+def compute_seconds_per_round(inputs: DelayInputs, V: float, cpu_fraction: np.ndarray | None = None) -> np.ndarray:
     """tau_k = V·w_k · (client + server seconds per local iteration), shape (K,).
 
-    The weights w_k are 1 in the paper's model; epoch-based runs set them to each user's batches."""
-    return V * inputs.weights * inputs.compute_seconds_per_iteration
+    The weights w_k are 1 in the paper's model; epoch-based runs set them to each user's batches.
+    `cpu_fraction` f_k/f_max (None: 1) slows the client's compute (the energy-aware allocation)."""
+    if cpu_fraction is None:
+        return V * inputs.weights * inputs.compute_seconds_per_iteration
+    client = inputs.client_seconds_per_iteration / cpu_fraction
+    return V * inputs.weights * (client + inputs.server_seconds_per_iteration)
 
 
 def upload_seconds(bits: float, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray) -> np.ndarray:
@@ -83,9 +87,10 @@ def upload_seconds(bits: float, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarr
         return np.where(rate > 0, bits / rate, np.inf)
 
 
-def per_user_delay_s(inputs: DelayInputs, V: float, I0: float, t_s_s: np.ndarray, t_c_s: np.ndarray) -> np.ndarray:
+def per_user_delay_s(inputs: DelayInputs, V: float, I0: float, t_s_s: np.ndarray, t_c_s: np.ndarray,
+                     cpu_fraction: np.ndarray | None = None) -> np.ndarray:
     """T_k = I0 · (tau_k + t_c,k + V·w_k·t_s,k), shape (K,)."""
-    return I0 * (compute_seconds_per_round(inputs, V) + t_c_s + V * inputs.weights * t_s_s)
+    return I0 * (compute_seconds_per_round(inputs, V, cpu_fraction) + t_c_s + V * inputs.weights * t_s_s)
 
 
 def split_samples(total: int, users: int, how: str, rng: np.random.Generator) -> np.ndarray:

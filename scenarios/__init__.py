@@ -11,6 +11,7 @@ from .schema import (
     ModelConfig,
     ChannelConfig,
     ComputeConfig,
+    EnergyConfig,
     OptimizerConfig,
     RadioConfig,
     Scenario,
@@ -22,7 +23,7 @@ from .schema import (
 )
 from .seeding import rng_for
 from .devices import DEVICES, DeviceClass
-from .types import Allocation, ChannelState, DelayInputs, dbm_to_watt, fdma_rate_bps
+from .types import Allocation, ChannelState, DelayInputs, EnergyInputs, dbm_to_watt, fdma_rate_bps
 from .workload import BoundaryProfile, SegmentProfile, TierSummary, WorkloadProfile
 
 SCENARIO_DIR = Path(__file__).resolve().parent
@@ -30,7 +31,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent
 
 __all__ = [
     "ALL_STRATEGIES", "Allocation", "BoundaryProfile", "DEVICES", "DeviceClass", "LoraConfig", "ModelConfig",
-    "SegmentProfile", "TierSummary", "WorkloadProfile", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "DelayInputs",
+    "SegmentProfile", "TierSummary", "WorkloadProfile", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "EnergyConfig", "DelayInputs", "EnergyInputs",
     "InputError", "OptimizerConfig", "Problem", "RadioConfig", "SCENARIO_DIR", "Scenario", "ScenarioError",
     "SimulationConfig", "StudyConfig", "TheoryConfig", "TrainingConfig", "WorkloadConfig", "dbm_to_watt", "fdma_rate_bps",
     "load_scenario", "parse_scenario", "read_yaml", "rng_for", "scenario_to_dict", "scenario_to_yaml", "set_path",

@@ -23,6 +23,7 @@ STUDY_FIELDS: dict[str, set[str]] = {
     "scheme_comparison": {"schemes"},
     "cut_layer": {"cuts", "user_memory_limit_gib"},
     "joint_cut": {"cuts", "user_memory_limit_gib"},
+    "delay_energy": {"tx_power_dbm", "energy_budgets_j", "energy_budget_points"},
 }
 STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
@@ -141,6 +142,17 @@ def study_problems(scenario: Scenario) -> list[Problem]:
         if missing:
             problems.append(Problem("optimizer.strategies", f"latency_vs_power needs the strategies {missing}",
                                     scenario.optimizer.strategies, True))
+    if kind == "delay_energy":
+        if scheme != "sfl":
+            problems.append(Problem("scheme", "delay_energy optimises FedsLLM's allocation (SFL): set scheme: sfl",
+                                    scheme, True))
+        if "proposed" not in scenario.optimizer.strategies:
+            problems.append(Problem("optimizer.strategies", "delay_energy needs the proposed strategy",
+                                    scenario.optimizer.strategies, True))
+    if scenario.energy.min_user_cpu_hz >= scenario.compute.user_cpu_hz:
+        problems.append(Problem("energy.min_user_cpu_hz", f"must be below compute.user_cpu_hz "
+                                f"({scenario.compute.user_cpu_hz:g} Hz), the highest clock", scenario.energy.min_user_cpu_hz,
+                                True))
     if kind == "joint_cut" and scheme != "sfl":
         problems.append(Problem("scheme", "the joint cut / bandwidth / eta choice is made for SFL (FedsLLM): set "
                                 "scheme: sfl", scheme, True))
@@ -205,7 +217,17 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
         ignored["radio.max_tx_power_dbm"] = "latency_vs_power sets the transmit power itself, from study.tx_power_dbm"
         if not scenario.study.simulate_points:
             ignored["simulation"] = "latency_vs_power only optimises (set study.simulate_points: true to simulate)"
-    solves_17 = kind in ("latency_vs_power", "joint_cut") or (kind in ("simulate", "cut_layer") and scheme == "sfl")
+    if kind not in ("simulate", "delay_energy") or scheme != "sfl":
+        why = f"study '{kind}' of scheme '{scheme}' solves the delay-only problem (17)"
+        ignored["optimizer.energy_budget_j"] = why
+        ignored["optimizer.energy_weight"] = why
+    if kind == "delay_energy":
+        ignored["optimizer.energy_budget_j"] = "delay_energy sweeps the budget itself (study.energy_budgets_j)"
+        ignored["radio.max_tx_power_dbm"] = "delay_energy sets the transmit power itself, from study.tx_power_dbm"
+    if kind in ("cut_layer", "joint_cut"):
+        ignored["energy"] = f"study '{kind}' reports delay and memory, not energy"
+    solves_17 = kind in ("latency_vs_power", "joint_cut", "delay_energy") or \
+        (kind in ("simulate", "cut_layer") and scheme == "sfl")
     if not solves_17:
         what = "scheme_comparison runs every scheme for simulation.rounds epochs" if kind == "scheme_comparison" \
             else f"scheme '{scheme}' runs simulation.rounds epochs"
@@ -217,12 +239,14 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
             ignored[f"workload.{name}"] = why
         for name in ("user_cpu_hz", "server_cpu_hz", "cycles_per_sample_range", "client_fraction"):
             ignored[f"compute.{name}"] = why + " (FLOPs over the device classes' FLOP/s)"
+        ignored["energy.switching_capacitance_j_s2"] = why + "; compute energy is the device power (energy.user_power_w)"
     else:
         why = "without a model, compute follows FedsLLM's cycle model (compute.user_cpu_hz, ...)"
         for role in ("user", "edge", "server", "cloud"):
             ignored[f"compute.{role}_device"] = why
             ignored[f"compute.{role}_flops_per_s"] = why
         ignored["compute.flops_utilization"] = why
+        ignored["energy.user_power_w"] = why + "; compute energy is kappa·cycles·f^2"
     return ignored
 
 

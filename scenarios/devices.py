@@ -1,9 +1,12 @@
-"""Device classes: peak dense FLOP/s and memory, from vendors' published specifications.
+"""Device classes: peak dense FLOP/s, memory and power, from vendors' published specifications.
 
 A scenario names a device class per tier (user, edge, main server, cloud); the simulator uses
 peak x `compute.flops_utilization` (the share of peak a training step sustains) unless explicit
 `*_flops_per_s` overrides are given. fp32 peaks are the plain FP32 rates (no TF32); bf16/fp16
-peaks are the dense tensor-core rates (no sparsity).
+peaks are the dense tensor-core rates (no sparsity). `power_w` is the board power a training step
+draws at full speed: the module's or card's maximum power (TDP / TGP) from the same datasheets; for
+phones, which publish none, the sustained GPU-load power that device reviews measure (an estimate,
+marked as such). The energy model (optimizer.energy_model) multiplies it by busy time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ class DeviceClass:
     fp32_flops_per_s: float
     half_flops_per_s: float  # bf16 / fp16 dense
     memory_bytes: int
+    power_w: float
     source: str
 
     def peak_flops_per_s(self, dtype: str) -> float:
@@ -26,36 +30,36 @@ class DeviceClass:
 
 
 DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
-    DeviceClass("jetson-orin-nano", 1.28e12, 2.56e12, 8 * GIB,
+    DeviceClass("jetson-orin-nano", 1.28e12, 2.56e12, 8 * GIB, 15.0,
                 "NVIDIA Jetson Orin Nano 8GB: 1024-core Ampere GPU at 625 MHz (2 FLOP/cycle/core fp32); "
-                "fp16 at twice that; 8 GB LPDDR5 shared"),
-    DeviceClass("jetson-agx-orin", 5.32e12, 10.6e12, 64 * GIB,
+                "fp16 at twice that; 8 GB LPDDR5 shared; 7-15 W power modes (module datasheet), 15 W"),
+    DeviceClass("jetson-agx-orin", 5.32e12, 10.6e12, 64 * GIB, 60.0,
                 "NVIDIA Jetson AGX Orin 64GB datasheet: 2048-core Ampere GPU at 1.3 GHz, 5.3 TFLOPS fp32; "
-                "64 GB LPDDR5"),
-    DeviceClass("smartphone", 2.0e12, 4.0e12, 8 * GIB,
+                "64 GB LPDDR5; 15-60 W power modes, 60 W"),
+    DeviceClass("smartphone", 2.0e12, 4.0e12, 8 * GIB, 5.0,
                 "a flagship phone GPU of 2023-24 (about 2 TFLOPS fp32, e.g. Apple A17 Pro as reported by "
-                "Apple at launch); 8 GB RAM"),
+                "Apple at launch); 8 GB RAM; about 5 W sustained under GPU load (reviews' measurements; an estimate)"),
     # Phones by installed RAM (the OS and other apps keep 2-3 GB of it): the GPU is a 2023-24 mobile
     # GPU of the class above; RAM sizes as shipped, e.g. 6 GB Galaxy A35, 8 GB Pixel 8 and iPhone 15 Pro,
     # 12 GB Galaxy S24 Ultra and Pixel 8 Pro, 16 GB OnePlus 12 / ROG Phone 8 Pro (makers' spec sheets).
-    DeviceClass("phone-6gb", 1.0e12, 2.0e12, 6 * GIB,
-                "a mid-range phone (e.g. Samsung Galaxy A35: Mali-G68 MP5, about 1 TFLOPS fp32); 6 GB RAM"),
-    DeviceClass("phone-8gb", 2.0e12, 4.0e12, 8 * GIB,
-                "a flagship phone GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch); 8 GB RAM (Pixel 8, iPhone 15 Pro)"),
-    DeviceClass("phone-12gb", 2.0e12, 4.0e12, 12 * GIB,
-                "a flagship phone GPU (about 2 TFLOPS fp32); 12 GB RAM (Galaxy S24 Ultra, Pixel 8 Pro)"),
-    DeviceClass("phone-16gb", 2.0e12, 4.0e12, 16 * GIB,
-                "a flagship phone GPU (about 2 TFLOPS fp32); 16 GB RAM (OnePlus 12, ROG Phone 8 Pro)"),
-    DeviceClass("rtx-4090", 82.6e12, 165.2e12, 24 * GIB,
+    DeviceClass("phone-6gb", 1.0e12, 2.0e12, 6 * GIB, 4.0,
+                "a mid-range phone (e.g. Samsung Galaxy A35: Mali-G68 MP5, about 1 TFLOPS fp32); 6 GB RAM; about 4 W sustained (an estimate)"),
+    DeviceClass("phone-8gb", 2.0e12, 4.0e12, 8 * GIB, 5.0,
+                "a flagship phone GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch); 8 GB RAM (Pixel 8, iPhone 15 Pro); about 5 W sustained (an estimate)"),
+    DeviceClass("phone-12gb", 2.0e12, 4.0e12, 12 * GIB, 5.0,
+                "a flagship phone GPU (about 2 TFLOPS fp32); 12 GB RAM (Galaxy S24 Ultra, Pixel 8 Pro); about 5 W sustained (an estimate)"),
+    DeviceClass("phone-16gb", 2.0e12, 4.0e12, 16 * GIB, 5.0,
+                "a flagship phone GPU (about 2 TFLOPS fp32); 16 GB RAM (OnePlus 12, ROG Phone 8 Pro); about 5 W sustained (an estimate)"),
+    DeviceClass("rtx-4090", 82.6e12, 165.2e12, 24 * GIB, 450.0,
                 "NVIDIA GeForce RTX 4090 specifications: 82.6 TFLOPS fp32, 165.2 TFLOPS dense fp16/bf16 "
-                "tensor (fp32 accumulate); 24 GB"),
-    DeviceClass("l4", 30.3e12, 121e12, 24 * GIB,
-                "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 121 TFLOPS dense bf16 (242 with sparsity); 24 GB"),
-    DeviceClass("a100", 19.5e12, 312e12, 80 * GIB,
-                "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB"),
-    DeviceClass("h100", 67e12, 989e12, 80 * GIB,
-                "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB"),
-    DeviceClass("h200", 67e12, 989e12, 141 * GIB,
+                "tensor (fp32 accumulate); 24 GB; 450 W total graphics power"),
+    DeviceClass("l4", 30.3e12, 121e12, 24 * GIB, 72.0,
+                "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 121 TFLOPS dense bf16 (242 with sparsity); 24 GB; 72 W max power"),
+    DeviceClass("a100", 19.5e12, 312e12, 80 * GIB, 400.0,
+                "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB; 400 W max TDP"),
+    DeviceClass("h100", 67e12, 989e12, 80 * GIB, 700.0,
+                "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB; up to 700 W TDP"),
+    DeviceClass("h200", 67e12, 989e12, 141 * GIB, 700.0,
                 "NVIDIA H200 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); "
-                "141 GB HBM3e"),
+                "141 GB HBM3e; up to 700 W TDP"),
 )}

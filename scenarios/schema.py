@@ -165,6 +165,24 @@ class ComputeConfig(Section):
         return DEVICES[getattr(self, f"{role}_device")].memory_bytes
 
 
+class EnergyConfig(Section):
+    """What a user's battery pays (optimizer.energy_model): compute, uploads, idling, receiving."""
+
+    switching_capacitance_j_s2: PositiveFloat = Field(
+        1e-28, description="kappa: effective switching capacitance; c CPU cycles at f Hz cost kappa·c·f^2 J "
+                           "(FedsLLM §IV: 1e-28). Used by the CPU-cycle workload (no model).")
+    user_power_w: PositiveFloat | None = Field(
+        None, description="Compute power of a user device at full speed (W) for a model's FLOP workload (null: "
+                          "the user device class's power, scenarios/devices.py).")
+    min_user_cpu_hz: NonNegativeFloat = Field(
+        0.0, description="Lowest clock the energy-aware allocation may set (Hz; 0 = none, FedsLLM (16f)); the "
+                         "highest is compute.user_cpu_hz.")
+    idle_power_w: NonNegativeFloat = Field(
+        0.0, description="Power of a user while it waits for the server or the round's barrier (W; FedsLLM: 0).")
+    receive_power_w: NonNegativeFloat = Field(
+        0.0, description="Power of a user while it receives on the downlink (W; FedsLLM: 0).")
+
+
 class WorkloadConfig(Section):
     """What crosses the air and how much data each user holds."""
 
@@ -313,6 +331,12 @@ class OptimizerConfig(Section):
         0.01, description="Step of the paper's eta grid (0.01 gives 0.01, 0.02, ..., 0.99).")
     max_delay_s: PositiveFloat | None = Field(
         None, description="A deadline: optimize fails (exit 2) when even the proposed allocation needs longer.")
+    energy_budget_j: PositiveFloat | None = Field(
+        None, description="E_max: each user's energy budget for the whole training (J). The proposed strategy then "
+                          "also chooses transmit powers and CPU clocks (null: no budget, problem (17)).")
+    energy_weight: Annotated[Finite, Ge(0), Lt(1)] | None = Field(
+        None, description="w: the proposed strategy minimises w·(total user energy, J) + (1 - w)·(delay, s) instead "
+                          "of the delay (null: delay only).")
 
 
 class SimulationConfig(Section):
@@ -344,9 +368,10 @@ class SimulationConfig(Section):
 class StudyConfig(Section):
     """What `splitsim run` does with this scenario."""
 
-    kind: Literal["simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut"] = Field(
+    kind: Literal["simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "delay_energy"] = Field(
         "simulate", description="The study to run: simulate the scheme; latency vs power (FedsLLM Fig. 2); "
-                                "compare schemes; what-if over cut layers; joint choice of cut, bandwidth and eta.")
+                                "compare schemes; what-if over cut layers; joint choice of cut, bandwidth and eta; "
+                                "the delay-energy Pareto front.")
     schemes: list[Scheme] = Field(["splitllm", "sfl", "fl", "sl"], min_length=1,
                                   description="Schemes of a scheme comparison.")
     cuts: list[NonNegativeInt] | None = Field(
@@ -357,6 +382,11 @@ class StudyConfig(Section):
         [0.0, 5.0, 10.0, 15.0, 20.0], min_length=1, description="Maximum transmit powers to sweep (dBm).")
     simulate_points: bool = Field(
         False, description="Also simulate every (power, strategy) point and report the simulated delay.")
+    energy_budgets_j: Annotated[list[PositiveFloat], Field(min_length=2)] | None = Field(
+        None, description="delay_energy: the per-user budgets (J) of the proposed front (null: energy_budget_points "
+                          "budgets from just above the least energy a user needs to the delay-optimal allocation's).")
+    energy_budget_points: Annotated[int, Strict(), Ge(2), Le(200)] = Field(
+        20, description="delay_energy: number of budgets when energy_budgets_j is null.")
     sensitivity_lipschitz_L: list[PositiveFloat] = Field(
         [0.5, 1.0, 2.0, 5.0, 10.0, 15.0], description="L values of the sensitivity table (latency_vs_power).")
     sensitivity_gamma_over_L: list[Annotated[Finite, Gt(0), Le(1)]] = Field(
@@ -378,6 +408,7 @@ class Scenario(Section):
     workload: WorkloadConfig = WorkloadConfig()
     theory: TheoryConfig = TheoryConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
+    energy: EnergyConfig = EnergyConfig()
     simulation: SimulationConfig = SimulationConfig()
     study: StudyConfig = StudyConfig()
     model: ModelConfig | None = Field(None, description="A real model whose profile sets message sizes and compute.")

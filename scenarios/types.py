@@ -177,6 +177,30 @@ class DelayInputs:
 
 
 @dataclass(frozen=True)
+class EnergyInputs:
+    """What the energy model (optimizer.energy_model) needs beside the `DelayInputs`.
+
+    `client_power_w` (K,) is each user's compute power at full speed: kappa·f_max^3 for CPU-cycle
+    workloads, the user device class's power for FLOP workloads."""
+
+    client_power_w: np.ndarray
+    max_tx_power_w: float  # p_max: the SNR coefficients of the DelayInputs are at this power
+    min_cpu_fraction: float = 0.0  # f_min / f_max (0: the clock may go down to 0, FedsLLM (16f))
+    idle_power_w: float = 0.0
+    receive_power_w: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EnergyInputs:
+        return cls(client_power_w=_array(data["client_power_w"]), max_tx_power_w=float(data["max_tx_power_w"]),
+                   min_cpu_fraction=float(data.get("min_cpu_fraction", 0.0)),
+                   idle_power_w=float(data.get("idle_power_w", 0.0)),
+                   receive_power_w=float(data.get("receive_power_w", 0.0)))
+
+
+@dataclass(frozen=True)
 class Allocation:
     """One strategy's answer to problem (17): eta, counts and per-user bandwidths and times (K,)."""
 
@@ -192,6 +216,16 @@ class Allocation:
     T_k_s: np.ndarray  # per-user total delay I0·(tau_k + t_c + V·t_s)
     solver: str = ""
     details: dict = field(default_factory=dict)  # solver diagnostics, eta-search results, ...
+    # Set by the energy-aware solver; None = at the maximum (the delay-only problem (17)).
+    power_main_fraction: np.ndarray | None = None  # p_s,k / p_max
+    power_fed_fraction: np.ndarray | None = None  # p_c,k / p_max
+    cpu_fraction: np.ndarray | None = None  # f_k / f_max
+
+    def powers_and_clock(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p_s/p_max, p_c/p_max, f/f_max) per user, ones where the allocation leaves them at the maximum."""
+        ones = np.ones(self.users)
+        return tuple(ones if a is None else a for a in (self.power_main_fraction, self.power_fed_fraction,
+                                                         self.cpu_fraction))
 
     @property
     def users(self) -> int:
@@ -204,6 +238,11 @@ class Allocation:
             {"b_s_hz": float(bs), "b_c_hz": float(bc), "t_s_s": float(ts), "t_c_s": float(tc), "T_k_s": float(tk)}
             for bs, bc, ts, tc, tk in zip(self.b_s_hz, self.b_c_hz, self.t_s_s, self.t_c_s, self.T_k_s)
         ]
+        for name in ("power_main_fraction", "power_fed_fraction", "cpu_fraction"):
+            arr = getattr(self, name)
+            if arr is not None:
+                for user, value in zip(out["users"], arr):
+                    user[name] = float(value)
         return out
 
     @classmethod
@@ -213,7 +252,9 @@ class Allocation:
         return cls(strategy=strategy, eta=float(data["eta"]), V=float(data["V"]), I0=float(data["I0"]),
                    T_s=float(data["T_s"]), b_s_hz=col("b_s_hz"), b_c_hz=col("b_c_hz"), t_s_s=col("t_s_s"),
                    t_c_s=col("t_c_s"), T_k_s=col("T_k_s"), solver=str(data.get("solver", "")),
-                   details=dict(data.get("details", {})))
+                   details=dict(data.get("details", {})),
+                   **{name: col(name) for name in ("power_main_fraction", "power_fed_fraction", "cpu_fraction")
+                      if users and name in users[0]})
 
 
-__all__ = ["LN2", "ChannelState", "DelayInputs", "Allocation", "fdma_rate_bps", "dbm_to_watt"]
+__all__ = ["LN2", "ChannelState", "DelayInputs", "EnergyInputs", "Allocation", "fdma_rate_bps", "dbm_to_watt"]

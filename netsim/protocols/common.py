@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from ..engine import KIND, Barrier, EventLog
+from ..engine import ACTIVITIES, KIND, Barrier, EventLog
 
 
 @dataclass
@@ -19,18 +19,20 @@ class Accounts:
     uplink_s: np.ndarray
     downlink_s: np.ndarray
     round_end_s: list[float] = field(default_factory=list)
+    busy_s: np.ndarray | None = None  # (len(ACTIVITIES), K): seconds of each activity kind per user
 
     @classmethod
     def zeros(cls, users: int) -> Accounts:
-        return cls(np.zeros(users), np.zeros(users), np.zeros(users))
+        return cls(np.zeros(users), np.zeros(users), np.zeros(users), busy_s=np.zeros((len(ACTIVITIES), users)))
 
 
 class Recorder:
     """Runs and records one activity at a time: `yield from rec.hold(...)`."""
 
-    def __init__(self, env: simpy.Environment, log: EventLog):
+    def __init__(self, env: simpy.Environment, log: EventLog, busy_s: np.ndarray | None = None):
         self.env = env
         self.append = log.rows.append if log.enabled else deque(maxlen=0).append
+        self.busy_s = busy_s  # (kinds, K) tally of every activity a user takes part in
 
     def hold(self, seconds: float, node: str, kind: int, user: int, bits: float, round_index: int,
              tally: np.ndarray | None = None):
@@ -41,6 +43,8 @@ class Recorder:
         self.append((start, seconds, node, kind, user, bits, round_index))
         if tally is not None:
             tally[user] += seconds
+        if self.busy_s is not None and user >= 0:
+            self.busy_s[kind, user] += seconds
 
 
 def close_rounds(env: simpy.Environment, rounds: int, rec: Recorder, barriers: list, released: list[simpy.Event],

@@ -52,7 +52,7 @@ def _user(env, k: int, plan: FlPlan, rec: Recorder, barriers, released, acc: Acc
 def run_fl(env: simpy.Environment, plan: FlPlan, log: EventLog,
            on_round: Callable[[int, float], None] | None = None) -> Accounts:
     acc = Accounts.zeros(plan.users)
-    rec = Recorder(env, log)
+    rec = Recorder(env, log, acc.busy_s)
     barriers, released = round_gates(env, plan.rounds, plan.users)
     for k in range(plan.users):
         env.process(_user(env, k, plan, rec, barriers, released, acc))

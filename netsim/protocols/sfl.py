@@ -65,12 +65,14 @@ def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode |
     fwd, bwd, srv = plan.client_forward_s[k], plan.client_backward_s[k], plan.server_s[k]
     s_bits, sc_bits, g_bits = plan.activation_bits, plan.adapter_bits, plan.gradient_bits
     compute = uplink = downlink = 0.0
+    busy = dict.fromkeys((_FWD, _BWD, _SRV, _UP, _ADAPTER_UP, _GRAD_DOWN, _ADAPTER_DOWN), 0.0)
     for r, round_work in enumerate(plan.rounds):
         if plan.downlink_adapter_s is not None:
             t, d = env.now, plan.downlink_adapter_s[r, k] * round_work
             yield timeout(d)
             record((t, d, down_link, _ADAPTER_DOWN, k, sc_bits * round_work, r))
             downlink += d
+            busy[_ADAPTER_DOWN] += d
         up = plan.uplink_activation_s[r, k]
         grad = plan.downlink_gradient_s[r, k] if plan.downlink_gradient_s is not None else None
         slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
@@ -94,18 +96,26 @@ def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode |
                 yield timeout(d4)
                 record((t, d4, down_link, _GRAD_DOWN, k, g_bits * w, r))
                 downlink += d4
+                busy[_GRAD_DOWN] += d4
             t, d5 = env.now, bwd * w * slow
             yield timeout(d5)
             record((t, d5, me, _BWD, k, 0.0, r))
             compute += d + d3 + d5
             uplink += d2
+            busy[_FWD] += d
+            busy[_SRV] += d3
+            busy[_BWD] += d5
+            busy[_UP] += d2
         t, d = env.now, plan.uplink_adapter_s[r, k] * round_work
         yield timeout(d)
         record((t, d, fed_link, _ADAPTER_UP, k, sc_bits * round_work, r))
         uplink += d
+        busy[_ADAPTER_UP] += d
         barriers[r].arrive()
         yield released[r]
     acc.compute_s[k], acc.uplink_s[k], acc.downlink_s[k] = compute, uplink, downlink
+    for kind, seconds in busy.items():
+        acc.busy_s[kind, k] = seconds
 
 
 def _fed_server(env: simpy.Environment, plan: SflPlan, log: EventLog, barriers: list[Barrier],

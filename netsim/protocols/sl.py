@@ -67,7 +67,7 @@ def _user(env, k: int, plan: SlPlan, token: simpy.Resource, rec: Recorder, barri
 def run_sl(env: simpy.Environment, plan: SlPlan, log: EventLog,
            on_round: Callable[[int, float], None] | None = None) -> Accounts:
     acc = Accounts.zeros(plan.users)
-    rec = Recorder(env, log)
+    rec = Recorder(env, log, acc.busy_s)
     token = simpy.Resource(env, capacity=1)  # the one server-side model
     barriers, released = round_gates(env, plan.rounds, plan.users)
     for k in range(plan.users):

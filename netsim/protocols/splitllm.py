@@ -92,7 +92,7 @@ def _edge(env, m: int, plan: SplitLlmPlan, cloud: ComputeNode, rec: Recorder, lo
 def run_splitllm(env: simpy.Environment, plan: SplitLlmPlan, log: EventLog,
                  on_round: Callable[[int, float], None] | None = None) -> Accounts:
     acc = Accounts.zeros(plan.users)
-    rec = Recorder(env, log)
+    rec = Recorder(env, log, acc.busy_s)
     cloud = ComputeNode(env, CLOUD, 1.0, plan.cloud_concurrency)
     barriers, released = round_gates(env, plan.rounds, len(plan.edge_users))
     for m in range(len(plan.edge_users)):

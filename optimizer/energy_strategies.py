@@ -1,0 +1,193 @@
+"""Energy of allocations, the least energy a user can need, and the energy-aware `proposed` strategy.
+
+`optimise_with_energy` returns the four FedsLLM strategies like `strategies.optimise`: EB, FE and BA
+keep p = p_max and f = f_max (their energy is what it is), `proposed` minimises the training delay
+subject to each user's budget E_max (J, the whole training) — or, with `weight` w, minimises
+w·(total energy of all users) + (1 - w)·T — over bandwidth, transmit power, CPU clock and eta
+(`energy_solver`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from scenarios import Allocation, DelayInputs, EnergyInputs, OptimizerConfig
+
+from .allocation import allocation_with_counts, verify_allocation
+from .delay_model import counts_for, global_rounds, local_iterations
+from .energy_model import transmit_power_fraction, user_energy_j
+from .energy_solver import EnergyRoundProblem, solve_energy_rounds
+from .errors import OptimizerError
+from .eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
+from .strategies import optimise
+
+ENERGY_ETA_STEP = 0.05  # the coarse eta grid of the energy-aware search, refined by Brent
+
+
+def allocation_energy_j(inputs: DelayInputs, energy: EnergyInputs, alloc: Allocation) -> dict[str, np.ndarray]:
+    """Each user's energy over the whole training under `alloc`, by category (K,) (energy_model)."""
+    p_s, p_c, f = alloc.powers_and_clock()
+    round_s = alloc.T_s / alloc.I0
+    return user_energy_j(energy, rounds=alloc.I0, iterations=alloc.V * inputs.weights,
+                         client_full_s=inputs.client_seconds_per_iteration, cpu_fraction=f, t_s_s=alloc.t_s_s,
+                         t_c_s=alloc.t_c_s, power_main_fraction=p_s, power_fed_fraction=p_c, round_s=round_s)
+
+
+def round_problem(inputs: DelayInputs, energy: EnergyInputs, V: np.ndarray, budget_round_j: np.ndarray,
+                  weight: float = 0.0) -> EnergyRoundProblem:
+    """The per-round problems at local-iteration counts V (n,) with per-round budgets (n,)."""
+    k = inputs.users
+    tau0 = inputs.client_seconds_per_iteration
+    with np.errstate(divide="ignore"):
+        tau_max = np.where(energy.min_cpu_fraction > 0, tau0 / energy.min_cpu_fraction, np.inf)
+    return EnergyRoundProblem(
+        W=np.asarray(V, dtype=float)[:, None] * inputs.weights[None, :], sigma_s=inputs.server_seconds_per_iteration,
+        tau0_s=tau0, tau_max_s=np.broadcast_to(tau_max, (k,)).astype(float), power_full_w=energy.client_power_w,
+        c_s_hz=inputs.snr_coeff_main_hz, c_c_hz=inputs.snr_coeff_fed_hz, s_bits=inputs.activation_bits,
+        s_c_bits=inputs.adapter_bits, B_s_hz=inputs.uplink_main_bandwidth_hz, B_c_hz=inputs.uplink_fed_bandwidth_hz,
+        max_power_w=energy.max_tx_power_w, idle_power_w=energy.idle_power_w,
+        budget_j=np.asarray(budget_round_j, dtype=float), weight=weight)
+
+
+def minimum_energy_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndarray, np.ndarray]:
+    """(E_min (K,), its eta (K,)): the least energy each user needs over the whole training.
+
+    It is the infimum over eta of I0·(the round's energy floor: slowest clock, wideband uploads),
+    approached only as the delay grows without bound, so a budget must exceed it."""
+    def total(eta: float, k: int) -> float:
+        V, I0 = local_iterations(eta, inputs.v, inputs.counts), global_rounds(eta, inputs.a, inputs.counts)
+        prob = round_problem(inputs, energy, np.array([V]), np.array([np.inf]))
+        return float(I0 * prob.round_energy_floor_j()[0, k])
+
+    grid = paper_eta_grid(0.01)
+    V = local_iterations(grid, inputs.v, inputs.counts)
+    I0 = global_rounds(grid, inputs.a, inputs.counts)
+    floors = I0[:, None] * round_problem(inputs, energy, V, np.full(len(grid), np.inf)).round_energy_floor_j()
+    best = np.argmin(floors, axis=0)
+    e_min, eta_min = floors[best, np.arange(inputs.users)], grid[best]
+    if inputs.counts == "continuous":
+        for k in range(inputs.users):
+            lo = grid[best[k] - 1] if best[k] > 0 else ETA_MIN
+            hi = grid[best[k] + 1] if best[k] < len(grid) - 1 else ETA_MAX
+            res = minimize_scalar(lambda e: total(e, k), bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
+            if res.fun < e_min[k]:
+                e_min[k], eta_min[k] = res.fun, res.x
+    return e_min, eta_min
+
+
+def check_budget(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) -> None:
+    """Raise `OptimizerError` naming the first user whose least possible energy exceeds the budget."""
+    if not (math.isfinite(budget_j) and budget_j > 0):
+        raise OptimizerError("the energy budget must be finite and > 0 (J per user over the training)",
+                             field="optimizer.energy_budget_j", value=budget_j)
+    e_min, eta_min = minimum_energy_j(inputs, energy)
+    worst = int(np.argmax(e_min))
+    if e_min[worst] >= budget_j:
+        short = int(np.sum(e_min >= budget_j))
+        raise OptimizerError(
+            f"no allocation can meet it: user {worst} needs more than {e_min[worst]:.6g} J at any delay (at eta = "
+            f"{eta_min[worst]:.3g}, slowest clock, unlimited bandwidth and time); {short} of {inputs.users} users "
+            "cannot meet it", field="optimizer.energy_budget_j", value=budget_j)
+
+
+class _EtaObjective:
+    """T(eta) (or the weighted objective) of the energy-aware problem, cached per eta."""
+
+    def __init__(self, inputs: DelayInputs, energy: EnergyInputs, budget_j: float, weight: float):
+        self.inputs, self.energy, self.budget_j, self.weight = inputs, energy, budget_j, weight
+        self.cache: dict[float, tuple[float, object, int]] = {}
+        self.newton_steps = 0
+
+    def many(self, etas: np.ndarray) -> np.ndarray:
+        etas = np.asarray(etas, dtype=float)
+        V = np.atleast_1d(local_iterations(etas, self.inputs.v, self.inputs.counts))
+        I0 = np.atleast_1d(global_rounds(etas, self.inputs.a, self.inputs.counts))
+        sol = solve_energy_rounds(round_problem(self.inputs, self.energy, V, self.budget_j / I0, self.weight))
+        self.newton_steps += sol.newton_steps
+        values = I0 * sol.objective
+        for i, eta in enumerate(etas):
+            self.cache[float(eta)] = (float(values[i]), sol, i)
+        return values
+
+    def __call__(self, eta: float) -> float:
+        if float(eta) not in self.cache:
+            self.many(np.array([eta]))
+        return self.cache[float(eta)][0]
+
+
+def energy_aware_allocation(inputs: DelayInputs, energy: EnergyInputs, budget_j: float = math.inf,
+                            weight: float = 0.0, eta_step: float = ENERGY_ETA_STEP) -> Allocation:
+    """The proposed strategy with power, clock, bandwidth and eta optimised under the budget.
+
+    eta: the coarse grid (`eta_step`) solved as one batch, then bounded Brent between the best
+    point's neighbours (every integer V when counts are integer)."""
+    objective = _EtaObjective(inputs, energy, budget_j, weight)
+    grid = paper_eta_grid(eta_step)
+    values = objective.many(grid)
+    if not np.any(np.isfinite(values)):
+        raise OptimizerError("no eta admits an allocation within the energy budget", field="optimizer.energy_budget_j",
+                             value=budget_j)
+    best = int(np.argmin(values))
+    eta, value = float(grid[best]), float(values[best])
+    if inputs.counts == "integer":
+        v_max = math.ceil(inputs.v * math.log2(1.0 / ETA_MIN))
+        candidates = np.array([2.0 ** (-V / inputs.v) for V in range(1, v_max + 1)])
+        candidates = candidates[(candidates >= ETA_MIN) & (candidates <= ETA_MAX)]
+        cand_values = objective.many(candidates)
+        if np.min(cand_values) < value:
+            eta, value = float(candidates[int(np.argmin(cand_values))]), float(np.min(cand_values))
+    else:
+        lo = float(grid[best - 1]) if best > 0 else ETA_MIN
+        hi = float(grid[best + 1]) if best < len(grid) - 1 else ETA_MAX
+        res = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
+        if res.fun < value:
+            eta, value = float(res.x), float(res.fun)
+    _, sol, i = objective.cache[eta]
+    V, I0 = counts_for(inputs, eta)
+    b_s, b_c, t_s, t_c, tau = sol.b_s_hz[i], sol.b_c_hz[i], sol.t_s_s[i], sol.t_c_s[i], sol.tau_s[i]
+    p_s = np.minimum(transmit_power_fraction(inputs.activation_bits, t_s, b_s, inputs.snr_coeff_main_hz), 1.0)
+    p_c = np.minimum(transmit_power_fraction(inputs.adapter_bits, t_c, b_c, inputs.snr_coeff_fed_hz), 1.0)
+    tau0 = inputs.client_seconds_per_iteration
+    cpu = np.where(tau0 > 0, np.minimum(tau0 / tau, 1.0), 1.0)
+    details = {"eta_grid": float(grid[best]), "T_grid_s": float(values[best]), "eta_exact": eta,
+               "objective": value, "energy_budget_j": budget_j, "energy_weight": weight,
+               "eta_evaluations": len(objective.cache), "newton_steps": objective.newton_steps,
+               "duality_gap_rel": float(sol.gap[i]), "converged": bool(sol.converged[i])}
+    alloc = allocation_with_counts(inputs, V, I0, b_s, b_c, "proposed", "energy-interior-point", details, eta,
+                                   p_s, p_c, cpu)
+    problems = verify_allocation(inputs, alloc)
+    spent = allocation_energy_j(inputs, energy, alloc)["total_j"]
+    if math.isfinite(budget_j) and np.any(spent > budget_j * (1 + 1e-6)):
+        problems.append(f"user {int(np.argmax(spent))} spends {spent.max():.9g} J, over the budget {budget_j:.9g} J")
+    if problems:
+        raise OptimizerError(f"energy-aware allocation failed verification: {problems[0]}",
+                             field="strategies.proposed", value=alloc.T_s)
+    return alloc
+
+
+def optimise_with_energy(inputs: DelayInputs, energy: EnergyInputs, config: OptimizerConfig,
+                         budget_j: float | None = None, weight: float | None = None) -> dict[str, Allocation]:
+    """`strategies.optimise`, with `proposed` replaced by the energy-aware allocation.
+
+    With no budget and no weight this is `optimise` itself. With a budget that the delay-optimal
+    (17) allocation already meets, that allocation is the optimum (a slack budget has a zero
+    multiplier) and is returned unchanged, marked `energy_budget_binding: False`."""
+    out = optimise(inputs, config)
+    budget = math.inf if budget_j is None else float(budget_j)
+    w = 0.0 if weight is None else float(weight)
+    if "proposed" not in out or (budget == math.inf and w == 0.0):
+        return out
+    if math.isfinite(budget):
+        check_budget(inputs, energy, budget)
+    if w == 0.0:
+        spent = allocation_energy_j(inputs, energy, out["proposed"])["total_j"]
+        if np.all(spent <= budget):
+            out["proposed"].details.update({"energy_budget_j": budget, "energy_budget_binding": False})
+            return out
+    alloc = energy_aware_allocation(inputs, energy, budget, w)
+    alloc.details["energy_budget_binding"] = bool(math.isfinite(budget))
+    out["proposed"] = alloc
+    return out
