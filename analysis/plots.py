@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 STRATEGY_STYLE = {"proposed": ("C0", "o"), "EB": ("C1", "s"), "FE": ("C2", "^"), "BA": ("C3", "v")}
 STRATEGY_LABEL = {"proposed": "proposed (bandwidth + eta)", "EB": "EB (equal bandwidth, eta opt.)",
@@ -282,4 +282,32 @@ def time_to_accuracy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title or "Time to accuracy")
+    return _save(fig, path)
+
+
+def delay_energy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Pareto fronts: training delay (s) against the worst user's and the mean user's energy (J),
+    the proposed allocation swept over budgets, EB / FE / BA (and proposed without a budget) over
+    transmit powers."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    for (strategy, mode), group in table.groupby(["strategy", "mode"], sort=False):
+        color, marker = STRATEGY_STYLE.get(strategy, (None, "o"))
+        g = group.sort_values("worst_user_j")
+        label = STRATEGY_LABEL.get(strategy, strategy) + (" (energy budget)" if mode == "budget" else
+                                                           " (fixed power)")
+        style = "-" if mode == "budget" else ":"
+        for ax, col in zip(axes, ("worst_user_j", "mean_user_j")):
+            gg = group.sort_values(col)
+            ax.plot(gg[col], gg["T_s"], style, marker=marker, color=color, label=label, markersize=4)
+    axes[0].set_xlabel("energy of the worst user over the training (J)")
+    axes[1].set_xlabel("mean user energy over the training (J)")
+    axes[0].set_ylabel("training delay T (s)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title or "Training delay against user energy")
+    fig.tight_layout()
     return _save(fig, path)

@@ -178,6 +178,10 @@ def run_study(scenario: Scenario, out_dir: str | Path, source: str = "", progres
         from .study_schemes import run_scheme_comparison
 
         return run_scheme_comparison(scenario, out_dir, source, progress)
+    if kind == "delay_energy":
+        from .study_energy import run_delay_energy
+
+        return run_delay_energy(scenario, out_dir, source, progress)
     if kind in ("cut_layer", "joint_cut"):
         from .study_cuts import run_cut_study
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from netsim import SimulationResult, build_fl_plan, build_sl_plan, build_splitllm_plan, run_plan, simulate_sfl
+from netsim.energy import activity_power_w
 from optimizer import delay_inputs_from_profile, epoch_allocation
 from scenarios import InputError, WorkloadProfile, rng_for
 
@@ -121,6 +122,12 @@ class SchemeOutcome:
                "user_traffic_all_gib_per_round": self.traffic_bytes["all"] / GIB,
                "user_compute_s": float(np.mean(r.compute_s)), "user_uplink_s": float(np.mean(r.uplink_s)),
                "user_downlink_s": float(np.mean(r.downlink_s)), "simpy_events": r.simpy_events}
+        energy = r.user_energy_j()
+        if energy is not None:  # per user and round (J): compute, uplink, downlink, idle; and the worst user's
+            rounds = max(r.rounds, 1e-12)
+            for part in ("compute", "uplink", "downlink", "idle", "total"):
+                row[f"user_{part}_j_per_round"] = float(energy[f"{part}_j"].mean() / rounds)
+            row["worst_user_j_per_round"] = float(energy["total_j"].max() / rounds)
         for tier in ("user", "edge", "cloud", "server"):
             row[f"{tier}_memory_gib"] = self.memory_bytes[tier] / GIB if tier in self.memory_bytes else float("nan")
         row["fits_devices"], row["infeasible_reason"] = fits(self.memory_bytes, self.limits)

@@ -1,0 +1,201 @@
+"""Energy: the model, the energy-aware allocation against independent methods, energy in simulate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from optimizer import OptimizerError, optimise
+from optimizer.energy_model import transmit_energy_j, upload_seconds_at_power, wideband_transmit_energy_j
+from optimizer.energy_solver import solve_energy_rounds
+from optimizer.energy_strategies import (allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy,
+                                         round_problem)
+from optimizer.strategies import OptimisedBandwidth
+from scenarios import EnergyInputs, OptimizerConfig
+from scenarios.types import DelayInputs
+
+LN2 = math.log(2.0)
+
+
+def random_inputs(rng: np.random.Generator, users: int) -> tuple[DelayInputs, EnergyInputs]:
+    """A random FedsLLM-like cell: SNR coefficients over four decades, ms-scale compute."""
+    c = 10 ** rng.uniform(5.5, 9.5, users)
+    inputs = DelayInputs(a=2 / 0.1 * math.log(1e3), v=2 / (1.9 * 0.1), counts="continuous",
+                         uplink_main_bandwidth_hz=2e6 * users / 10, uplink_fed_bandwidth_hz=2e6 * users / 10,
+                         activation_bits=281e3, adapter_bits=28.1e3, gradient_bits=281e3, snr_coeff_main_hz=c,
+                         snr_coeff_fed_hz=c.copy(), client_seconds_per_iteration=rng.uniform(1e-3, 5e-2, users),
+                         server_seconds_per_iteration=rng.uniform(1e-4, 5e-3, users),
+                         samples=np.full(users, 100))
+    energy = EnergyInputs(client_power_w=rng.uniform(0.5, 5.0, users), max_tx_power_w=0.01,
+                          idle_power_w=float(rng.choice([0.0, 0.05])))
+    return inputs, energy
+
+
+def test_transmit_energy_closed_forms():
+    """p·t at the least power meets the rate exactly and tends to the wideband limit S·ln2·p_max/c."""
+    bits, c, b, pmax = 2e5, 3e7, 1e6, 0.1
+    for t in (0.05, 0.5, 5.0):
+        e = transmit_energy_j(bits, t, b, c, pmax)
+        frac = e / (pmax * t)
+        assert upload_seconds_at_power(bits, b, c, frac) == pytest.approx(t, rel=1e-12)
+    assert transmit_energy_j(bits, 1e6, 1e6, c, pmax) == pytest.approx(wideband_transmit_energy_j(bits, c, pmax),
+                                                                      rel=1e-6)
+
+
+def test_infinite_budget_is_problem_17():
+    """Without a budget the interior-point solver reaches the (17) optimum of the Newton solver."""
+    inputs, energy = random_inputs(np.random.default_rng(1), 12)
+    for V in (1.0, 3.7, 20.0):
+        p17 = OptimisedBandwidth(inputs).solve(V)[0]
+        sol = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([np.inf])))
+        assert sol.P_s[0] == pytest.approx(p17, rel=1e-8)
+    config = OptimizerConfig()
+    assert optimise_with_energy(inputs, energy, config)["proposed"].T_s == optimise(inputs, config)["proposed"].T_s
+
+
+def _nlp_round(prob, i: int, starts: int, rng: np.random.Generator) -> float:
+    """An independent solve of one per-round problem: SLSQP on log-variables from several starts.
+
+    Variables per user: ln tau, ln t_s, ln b_s, ln t_c, ln b_c; and ln P. Written from the problem
+    statement (energy_solver docstring) with scipy only."""
+    K = prob.W.shape[1]
+    W, budget = prob.W[i], prob.budget_j[i]
+
+    def unpack(x):
+        y = np.exp(x[:-1]).reshape(K, 5)
+        return y[:, 0], y[:, 1], y[:, 2], y[:, 3], y[:, 4], math.exp(x[-1])
+
+    def cons(x):
+        tau, ts, bs, tc, bc, P = unpack(x)
+        rate_s = bs * np.log2(1 + prob.c_s_hz / bs)
+        rate_c = bc * np.log2(1 + prob.c_c_hz / bc)
+        busy = W * (tau + ts) + tc
+        pw_s = prob.max_power_w * bs / prob.c_s_hz * (2 ** (prob.s_bits / (ts * bs)) - 1)
+        pw_c = prob.max_power_w * bc / prob.c_c_hz * (2 ** (prob.s_c_bits / (tc * bc)) - 1)
+        e = (W * prob.power_full_w * prob.tau0_s * (prob.tau0_s / tau) ** 2 + W * pw_s * ts + pw_c * tc
+             + prob.idle_power_w * (P - busy))
+        return np.concatenate([(P - W * prob.sigma_s - busy) / P, ts * rate_s / prob.s_bits - 1,
+                               tc * rate_c / prob.s_c_bits - 1, tau / prob.tau0_s - 1, (budget - e) / budget,
+                               [1 - bs.sum() / prob.B_s_hz, 1 - bc.sum() / prob.B_c_hz]])
+
+    best = math.inf
+    for _ in range(starts):
+        b = np.full(K, 0.5 / K) * rng.uniform(0.5, 1.0, K)
+        ts = 3 * prob.s_bits / (b * prob.B_s_hz * np.log2(1 + prob.c_s_hz / (b * prob.B_s_hz)))
+        tc = 3 * prob.s_c_bits / (b * prob.B_c_hz * np.log2(1 + prob.c_c_hz / (b * prob.B_c_hz)))
+        tau = prob.tau0_s * rng.uniform(1.5, 4.0, K)
+        P = (W * (tau + prob.sigma_s + ts) + tc).max() * 1.5
+        x0 = np.log(np.concatenate([np.stack([tau, ts, b * prob.B_s_hz, tc, b * prob.B_c_hz], 1).ravel(), [P]]))
+        res = minimize(lambda x: x[-1], x0, jac=lambda x: np.eye(len(x))[-1], method="SLSQP",
+                       constraints=[{"type": "ineq", "fun": cons}], options={"maxiter": 2000, "ftol": 1e-14})
+        if res.success and cons(res.x).min() > -1e-7:
+            best = min(best, math.exp(res.x[-1]))
+    return best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_budgeted_round_matches_an_independent_nlp(seed):
+    """On random small cells with binding budgets the interior point equals SLSQP's best of many starts."""
+    rng = np.random.default_rng(seed)
+    inputs, energy = random_inputs(rng, 4)
+    V = 2.5
+    free = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([np.inf])))
+    budget = float(free.energy_j[0].max()) * 0.6  # binds for the neediest users
+    prob = round_problem(inputs, energy, np.array([V]), np.array([budget]))
+    sol = solve_energy_rounds(prob)
+    assert sol.converged[0]
+    assert sol.energy_j[0].max() <= budget * (1 + 1e-9)
+    assert sol.P_s[0] > free.P_s[0]  # the budget costs delay
+    nlp = _nlp_round(prob, 0, starts=6, rng=rng)
+    assert sol.P_s[0] == pytest.approx(nlp, rel=2e-5)
+    assert sol.P_s[0] <= nlp * (1 + 1e-9)  # never worse than the independent method
+
+
+def test_single_user_matches_brute_force():
+    """K = 1: the user has all the bandwidth; a dense grid over the two upload times (compute time
+    from the energy left) gives the least round time to within the grid's resolution."""
+    inputs, energy = random_inputs(np.random.default_rng(5), 1)
+    energy = EnergyInputs(client_power_w=energy.client_power_w, max_tx_power_w=0.01)
+    V = 3.0
+    free = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([np.inf])))
+    budget = float(free.energy_j[0, 0]) * 0.5
+    sol = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([budget])))
+    B_s, B_c, c = inputs.uplink_main_bandwidth_hz, inputs.uplink_fed_bandwidth_hz, inputs.snr_coeff_main_hz[0]
+    ts_min = inputs.activation_bits / (B_s * np.log2(1 + c / B_s))
+    tc_min = inputs.adapter_bits / (B_c * np.log2(1 + c / B_c))
+    best = math.inf
+    lo_s, hi_s, lo_c, hi_c = ts_min, 50 * ts_min, tc_min, 50 * tc_min
+    for _ in range(6):  # refine the grid around the best point
+        ts, tc = np.meshgrid(np.geomspace(lo_s, hi_s, 400), np.geomspace(lo_c, hi_c, 400), indexing="ij")
+        e_tx = V * transmit_energy_j(inputs.activation_bits, ts, B_s, c, 0.01) + transmit_energy_j(
+            inputs.adapter_bits, tc, B_c, c, 0.01)
+        left = (budget - e_tx) / V
+        tau0 = inputs.client_seconds_per_iteration[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau = np.where(left > 0, np.maximum(tau0 * np.sqrt(energy.client_power_w[0] * tau0 / left), tau0), np.inf)
+        P = V * (tau + inputs.server_seconds_per_iteration[0] + ts) + tc
+        i, j = np.unravel_index(np.argmin(P), P.shape)
+        best = min(best, float(P[i, j]))
+        ts_best, tc_best = ts[i, j], tc[i, j]
+        lo_s, hi_s = max(ts_best / 1.05, ts_min), ts_best * 1.05  # never below p = p_max's time
+        lo_c, hi_c = max(tc_best / 1.05, tc_min), tc_best * 1.05
+    assert sol.P_s[0] == pytest.approx(best, rel=1e-6)
+    assert sol.P_s[0] <= best * (1 + 1e-9)
+
+
+def test_budget_below_the_least_energy_is_refused_with_the_user_and_its_need():
+    inputs, energy = random_inputs(np.random.default_rng(3), 6)
+    e_min, _ = minimum_energy_j(inputs, energy)
+    with pytest.raises(OptimizerError, match=f"user {int(np.argmax(e_min))} needs more than"):
+        check_budget(inputs, energy, float(e_min.max()) * 0.99)
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(OptimizerError, match="energy_budget_j"):
+            check_budget(inputs, energy, bad)
+
+
+def test_energy_aware_allocation_meets_budget_and_simulates_to_the_same_energy():
+    from scenarios import parse_scenario
+
+    from analysis.runs import simulate_allocation, world_allocations
+    from analysis.world import realise
+
+    scenario = parse_scenario({"name": "e", "cell": {"users": 6}, "theory": {"epsilon0": 0.2},
+                               "optimizer": {"energy_budget_j": 1.0}, "study": {"kind": "simulate"}})
+    world = realise(scenario)
+    e_min, _ = minimum_energy_j(world.inputs, world.energy)
+    free = optimise(world.inputs, scenario.optimizer)["proposed"]
+    e_free = allocation_energy_j(world.inputs, world.energy, free)["total_j"]
+    budget = float(e_min.max() + 0.5 * (e_free.max() - e_min.max()))
+    scenario = scenario.model_copy(update={"optimizer": scenario.optimizer.model_copy(
+        update={"energy_budget_j": budget})})
+    world = realise(scenario)
+    alloc = world_allocations(world)["proposed"]
+    assert alloc.solver == "energy-interior-point" and alloc.T_s > free.T_s
+    spent = allocation_energy_j(world.inputs, world.energy, alloc)["total_j"]
+    assert spent.max() <= budget * (1 + 1e-9)
+    result = simulate_allocation(world, alloc, progress=False)
+    assert result.total_delay_s == pytest.approx(alloc.T_s, rel=1e-9)
+    simulated = result.user_energy_j()["total_j"]
+    np.testing.assert_allclose(simulated, spent, rtol=1e-9)
+    assert result.events_frame()["energy_j"].sum() == pytest.approx(simulated.sum(), rel=1e-9)
+
+
+def test_delay_energy_study_writes_front(tmp_path):
+    from scenarios import parse_scenario
+
+    from analysis.runs import run_study
+
+    scenario = parse_scenario({"name": "front", "cell": {"users": 5}, "theory": {"epsilon0": 0.2},
+                               "study": {"kind": "delay_energy", "energy_budget_points": 3, "tx_power_dbm": [5.0, 10.0]}})
+    run_study(scenario, tmp_path / "out", progress=False)
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "out" / "delay_energy.csv")
+    front = table[table["mode"] == "budget"].sort_values("energy_budget_j")
+    assert len(front) == 3 and np.all(np.diff(front["T_s"]) <= 1e-9 * front["T_s"].max())  # more energy, less delay
+    assert np.all(front["worst_user_j"] <= front["energy_budget_j"] * (1 + 1e-9))
+    assert (tmp_path / "out" / "delay_energy.png").stat().st_size > 0
+    assert set(table[table["mode"] == "power"]["strategy"]) == {"proposed", "EB", "FE", "BA"}
