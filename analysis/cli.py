@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -70,6 +71,18 @@ def _load(path: Path, command: str):
     return scenario
 
 
+@contextlib.contextmanager
+def _interruptible(command: str, file: Path, out: Path):
+    """Ctrl-C (or SIGTERM as KeyboardInterrupt) in a one-shot command: say what is left and how to
+    rerun it (typer would otherwise exit 130 without a word)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted([f"interrupted: {out} is incomplete (its files may be missing or partial); rerun "
+                           f"`splitsim {command} {file} --out {out}` to compute it again from the start (the same "
+                           "inputs reuse the folder)"]) from None
+
+
 def _claim(out: Path, command: str, scenario, overwrite: bool, resumable: bool = False) -> Path:
     from .outputs import claim_out_dir
 
@@ -117,8 +130,9 @@ def profile(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> No
 
     scenario = _load(file, "profile")
     out = _claim(out, "profile", scenario, overwrite)
-    for line in run_profile(scenario, out, source=str(file)):
-        typer.echo(line)
+    with _interruptible("profile", file, out):
+        for line in run_profile(scenario, out, source=str(file)):
+            typer.echo(line)
 
 
 @app.command()
@@ -128,8 +142,9 @@ def optimize(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> N
 
     scenario = _load(file, "optimize")
     out = _claim(out, "optimize", scenario, overwrite)
-    for line in run_optimize(scenario, out, source=str(file)):
-        typer.echo(line)
+    with _interruptible("optimize", file, out):
+        for line in run_optimize(scenario, out, source=str(file)):
+            typer.echo(line)
 
 
 @app.command()
@@ -141,7 +156,8 @@ def simulate(file: ScenarioFile, out: OutDir,
 
     scenario = _load(file, "simulate")
     out = _claim(out, "simulate", scenario, overwrite)
-    summaries = run_simulate(scenario, out, source=str(file), events_format=events.value, progress=progress)
+    with _interruptible("simulate", file, out):
+        summaries = run_simulate(scenario, out, source=str(file), events_format=events.value, progress=progress)
     for name, s in summaries.items():
         versus = f"optimizer: {s['optimizer_T_s']:.6g} s; " if "optimizer_T_s" in s else ""
         typer.echo(f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds "
@@ -156,8 +172,9 @@ def run(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: O
 
     scenario = _load(file, "run")
     out = _claim(out, "run", scenario, overwrite)
-    for line in run_study(scenario, out, source=str(file), progress=progress):
-        typer.echo(line)
+    with _interruptible("run", file, out):
+        for line in run_study(scenario, out, source=str(file), progress=progress):
+            typer.echo(line)
 
 
 @app.command()
@@ -219,7 +236,7 @@ def main() -> None:
         for line in str(err).splitlines():
             typer.echo(f"error: {line}", err=True)
         sys.exit(2)
-    except Interrupted as err:  # an interrupted sweep says what it kept and how to resume
+    except Interrupted as err:  # an interrupted command says what it kept and how to resume
         for line in err.lines:
             typer.echo(line, err=True)
         sys.exit(err.exit_code)

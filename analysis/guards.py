@@ -127,20 +127,35 @@ def solves_problem_17(scenario: Scenario, command: str) -> bool:
             or (kind in ("simulate", "cut_layer") and scenario.scheme == "sfl"))
 
 
+def check_energy(scenario: Scenario, kind: str) -> None:
+    """The energy-aware allocation: the cell's size, and (without a model, where it is cheap) that
+    every budget can be met at all, naming the user and the least energy it needs."""
+    opt, study = scenario.optimizer, scenario.study
+    if scenario.scheme != "sfl":
+        return
+    aware = kind in ("optimize", "simulate") and (opt.energy_budget_j is not None or opt.energy_weight is not None)
+    if not aware and kind != "delay_energy":
+        return
+    from optimizer.energy_strategies import check_budget, check_energy_size
+
+    check_energy_size(scenario.cell.users)
+    budgets = [opt.energy_budget_j] if kind != "delay_energy" else (study.energy_budgets_j or [])
+    budgets = [b for b in budgets if b is not None]
+    if budgets and scenario.model is None:
+        from .world import realise
+
+        world = realise(scenario)  # cheap without a model: the channel and cycle draws
+        field = "study.energy_budgets_j" if kind == "delay_energy" else "optimizer.energy_budget_j"
+        check_budget(world.inputs, world.energy, min(budgets), field)
+
+
 def check_resources(scenario: Scenario, command: str) -> None:
     """Everything that can be estimated before any work: the optimizer's memory, and the epoch-based
     simulations' events (SFL's depend on the allocation: `check_allocations` runs after solving)."""
     if solves_problem_17(scenario, command) or command == "run":
         check_optimizer(scenario)
     kind = scenario.study.kind if command == "run" else command
-    budget = scenario.optimizer.energy_budget_j
-    if budget is not None and scenario.model is None and kind in ("optimize", "simulate") and scenario.scheme == "sfl":
-        from optimizer.energy_strategies import check_budget
-
-        from .world import realise
-
-        world = realise(scenario)  # cheap without a model: the channel and cycle draws
-        check_budget(world.inputs, world.energy, budget)
+    check_energy(scenario, kind)
     if scenario.model is None:
         return
     if kind == "simulate" and scenario.scheme != "sfl":

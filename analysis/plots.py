@@ -10,15 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 STRATEGY_STYLE = {"proposed": ("C0", "o"), "EB": ("C1", "s"), "FE": ("C2", "^"), "BA": ("C3", "v")}
 STRATEGY_LABEL = {"proposed": "proposed (bandwidth + eta)", "EB": "EB (equal bandwidth, eta opt.)",
                   "FE": "FE (eta = 0.1, bandwidth opt.)", "BA": "BA (eta = 0.1, equal bandwidth)"}
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    """Lay out (inside `rect`, in figure fractions: room left for a figure legend) and write."""
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -286,28 +287,41 @@ def time_to_accuracy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
 
 
 def delay_energy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Pareto fronts: training delay (s) against the worst user's and the mean user's energy (J),
-    the proposed allocation swept over budgets, EB / FE / BA (and proposed without a budget) over
-    transmit powers."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    """Pareto fronts: training delay (s) against the worst user's and the mean user's energy (J).
+
+    Solid: the proposed allocation swept over per-user budgets (bandwidth, eta, transmit power and
+    CPU clock chosen). Dotted: each strategy at full power and clock, one point per maximum transmit
+    power (the proposed one's points labelled in dBm)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.8), sharey=True)
+    handles = {}
     for (strategy, mode), group in table.groupby(["strategy", "mode"], sort=False):
         color, marker = STRATEGY_STYLE.get(strategy, (None, "o"))
-        g = group.sort_values("worst_user_j")
-        label = STRATEGY_LABEL.get(strategy, strategy) + (" (energy budget)" if mode == "budget" else
-                                                           " (fixed power)")
-        style = "-" if mode == "budget" else ":"
+        if mode == "budget":
+            label = "proposed under an energy budget (bandwidth, eta, power, clock)"
+        else:
+            label = STRATEGY_LABEL.get(strategy, strategy) + ", full power: one point per max power"
         for ax, col in zip(axes, ("worst_user_j", "mean_user_j")):
-            gg = group.sort_values(col)
-            ax.plot(gg[col], gg["T_s"], style, marker=marker, color=color, label=label, markersize=4)
+            g = group.sort_values("energy_budget_j" if mode == "budget" else "tx_power_dbm")
+            (line,) = ax.plot(g[col], g["T_s"], "-" if mode == "budget" else ":", marker=marker, color=color,
+                              markersize=4)
+            handles[label] = line
+            if mode == "power" and strategy == "proposed":
+                for x, t, p in zip(g[col], g["T_s"], g["tx_power_dbm"]):
+                    ax.annotate(f"{p:g} dBm", (x, t), textcoords="offset points", xytext=(5, 3), fontsize=7,
+                                color=color)
     axes[0].set_xlabel("energy of the worst user over the training (J)")
     axes[1].set_xlabel("mean user energy over the training (J)")
     axes[0].set_ylabel("training delay T (s)")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
-    axes[1].legend(fontsize=8)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8,
+               frameon=False)
     fig.suptitle(title or "Training delay against user energy")
-    fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, rect=(0, 0.12, 1, 1))

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from netsim import SimulationResult, build_fl_plan, build_sl_plan, build_splitllm_plan, run_plan, simulate_sfl
-from netsim.energy import activity_power_w
 from optimizer import delay_inputs_from_profile, epoch_allocation
 from scenarios import InputError, WorkloadProfile, rng_for
 
@@ -142,6 +141,7 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
     sim, cuts = scenario.simulation, scenario.model.cut_layers
     batches = world.batches_per_round()
     rng = rng_for(scenario.seed, f"simulation-{scheme}")
+    energy = world.energy
     if scheme == "splitllm":
         if len(cuts) != 2 or world.edge_link is None:
             raise InputError("SplitLLM needs two model.cut_layers and cell.edge_servers >= 1", field="model.cut_layers",
@@ -149,27 +149,25 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         plan = build_splitllm_plan(profile, cuts, scenario.compute, scenario.radio, sim, scenario.channel,
                                    world.edge_link, world.association, scenario.cell.edge_servers, batches, rng,
                                    world.edge_cross_gain)
-        result = run_plan(plan, sim, scenario.channel, on_round)
+        result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "sl":
         plan = build_sl_plan(profile, cuts[0], scenario.compute, scenario.radio, sim, scenario.channel, world.channel,
                              batches, rng)
-        result = run_plan(plan, sim, scenario.channel, on_round)
+        result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "fl":
         plan = build_fl_plan(profile, scenario.compute, scenario.radio, sim, scenario.channel, world.channel, batches,
                              rng)
-        result = run_plan(plan, sim, scenario.channel, on_round)
+        result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "sfl":
         model = scenario.model.model_copy(update={"cut_layers": [cuts[0]]})
         inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio, model,
                                            profile, world.channel, rng_for(scenario.seed, "compute"))
         inputs = replace(inputs, samples=world.inputs.samples, iteration_weights=batches.astype(float))
         alloc = epoch_allocation(inputs, sim.rounds, bandwidth)
-        result = simulate_sfl(inputs, alloc, sim, scenario.radio, scenario.channel, world.channel, rng, on_round)
+        result = simulate_sfl(inputs, alloc, sim, scenario.radio, scenario.channel, world.channel, rng, on_round,
+                              energy)
     else:
         raise InputError(f"unknown scheme; choose from {', '.join(SCHEMES)}", field="scheme", value=scheme)
-    energy = world.energy
-    result.power_w = activity_power_w(energy, world.inputs.users)
-    result.idle_power_w = energy.idle_power_w
     memory = scheme_memory_bytes(profile, scheme, cuts, scenario.cell.users, scenario.cell.edge_servers,
                                  sim.server_concurrency, sim.cloud_concurrency)
     return SchemeOutcome(scheme, result, memory, scheme_traffic_bytes(profile, scheme, cuts, batches),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer import optimise
-from optimizer.energy_strategies import allocation_energy_j, minimum_energy_j, optimise_with_energy
+from optimizer.energy_strategies import allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy
 from scenarios import Scenario
 
 from . import plots
@@ -61,12 +61,14 @@ def delay_energy_table(world: World, budgets: np.ndarray, powers: list[float],
 
 
 def run_delay_energy(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
-    out = prepare_out_dir(out_dir)
-    write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
     study = scenario.study
     auto, e_min, e_opt = budgets_for(world, study.energy_budget_points)
+    if study.energy_budgets_j is not None:  # every budget must be reachable, checked before any solve
+        check_budget(world.inputs, world.energy, min(study.energy_budgets_j), "study.energy_budgets_j")
     budgets = np.asarray(study.energy_budgets_j if study.energy_budgets_j is not None else auto, dtype=float)
+    out = prepare_out_dir(out_dir)
+    write_resolved_scenario(scenario, out, source)
     table = delay_energy_table(world, budgets, study.tx_power_dbm, progress)
     table.to_csv(out / "delay_energy.csv", index=False)
     plots.delay_energy(table, out / "delay_energy.png", f"{scenario.name}: K = {scenario.cell.users} users, "

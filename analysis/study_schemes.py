@@ -54,7 +54,6 @@ def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progr
     report.table(table[cols], "Delay, traffic and peak memory per tier:")
     energy_cols = ["label", "user_compute_j_per_round", "user_uplink_j_per_round", "user_downlink_j_per_round",
                    "user_idle_j_per_round", "user_total_j_per_round", "worst_user_j_per_round"]
-    energy_cols = [c for c in energy_cols if c in table]  # FIXME(#11): some runs come back without energy
     report.table(table[energy_cols], "Energy per user and round (J; compute at the user device class's power, "
                  "uploads at the maximum transmit power; energy.idle_power_w and receive_power_w for the rest):")
     report.figure("scheme_comparison.png", "training delay, user traffic per round and peak memory per tier, per scheme")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from scenarios import EnergyInputs
+from scenarios.types import clock_power_w
 
 from .engine import ACTIVITIES, KIND
 
@@ -33,7 +34,7 @@ def activity_power_w(energy: EnergyInputs, users: int, power_main_fraction: np.n
     f = ones if cpu_fraction is None else cpu_fraction
     power = np.zeros((len(ACTIVITIES), users))
     for name in USER_COMPUTE:
-        power[KIND[name]] = energy.client_power_w * f ** 3
+        power[KIND[name]] = clock_power_w(energy.client_power_w, f)
     power[KIND["uplink_activation"]] = energy.max_tx_power_w * (ones if power_main_fraction is None
                                                                 else power_main_fraction)
     power[KIND["uplink_adapter"]] = energy.max_tx_power_w * (ones if power_fed_fraction is None

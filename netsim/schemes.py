@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scenarios import ChannelConfig, ChannelState, ComputeConfig, RadioConfig, SimulationConfig, WorkloadProfile
+from scenarios import (ChannelConfig, ChannelState, ComputeConfig, EnergyInputs, RadioConfig, SimulationConfig,
+                       WorkloadProfile)
 from scenarios.types import dbm_to_watt, fdma_rate_bps
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors
+from .energy import activity_power_w
 from .engine import scheduled_events
 from .errors import NetsimError
 from .protocols.fl import FlPlan, run_fl
@@ -187,8 +189,10 @@ RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlP
 
 
 def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
-             on_round: Callable[[int, float], None] | None = None) -> SimulationResult:
-    """Run a SplitLLM, SL or FL plan to completion."""
+             on_round: Callable[[int, float], None] | None = None,
+             energy: EnergyInputs | None = None) -> SimulationResult:
+    """Run a SplitLLM, SL or FL plan to completion; with `energy`, the result carries each user's
+    energy (users compute and transmit at full clock and power)."""
     scheme, runner = RUNNERS[type(plan)]
     env, acc, log, wall = run_protocol(runner, plan, sim, on_round)
     return SimulationResult(
@@ -196,7 +200,8 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log,
         simpy_events=scheduled_events(env), wall_s=wall, paper_assumptions=sim.paper_assumptions(channel_cfg),
-        busy_s=acc.busy_s)
+        busy_s=acc.busy_s, power_w=activity_power_w(energy, plan.users) if energy is not None else None,
+        idle_power_w=energy.idle_power_w if energy is not None else 0.0)
 
 
 def cross_link_gains(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, association: np.ndarray,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios.types import LN2, EnergyInputs, fdma_rate_bps
+from scenarios.types import LN2, EnergyInputs, clock_power_w, fdma_rate_bps
 
 
 def compute_power_w(kappa_j_s2: float, cpu_hz: float | np.ndarray) -> float | np.ndarray:
@@ -38,10 +38,12 @@ def compute_power_w(kappa_j_s2: float, cpu_hz: float | np.ndarray) -> float | np
 
 
 def compute_energy_j(power_full_w: np.ndarray, time_full_s: np.ndarray, time_s: np.ndarray) -> np.ndarray:
-    """Energy of work that takes `time_full_s` at full speed when run in `time_s` >= it: P·tau0^3/tau^2."""
+    """Energy of work that takes `time_full_s` at full speed when run in `time_s` >= it: the power at
+    the clock fraction tau0/tau times tau, = P·tau0^3/tau^2."""
     tau0 = np.asarray(time_full_s, dtype=float)
+    tau = np.asarray(time_s, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(tau0 > 0, power_full_w * tau0 * (tau0 / np.asarray(time_s, dtype=float)) ** 2, 0.0)
+        return np.where(tau0 > 0, clock_power_w(power_full_w, tau0 / tau) * tau, 0.0)
 
 
 def transmit_power_fraction(bits: float, time_s: np.ndarray, bandwidth_hz: np.ndarray,

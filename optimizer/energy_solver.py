@@ -1,5 +1,5 @@
 """Training delay under a per-user energy budget: problem (16) with transmit power and CPU clock
-as decisions, solved exactly by a structured interior-point method (and its weighted-sum variant).
+as decisions, solved exactly by an interior-point method (and its weighted-sum variant).
 
 At a fixed eta (V local iterations, I0 rounds; user k runs W_k = V·w_k iterations a round):
 
@@ -9,31 +9,37 @@ At a fixed eta (V local iterations, I0 rounds; user k runs W_k = V·w_k iteratio
     s.t.      W_k·(tau_k + sigma_k + t_s,k) + t_c,k <= P                                (16a)
               e_k = W_k·P_full·tau0^3/tau_k^2 + W_k·psi_s(t_s,k·b_s,k) + psi_c(t_c,k·b_c,k)
                     + p_idle·(P - W_k·(tau_k + t_s,k) - t_c,k)  <=  E_max / I0            (energy)
-              rho(t, b) = (b/c)·(2^(S/(t·b)) - 1) <= 1   for both uploads  (p <= p_max, (16b, c, f))
+              t >= S / r(b), r the rate at p_max, for both uploads          (p <= p_max, (16b, c, f))
               tau0_k <= tau_k <= tau0_k / f_min_fraction                    (f_min <= f_k <= f_max)
               sum_k b_s,k <= B_s,   sum_k b_c,k <= B_c                                  (16d, e)
 
 E_max is each user's budget for the whole training (J), so a round may spend E_max/I0.
 
 Why it is exact. p·t is not convex in (p, t); the change of variables that makes the problem
-convex eliminates the power (the least power that meets the rate is p = p_max·rho(t, b), so
-p·t = psi(t·b), see `energy_model`) and replaces the clock by the compute time tau (compute energy
-P_full·tau0^3/tau^2). Every constraint is then convex in (tau, t, b, P): psi(t·b) is jointly convex
-because 2·q·psi''(q) + psi'(q) >= 0, rho(t, b) has a positive-definite Hessian, the rest is
-linear. So any KKT point is the global optimum.
+convex eliminates the power (the least power that meets the rate is p = p_max·(b/c)·(2^(S/(t·b)) - 1),
+so p·t = psi(t·b), see `energy_model`) and replaces the clock by the compute time tau (compute
+energy P_full·tau0^3/tau^2). Every constraint is then convex in (tau, t, b, P): psi(t·b) is jointly
+convex because 2·q·psi''(q) + psi'(q) >= 0, S/r(b) is convex (r is concave), the rest is linear.
+So any KKT point is the global optimum; the power of the answer follows from (t, b).
 
-Which constraints are tight. Time: for every user (slack time is better spent on a lower clock or
-power). Energy: a user whose budget is slack has a zero multiplier, and its conditions are those of
-(17) with f = f_max and p = p_max. Hence, when the (17) optimum meets every budget it is the answer,
-returned unchanged (`optimise_with_energy`); otherwise the budget binds for the users whose (17)
-energy exceeds it, and delay is traded against energy through the clock (compute energy falls as
-1/tau^2), the power (psi falls with t·b) and bandwidth moved between users.
+Which constraints are tight. Time: for every user whose budget binds (slack time is better spent on
+a lower clock or power). Energy: a user whose budget is slack has a zero multiplier, and its
+conditions are those of (17) with f = f_max and p = p_max. Hence, when the (17) optimum meets every
+budget it is the answer, returned unchanged (`energy_strategies.optimise_with_energy`); otherwise the
+budget binds for the users whose (17) energy exceeds it, and delay is traded against energy through
+the clock (compute energy falls as 1/tau^2), the power (psi falls with t·b) and bandwidth moved
+between users.
 
 How it is solved. A log-barrier interior-point method on the variables above, scaled per user.
 The Newton matrix is block-diagonal (5x5 per user) plus the P row and column and one rank-one term
-per bandwidth pool, so a Newton step costs O(K): batched 5x5 solves, Woodbury for the two pools, a
-Schur complement for P. Many problems (an eta grid) run as one batch. It stops when the duality
-gap m/s is below `gap_rel` of the objective: the optimum is then known to that relative accuracy.
+per bandwidth pool; those rank-one terms are kept as auxiliary unknowns, so a Newton step costs
+O(K): batched 7x7 solves and a 3x3 system per problem. Many problems (an eta grid) run as one
+batch. A row stops when it is centred with a duality gap m/s below `gap_rel` of the objective.
+
+Limit, measured (`benchmarks/bench_energy.py`): the Newton steps grow faster than K (about 110 at
+K = 50, 220 at 100, 1,000 at 200, over 1,500 at 400 on the Fig. 2 cell). Users off the critical path
+whose budget is slack have no unique clock (any tau that fits their time is optimal), and that
+degeneracy slows the barrier path. Rows that do not converge are reported, never used silently.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import lambertw
 
-from scenarios.types import LN2
+from scenarios.types import LN2, fdma_rate_bps
 
 _Y = 5  # per-user variables: tau, t_s, b_s, t_c, b_c
 TAU, TS, BS, TC, BC = range(_Y)
@@ -131,8 +137,12 @@ class _Eval:
         self.g_pool_c = pr.B_c_hz - bc.sum(axis=1)
         self.has_budget = np.isfinite(pr.budget_j)
         self.has_floor = np.isfinite(pr.tau_max_s)
-        per_user = [self.g_time, 1.0 - self.rho_s, 1.0 - self.rho_c, self.g_lo]
-        ok = (ts > 0) & (bs > 0) & (tc > 0) & (bc > 0)  # the domain; rho <= 1 bounds them away from 0
+        # p <= p_max written as t >= S/r(b), r the rate at p_max (FedsLLM's (17b, c)): nearly linear,
+        # where the equivalent rho(t, b) <= 1 is exponential in 1/(t·b) and cuts Newton's steps short
+        self.g_pow_s = ts - pr.s_bits / fdma_rate_bps(bs, pr.c_s_hz)
+        self.g_pow_c = tc - pr.s_c_bits / fdma_rate_bps(bc, pr.c_c_hz)
+        per_user = [self.g_time, self.g_pow_s, self.g_pow_c, self.g_lo]
+        ok = (ts > 0) & (bs > 0) & (tc > 0) & (bc > 0)  # the domain; the caps keep them away from 0
         for g in per_user:
             ok &= np.isfinite(g) & (g > 0)
         ok &= ~self.has_floor | (self.g_hi > 0)
@@ -211,23 +221,23 @@ class _Eval:
         inv = 1.0 / self.g_time
         g += -A[..., 0] * inv[..., None]
         gP += -inv.sum(axis=1)
-        # power caps: g = 1 - rho(t, b)
-        for (it, ib, u, rho, c) in ((TS, BS, self.u_s, self.rho_s, pr.c_s_hz), (TC, BC, self.u_c, self.rho_c, pr.c_c_hz)):
-            t, b = y[..., it], y[..., ib]
-            eu = np.exp(u)
-            r_t = -u * b / (c * t) * eu
-            r_b = (np.expm1(u) - u * eu) / c
-            r_tt = u * b * eu / (c * t * t) * (2.0 + u)
-            r_bb = u * u * eu / (c * b)
-            r_tb = u * u * eu / (c * t)
-            gi = 1.0 / (1.0 - rho)
-            g[..., it] += r_t * gi
-            g[..., ib] += r_b * gi
-            H0[..., it, it] += r_t * r_t * gi ** 2 + r_tt * gi
-            H0[..., ib, ib] += r_b * r_b * gi ** 2 + r_bb * gi
-            cross = r_t * r_b * gi ** 2 + r_tb * gi
-            H0[..., it, ib] += cross
-            H0[..., ib, it] += cross
+        # power caps: g = t - h(b), h = S/r(b) convex and decreasing; barrier -log g
+        for (it, ib, bits, c, slack) in ((TS, BS, pr.s_bits, pr.c_s_hz, self.g_pow_s),
+                                         (TC, BC, pr.s_c_bits, pr.c_c_hz, self.g_pow_c)):
+            b = y[..., ib]
+            x = c / b
+            r = b * np.log1p(x) / LN2
+            r1 = (np.log1p(x) - x / (1.0 + x)) / LN2  # r'(b) > 0
+            r2 = -x * x / (b * (1.0 + x) ** 2 * LN2)  # r''(b) < 0
+            h1 = -bits * r1 / r ** 2  # h'(b) < 0
+            h2 = bits * (2.0 * r1 * r1 - r * r2) / r ** 3  # h''(b) > 0
+            gi = 1.0 / slack
+            g[..., it] += -gi
+            g[..., ib] += h1 * gi
+            H0[..., it, it] += gi ** 2
+            H0[..., ib, ib] += h1 * h1 * gi ** 2 + h2 * gi
+            H0[..., it, ib] += -h1 * gi ** 2
+            H0[..., ib, it] += -h1 * gi ** 2
         # clock bounds
         g[..., TAU] += -1.0 / self.g_lo
         H0[..., TAU, TAU] += 1.0 / self.g_lo ** 2
@@ -256,8 +266,6 @@ class _Eval:
         # bandwidth pools: -log(B - sum b), gradient 1/G on every b
         g[..., BS] += (1.0 / self.g_pool_s)[:, None]
         g[..., BC] += (1.0 / self.g_pool_c)[:, None]
-        self.gradient, self.hessian_blocks, self.gradient_P = g, H0, gP  # unscaled, for checks
-        self._parts = (A, pi, G2)
         # scale: y = S·x, P = P_scale·z
         S, Ps = self.scale, self.P_scale
         M = np.zeros((n, K, _Y + 2, _Y + 2))
@@ -302,7 +310,8 @@ def _solve_psi(bits: float, target_j: np.ndarray, c_hz: np.ndarray, max_power_w:
     return a / np.maximum(u, 1e-300)
 
 
-def initial_point(prob: EnergyRoundProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def initial_point(prob: EnergyRoundProblem, cap_margin: float = 1.001,
+                  time_slack: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A strictly feasible point of every problem of the batch: (y (n, K, 5), P (n,), feasible (n,)).
 
     Every user gets 0.9·B/K of each pool. With a budget, the budget's excess over the user's energy
@@ -313,8 +322,8 @@ def initial_point(prob: EnergyRoundProblem) -> tuple[np.ndarray, np.ndarray, np.
     n, K = pr.shape
     b_s = np.full((n, K), 0.9 * pr.B_s_hz / K)
     b_c = np.full((n, K), 0.9 * pr.B_c_hz / K)
-    t_s_cap = 1.001 * pr.s_bits / (b_s * np.log2(1 + pr.c_s_hz / b_s))  # p = p_max
-    t_c_cap = 1.001 * pr.s_c_bits / (b_c * np.log2(1 + pr.c_c_hz / b_c))
+    t_s_cap = cap_margin * pr.s_bits / (b_s * np.log2(1 + pr.c_s_hz / b_s))  # p = p_max
+    t_c_cap = cap_margin * pr.s_c_bits / (b_c * np.log2(1 + pr.c_c_hz / b_c))
     tau = np.broadcast_to(pr.tau0_s * (1 + 1e-3), (n, K)).copy()
     t_s, t_c = t_s_cap.copy(), t_c_cap.copy()
     floor = pr.round_energy_floor_j()
@@ -336,9 +345,10 @@ def initial_point(prob: EnergyRoundProblem) -> tuple[np.ndarray, np.ndarray, np.
         t_c = np.where(limited, np.maximum(t_c, 1.001 * q_c / b_c), t_c)
     tau_cap = np.where(np.isfinite(pr.tau_max_s), pr.tau0_s + (1 - 1e-6) * (pr.tau_max_s - pr.tau0_s), np.inf)
     tau = np.minimum(tau, tau_cap)
-    P = (pr.W * (tau + pr.sigma_s + t_s) + t_c).max(axis=1) * 1.001
-    # stretch each user's work to its slack (keeping a sliver of time slack); energy only falls
-    target = P[:, None] * (1 - 1e-7) - pr.W * pr.sigma_s
+    P = (pr.W * (tau + pr.sigma_s + t_s) + t_c).max(axis=1) * 1.001 / (1.0 - time_slack)
+    # stretch each user's work to its slack, keeping `time_slack`·P of time slack (idle energy grows
+    # with it, so it stays small when users pay for idling); energy only falls
+    target = P[:, None] * (1 - time_slack) - pr.W * pr.sigma_s
     grow = target / (pr.W * (tau + t_s) + t_c)
     tau_new = np.minimum(tau * grow, tau_cap)
     rest = (target - pr.W * tau_new) / (pr.W * t_s + t_c)
@@ -347,63 +357,69 @@ def initial_point(prob: EnergyRoundProblem) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def solve_energy_rounds(prob: EnergyRoundProblem, gap_rel: float = 1e-10, mu: float = 4.0,
-                        max_steps: int = 600, centring_tol: float = 1e-3) -> EnergyRoundSolution:
-    """Solve every problem of the batch by the barrier method (module docstring)."""
+                        max_steps: int = 2000, centring_tol: float = 1e-3, **start) -> EnergyRoundSolution:
+    """Solve every problem of the batch by the barrier method (module docstring).
+
+    A row is centred when its Newton decrement^2/2 is below `centring_tol`; it is done when it is
+    centred with m/s below `gap_rel` of its objective. `converged` is False for a row that ran out
+    of steps or lost its Newton step to round-off: its point is feasible but not proven optimal."""
     n, K = prob.shape
-    y, P, feasible = initial_point(prob)
+    y, P, feasible = initial_point(prob, **start)
     scale = np.stack([np.broadcast_to(np.where(prob.tau0_s > 0, prob.tau0_s, 1.0), (n, K)), y[..., TS], y[..., BS],
                       y[..., TC], y[..., BC]], axis=-1)
     P_scale = P.copy()
     first = _Eval(prob, y, P, np.ones(n), scale, P_scale, np.ones(n))
+    failed = feasible & ~first.feasible  # a start that is not strictly feasible (not expected)
     obj_scale = np.abs(first.objective)
     m = first.constraints.astype(float)
     s = m.copy()  # gap m/s = 1 objective unit at the start
-    done = ~feasible
+    done = ~feasible | failed
+    converged = np.zeros(n, dtype=bool)
     steps = 0
     ev = _Eval(prob, y, P, s, scale, P_scale, obj_scale)
     while steps < max_steps and not done.all():
         steps += 1
         dy, dP, dec = ev.newton()
-        dec = np.where(np.isfinite(dec), dec, 0.0)
-        centred = (dec / 2.0 <= centring_tol) | done
+        broken = ~done & ~np.isfinite(dec)
+        failed |= broken
+        done |= broken
+        # centred: the decrement is small, or smaller than f can resolve (f grows with s)
+        centred = ~done & (dec / 2.0 <= np.maximum(centring_tol, 1e-12 * np.abs(ev.f)))
         finished = centred & (m / s <= gap_rel * np.abs(ev.objective) / obj_scale)
+        converged |= finished
         done |= finished
         if done.all():
             break
-        # rows already centred move along the path; the others take a damped Newton step
-        s = np.where(centred & ~done, s * mu, s)
-        if (centred & ~done).any():
+        move = centred & ~done  # centred rows move along the path, the others take a damped Newton step
+        if move.any():
+            s = np.where(move, s * mu, s)
             ev = _Eval(prob, y, P, s, scale, P_scale, obj_scale)
             dy, dP, dec = ev.newton()
-            dec = np.where(np.isfinite(dec), dec, 0.0)
-        active = ~done
+        active = ~done & np.isfinite(dec)
         step = np.where(active, 1.0, 0.0)
-        slope = -dec
         pending = active.copy()
         new_y, new_P = y.copy(), P.copy()
         for _ in range(60):
-            trial_y = y + step[:, None, None] * dy
-            trial_P = P + step * dP
-            trial = _Eval(prob, trial_y, trial_P, s, scale, P_scale, obj_scale)
-            ok = pending & trial.feasible & (trial.f <= ev.f + 0.25 * step * slope)
-            if ok.any():
-                new_y[ok], new_P[ok] = trial_y[ok], trial_P[ok]
-                pending &= ~ok
+            trial = _Eval(prob, y + step[:, None, None] * dy, P + step * dP, s, scale, P_scale, obj_scale)
+            ok = pending & trial.feasible & (trial.f <= ev.f - 0.25 * step * dec)
+            new_y[ok], new_P[ok] = trial.y[ok], trial.P[ok]
+            pending &= ~ok
             if not pending.any():
                 break
             step = np.where(pending, step * 0.5, 0.0)
         y, P = new_y, new_P
-        # a row whose line search found no decrease is at the limit of float precision: accept it
-        # when its gap is already small, otherwise move it along the path
+        # a row whose line search finds no decrease is at the limit of float precision: accept it when
+        # its gap is already small, otherwise it has failed
         stuck = pending & active
-        done |= stuck & (m / s <= 1e-6 * np.abs(ev.objective) / obj_scale)
-        s = np.where(stuck & ~done, s * mu, s)
+        converged |= stuck & (m / s <= 1e3 * gap_rel * np.abs(ev.objective) / obj_scale)
+        failed |= stuck & ~converged
+        done |= stuck
         ev = _Eval(prob, y, P, s, scale, P_scale, obj_scale)
     gap = m / s * obj_scale / np.maximum(np.abs(ev.objective), 1e-300)
     return EnergyRoundSolution(P_s=np.where(feasible, P, np.inf), tau_s=y[..., TAU], t_s_s=y[..., TS],
                                b_s_hz=y[..., BS], t_c_s=y[..., TC], b_c_hz=y[..., BC], energy_j=ev.energy,
                                objective=np.where(feasible, ev.objective, np.inf), feasible=feasible,
-                               converged=feasible & (gap <= max(gap_rel, 1e-8) * 10), newton_steps=steps, gap=gap)
+                               converged=feasible & converged & ~failed, newton_steps=steps, gap=gap)
 
 
 __all__ = ["EnergyRoundProblem", "EnergyRoundSolution", "initial_point", "solve_energy_rounds"]

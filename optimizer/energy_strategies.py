@@ -25,6 +25,7 @@ from .eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
 from .strategies import optimise
 
 ENERGY_ETA_STEP = 0.05  # the coarse eta grid of the energy-aware search, refined by Brent
+MAX_ENERGY_USERS = 200  # the interior point converges reliably up to here (energy_solver docstring)
 
 
 def allocation_energy_j(inputs: DelayInputs, energy: EnergyInputs, alloc: Allocation) -> dict[str, np.ndarray]:
@@ -56,33 +57,41 @@ def minimum_energy_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndar
     """(E_min (K,), its eta (K,)): the least energy each user needs over the whole training.
 
     It is the infimum over eta of I0·(the round's energy floor: slowest clock, wideband uploads),
-    approached only as the delay grows without bound, so a budget must exceed it."""
-    def total(eta: float, k: int) -> float:
+    approached only as the delay grows without bound, so a budget must exceed it. The floor is
+    V·alpha_k + beta_k (per-iteration and per-round parts), so all users are searched at once:
+    the paper's grid, then golden-section between each user's grid neighbours."""
+    parts = round_problem(inputs, energy, np.array([0.0, 1.0]), np.full(2, np.inf)).round_energy_floor_j()
+    per_round, per_iteration = parts[0], parts[1] - parts[0]
+
+    def total(eta: np.ndarray) -> np.ndarray:  # eta (n, K) or (n, 1) -> (n, K)
         V, I0 = local_iterations(eta, inputs.v, inputs.counts), global_rounds(eta, inputs.a, inputs.counts)
-        prob = round_problem(inputs, energy, np.array([V]), np.array([np.inf]))
-        return float(I0 * prob.round_energy_floor_j()[0, k])
+        return I0 * (V * per_iteration + per_round)
 
     grid = paper_eta_grid(0.01)
-    V = local_iterations(grid, inputs.v, inputs.counts)
-    I0 = global_rounds(grid, inputs.a, inputs.counts)
-    floors = I0[:, None] * round_problem(inputs, energy, V, np.full(len(grid), np.inf)).round_energy_floor_j()
-    best = np.argmin(floors, axis=0)
-    e_min, eta_min = floors[best, np.arange(inputs.users)], grid[best]
+    values = total(grid[:, None])
+    best = np.argmin(values, axis=0)
+    e_min, eta_min = values[best, np.arange(inputs.users)], grid[best]
     if inputs.counts == "continuous":
-        for k in range(inputs.users):
-            lo = grid[best[k] - 1] if best[k] > 0 else ETA_MIN
-            hi = grid[best[k] + 1] if best[k] < len(grid) - 1 else ETA_MAX
-            res = minimize_scalar(lambda e: total(e, k), bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
-            if res.fun < e_min[k]:
-                e_min[k], eta_min[k] = res.fun, res.x
+        lo = np.where(best > 0, grid[np.maximum(best - 1, 0)], ETA_MIN)
+        hi = np.where(best < len(grid) - 1, grid[np.minimum(best + 1, len(grid) - 1)], ETA_MAX)
+        ratio = (math.sqrt(5.0) - 1.0) / 2.0
+        for _ in range(80):  # the bracket shrinks by 0.618 a step: 80 steps reach float precision
+            a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+            fa, fb = total(a[None, :])[0], total(b[None, :])[0]
+            hi, lo = np.where(fa < fb, b, hi), np.where(fa < fb, lo, a)
+        mid = 0.5 * (lo + hi)
+        refined = total(mid[None, :])[0]
+        better = refined < e_min
+        e_min, eta_min = np.where(better, refined, e_min), np.where(better, mid, eta_min)
     return e_min, eta_min
 
 
-def check_budget(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) -> None:
-    """Raise `OptimizerError` naming the first user whose least possible energy exceeds the budget."""
+def check_budget(inputs: DelayInputs, energy: EnergyInputs, budget_j: float,
+                 field: str = "optimizer.energy_budget_j") -> None:
+    """Raise `OptimizerError` (on `field`) naming the user whose least possible energy exceeds the budget."""
     if not (math.isfinite(budget_j) and budget_j > 0):
         raise OptimizerError("the energy budget must be finite and > 0 (J per user over the training)",
-                             field="optimizer.energy_budget_j", value=budget_j)
+                             field=field, value=budget_j)
     e_min, eta_min = minimum_energy_j(inputs, energy)
     worst = int(np.argmax(e_min))
     if e_min[worst] >= budget_j:
@@ -90,7 +99,16 @@ def check_budget(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) -> 
         raise OptimizerError(
             f"no allocation can meet it: user {worst} needs more than {e_min[worst]:.6g} J at any delay (at eta = "
             f"{eta_min[worst]:.3g}, slowest clock, unlimited bandwidth and time); {short} of {inputs.users} users "
-            "cannot meet it", field="optimizer.energy_budget_j", value=budget_j)
+            "cannot meet it", field=field, value=budget_j)
+
+
+def check_energy_size(users: int) -> None:
+    """Refuse, before any work, a cell larger than the energy-aware solver is validated for."""
+    if users > MAX_ENERGY_USERS:
+        raise OptimizerError(f"the energy-aware allocation (energy budget or weight) is validated up to "
+                             f"{MAX_ENERGY_USERS} users: its interior point needs too many Newton steps beyond "
+                             "(remove optimizer.energy_budget_j / energy_weight, or use fewer users)",
+                             field="cell.users", value=users)
 
 
 class _EtaObjective:
@@ -107,6 +125,12 @@ class _EtaObjective:
         I0 = np.atleast_1d(global_rounds(etas, self.inputs.a, self.inputs.counts))
         sol = solve_energy_rounds(round_problem(self.inputs, self.energy, V, self.budget_j / I0, self.weight))
         self.newton_steps += sol.newton_steps
+        lost = sol.feasible & ~sol.converged
+        if lost.any():  # a feasible point not proven optimal must not pick eta or be returned
+            raise OptimizerError(
+                f"the energy-aware solver did not converge at eta = {etas[np.argmax(lost)]:.4g} "
+                f"({sol.newton_steps} Newton steps, duality gap {sol.gap[np.argmax(lost)]:.2g} of the delay); "
+                f"fewer users converge (validated up to {MAX_ENERGY_USERS})", field="cell.users", value=self.inputs.users)
         values = I0 * sol.objective
         for i, eta in enumerate(etas):
             self.cache[float(eta)] = (float(values[i]), sol, i)
@@ -180,6 +204,7 @@ def optimise_with_energy(inputs: DelayInputs, energy: EnergyInputs, config: Opti
     w = 0.0 if weight is None else float(weight)
     if "proposed" not in out or (budget == math.inf and w == 0.0):
         return out
+    check_energy_size(inputs.users)
     if math.isfinite(budget):
         check_budget(inputs, energy, budget)
     if w == 0.0:

@@ -29,6 +29,13 @@ class DeviceClass:
         return self.fp32_flops_per_s if dtype == "float32" else self.half_flops_per_s
 
 
+def _flagship_phone(ram_gb: int, models: str) -> DeviceClass:
+    """A phone with a 2023-24 flagship GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch) and `ram_gb`."""
+    return DeviceClass(f"phone-{ram_gb}gb", 2.0e12, 4.0e12, ram_gb * GIB, 5.0,
+                       f"a flagship phone GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch); {ram_gb} GB RAM "
+                       f"({models}); about 5 W sustained under GPU load (an estimate)")
+
+
 DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
     DeviceClass("jetson-orin-nano", 1.28e12, 2.56e12, 8 * GIB, 15.0,
                 "NVIDIA Jetson Orin Nano 8GB: 1024-core Ampere GPU at 625 MHz (2 FLOP/cycle/core fp32); "
@@ -38,27 +45,28 @@ DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
                 "64 GB LPDDR5; 15-60 W power modes, 60 W"),
     DeviceClass("smartphone", 2.0e12, 4.0e12, 8 * GIB, 5.0,
                 "a flagship phone GPU of 2023-24 (about 2 TFLOPS fp32, e.g. Apple A17 Pro as reported by "
-                "Apple at launch); 8 GB RAM; about 5 W sustained under GPU load (reviews' measurements; an estimate)"),
+                "Apple at launch); 8 GB RAM; about 5 W sustained under GPU load (an estimate: phones publish no "
+                "power figure)"),
     # Phones by installed RAM (the OS and other apps keep 2-3 GB of it): the GPU is a 2023-24 mobile
     # GPU of the class above; RAM sizes as shipped, e.g. 6 GB Galaxy A35, 8 GB Pixel 8 and iPhone 15 Pro,
     # 12 GB Galaxy S24 Ultra and Pixel 8 Pro, 16 GB OnePlus 12 / ROG Phone 8 Pro (makers' spec sheets).
     DeviceClass("phone-6gb", 1.0e12, 2.0e12, 6 * GIB, 4.0,
-                "a mid-range phone (e.g. Samsung Galaxy A35: Mali-G68 MP5, about 1 TFLOPS fp32); 6 GB RAM; about 4 W sustained (an estimate)"),
-    DeviceClass("phone-8gb", 2.0e12, 4.0e12, 8 * GIB, 5.0,
-                "a flagship phone GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch); 8 GB RAM (Pixel 8, iPhone 15 Pro); about 5 W sustained (an estimate)"),
-    DeviceClass("phone-12gb", 2.0e12, 4.0e12, 12 * GIB, 5.0,
-                "a flagship phone GPU (about 2 TFLOPS fp32); 12 GB RAM (Galaxy S24 Ultra, Pixel 8 Pro); about 5 W sustained (an estimate)"),
-    DeviceClass("phone-16gb", 2.0e12, 4.0e12, 16 * GIB, 5.0,
-                "a flagship phone GPU (about 2 TFLOPS fp32); 16 GB RAM (OnePlus 12, ROG Phone 8 Pro); about 5 W sustained (an estimate)"),
+                "a mid-range phone (e.g. Samsung Galaxy A35: Mali-G68 MP5, about 1 TFLOPS fp32); 6 GB RAM; about 4 W "
+                "sustained under GPU load (an estimate)"),
+    *(_flagship_phone(gb, models) for gb, models in ((8, "Pixel 8, iPhone 15 Pro"),
+                                                      (12, "Galaxy S24 Ultra, Pixel 8 Pro"),
+                                                      (16, "OnePlus 12, ROG Phone 8 Pro"))),
     DeviceClass("rtx-4090", 82.6e12, 165.2e12, 24 * GIB, 450.0,
                 "NVIDIA GeForce RTX 4090 specifications: 82.6 TFLOPS fp32, 165.2 TFLOPS dense fp16/bf16 "
                 "tensor (fp32 accumulate); 24 GB; 450 W total graphics power"),
     DeviceClass("l4", 30.3e12, 121e12, 24 * GIB, 72.0,
-                "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 121 TFLOPS dense bf16 (242 with sparsity); 24 GB; 72 W max power"),
+                "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 121 TFLOPS dense bf16 (242 with sparsity); 24 GB; "
+                "72 W max power"),
     DeviceClass("a100", 19.5e12, 312e12, 80 * GIB, 400.0,
                 "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB; 400 W max TDP"),
     DeviceClass("h100", 67e12, 989e12, 80 * GIB, 700.0,
-                "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB; up to 700 W TDP"),
+                "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB; "
+                "up to 700 W TDP"),
     DeviceClass("h200", 67e12, 989e12, 141 * GIB, 700.0,
                 "NVIDIA H200 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); "
                 "141 GB HBM3e; up to 700 W TDP"),

@@ -34,6 +34,14 @@ def fdma_rate_bps(bandwidth_hz: float | np.ndarray, snr_coeff_hz: float | np.nda
     return np.where(np.isinf(b), c / LN2, rate)
 
 
+def clock_power_w(power_full_w: float | np.ndarray, cpu_fraction: float | np.ndarray) -> np.ndarray:
+    """Dynamic power of a processor clocked at cpu_fraction·f_max: P_full·fraction^3 (power ~ f·V^2 with
+    V ~ f; so a fixed amount of work, taking 1/fraction as long, costs fraction^2 of its energy:
+    kappa·c·f^2, Yang et al., IEEE TWC 2021, eq. (4)). The one formula the optimizer's energy model and
+    the simulator's energy accounts share."""
+    return np.asarray(power_full_w, dtype=float) * np.asarray(cpu_fraction, dtype=float) ** 3
+
+
 def _array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
@@ -257,4 +265,5 @@ class Allocation:
                       if users and name in users[0]})
 
 
-__all__ = ["LN2", "ChannelState", "DelayInputs", "EnergyInputs", "Allocation", "fdma_rate_bps", "dbm_to_watt"]
+__all__ = ["LN2", "ChannelState", "DelayInputs", "EnergyInputs", "Allocation", "clock_power_w", "fdma_rate_bps",
+           "dbm_to_watt"]

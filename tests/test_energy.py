@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize
 
 from optimizer import OptimizerError, optimise
+from optimizer.energy_reference import nlp_round_objective
 from optimizer.energy_model import transmit_energy_j, upload_seconds_at_power, wideband_transmit_energy_j
 from optimizer.energy_solver import solve_energy_rounds
 from optimizer.energy_strategies import (allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy,
@@ -56,46 +56,6 @@ def test_infinite_budget_is_problem_17():
     assert optimise_with_energy(inputs, energy, config)["proposed"].T_s == optimise(inputs, config)["proposed"].T_s
 
 
-def _nlp_round(prob, i: int, starts: int, rng: np.random.Generator) -> float:
-    """An independent solve of one per-round problem: SLSQP on log-variables from several starts.
-
-    Variables per user: ln tau, ln t_s, ln b_s, ln t_c, ln b_c; and ln P. Written from the problem
-    statement (energy_solver docstring) with scipy only."""
-    K = prob.W.shape[1]
-    W, budget = prob.W[i], prob.budget_j[i]
-
-    def unpack(x):
-        y = np.exp(x[:-1]).reshape(K, 5)
-        return y[:, 0], y[:, 1], y[:, 2], y[:, 3], y[:, 4], math.exp(x[-1])
-
-    def cons(x):
-        tau, ts, bs, tc, bc, P = unpack(x)
-        rate_s = bs * np.log2(1 + prob.c_s_hz / bs)
-        rate_c = bc * np.log2(1 + prob.c_c_hz / bc)
-        busy = W * (tau + ts) + tc
-        pw_s = prob.max_power_w * bs / prob.c_s_hz * (2 ** (prob.s_bits / (ts * bs)) - 1)
-        pw_c = prob.max_power_w * bc / prob.c_c_hz * (2 ** (prob.s_c_bits / (tc * bc)) - 1)
-        e = (W * prob.power_full_w * prob.tau0_s * (prob.tau0_s / tau) ** 2 + W * pw_s * ts + pw_c * tc
-             + prob.idle_power_w * (P - busy))
-        return np.concatenate([(P - W * prob.sigma_s - busy) / P, ts * rate_s / prob.s_bits - 1,
-                               tc * rate_c / prob.s_c_bits - 1, tau / prob.tau0_s - 1, (budget - e) / budget,
-                               [1 - bs.sum() / prob.B_s_hz, 1 - bc.sum() / prob.B_c_hz]])
-
-    best = math.inf
-    for _ in range(starts):
-        b = np.full(K, 0.5 / K) * rng.uniform(0.5, 1.0, K)
-        ts = 3 * prob.s_bits / (b * prob.B_s_hz * np.log2(1 + prob.c_s_hz / (b * prob.B_s_hz)))
-        tc = 3 * prob.s_c_bits / (b * prob.B_c_hz * np.log2(1 + prob.c_c_hz / (b * prob.B_c_hz)))
-        tau = prob.tau0_s * rng.uniform(1.5, 4.0, K)
-        P = (W * (tau + prob.sigma_s + ts) + tc).max() * 1.5
-        x0 = np.log(np.concatenate([np.stack([tau, ts, b * prob.B_s_hz, tc, b * prob.B_c_hz], 1).ravel(), [P]]))
-        res = minimize(lambda x: x[-1], x0, jac=lambda x: np.eye(len(x))[-1], method="SLSQP",
-                       constraints=[{"type": "ineq", "fun": cons}], options={"maxiter": 2000, "ftol": 1e-14})
-        if res.success and cons(res.x).min() > -1e-7:
-            best = min(best, math.exp(res.x[-1]))
-    return best
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_budgeted_round_matches_an_independent_nlp(seed):
     """On random small cells with binding budgets the interior point equals SLSQP's best of many starts."""
@@ -109,9 +69,27 @@ def test_budgeted_round_matches_an_independent_nlp(seed):
     assert sol.converged[0]
     assert sol.energy_j[0].max() <= budget * (1 + 1e-9)
     assert sol.P_s[0] > free.P_s[0]  # the budget costs delay
-    nlp = _nlp_round(prob, 0, starts=6, rng=rng)
+    nlp = nlp_round_objective(prob, 0, starts=6, rng=rng)
     assert sol.P_s[0] == pytest.approx(nlp, rel=2e-5)
     assert sol.P_s[0] <= nlp * (1 + 1e-9)  # never worse than the independent method
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_weighted_round_matches_an_independent_nlp(seed):
+    """The weighted-sum variant (1 - w)·P + w·sum e_k, with and without a budget, against SLSQP."""
+    rng = np.random.default_rng(10 + seed)
+    inputs, energy = random_inputs(rng, 4)
+    V = 2.0
+    free = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([np.inf])))
+    weight = float(free.P_s[0] / (free.P_s[0] + free.energy_j[0].sum()))  # both terms matter
+    for budget in (np.inf, float(free.energy_j[0].max()) * 0.7):
+        prob = round_problem(inputs, energy, np.array([V]), np.array([budget]), weight=weight)
+        sol = solve_energy_rounds(prob)
+        assert sol.converged[0]
+        nlp = nlp_round_objective(prob, 0, starts=6, rng=rng)
+        assert sol.objective[0] == pytest.approx(nlp, rel=2e-5)
+        assert sol.objective[0] <= nlp * (1 + 1e-9)
+        assert sol.energy_j[0].sum() < free.energy_j[0].sum()  # the weight buys energy with delay
 
 
 def test_single_user_matches_brute_force():

@@ -51,6 +51,10 @@ def test_scheme_comparison(cli, tmp_path):
     assert split.loc["splitllm", "user_traffic_gib_per_round"] == split.loc["sl", "user_traffic_gib_per_round"]
     assert split.loc["fl", "user_memory_gib"] > split.loc["splitllm", "user_memory_gib"]
     assert summary["metrics"]["delay_sl_s"] == pytest.approx(split.loc["sl", "delay_s"])
+    # energy per user and round: every scheme computes and uploads; FL trains the whole model on the user
+    assert (split["user_compute_j_per_round"] > 0).all() and (split["user_uplink_j_per_round"] > 0).all()
+    assert split.loc["fl", "user_compute_j_per_round"] > split.loc["splitllm", "user_compute_j_per_round"]
+    assert (split["worst_user_j_per_round"] >= split["user_total_j_per_round"]).all()
 
 
 def test_scheme_comparison_with_one_cut_fails_before_work(cli, tmp_path):

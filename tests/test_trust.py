@@ -513,3 +513,35 @@ def test_joint_cut_plot_shows_delay_eta_and_bandwidth(figures, tmp_path):
     plots.joint_cut(table, choice, tmp_path / "j.png")
     delay, eta, bandwidth = figures[0].axes
     assert delay.get_yscale() == "linear" and "eta" in eta.get_ylabel() and "bandwidth" in bandwidth.get_ylabel()
+
+
+@pytest.mark.slow
+def test_interrupted_study_says_how_to_rerun_and_the_rerun_completes(tmp_path):
+    """Ctrl-C in a one-shot command (here the delay-energy front) names the incomplete folder and the
+    command that recomputes it; that command then finishes into the same folder."""
+    path = write(tmp_path / "front.yaml", {
+        "name": "front", "cell": {"users": 6}, "theory": {"epsilon0": 0.2},
+        "study": {"kind": "delay_energy", "energy_budget_points": 200, "tx_power_dbm": [10.0]}})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "analysis.cli", "run", str(path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (out / "scenario.resolved.yaml").exists():  # the study has claimed its folder and is solving
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"{out} is incomplete" in err and f"run {path} --out {out}" in err
+    assert not (out / "delay_energy.csv").exists()
+    small = dict(yaml.safe_load(path.read_text()))
+    small["study"]["energy_budget_points"] = 2
+    write(path, small)  # other inputs: the folder is refused; the original ones would be reused
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "other inputs" in done.stderr
+    done = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (out / "delay_energy.csv").exists()

@@ -65,14 +65,14 @@ def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode |
     fwd, bwd, srv = plan.client_forward_s[k], plan.client_backward_s[k], plan.server_s[k]
     s_bits, sc_bits, g_bits = plan.activation_bits, plan.adapter_bits, plan.gradient_bits
     compute = uplink = downlink = 0.0
-    busy = dict.fromkeys((_FWD, _BWD, _SRV, _UP, _ADAPTER_UP, _GRAD_DOWN, _ADAPTER_DOWN), 0.0)
+    fwd_s = bwd_s = srv_s = up_s = adapter_up_s = grad_down_s = adapter_down_s = 0.0  # per activity kind
     for r, round_work in enumerate(plan.rounds):
         if plan.downlink_adapter_s is not None:
             t, d = env.now, plan.downlink_adapter_s[r, k] * round_work
             yield timeout(d)
             record((t, d, down_link, _ADAPTER_DOWN, k, sc_bits * round_work, r))
             downlink += d
-            busy[_ADAPTER_DOWN] += d
+            adapter_down_s += d
         up = plan.uplink_activation_s[r, k]
         grad = plan.downlink_gradient_s[r, k] if plan.downlink_gradient_s is not None else None
         slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
@@ -96,25 +96,26 @@ def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode |
                 yield timeout(d4)
                 record((t, d4, down_link, _GRAD_DOWN, k, g_bits * w, r))
                 downlink += d4
-                busy[_GRAD_DOWN] += d4
+                grad_down_s += d4
             t, d5 = env.now, bwd * w * slow
             yield timeout(d5)
             record((t, d5, me, _BWD, k, 0.0, r))
             compute += d + d3 + d5
             uplink += d2
-            busy[_FWD] += d
-            busy[_SRV] += d3
-            busy[_BWD] += d5
-            busy[_UP] += d2
+            fwd_s += d
+            srv_s += d3
+            bwd_s += d5
+            up_s += d2
         t, d = env.now, plan.uplink_adapter_s[r, k] * round_work
         yield timeout(d)
         record((t, d, fed_link, _ADAPTER_UP, k, sc_bits * round_work, r))
         uplink += d
-        busy[_ADAPTER_UP] += d
+        adapter_up_s += d
         barriers[r].arrive()
         yield released[r]
     acc.compute_s[k], acc.uplink_s[k], acc.downlink_s[k] = compute, uplink, downlink
-    for kind, seconds in busy.items():
+    for kind, seconds in ((_FWD, fwd_s), (_BWD, bwd_s), (_SRV, srv_s), (_UP, up_s), (_ADAPTER_UP, adapter_up_s),
+                          (_GRAD_DOWN, grad_down_s), (_ADAPTER_DOWN, adapter_down_s)):
         acc.busy_s[kind, k] = seconds
 
 
