@@ -17,6 +17,7 @@ import pandas as pd
 
 from netsim import simulate_sfl
 from optimizer import delay_inputs_from_profile, optimise
+from optimizer.energy_strategies import allocation_energy_j
 from scenarios import InputError, rng_for
 
 from . import plots
@@ -52,6 +53,12 @@ def _with_cuts(world: World, cuts: list[int]) -> World:
     return replace(world, scenario=scenario)
 
 
+def _user_energy(outcome) -> dict:
+    """The worst and the mean user's energy (J) over a simulated epoch-based run."""
+    total = outcome.result.user_energy_j()["total_j"]
+    return {"worst_user_j": float(total.max()), "mean_user_j": float(total.mean())}
+
+
 def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
     scenario, profile = world.scenario, world.profile
     limits = tier_limits(world.scenario)
@@ -72,6 +79,7 @@ def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.Da
                "user_traffic_gib_per_round": float(batches.mean()) * (b.forward_bytes + b.backward_bytes) / GIB}
         for name, alloc in allocations.items():
             row[f"T_{name}_s"], row[f"eta_{name}"] = alloc.T_s, alloc.eta
+            row[f"worst_user_{name}_j"] = float(allocation_energy_j(inputs, world.energy, alloc)["total_j"].max())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -82,7 +90,7 @@ def sl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.Dat
     for cut in progress_iter(cuts, "cuts", progress):
         outcome = run_scheme(_with_cuts(world, [cut]), "sl")
         user = profile.tier(0, cut)
-        rows.append({"cut": cut, "T_SL_s": outcome.result.total_delay_s,
+        rows.append({"cut": cut, "T_SL_s": outcome.result.total_delay_s, **_user_energy(outcome),
                      **_memory_columns(outcome.memory_bytes, limits),
                      "user_gflop_per_sample": user.flops / profile.batch_size / 1e9,
                      "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB})
@@ -97,7 +105,7 @@ def splitllm_pair_table(world: World, cuts: list[int], progress: bool | None) ->
     rows = []
     for c1, c2 in progress_iter(pairs, "cut pairs", progress):
         outcome = run_scheme(_with_cuts(world, [c1, c2]), "splitllm")
-        rows.append({"cut_user": c1, "cut_edge": c2, "delay_s": outcome.result.total_delay_s,
+        rows.append({"cut_user": c1, "cut_edge": c2, "delay_s": outcome.result.total_delay_s, **_user_energy(outcome),
                      **_memory_columns(outcome.memory_bytes, limits),
                      "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / GIB})
     return pd.DataFrame(rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from optimizer import convergence_constants, optimise
+from optimizer.energy_strategies import allocation_energy_j
 from scenarios import InputError, Scenario, TheoryConfig
 
 from . import plots
@@ -39,7 +40,9 @@ def power_sweep_table(world: World, powers: list[float], progress: bool | None =
         if simulate_points:
             check_allocations(allocations, scenario)
         for name, alloc in allocations.items():
+            spent = allocation_energy_j(at_power.inputs, at_power.energy, alloc)["total_j"]
             row = {"tx_power_dbm": float(power), "strategy": name, "T_s": alloc.T_s, "eta": alloc.eta,
+                   "worst_user_j": float(spent.max()), "mean_user_j": float(spent.mean()),
                    "V": alloc.V, "I0": alloc.I0, "T_grid_s": alloc.details.get("T_grid_s", alloc.T_s),
                    "eta_grid": alloc.details.get("eta_grid", alloc.eta), "solver": alloc.solver}
             if simulate_points:
@@ -115,6 +118,8 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
                      + " (FedsLLM reports 47.63 % vs BA with unreported L and gamma).")
     wide = table.pivot_table(index="tx_power_dbm", columns="strategy", values="T_s").reset_index()
     report.table(wide, "Training delay T (s) per strategy:")
+    energy = table.pivot_table(index="tx_power_dbm", columns="strategy", values="worst_user_j").reset_index()
+    report.table(energy, "Energy of the worst user over the training (J) per strategy (full power and clock):")
     if len(sensitivity):
         cols = ["lipschitz_L", "strong_convexity_gamma", "v"] + [c for c in sensitivity if c.startswith("reduction")]
         report.table(sensitivity[cols], "Mean reduction (%) of the proposed scheme for other L and gamma:")

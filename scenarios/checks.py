@@ -224,8 +224,6 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     if kind == "delay_energy":
         ignored["optimizer.energy_budget_j"] = "delay_energy sweeps the budget itself (study.energy_budgets_j)"
         ignored["optimizer.energy_weight"] = "delay_energy minimises the delay under each budget of its sweep"
-    if kind in ("cut_layer", "joint_cut"):
-        ignored["energy"] = f"study '{kind}' reports delay and memory, not energy"
     solves_17 = kind in ("latency_vs_power", "joint_cut", "delay_energy") or \
         (kind in ("simulate", "cut_layer") and scheme == "sfl")
     if not solves_17:
