@@ -13,6 +13,8 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from scenarios import Allocation, InputError, Scenario
 
 # Measured on the Fig. 2 cell (benchmarks/bench_sim_sweep.py: K = 50, BA, 1.09 M events for
@@ -103,6 +105,37 @@ def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, we
                    f"simulating strategy {name}")
 
 
+MAX_TRACK_ENTRIES = 2e8  # gain factors (8 bytes each) a time-varying channel may hold in one round
+
+
+def check_dynamics(world, allocations: dict[str, Allocation]) -> None:
+    """Before simulating a cell that moves: a round deadline some user can meet, and a channel track
+    that fits (round length / coherence time x users gain factors are held per round)."""
+    from optimizer.delay_model import compute_seconds_per_round
+
+    scenario = world.scenario
+    sim, ch = scenario.simulation, scenario.channel
+    for name, alloc in allocations.items():
+        round_s = alloc.T_k_s / alloc.I0  # (K,) each user's round on the frozen channel
+        if sim.round_deadline_s is not None:
+            if ch.time_varying:  # a lucky channel may be faster than the plan; compute alone is a hard bound
+                fastest = float(np.min(compute_seconds_per_round(world.inputs, alloc.V, alloc.cpu_fraction)))
+                what = "computing its local iterations alone (no transfer)"
+            else:
+                fastest = float(np.min(round_s))
+                what = "its round on this channel"
+            if sim.round_deadline_s < fastest:
+                raise InputError(f"no user can meet the deadline under strategy {name}: the fastest needs {fastest:.4g} s "
+                                 f"for {what}", field="simulation.round_deadline_s", value=sim.round_deadline_s)
+        if ch.time_varying:
+            entries = float(np.max(round_s)) / ch.coherence_time_s * scenario.cell.users
+            if entries > MAX_TRACK_ENTRIES:
+                raise InputError(f"a round of strategy {name} lasts about {float(np.max(round_s)):.3g} s: "
+                                 f"{entries:.3g} channel blocks x users to draw per round, over {MAX_TRACK_ENTRIES:.0e}; "
+                                 "raise channel.coherence_time_s", field="channel.coherence_time_s",
+                                 value=ch.coherence_time_s)
+
+
 def check_optimizer(scenario: Scenario) -> None:
     """Problem (17) for K users: the batched eta grid (structured) or cvxpy's O(K^2) compilation."""
     k = scenario.cell.users
@@ -123,7 +156,7 @@ def check_optimizer(scenario: Scenario) -> None:
 
 def solves_problem_17(scenario: Scenario, command: str) -> bool:
     kind = scenario.study.kind if command == "run" else command
-    return (kind in ("optimize", "latency_vs_power", "joint_cut")
+    return (kind in ("optimize", "latency_vs_power", "joint_cut", "robustness")
             or (kind in ("simulate", "cut_layer") and scenario.scheme == "sfl"))
 
 
@@ -156,7 +189,18 @@ def check_resources(scenario: Scenario, command: str) -> None:
         check_optimizer(scenario)
     kind = scenario.study.kind if command == "run" else command
     check_energy(scenario, kind)
+    if scenario.simulation.availability_trace is not None:  # parse it now: a bad line costs no run
+        from netsim.participation import read_availability_trace
+
+        read_availability_trace(scenario.simulation.availability_trace, scenario.cell.users)
     if scenario.model is None:
+        if scenario.scheme == "sfl" and kind in ("simulate", "robustness") and (
+                scenario.simulation.round_deadline_s is not None or scenario.channel.time_varying):
+            from .runs import world_allocations
+            from .world import realise
+
+            world = realise(scenario)  # cheap without a model: the channel draw and problem (17)
+            check_dynamics(world, world_allocations(world))
         return
     if kind == "simulate" and scenario.scheme != "sfl":
         check_cost(epoch_cost(scenario.scheme, scenario), scenario, f"simulating {scenario.scheme}")

@@ -325,3 +325,29 @@ def delay_energy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
                frameon=False)
     fig.suptitle(title or "Training delay against user energy")
     return _save(fig, path, rect=(0, 0.12, 1, 1))
+
+
+def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Box plot per strategy of the simulated training delay over the seeds (whiskers 5-95 %), the
+    optimizer's planned delay as a diamond, and the simulated / planned ratio beside it."""
+    strategies = list(dict.fromkeys(runs["strategy"]))
+    fig, (ax, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    data = [runs.loc[runs["strategy"] == s, "simulated_s"].to_numpy() for s in strategies]
+    ratios = [runs.loc[runs["strategy"] == s, "ratio"].to_numpy() for s in strategies]
+    positions = np.arange(1, len(strategies) + 1)
+    for axis, values in ((ax, data), (ax_ratio, ratios)):
+        boxes = axis.boxplot(values, positions=positions, whis=(5, 95), widths=0.55, patch_artist=True,
+                             showfliers=True, flierprops={"markersize": 3})
+        for patch, s in zip(boxes["boxes"], strategies):
+            patch.set_facecolor(STRATEGY_STYLE.get(s, ("C7", "o"))[0])
+            patch.set_alpha(0.35)
+        axis.set_xticks(positions, [STRATEGY_LABEL.get(s, s).replace(" (", "\n(") for s in strategies], fontsize=8)
+        axis.grid(True, axis="y", alpha=0.3)
+    planned = [runs.loc[runs["strategy"] == s, "planned_s"].iloc[0] for s in strategies]
+    ax.scatter(positions, planned, marker="D", color="k", zorder=3, label="optimizer's plan (frozen channel)")
+    ax.set_ylabel("training delay T (s)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax_ratio.set_ylabel("simulated / planned delay")
+    fig.suptitle(title or "Planned against simulated delay")
+    return _save(fig, path)

@@ -11,14 +11,16 @@ from netsim import SimulationResult, simulate_sfl
 from optimizer.energy_strategies import allocation_energy_j, optimise_with_energy
 from scenarios import Allocation, InputError, Scenario
 
-from .guards import check_allocations, check_optimizer, check_resources
+from .guards import check_allocations, check_dynamics, check_optimizer, check_resources
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_bar
 from .world import World, realise
 
 
-def simulate_allocation(world: World, allocation: Allocation, progress: bool | None = None) -> SimulationResult:
-    """Simulate the scenario's scheme under one allocation, with a per-round progress bar."""
+def simulate_allocation(world: World, allocation: Allocation, progress: bool | None = None,
+                        events_sink=None) -> SimulationResult:
+    """Simulate the scenario's scheme under one allocation, with a per-round progress bar; with
+    `events_sink`, the event table goes to it round by round (netsim.simulate_sfl)."""
     scenario = world.scenario
     total = math.ceil(allocation.I0 - 1e-12)
     if scenario.simulation.max_rounds is not None:
@@ -26,14 +28,21 @@ def simulate_allocation(world: World, allocation: Allocation, progress: bool | N
     with progress_bar(total, f"simulate {allocation.strategy}", progress) as bar:
         return simulate_sfl(world.inputs, allocation, scenario.simulation, scenario.radio, scenario.channel,
                             world.channel, world.simulation_rng(), on_round=lambda r, t: bar.update(1),
-                            energy=world.energy)
+                            energy=world.energy, cell=scenario.cell, events_sink=events_sink)
 
 
 def world_allocations(world: World) -> dict[str, Allocation]:
     """Every strategy's allocation for the scenario: problem (17), or with an energy budget or
-    weight the energy-aware proposed strategy (optimizer.energy_strategies)."""
+    weight the energy-aware proposed strategy (optimizer.energy_strategies); with
+    radio.subcarrier_spacing_khz, rounded to whole PRBs (optimizer.prb)."""
     opt = world.scenario.optimizer
-    return optimise_with_energy(world.inputs, world.energy, opt, opt.energy_budget_j, opt.energy_weight)
+    allocations = optimise_with_energy(world.inputs, world.energy, opt, opt.energy_budget_j, opt.energy_weight)
+    scs_khz = world.scenario.radio.subcarrier_spacing_khz
+    if scs_khz is not None:
+        from optimizer.prb import allocation_in_prbs
+
+        allocations = {name: allocation_in_prbs(world.inputs, alloc, scs_khz) for name, alloc in allocations.items()}
+    return allocations
 
 
 def allocation_energy_summary(world: World, alloc: Allocation) -> dict:
@@ -61,8 +70,10 @@ def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> l
     lines = []
     for name, alloc in allocations.items():
         vs = f", {100 * (base.T_s - alloc.T_s) / base.T_s:6.2f} % below BA" if base is not None and name != "BA" else ""
+        prb = alloc.details.get("prb")
+        prb = f"; whole PRBs cost {100 * prb['rounding_cost_relative']:.3g} % over continuous" if prb else ""
         lines.append(f"{name:>8}: T = {alloc.T_s:.6g} s, eta = {alloc.eta:.6f}, I0 = {alloc.I0:.6g}, "
-                     f"V = {alloc.V:.6g} ({alloc.solver}){vs}; worst user {energies[name]['worst_user_j']:.4g} J")
+                     f"V = {alloc.V:.6g} ({alloc.solver}){vs}; worst user {energies[name]['worst_user_j']:.4g} J{prb}")
     lines.append(f"-> {out / 'allocation.json'}")
     return lines
 
@@ -102,7 +113,49 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
     return lines
 
 
-def _simulations(scenario: Scenario, world: World, progress: bool | None):
+class EventWriter:
+    """Writes the event tables of several runs into one file as they come, a round at a time.
+
+    Categorical columns are written as text (their categories differ from chunk to chunk)."""
+
+    def __init__(self, path: Path, fmt: str):
+        self.path, self.fmt = path, fmt
+        self.rows: dict[str, int] = {}
+        self._writer = None
+
+    def sink(self, strategy: str):
+        self.rows.setdefault(strategy, 0)
+
+        def write(frame: pd.DataFrame) -> None:
+            if not len(frame):
+                return
+            frame = frame.assign(strategy=strategy)
+            for col in frame.columns:
+                if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                    frame[col] = frame[col].astype(str)
+            self.rows[strategy] += len(frame)
+            if self.fmt == "csv":
+                frame.to_csv(self.path, mode="a", header=self._writer is None, index=False)
+                self._writer = True
+                return
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+
+        return write
+
+    def close(self) -> bool:
+        """Finish the file; False when nothing was written."""
+        if self._writer is not None and self._writer is not True:
+            self._writer.close()
+        return self._writer is not None
+
+
+def _simulations(scenario: Scenario, world: World, progress: bool | None, writer: EventWriter | None = None):
     """(name, result, extra summary fields) for every simulation `simulate` runs.
 
     SFL: one per allocation strategy (FedsLLM's V and I0 from eta). SplitLLM, SL and FL: the
@@ -111,10 +164,12 @@ def _simulations(scenario: Scenario, world: World, progress: bool | None):
     if scenario.scheme == "sfl":
         allocations = world_allocations(world)
         check_allocations(allocations, scenario)  # every strategy fits, or none runs
+        check_dynamics(world, allocations)
         for name, allocation in allocations.items():
-            result = simulate_allocation(world, allocation, progress)
+            result = simulate_allocation(world, allocation, progress, writer.sink(name) if writer else None)
             yield name, result, {"optimizer_T_s": allocation.T_s, "relative_difference_to_optimizer":
-                                 abs(result.total_delay_s - allocation.T_s) / allocation.T_s}
+                                 abs(result.total_delay_s - allocation.T_s) / allocation.T_s,
+                                 **({"records": writer.rows[name]} if writer else {})}
         return
     from .schemes import run_scheme
 
@@ -131,8 +186,8 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
 
     SFL runs every allocation strategy (and reports the optimizer's T beside the simulated delay);
     SplitLLM, SL and FL run from the model profile. Writes summary.json (per run: the simulated
-    delay and its breakdown), events.parquet (or .csv, or none) with a `strategy` column, and
-    scenario.resolved.yaml.
+    delay and its breakdown), events.parquet (or .csv, or none) with a `strategy` column (SFL's
+    streamed a round at a time, so memory stays bounded), and scenario.resolved.yaml.
     """
     if scenario.scheme != "sfl" and scenario.model is None:
         raise InputError(f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
@@ -142,11 +197,17 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
     summaries, frames = {}, []
-    for name, result, extra in _simulations(scenario, world, progress):
-        summaries[name] = {**result.summary(), **extra}
-        if events_format != "none" and result.log.enabled:
-            frames.append(result.events_frame().assign(strategy=name))
     events_file = None
+    writer = None
+    if scenario.scheme == "sfl" and events_format != "none" and scenario.simulation.record_events:
+        events_file = "events.parquet" if events_format == "parquet" else "events.csv"
+        writer = EventWriter(out / events_file, events_format)  # SFL: streamed, one round at a time
+    for name, result, extra in _simulations(scenario, world, progress, writer):
+        summaries[name] = {**result.summary(), **extra}
+        if writer is None and events_format != "none" and result.log.enabled:
+            frames.append(result.events_frame().assign(strategy=name))
+    if writer is not None and not writer.close():
+        events_file = None
     if frames:
         events = pd.concat(frames, ignore_index=True)
         events["strategy"] = events["strategy"].astype("category")
@@ -182,6 +243,10 @@ def run_study(scenario: Scenario, out_dir: str | Path, source: str = "", progres
         from .study_energy import run_delay_energy
 
         return run_delay_energy(scenario, out_dir, source, progress)
+    if kind == "robustness":
+        from .study_robustness import run_robustness
+
+        return run_robustness(scenario, out_dir, source, progress)
     if kind in ("cut_layer", "joint_cut"):
         from .study_cuts import run_cut_study
 

@@ -165,7 +165,7 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         inputs = replace(inputs, samples=world.inputs.samples, iteration_weights=batches.astype(float))
         alloc = epoch_allocation(inputs, sim.rounds, bandwidth)
         result = simulate_sfl(inputs, alloc, sim, scenario.radio, scenario.channel, world.channel, rng, on_round,
-                              energy)
+                              energy, cell=scenario.cell)
     else:
         raise InputError(f"unknown scheme; choose from {', '.join(SCHEMES)}", field="scheme", value=scheme)
     memory = scheme_memory_bytes(profile, scheme, cuts, scenario.cell.users, scenario.cell.edge_servers,

@@ -126,7 +126,7 @@ def _joint_choice(world: World, table: pd.DataFrame, out: Path) -> dict:
     alloc = optimise(inputs, scenario.optimizer.model_copy(update={"strategies": ["proposed"]}))["proposed"]
     check_allocations({"proposed": alloc}, scenario)
     sim = simulate_sfl(inputs, alloc, scenario.simulation, scenario.radio, scenario.channel, world.channel,
-                       world.simulation_rng())
+                       world.simulation_rng(), cell=scenario.cell)
     choice = {"cut": cut, "T_s": alloc.T_s, "eta": alloc.eta, "I0": alloc.I0, "V": alloc.V,
               "T_simulated_s": sim.total_delay_s, "user_memory_gib": float(best["user_memory_gib"]),
               "server_memory_gib": float(best["server_memory_gib"]),

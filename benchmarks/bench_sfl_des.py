@@ -37,7 +37,7 @@ def main() -> None:
         world = realise(scenario)
         alloc = equal_bandwidth_allocation(world.inputs, scenario.optimizer.fixed_eta)
         for record in (True, False):
-            sim = SimulationConfig(max_rounds=args.rounds, record_events=record)
+            sim = SimulationConfig(max_rounds=args.rounds, record_events=record, engine="simpy")
 
             def once():
                 return simulate_sfl(world.inputs, alloc, sim, scenario.radio, scenario.channel, world.channel,

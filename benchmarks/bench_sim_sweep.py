@@ -42,8 +42,9 @@ def main() -> None:
         alloc = equal_bandwidth_allocation(world.inputs, 0.1)
         for record in (False, True) if users <= 100 else (False,):
             start = time.perf_counter()
-            result = simulate_sfl(world.inputs, alloc, SimulationConfig(record_events=record), scenario.radio,
-                                  scenario.channel, world.channel, world.simulation_rng())
+            sim = SimulationConfig(record_events=record, engine="simpy")
+            result = simulate_sfl(world.inputs, alloc, sim, scenario.radio, scenario.channel, world.channel,
+                                  world.simulation_rng())
             wall = time.perf_counter() - start
             rows.append([users, "yes" if record else "no", round(result.rounds, 2), result.simpy_events, wall,
                          result.simpy_events / wall, result.total_delay_s])
@@ -54,7 +55,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scenario_file = Path(tmp) / "sweep.yaml"
         scenario_file.write_text(yaml.safe_dump({**base, "study": {"kind": "simulate"},
-                                                 "simulation": {**base["simulation"], "record_events": False}}))
+                                                 "simulation": {**base["simulation"], "record_events": False,
+                                                                "engine": "simpy"}}))
         seeds = ",".join(str(s) for s in range(1, args.points + 1))
         times = {}
         for workers in (1, 2):

@@ -2,7 +2,8 @@
 
 Sampling is separate from use: `sample_channel` draws one `ChannelState` (seeded by the
 Generator passed in); the optimizer and the simulator both read that same object. Draw order
-within one Generator is fixed: user positions, shadowing, then fading (only when enabled).
+within one Generator is fixed: user positions, shadowing, then fading (only when enabled and the
+channel is frozen; a time-varying channel draws its fading per block, netsim.dynamics).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def sample_edge_positions(cell: CellConfig, rng: np.random.Generator) -> np.ndar
 
 
 def _fading(channel: ChannelConfig, shape: tuple, rng: np.random.Generator) -> np.ndarray:
-    if channel.fading == "rayleigh":
-        return rng.exponential(1.0, size=shape)
-    return np.ones(shape)
+    from .dynamics import fading_power
+
+    return fading_power(channel.fading, channel.rician_k_factor_db, shape, rng)
 
 
 def sample_channel(cell: CellConfig, channel: ChannelConfig, radio: RadioConfig,
@@ -72,7 +73,8 @@ def sample_channel(cell: CellConfig, channel: ChannelConfig, radio: RadioConfig,
                         channel.min_distance_m)
     shadowing = rng.normal(0.0, channel.shadowing_sigma_db, size=cell.users) if channel.shadowing_sigma_db > 0 \
         else np.zeros(cell.users)
-    fading = _fading(channel, (cell.users,), rng)
+    # A time-varying channel draws its fading per block (netsim.dynamics); the plan sees the mean, 1.
+    fading = np.ones(cell.users) if channel.time_varying else _fading(channel, (cell.users,), rng)
     return ChannelState(positions_m=positions, bs_position_m=bs, distance_m=distance, path_loss_db=loss,
                         shadowing_db=shadowing, fading_power=fading, tx_power_dbm=radio.max_tx_power_dbm,
                         noise_psd_dbm_per_hz=channel.noise_psd_dbm_per_hz)

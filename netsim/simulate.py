@@ -16,9 +16,12 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from scenarios import Allocation, ChannelConfig, ChannelState, DelayInputs, EnergyInputs, RadioConfig, SimulationConfig
+from scenarios import (Allocation, CellConfig, ChannelConfig, ChannelState, DelayInputs, EnergyInputs, RadioConfig,
+                       SimulationConfig)
 
 from .channel import downlink_snr_coeff_hz, round_gain_factors
+from .dynamics import ChannelTrack
+from .participation import Participation, availability_for
 from .energy import activity_power_w, energy_summary, user_energy_from_busy
 from .engine import EventLog, gc_paused, scheduled_events, work_fractions
 from .errors import NetsimError
@@ -47,6 +50,12 @@ class SimulationResult:
     busy_s: np.ndarray | None = None  # (activity kinds, K) seconds each user spent in each kind
     power_w: np.ndarray | None = None  # (activity kinds, K) the power each user draws in each kind
     idle_power_w: float = 0.0
+    engine: str = "simpy"
+    event_detail: str = "activity"
+    wasted_s: np.ndarray | None = None  # (K,) busy seconds in rounds whose update was not aggregated
+    rounds_joined: np.ndarray | None = None  # (K,)
+    round_updates: np.ndarray | None = None  # (R,) adapters aggregated per round
+    round_participants: np.ndarray | None = None  # (R,) users that started each round
 
     def user_energy_j(self) -> dict[str, np.ndarray] | None:
         """Each user's energy over the run by category (K,), or None without an energy model."""
@@ -78,15 +87,16 @@ class SimulationResult:
 
     def events_frame(self) -> pd.DataFrame:
         """The activity records; with an energy model, `energy_j` = the user's power x duration."""
-        frame = self.log.to_frame()
-        if self.power_w is not None and len(frame):
-            kinds = frame["kind"].cat.codes.to_numpy()
-            users = frame["user"].to_numpy()
-            mine = users >= 0
-            energy = np.zeros(len(frame))
-            energy[mine] = self.power_w[kinds[mine], users[mine]] * frame["duration_s"].to_numpy()[mine]
-            frame["energy_j"] = energy
-        return frame
+        return shape_events(self.log.to_frame(), self.power_w, self.event_detail)
+
+    def participation_summary(self) -> dict:
+        """Who took part and what was wasted (users who dropped out, went offline or missed the deadline)."""
+        busy = self.busy_s.sum() if self.busy_s is not None else 0.0
+        return {"mean_participants_per_round": float(np.mean(self.round_participants)),
+                "mean_updates_per_round": float(np.mean(self.round_updates)),
+                "rounds_without_update": int(np.sum(self.round_updates == 0)),
+                "wasted_user_s": float(self.wasted_s.sum()),
+                "wasted_share_of_busy": float(self.wasted_s.sum() / busy) if busy > 0 else 0.0}
 
     def summary(self) -> dict:
         return {
@@ -95,11 +105,30 @@ class SimulationResult:
             "paper_assumptions": self.paper_assumptions, "breakdown": self.breakdown(),
             "round_time_s": {"mean": float(np.diff(self.round_end_s, prepend=0.0).mean()) if len(self.round_end_s)
                              else 0.0},
-            "records": len(self.log), "simpy_events": self.simpy_events, "wall_s": self.wall_s,
+            **({"participation": self.participation_summary()} if self.round_updates is not None else {}),
+            "engine": self.engine, "records": len(self.log), "simpy_events": self.simpy_events, "wall_s": self.wall_s,
             "simpy_events_per_s": self.simpy_events / self.wall_s if self.wall_s > 0 else None,
             **({"energy": energy_summary(e, self.rounds)} if (e := self.user_energy_j()) is not None else {}),
             **self.extra,
         }
+
+
+def shape_events(frame: pd.DataFrame, power_w: np.ndarray | None, detail: str = "activity") -> pd.DataFrame:
+    """Add `energy_j` (the user's power x duration, with an energy model) and, for detail 'round',
+    sum the rows per user, round, activity kind and node (time_s: the first start; end_s: the last end)."""
+    if power_w is not None and len(frame):
+        kinds = frame["kind"].cat.codes.to_numpy()
+        users = frame["user"].to_numpy()
+        mine = users >= 0
+        energy = np.zeros(len(frame))
+        energy[mine] = power_w[kinds[mine], users[mine]] * frame["duration_s"].to_numpy()[mine]
+        frame["energy_j"] = energy
+    if detail == "round" and len(frame):
+        sums = {c: (c, "sum") for c in ("duration_s", "bits", "bytes", "energy_j") if c in frame}
+        frame = (frame.groupby(["round", "user", "kind", "node", "category"], observed=True, sort=True)
+                 .agg(time_s=("time_s", "min"), end_s=("end_s", "max"), activities=("time_s", "size"), **sums)
+                 .reset_index())
+    return frame
 
 
 def _round_fractions(I0: float, max_rounds: int | None) -> list[float]:
@@ -108,8 +137,12 @@ def _round_fractions(I0: float, max_rounds: int | None) -> list[float]:
 
 
 def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
-                   channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator) -> SflPlan:
-    """Durations of every SFL activity under `allocation` (see netsim.protocols.sfl)."""
+                   channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator,
+                   cell: CellConfig | None = None) -> SflPlan:
+    """Durations of every SFL activity under `allocation` (see netsim.protocols.sfl), and the
+    time-varying channel and participation draws when the scenario has them. `rng` gives the
+    per-round redraws and stragglers; its spawned children the channel track, the participation
+    and the synthetic availability (netsim.dynamics, netsim.participation)."""
     if allocation.users != inputs.users or channel.users != inputs.users:
         raise NetsimError(f"allocation has {allocation.users} users, inputs {inputs.users}, channel {channel.users}",
                           field="allocation.users", value=allocation.users)
@@ -135,8 +168,24 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     client = inputs.client_seconds_per_iteration / cpu
     share = inputs.client_forward_share
     weights = inputs.iteration_weights if inputs.iteration_weights is not None else np.ones(inputs.users)
+    iterations = [work_fractions(allocation.V * w) for w in weights]
+    track_rng, participation_rng, availability_rng = rng.spawn(3)  # consumes no draws of `rng`
+    track = links = participation = None
+    if channel_cfg.time_varying:
+        if cell is None:
+            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
+                              value=channel_cfg.coherence_time_s)
+        track = ChannelTrack(channel, channel_cfg, cell, track_rng)
+        c_down_hz = downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm)
+        b_down_hz = np.full(inputs.users, radio.downlink_bandwidth_hz / inputs.users)
+        links = ((allocation.b_s_hz, inputs.snr_coeff_main_hz * p_s, inputs.activation_bits),
+                 (allocation.b_c_hz, inputs.snr_coeff_fed_hz * p_c, inputs.adapter_bits),
+                 (b_down_hz, c_down_hz, inputs.gradient_bits), (b_down_hz, c_down_hz, inputs.adapter_bits))
+    if sim.users_come_and_go:
+        participation = Participation(sim, np.array([len(i) for i in iterations]), participation_rng,
+                                      availability_for(sim, inputs.users, availability_rng))
     return SflPlan(
-        rounds=rounds, iterations=[work_fractions(allocation.V * w) for w in weights],
+        rounds=rounds, iterations=iterations, track=track, links=links, participation=participation,
         client_forward_s=share * client, client_backward_s=(1.0 - share) * client,
         server_s=inputs.server_seconds_per_iteration.copy(),
         uplink_activation_s=up, uplink_adapter_s=adapter_up, downlink_gradient_s=grad_down,
@@ -167,22 +216,68 @@ def run_protocol(runner, plan, sim: SimulationConfig, on_round=None):
     return env, acc, log, time.perf_counter() - start
 
 
+def vectorised_applies(sim: SimulationConfig) -> bool:
+    """The vectorised engine applies when users do not interact (no shared main-server queue)."""
+    return sim.server_concurrency is None
+
+
+def sfl_engine(sim: SimulationConfig) -> str:
+    """The engine `simulate_sfl` uses: 'vectorised' or 'simpy' (see simulation.engine)."""
+    if sim.engine == "vectorised" and not vectorised_applies(sim):
+        raise NetsimError("the vectorised engine needs users that do not interact; set simulation.server_concurrency "
+                          "to null or simulation.engine to simpy or auto", field="simulation.engine", value=sim.engine)
+    if sim.engine == "simpy" or not vectorised_applies(sim):
+        return "simpy"
+    return "vectorised"
+
+
 def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
                  channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator,
                  on_round: Callable[[int, float], None] | None = None,
-                 energy: EnergyInputs | None = None) -> SimulationResult:
+                 energy: EnergyInputs | None = None, cell: CellConfig | None = None,
+                 events_sink: Callable[[pd.DataFrame], None] | None = None) -> SimulationResult:
     """Simulate SFL (FedsLLM) training under `allocation`; see `build_sfl_plan` for the inputs.
 
-    With `energy`, the result carries each user's energy (at the allocation's powers and clocks)."""
-    plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng)
-    env, acc, log, wall = run_protocol(run_sfl, plan, sim, on_round)
+    With `energy`, the result carries each user's energy (at the allocation's powers and clocks).
+    With `events_sink`, the event table goes to it one round at a time (as `events_frame` would
+    give it) and is not kept: memory stays bounded for huge runs."""
+    plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng, cell)
+    power_w = activity_power_w(energy, inputs.users, *allocation.powers_and_clock()) if energy is not None else None
+    engine = sfl_engine(sim)
+    record = sim.record_events
+    to_sink = (lambda frame: events_sink(shape_events(frame, power_w, sim.event_detail))) if events_sink else None
+    if engine == "vectorised":
+        from .fast_sfl import ColumnLog, node_names, records_frame, run_sfl_vectorised
+
+        names = node_names(inputs.users)
+        start = time.perf_counter()
+        with gc_paused():
+            acc, total, kept = run_sfl_vectorised(
+                plan, record, on_round, sink=(lambda cols: to_sink(records_frame(cols, names))) if to_sink else None)
+        wall, events, log = time.perf_counter() - start, 0, ColumnLog(kept, names, enabled=record)
+    else:
+        round_hook = on_round
+        if to_sink is not None and record:
+            def round_hook(r: int, t: float) -> None:  # flush the finished round's records
+                to_sink(log.to_frame())
+                log.rows.clear()
+                if on_round is not None:
+                    on_round(r, t)
+        log = EventLog(enabled=record)
+        env = simpy.Environment()
+        start = time.perf_counter()
+        with gc_paused():
+            acc = run_sfl(env, plan, log, round_hook)
+        wall, total, events = time.perf_counter() - start, float(env.now), scheduled_events(env)
     rounds_run = float(sum(plan.rounds))
     return SimulationResult(
-        scheme="sfl", strategy=allocation.strategy, total_delay_s=float(env.now), rounds=rounds_run,
+        scheme="sfl", strategy=allocation.strategy, total_delay_s=total, rounds=rounds_run,
         local_iterations=allocation.V, compute_s=acc.compute_s, uplink_s=acc.uplink_s, downlink_s=acc.downlink_s,
-        round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=scheduled_events(env), wall_s=wall,
+        round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=events, wall_s=wall,
         paper_assumptions=sim.paper_assumptions(channel_cfg),
         extra={"eta": allocation.eta, "I0": allocation.I0, "rounds_planned": math.ceil(allocation.I0 - 1e-12)},
-        busy_s=acc.busy_s, idle_power_w=energy.idle_power_w if energy is not None else 0.0,
-        power_w=activity_power_w(energy, inputs.users, *allocation.powers_and_clock()) if energy is not None else None,
+        busy_s=acc.busy_s, idle_power_w=energy.idle_power_w if energy is not None else 0.0, power_w=power_w,
+        engine=engine, event_detail=sim.event_detail, wasted_s=acc.wasted_s, rounds_joined=acc.rounds_joined,
+        round_updates=np.asarray(acc.round_updates) if sim.users_come_and_go else None,
+        round_participants=np.asarray(acc.round_participants) if sim.users_come_and_go else None,
     )

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from .errors import Problem
+from .nr import PRBS_PER_CHANNEL
 from .presets import MINILM, MINILM_FACTS, PRESETS, Preset, local_facts, preset_names, source_kind, suggest
 from .schema import Scenario, StudyConfig, TrainingConfig
 
@@ -24,7 +25,10 @@ STUDY_FIELDS: dict[str, set[str]] = {
     "cut_layer": {"cuts", "user_memory_limit_gib"},
     "joint_cut": {"cuts", "user_memory_limit_gib"},
     "delay_energy": {"tx_power_dbm", "energy_budgets_j", "energy_budget_points"},
+    "robustness": {"seeds"},
 }
+# Studies that simulate SFL under the scenario's dynamics (time-varying channel, users who come and go).
+DYNAMIC_STUDIES = ("simulate", "robustness", "cut_layer", "joint_cut")
 STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
 _TEXT_ARCHS = ("bert", "gpt2", "decoder")
@@ -153,6 +157,7 @@ def study_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("energy.min_user_cpu_hz", f"must be below compute.user_cpu_hz "
                                 f"({scenario.compute.user_cpu_hz:g} Hz), the highest clock", scenario.energy.min_user_cpu_hz,
                                 True))
+    problems += dynamics_problems(scenario)
     if kind == "joint_cut" and scheme != "sfl":
         problems.append(Problem("scheme", "the joint cut / bandwidth / eta choice is made for SFL (FedsLLM): set "
                                 "scheme: sfl", scheme, True))
@@ -167,6 +172,54 @@ def study_problems(scenario: Scenario) -> list[Problem]:
         if len(model.cut_layers) != 2 or scenario.cell.edge_servers < 1:
             problems.append(Problem("model.cut_layers", "comparing with SplitLLM needs two model.cut_layers (SFL and "
                                     "SL use the first) and cell.edge_servers >= 1", model.cut_layers, True))
+    return problems
+
+
+def dynamics_problems(scenario: Scenario) -> list[Problem]:
+    """Time-varying channels, users who come and go and PRBs: where they apply, and whether they fit."""
+    kind, scheme, sim, ch = scenario.study.kind, scenario.scheme, scenario.simulation, scenario.channel
+    problems = []
+    dynamic = [name for name, on in (("channel.coherence_time_s", ch.time_varying),
+                                     ("simulation.participants_per_round", sim.participants_per_round is not None),
+                                     ("simulation.dropout_probability", sim.dropout_probability > 0),
+                                     ("simulation.round_deadline_s", sim.round_deadline_s is not None),
+                                     ("simulation.availability_trace", sim.availability_trace is not None),
+                                     ("simulation.availability_mean_on_s", sim.availability_mean_on_s is not None))
+               if on]
+    if dynamic and (scheme != "sfl" or kind not in DYNAMIC_STUDIES):
+        where = f"scheme '{scheme}'" if scheme != "sfl" else f"study '{kind}'"
+        problems.append(Problem(dynamic[0], f"the simulator applies a time-varying channel and users who come and go "
+                                f"to SFL in studies {', '.join(DYNAMIC_STUDIES)}; {where} would ignore it",
+                                getattr(scenario.channel if dynamic[0].startswith("channel") else sim,
+                                        dynamic[0].split(".")[1]), True))
+    if kind == "robustness":
+        if scheme != "sfl":
+            problems.append(Problem("scheme", "robustness compares FedsLLM's allocations (SFL): set scheme: sfl",
+                                    scheme, True))
+        if not (dynamic or ch.redraw_each_round or sim.straggler_probability > 0):
+            problems.append(Problem("study.kind", "robustness simulates the plan in a cell that moves: set "
+                                    "channel.coherence_time_s, user dynamics (simulation.participants_per_round, ...) "
+                                    "or stragglers; without them every seed gives the optimizer's delay", kind, True))
+    if sim.participants_per_round is not None and sim.participants_per_round > scenario.cell.users:
+        problems.append(Problem("simulation.participants_per_round", f"more than the {scenario.cell.users} users",
+                                sim.participants_per_round, True))
+    if sim.engine == "vectorised" and sim.server_concurrency is not None:
+        problems.append(Problem("simulation.engine", "the vectorised engine needs users that do not interact "
+                                "(simulation.server_concurrency: null); use simpy or auto", sim.engine, True))
+    if sim.availability_trace is not None and not Path(sim.availability_trace).expanduser().is_file():
+        problems.append(Problem("simulation.availability_trace", "no such file", sim.availability_trace, True))
+    scs = scenario.radio.subcarrier_spacing_khz
+    if scs is not None:
+        table = PRBS_PER_CHANNEL[scs]
+        for name in ("uplink_main_bandwidth_hz", "uplink_fed_bandwidth_hz"):
+            hz = getattr(scenario.radio, name)
+            mhz = round(hz / 1e6)
+            if abs(hz / 1e6 - mhz) > 1e-9 or mhz not in table:
+                problems.append(Problem(f"radio.{name}", f"not an NR channel bandwidth at {scs} kHz spacing (3GPP TS "
+                                        f"38.101-1 Table 5.3.2-1: {', '.join(map(str, table))} MHz)", hz, True))
+            elif scenario.cell.users > table[mhz]:
+                problems.append(Problem("cell.users", f"{scenario.cell.users} users cannot each get one of the "
+                                        f"{table[mhz]} PRBs of radio.{name}", scenario.cell.users, True))
     return problems
 
 
@@ -224,13 +277,16 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     if kind == "delay_energy":
         ignored["optimizer.energy_budget_j"] = "delay_energy sweeps the budget itself (study.energy_budgets_j)"
         ignored["optimizer.energy_weight"] = "delay_energy minimises the delay under each budget of its sweep"
-    solves_17 = kind in ("latency_vs_power", "joint_cut", "delay_energy") or \
+    solves_17 = kind in ("latency_vs_power", "joint_cut", "delay_energy", "robustness") or \
         (kind in ("simulate", "cut_layer") and scheme == "sfl")
     if not solves_17:
         what = "scheme_comparison runs every scheme for simulation.rounds epochs" if kind == "scheme_comparison" \
             else f"scheme '{scheme}' runs simulation.rounds epochs"
         ignored["theory"] = f"{what}; FedsLLM's convergence constants are not used"
         ignored["optimizer"] = f"{what}; problem (17) is not solved"
+    if scenario.radio.subcarrier_spacing_khz is not None and not (kind in ("simulate", "robustness") and scheme == "sfl"):
+        ignored["radio.subcarrier_spacing_khz"] = (f"study '{kind}' of scheme '{scheme}' uses continuous bandwidths "
+                                                   "(PRB rounding applies to SFL's simulate, robustness and optimize)")
     if scenario.model is not None:
         why = "the model profile sets message sizes and compute"
         for name in ("activation_bits", "adapter_bits", "gradient_bits"):

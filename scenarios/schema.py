@@ -98,10 +98,34 @@ class ChannelConfig(Section):
     shadowing_sigma_db: NonNegativeFloat = Field(8.0, description="Log-normal shadowing standard deviation in dB.")
     noise_psd_dbm_per_hz: Finite = Field(-174.0, description="Noise power spectral density N0 in dBm/Hz.")
     min_distance_m: PositiveFloat = Field(1.0, description="Distances are clamped to at least this (m).")
-    fading: Literal["none", "rayleigh"] = Field(
-        "none", description="Small-scale fading applied on top of path loss and shadowing.")
+    fading: Literal["none", "rayleigh", "rician"] = Field(
+        "none", description="Small-scale fading applied on top of path loss and shadowing (power |h|^2, mean 1).")
+    rician_k_factor_db: Annotated[Finite, Ge(-20), Le(30)] = Field(
+        6.0, description="Rician K-factor in dB (line-of-sight to scattered power), for fading: rician.")
     redraw_each_round: bool = Field(
         False, description="Redraw shadowing (and fading) every round in the simulator; the optimizer sees round 0.")
+    coherence_time_s: Annotated[Finite, Ge(1e-4), Le(3600)] | None = Field(
+        None, description="Block length of a time-varying channel (s): the simulator redraws the fading and moves the "
+                          "users every coherence_time_s; the optimizer plans on the mean channel at t = 0. "
+                          "null: the channel is frozen (paper mode).")
+    mobility_speed_mps: Annotated[Finite, Ge(0), Le(150)] = Field(
+        0.0, description="Random-waypoint speed of every user (m/s; 0 = static). Needs coherence_time_s.")
+    shadowing_decorrelation_m: Annotated[Finite, Gt(0), Le(10_000)] = Field(
+        50.0, description="Decorrelation distance of the shadowing (m): a user moving d metres keeps correlation "
+                          "exp(-d / this) (Gudmundson 1991; 3GPP TR 38.901 Table 7.5-6: 37 m UMa LOS, 50 m UMa NLOS).")
+
+    @model_validator(mode="after")
+    def _dynamics_need_blocks(self) -> ChannelConfig:
+        if self.mobility_speed_mps > 0 and self.coherence_time_s is None:
+            raise ValueError("mobility_speed_mps > 0 needs coherence_time_s (the channel update interval)")
+        if self.coherence_time_s is not None and self.redraw_each_round:
+            raise ValueError("choose one of redraw_each_round and coherence_time_s, not both")
+        return self
+
+    @property
+    def time_varying(self) -> bool:
+        """True when the simulator's channel changes in time (block fading or mobility)."""
+        return self.coherence_time_s is not None
 
 
 class RadioConfig(Section):
@@ -121,6 +145,9 @@ class RadioConfig(Section):
                                   "'orthogonal', a sub-band B_s/M per edge, so all edges together use the B_s that "
                                   "SFL's users share (a fair comparison); 'reuse', every edge the whole band, with "
                                   "interference from the other edges' active users.")
+    subcarrier_spacing_khz: Literal[15, 30, 60] | None = Field(
+        None, description="OFDMA: round the uplink bandwidths to whole 5G NR physical resource blocks of 12 "
+                          "sub-carriers at this spacing (3GPP TS 38.101-1 Table 5.3.2-1); null: continuous FDMA.")
     backhaul_rate_bps: PositiveFloat = Field(1e9, description="Edge-to-cloud backhaul rate per edge (bit/s).")
     backhaul_latency_s: NonNegativeFloat = Field(0.005, description="Edge-to-cloud one-way latency (s).")
 
@@ -354,6 +381,30 @@ class SimulationConfig(Section):
     max_rounds: PositiveInt | None = Field(None, description="Stop after this many rounds (null = all I0).")
     rounds: PositiveInt = Field(
         10, description="Rounds of the epoch-based runs (scheme comparison, cut study): one local epoch each.")
+    participants_per_round: PositiveInt | None = Field(
+        None, description="C: users sampled uniformly (among those available) to train each round; null: all.")
+    dropout_probability: Annotated[Finite, Ge(0), Lt(1)] = Field(
+        0.0, description="Chance that a participant drops out mid-round (after a uniformly drawn number of its "
+                         "local iterations); its work that round is wasted.")
+    round_deadline_s: PositiveFloat | None = Field(
+        None, description="The fed server aggregates what has arrived this long after a round starts; late users "
+                          "stop and their work that round is wasted. null: wait for every participant.")
+    availability_trace: str | None = Field(
+        None, description="CSV of the intervals when users are online: columns user,start_s,end_s (user 0 ... K-1, "
+                          "0 <= start_s < end_s, no overlaps per user; users not listed are always online). A user "
+                          "joins a round only if online at its start and stops when it goes offline.")
+    availability_mean_on_s: PositiveFloat | None = Field(
+        None, description="Synthetic availability: online and offline spells exponential with these means (s), "
+                          "starting in the stationary state; needs availability_mean_off_s.")
+    availability_mean_off_s: PositiveFloat | None = Field(
+        None, description="Mean offline spell (s) of the synthetic availability.")
+    engine: Literal["auto", "simpy", "vectorised"] = Field(
+        "auto", description="'simpy' (the discrete-event oracle), 'vectorised' (users computed in parallel with "
+                            "numpy: only when users do not interact, i.e. no server_concurrency), or 'auto': the "
+                            "vectorised path whenever it applies.")
+    event_detail: Literal["activity", "round"] = Field(
+        "activity", description="Rows of the event table: one per activity, or one per user, round and activity "
+                                "kind (start of the first, summed duration, bits and energy: for huge runs).")
     record_events: bool = Field(True, description="Keep one record per compute/transfer activity.")
     max_events: PositiveInt = Field(
         200_000_000, description="Refuse a simulation estimated to schedule more SimPy events than this (about 11 "
@@ -362,16 +413,34 @@ class SimulationConfig(Section):
     def paper_assumptions(self, channel: ChannelConfig) -> bool:
         """True when the run makes exactly the closed form's assumptions."""
         return (not self.downlink and self.server_concurrency is None and not channel.redraw_each_round
-                and self.max_rounds is None and self.straggler_probability == 0)
+                and self.max_rounds is None and self.straggler_probability == 0 and not channel.time_varying
+                and not self.users_come_and_go)
+
+    @property
+    def users_come_and_go(self) -> bool:
+        """True when not every user trains every round to the end (sampling, dropouts, deadline, availability)."""
+        return (self.participants_per_round is not None or self.dropout_probability > 0
+                or self.round_deadline_s is not None or self.availability_trace is not None
+                or self.availability_mean_on_s is not None)
+
+    @model_validator(mode="after")
+    def _availability_pairs(self) -> SimulationConfig:
+        if (self.availability_mean_on_s is None) != (self.availability_mean_off_s is None):
+            raise ValueError("synthetic availability needs both availability_mean_on_s and availability_mean_off_s")
+        if self.availability_trace is not None and self.availability_mean_on_s is not None:
+            raise ValueError("choose one of availability_trace and the synthetic availability_mean_on_s/off_s")
+        return self
 
 
 class StudyConfig(Section):
     """What `splitsim run` does with this scenario."""
 
-    kind: Literal["simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "delay_energy"] = Field(
+    kind: Literal["simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "delay_energy",
+                  "robustness"] = Field(
         "simulate", description="The study to run: simulate the scheme; latency vs power (FedsLLM Fig. 2); "
                                 "compare schemes; what-if over cut layers; joint choice of cut, bandwidth and eta; "
-                                "the delay-energy Pareto front.")
+                                "the delay-energy Pareto front; the optimizer's delay against the simulated one "
+                                "in a cell that moves (robustness).")
     schemes: list[Scheme] = Field(["splitllm", "sfl", "fl", "sl"], min_length=1,
                                   description="Schemes of a scheme comparison.")
     cuts: list[NonNegativeInt] | None = Field(
@@ -385,6 +454,8 @@ class StudyConfig(Section):
     energy_budgets_j: Annotated[list[PositiveFloat], Field(min_length=2)] | None = Field(
         None, description="delay_energy: the per-user budgets (J) of the proposed front (null: energy_budget_points "
                           "budgets from just above the least energy a user needs to the delay-optimal allocation's).")
+    seeds: Annotated[int, Strict(), Ge(2), Le(10_000)] = Field(
+        20, description="robustness: simulated realisations of the dynamics per strategy (seeds 0 ... seeds-1).")
     energy_budget_points: Annotated[int, Strict(), Ge(2), Le(200)] = Field(
         20, description="delay_energy: number of budgets when energy_budgets_j is null.")
     sensitivity_lipschitz_L: list[PositiveFloat] = Field(

@@ -3,8 +3,13 @@
 Per local iteration a client runs its forward pass, uploads the activations (s bits), the main
 server runs forward and backward, the gradients come back (downlink, optional) and the client runs
 its backward pass. After V local iterations the client uploads its adapter (s_c bits) to the fed
-server; when all K adapters are in, the fed server aggregates and the next round starts (with the
-broadcast of the new adapter on the downlink, optional). I0 rounds.
+server; when all participants are in (or have stopped: see netsim.participation), the fed server
+aggregates and the next round starts (with the broadcast of the new adapter on the downlink,
+optional). I0 rounds.
+
+Transfer times come from the plan's per-round tables, or, on a time-varying channel
+(netsim.dynamics), from the channel at the moment each transfer starts. `transfer_s` is the one
+place both engines (this SimPy one and netsim.fast_sfl) get them from.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from ..engine import KIND, Barrier, ComputeNode, EventLog
+from ..engine import KIND, EventLog
 from ..topology import FED_SERVER, MAIN_SERVER, user_node
 from .common import Accounts
 
 _FWD, _BWD, _SRV = KIND["client_forward"], KIND["client_backward"], KIND["server_compute"]
 _UP, _ADAPTER_UP = KIND["uplink_activation"], KIND["uplink_adapter"]
 _GRAD_DOWN, _ADAPTER_DOWN = KIND["downlink_gradient"], KIND["downlink_adapter"]
-_AGG = KIND["aggregation"]
+_AGG, _QUEUE = KIND["aggregation"], KIND["server_queue"]
+LINK_UP, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_ADAPTER_DOWN = range(4)
 
 
 @dataclass(frozen=True)
@@ -50,100 +56,181 @@ class SflPlan:
     server_concurrency: int | None = None
     aggregation_s: float = 0.0
     slowdown: np.ndarray | None = None
+    track: object | None = None  # netsim.dynamics.ChannelTrack: a time-varying channel
+    links: tuple | None = None  # with a track: per link (bandwidth_hz (K,), snr_coeff_hz (K,), bits)
+    participation: object | None = None  # netsim.participation.Participation: who trains each round
 
     @property
     def users(self) -> int:
         return int(self.server_s.shape[0])
 
+    @property
+    def iteration_work(self) -> np.ndarray:
+        """(K, max iterations) work fraction of every local iteration, 0-padded."""
+        width = max((len(w) for w in self.iterations), default=0)
+        out = np.zeros((self.users, width))
+        for k, work in enumerate(self.iterations):
+            out[k, :len(work)] = work
+        return out
 
-def _client(env: simpy.Environment, k: int, plan: SflPlan, server: ComputeNode | None, log: EventLog,
-            barriers: list[Barrier], released: list[simpy.Event], acc: Accounts):
-    timeout = env.timeout
-    record = log.rows.append if log.enabled else deque(maxlen=0).append
-    me, up_link = user_node(k), f"{user_node(k)}->{MAIN_SERVER}"
-    fed_link, down_link = f"{user_node(k)}->{FED_SERVER}", f"{MAIN_SERVER}->{user_node(k)}"
-    fwd, bwd, srv = plan.client_forward_s[k], plan.client_backward_s[k], plan.server_s[k]
-    s_bits, sc_bits, g_bits = plan.activation_bits, plan.adapter_bits, plan.gradient_bits
-    compute = uplink = downlink = 0.0
-    fwd_s = bwd_s = srv_s = up_s = adapter_up_s = grad_down_s = adapter_down_s = 0.0  # per activity kind
-    for r, round_work in enumerate(plan.rounds):
-        if plan.downlink_adapter_s is not None:
-            t, d = env.now, plan.downlink_adapter_s[r, k] * round_work
-            yield timeout(d)
-            record((t, d, down_link, _ADAPTER_DOWN, k, sc_bits * round_work, r))
-            downlink += d
-            adapter_down_s += d
-        up = plan.uplink_activation_s[r, k]
-        grad = plan.downlink_gradient_s[r, k] if plan.downlink_gradient_s is not None else None
-        slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
-        for iteration_work in plan.iterations[k]:
-            w = iteration_work * round_work
-            t, d = env.now, fwd * w * slow
-            yield timeout(d)
-            record((t, d, me, _FWD, k, 0.0, r))
-            t, d2 = env.now, up * w
-            yield timeout(d2)
-            record((t, d2, up_link, _UP, k, s_bits * w, r))
-            d3 = srv * w
-            if server is None:
-                t = env.now
-                yield timeout(d3)
-                record((t, d3, MAIN_SERVER, _SRV, k, 0.0, r))
+    def table(self, link: int) -> np.ndarray | None:
+        return (self.uplink_activation_s, self.uplink_adapter_s, self.downlink_gradient_s,
+                self.downlink_adapter_s)[link]
+
+
+def transfer_s(plan: SflPlan, link: int, r: int, users: np.ndarray, work: np.ndarray, start_s: np.ndarray) -> np.ndarray:
+    """Seconds of `work` (fractions) of one transfer on `link` for `users` starting at `start_s` (n,)."""
+    if plan.track is None:
+        return plan.table(link)[r, users] * work
+    bandwidth_hz, snr_coeff_hz, bits = plan.links[link]
+    return plan.track.transfer_s(bits * work, bandwidth_hz[users], snr_coeff_hz[users], start_s, users)
+
+
+class _Stop(Exception):
+    """Raised inside a client's round when it stops (drop-out, offline, deadline)."""
+
+
+class _ClientRound:
+    """One user's round as a SimPy process; `run` returns whether its adapter arrived."""
+
+    __slots__ = ("env", "k", "r", "plan", "record", "cutoff", "busy", "names", "server")
+
+    def __init__(self, env, k, r, plan, record, cutoff, server):
+        self.env, self.k, self.r, self.plan, self.record, self.cutoff = env, k, r, plan, record, cutoff
+        self.busy = {}
+        self.server = server
+        me = user_node(k)
+        self.names = (me, f"{me}->{MAIN_SERVER}", f"{me}->{FED_SERVER}", f"{MAIN_SERVER}->{me}")
+
+    def hold(self, seconds, node, kind, bits):
+        """Spend `seconds` (cut at the cutoff) on an activity and record it; raise _Stop when cut."""
+        now = self.env.now
+        cut = now + seconds > self.cutoff
+        d = self.cutoff - now if cut else seconds
+        yield self.env.timeout(d)
+        if cut and seconds > 0:
+            bits = bits * (d / seconds)
+        self.record((now, d, node, kind, self.k, bits, self.r))
+        self.busy[kind] = self.busy.get(kind, 0.0) + d
+        if cut:
+            raise _Stop
+
+    def transfer(self, link, work):
+        k = self.k
+        if self.plan.track is None:
+            return self.plan.table(link)[self.r, k] * work
+        return float(transfer_s(self.plan, link, self.r, np.array([k]), np.array([work]),
+                                np.array([self.env.now]))[0])
+
+    def shared_server(self, seconds):
+        """Hold a slot of the main server (queueing recorded as server_queue), cut at the cutoff."""
+        env, res = self.env, self.server
+        with res.request() as req:
+            asked = env.now
+            if asked + 0.0 >= self.cutoff:
+                raise _Stop
+            if self.cutoff == np.inf:
+                yield req
             else:
-                yield from server.run(d3, log, _SRV, k, r)
-            if grad is not None:
-                t, d4 = env.now, grad * w
-                yield timeout(d4)
-                record((t, d4, down_link, _GRAD_DOWN, k, g_bits * w, r))
-                downlink += d4
-                grad_down_s += d4
-            t, d5 = env.now, bwd * w * slow
-            yield timeout(d5)
-            record((t, d5, me, _BWD, k, 0.0, r))
-            compute += d + d3 + d5
-            uplink += d2
-            fwd_s += d
-            srv_s += d3
-            bwd_s += d5
-            up_s += d2
-        t, d = env.now, plan.uplink_adapter_s[r, k] * round_work
-        yield timeout(d)
-        record((t, d, fed_link, _ADAPTER_UP, k, sc_bits * round_work, r))
-        uplink += d
-        adapter_up_s += d
-        barriers[r].arrive()
-        yield released[r]
-    acc.compute_s[k], acc.uplink_s[k], acc.downlink_s[k] = compute, uplink, downlink
-    for kind, seconds in ((_FWD, fwd_s), (_BWD, bwd_s), (_SRV, srv_s), (_UP, up_s), (_ADAPTER_UP, adapter_up_s),
-                          (_GRAD_DOWN, grad_down_s), (_ADAPTER_DOWN, adapter_down_s)):
-        acc.busy_s[kind, k] = seconds
+                got = yield req | env.timeout(self.cutoff - asked)
+            waited = env.now - asked
+            if waited > 0:
+                self.record((asked, waited, MAIN_SERVER, _QUEUE, self.k, 0.0, self.r))
+            if self.cutoff != np.inf and req not in got:
+                raise _Stop
+            yield from self.hold(seconds, MAIN_SERVER, _SRV, 0.0)
+
+    def run(self, round_work, stop_after):
+        plan, k, r = self.plan, self.k, self.r
+        me, up_link, fed_link, down_link = self.names
+        try:
+            if plan.downlink_adapter_s is not None:
+                yield from self.hold(self.transfer(LINK_ADAPTER_DOWN, round_work), down_link, _ADAPTER_DOWN,
+                                     plan.adapter_bits * round_work)
+            fwd, bwd, srv = plan.client_forward_s[k], plan.client_backward_s[k], plan.server_s[k]
+            slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
+            for i, iteration_work in enumerate(plan.iterations[k]):
+                if i >= stop_after:
+                    raise _Stop
+                w = iteration_work * round_work
+                yield from self.hold(fwd * w * slow, me, _FWD, 0.0)
+                yield from self.hold(self.transfer(LINK_UP, w), up_link, _UP, plan.activation_bits * w)
+                if self.server is None:
+                    yield from self.hold(srv * w, MAIN_SERVER, _SRV, 0.0)
+                else:
+                    yield from self.shared_server(srv * w)
+                if plan.downlink_gradient_s is not None:
+                    yield from self.hold(self.transfer(LINK_GRAD_DOWN, w), down_link, _GRAD_DOWN,
+                                         plan.gradient_bits * w)
+                yield from self.hold(bwd * w * slow, me, _BWD, 0.0)
+            yield from self.hold(self.transfer(LINK_ADAPTER_UP, round_work), fed_link, _ADAPTER_UP,
+                                 plan.adapter_bits * round_work)
+        except _Stop:
+            return False
+        return True
 
 
-def _fed_server(env: simpy.Environment, plan: SflPlan, log: EventLog, barriers: list[Barrier],
-                released: list[simpy.Event], acc: Accounts, on_round: Callable[[int, float], None] | None):
+def _all_users(plan: SflPlan, start_s: float):
+    from ..participation import RoundDraw
+
+    k = plan.users
+    return RoundDraw(start_s=start_s, users=np.arange(k), stop_after_iterations=np.full(k, np.inf),
+                     cutoff_s=np.full(k, np.inf))
+
+
+def close_round(acc: Accounts, users: np.ndarray, arrived: np.ndarray, busy: np.ndarray) -> None:
+    """Book one round: `busy` (kinds, n) seconds of `users`, wasted where the adapter did not arrive."""
+    acc.busy_s[:, users] += busy
+    acc.rounds_joined[users] += 1
+    acc.wasted_s[users] += np.where(arrived, 0.0, busy.sum(axis=0))
+    acc.round_updates.append(int(arrived.sum()))
+    acc.round_participants.append(int(users.size))
+
+
+def _fed_server(env: simpy.Environment, plan: SflPlan, log: EventLog, acc: Accounts,
+                on_round: Callable[[int, float], None] | None):
+    record = log.rows.append if log.enabled else deque(maxlen=0).append
+    server = simpy.Resource(env, capacity=plan.server_concurrency) if plan.server_concurrency else None
+    kinds = acc.busy_s.shape[0]
     for r, round_work in enumerate(plan.rounds):
-        yield barriers[r].event
+        draw = plan.participation.draw(env.now) if plan.participation is not None else _all_users(plan, env.now)
+        if draw.start_s > env.now:
+            yield env.timeout(draw.start_s - env.now)
+        clients = [_ClientRound(env, int(k), r, plan, record, float(c), server)
+                   for k, c in zip(draw.users, draw.cutoff_s)]
+        procs = [env.process(c.run(round_work, stop)) for c, stop in zip(clients, draw.stop_after_iterations)]
+        yield env.all_of(procs)
+        busy = np.zeros((kinds, len(clients)))
+        for j, c in enumerate(clients):
+            for kind, seconds in c.busy.items():
+                busy[kind, j] = seconds
+        close_round(acc, draw.users, np.array([p.value for p in procs], dtype=bool), busy)
         if plan.aggregation_s > 0:
             t, d = env.now, plan.aggregation_s * round_work
             yield env.timeout(d)
-            if log.enabled:
-                log.rows.append((t, d, FED_SERVER, _AGG, -1, 0.0, r))
+            record((t, d, FED_SERVER, _AGG, -1, 0.0, r))
         acc.round_end_s.append(env.now)
-        released[r].succeed()
+        if plan.track is not None:
+            plan.track.discard_before(env.now)
         if on_round is not None:
             on_round(r, env.now)
+
+
+def finish_accounts(acc: Accounts) -> Accounts:
+    """Per-category totals from the per-kind tallies."""
+    from ..engine import CATEGORY_OF_KIND
+
+    cat = np.asarray(CATEGORY_OF_KIND)
+    acc.compute_s[:] = acc.busy_s[cat == "compute"].sum(axis=0)
+    acc.uplink_s[:] = acc.busy_s[cat == "uplink"].sum(axis=0)
+    acc.downlink_s[:] = acc.busy_s[cat == "downlink"].sum(axis=0)
+    return acc
 
 
 def run_sfl(env: simpy.Environment, plan: SflPlan, log: EventLog,
             on_round: Callable[[int, float], None] | None = None) -> Accounts:
     """Run the SFL protocol to completion on `env`; return the per-user accounts."""
-    k_users = plan.users
-    acc = Accounts.zeros(k_users)
-    server = ComputeNode(env, MAIN_SERVER, 1.0, plan.server_concurrency) if plan.server_concurrency else None
-    barriers = [Barrier(env, k_users) for _ in plan.rounds]
-    released = [env.event() for _ in plan.rounds]
-    for k in range(k_users):
-        env.process(_client(env, k, plan, server, log, barriers, released, acc))
-    env.process(_fed_server(env, plan, log, barriers, released, acc, on_round))
+    acc = Accounts.zeros(plan.users)
+    env.process(_fed_server(env, plan, log, acc, on_round))
     env.run()
-    return acc
+    return finish_accounts(acc)

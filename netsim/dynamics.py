@@ -1,0 +1,199 @@
+"""A cell that moves: block fading, random-waypoint mobility and spatially correlated shadowing.
+
+The optimizer plans on one frozen `ChannelState` (positions, path loss, shadowing at t = 0, mean
+fading). The simulator's channel is piecewise constant over blocks of `coherence_time_s`: block j
+covers [j·Tc, (j+1)·Tc). At the start of every block
+
+* the small-scale fading |h|^2 is redrawn (Rayleigh: exponential with mean 1; Rician with K-factor
+  K: |sqrt(K/(K+1)) + sqrt(1/(K+1))·CN(0, 1)|^2, mean 1), independently per user and block;
+* users move Tc·v metres along random-waypoint legs (destinations uniform over the cell, no pause);
+* the path loss follows the new distance (netsim.channel.path_loss_db) and the shadowing is updated
+  with the Gudmundson (1991) correlation rho = exp(-d / d_corr) over the d metres moved:
+  S <- rho·S + sqrt(1 - rho^2)·sigma·N(0, 1), which keeps its variance sigma^2.
+
+`ChannelTrack.factor` is each user's power gain relative to the planned state, so every rate is
+`fdma_rate_bps(b, c·factor)` with the planned c = g·p/N0. Rows are drawn lazily, in block order,
+from one Generator with fixed-size draws per block, so the table does not depend on who asks
+first: the SimPy engine and the vectorised engine see the same channel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from scenarios import CellConfig, ChannelConfig, ChannelState, fdma_rate_bps
+
+from .channel import _uniform_in_cell, path_loss_db
+
+__all__ = ["ChannelTrack", "fading_power"]
+
+_CHUNK_BLOCKS = 64
+_WINDOW = 8  # blocks a transfer looks ahead at once
+
+
+def fading_power(kind: str, k_factor_db: float, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """|h|^2 with mean 1: 'rayleigh' exponential(1); 'rician' with K-factor `k_factor_db`; 'none' ones."""
+    if kind == "rayleigh":
+        return rng.exponential(1.0, size=shape)
+    if kind == "rician":
+        k = 10.0 ** (k_factor_db / 10.0)
+        scatter = rng.normal(0.0, math.sqrt(0.5), size=(2, *shape))
+        los = math.sqrt(k / (k + 1.0))
+        s = math.sqrt(1.0 / (k + 1.0))
+        return (los + s * scatter[0]) ** 2 + (s * scatter[1]) ** 2
+    return np.ones(shape)
+
+
+class ChannelTrack:
+    """Per-block gain factors (relative to the planned `state`) of every user, drawn on demand."""
+
+    def __init__(self, state: ChannelState, channel: ChannelConfig, cell: CellConfig, rng: np.random.Generator):
+        if channel.coherence_time_s is None:
+            raise ValueError("a ChannelTrack needs channel.coherence_time_s")
+        self.block_s = float(channel.coherence_time_s)
+        self.users = state.users
+        self._cfg, self._cell, self._rng = channel, cell, rng
+        self._planned_gain_db = state.gain_db
+        self._bs = np.asarray(state.bs_position_m, dtype=float)
+        self._xy = state.positions_m.astype(float).copy()
+        self._shadow_db = state.shadowing_db.astype(float).copy()
+        self._speed = channel.mobility_speed_mps
+        self._target = _uniform_in_cell(cell, self.users, rng) if self._speed > 0 else None
+        self._buf = np.empty((4 * _CHUNK_BLOCKS, self.users))  # rows _start ... _start + _count - 1 in use
+        self._start = 0
+        self._count = 0
+        self._first = 0  # block index of the first row in use
+        self.positions_log: list[np.ndarray] = []  # (K, 2) positions at the start of every chunk of blocks
+
+    @property
+    def blocks_drawn(self) -> int:
+        return self._first + self._count
+
+    def _walk_one(self, k: int, blocks: int) -> np.ndarray:
+        """Positions (blocks, 2) of user k at the next `blocks` block starts, crossing waypoints: the
+        distance walked by block j is speed·Tc·(j + 1), laid along the legs (new waypoints drawn, one
+        uniform point each, as the walk reaches them)."""
+        walked = self._speed * self.block_s * np.arange(1, blocks + 1)
+        starts, ends = [self._xy[k].copy()], [self._target[k].copy()]
+        lengths = [float(np.linalg.norm(ends[0] - starts[0]))]
+        while sum(lengths) <= walked[-1]:
+            starts.append(ends[-1])
+            ends.append(_uniform_in_cell(self._cell, 1, self._rng)[0])
+            lengths.append(float(np.linalg.norm(ends[-1] - starts[-1])))
+        begin = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+        leg = np.searchsorted(begin, walked, side="right") - 1
+        a, b, length = np.asarray(starts)[leg], np.asarray(ends)[leg], np.asarray(lengths)[leg]
+        frac = np.where(length > 0, (walked - begin[leg]) / np.where(length > 0, length, 1.0), 0.0)
+        self._target[k] = ends[-1]
+        return a + (b - a) * frac[:, None]
+
+    def _walk(self, blocks: int) -> np.ndarray:
+        """Positions (blocks, K, 2) at the next `blocks` block starts; each user moves speed·Tc per block
+        along its legs (vectorised for everyone who reaches no waypoint within the chunk)."""
+        step = self._speed * self.block_s
+        leg = self._target - self._xy
+        dist = np.linalg.norm(leg, axis=1)
+        unit = leg / np.where(dist > 0, dist, 1.0)[:, None]
+        out = self._xy[None, :, :] + (step * np.arange(1, blocks + 1))[:, None, None] * unit[None, :, :]
+        for k in np.flatnonzero(dist <= step * blocks):  # reaches a waypoint in this chunk: in user order
+            out[:, k] = self._walk_one(int(k), blocks)
+        return out
+
+    def _draw_chunk(self) -> np.ndarray:
+        """The next _CHUNK_BLOCKS rows of gain factors. Chunk boundaries are fixed, so the draws do not
+        depend on who asks for which block when."""
+        cfg, n, k = self._cfg, _CHUNK_BLOCKS, self.users
+        first = self.blocks_drawn == 0
+        if self._speed > 0:
+            moving = self._walk(n - 1 if first else n)
+            xy = np.concatenate([self._xy[None], moving]) if first else moving
+            self._xy = xy[-1].copy()
+            shadow = np.empty((n, k))
+            if cfg.shadowing_sigma_db > 0:
+                rho = math.exp(-self._speed * self.block_s / cfg.shadowing_decorrelation_m)
+                fresh = self._rng.normal(0.0, cfg.shadowing_sigma_db, size=(n, k))
+                s = self._shadow_db
+                for j in range(n):
+                    if not (first and j == 0):
+                        s = rho * s + math.sqrt(1.0 - rho**2) * fresh[j]
+                    shadow[j] = s
+                self._shadow_db = s
+            else:
+                shadow[:] = self._shadow_db
+            distance = np.maximum(np.linalg.norm(xy - self._bs, axis=2), cfg.min_distance_m)
+            loss = path_loss_db(distance, cfg.path_loss_db_at_1km, cfg.path_loss_db_per_decade, cfg.min_distance_m)
+            large_scale_db = loss + shadow
+            if len(self.positions_log) < 10_000:
+                self.positions_log.append(xy[0].copy())
+        else:  # users stand still: only the fading changes
+            large_scale_db = np.broadcast_to(-self._planned_gain_db, (n, k))
+        fade = fading_power(cfg.fading, cfg.rician_k_factor_db, (n, k), self._rng)
+        gain_db = -large_scale_db + 10.0 * np.log10(fade)
+        return 10.0 ** ((gain_db - self._planned_gain_db) / 10.0)
+
+    def _ensure(self, block: int) -> None:
+        while block >= self.blocks_drawn:
+            chunk = self._draw_chunk()
+            if self._start + self._count + _CHUNK_BLOCKS > self._buf.shape[0]:  # compact, or grow x2
+                rows = self._buf[self._start:self._start + self._count]
+                cap = self._buf.shape[0] * (2 if self._count + _CHUNK_BLOCKS > self._buf.shape[0] // 2 else 1)
+                self._buf = np.empty((cap, self.users))
+                self._buf[:self._count] = rows
+                self._start = 0
+            end = self._start + self._count
+            self._buf[end:end + _CHUNK_BLOCKS] = chunk
+            self._count += _CHUNK_BLOCKS
+
+    def discard_before(self, time_s: float) -> None:
+        """Forget blocks that end before `time_s` (no one will ask for them again)."""
+        drop = min(int(time_s // self.block_s) - self._first, self._count)
+        if drop > 0:
+            self._start += drop
+            self._count -= drop
+            self._first += drop
+
+    def factor(self, block: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """Gain factors of `users` in `block` (same shapes)."""
+        block = np.asarray(block, dtype=np.int64)
+        self._ensure(int(block.max()))
+        if block.min() < self._first:
+            raise ValueError(f"block {int(block.min())} was discarded (kept from {self._first})")
+        return self._buf[block - self._first + self._start, users]
+
+    def transfer_s(self, bits: np.ndarray, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray,
+                   start_s: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """Seconds to send `bits` starting at `start_s`, the rate changing at every block edge (n,).
+
+        Within a block the rate is fdma_rate_bps(b, c·factor); a transfer that outlasts its block
+        continues at the next block's rate (exact integration over the piecewise-constant channel).
+        Blocks are looked at _WINDOW at a time, the same for every row (results do not depend on n)."""
+        remaining = np.asarray(bits, dtype=float).copy()
+        start = np.asarray(start_s, dtype=float)
+        t = start.copy()
+        block = np.floor(t / self.block_s).astype(np.int64)
+        out = np.zeros_like(t)
+        todo = np.flatnonzero(remaining > 0)
+        ahead = np.arange(_WINDOW)
+        while todo.size:
+            blocks = block[todo][:, None] + ahead[None, :]
+            rate = fdma_rate_bps(bandwidth_hz[todo][:, None],
+                                 snr_coeff_hz[todo][:, None] * self.factor(blocks, users[todo][:, None]))
+            begin = blocks * self.block_s
+            begin[:, 0] = t[todo]
+            capacity = np.cumsum(rate * ((blocks + 1) * self.block_s - begin), axis=1)
+            reached = capacity >= remaining[todo][:, None]
+            done = reached[:, -1]
+            if done.any():
+                rows = np.flatnonzero(done)
+                j = np.argmax(reached[rows], axis=1)
+                before = np.where(j > 0, capacity[rows, np.maximum(j - 1, 0)], 0.0)
+                fin = todo[rows]
+                out[fin] = begin[rows, j] + (remaining[fin] - before) / rate[rows, j] - start[fin]
+            go, rest = todo[~done], ~done
+            remaining[go] -= capacity[rest, -1]
+            block[go] += _WINDOW
+            t[go] = block[go] * self.block_s
+            todo = go
+        return out
