@@ -15,6 +15,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 STRATEGY_STYLE = {"proposed": ("C0", "o"), "EB": ("C1", "s"), "FE": ("C2", "^"), "BA": ("C3", "v")}
 STRATEGY_LABEL = {"proposed": "proposed (bandwidth + eta)", "EB": "EB (equal bandwidth, eta opt.)",
                   "FE": "FE (eta = 0.1, bandwidth opt.)", "BA": "BA (eta = 0.1, equal bandwidth)"}
+STRATEGY_SHORT = {"proposed": "bandwidth + eta opt.", "EB": "equal bw, eta opt.", "FE": "eta = 0.1, bw opt.",
+                  "BA": "eta = 0.1, equal bw"}
 
 
 def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
@@ -341,8 +343,9 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
         for patch, s in zip(boxes["boxes"], strategies):
             patch.set_facecolor(STRATEGY_STYLE.get(s, ("C7", "o"))[0])
             patch.set_alpha(0.35)
-        axis.set_xticks(positions, [STRATEGY_LABEL.get(s, s).replace(" (", "\n(") for s in strategies], fontsize=8)
         axis.grid(True, axis="y", alpha=0.3)
+    ax.set_xticks(positions, [f"{s}\n{STRATEGY_SHORT.get(s, '')}" for s in strategies], fontsize=8)
+    ax_ratio.set_xticks(positions, strategies, fontsize=8)
     planned = [runs.loc[runs["strategy"] == s, "planned_s"].iloc[0] for s in strategies]
     ax.scatter(positions, planned, marker="D", color="k", zorder=3, label="optimizer's plan (frozen channel)")
     ax.set_ylabel("training delay T (s)")

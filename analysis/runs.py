@@ -41,7 +41,9 @@ def world_allocations(world: World) -> dict[str, Allocation]:
     if scs_khz is not None:
         from optimizer.prb import allocation_in_prbs
 
-        allocations = {name: allocation_in_prbs(world.inputs, alloc, scs_khz) for name, alloc in allocations.items()}
+        rule = world.scenario.radio.prb_rule
+        allocations = {name: allocation_in_prbs(world.inputs, alloc, scs_khz, rule)
+                       for name, alloc in allocations.items()}
     return allocations
 
 

@@ -135,8 +135,8 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
         gap_sim = 100 * (others.loc[best_other, "simulated_mean_s"] - by.loc["proposed", "simulated_mean_s"]) / \
             others.loc[best_other, "simulated_mean_s"]
         lead = (f"The proposed allocation was planned {gap_plan:.3g} % below the best baseline ({best_other}); "
-                f"simulated, its mean delay is {gap_sim:.3g} % below it "
-                + ("(it keeps its lead)." if gap_sim > 0 else "(it loses its lead)."))
+                + (f"simulated, its mean delay is {gap_sim:.3g} % below it: it keeps its lead." if gap_sim > 0 else
+                   f"simulated, its mean delay is {-gap_sim:.3g} % above it: it loses its lead."))
         report.paragraph(lead)
     if prb:
         report.paragraph("Rounding to whole PRBs costs " + ", ".join(f"{k} {100 * v:.3g} %" for k, v in prb.items())

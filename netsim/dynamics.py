@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.signal import lfilter
 
 from scenarios import CellConfig, ChannelConfig, ChannelState, fdma_rate_bps
 
@@ -110,28 +111,25 @@ class ChannelTrack:
             moving = self._walk(n - 1 if first else n)
             xy = np.concatenate([self._xy[None], moving]) if first else moving
             self._xy = xy[-1].copy()
-            shadow = np.empty((n, k))
-            if cfg.shadowing_sigma_db > 0:
+            if cfg.shadowing_sigma_db > 0:  # S_j = rho·S_(j-1) + sqrt(1 - rho^2)·sigma·N_j, as a linear filter
                 rho = math.exp(-self._speed * self.block_s / cfg.shadowing_decorrelation_m)
-                fresh = self._rng.normal(0.0, cfg.shadowing_sigma_db, size=(n, k))
-                s = self._shadow_db
-                for j in range(n):
-                    if not (first and j == 0):
-                        s = rho * s + math.sqrt(1.0 - rho**2) * fresh[j]
-                    shadow[j] = s
-                self._shadow_db = s
+                fresh = math.sqrt(1.0 - rho**2) * self._rng.normal(0.0, cfg.shadowing_sigma_db, size=(n, k))
+                carry = self._shadow_db if first else rho * self._shadow_db
+                if first:
+                    fresh[0] = 0.0  # block 0 is the planned shadowing
+                shadow, _ = lfilter([1.0], [1.0, -rho], fresh, axis=0, zi=carry[None, :])
+                self._shadow_db = shadow[-1].copy()
             else:
-                shadow[:] = self._shadow_db
+                shadow = np.broadcast_to(self._shadow_db, (n, k))
             distance = np.maximum(np.linalg.norm(xy - self._bs, axis=2), cfg.min_distance_m)
             loss = path_loss_db(distance, cfg.path_loss_db_at_1km, cfg.path_loss_db_per_decade, cfg.min_distance_m)
             large_scale_db = loss + shadow
             if len(self.positions_log) < 10_000:
                 self.positions_log.append(xy[0].copy())
-        else:  # users stand still: only the fading changes
-            large_scale_db = np.broadcast_to(-self._planned_gain_db, (n, k))
         fade = fading_power(cfg.fading, cfg.rician_k_factor_db, (n, k), self._rng)
-        gain_db = -large_scale_db + 10.0 * np.log10(fade)
-        return 10.0 ** ((gain_db - self._planned_gain_db) / 10.0)
+        if self._speed == 0:
+            return fade  # the planned large-scale gain, times the fading
+        return fade * 10.0 ** ((-large_scale_db - self._planned_gain_db) / 10.0)
 
     def _ensure(self, block: int) -> None:
         while block >= self.blocks_drawn:

@@ -4,7 +4,11 @@ A 5G NR PRB is 12 sub-carriers: 180 kHz at 15 kHz spacing, 360 kHz at 30, 720 kH
 fit a channel is 3GPP TS 38.101-1 (FR1) Table 5.3.2-1, "Maximum transmission bandwidth
 configuration N_RB" (the rest is guard band): a 20 MHz channel carries 106, 51 or 24 PRBs.
 
-Rounding rule (largest remainder, Hamilton's method, with a floor of one PRB): user k's quota is
+Two rules (radio.prb_rule). 'largest_remainder' rounds the optimizer's answer; 'min_max' re-solves
+over whole PRBs for the strategies whose bandwidth is optimised (`min_max_prbs`), so that the cost
+it reports is that of the PRB granularity, not of the rounding.
+
+Largest remainder (Hamilton's method, with a floor of one PRB): user k's quota is
 q_k = N·b_k / B of the N PRBs of the channel B; each user first gets max(1, floor(q_k)); while
 that is more than N, the user holding the most above its quota (n_k - q_k, among those with two
 or more) gives one back; the PRBs left go one each to the largest remainders q_k - n_k. Exactly
@@ -20,9 +24,14 @@ from scenarios import Allocation, DelayInputs
 from scenarios.nr import PRBS_PER_CHANNEL, prb_bandwidth_hz
 
 from .allocation import allocation_with_counts
+from .delay_model import compute_seconds_per_round
+from .energy_model import upload_seconds_at_power
 from .errors import OptimizerError
 
-__all__ = ["PRBS_PER_CHANNEL", "prb_bandwidth_hz", "prbs_in_channel", "round_to_prbs", "allocation_in_prbs"]
+EQUAL_SHARE_STRATEGIES = ("EB", "BA")  # equal bandwidth by definition: rounded, never re-optimised
+
+__all__ = ["PRBS_PER_CHANNEL", "prb_bandwidth_hz", "prbs_in_channel", "round_to_prbs", "min_max_prbs",
+           "allocation_in_prbs"]
 
 def prbs_in_channel(bandwidth_hz: float, scs_khz: int, field: str = "radio.uplink_main_bandwidth_hz") -> int:
     """N_RB of a channel of `bandwidth_hz` at `scs_khz` (TS 38.101-1 Table 5.3.2-1); OptimizerError if none."""
@@ -55,20 +64,75 @@ def round_to_prbs(bandwidth_hz: np.ndarray, channel_hz: float, prbs: int) -> np.
     return n
 
 
-def allocation_in_prbs(inputs: DelayInputs, alloc: Allocation, scs_khz: int) -> Allocation:
-    """`alloc` with both uplink bandwidths rounded to whole PRBs; T recomputed from the delay model.
+def _user_delays_s(inputs: DelayInputs, alloc: Allocation, n_main: np.ndarray, n_fed: np.ndarray,
+                   prb_hz: float, user: int | None = None) -> np.ndarray:
+    """T_k (s) with these PRBs: every user, or only `user` (n_main, n_fed then of length 1)."""
+    p_s, p_c, f = alloc.powers_and_clock()
+    pick = slice(None) if user is None else slice(user, user + 1)
+    t_s = upload_seconds_at_power(inputs.activation_bits, n_main * prb_hz, inputs.snr_coeff_main_hz[pick], p_s[pick])
+    t_c = upload_seconds_at_power(inputs.adapter_bits, n_fed * prb_hz, inputs.snr_coeff_fed_hz[pick], p_c[pick])
+    tau = compute_seconds_per_round(inputs, alloc.V, alloc.cpu_fraction)[pick]
+    return alloc.I0 * (tau + t_c + alloc.V * inputs.weights[pick] * t_s)
 
+
+def min_max_prbs(inputs: DelayInputs, alloc: Allocation, prbs_main: int, prbs_fed: int,
+                 prb_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Whole PRBs that make the slowest user's T_k small, at the allocation's eta, powers and clocks.
+
+    One PRB of each pool per user; then, PRB by PRB, the slowest user gets one more from the pool
+    (with PRBs left) where it cuts its T_k the most. With one pool this greedy is optimal (T_k falls
+    with the user's own PRBs only; tested by brute force)."""
+    k = inputs.users
+    n_main, n_fed = np.ones(k, dtype=np.int64), np.ones(k, dtype=np.int64)
+    left = {"main": prbs_main - k, "fed": prbs_fed - k}
+    delays = _user_delays_s(inputs, alloc, n_main, n_fed, prb_hz)
+    while left["main"] > 0 or left["fed"] > 0:
+        user = int(np.argmax(delays))
+        best, best_pool = np.inf, None
+        for pool, n in (("main", n_main), ("fed", n_fed)):
+            if left[pool] > 0:
+                n[user] += 1
+                t = float(_user_delays_s(inputs, alloc, n_main[user:user + 1], n_fed[user:user + 1], prb_hz,
+                                         user)[0])
+                n[user] -= 1
+                if t < best:
+                    best, best_pool = t, pool
+        (n_main if best_pool == "main" else n_fed)[user] += 1
+        left[best_pool] -= 1
+        delays[user] = best
+    return n_main, n_fed
+
+
+def allocation_in_prbs(inputs: DelayInputs, alloc: Allocation, scs_khz: int,
+                       rule: str = "largest_remainder") -> Allocation:
+    """`alloc` with both uplink bandwidths in whole PRBs; T recomputed from the delay model.
+
+    rule 'largest_remainder' rounds the continuous bandwidths (`round_to_prbs`); 'min_max' gives
+    the strategies whose bandwidth the optimizer chose (all but EB and BA, which keep equal shares
+    and are rounded) the whole PRBs of `min_max_prbs`, or the rounded ones when those are faster.
     details["prb"] records the PRBs per user, the continuous T and the relative delay cost."""
     prb_hz = prb_bandwidth_hz(scs_khz)
-    n_main = round_to_prbs(alloc.b_s_hz, inputs.uplink_main_bandwidth_hz,
-                           prbs_in_channel(inputs.uplink_main_bandwidth_hz, scs_khz))
-    n_fed = round_to_prbs(alloc.b_c_hz, inputs.uplink_fed_bandwidth_hz,
-                          prbs_in_channel(inputs.uplink_fed_bandwidth_hz, scs_khz, "radio.uplink_fed_bandwidth_hz"))
+    total_main = prbs_in_channel(inputs.uplink_main_bandwidth_hz, scs_khz)
+    total_fed = prbs_in_channel(inputs.uplink_fed_bandwidth_hz, scs_khz, "radio.uplink_fed_bandwidth_hz")
+    if rule == "min_max" and alloc.strategy not in EQUAL_SHARE_STRATEGIES:
+        if inputs.users > min(total_main, total_fed):
+            raise OptimizerError(f"{inputs.users} users cannot each get one of {min(total_main, total_fed)} PRBs",
+                                 field="cell.users", value=inputs.users)
+        n_main, n_fed = min_max_prbs(inputs, alloc, total_main, total_fed, prb_hz)
+        r_main = round_to_prbs(alloc.b_s_hz, inputs.uplink_main_bandwidth_hz, total_main)
+        r_fed = round_to_prbs(alloc.b_c_hz, inputs.uplink_fed_bandwidth_hz, total_fed)
+        if _user_delays_s(inputs, alloc, r_main, r_fed, prb_hz).max() < \
+                _user_delays_s(inputs, alloc, n_main, n_fed, prb_hz).max():  # the greedy is no worse than rounding
+            n_main, n_fed = r_main, r_fed
+    else:
+        n_main = round_to_prbs(alloc.b_s_hz, inputs.uplink_main_bandwidth_hz, total_main)
+        n_fed = round_to_prbs(alloc.b_c_hz, inputs.uplink_fed_bandwidth_hz, total_fed)
     details = {**alloc.details, "prb": {
         "subcarrier_spacing_khz": scs_khz, "prb_bandwidth_hz": prb_hz, "prbs_main": n_main, "prbs_fed": n_fed,
+        "rule": rule if alloc.strategy not in EQUAL_SHARE_STRATEGIES else "largest_remainder",
         "continuous_T_s": alloc.T_s}}
     rounded = allocation_with_counts(inputs, alloc.V, alloc.I0, n_main * prb_hz, n_fed * prb_hz, alloc.strategy,
-                                     f"{alloc.solver} + PRB rounding", details, alloc.eta, alloc.power_main_fraction,
+                                     f"{alloc.solver} + whole PRBs ({details['prb']['rule']})", details, alloc.eta, alloc.power_main_fraction,
                                      alloc.power_fed_fraction, alloc.cpu_fraction)
     rounded.details["prb"]["rounding_cost_relative"] = rounded.T_s / alloc.T_s - 1.0
     return rounded

@@ -28,7 +28,7 @@ STUDY_FIELDS: dict[str, set[str]] = {
     "robustness": {"seeds"},
 }
 # Studies that simulate SFL under the scenario's dynamics (time-varying channel, users who come and go).
-DYNAMIC_STUDIES = ("simulate", "robustness", "cut_layer", "joint_cut")
+DYNAMIC_STUDIES = ("simulate", "robustness", "joint_cut")
 STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
 _TEXT_ARCHS = ("bert", "gpt2", "decoder")
@@ -285,8 +285,11 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
         ignored["theory"] = f"{what}; FedsLLM's convergence constants are not used"
         ignored["optimizer"] = f"{what}; problem (17) is not solved"
     if scenario.radio.subcarrier_spacing_khz is not None and not (kind in ("simulate", "robustness") and scheme == "sfl"):
-        ignored["radio.subcarrier_spacing_khz"] = (f"study '{kind}' of scheme '{scheme}' uses continuous bandwidths "
-                                                   "(PRB rounding applies to SFL's simulate, robustness and optimize)")
+        for name in ("subcarrier_spacing_khz", "prb_rule"):
+            ignored[f"radio.{name}"] = (f"study '{kind}' of scheme '{scheme}' uses continuous bandwidths (whole PRBs "
+                                        "apply to SFL's simulate, robustness and optimize)")
+    elif scenario.radio.subcarrier_spacing_khz is None:
+        ignored["radio.prb_rule"] = "radio.subcarrier_spacing_khz is null: bandwidths are continuous"
     if scenario.model is not None:
         why = "the model profile sets message sizes and compute"
         for name in ("activation_bits", "adapter_bits", "gradient_bits"):

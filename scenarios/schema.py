@@ -148,6 +148,11 @@ class RadioConfig(Section):
     subcarrier_spacing_khz: Literal[15, 30, 60] | None = Field(
         None, description="OFDMA: round the uplink bandwidths to whole 5G NR physical resource blocks of 12 "
                           "sub-carriers at this spacing (3GPP TS 38.101-1 Table 5.3.2-1); null: continuous FDMA.")
+    prb_rule: Literal["largest_remainder", "min_max"] = Field(
+        "largest_remainder", description="How continuous bandwidths become whole PRBs: 'largest_remainder' rounds "
+                                         "them (the budget kept, each user within one PRB of its share unless the "
+                                         "floor of one PRB forces more); 'min_max' gives the optimised strategies "
+                                         "(not EB, BA) the whole PRBs that minimise the slowest user's delay.")
     backhaul_rate_bps: PositiveFloat = Field(1e9, description="Edge-to-cloud backhaul rate per edge (bit/s).")
     backhaul_latency_s: NonNegativeFloat = Field(0.005, description="Edge-to-cloud one-way latency (s).")
 

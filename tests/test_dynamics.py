@@ -296,3 +296,23 @@ def test_a_trace_user_offline_all_along_never_trains(tmp_path):
         assert run.rounds_joined[2] == 0 and run.busy_s[:, 2].sum() == 0
         assert run.round_participants[0] == 5  # user 2 offline; user 4 online at t = 0
         assert run.wasted_s[4] > 0  # user 4 goes offline at 0.5 s, mid-round
+
+
+def test_min_max_prbs_are_no_slower_than_rounding_and_optimal_on_a_tiny_cell():
+    """Brute force over every split of a small PRB pool (the other pool fixed): the greedy is optimal."""
+    import itertools
+
+    from optimizer import optimise
+    from optimizer.prb import _user_delays_s, min_max_prbs
+
+    scenario = small_scenario(seed=2, cell={"users": 4})
+    world = realise(scenario)
+    alloc = optimise(world.inputs, scenario.optimizer.model_copy(update={"strategies": ["proposed"]}))["proposed"]
+    prb_hz, pool = prb_bandwidth_hz(15), 12
+    n_main, n_fed = min_max_prbs(world.inputs, alloc, pool, 4, prb_hz)  # the fed pool: one PRB each
+    best = min(float(_user_delays_s(world.inputs, alloc, np.array(split), n_fed, prb_hz).max())
+               for split in itertools.product(range(1, pool), repeat=4) if sum(split) == pool)
+    assert float(_user_delays_s(world.inputs, alloc, n_main, n_fed, prb_hz).max()) == pytest.approx(best, rel=1e-12)
+    rounded = allocation_in_prbs(world.inputs, alloc, 15, "largest_remainder")
+    greedy = allocation_in_prbs(world.inputs, alloc, 15, "min_max")
+    assert greedy.T_s <= rounded.T_s and greedy.T_s >= alloc.T_s * (1 - 1e-12)
