@@ -156,7 +156,7 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "fl":
         plan = build_fl_plan(profile, scenario.compute, scenario.radio, sim, scenario.channel, world.channel, batches,
-                             rng)
+                             rng, cell=scenario.cell)
         result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "sfl":
         model = scenario.model.model_copy(update={"cut_layers": [cuts[0]]})

@@ -21,8 +21,9 @@ import pandas as pd
 
 from .engine import ACTIVITIES, CATEGORIES, CATEGORY_OF_KIND, KIND
 from .protocols.common import Accounts
-from .protocols.sfl import (LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_UP, SflPlan, _all_users,
-                            close_round, finish_accounts, transfer_s)
+from .protocols.rounds import (LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_UP, all_users, close_round,
+                               finish_accounts, transfer_s)
+from .protocols.sfl import SflPlan
 from .topology import FED_SERVER, MAIN_SERVER
 
 __all__ = ["run_sfl_vectorised", "EVENT_COLUMNS", "records_frame", "node_names"]
@@ -127,7 +128,7 @@ def run_sfl_vectorised(plan: SflPlan, record: bool = True, on_round: Callable[[i
     kept: list[dict[str, np.ndarray]] = []
     now = 0.0
     for r, round_work in enumerate(plan.rounds):
-        draw = plan.participation.draw(now) if plan.participation is not None else _all_users(plan, now)
+        draw = plan.participation.draw(now) if plan.participation is not None else all_users(plan.users, now)
         if draw.start_s > now:
             now = now + (draw.start_s - now)
         users = draw.users

@@ -13,15 +13,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scenarios import (ChannelConfig, ChannelState, ComputeConfig, EnergyInputs, RadioConfig, SimulationConfig,
-                       WorkloadProfile)
+from scenarios import (CellConfig, ChannelConfig, ChannelState, ComputeConfig, EnergyInputs, RadioConfig,
+                       SimulationConfig, WorkloadProfile)
 from scenarios.types import dbm_to_watt, fdma_rate_bps
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors
+from .dynamics import ChannelTrack, fading_power
 from .energy import activity_power_w
+from .participation import Participation, availability_for
 from .engine import scheduled_events
 from .errors import NetsimError
 from .protocols.fl import FlPlan, run_fl
+from .protocols.rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP
 from .protocols.sl import SlPlan, run_sl
 from .protocols.splitllm import SplitLlmPlan, run_splitllm
 from .simulate import SimulationResult, run_protocol, straggler_slowdown
@@ -167,8 +170,11 @@ def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, ra
 
 def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: RadioConfig, sim: SimulationConfig,
                   channel_cfg: ChannelConfig, link: ChannelState, batches: np.ndarray,
-                  rng: np.random.Generator) -> FlPlan:
-    """Adapters go up on equal FDMA shares of the fed band B_c and come down on shares of the downlink."""
+                  rng: np.random.Generator, cell: CellConfig | None = None) -> FlPlan:
+    """Adapters go up on equal FDMA shares of the fed band B_c and come down on shares of the downlink.
+
+    With a time-varying channel (needs `cell`) or users who come and go, the plan carries the
+    channel track and the participation draws (from `rng`'s spawned children, as SFL's)."""
     k = link.users
     batches = _check_batches(batches, k)
     whole = profile.whole()
@@ -180,9 +186,23 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
     if sim.downlink:
         down = fdma_rate_bps(radio.downlink_bandwidth_hz / k,
                              downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
+    slowdown = straggler_slowdown(sim, sim.rounds, k, rng)
+    track_rng, participation_rng, availability_rng = rng.spawn(3)
+    track = links = participation = None
+    if channel_cfg.time_varying:
+        if cell is None:
+            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
+                              value=channel_cfg.coherence_time_s)
+        track = ChannelTrack(link, channel_cfg, cell, track_rng)
+        up_share = np.full(k, radio.uplink_fed_bandwidth_hz / k)
+        down_share = np.full(k, radio.downlink_bandwidth_hz / k)
+        links = {LINK_ADAPTER_UP: (up_share, link.snr_coeff_hz, adapter),
+                 LINK_ADAPTER_DOWN: (down_share, downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm), adapter)}
+    if sim.users_come_and_go:
+        participation = Participation(sim, batches, participation_rng, availability_for(sim, k, availability_rng))
     return FlPlan(rounds=sim.rounds, batches=batches, train_s=train, adapter_up_s=_seconds(adapter, up_rate),
                   adapter_down_s=None if down is None else _seconds(adapter, down), adapter_bits=adapter,
-                  slowdown=straggler_slowdown(sim, sim.rounds, k, rng))
+                  slowdown=slowdown, track=track, links=links, participation=participation)
 
 
 RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlPlan: ("fl", run_fl)}
@@ -201,7 +221,11 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log,
         simpy_events=scheduled_events(env), wall_s=wall, paper_assumptions=sim.paper_assumptions(channel_cfg),
         busy_s=acc.busy_s, power_w=activity_power_w(energy, plan.users) if energy is not None else None,
-        idle_power_w=energy.idle_power_w if energy is not None else 0.0)
+        idle_power_w=energy.idle_power_w if energy is not None else 0.0, wasted_s=acc.wasted_s,
+        rounds_joined=acc.rounds_joined,
+        round_updates=np.asarray(acc.round_updates) if getattr(plan, "participation", None) is not None else None,
+        round_participants=(np.asarray(acc.round_participants) if getattr(plan, "participation", None) is not None
+                            else None))
 
 
 def cross_link_gains(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, association: np.ndarray,
@@ -226,7 +250,7 @@ def edge_link_state(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, 
     k = len(distance)
     shadow = rng.normal(0.0, channel_cfg.shadowing_sigma_db, size=k) if channel_cfg.shadowing_sigma_db > 0 \
         else np.zeros(k)
-    fading = rng.exponential(1.0, size=k) if channel_cfg.fading == "rayleigh" else np.ones(k)
+    fading = fading_power(channel_cfg.fading, channel_cfg.rician_k_factor_db, (k,), rng)
     return ChannelState(positions_m=user_positions_m, bs_position_m=np.zeros(2), distance_m=distance,
                          path_loss_db=path_loss_db(distance, channel_cfg.path_loss_db_at_1km,
                                                    channel_cfg.path_loss_db_per_decade, channel_cfg.min_distance_m),

@@ -28,7 +28,8 @@ STUDY_FIELDS: dict[str, set[str]] = {
     "robustness": {"seeds"},
 }
 # Studies that simulate SFL under the scenario's dynamics (time-varying channel, users who come and go).
-DYNAMIC_STUDIES = ("simulate", "robustness", "joint_cut")
+DYNAMIC_STUDIES = ("simulate", "robustness", "joint_cut", "scheme_comparison")
+DYNAMIC_SCHEMES = ("sfl", "fl")  # the protocols that model them
 STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
 _TEXT_ARCHS = ("bert", "gpt2", "decoder")
@@ -186,10 +187,13 @@ def dynamics_problems(scenario: Scenario) -> list[Problem]:
                                      ("simulation.availability_trace", sim.availability_trace is not None),
                                      ("simulation.availability_mean_on_s", sim.availability_mean_on_s is not None))
                if on]
-    if dynamic and (scheme != "sfl" or kind not in DYNAMIC_STUDIES):
-        where = f"scheme '{scheme}'" if scheme != "sfl" else f"study '{kind}'"
+    schemes = list(scenario.study.schemes) if kind == "scheme_comparison" else [scheme]
+    others = [s for s in schemes if s not in DYNAMIC_SCHEMES]
+    if dynamic and (others or kind not in DYNAMIC_STUDIES):
+        where = f"scheme '{others[0]}'" if others else f"study '{kind}'"
         problems.append(Problem(dynamic[0], f"the simulator applies a time-varying channel and users who come and go "
-                                f"to SFL in studies {', '.join(DYNAMIC_STUDIES)}; {where} would ignore it",
+                                f"to {' and '.join(s.upper() for s in DYNAMIC_SCHEMES)} (SplitLLM and SL do not model "
+                                f"them yet) in studies {', '.join(DYNAMIC_STUDIES)}; {where} would ignore it",
                                 getattr(scenario.channel if dynamic[0].startswith("channel") else sim,
                                         dynamic[0].split(".")[1]), True))
     if kind == "robustness":

@@ -316,3 +316,59 @@ def test_min_max_prbs_are_no_slower_than_rounding_and_optimal_on_a_tiny_cell():
     rounded = allocation_in_prbs(world.inputs, alloc, 15, "largest_remainder")
     greedy = allocation_in_prbs(world.inputs, alloc, 15, "min_max")
     assert greedy.T_s <= rounded.T_s and greedy.T_s >= alloc.T_s * (1 - 1e-12)
+
+
+def test_fl_rounds_with_users_who_come_and_go_against_their_closed_form():
+    """FL through the shared round driver: everyone = the barrier form; a deadline cuts every round at
+    min(deadline, slowest); a drop-out trains a uniform number of batches and never uploads."""
+    from netsim import FlPlan, run_plan
+    from netsim.participation import Participation
+    from scenarios import ChannelConfig
+
+    rng = np.random.default_rng(3)
+    rounds, users = 5, 7
+    batches = rng.integers(1, 6, users)
+    up = rng.uniform(0.5, 2.0, (rounds, users))
+    base = dict(rounds=rounds, batches=batches, train_s=0.3, adapter_up_s=up, adapter_down_s=None, adapter_bits=8e6)
+    per_user = batches[None, :] * 0.3 + up  # (R, K) each user's round
+    everyone = SimulationConfig(participants_per_round=users)
+    plan = FlPlan(**base, participation=Participation(everyone, batches, np.random.default_rng(0)))
+    run = run_plan(plan, everyone, ChannelConfig())
+    assert run.total_delay_s == pytest.approx(per_user.max(axis=1).sum(), rel=1e-12)
+    assert (run.round_updates == users).all() and run.wasted_s.sum() == 0
+
+    deadline = float(np.median(per_user))
+    cut = SimulationConfig(round_deadline_s=deadline)
+    run = run_plan(FlPlan(**base, participation=Participation(cut, batches, np.random.default_rng(0))), cut,
+                   ChannelConfig())
+    assert run.total_delay_s == pytest.approx(np.minimum(per_user.max(axis=1), deadline).sum(), rel=1e-12)
+    np.testing.assert_array_equal(run.round_updates, (per_user <= deadline).sum(axis=1))
+    np.testing.assert_allclose(run.wasted_s, np.where(per_user > deadline, deadline, 0.0).sum(axis=0), rtol=1e-12)
+
+    drops = SimulationConfig(dropout_probability=0.5)
+    run = run_plan(FlPlan(**base, participation=Participation(drops, batches, np.random.default_rng(1))), drops,
+                   ChannelConfig())
+    assert 0 < run.round_updates.sum() < rounds * users
+    frame = run.events_frame()
+    uploads = frame[frame["kind"] == "uplink_adapter"].groupby("round").size()
+    np.testing.assert_array_equal(uploads.reindex(range(rounds), fill_value=0), run.round_updates)
+    trained = frame[frame["kind"] == "client_train"].groupby(["round", "user"]).size()
+    dropped = trained[trained < batches[trained.index.get_level_values("user")]]
+    assert len(dropped) + run.round_updates.sum() <= rounds * users  # a drop-out stops short of its epoch
+
+
+def test_fl_on_a_time_varying_channel_from_a_profile():
+    from analysis.schemes import run_scheme
+
+    model = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1]}
+
+    def fl(**channel):
+        return run_scheme(realise(small_scenario(scheme="fl", cell={"users": 6}, workload={"dataset_samples": 192},
+                                                 model=model, channel=channel, simulation={"rounds": 3})), "fl")
+
+    static = fl().result
+    frozen = fl(coherence_time_s=0.01).result  # no fading, no motion: the same rates, block by block
+    assert frozen.total_delay_s == pytest.approx(static.total_delay_s, rel=1e-9)
+    fading = fl(coherence_time_s=0.01, fading="rayleigh").result
+    assert fading.total_delay_s != pytest.approx(static.total_delay_s, rel=1e-6)
+    np.testing.assert_allclose(fading.compute_s, static.compute_s, rtol=1e-12)  # only the transfers change

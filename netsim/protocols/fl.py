@@ -2,7 +2,9 @@
 
 Users work in parallel: the new global adapter comes down (optional downlink, FDMA shares), each
 user trains its local epoch batch by batch, then uploads its adapter on its FDMA share of the
-uplink; when all are in, the server aggregates and the next round starts.
+uplink; when all are in, the server aggregates and the next round starts. With users who come and
+go or a time-varying channel, rounds run through netsim.protocols.rounds (`fl_round`); a drop-out
+stops after a uniform number of its local batches.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import simpy
 from ..engine import KIND, EventLog
 from ..topology import FED_SERVER, user_node
 from .common import Accounts, Recorder, close_rounds, round_gates
+from .rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, RoundClient, Stop, drive_rounds, finish_accounts
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,36 @@ class FlPlan:
     adapter_bits: float
     aggregation_s: float = 0.0
     slowdown: np.ndarray | None = None
+    track: object | None = None  # netsim.dynamics.ChannelTrack: a time-varying channel
+    links: tuple | None = None  # with a track: per link index (netsim.protocols.rounds) (bandwidth_hz, c, bits)
+    participation: object | None = None  # netsim.participation.Participation: who trains each round
 
     @property
     def users(self) -> int:
         return int(self.batches.shape[0])
+
+    def table(self, link: int) -> np.ndarray | None:
+        return {LINK_ADAPTER_UP: self.adapter_up_s, LINK_ADAPTER_DOWN: self.adapter_down_s}[link]
+
+
+def fl_round(client: RoundClient, round_work: float, stop_after: float):
+    """Process: one user's FL round under users who come and go; True when its adapter arrived."""
+    plan, k, r = client.plan, client.k, client.r
+    me, fed_link = client.names[0], client.names[2]
+    try:
+        slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
+        if plan.adapter_down_s is not None:
+            yield from client.hold(client.transfer(LINK_ADAPTER_DOWN, 1.0), f"{FED_SERVER}->{me}",
+                                   KIND["downlink_adapter"], plan.adapter_bits)
+        for batch in range(int(plan.batches[k])):
+            if batch >= stop_after:
+                raise Stop
+            yield from client.hold(plan.train_s * slow, me, KIND["client_train"], 0.0)
+        yield from client.hold(client.transfer(LINK_ADAPTER_UP, 1.0), fed_link, KIND["uplink_adapter"],
+                               plan.adapter_bits)
+    except Stop:
+        return False
+    return True
 
 
 def _user(env, k: int, plan: FlPlan, rec: Recorder, barriers, released, acc: Accounts):
@@ -52,6 +81,10 @@ def _user(env, k: int, plan: FlPlan, rec: Recorder, barriers, released, acc: Acc
 def run_fl(env: simpy.Environment, plan: FlPlan, log: EventLog,
            on_round: Callable[[int, float], None] | None = None) -> Accounts:
     acc = Accounts.zeros(plan.users)
+    if plan.participation is not None or plan.track is not None:
+        env.process(drive_rounds(env, plan, [1.0] * plan.rounds, log, acc, on_round, fl_round, FED_SERVER))
+        env.run()
+        return finish_accounts(acc)
     rec = Recorder(env, log, acc.busy_s)
     barriers, released = round_gates(env, plan.rounds, plan.users)
     for k in range(plan.users):

@@ -1,0 +1,157 @@
+"""Rounds in which users come and go: the fed server's loop and one user's round as SimPy processes.
+
+Shared by the protocols whose users train in parallel between two aggregations (SFL, FL). Each
+round the fed server asks the plan's `participation` (netsim.participation) who trains and until
+when, starts one process per participant, waits for all of them (each ends when its update is in
+or when it stops), books the round and aggregates. A participant's activities are cut at its
+cutoff (offline, deadline); a `Stop` ends its round early.
+
+Transfer times come from the plan's per-round tables, or on a time-varying channel
+(netsim.dynamics) from the channel at the moment each transfer starts: `transfer_s` is the one
+place both engines (SimPy, and netsim.fast_sfl) get them from.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from ..engine import CATEGORY_OF_KIND, KIND, EventLog
+from ..topology import FED_SERVER, MAIN_SERVER, user_node
+from .common import Accounts
+
+__all__ = ["LINK_UP", "LINK_ADAPTER_UP", "LINK_GRAD_DOWN", "LINK_ADAPTER_DOWN", "Stop", "RoundClient", "transfer_s",
+           "all_users", "close_round", "drive_rounds", "finish_accounts"]
+
+LINK_UP, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_ADAPTER_DOWN = range(4)
+_AGG, _QUEUE = KIND["aggregation"], KIND["server_queue"]
+
+
+def transfer_s(plan, link: int, r: int, users: np.ndarray, work: np.ndarray, start_s: np.ndarray) -> np.ndarray:
+    """Seconds of `work` (fractions) of one transfer on `link` for `users` starting at `start_s` (n,).
+
+    `plan` has `table(link)` ((R, K) seconds per unit of work), `track` and `links` (with a track:
+    per link (bandwidth_hz (K,), snr_coeff_hz (K,), bits))."""
+    if plan.track is None:
+        return plan.table(link)[r, users] * work
+    bandwidth_hz, snr_coeff_hz, bits = plan.links[link]
+    return plan.track.transfer_s(bits * work, bandwidth_hz[users], snr_coeff_hz[users], start_s, users)
+
+
+class Stop(Exception):
+    """Raised inside a user's round when it stops (drop-out, offline, deadline)."""
+
+
+class RoundClient:
+    """One user's round: `hold` spends time on an activity (cut at the cutoff), `transfer` prices one."""
+
+    __slots__ = ("env", "k", "r", "plan", "record", "cutoff", "busy", "names", "server")
+
+    def __init__(self, env, k, r, plan, record, cutoff, server):
+        self.env, self.k, self.r, self.plan, self.record, self.cutoff = env, k, r, plan, record, cutoff
+        self.busy = {}
+        self.server = server
+        me = user_node(k)
+        self.names = (me, f"{me}->{MAIN_SERVER}", f"{me}->{FED_SERVER}", f"{MAIN_SERVER}->{me}")
+
+    def hold(self, seconds, node, kind, bits):
+        """Spend `seconds` (cut at the cutoff) on an activity and record it; raise Stop when cut."""
+        now = self.env.now
+        cut = now + seconds > self.cutoff
+        d = self.cutoff - now if cut else seconds
+        yield self.env.timeout(d)
+        if cut and seconds > 0:
+            bits = bits * (d / seconds)
+        self.record((now, d, node, kind, self.k, bits, self.r))
+        self.busy[kind] = self.busy.get(kind, 0.0) + d
+        if cut:
+            raise Stop
+
+    def transfer(self, link, work):
+        k = self.k
+        if self.plan.track is None:
+            return self.plan.table(link)[self.r, k] * work
+        return float(transfer_s(self.plan, link, self.r, np.array([k]), np.array([work]),
+                                np.array([self.env.now]))[0])
+
+    def shared_server(self, seconds, node, kind):
+        """Hold a slot of the shared server (queueing recorded as server_queue), cut at the cutoff."""
+        env, res = self.env, self.server
+        with res.request() as req:
+            asked = env.now
+            if asked >= self.cutoff:
+                raise Stop
+            if self.cutoff == np.inf:
+                yield req
+            else:
+                got = yield req | env.timeout(self.cutoff - asked)
+            waited = env.now - asked
+            if waited > 0:
+                self.record((asked, waited, node, _QUEUE, self.k, 0.0, self.r))
+            if self.cutoff != np.inf and req not in got:
+                raise Stop
+            yield from self.hold(seconds, node, kind, 0.0)
+
+
+def all_users(users: int, start_s: float):
+    """Everyone, from `start_s`, to the end (no participation model)."""
+    from ..participation import RoundDraw
+
+    return RoundDraw(start_s=start_s, users=np.arange(users), stop_after_iterations=np.full(users, np.inf),
+                     cutoff_s=np.full(users, np.inf))
+
+
+def close_round(acc: Accounts, users: np.ndarray, arrived: np.ndarray, busy: np.ndarray) -> None:
+    """Book one round: `busy` (kinds, n) seconds of `users`, wasted where the update did not arrive."""
+    acc.busy_s[:, users] += busy
+    acc.rounds_joined[users] += 1
+    acc.wasted_s[users] += np.where(arrived, 0.0, busy.sum(axis=0))
+    acc.round_updates.append(int(arrived.sum()))
+    acc.round_participants.append(int(users.size))
+
+
+def drive_rounds(env: simpy.Environment, plan, rounds: list[float], log: EventLog, acc: Accounts,
+                 on_round: Callable[[int, float], None] | None, user_round, server_name: str):
+    """Process: the fed server's loop over `rounds` (work fractions: 1, or less for a final partial one).
+
+    `user_round(client, round_work, stop_after)` is the protocol's process for one user's round;
+    it returns True when the user's update arrived. With `plan.server_concurrency`, the users'
+    `client.server` is one shared resource (`server_name`)."""
+    record = log.rows.append if log.enabled else deque(maxlen=0).append
+    concurrency = getattr(plan, "server_concurrency", None)
+    server = simpy.Resource(env, capacity=concurrency) if concurrency else None
+    kinds = acc.busy_s.shape[0]
+    for r, round_work in enumerate(rounds):
+        draw = plan.participation.draw(env.now) if plan.participation is not None else all_users(plan.users, env.now)
+        if draw.start_s > env.now:
+            yield env.timeout(draw.start_s - env.now)
+        clients = [RoundClient(env, int(k), r, plan, record, float(c), server)
+                   for k, c in zip(draw.users, draw.cutoff_s)]
+        procs = [env.process(user_round(c, round_work, stop)) for c, stop in zip(clients, draw.stop_after_iterations)]
+        yield env.all_of(procs)
+        busy = np.zeros((kinds, len(clients)))
+        for j, c in enumerate(clients):
+            for kind, seconds in c.busy.items():
+                busy[kind, j] = seconds
+        close_round(acc, draw.users, np.array([p.value for p in procs], dtype=bool), busy)
+        if plan.aggregation_s > 0:
+            t, d = env.now, plan.aggregation_s * round_work
+            yield env.timeout(d)
+            record((t, d, FED_SERVER, _AGG, -1, 0.0, r))
+        acc.round_end_s.append(env.now)
+        if plan.track is not None:
+            plan.track.discard_before(env.now)
+        if on_round is not None:
+            on_round(r, env.now)
+
+
+def finish_accounts(acc: Accounts) -> Accounts:
+    """Per-category totals from the per-kind tallies."""
+    cat = np.asarray(CATEGORY_OF_KIND)
+    acc.compute_s[:] = acc.busy_s[cat == "compute"].sum(axis=0)
+    acc.uplink_s[:] = acc.busy_s[cat == "uplink"].sum(axis=0)
+    acc.downlink_s[:] = acc.busy_s[cat == "downlink"].sum(axis=0)
+    return acc
