@@ -152,7 +152,7 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "sl":
         plan = build_sl_plan(profile, cuts[0], scenario.compute, scenario.radio, sim, scenario.channel, world.channel,
-                             batches, rng)
+                             batches, rng, cell=scenario.cell)
         result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "fl":
         plan = build_fl_plan(profile, scenario.compute, scenario.radio, sim, scenario.channel, world.channel, batches,

@@ -24,7 +24,7 @@ from .participation import Participation, availability_for
 from .engine import scheduled_events
 from .errors import NetsimError
 from .protocols.fl import FlPlan, run_fl
-from .protocols.rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP
+from .protocols.rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_UP
 from .protocols.sl import SlPlan, run_sl
 from .protocols.splitllm import SplitLlmPlan, run_splitllm
 from .simulate import SimulationResult, run_protocol, straggler_slowdown
@@ -142,10 +142,29 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
         cloud_concurrency=sim.cloud_concurrency, slowdown=straggler_slowdown(sim, sim.rounds, k, rng))
 
 
+def _dynamics(sim: SimulationConfig, channel_cfg: ChannelConfig, link: ChannelState, cell: CellConfig | None,
+              iterations: np.ndarray, rng: np.random.Generator):
+    """(track, participation) of a plan: a time-varying channel and users who come and go, each None
+    when off; from `rng`'s spawned children (no draw of `rng` itself), as SFL's."""
+    track_rng, participation_rng, availability_rng = rng.spawn(3)
+    track = participation = None
+    if channel_cfg.time_varying:
+        if cell is None:
+            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
+                              value=channel_cfg.coherence_time_s)
+        track = ChannelTrack(link, channel_cfg, cell, track_rng)
+    if sim.users_come_and_go:
+        participation = Participation(sim, iterations, participation_rng,
+                                      availability_for(sim, link.users, availability_rng))
+    return track, participation
+
+
 def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, radio: RadioConfig,
                   sim: SimulationConfig, channel_cfg: ChannelConfig, link: ChannelState, batches: np.ndarray,
-                  rng: np.random.Generator) -> SlPlan:
-    """`link`: each user's channel to the base station (main server)."""
+                  rng: np.random.Generator, cell: CellConfig | None = None) -> SlPlan:
+    """`link`: each user's channel to the base station (main server); the active user has the whole
+    band. With a time-varying channel (needs `cell`) or users who come and go, the plan carries
+    the channel track and the participation draws."""
     k = link.users
     batches = _check_batches(batches, k)
     uf, ub = _per_batch(profile, compute, "user", 0, cut)
@@ -165,7 +184,22 @@ def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, ra
                   downlink_gradient_s=None if down is None else _seconds(bits["gradient"], down),
                   user_adapter_up_s=_seconds(user_adapter, up_rate),
                   user_adapter_down_s=None if down is None else _seconds(user_adapter, down),
-                  bits=bits, slowdown=straggler_slowdown(sim, sim.rounds, k, rng))
+                  bits=bits, slowdown=straggler_slowdown(sim, sim.rounds, k, rng),
+                  **_sl_dynamics(sim, channel_cfg, link, cell, batches, radio, bits, rng))
+
+
+def _sl_dynamics(sim, channel_cfg, link, cell, batches, radio, bits, rng) -> dict:
+    track, participation = _dynamics(sim, channel_cfg, link, cell, batches, rng)
+    links = None
+    if track is not None:
+        band_up = np.full(link.users, radio.uplink_main_bandwidth_hz)
+        band_down = np.full(link.users, radio.downlink_bandwidth_hz)
+        c_down = downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)
+        links = {LINK_UP: (band_up, link.snr_coeff_hz, bits["activation"]),
+                 LINK_ADAPTER_UP: (band_up, link.snr_coeff_hz, bits["user_adapter"]),
+                 LINK_GRAD_DOWN: (band_down, c_down, bits["gradient"]),
+                 LINK_ADAPTER_DOWN: (band_down, c_down, bits["user_adapter"])}
+    return {"track": track, "links": links, "participation": participation}
 
 
 def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: RadioConfig, sim: SimulationConfig,
@@ -187,19 +221,13 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
         down = fdma_rate_bps(radio.downlink_bandwidth_hz / k,
                              downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
     slowdown = straggler_slowdown(sim, sim.rounds, k, rng)
-    track_rng, participation_rng, availability_rng = rng.spawn(3)
-    track = links = participation = None
-    if channel_cfg.time_varying:
-        if cell is None:
-            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
-                              value=channel_cfg.coherence_time_s)
-        track = ChannelTrack(link, channel_cfg, cell, track_rng)
+    track, participation = _dynamics(sim, channel_cfg, link, cell, batches, rng)
+    links = None
+    if track is not None:
         up_share = np.full(k, radio.uplink_fed_bandwidth_hz / k)
         down_share = np.full(k, radio.downlink_bandwidth_hz / k)
         links = {LINK_ADAPTER_UP: (up_share, link.snr_coeff_hz, adapter),
                  LINK_ADAPTER_DOWN: (down_share, downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm), adapter)}
-    if sim.users_come_and_go:
-        participation = Participation(sim, batches, participation_rng, availability_for(sim, k, availability_rng))
     return FlPlan(rounds=sim.rounds, batches=batches, train_s=train, adapter_up_s=_seconds(adapter, up_rate),
                   adapter_down_s=None if down is None else _seconds(adapter, down), adapter_bits=adapter,
                   slowdown=slowdown, track=track, links=links, participation=participation)
@@ -208,12 +236,32 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
 RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlPlan: ("fl", run_fl)}
 
 
+def check_deadline(plan, sim: SimulationConfig) -> None:
+    """Before running: refuse a round deadline that no user can meet (FL: its epoch and upload; SL:
+    its turn, were it first). On a time-varying channel a lucky draw may beat the planned rates, so
+    the bound is then the compute alone."""
+    if sim.round_deadline_s is None or isinstance(plan, SplitLlmPlan):
+        return
+    if isinstance(plan, FlPlan):
+        compute = plan.batches * plan.train_s
+        comms = plan.adapter_up_s[0]
+    else:
+        compute = plan.batches * (plan.user_forward_s + plan.user_backward_s + plan.server_s)
+        comms = plan.batches * plan.uplink_s[0] + plan.user_adapter_up_s[0]
+    fastest = float(np.min(compute if plan.track is not None else compute + comms))
+    if sim.round_deadline_s < fastest:
+        what = "computing its epoch alone" if plan.track is not None else "its round on this channel"
+        raise NetsimError(f"no user can meet the deadline: the fastest needs {fastest:.4g} s for {what}",
+                          field="simulation.round_deadline_s", value=sim.round_deadline_s)
+
+
 def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
              on_round: Callable[[int, float], None] | None = None,
              energy: EnergyInputs | None = None) -> SimulationResult:
     """Run a SplitLLM, SL or FL plan to completion; with `energy`, the result carries each user's
     energy (users compute and transmit at full clock and power)."""
     scheme, runner = RUNNERS[type(plan)]
+    check_deadline(plan, sim)
     env, acc, log, wall = run_protocol(runner, plan, sim, on_round)
     return SimulationResult(
         scheme=scheme, strategy="-", total_delay_s=float(env.now), rounds=float(plan.rounds),

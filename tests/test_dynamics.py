@@ -357,14 +357,15 @@ def test_fl_rounds_with_users_who_come_and_go_against_their_closed_form():
     assert len(dropped) + run.round_updates.sum() <= rounds * users  # a drop-out stops short of its epoch
 
 
-def test_fl_on_a_time_varying_channel_from_a_profile():
+@pytest.mark.parametrize("scheme", ["fl", "sl"])
+def test_fl_and_sl_on_a_time_varying_channel_from_a_profile(scheme):
     from analysis.schemes import run_scheme
 
     model = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1]}
 
     def fl(**channel):
-        return run_scheme(realise(small_scenario(scheme="fl", cell={"users": 6}, workload={"dataset_samples": 192},
-                                                 model=model, channel=channel, simulation={"rounds": 3})), "fl")
+        return run_scheme(realise(small_scenario(scheme=scheme, cell={"users": 6}, workload={"dataset_samples": 192},
+                                                 model=model, channel=channel, simulation={"rounds": 3})), scheme)
 
     static = fl().result
     frozen = fl(coherence_time_s=0.01).result  # no fading, no motion: the same rates, block by block
@@ -372,3 +373,63 @@ def test_fl_on_a_time_varying_channel_from_a_profile():
     fading = fl(coherence_time_s=0.01, fading="rayleigh").result
     assert fading.total_delay_s != pytest.approx(static.total_delay_s, rel=1e-6)
     np.testing.assert_allclose(fading.compute_s, static.compute_s, rtol=1e-12)  # only the transfers change
+
+
+def test_sl_turns_with_users_who_come_and_go_against_their_closed_form():
+    """SL: users in turn. Everyone = the sum of the turns; a deadline ends the round there (later
+    turns skipped, the cut one wasted); a drop-out hands the model on after a partial epoch."""
+    from netsim import SlPlan, run_plan
+    from netsim.participation import Participation
+    from scenarios import ChannelConfig
+
+    rng = np.random.default_rng(5)
+    rounds, users = 4, 5
+    batches = rng.integers(1, 5, users)
+    up = rng.uniform(0.1, 0.4, (rounds, users))
+    adapter = rng.uniform(0.2, 0.5, (rounds, users))
+    base = dict(rounds=rounds, batches=batches, user_forward_s=0.05, user_backward_s=0.1, server_s=0.2, uplink_s=up,
+                downlink_gradient_s=None, user_adapter_up_s=adapter, user_adapter_down_s=None,
+                bits={"activation": 1e6, "gradient": 1e6, "user_adapter": 1e5})
+    turn = batches[None, :] * (0.05 + 0.1 + 0.2 + up) + adapter  # (R, K)
+
+    def run(sim, seed=0):
+        return run_plan(SlPlan(**base, participation=Participation(sim, batches, np.random.default_rng(seed))), sim,
+                        ChannelConfig())
+
+    everyone = run(SimulationConfig(participants_per_round=users))
+    assert everyone.total_delay_s == pytest.approx(turn.sum(), rel=1e-12)
+    assert (everyone.round_updates == users).all()
+    deadline = float(turn.sum(axis=1).min() * 0.6)
+    cut = run(SimulationConfig(round_deadline_s=deadline))
+    assert cut.total_delay_s == pytest.approx(rounds * deadline, rel=1e-12)
+    done = (np.cumsum(turn, axis=1) <= deadline).sum(axis=1)  # turns finished in each round
+    np.testing.assert_array_equal(cut.round_updates, done)
+    assert cut.wasted_s.sum() == pytest.approx(sum(deadline - np.cumsum(turn[r])[done[r] - 1] if done[r] else deadline
+                                                   for r in range(rounds)), rel=1e-9)
+    drops = run(SimulationConfig(dropout_probability=0.5), seed=2)
+    assert drops.total_delay_s < turn.sum() and 0 < drops.round_updates.sum() < rounds * users
+
+
+def test_an_fl_deadline_no_user_can_meet_is_refused_before_the_run():
+    from netsim import FlPlan, NetsimError, run_plan
+    from scenarios import ChannelConfig
+
+    plan = FlPlan(rounds=2, batches=np.array([3, 4]), train_s=1.0, adapter_up_s=np.ones((2, 2)), adapter_down_s=None,
+                  adapter_bits=1e6)
+    with pytest.raises(NetsimError, match="fastest needs 4 s") as err:
+        run_plan(plan, SimulationConfig(round_deadline_s=3.5), ChannelConfig())
+    assert err.value.field == "simulation.round_deadline_s"
+
+
+def test_dynamics_with_splitllm_in_the_run_are_an_error_not_a_no_op():
+    from scenarios import ScenarioError
+
+    model = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1, 2]}
+    with pytest.raises(ScenarioError, match="scheme 'splitllm' would ignore it"):
+        small_scenario(scheme="splitllm", cell={"users": 4, "edge_servers": 2}, model=model,
+                       channel={"coherence_time_s": 1.0},
+                       study={"kind": "scheme_comparison", "schemes": ["sfl", "splitllm"]})
+    ok = small_scenario(scheme="splitllm", cell={"users": 4, "edge_servers": 2}, model=model,
+                        simulation={"dropout_probability": 0.1},
+                        study={"kind": "scheme_comparison", "schemes": ["sfl", "fl", "sl"]})
+    assert ok.simulation.users_come_and_go

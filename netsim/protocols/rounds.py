@@ -148,10 +148,14 @@ def drive_rounds(env: simpy.Environment, plan, rounds: list[float], log: EventLo
             on_round(r, env.now)
 
 
-def finish_accounts(acc: Accounts) -> Accounts:
-    """Per-category totals from the per-kind tallies."""
+def finish_accounts(acc: Accounts, compute_kinds: tuple[str, ...] | None = None) -> Accounts:
+    """Per-category totals from the per-kind tallies; `compute_kinds` (names) restricts what counts
+    as the user's compute (SL: its own forward and backward, not the server's turn)."""
     cat = np.asarray(CATEGORY_OF_KIND)
-    acc.compute_s[:] = acc.busy_s[cat == "compute"].sum(axis=0)
+    if compute_kinds is None:
+        acc.compute_s[:] = acc.busy_s[cat == "compute"].sum(axis=0)
+    else:
+        acc.compute_s[:] = acc.busy_s[[KIND[name] for name in compute_kinds]].sum(axis=0)
     acc.uplink_s[:] = acc.busy_s[cat == "uplink"].sum(axis=0)
     acc.downlink_s[:] = acc.busy_s[cat == "downlink"].sum(axis=0)
     return acc
