@@ -148,7 +148,7 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
                              value=cuts)
         plan = build_splitllm_plan(profile, cuts, scenario.compute, scenario.radio, sim, scenario.channel,
                                    world.edge_link, world.association, scenario.cell.edge_servers, batches, rng,
-                                   world.edge_cross_gain)
+                                   world.edge_cross_gain, cell=scenario.cell, edge_positions_m=world.edge_positions_m)
         result = run_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "sl":
         plan = build_sl_plan(profile, cuts[0], scenario.compute, scenario.radio, sim, scenario.channel, world.channel,

@@ -50,14 +50,17 @@ def fading_power(kind: str, k_factor_db: float, shape: tuple, rng: np.random.Gen
 class ChannelTrack:
     """Per-block gain factors (relative to the planned `state`) of every user, drawn on demand."""
 
-    def __init__(self, state: ChannelState, channel: ChannelConfig, cell: CellConfig, rng: np.random.Generator):
+    def __init__(self, state: ChannelState, channel: ChannelConfig, cell: CellConfig, rng: np.random.Generator,
+                 anchors_m: np.ndarray | None = None):
+        """`anchors_m` (K, 2): where each user's link ends (SplitLLM: its edge server, kept as users
+        move); None: the base station of `state`."""
         if channel.coherence_time_s is None:
             raise ValueError("a ChannelTrack needs channel.coherence_time_s")
         self.block_s = float(channel.coherence_time_s)
         self.users = state.users
         self._cfg, self._cell, self._rng = channel, cell, rng
         self._planned_gain_db = state.gain_db
-        self._bs = np.asarray(state.bs_position_m, dtype=float)
+        self._bs = np.asarray(state.bs_position_m if anchors_m is None else anchors_m, dtype=float)
         self._xy = state.positions_m.astype(float).copy()
         self._shadow_db = state.shadowing_db.astype(float).copy()
         self._speed = channel.mobility_speed_mps

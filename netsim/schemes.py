@@ -92,9 +92,12 @@ def edge_spectrum(radio: RadioConfig, edges: int, band_hz: float, snr_coeff_hz: 
 def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: ComputeConfig, radio: RadioConfig,
                         sim: SimulationConfig, channel_cfg: ChannelConfig, edge_link: ChannelState,
                         association: np.ndarray, edges: int, batches: np.ndarray,
-                        rng: np.random.Generator, cross_gain: np.ndarray | None = None) -> SplitLlmPlan:
+                        rng: np.random.Generator, cross_gain: np.ndarray | None = None,
+                        cell: CellConfig | None = None, edge_positions_m: np.ndarray | None = None) -> SplitLlmPlan:
     """`edge_link`: each user's channel to its own edge; `association[k]`: that edge's index;
     `cross_gain` (K, M): each user's linear gain to every edge (needed for `edge_spectrum: reuse`).
+    A time-varying channel (needs `cell` and `edge_positions_m`) moves the users relative to their
+    edge (they keep it; the interference of `reuse` stays at its planned mean).
 
     The uplink band B_s (and the downlink band) is shared by the edges as `radio.edge_spectrum`
     says; within an edge one user transmits at a time and has that edge's band to itself."""
@@ -139,7 +142,35 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
         backhaul_activation_s=haul(bits["backhaul_activation"]), backhaul_gradient_s=haul(bits["backhaul_gradient"]),
         backhaul_adapters_up_s=[haul(len(users) * user_adapter + edge_adapter) for users in edge_users],
         backhaul_adapters_down_s=haul(user_adapter + edge_adapter), bits=bits,
-        cloud_concurrency=sim.cloud_concurrency, slowdown=straggler_slowdown(sim, sim.rounds, k, rng))
+        cloud_concurrency=sim.cloud_concurrency, slowdown=straggler_slowdown(sim, sim.rounds, k, rng),
+        backhaul_rate_bps=radio.backhaul_rate_bps, backhaul_latency_s=radio.backhaul_latency_s,
+        **_splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, association, batches, rng, bits,
+                             up_band, c_up, (down_band, c_down) if sim.downlink else None))
+
+
+def _splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, association, batches, rng, bits,
+                       up_band, c_up, down) -> dict:
+    if channel_cfg.time_varying and edge_positions_m is None:
+        raise NetsimError("a time-varying SplitLLM channel needs the edge positions", field="channel.coherence_time_s",
+                          value=channel_cfg.coherence_time_s)
+    anchors = None if edge_positions_m is None else np.asarray(edge_positions_m)[association]
+    track_rng, participation_rng, availability_rng = rng.spawn(3)
+    track = links = participation = None
+    k = edge_link.users
+    if channel_cfg.time_varying:
+        if cell is None:
+            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
+                              value=channel_cfg.coherence_time_s)
+        track = ChannelTrack(edge_link, channel_cfg, cell, track_rng, anchors_m=anchors)
+        band_up = np.full(k, up_band)
+        links = {LINK_UP: (band_up, c_up, bits["activation"]), LINK_ADAPTER_UP: (band_up, c_up, bits["user_adapter"])}
+        if down is not None:
+            band_down, c_down = np.full(k, down[0]), down[1]
+            links.update({LINK_GRAD_DOWN: (band_down, c_down, bits["gradient"]),
+                          LINK_ADAPTER_DOWN: (band_down, c_down, bits["user_adapter"])})
+    if sim.users_come_and_go:
+        participation = Participation(sim, batches, participation_rng, availability_for(sim, k, availability_rng))
+    return {"track": track, "links": links, "participation": participation}
 
 
 def _dynamics(sim: SimulationConfig, channel_cfg: ChannelConfig, link: ChannelState, cell: CellConfig | None,
@@ -237,14 +268,19 @@ RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlP
 
 
 def check_deadline(plan, sim: SimulationConfig) -> None:
-    """Before running: refuse a round deadline that no user can meet (FL: its epoch and upload; SL:
-    its turn, were it first). On a time-varying channel a lucky draw may beat the planned rates, so
+    """Before running: refuse a round deadline that no user can meet (FL: its epoch and upload; SL,
+    SplitLLM: its turn, were it first). On a time-varying channel a lucky draw may beat the planned rates, so
     the bound is then the compute alone."""
-    if sim.round_deadline_s is None or isinstance(plan, SplitLlmPlan):
+    if sim.round_deadline_s is None:
         return
     if isinstance(plan, FlPlan):
         compute = plan.batches * plan.train_s
         comms = plan.adapter_up_s[0]
+    elif isinstance(plan, SplitLlmPlan):
+        compute = plan.backhaul_adapters_down_s + plan.batches * (
+            plan.user_forward_s + plan.user_backward_s + plan.edge_forward_s + plan.edge_backward_s + plan.cloud_s
+            + plan.backhaul_activation_s + plan.backhaul_gradient_s)
+        comms = plan.batches * plan.uplink_s[0] + plan.user_adapter_up_s[0]
     else:
         compute = plan.batches * (plan.user_forward_s + plan.user_backward_s + plan.server_s)
         comms = plan.batches * plan.uplink_s[0] + plan.user_adapter_up_s[0]

@@ -29,7 +29,7 @@ STUDY_FIELDS: dict[str, set[str]] = {
 }
 # Studies that simulate SFL under the scenario's dynamics (time-varying channel, users who come and go).
 DYNAMIC_STUDIES = ("simulate", "robustness", "joint_cut", "scheme_comparison")
-DYNAMIC_SCHEMES = ("sfl", "fl", "sl")  # the protocols that model them
+DYNAMIC_SCHEMES = ("sfl", "fl", "sl", "splitllm")  # the protocols that model them
 STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
 _TEXT_ARCHS = ("bert", "gpt2", "decoder")
@@ -189,13 +189,12 @@ def dynamics_problems(scenario: Scenario) -> list[Problem]:
                if on]
     schemes = list(scenario.study.schemes) if kind == "scheme_comparison" else [scheme]
     others = [s for s in schemes if s not in DYNAMIC_SCHEMES]
-    simulated = kind in DYNAMIC_STUDIES or (kind == "cut_layer" and scheme == "sl")  # SFL's cut study only solves
+    simulated = kind in DYNAMIC_STUDIES or (kind == "cut_layer" and scheme != "sfl")  # SFL's cut study only solves
     if dynamic and (others or not simulated):
         where = f"scheme '{others[0]}'" if others else f"study '{kind}'"
         problems.append(Problem(dynamic[0], f"the simulator applies a time-varying channel and users who come and go "
-                                f"to {', '.join(s.upper() for s in DYNAMIC_SCHEMES)} (SplitLLM does not model "
-                                f"them yet) in studies {', '.join(DYNAMIC_STUDIES)} and SL's cut_layer; {where} "
-                                "would ignore it",
+                                f"in studies {', '.join(DYNAMIC_STUDIES)} and the SL and SplitLLM cut studies; "
+                                f"{where} would ignore it",
                                 getattr(scenario.channel if dynamic[0].startswith("channel") else sim,
                                         dynamic[0].split(".")[1]), True))
     if kind == "robustness":

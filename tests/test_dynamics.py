@@ -421,15 +421,31 @@ def test_an_fl_deadline_no_user_can_meet_is_refused_before_the_run():
     assert err.value.field == "simulation.round_deadline_s"
 
 
-def test_dynamics_with_splitllm_in_the_run_are_an_error_not_a_no_op():
-    from scenarios import ScenarioError
+def test_splitllm_turns_with_users_who_come_and_go():
+    """Everyone every round reproduces the static SplitLLM run exactly; a deadline stops the users'
+    work there (the edges then forward what they hold); a frozen track is the static channel."""
+    from analysis.schemes import run_scheme
 
     model = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1, 2]}
-    with pytest.raises(ScenarioError, match="scheme 'splitllm' would ignore it"):
-        small_scenario(scheme="splitllm", cell={"users": 4, "edge_servers": 2}, model=model,
-                       channel={"coherence_time_s": 1.0},
-                       study={"kind": "scheme_comparison", "schemes": ["sfl", "splitllm"]})
-    ok = small_scenario(scheme="splitllm", cell={"users": 4, "edge_servers": 2}, model=model,
-                        simulation={"dropout_probability": 0.1},
-                        study={"kind": "scheme_comparison", "schemes": ["sfl", "fl", "sl"]})
-    assert ok.simulation.users_come_and_go
+
+    def splitllm(**sections):
+        return run_scheme(realise(small_scenario(scheme="splitllm", cell={"users": 6, "edge_servers": 2},
+                                                 workload={"dataset_samples": 192}, model=model,
+                                                 **{k: v for k, v in sections.items() if k != "simulation"},
+                                                 simulation={"rounds": 3, **sections.get("simulation", {})})),
+                          "splitllm").result
+
+    static = splitllm()
+    everyone = splitllm(simulation={"participants_per_round": 6})
+    assert everyone.total_delay_s == pytest.approx(static.total_delay_s, rel=1e-12)
+    assert (everyone.round_updates == 6).all()
+    pd.testing.assert_frame_equal(_events(everyone), _events(static))
+    frozen = splitllm(channel={"coherence_time_s": 0.01})
+    assert frozen.total_delay_s == pytest.approx(static.total_delay_s, rel=1e-9)
+    rounds = np.diff(static.round_end_s, prepend=0.0)
+    deadline = float(rounds.min() * 0.5)
+    cut = splitllm(simulation={"round_deadline_s": deadline})
+    assert (cut.round_updates < 6).all() and cut.wasted_s.sum() > 0
+    users_work = cut.events_frame().query("user >= 0")
+    starts = np.concatenate([[0.0], cut.round_end_s[:-1]])
+    assert (users_work["end_s"].to_numpy() <= starts[users_work["round"].to_numpy()] + deadline + 1e-9).all()
