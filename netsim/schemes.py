@@ -18,16 +18,15 @@ from scenarios import (CellConfig, ChannelConfig, ChannelState, ComputeConfig, E
 from scenarios.types import dbm_to_watt, fdma_rate_bps
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors
-from .dynamics import ChannelTrack, fading_power
+from .dynamics import fading_power
 from .energy import activity_power_w
-from .participation import Participation, availability_for
 from .engine import scheduled_events
 from .errors import NetsimError
 from .protocols.fl import FlPlan, run_fl
 from .protocols.rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_UP
 from .protocols.sl import SlPlan, run_sl
 from .protocols.splitllm import SplitLlmPlan, run_splitllm
-from .simulate import SimulationResult, run_protocol, straggler_slowdown
+from .simulate import SimulationResult, plan_dynamics, run_protocol, straggler_slowdown
 
 
 def _seconds(bits: float, rate_bps: np.ndarray | float) -> np.ndarray:
@@ -154,40 +153,17 @@ def _splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, asso
         raise NetsimError("a time-varying SplitLLM channel needs the edge positions", field="channel.coherence_time_s",
                           value=channel_cfg.coherence_time_s)
     anchors = None if edge_positions_m is None else np.asarray(edge_positions_m)[association]
-    track_rng, participation_rng, availability_rng = rng.spawn(3)
-    track = links = participation = None
+    track, participation = plan_dynamics(sim, channel_cfg, edge_link, cell, batches, rng, anchors)
+    links = None
     k = edge_link.users
-    if channel_cfg.time_varying:
-        if cell is None:
-            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
-                              value=channel_cfg.coherence_time_s)
-        track = ChannelTrack(edge_link, channel_cfg, cell, track_rng, anchors_m=anchors)
+    if track is not None:
         band_up = np.full(k, up_band)
         links = {LINK_UP: (band_up, c_up, bits["activation"]), LINK_ADAPTER_UP: (band_up, c_up, bits["user_adapter"])}
         if down is not None:
             band_down, c_down = np.full(k, down[0]), down[1]
             links.update({LINK_GRAD_DOWN: (band_down, c_down, bits["gradient"]),
                           LINK_ADAPTER_DOWN: (band_down, c_down, bits["user_adapter"])})
-    if sim.users_come_and_go:
-        participation = Participation(sim, batches, participation_rng, availability_for(sim, k, availability_rng))
     return {"track": track, "links": links, "participation": participation}
-
-
-def _dynamics(sim: SimulationConfig, channel_cfg: ChannelConfig, link: ChannelState, cell: CellConfig | None,
-              iterations: np.ndarray, rng: np.random.Generator):
-    """(track, participation) of a plan: a time-varying channel and users who come and go, each None
-    when off; from `rng`'s spawned children (no draw of `rng` itself), as SFL's."""
-    track_rng, participation_rng, availability_rng = rng.spawn(3)
-    track = participation = None
-    if channel_cfg.time_varying:
-        if cell is None:
-            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
-                              value=channel_cfg.coherence_time_s)
-        track = ChannelTrack(link, channel_cfg, cell, track_rng)
-    if sim.users_come_and_go:
-        participation = Participation(sim, iterations, participation_rng,
-                                      availability_for(sim, link.users, availability_rng))
-    return track, participation
 
 
 def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, radio: RadioConfig,
@@ -220,7 +196,7 @@ def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, ra
 
 
 def _sl_dynamics(sim, channel_cfg, link, cell, batches, radio, bits, rng) -> dict:
-    track, participation = _dynamics(sim, channel_cfg, link, cell, batches, rng)
+    track, participation = plan_dynamics(sim, channel_cfg, link, cell, batches, rng)
     links = None
     if track is not None:
         band_up = np.full(link.users, radio.uplink_main_bandwidth_hz)
@@ -252,7 +228,7 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
         down = fdma_rate_bps(radio.downlink_bandwidth_hz / k,
                              downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
     slowdown = straggler_slowdown(sim, sim.rounds, k, rng)
-    track, participation = _dynamics(sim, channel_cfg, link, cell, batches, rng)
+    track, participation = plan_dynamics(sim, channel_cfg, link, cell, batches, rng)
     links = None
     if track is not None:
         up_share = np.full(k, radio.uplink_fed_bandwidth_hz / k)

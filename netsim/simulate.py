@@ -169,21 +169,14 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     share = inputs.client_forward_share
     weights = inputs.iteration_weights if inputs.iteration_weights is not None else np.ones(inputs.users)
     iterations = [work_fractions(allocation.V * w) for w in weights]
-    track_rng, participation_rng, availability_rng = rng.spawn(3)  # consumes no draws of `rng`
-    track = links = participation = None
-    if channel_cfg.time_varying:
-        if cell is None:
-            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
-                              value=channel_cfg.coherence_time_s)
-        track = ChannelTrack(channel, channel_cfg, cell, track_rng)
+    track, participation = plan_dynamics(sim, channel_cfg, channel, cell, np.array([len(i) for i in iterations]), rng)
+    links = None
+    if track is not None:
         c_down_hz = downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm)
         b_down_hz = np.full(inputs.users, radio.downlink_bandwidth_hz / inputs.users)
         links = ((allocation.b_s_hz, inputs.snr_coeff_main_hz * p_s, inputs.activation_bits),
                  (allocation.b_c_hz, inputs.snr_coeff_fed_hz * p_c, inputs.adapter_bits),
                  (b_down_hz, c_down_hz, inputs.gradient_bits), (b_down_hz, c_down_hz, inputs.adapter_bits))
-    if sim.users_come_and_go:
-        participation = Participation(sim, np.array([len(i) for i in iterations]), participation_rng,
-                                      availability_for(sim, inputs.users, availability_rng))
     return SflPlan(
         rounds=rounds, iterations=iterations, track=track, links=links, participation=participation,
         client_forward_s=share * client, client_backward_s=(1.0 - share) * client,
@@ -193,6 +186,25 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
         gradient_bits=inputs.gradient_bits, server_concurrency=sim.server_concurrency,
         slowdown=straggler_slowdown(sim, n_rounds, inputs.users, rng),
     )
+
+
+def plan_dynamics(sim: SimulationConfig, channel_cfg: ChannelConfig, link: ChannelState, cell: CellConfig | None,
+                  iterations: np.ndarray, rng: np.random.Generator, anchors_m: np.ndarray | None = None):
+    """(track, participation) of any protocol's plan, each None when off: the time-varying channel of
+    `link` (netsim.dynamics; needs `cell`; `anchors_m` where each link ends, default the base
+    station) and who trains each round (netsim.participation; `iterations` (K,) local steps each).
+    Drawn from `rng`'s spawned children: no draw of `rng` itself moves."""
+    track_rng, participation_rng, availability_rng = rng.spawn(3)
+    track = participation = None
+    if channel_cfg.time_varying:
+        if cell is None:
+            raise NetsimError("a time-varying channel needs the cell (for mobility)", field="channel.coherence_time_s",
+                              value=channel_cfg.coherence_time_s)
+        track = ChannelTrack(link, channel_cfg, cell, track_rng, anchors_m=anchors_m)
+    if sim.users_come_and_go:
+        participation = Participation(sim, np.asarray(iterations), participation_rng,
+                                      availability_for(sim, link.users, availability_rng))
+    return track, participation
 
 
 def straggler_slowdown(sim: SimulationConfig, rounds: int, users: int, rng: np.random.Generator) -> np.ndarray | None:
