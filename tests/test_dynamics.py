@@ -449,3 +449,14 @@ def test_splitllm_turns_with_users_who_come_and_go():
     users_work = cut.events_frame().query("user >= 0")
     starts = np.concatenate([[0.0], cut.round_end_s[:-1]])
     assert (users_work["end_s"].to_numpy() <= starts[users_work["round"].to_numpy()] + deadline + 1e-9).all()
+
+
+def test_round_level_events_for_an_epoch_scheme():
+    from netsim import FlPlan, run_plan
+    from scenarios import ChannelConfig
+
+    plan = FlPlan(rounds=2, batches=np.array([3, 4]), train_s=1.0, adapter_up_s=np.ones((2, 2)), adapter_down_s=None,
+                  adapter_bits=1e6)
+    rows = run_plan(plan, SimulationConfig(event_detail="round"), ChannelConfig()).events_frame()
+    train = rows[rows["kind"] == "client_train"].set_index(["round", "user"])
+    assert train["activities"].tolist() == [3, 4, 3, 4] and train["duration_s"].tolist() == [3.0, 4.0, 3.0, 4.0]
