@@ -25,6 +25,7 @@ EVENTS_PER_USER_ROUND = 3.0
 EVENTS_PER_BATCH = {"splitllm": 18.0, "sl": 10.0, "fl": 2.0, "sfl": 8.0}
 RECORD_BYTES = 400  # one recorded activity: its tuple in the log plus its row in the events table
 SIMPY_EVENTS_PER_S = 3e5  # benchmarks/bench_sfl_des.py on one core
+VECTORISED_SPEEDUP = 20  # the vectorised SFL engine against SimPy: 23-53x (benchmarks/bench_fast_path.py)
 # The structured solver solves the whole eta grid as one batched system: about 48 float64 arrays
 # of shape (grid, K) live at once (optimizer/structured.py).
 SOLVER_ARRAYS = 48
@@ -83,14 +84,19 @@ def epoch_cost(scheme: str, scenario: Scenario) -> Cost:
     return Cost(events, events / 2, f"{rounds} rounds x {batches} mini-batches over {users} users ({scheme})")
 
 
-def check_cost(cost: Cost, scenario: Scenario, label: str) -> None:
-    """Refuse `cost` when it is over simulation.max_events or the memory its records need."""
+def check_cost(cost: Cost, scenario: Scenario, label: str, simpy: bool = True, records_in_memory: bool = True) -> None:
+    """Refuse `cost` when it is over simulation.max_events or the memory its records need. The
+    vectorised SFL engine (`simpy` False) does the same work about VECTORISED_SPEEDUP times faster,
+    so its limit is that many times the events."""
     sim = scenario.simulation
-    if not cost.events <= sim.max_events:
-        raise InputError(f"{label}: {cost.what} is about {cost.events:.3g} SimPy events (~{cost.minutes:.3g} min), "
-                         f"over simulation.max_events = {sim.max_events:.3g}; set simulation.max_rounds (or raise "
+    limit = sim.max_events * (1 if simpy else VECTORISED_SPEEDUP)
+    if not cost.events <= limit:
+        raise InputError(f"{label}: {cost.what} is about {cost.events:.3g} SimPy events (~{cost.minutes:.3g} min"
+                         + ("" if simpy else f" in SimPy, /{VECTORISED_SPEEDUP} vectorised") + "), "
+                         f"over {'' if simpy else f'{VECTORISED_SPEEDUP} x '}simulation.max_events = "
+                         f"{sim.max_events:.3g}; set simulation.max_rounds (or raise "
                          "simulation.max_events knowingly)", field="simulation.max_events", value=sim.max_events)
-    if sim.record_events:
+    if sim.record_events and records_in_memory:
         need, have = cost.records * RECORD_BYTES, available_memory_bytes() * MEMORY_SHARE
         if need > have:
             raise InputError(f"{label}: recording {cost.records:.3g} activities needs about {_gib(need)}, more than "
@@ -98,11 +104,16 @@ def check_cost(cost: Cost, scenario: Scenario, label: str) -> None:
                              "simulation.max_rounds", field="simulation.record_events", value=True)
 
 
-def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, weights=None) -> None:
-    """Before any SFL simulation: every strategy's run must fit the limits."""
+def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, weights=None,
+                      streamed: bool = False) -> None:
+    """Before any SFL simulation: every strategy's run must fit the limits (`streamed`: its records
+    go to a file round by round, so they need no memory)."""
+    from netsim.simulate import sfl_engine
+
+    simpy = sfl_engine(scenario.simulation) == "simpy"  # the vectorised engine schedules no SimPy event
     for name, allocation in allocations.items():
         check_cost(sfl_cost(allocation, scenario.cell.users, scenario.simulation.max_rounds, weights), scenario,
-                   f"simulating strategy {name}")
+                   f"simulating strategy {name}", simpy, records_in_memory=not streamed)
 
 
 MAX_TRACK_ENTRIES = 2e8  # gain factors (8 bytes each) a time-varying channel may hold in one round

@@ -63,9 +63,24 @@ MANIFEST = "run.json"
 
 
 def scenario_digest(scenario: Scenario) -> str:
-    """SHA-256 of the resolved scenario (every default filled in): the identity of a run's input."""
+    """SHA-256 of the resolved scenario (every default filled in) and of the contents of the data
+    files it names (an availability trace, a stored profile): the identity of a run's input, so
+    that editing such a file, under the same name, is a new run."""
     text = json.dumps(scenario_to_dict(scenario), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256(text.encode())
+    for path in input_files(scenario):
+        digest.update(f"\0{path}\0".encode())
+        if Path(path).is_file():
+            digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def input_files(scenario: Scenario) -> list[str]:
+    """The data files a scenario reads besides itself."""
+    files = [scenario.simulation.availability_trace]
+    if scenario.model is not None:
+        files.append(scenario.model.profile_path)
+    return [f for f in files if f is not None]
 
 
 def run_identity(command: str, scenario: Scenario) -> dict:

@@ -116,16 +116,18 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
 
 
 class EventWriter:
-    """Writes the event tables of several runs into one file as they come, a round at a time.
+    """Writes the event tables of several runs into one file as they come (SFL's a round at a time).
 
-    Categorical columns are written as text (their categories differ from chunk to chunk)."""
+    Categorical columns are written as text: their categories differ from chunk to chunk."""
 
     def __init__(self, path: Path, fmt: str):
         self.path, self.fmt = path, fmt
         self.rows: dict[str, int] = {}
-        self._writer = None
+        self._parquet = None  # pyarrow.parquet.ParquetWriter, once the first chunk is in
+        self._started = False
 
     def sink(self, strategy: str):
+        """The function that writes one chunk of `strategy`'s events."""
         self.rows.setdefault(strategy, 0)
 
         def write(frame: pd.DataFrame) -> None:
@@ -137,24 +139,24 @@ class EventWriter:
                     frame[col] = frame[col].astype(str)
             self.rows[strategy] += len(frame)
             if self.fmt == "csv":
-                frame.to_csv(self.path, mode="a", header=self._writer is None, index=False)
-                self._writer = True
-                return
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+                frame.to_csv(self.path, mode="a", header=not self._started, index=False)
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._writer is None:
-                self._writer = pq.ParquetWriter(self.path, table.schema)
-            self._writer.write_table(table.cast(self._writer.schema))
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if self._parquet is None:
+                    self._parquet = pq.ParquetWriter(self.path, table.schema)
+                self._parquet.write_table(table.cast(self._parquet.schema))
+            self._started = True
 
         return write
 
     def close(self) -> bool:
         """Finish the file; False when nothing was written."""
-        if self._writer is not None and self._writer is not True:
-            self._writer.close()
-        return self._writer is not None
+        if self._parquet is not None:
+            self._parquet.close()
+        return self._started
 
 
 def _simulations(scenario: Scenario, world: World, progress: bool | None, writer: EventWriter | None = None):
@@ -165,7 +167,7 @@ def _simulations(scenario: Scenario, world: World, progress: bool | None, writer
     """
     if scenario.scheme == "sfl":
         allocations = world_allocations(world)
-        check_allocations(allocations, scenario)  # every strategy fits, or none runs
+        check_allocations(allocations, scenario, streamed=writer is not None)  # every strategy fits, or none runs
         check_dynamics(world, allocations)
         for name, allocation in allocations.items():
             result = simulate_allocation(world, allocation, progress, writer.sink(name) if writer else None)
@@ -189,7 +191,7 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     SFL runs every allocation strategy (and reports the optimizer's T beside the simulated delay);
     SplitLLM, SL and FL run from the model profile. Writes summary.json (per run: the simulated
     delay and its breakdown), events.parquet (or .csv, or none) with a `strategy` column (SFL's
-    streamed a round at a time, so memory stays bounded), and scenario.resolved.yaml.
+    written a round at a time as it is simulated, so memory stays bounded), and scenario.resolved.yaml.
     """
     if scenario.scheme != "sfl" and scenario.model is None:
         raise InputError(f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
@@ -198,26 +200,18 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
-    summaries, frames = {}, []
-    events_file = None
-    writer = None
-    if scenario.scheme == "sfl" and events_format != "none" and scenario.simulation.record_events:
+    summaries = {}
+    events_file = writer = None
+    if events_format != "none" and scenario.simulation.record_events:
         events_file = "events.parquet" if events_format == "parquet" else "events.csv"
-        writer = EventWriter(out / events_file, events_format)  # SFL: streamed, one round at a time
+        writer = EventWriter(out / events_file, events_format)
     for name, result, extra in _simulations(scenario, world, progress, writer):
         summaries[name] = {**result.summary(), **extra}
-        if writer is None and events_format != "none" and result.log.enabled:
-            frames.append(result.events_frame().assign(strategy=name))
+        if writer is not None and result.log.enabled and len(result.log):  # not streamed (epoch schemes)
+            writer.sink(name)(result.events_frame())
+            summaries[name]["records"] = writer.rows[name]
     if writer is not None and not writer.close():
         events_file = None
-    if frames:
-        events = pd.concat(frames, ignore_index=True)
-        events["strategy"] = events["strategy"].astype("category")
-        events_file = "events.parquet" if events_format == "parquet" else "events.csv"
-        if events_format == "parquet":
-            events.to_parquet(out / events_file, index=False)
-        else:
-            events.to_csv(out / events_file, index=False)
     metrics = {f"delay_{name}_s": s["total_delay_s"] for name, s in summaries.items()}
     write_json(out / "summary.json", {"scenario": scenario.name, "scheme": scenario.scheme,
                                       "events_file": events_file, "metrics": metrics, "headline": list(metrics),

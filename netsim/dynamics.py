@@ -60,7 +60,7 @@ class ChannelTrack:
         self.users = state.users
         self._cfg, self._cell, self._rng = channel, cell, rng
         self._planned_gain_db = state.gain_db
-        self._bs = np.asarray(state.bs_position_m if anchors_m is None else anchors_m, dtype=float)
+        self._anchor_m = np.asarray(state.bs_position_m if anchors_m is None else anchors_m, dtype=float)
         self._xy = state.positions_m.astype(float).copy()
         self._shadow_db = state.shadowing_db.astype(float).copy()
         self._speed = channel.mobility_speed_mps
@@ -69,7 +69,6 @@ class ChannelTrack:
         self._start = 0
         self._count = 0
         self._first = 0  # block index of the first row in use
-        self.positions_log: list[np.ndarray] = []  # (K, 2) positions at the start of every chunk of blocks
 
     @property
     def blocks_drawn(self) -> int:
@@ -124,11 +123,9 @@ class ChannelTrack:
                 self._shadow_db = shadow[-1].copy()
             else:
                 shadow = np.broadcast_to(self._shadow_db, (n, k))
-            distance = np.maximum(np.linalg.norm(xy - self._bs, axis=2), cfg.min_distance_m)
+            distance = np.maximum(np.linalg.norm(xy - self._anchor_m, axis=2), cfg.min_distance_m)
             loss = path_loss_db(distance, cfg.path_loss_db_at_1km, cfg.path_loss_db_per_decade, cfg.min_distance_m)
             large_scale_db = loss + shadow
-            if len(self.positions_log) < 10_000:
-                self.positions_log.append(xy[0].copy())
         fade = fading_power(cfg.fading, cfg.rician_k_factor_db, (n, k), self._rng)
         if self._speed == 0:
             return fade  # the planned large-scale gain, times the fading

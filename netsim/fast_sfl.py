@@ -70,6 +70,18 @@ def records_frame(columns: dict[str, np.ndarray], names: list[str]) -> pd.DataFr
     return frame[EVENT_COLUMNS]
 
 
+def _no_records() -> dict[str, np.ndarray]:
+    """Empty record columns, with their dtypes."""
+    return {c: np.zeros(0, dtype=float if c in ("time_s", "duration_s", "bits") else np.int64)
+            for c in ("time_s", "duration_s", "node", "kind", "user", "bits", "round")}
+
+
+def _aggregation_record(start_s: float, seconds: float, r: int, k_users: int) -> dict[str, np.ndarray]:
+    """The fed server's aggregation as one record (node code: the fed server)."""
+    return {"time_s": np.array([start_s]), "duration_s": np.array([seconds]), "node": np.array([4 * k_users + 1]),
+            "kind": np.array([_AGG]), "user": np.array([-1]), "bits": np.array([0.0]), "round": np.array([r])}
+
+
 class _Round:
     """The participants' clocks and records during one round."""
 
@@ -101,9 +113,7 @@ class _Round:
 
     def columns(self) -> dict[str, np.ndarray]:
         if not self.rows:
-            return {c: np.zeros(0, dtype=dt) for c, dt in (("time_s", float), ("duration_s", float),
-                                                            ("node", np.int64), ("kind", np.int64),
-                                                            ("user", np.int64), ("bits", float), ("round", np.int64))}
+            return _no_records()
         n = [len(row[0]) for row in self.rows]
         return {"time_s": np.concatenate([row[0] for row in self.rows]),
                 "duration_s": np.concatenate([row[1] for row in self.rows]),
@@ -139,41 +149,40 @@ def run_sfl_vectorised(plan: SflPlan, record: bool = True, on_round: Callable[[i
                     _ADAPTER_DOWN, _DOWN_LINK, plan.adapter_bits * round_work, k_users)
         fwd, bwd, srv = plan.client_forward_s[users], plan.client_backward_s[users], plan.server_s[users]
         slow = np.ones(users.size) if plan.slowdown is None else plan.slowdown[r, users]
-        for i in range(int(n_iterations[users].max(initial=0))):
-            go = np.flatnonzero(rd.alive & (i < n_iterations[users]) & (i < draw.stop_after_iterations))
-            rd.alive[np.flatnonzero(rd.alive & (i < n_iterations[users]) & (i >= draw.stop_after_iterations))] = False
+        n_mine, stop_after = n_iterations[users], draw.stop_after_iterations
+        steps = (  # one local iteration: (seconds of participants g at work w, kind, node, bits per unit of work)
+            (lambda g, w_: fwd[g] * w_ * slow[g], _FWD, _ME, 0.0),
+            (lambda g, w_: transfer_s(plan, LINK_UP, r, users[g], w_, rd.t[g]), _UP, _UP_LINK, plan.activation_bits),
+            (lambda g, w_: srv[g] * w_, _SRV, _MAIN, 0.0),
+            *(((lambda g, w_: transfer_s(plan, LINK_GRAD_DOWN, r, users[g], w_, rd.t[g]), _GRAD_DOWN, _DOWN_LINK,
+                plan.gradient_bits),) if plan.downlink_gradient_s is not None else ()),
+            (lambda g, w_: bwd[g] * w_ * slow[g], _BWD, _ME, 0.0),
+        )
+        for i in range(int(n_mine.max(initial=0))):
+            active = rd.alive & (i < n_mine)
+            rd.alive[active & (i >= stop_after)] = False  # drop-outs leave before iteration i
+            go = np.flatnonzero(active & (i < stop_after))
             if go.size == 0:
                 continue
             w = work_matrix[users[go], i] * round_work
-            steps = (
-                (lambda g, w_: fwd[g] * w_ * slow[g], _FWD, _ME, 0.0),
-                (lambda g, w_: transfer_s(plan, LINK_UP, r, users[g], w_, rd.t[g]), _UP, _UP_LINK,
-                 plan.activation_bits),
-                (lambda g, w_: srv[g] * w_, _SRV, _MAIN, 0.0),
-                *(((lambda g, w_: transfer_s(plan, LINK_GRAD_DOWN, r, users[g], w_, rd.t[g]), _GRAD_DOWN,
-                    _DOWN_LINK, plan.gradient_bits),) if plan.downlink_gradient_s is not None else ()),
-                (lambda g, w_: bwd[g] * w_ * slow[g], _BWD, _ME, 0.0),
-            )
             for seconds_of, kind, node, bits in steps:
                 keep = rd.alive[go]
                 go, w = go[keep], w[keep]
                 if go.size == 0:
                     break
                 rd.hold(go, seconds_of(go, w), kind, node, bits * w if bits else 0.0, k_users)
-        go = np.flatnonzero(rd.alive & (draw.stop_after_iterations >= n_iterations[users]))
-        rd.alive[np.flatnonzero(rd.alive & (draw.stop_after_iterations < n_iterations[users]))] = False
+        go = np.flatnonzero(rd.alive)  # drop-outs stopped in the loop, before their iteration stop_after
         if go.size:
             rd.hold(go, transfer_s(plan, LINK_ADAPTER_UP, r, users[go], np.full(go.size, round_work), rd.t[go]),
                     _ADAPTER_UP, _FED_LINK, plan.adapter_bits * round_work, k_users)
-        arrived = rd.alive.copy()
-        close_round(acc, users, arrived, rd.busy)
-        now = float(rd.t.max()) if users.size else now
+        close_round(acc, users, rd.alive.copy(), rd.busy)
+        now = float(rd.t.max())
         cols = rd.columns() if record else None
         if plan.aggregation_s > 0:
             d = plan.aggregation_s * round_work
             if record:
-                cols = {c: np.append(v, x) for (c, v), x in zip(cols.items(), (now, d, 4 * k_users + 1, _AGG, -1,
-                                                                                  0.0, r))}
+                agg = _aggregation_record(now, d, r, k_users)
+                cols = {c: np.concatenate([cols[c], agg[c]]) for c in cols}
             now = now + d
         acc.round_end_s.append(now)
         if plan.track is not None:
@@ -199,7 +208,5 @@ class ColumnLog:
 
     def to_frame(self) -> pd.DataFrame:
         if not self.chunks:
-            return records_frame({c: np.zeros(0, dtype=float if c in ("time_s", "duration_s", "bits") else np.int64)
-                                  for c in ("time_s", "duration_s", "node", "kind", "user", "bits", "round")},
-                                 self.names)
+            return records_frame(_no_records(), self.names)
         return records_frame({c: np.concatenate([ch[c] for ch in self.chunks]) for c in self.chunks[0]}, self.names)

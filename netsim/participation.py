@@ -22,6 +22,7 @@ Generator, in round order.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,32 +50,27 @@ class RoundDraw:
 
 
 class TraceAvailability:
-    """Online intervals per user from a trace: `intervals[k]` is an (m, 2) array of [start_s, end_s)."""
+    """Online intervals [start_s, end_s) of a trace, as flat arrays (one row per interval).
 
-    def __init__(self, intervals: list[np.ndarray]):
-        self.intervals = intervals
-        self._starts = [iv[:, 0] for iv in intervals]
+    Users with no interval in the trace are always online."""
+
+    def __init__(self, users: int, user: np.ndarray, start_s: np.ndarray, end_s: np.ndarray):
+        self.users = users
+        self.user, self.start_s, self.end_s = user, start_s, end_s
+        self._listed = np.zeros(users, dtype=bool)
+        self._listed[user] = True
 
     def online_until(self, time_s: float) -> np.ndarray:
         """(K,) end of the online spell containing `time_s`; -inf when offline then."""
-        out = np.full(len(self.intervals), -np.inf)
-        for k, iv in enumerate(self.intervals):
-            if iv.shape[0] == 0:
-                out[k] = np.inf
-                continue
-            i = int(np.searchsorted(self._starts[k], time_s, side="right")) - 1
-            if i >= 0 and time_s < iv[i, 1]:
-                out[k] = iv[i, 1]
+        out = np.where(self._listed, -np.inf, np.inf)
+        now = (self.start_s <= time_s) & (time_s < self.end_s)
+        out[self.user[now]] = self.end_s[now]
         return out
 
     def next_online_s(self, time_s: float) -> float:
         """Earliest start of an online spell after `time_s` (inf: nobody comes back)."""
-        best = math.inf
-        for k, iv in enumerate(self.intervals):
-            i = int(np.searchsorted(self._starts[k], time_s, side="right"))
-            if i < iv.shape[0]:
-                best = min(best, float(iv[i, 0]))
-        return best
+        later = self.start_s[self.start_s > time_s]
+        return float(later.min()) if later.size else math.inf
 
 
 class SyntheticAvailability:
@@ -144,23 +140,33 @@ def read_availability_trace(path: str | Path, users: int) -> TraceAvailability:
             row = int(np.flatnonzero(mask)[0])
             raise NetsimError(f"availability trace {path} line {row + 2} (user {user[row]:g}, {start[row]:g} -> "
                               f"{end[row]:g} s) {what}", field=TRACE_FIELD, value=str(path))
-    intervals = []
-    for k in range(users):
-        mine = np.flatnonzero(user == k)
-        iv = np.column_stack([start[mine], end[mine]])[np.argsort(start[mine], kind="stable")]
-        overlap = np.flatnonzero(iv[1:, 0] < iv[:-1, 1])
-        if overlap.size:
-            raise NetsimError(f"availability trace {path}: user {k} has overlapping intervals starting at "
-                              f"{iv[overlap[0], 0]:g} s and {iv[overlap[0] + 1, 0]:g} s", field=TRACE_FIELD,
-                              value=str(path))
-        intervals.append(iv)
-    return TraceAvailability(intervals)
+    order = np.lexsort((start, user))  # by user, then start
+    user, start, end = user[order].astype(np.int64), start[order], end[order]
+    same_user = user[1:] == user[:-1]
+    overlap = np.flatnonzero(same_user & (start[1:] < end[:-1]))
+    if overlap.size:
+        i = int(overlap[0])
+        raise NetsimError(f"availability trace {path}: user {user[i]} has overlapping intervals starting at "
+                          f"{start[i]:g} s and {start[i + 1]:g} s", field=TRACE_FIELD, value=str(path))
+    return TraceAvailability(users, user, start, end)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_trace(path: str, modified_ns: int, size: int, users: int) -> TraceAvailability:
+    return read_availability_trace(path, users)
 
 
 def availability_for(sim: SimulationConfig, users: int, rng: np.random.Generator):
-    """The scenario's availability model, or None when every user is always online."""
+    """The scenario's availability model, or None when every user is always online.
+
+    A trace is parsed once per file version (it is read-only once parsed) and shared by every
+    simulation of a run: strategies, seeds."""
     if sim.availability_trace is not None:
-        return read_availability_trace(sim.availability_trace, users)
+        path = Path(sim.availability_trace)
+        if not path.is_file():
+            return read_availability_trace(path, users)  # raises, naming the field
+        stat = path.stat()
+        return _cached_trace(str(path.resolve()), stat.st_mtime_ns, stat.st_size, users)
     if sim.availability_mean_on_s is not None:
         return SyntheticAvailability(users, sim.availability_mean_on_s, sim.availability_mean_off_s, rng)
     return None

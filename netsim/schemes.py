@@ -23,7 +23,7 @@ from .energy import activity_power_w
 from .engine import scheduled_events
 from .errors import NetsimError
 from .protocols.fl import FlPlan, run_fl
-from .protocols.rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_UP
+from .protocols.rounds import track_links
 from .protocols.sl import SlPlan, run_sl
 from .protocols.splitllm import SplitLlmPlan, run_splitllm
 from .simulate import SimulationResult, plan_dynamics, run_protocol, straggler_slowdown
@@ -139,10 +139,8 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
         user_adapter_up_s=_seconds(user_adapter, up_rate),
         user_adapter_down_s=None if down is None else _seconds(user_adapter, down),
         backhaul_activation_s=haul(bits["backhaul_activation"]), backhaul_gradient_s=haul(bits["backhaul_gradient"]),
-        backhaul_adapters_up_s=[haul(len(users) * user_adapter + edge_adapter) for users in edge_users],
-        backhaul_adapters_down_s=haul(user_adapter + edge_adapter), bits=bits,
+        bits=bits, backhaul_rate_bps=radio.backhaul_rate_bps, backhaul_latency_s=radio.backhaul_latency_s,
         cloud_concurrency=sim.cloud_concurrency, slowdown=straggler_slowdown(sim, sim.rounds, k, rng),
-        backhaul_rate_bps=radio.backhaul_rate_bps, backhaul_latency_s=radio.backhaul_latency_s,
         **_splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, association, batches, rng, bits,
                              up_band, c_up, (down_band, c_down) if sim.downlink else None))
 
@@ -155,14 +153,11 @@ def _splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, asso
     anchors = None if edge_positions_m is None else np.asarray(edge_positions_m)[association]
     track, participation = plan_dynamics(sim, channel_cfg, edge_link, cell, batches, rng, anchors)
     links = None
-    k = edge_link.users
     if track is not None:
-        band_up = np.full(k, up_band)
-        links = {LINK_UP: (band_up, c_up, bits["activation"]), LINK_ADAPTER_UP: (band_up, c_up, bits["user_adapter"])}
-        if down is not None:
-            band_down, c_down = np.full(k, down[0]), down[1]
-            links.update({LINK_GRAD_DOWN: (band_down, c_down, bits["gradient"]),
-                          LINK_ADAPTER_DOWN: (band_down, c_down, bits["user_adapter"])})
+        k = edge_link.users
+        up = (np.full(k, up_band), c_up)
+        links = track_links(up, up, None if down is None else (np.full(k, down[0]), down[1]),
+                            {**bits, "adapter": bits["user_adapter"]})
     return {"track": track, "links": links, "participation": participation}
 
 
@@ -198,14 +193,10 @@ def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, ra
 def _sl_dynamics(sim, channel_cfg, link, cell, batches, radio, bits, rng) -> dict:
     track, participation = plan_dynamics(sim, channel_cfg, link, cell, batches, rng)
     links = None
-    if track is not None:
-        band_up = np.full(link.users, radio.uplink_main_bandwidth_hz)
-        band_down = np.full(link.users, radio.downlink_bandwidth_hz)
-        c_down = downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)
-        links = {LINK_UP: (band_up, link.snr_coeff_hz, bits["activation"]),
-                 LINK_ADAPTER_UP: (band_up, link.snr_coeff_hz, bits["user_adapter"]),
-                 LINK_GRAD_DOWN: (band_down, c_down, bits["gradient"]),
-                 LINK_ADAPTER_DOWN: (band_down, c_down, bits["user_adapter"])}
+    if track is not None:  # the active user has the whole band
+        up = (np.full(link.users, radio.uplink_main_bandwidth_hz), link.snr_coeff_hz)
+        down = (np.full(link.users, radio.downlink_bandwidth_hz), downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
+        links = track_links(up, up, down if sim.downlink else None, {**bits, "adapter": bits["user_adapter"]})
     return {"track": track, "links": links, "participation": participation}
 
 
@@ -231,10 +222,10 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
     track, participation = plan_dynamics(sim, channel_cfg, link, cell, batches, rng)
     links = None
     if track is not None:
-        up_share = np.full(k, radio.uplink_fed_bandwidth_hz / k)
-        down_share = np.full(k, radio.downlink_bandwidth_hz / k)
-        links = {LINK_ADAPTER_UP: (up_share, link.snr_coeff_hz, adapter),
-                 LINK_ADAPTER_DOWN: (down_share, downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm), adapter)}
+        share_up = (np.full(k, radio.uplink_fed_bandwidth_hz / k), link.snr_coeff_hz)  # equal FDMA shares
+        share_down = (np.full(k, radio.downlink_bandwidth_hz / k), downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
+        links = track_links(share_up, share_up, share_down if sim.downlink else None,
+                            {"activation": 0.0, "gradient": 0.0, "adapter": adapter})
     return FlPlan(rounds=sim.rounds, batches=batches, train_s=train, adapter_up_s=_seconds(adapter, up_rate),
                   adapter_down_s=None if down is None else _seconds(adapter, down), adapter_bits=adapter,
                   slowdown=slowdown, track=track, links=links, participation=participation)
@@ -253,7 +244,7 @@ def check_deadline(plan, sim: SimulationConfig) -> None:
         compute = plan.batches * plan.train_s
         comms = plan.adapter_up_s[0]
     elif isinstance(plan, SplitLlmPlan):
-        compute = plan.backhaul_adapters_down_s + plan.batches * (
+        compute = plan.backhaul_s(plan.bits["user_adapter"] + plan.bits["edge_adapter"]) + plan.batches * (
             plan.user_forward_s + plan.user_backward_s + plan.edge_forward_s + plan.edge_backward_s + plan.cloud_s
             + plan.backhaul_activation_s + plan.backhaul_gradient_s)
         comms = plan.batches * plan.uplink_s[0] + plan.user_adapter_up_s[0]

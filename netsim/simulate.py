@@ -25,6 +25,7 @@ from .participation import Participation, availability_for
 from .energy import activity_power_w, energy_summary, user_energy_from_busy
 from .engine import EventLog, gc_paused, scheduled_events, work_fractions
 from .errors import NetsimError
+from .protocols.rounds import track_links
 from .protocols.sfl import SflPlan, run_sfl
 from scenarios.types import fdma_rate_bps
 
@@ -172,11 +173,12 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     track, participation = plan_dynamics(sim, channel_cfg, channel, cell, np.array([len(i) for i in iterations]), rng)
     links = None
     if track is not None:
-        c_down_hz = downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm)
-        b_down_hz = np.full(inputs.users, radio.downlink_bandwidth_hz / inputs.users)
-        links = ((allocation.b_s_hz, inputs.snr_coeff_main_hz * p_s, inputs.activation_bits),
-                 (allocation.b_c_hz, inputs.snr_coeff_fed_hz * p_c, inputs.adapter_bits),
-                 (b_down_hz, c_down_hz, inputs.gradient_bits), (b_down_hz, c_down_hz, inputs.adapter_bits))
+        k = inputs.users
+        down = (np.full(k, radio.downlink_bandwidth_hz / k), downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm))
+        links = track_links((allocation.b_s_hz, inputs.snr_coeff_main_hz * p_s),
+                            (allocation.b_c_hz, inputs.snr_coeff_fed_hz * p_c), down if sim.downlink else None,
+                            {"activation": inputs.activation_bits, "gradient": inputs.gradient_bits,
+                             "adapter": inputs.adapter_bits})
     return SflPlan(
         rounds=rounds, iterations=iterations, track=track, links=links, participation=participation,
         client_forward_s=share * client, client_backward_s=(1.0 - share) * client,

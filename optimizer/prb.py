@@ -22,6 +22,7 @@ import numpy as np
 
 from scenarios import Allocation, DelayInputs
 from scenarios.nr import PRBS_PER_CHANNEL, prb_bandwidth_hz
+from scenarios.nr import prbs_in_channel as nr_prbs
 
 from .allocation import allocation_with_counts
 from .delay_model import compute_seconds_per_round
@@ -35,15 +36,13 @@ __all__ = ["PRBS_PER_CHANNEL", "prb_bandwidth_hz", "prbs_in_channel", "round_to_
 
 def prbs_in_channel(bandwidth_hz: float, scs_khz: int, field: str = "radio.uplink_main_bandwidth_hz") -> int:
     """N_RB of a channel of `bandwidth_hz` at `scs_khz` (TS 38.101-1 Table 5.3.2-1); OptimizerError if none."""
-    table = PRBS_PER_CHANNEL.get(int(scs_khz))
-    if table is None:
-        raise OptimizerError(f"sub-carrier spacing {scs_khz} kHz is not 15, 30 or 60", field="radio.subcarrier_spacing_khz",
-                             value=scs_khz)
-    mhz = bandwidth_hz / 1e6
-    if abs(mhz - round(mhz)) > 1e-9 or int(round(mhz)) not in table:
-        raise OptimizerError(f"{mhz:g} MHz is not an NR channel bandwidth at {scs_khz} kHz spacing (TS 38.101-1 "
-                             f"Table 5.3.2-1: {', '.join(map(str, table))} MHz)", field=field, value=bandwidth_hz)
-    return table[int(round(mhz))]
+    prbs = nr_prbs(bandwidth_hz, scs_khz)
+    if prbs is None:
+        table = PRBS_PER_CHANNEL.get(int(scs_khz), {})
+        raise OptimizerError(f"{bandwidth_hz / 1e6:g} MHz is not an NR channel bandwidth at {scs_khz} kHz spacing (TS "
+                             f"38.101-1 Table 5.3.2-1: {', '.join(map(str, table))} MHz)", field=field,
+                             value=bandwidth_hz)
+    return prbs
 
 
 def round_to_prbs(bandwidth_hz: np.ndarray, channel_hz: float, prbs: int) -> np.ndarray:
@@ -64,15 +63,22 @@ def round_to_prbs(bandwidth_hz: np.ndarray, channel_hz: float, prbs: int) -> np.
     return n
 
 
-def _user_delays_s(inputs: DelayInputs, alloc: Allocation, n_main: np.ndarray, n_fed: np.ndarray,
-                   prb_hz: float, user: int | None = None) -> np.ndarray:
-    """T_k (s) with these PRBs: every user, or only `user` (n_main, n_fed then of length 1)."""
-    p_s, p_c, f = alloc.powers_and_clock()
-    pick = slice(None) if user is None else slice(user, user + 1)
-    t_s = upload_seconds_at_power(inputs.activation_bits, n_main * prb_hz, inputs.snr_coeff_main_hz[pick], p_s[pick])
-    t_c = upload_seconds_at_power(inputs.adapter_bits, n_fed * prb_hz, inputs.snr_coeff_fed_hz[pick], p_c[pick])
-    tau = compute_seconds_per_round(inputs, alloc.V, alloc.cpu_fraction)[pick]
-    return alloc.I0 * (tau + t_c + alloc.V * inputs.weights[pick] * t_s)
+class _PrbDelays:
+    """T_k (s) of an allocation's users as a function of their whole PRBs (eta, powers, clocks fixed)."""
+
+    def __init__(self, inputs: DelayInputs, alloc: Allocation, prb_hz: float):
+        p_s, p_c, _ = alloc.powers_and_clock()
+        self.inputs, self.alloc, self.prb_hz, self.p_s, self.p_c = inputs, alloc, prb_hz, p_s, p_c
+        self.tau = compute_seconds_per_round(inputs, alloc.V, alloc.cpu_fraction)  # (K,) once
+
+    def __call__(self, n_main: np.ndarray, n_fed: np.ndarray, pick: slice = slice(None)) -> np.ndarray:
+        """T_k of the users `pick` selects, with PRBs `n_main`, `n_fed` (already of those users)."""
+        inputs, alloc = self.inputs, self.alloc
+        t_s = upload_seconds_at_power(inputs.activation_bits, n_main * self.prb_hz, inputs.snr_coeff_main_hz[pick],
+                                      self.p_s[pick])
+        t_c = upload_seconds_at_power(inputs.adapter_bits, n_fed * self.prb_hz, inputs.snr_coeff_fed_hz[pick],
+                                      self.p_c[pick])
+        return alloc.I0 * (self.tau[pick] + t_c + alloc.V * inputs.weights[pick] * t_s)
 
 
 def min_max_prbs(inputs: DelayInputs, alloc: Allocation, prbs_main: int, prbs_fed: int,
@@ -83,17 +89,18 @@ def min_max_prbs(inputs: DelayInputs, alloc: Allocation, prbs_main: int, prbs_fe
     (with PRBs left) where it cuts its T_k the most. With one pool this greedy is optimal (T_k falls
     with the user's own PRBs only; tested by brute force)."""
     k = inputs.users
+    delay = _PrbDelays(inputs, alloc, prb_hz)
     n_main, n_fed = np.ones(k, dtype=np.int64), np.ones(k, dtype=np.int64)
     left = {"main": prbs_main - k, "fed": prbs_fed - k}
-    delays = _user_delays_s(inputs, alloc, n_main, n_fed, prb_hz)
+    delays = delay(n_main, n_fed)
     while left["main"] > 0 or left["fed"] > 0:
         user = int(np.argmax(delays))
+        me = slice(user, user + 1)
         best, best_pool = np.inf, None
         for pool, n in (("main", n_main), ("fed", n_fed)):
             if left[pool] > 0:
                 n[user] += 1
-                t = float(_user_delays_s(inputs, alloc, n_main[user:user + 1], n_fed[user:user + 1], prb_hz,
-                                         user)[0])
+                t = float(delay(n_main[me], n_fed[me], me)[0])
                 n[user] -= 1
                 if t < best:
                     best, best_pool = t, pool
@@ -121,8 +128,8 @@ def allocation_in_prbs(inputs: DelayInputs, alloc: Allocation, scs_khz: int,
         n_main, n_fed = min_max_prbs(inputs, alloc, total_main, total_fed, prb_hz)
         r_main = round_to_prbs(alloc.b_s_hz, inputs.uplink_main_bandwidth_hz, total_main)
         r_fed = round_to_prbs(alloc.b_c_hz, inputs.uplink_fed_bandwidth_hz, total_fed)
-        if _user_delays_s(inputs, alloc, r_main, r_fed, prb_hz).max() < \
-                _user_delays_s(inputs, alloc, n_main, n_fed, prb_hz).max():  # the greedy is no worse than rounding
+        delay = _PrbDelays(inputs, alloc, prb_hz)
+        if delay(r_main, r_fed).max() < delay(n_main, n_fed).max():  # never worse than rounding
             n_main, n_fed = r_main, r_fed
     else:
         n_main = round_to_prbs(alloc.b_s_hz, inputs.uplink_main_bandwidth_hz, total_main)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from .errors import Problem
-from .nr import PRBS_PER_CHANNEL
+from .nr import PRBS_PER_CHANNEL, prbs_in_channel
 from .presets import MINILM, MINILM_FACTS, PRESETS, Preset, local_facts, preset_names, source_kind, suggest
 from .schema import Scenario, StudyConfig, TrainingConfig
 
@@ -29,7 +29,6 @@ STUDY_FIELDS: dict[str, set[str]] = {
 }
 # Studies that simulate SFL under the scenario's dynamics (time-varying channel, users who come and go).
 DYNAMIC_STUDIES = ("simulate", "robustness", "joint_cut", "scheme_comparison")
-DYNAMIC_SCHEMES = ("sfl", "fl", "sl", "splitllm")  # the protocols that model them
 STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
 _TEXT_ARCHS = ("bert", "gpt2", "decoder")
@@ -180,23 +179,13 @@ def dynamics_problems(scenario: Scenario) -> list[Problem]:
     """Time-varying channels, users who come and go and PRBs: where they apply, and whether they fit."""
     kind, scheme, sim, ch = scenario.study.kind, scenario.scheme, scenario.simulation, scenario.channel
     problems = []
-    dynamic = [name for name, on in (("channel.coherence_time_s", ch.time_varying),
-                                     ("simulation.participants_per_round", sim.participants_per_round is not None),
-                                     ("simulation.dropout_probability", sim.dropout_probability > 0),
-                                     ("simulation.round_deadline_s", sim.round_deadline_s is not None),
-                                     ("simulation.availability_trace", sim.availability_trace is not None),
-                                     ("simulation.availability_mean_on_s", sim.availability_mean_on_s is not None))
-               if on]
-    schemes = list(scenario.study.schemes) if kind == "scheme_comparison" else [scheme]
-    others = [s for s in schemes if s not in DYNAMIC_SCHEMES]
+    dynamic = (["channel.coherence_time_s"] if ch.time_varying else []) + sim.come_and_go_fields
     simulated = kind in DYNAMIC_STUDIES or (kind == "cut_layer" and scheme != "sfl")  # SFL's cut study only solves
-    if dynamic and (others or not simulated):
-        where = f"scheme '{others[0]}'" if others else f"study '{kind}'"
+    if dynamic and not simulated:
+        section, name = dynamic[0].split(".")
         problems.append(Problem(dynamic[0], f"the simulator applies a time-varying channel and users who come and go "
                                 f"in studies {', '.join(DYNAMIC_STUDIES)} and the SL and SplitLLM cut studies; "
-                                f"{where} would ignore it",
-                                getattr(scenario.channel if dynamic[0].startswith("channel") else sim,
-                                        dynamic[0].split(".")[1]), True))
+                                f"study '{kind}' would ignore it", getattr(getattr(scenario, section), name), True))
     if kind == "robustness":
         if scheme != "sfl":
             problems.append(Problem("scheme", "robustness compares FedsLLM's allocations (SFL): set scheme: sfl",
@@ -211,20 +200,18 @@ def dynamics_problems(scenario: Scenario) -> list[Problem]:
     if sim.engine == "vectorised" and sim.server_concurrency is not None:
         problems.append(Problem("simulation.engine", "the vectorised engine needs users that do not interact "
                                 "(simulation.server_concurrency: null); use simpy or auto", sim.engine, True))
-    if sim.availability_trace is not None and not Path(sim.availability_trace).expanduser().is_file():
-        problems.append(Problem("simulation.availability_trace", "no such file", sim.availability_trace, True))
     scs = scenario.radio.subcarrier_spacing_khz
     if scs is not None:
-        table = PRBS_PER_CHANNEL[scs]
         for name in ("uplink_main_bandwidth_hz", "uplink_fed_bandwidth_hz"):
             hz = getattr(scenario.radio, name)
-            mhz = round(hz / 1e6)
-            if abs(hz / 1e6 - mhz) > 1e-9 or mhz not in table:
+            prbs = prbs_in_channel(hz, scs)
+            if prbs is None:
                 problems.append(Problem(f"radio.{name}", f"not an NR channel bandwidth at {scs} kHz spacing (3GPP TS "
-                                        f"38.101-1 Table 5.3.2-1: {', '.join(map(str, table))} MHz)", hz, True))
-            elif scenario.cell.users > table[mhz]:
+                                        f"38.101-1 Table 5.3.2-1: {', '.join(map(str, PRBS_PER_CHANNEL[scs]))} MHz)",
+                                        hz, True))
+            elif scenario.cell.users > prbs:
                 problems.append(Problem("cell.users", f"{scenario.cell.users} users cannot each get one of the "
-                                        f"{table[mhz]} PRBs of radio.{name}", scenario.cell.users, True))
+                                        f"{prbs} PRBs of radio.{name}", scenario.cell.users, True))
     return problems
 
 

@@ -134,8 +134,9 @@ def problems_from_validation(err: ValidationError, source: str = "") -> list[Pro
 
 def resolve_paths(data: dict, base_dir: str | Path) -> dict:
     """A copy of the mapping with relative file paths made absolute against `base_dir` (the folder of
-    the scenario file): model.profile_path, training.data_path (not the hub names), and model.source
-    when it names a folder that exists there or is written as a path."""
+    the scenario file): model.profile_path, training.data_path (not the hub names),
+    simulation.availability_trace, and model.source when it names a folder that exists there or is
+    written as a path."""
     from .presets import looks_like_path
 
     base = Path(base_dir)
@@ -156,6 +157,7 @@ def resolve_paths(data: dict, base_dir: str | Path) -> dict:
     fix("model", "profile_path")
     fix("model", "source", only_paths=True)
     fix("training", "data_path", keep=("glue/mrpc", "cifar100", "hub"))
+    fix("simulation", "availability_trace")
     return out
 
 

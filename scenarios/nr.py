@@ -21,3 +21,10 @@ SUBCARRIERS_PER_PRB = 12
 def prb_bandwidth_hz(scs_khz: int) -> float:
     """Bandwidth of one PRB: 12 sub-carriers x spacing (Hz)."""
     return SUBCARRIERS_PER_PRB * scs_khz * 1e3
+
+
+def prbs_in_channel(bandwidth_hz: float, scs_khz: int) -> int | None:
+    """N_RB of an NR channel of `bandwidth_hz` at `scs_khz`, or None when the table has no such channel."""
+    table = PRBS_PER_CHANNEL.get(int(scs_khz), {})
+    mhz = bandwidth_hz / 1e6
+    return table.get(int(round(mhz))) if abs(mhz - round(mhz)) <= 1e-9 else None

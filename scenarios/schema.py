@@ -422,11 +422,19 @@ class SimulationConfig(Section):
                 and not self.users_come_and_go)
 
     @property
+    def come_and_go_fields(self) -> list[str]:
+        """The fields set that make not every user train every round to the end."""
+        return [f"simulation.{name}" for name, on in (
+            ("participants_per_round", self.participants_per_round is not None),
+            ("dropout_probability", self.dropout_probability > 0),
+            ("round_deadline_s", self.round_deadline_s is not None),
+            ("availability_trace", self.availability_trace is not None),
+            ("availability_mean_on_s", self.availability_mean_on_s is not None)) if on]
+
+    @property
     def users_come_and_go(self) -> bool:
         """True when not every user trains every round to the end (sampling, dropouts, deadline, availability)."""
-        return (self.participants_per_round is not None or self.dropout_probability > 0
-                or self.round_deadline_s is not None or self.availability_trace is not None
-                or self.availability_mean_on_s is not None)
+        return bool(self.come_and_go_fields)
 
     @model_validator(mode="after")
     def _availability_pairs(self) -> SimulationConfig:

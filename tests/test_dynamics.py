@@ -303,16 +303,17 @@ def test_min_max_prbs_are_no_slower_than_rounding_and_optimal_on_a_tiny_cell():
     import itertools
 
     from optimizer import optimise
-    from optimizer.prb import _user_delays_s, min_max_prbs
+    from optimizer.prb import _PrbDelays, min_max_prbs
 
     scenario = small_scenario(seed=2, cell={"users": 4})
     world = realise(scenario)
     alloc = optimise(world.inputs, scenario.optimizer.model_copy(update={"strategies": ["proposed"]}))["proposed"]
     prb_hz, pool = prb_bandwidth_hz(15), 12
     n_main, n_fed = min_max_prbs(world.inputs, alloc, pool, 4, prb_hz)  # the fed pool: one PRB each
-    best = min(float(_user_delays_s(world.inputs, alloc, np.array(split), n_fed, prb_hz).max())
+    delay = _PrbDelays(world.inputs, alloc, prb_hz)
+    best = min(float(delay(np.array(split), n_fed).max())
                for split in itertools.product(range(1, pool), repeat=4) if sum(split) == pool)
-    assert float(_user_delays_s(world.inputs, alloc, n_main, n_fed, prb_hz).max()) == pytest.approx(best, rel=1e-12)
+    assert float(delay(n_main, n_fed).max()) == pytest.approx(best, rel=1e-12)
     rounded = allocation_in_prbs(world.inputs, alloc, 15, "largest_remainder")
     greedy = allocation_in_prbs(world.inputs, alloc, 15, "min_max")
     assert greedy.T_s <= rounded.T_s and greedy.T_s >= alloc.T_s * (1 - 1e-12)
@@ -460,3 +461,15 @@ def test_round_level_events_for_an_epoch_scheme():
     rows = run_plan(plan, SimulationConfig(event_detail="round"), ChannelConfig()).events_frame()
     train = rows[rows["kind"] == "client_train"].set_index(["round", "user"])
     assert train["activities"].tolist() == [3, 4, 3, 4] and train["duration_s"].tolist() == [3.0, 4.0, 3.0, 4.0]
+
+
+def test_editing_a_trace_file_is_a_new_run(tmp_path):
+    """The run's identity includes the contents of the trace it reads, not only its name."""
+    from analysis.outputs import scenario_digest
+
+    trace = tmp_path / "trace.csv"
+    trace.write_text("user,start_s,end_s\n0,0,5\n")
+    scenario = small_scenario(simulation={"availability_trace": str(trace)})
+    before = scenario_digest(scenario)
+    trace.write_text("user,start_s,end_s\n0,0,6\n")
+    assert scenario_digest(scenario) != before

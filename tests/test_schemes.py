@@ -22,8 +22,7 @@ def splitllm_plan(rng, rounds=3, edges=2, users=5, **over):
                 user_backward_s=0.02, edge_forward_s=0.03, edge_backward_s=0.05, cloud_s=0.07,
                 uplink_s=rng.uniform(0.1, 0.3, (rounds, users)), downlink_gradient_s=None,
                 user_adapter_up_s=rng.uniform(0.01, 0.05, (rounds, users)), user_adapter_down_s=None,
-                backhaul_activation_s=0.004, backhaul_gradient_s=0.006, backhaul_adapters_up_s=[0.02, 0.03],
-                backhaul_adapters_down_s=0.01,
+                backhaul_activation_s=0.004, backhaul_gradient_s=0.006, backhaul_rate_bps=1e8, backhaul_latency_s=0.005,
                 bits={"activation": 8e6, "gradient": 8e6, "backhaul_activation": 8e6, "backhaul_gradient": 8e6,
                       "user_adapter": 1e5, "edge_adapter": 2e5})
     base.update(over)
@@ -37,9 +36,9 @@ def test_splitllm_equals_its_closed_form():
         p.backhaul_gradient_s + p.edge_backward_s + p.user_backward_s
     total = 0.0
     for r in range(p.rounds):
-        edge_times = [p.backhaul_adapters_down_s + sum(p.batches[k] * (per_batch + p.uplink_s[r, k])
-                                                       + p.user_adapter_up_s[r, k] for k in users)
-                      + p.backhaul_adapters_up_s[m] for m, users in enumerate(p.edge_users)]
+        edge_times = [0.005 + 3e5 / 1e8 + sum(p.batches[k] * (per_batch + p.uplink_s[r, k])
+                                             + p.user_adapter_up_s[r, k] for k in users)
+                      + 0.005 + (len(users) * 1e5 + 2e5) / 1e8 for users in p.edge_users]
         total += max(edge_times)
     result = run_plan(p, SIM, CH)
     assert result.total_delay_s == pytest.approx(total, rel=1e-12)

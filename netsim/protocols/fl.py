@@ -2,9 +2,9 @@
 
 Users work in parallel: the new global adapter comes down (optional downlink, FDMA shares), each
 user trains its local epoch batch by batch, then uploads its adapter on its FDMA share of the
-uplink; when all are in, the server aggregates and the next round starts. With users who come and
-go or a time-varying channel, rounds run through netsim.protocols.rounds (`fl_round`); a drop-out
-stops after a uniform number of its local batches.
+uplink; when all are in, the server aggregates and the next round starts. Rounds run through
+netsim.protocols.rounds (users who come and go, a time-varying channel); a drop-out stops after a
+uniform number of its local batches.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import simpy
 
 from ..engine import KIND, EventLog
 from ..topology import FED_SERVER, user_node
-from .common import Accounts, Recorder, close_rounds, round_gates
+from .common import Accounts
 from .rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, RoundClient, Stop, drive_rounds, finish_accounts
 
 
@@ -32,7 +32,7 @@ class FlPlan:
     aggregation_s: float = 0.0
     slowdown: np.ndarray | None = None
     track: object | None = None  # netsim.dynamics.ChannelTrack: a time-varying channel
-    links: tuple | None = None  # with a track: per link index (netsim.protocols.rounds) (bandwidth_hz, c, bits)
+    links: dict | None = None  # with a track: netsim.protocols.rounds.track_links
     participation: object | None = None  # netsim.participation.Participation: who trains each round
 
     @property
@@ -44,7 +44,7 @@ class FlPlan:
 
 
 def fl_round(client: RoundClient, round_work: float, stop_after: float):
-    """Process: one user's FL round under users who come and go; True when its adapter arrived."""
+    """Process: one user's FL round; True when its adapter arrived."""
     plan, k, r = client.plan, client.k, client.r
     me, fed_link = client.names[0], client.names[2]
     try:
@@ -63,32 +63,10 @@ def fl_round(client: RoundClient, round_work: float, stop_after: float):
     return True
 
 
-def _user(env, k: int, plan: FlPlan, rec: Recorder, barriers, released, acc: Accounts):
-    me = user_node(k)
-    for r in range(plan.rounds):
-        slow = 1.0 if plan.slowdown is None else plan.slowdown[r, k]
-        if plan.adapter_down_s is not None:
-            yield from rec.hold(plan.adapter_down_s[r, k], f"{FED_SERVER}->{me}", KIND["downlink_adapter"], k,
-                                plan.adapter_bits, r, acc.downlink_s)
-        for _ in range(int(plan.batches[k])):
-            yield from rec.hold(plan.train_s * slow, me, KIND["client_train"], k, 0.0, r, acc.compute_s)
-        yield from rec.hold(plan.adapter_up_s[r, k], f"{me}->{FED_SERVER}", KIND["uplink_adapter"], k,
-                            plan.adapter_bits, r, acc.uplink_s)
-        barriers[r].arrive()
-        yield released[r]
-
-
 def run_fl(env: simpy.Environment, plan: FlPlan, log: EventLog,
            on_round: Callable[[int, float], None] | None = None) -> Accounts:
+    """Run FL to completion on `env` (the fed server's rounds, netsim.protocols.rounds)."""
     acc = Accounts.zeros(plan.users)
-    if plan.participation is not None or plan.track is not None:
-        env.process(drive_rounds(env, plan, [1.0] * plan.rounds, log, acc, on_round, fl_round, FED_SERVER))
-        env.run()
-        return finish_accounts(acc)
-    rec = Recorder(env, log, acc.busy_s)
-    barriers, released = round_gates(env, plan.rounds, plan.users)
-    for k in range(plan.users):
-        env.process(_user(env, k, plan, rec, barriers, released, acc))
-    env.process(close_rounds(env, plan.rounds, rec, barriers, released, acc, on_round, FED_SERVER, plan.aggregation_s))
+    env.process(drive_rounds(env, plan, [1.0] * plan.rounds, log, acc, on_round, fl_round))
     env.run()
-    return acc
+    return finish_accounts(acc)

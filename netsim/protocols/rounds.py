@@ -1,10 +1,11 @@
 """Rounds in which users come and go: the fed server's loop and one user's round as SimPy processes.
 
-Shared by the protocols whose users train in parallel between two aggregations (SFL, FL). Each
-round the fed server asks the plan's `participation` (netsim.participation) who trains and until
-when, starts one process per participant, waits for all of them (each ends when its update is in
-or when it stops), books the round and aggregates. A participant's activities are cut at its
-cutoff (offline, deadline); a `Stop` ends its round early.
+Every protocol's round is built from these pieces. `begin_round` asks the plan's `participation`
+(netsim.participation) who trains and until when; each participant's round is a process on a
+`RoundClient`, whose activities are cut at its cutoff (offline, deadline; a `Stop` ends its round
+early); `close_round` and `end_round` book it. `drive_rounds` is the whole loop for the protocols
+whose users train in parallel between two aggregations (SFL, FL); SL and SplitLLM, whose users
+take turns, have their own loops (netsim.protocols.sl, .splitllm).
 
 Transfer times come from the plan's per-round tables, or on a time-varying channel
 (netsim.dynamics) from the channel at the moment each transfer starts: `transfer_s` is the one
@@ -20,11 +21,13 @@ import numpy as np
 import simpy
 
 from ..engine import CATEGORY_OF_KIND, KIND, EventLog
+from ..participation import RoundDraw
 from ..topology import FED_SERVER, MAIN_SERVER, user_node
 from .common import Accounts
 
 __all__ = ["LINK_UP", "LINK_ADAPTER_UP", "LINK_GRAD_DOWN", "LINK_ADAPTER_DOWN", "Stop", "RoundClient", "transfer_s",
-           "all_users", "close_round", "drive_rounds", "finish_accounts"]
+           "track_links", "all_users", "begin_round", "busy_of", "close_round", "end_round", "recorder", "drive_rounds",
+           "finish_accounts"]
 
 LINK_UP, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_ADAPTER_DOWN = range(4)
 _AGG, _QUEUE = KIND["aggregation"], KIND["server_queue"]
@@ -39,6 +42,19 @@ def transfer_s(plan, link: int, r: int, users: np.ndarray, work: np.ndarray, sta
         return plan.table(link)[r, users] * work
     bandwidth_hz, snr_coeff_hz, bits = plan.links[link]
     return plan.track.transfer_s(bits * work, bandwidth_hz[users], snr_coeff_hz[users], start_s, users)
+
+
+def track_links(up: tuple, adapter_up: tuple, down: tuple | None, bits: dict) -> dict:
+    """What `transfer_s` prices a transfer from on a time-varying channel, per link index:
+    (bandwidth_hz (K,), c = g·p/N0 (K,) of the planned channel, bits).
+
+    `up`, `adapter_up`, `down`: (bandwidth_hz (K,), c (K,)) of the activation uplink, the adapter
+    uplink and the downlink (None: not simulated); `bits`: activation, gradient, adapter."""
+    links = {LINK_UP: (*up, bits["activation"]), LINK_ADAPTER_UP: (*adapter_up, bits["adapter"])}
+    if down is not None:
+        links[LINK_GRAD_DOWN] = (*down, bits["gradient"])
+        links[LINK_ADAPTER_DOWN] = (*down, bits["adapter"])
+    return links
 
 
 class Stop(Exception):
@@ -96,10 +112,8 @@ class RoundClient:
             yield from self.hold(seconds, node, kind, 0.0)
 
 
-def all_users(users: int, start_s: float):
+def all_users(users: int, start_s: float) -> RoundDraw:
     """Everyone, from `start_s`, to the end (no participation model)."""
-    from ..participation import RoundDraw
-
     return RoundDraw(start_s=start_s, users=np.arange(users), stop_after_iterations=np.full(users, np.inf),
                      cutoff_s=np.full(users, np.inf))
 
@@ -113,39 +127,64 @@ def close_round(acc: Accounts, users: np.ndarray, arrived: np.ndarray, busy: np.
     acc.round_participants.append(int(users.size))
 
 
+def begin_round(env: simpy.Environment, plan):
+    """Process: who trains in the next round (netsim.participation, or everyone), once it may start."""
+    draw = plan.participation.draw(env.now) if plan.participation is not None else all_users(plan.users, env.now)
+    if draw.start_s > env.now:
+        yield env.timeout(draw.start_s - env.now)
+    return draw
+
+
+def busy_of(clients: list[RoundClient | None], kinds: int) -> np.ndarray:
+    """(kinds, n) seconds each client spent in each activity kind this round (None: did not run)."""
+    busy = np.zeros((kinds, len(clients)))
+    for j, client in enumerate(clients):
+        if client is not None:
+            for kind, seconds in client.busy.items():
+                busy[kind, j] = seconds
+    return busy
+
+
+def end_round(env: simpy.Environment, plan, acc: Accounts, r: int, round_work: float, record, node: str,
+              on_round: Callable[[int, float], None] | None):
+    """Process: aggregate (plan.aggregation_s x round_work at `node`), book the round's end, forget
+    the channel blocks no one will ask for again, report."""
+    if plan.aggregation_s > 0:
+        t, d = env.now, plan.aggregation_s * round_work
+        yield env.timeout(d)
+        record((t, d, node, _AGG, -1, 0.0, r))
+    acc.round_end_s.append(env.now)
+    if plan.track is not None:
+        plan.track.discard_before(env.now)
+    if on_round is not None:
+        on_round(r, env.now)
+
+
+def recorder(log: EventLog):
+    """The function that appends one record to `log` (a no-op when records are off)."""
+    return log.rows.append if log.enabled else deque(maxlen=0).append
+
+
 def drive_rounds(env: simpy.Environment, plan, rounds: list[float], log: EventLog, acc: Accounts,
-                 on_round: Callable[[int, float], None] | None, user_round, server_name: str):
-    """Process: the fed server's loop over `rounds` (work fractions: 1, or less for a final partial one).
+                 on_round: Callable[[int, float], None] | None, user_round):
+    """Process: the fed server's loop over `rounds` (work fractions: 1, or less for a final partial one),
+    the participants in parallel.
 
     `user_round(client, round_work, stop_after)` is the protocol's process for one user's round;
     it returns True when the user's update arrived. With `plan.server_concurrency`, the users'
-    `client.server` is one shared resource (`server_name`)."""
-    record = log.rows.append if log.enabled else deque(maxlen=0).append
+    `client.server` is one shared resource (the main server)."""
+    record = recorder(log)
     concurrency = getattr(plan, "server_concurrency", None)
     server = simpy.Resource(env, capacity=concurrency) if concurrency else None
-    kinds = acc.busy_s.shape[0]
     for r, round_work in enumerate(rounds):
-        draw = plan.participation.draw(env.now) if plan.participation is not None else all_users(plan.users, env.now)
-        if draw.start_s > env.now:
-            yield env.timeout(draw.start_s - env.now)
+        draw = yield from begin_round(env, plan)
         clients = [RoundClient(env, int(k), r, plan, record, float(c), server)
                    for k, c in zip(draw.users, draw.cutoff_s)]
         procs = [env.process(user_round(c, round_work, stop)) for c, stop in zip(clients, draw.stop_after_iterations)]
         yield env.all_of(procs)
-        busy = np.zeros((kinds, len(clients)))
-        for j, c in enumerate(clients):
-            for kind, seconds in c.busy.items():
-                busy[kind, j] = seconds
-        close_round(acc, draw.users, np.array([p.value for p in procs], dtype=bool), busy)
-        if plan.aggregation_s > 0:
-            t, d = env.now, plan.aggregation_s * round_work
-            yield env.timeout(d)
-            record((t, d, FED_SERVER, _AGG, -1, 0.0, r))
-        acc.round_end_s.append(env.now)
-        if plan.track is not None:
-            plan.track.discard_before(env.now)
-        if on_round is not None:
-            on_round(r, env.now)
+        close_round(acc, draw.users, np.array([p.value for p in procs], dtype=bool),
+                    busy_of(clients, acc.busy_s.shape[0]))
+        yield from end_round(env, plan, acc, r, round_work, record, FED_SERVER, on_round)
 
 
 def finish_accounts(acc: Accounts, compute_kinds: tuple[str, ...] | None = None) -> Accounts:

@@ -56,7 +56,7 @@ class SflPlan:
     aggregation_s: float = 0.0
     slowdown: np.ndarray | None = None
     track: object | None = None  # netsim.dynamics.ChannelTrack: a time-varying channel
-    links: tuple | None = None  # with a track: per link (bandwidth_hz (K,), snr_coeff_hz (K,), bits)
+    links: dict | None = None  # with a track: netsim.protocols.rounds.track_links
     participation: object | None = None  # netsim.participation.Participation: who trains each round
 
     @property
@@ -111,6 +111,6 @@ def run_sfl(env: simpy.Environment, plan: SflPlan, log: EventLog,
             on_round: Callable[[int, float], None] | None = None) -> Accounts:
     """Run the SFL protocol to completion on `env`; return the per-user accounts."""
     acc = Accounts.zeros(plan.users)
-    env.process(drive_rounds(env, plan, plan.rounds, log, acc, on_round, sfl_round, MAIN_SERVER))
+    env.process(drive_rounds(env, plan, plan.rounds, log, acc, on_round, sfl_round))
     env.run()
     return finish_accounts(acc)
