@@ -1,5 +1,8 @@
 """Training delay under a per-user energy budget: problem (16) with transmit power and CPU clock
-as decisions, solved exactly by an interior-point method (and its weighted-sum variant).
+as decisions (and its weighted-sum variant): the problem's data, and a log-barrier interior-point
+method. The allocation uses the structured Newton solver of `energy_kkt` (exact, O(K) per step,
+any K); this interior point stays as a second, independent method that the tests compare it with
+on small cells (it needs Newton steps that grow faster than K, see below).
 
 At a fixed eta (V local iterations, I0 rounds; user k runs W_k = V·w_k iterations a round):
 
@@ -78,6 +81,17 @@ class EnergyRoundProblem:
     @property
     def shape(self) -> tuple[int, int]:
         return self.W.shape
+
+    def columns(self, users: np.ndarray) -> EnergyRoundProblem:
+        """The same problems restricted to the users `users` (indices): per-user arrays and W sliced,
+        pools and budgets kept (for work on a subset of users at fixed pool prices)."""
+        per_user = {name: np.broadcast_to(getattr(self, name), (self.shape[1],))[users]
+                    for name in ("sigma_s", "tau0_s", "tau_max_s", "power_full_w", "c_s_hz", "c_c_hz")}
+        return EnergyRoundProblem(**{**self.__dict__, **per_user, "W": self.W[:, users]})
+
+    def rows(self, problems: np.ndarray) -> EnergyRoundProblem:
+        """The problems `problems` (indices) of the batch."""
+        return EnergyRoundProblem(**{**self.__dict__, "W": self.W[problems], "budget_j": self.budget_j[problems]})
 
     def round_energy_floor_j(self) -> np.ndarray:
         """(n, K) infimum of a user's energy per round: slowest clock, wideband transmissions, and

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from optimizer import OptimizerError, optimise
-from optimizer.energy_reference import nlp_round_objective
+from optimizer.energy_kkt import solve_energy_kkt
+from optimizer.energy_reference import ipopt_round_objective, nlp_round_objective
 from optimizer.energy_model import transmit_energy_j, upload_seconds_at_power, wideband_transmit_energy_j
 from optimizer.energy_solver import solve_energy_rounds
 from optimizer.energy_strategies import (allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy,
@@ -46,12 +47,17 @@ def test_transmit_energy_closed_forms():
 
 
 def test_infinite_budget_is_problem_17():
-    """Without a budget the interior-point solver reaches the (17) optimum of the Newton solver."""
+    """Without a budget both energy solvers reach the (17) optimum of the (17) Newton solver, and the
+    structured one with full power and clock: exactly the (17) bandwidths."""
     inputs, energy = random_inputs(np.random.default_rng(1), 12)
     for V in (1.0, 3.7, 20.0):
-        p17 = OptimisedBandwidth(inputs).solve(V)[0]
-        sol = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([np.inf])))
-        assert sol.P_s[0] == pytest.approx(p17, rel=1e-8)
+        p17, b_s, b_c, _ = OptimisedBandwidth(inputs).solve(V)
+        prob = round_problem(inputs, energy, np.array([V]), np.array([np.inf]))
+        assert solve_energy_rounds(prob).P_s[0] == pytest.approx(p17, rel=1e-8)
+        kkt = solve_energy_kkt(prob)
+        assert kkt.converged[0] and kkt.P_s[0] == pytest.approx(p17, rel=1e-11)
+        np.testing.assert_allclose(kkt.b_s_hz[0], b_s, rtol=1e-8)
+        np.testing.assert_allclose(kkt.tau_s[0], inputs.client_seconds_per_iteration)
     config = OptimizerConfig()
     assert optimise_with_energy(inputs, energy, config)["proposed"].T_s == optimise(inputs, config)["proposed"].T_s
 
@@ -100,7 +106,8 @@ def test_single_user_matches_brute_force():
     V = 3.0
     free = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([np.inf])))
     budget = float(free.energy_j[0, 0]) * 0.5
-    sol = solve_energy_rounds(round_problem(inputs, energy, np.array([V]), np.array([budget])))
+    sol = solve_energy_kkt(round_problem(inputs, energy, np.array([V]), np.array([budget])))
+    assert sol.converged[0]
     B_s, B_c, c = inputs.uplink_main_bandwidth_hz, inputs.uplink_fed_bandwidth_hz, inputs.snr_coeff_main_hz[0]
     ts_min = inputs.activation_bits / (B_s * np.log2(1 + c / B_s))
     tc_min = inputs.adapter_bits / (B_c * np.log2(1 + c / B_c))
@@ -122,6 +129,41 @@ def test_single_user_matches_brute_force():
         lo_c, hi_c = max(tc_best / 1.05, tc_min), tc_best * 1.05
     assert sol.P_s[0] == pytest.approx(best, rel=1e-6)
     assert sol.P_s[0] <= best * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_structured_solver_equals_ipopt_on_random_cells(seed):
+    """The structured Newton solver against IPOPT (an independent general NLP solver with exact
+    derivatives) on random cells of 1-40 users: budgets from barely to strongly binding, with and
+    without the weighted objective and idle power. Equal to 1e-8; its own duality gap is below 1e-12."""
+    pytest.importorskip("casadi", reason="IPOPT comes with casadi (pip install -e '.[dev]')")
+    rng = np.random.default_rng(100 + seed)
+    users = int(rng.integers(1, 41))
+    inputs, energy = random_inputs(rng, users)
+    V = float(rng.uniform(1.0, 20.0))
+    free = solve_energy_kkt(round_problem(inputs, energy, np.array([V]), np.array([np.inf])))
+    weight = float(free.P_s[0] / (free.P_s[0] + free.energy_j[0].sum())) if seed % 3 == 0 else 0.0
+    budget = float(free.energy_j[0].max()) * float(rng.uniform(0.35, 0.95))
+    prob = round_problem(inputs, energy, np.array([V]), np.array([budget]), weight=weight)
+    sol = solve_energy_kkt(prob)
+    assert sol.converged[0] and sol.gap[0] < 1e-12
+    assert sol.energy_j[0].max() <= budget * (1 + 1e-9)
+    reference, status = ipopt_round_objective(prob, 0)
+    assert status == "Solve_Succeeded"
+    assert sol.objective[0] == pytest.approx(reference, rel=1e-8)
+
+
+def test_structured_solver_equals_the_interior_point():
+    """A second in-repo method, the log-barrier interior point (a different algorithm on the full
+    problem), agrees on a batch of three iteration counts with binding budgets."""
+    inputs, energy = random_inputs(np.random.default_rng(7), 15)
+    V = np.array([1.5, 4.0, 9.0])
+    free = solve_energy_kkt(round_problem(inputs, energy, V, np.full(3, np.inf)))
+    budgets = free.energy_j.max(axis=1) * 0.6
+    prob = round_problem(inputs, energy, V, budgets)
+    kkt, barrier = solve_energy_kkt(prob), solve_energy_rounds(prob)
+    assert kkt.converged.all() and barrier.converged.all()
+    np.testing.assert_allclose(kkt.P_s, barrier.P_s, rtol=1e-8)
 
 
 def test_budget_below_the_least_energy_is_refused_with_the_user_and_its_need():
