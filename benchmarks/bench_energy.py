@@ -6,8 +6,11 @@
    solver (optimizer.energy_kkt, best of 3), the barrier interior point (up to `--barrier-max`
    users, where its Newton steps grow faster than K) and IPOPT through CasADi, an independent
    general NLP solver with exact sparse derivatives (optimizer.energy_reference).
+3. Whole energy-aware allocations (eta grid + Brent) on large cells, where the structured solver
+   runs alone (`--allocation-users`).
 
     python benchmarks/bench_energy.py [--budgets 20] [--users 10 50 200 1000] [--barrier-max 200]
+                                      [--allocation-users 1000]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, default=20)
     parser.add_argument("--users", type=int, nargs="+", default=[10, 50, 200, 1000])
     parser.add_argument("--barrier-max", type=int, default=200)
+    parser.add_argument("--allocation-users", type=int, nargs="*", default=[1000])
     args = parser.parse_args()
 
     world = realise(fig2_scenario(50))
@@ -83,6 +87,18 @@ def main() -> None:
                 ["users K", "Newton wall s", "global steps", "status", "duality gap", "P* s/round", "barrier wall s",
                  "barrier steps", "(P_barrier - P)/P", "IPOPT wall s", "IPOPT status", "(P_IPOPT - P)/P",
                  "IPOPT/Newton time"], rows)
+
+    rows = []
+    for users in args.allocation_users:
+        big = realise(fig2_scenario(users))
+        _, e_min_k, e_opt_k = budgets_for(big, 2)
+        budget = float(np.sqrt(e_min_k * e_opt_k))
+        wall, alloc = best_of(lambda: energy_aware_allocation(big.inputs, big.energy, budget), 1)
+        rows.append([users, wall, alloc.solver, alloc.details["eta_evaluations"], alloc.details["newton_steps"],
+                     alloc.T_s])
+    if rows:
+        print_table("Whole energy-aware allocation (eta grid + Brent) with a binding budget",
+                    ["users K", "wall s", "solver", "eta evaluations", "global steps", "T s"], rows)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,21 @@ Structure (every claim is checked by the tests against IPOPT and brute force).
   the function being convex and increasing there), and then t/b = m/lam. When that point would need
   p > p_max the upload runs at p_max and its sub-band SNR x = c/b solves x^2·phi'(x) =
   m·c^2/((pi·p_max + lam)·S·ln2), phi as in `fdma_math` (d ln / d ln x lies in [1.79, 2]).
-- What is left is 2 equations per user (time tight; budget tight, or nu = 0) in (ln lam_k, ln nu_k)
-  and 3 global ones (both pools used up; sum_k lam_k = 1 - w, the stationarity in P) in
-  (P, ln mu_s, ln mu_c). The Jacobian is a 2x2 block per user bordered by 3 rows and columns, so a
-  Newton step costs O(K): eliminate the blocks, solve 3x3, back-substitute. A backtracking line
-  search on the scaled residual globalises it; the responses are piecewise smooth (the cap and the
-  clock bounds), which semismooth Newton handles. Which budgets bind is an active set: it starts
-  from the users whose delay-optimal energy exceeds the budget and is updated after each solve.
+- What is left is 2 equations per user (time tight; budget tight, or nu = 0) and 3 global ones
+  (both pools used up; sum_k lam_k = 1 - w, the stationarity in P). At fixed globals the users are
+  independent, and each user's two equations are two nested monotone 1-D roots, found by Newton
+  kept inside a bracket (`_settle_users`): lam(pi) from the time, then pi from the budget (a user
+  over its budget at nu = 0 binds, the others are slack). Bracketing makes them global although the
+  responses have kinks (the power cap, the clock bounds). The globals (P, ln mu_s, ln mu_c) are then
+  found by Newton with the users following: the Jacobian is a 2x2 block per user bordered by 3 rows
+  and columns, so a step costs O(K) (eliminate the blocks, solve 3x3), with a backtracking line
+  search on the globals' scaled residual. Where a user's response has a kink near the iterate,
+  Newton's one-sided Jacobian can point across it and the line search stalls; MINPACK's Powell
+  hybrid method (trust region, secant updates) then takes the three globals from there, kept only
+  where it lowers the residual.
+- P has a floor (`round_time_floor_s`): below it some user cannot meet its time and budget at any
+  bandwidth, and its prices diverge. So the Newton variable is ln(P - floor), and the start sits
+  above both the floor and the (17) round time, where no user needs a huge bandwidth.
 
 Why the answer is exact: at a converged point the primal is feasible (time and budgets to the
 residual, caps and clock bounds by construction) and the multipliers are dual feasible, so the
@@ -41,6 +49,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.optimize
 
 from scenarios.types import LN2
 
@@ -49,6 +58,12 @@ from .fdma_math import phi_derivatives
 from .structured import PerRoundProblem, solve_per_round
 
 _SERIES = 0.1  # below this u the series of h(u) = u + expm1(-u) is used
+_OPEN_STEP = 8.0  # the longest Newton step of a 1-D root towards an open end of its bracket (log units)
+_START_TRIES = 8  # the start's P moves 4x further from the floor until every user settles
+_SHORTEST_STEP = 2.0 ** -12  # the line search gives up below this share of the first step
+_SHORT_STEP = 2.0 ** -5  # Newton is stalled when its step is cut below this share
+_HYBRID_EVALUATIONS = 400  # the most settlings Powell's hybrid method may spend on a stalled problem
+_HYBRID_TRIES = 3  # the most times a problem's stalled Newton is handed to the hybrid method
 _NU_START = 2.0  # a budget that starts to bind gets this multiple of the price at which the clock starts to slow
 
 
@@ -145,7 +160,6 @@ class _Upload:
         with np.errstate(over="ignore"):
             self.e = np.where(capped, max_power_w * self.t, np.exp(math.log(max_power_w) - np.log(c) + ln_q + ln_expm1_u))
         # derivatives: rows b, t, e; columns ln m, ln pi, ln lam
-        d = np.zeros(m.shape + (3, 3))
         # below the cap: d ln u = (dm/2 + dlam/2 - dpi)/D_G; d ln q = -d ln u
         dq = -np.stack([0.5 / D_G, -1.0 / D_G, 0.5 / D_G], axis=-1)
         free_d = np.empty(m.shape + (3, 3))
@@ -165,11 +179,6 @@ class _Upload:
         cap_d[..., 2, :] = cap_d[..., 1, :]
         d = np.where(capped[..., None, None], cap_d, free_d)
         self.d = np.where(np.isfinite(d), d, 0.0)
-        # at the kink (power within 1e-6 of p_max) the other piece's derivative is the generalised
-        # Jacobian element that a step leaving the current piece needs
-        self.near_kink = free & (np.abs(ln_power) < 1e-6)
-        other = np.where(capped[..., None, None], free_d, cap_d)
-        self.d_other = np.where(np.isfinite(other), other, 0.0)
 
 
 class _Point:
@@ -178,10 +187,8 @@ class _Point:
     Unknowns: per user z = (ln lam_k, ln nu_k) (nu_k = 0 and its row trivial where the budget is
     slack), per problem g = (P, ln mu_s, ln mu_c)."""
 
-    def __init__(self, prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, binding: np.ndarray, warm: dict,
-                 flip: np.ndarray | None = None):
+    def __init__(self, prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, binding: np.ndarray, warm: dict):
         self.prob, self.z, self.g, self.binding = prob, z, g, binding
-        self.flip = np.zeros(binding.shape, dtype=bool) if flip is None else flip
         pr, W = prob, prob.W
         n, K = W.shape
         lam = np.exp(z[..., 0])
@@ -192,12 +199,11 @@ class _Point:
         k0 = pr.power_full_w * pr.tau0_s ** 3  # J·s^2: compute energy per iteration is k0 / tau^2
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             tau_free = np.cbrt(2.0 * pi * k0 / lam)
-        tau = np.clip(np.where(np.isfinite(tau_free), tau_free, 0.0), pr.tau0_s, pr.tau_max_s)
+        tau = np.clip(np.where(np.isnan(tau_free), 0.0, tau_free), pr.tau0_s, pr.tau_max_s)  # inf: the slowest clock
         # d ln tau / d ln(pi/lam): 1/3 between the clock bounds (the right derivative at tau0), 0 outside
         inside = (k0 > 0) & (pi > 0) & (tau_free >= pr.tau0_s) & (tau_free < pr.tau_max_s)
-        self.pi_clock = lam / (2.0 * np.where(pr.power_full_w > 0, pr.power_full_w, np.inf))  # price where the clock starts to slow
-        self.tau_free = tau_free
         self.tau = tau
+        self._inside = inside
         self.up_s = _Upload(pr.s_bits, pr.c_s_hz, pr.max_power_w, mu_s[:, None] / W, pi, lam, warm.setdefault("s", {}))
         self.up_c = _Upload(pr.s_c_bits, pr.c_c_hz, pr.max_power_w, np.broadcast_to(mu_c[:, None], (n, K)), pi, lam,
                             warm.setdefault("c", {}))
@@ -210,21 +216,14 @@ class _Point:
         self.F2 = np.where(binding, self.energy - budget, 0.0)
         self.G = np.stack([self.up_s.b.sum(axis=1) - pr.B_s_hz, self.up_c.b.sum(axis=1) - pr.B_c_hz,
                            lam.sum(axis=1) - (1.0 - pr.weight)], axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ln_clock = np.log(tau_free / pr.tau0_s), np.log(tau_free / pr.tau_max_s)
-        near_clock = (k0 > 0) & (pi > 0) & ((np.abs(ln_clock[0]) < 1e-6)
-                                            | (np.abs(ln_clock[1]) < 1e-6))
-        self._inside, self._near_clock = inside, near_clock
-        self.at_kink = near_clock | self.up_s.near_kink | self.up_c.near_kink
         scale_e = np.where(np.isfinite(budget), budget, 1.0)
         scaled = np.concatenate([(self.F1 / P[:, None]), self.F2 / scale_e,
                                  self.G / np.array([pr.B_s_hz, pr.B_c_hz, 1.0 - pr.weight])], axis=1)
-        self.merit = np.where(np.isfinite(scaled).all(axis=1) & (P > 0), (scaled ** 2).sum(axis=1), np.inf)
+        finite = np.isfinite(scaled).all(axis=1) & (P > 0)
         user = (self.F1 / P[:, None]) ** 2 + (self.F2 / scale_e) ** 2
         self.user_merit = np.where(np.isfinite(user), user, np.inf)  # (n, K)
-        self.global_merit = np.where(np.isfinite(scaled[:, 2 * K:]).all(axis=1),
-                                     (scaled[:, 2 * K:] ** 2).sum(axis=1), np.inf)
-        self.worst = np.where(np.isfinite(self.merit), np.abs(scaled).max(axis=1), np.inf)
+        self.global_merit = np.where(finite, (scaled[:, 2 * K:] ** 2).sum(axis=1), np.inf)
+        self.worst = np.where(finite, np.abs(scaled).max(axis=1), np.inf)
 
     def _blocks(self):
         """Per-user Jacobian blocks J (n, K, 2, 2), their border C (n, K, 2, 3) in g, the global rows'
@@ -237,10 +236,8 @@ class _Point:
         def in_unknowns(d):  # d (..., 3 outputs, 3 inputs ln m, ln pi, ln lam) -> (..., 3, 3: lam, nu, mu)
             return np.stack([d[..., 2], d[..., 1] * dpi_dnu[..., None], d[..., 0]], axis=-1)
 
-        use = lambda up: np.where((self.flip & up.near_kink)[..., None, None], up.d_other, up.d)  # noqa: E731
-        ds, dc = in_unknowns(use(s)), in_unknowns(use(c))
-        inside = np.where(self.flip & self._near_clock, ~self._inside, self._inside)  # the other piece at a kink
-        d_tau = np.where(inside, 1.0 / 3.0, 0.0)  # d ln tau / d ln pi = -d ln tau / d ln lam
+        ds, dc = in_unknowns(s.d), in_unknowns(c.d)
+        d_tau = np.where(self._inside, 1.0 / 3.0, 0.0)  # d ln tau / d ln pi = -d ln tau / d ln lam
         dtau = np.stack([-d_tau, d_tau * dpi_dnu, np.zeros_like(d_tau)], axis=-1)
         # F1 = W tau + W t_s + t_c + W sigma - P
         dF1 = W[..., None] * self.tau[..., None] * dtau + (W * s.t)[..., None] * ds[..., 1, :] + c.t[..., None] * dc[..., 1, :]
@@ -286,15 +283,9 @@ class _Point:
         return np.stack([np.stack([J[..., 1, 1], -J[..., 0, 1]], -1), np.stack([-J[..., 1, 0], J[..., 0, 0]], -1)],
                         -2) / det[..., None, None]
 
-    def user_step(self) -> np.ndarray:
-        """dz (n, K, 2): each user's Newton step on its own two equations, the globals held."""
-        J, _, _, _, F = self._blocks()
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return -np.einsum("nkij,nkj->nki", self._inverse(J), F)
-
     def newton_step(self) -> tuple[np.ndarray, np.ndarray]:
-        """(dz (n, K, 2), dg (n, 3)) of the whole Newton system, by block elimination. At a point where
-        every user's equations hold, dg is Newton's step on the globals with the users following."""
+        """(dz (n, K, 2), dg (n, 3)) of the whole Newton system, by block elimination. Where every
+        user's equations hold (F = 0), dg is Newton's step on the globals with the users following."""
         J, C, D, H, F = self._blocks()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             Jinv = self._inverse(J)
@@ -320,6 +311,53 @@ class _Point:
                     + mu_s[:, None] * self.up_s.b + mu_c[:, None] * self.up_c.b)
         # the P terms cancel when sum_k lam_k = 1 - w (G3 = 0); what is left of them is -G3·P
         return per_user.sum(axis=1) - mu_s * pr.B_s_hz - mu_c * pr.B_c_hz - self.G[:, 2] * self.g[:, 0]
+
+
+def _powell_hybrid(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, floor: float, warm: dict,
+                   user_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """(z, g) of one problem (z (1, K, 2), g (1, 3)) from MINPACK's Powell hybrid method on the
+    globals' scaled residuals in (ln(P - P_floor), ln mu_s, ln mu_c), the users settled at every
+    evaluation: its trust region and secant updates carry it across the kinks that stall Newton."""
+    scale = np.array([prob.B_s_hz, prob.B_c_hz, 1.0 - prob.weight])
+    state = {"z": z}
+
+    def globals_at(x: np.ndarray) -> np.ndarray:
+        return np.array([[floor + math.exp(x[0]), x[1], x[2]]])
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        settled, _, pt, _ = _settle_users(prob, state["z"], globals_at(x), warm, user_tol)
+        if np.isfinite(pt.global_merit[0]):
+            state["z"] = settled
+        return np.where(np.isfinite(pt.G[0]), pt.G[0] / scale, 1e10)
+
+    start = np.array([math.log(g[0, 0] - floor), g[0, 1], g[0, 2]])
+    found = scipy.optimize.root(residual, start, method="hybr", options={"xtol": 1e-15, "maxfev": _HYBRID_EVALUATIONS})
+    residual(found.x)  # the users settled at the answer
+    return state["z"], globals_at(found.x)
+
+
+def round_time_floor_s(prob: EnergyRoundProblem) -> np.ndarray:
+    """(n,) the round time every answer must exceed: max over users of the least P at which the user
+    can meet its time and budget with unlimited bandwidth.
+
+    With unlimited bandwidth an upload at p_max takes its wideband time S·ln2/c (the rate saturates
+    at c/ln2) and spends its energy floor p_max·S·ln2/c; it can be neither faster nor cheaper. So
+    user k's time needs P > W·(tau + sigma + S·ln2/c_s) + S_c·ln2/c_c with tau >= tau0, and its budget
+    needs a compute energy W·k0/tau^2 <= E - (everything else at its floor), i.e. tau >=
+    sqrt(W·k0/(E - rest)). Above this P
+    every user's two equations have a finite solution at any pool prices (its energy at an infinite
+    energy price tends to its unlimited-bandwidth minimum at that P); at or below it some user has
+    none. So P is sought as P_floor + e^s, which keeps every iterate where the users can settle."""
+    W = prob.W
+    budget = prob.budget_j[:, None]
+    k0 = prob.power_full_w * prob.tau0_s ** 3
+    rest = prob.round_energy_floor_j() - np.where(np.isfinite(prob.tau_max_s), W * k0 / prob.tau_max_s ** 2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau_budget = np.where(np.isfinite(budget) & (k0 > 0), np.sqrt(W * k0 / (budget - rest)), 0.0)
+    tau_need = np.maximum(prob.tau0_s, tau_budget)
+    wideband_s = prob.s_bits * LN2 / prob.c_s_hz
+    wideband_c = prob.s_c_bits * LN2 / prob.c_c_hz
+    return (W * (prob.sigma_s + tau_need + wideband_s) + wideband_c).max(axis=1)
 
 
 def _start(prob: EnergyRoundProblem) -> tuple[np.ndarray, np.ndarray]:
@@ -398,13 +436,15 @@ def _root_decreasing(evaluate, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, to
         hi = np.where(active & (F < 0), x, hi)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             newton = x - F / dF
+        # towards an open end of the bracket, Newton may move at most _OPEN_STEP (F may be flat there)
+        newton = np.clip(newton, np.where(np.isfinite(lo), -np.inf, x - _OPEN_STEP),
+                         np.where(np.isfinite(hi), np.inf, x + _OPEN_STEP))
         inside = np.isfinite(newton) & (dF < 0) & (newton > lo) & (newton < hi)
         bounded = np.isfinite(lo) & np.isfinite(hi)
         with np.errstate(invalid="ignore"):
             fallback = np.where(bounded, 0.5 * (lo + hi), np.where(F > 0, x + 2.0, x - 2.0))
         step = np.where(inside, newton, fallback)
-        # a Newton step that moves less than a bisection would, twice in a row, is what slow
-        # convergence looks like near a kink; the bracket then halves instead
+        # a bracket shrunk to float resolution: the root is there, to the precision F allows
         exhausted = bounded & (hi - lo <= 4e-16 * np.maximum(1.0, np.abs(x)))
         active &= ~exhausted
         converged |= exhausted & (np.abs(F) <= 1e3 * tol)
@@ -414,9 +454,10 @@ def _root_decreasing(evaluate, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, to
     return x, converged, evaluations
 
 
-def _settle_users(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, binding: np.ndarray, warm: dict,
+def _settle_users(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, warm: dict,
                   tol: float) -> tuple[np.ndarray, np.ndarray, _Point, int]:
-    """Solve every user's own equations at fixed globals g. Returns (z, binding, point, evaluations).
+    """Solve every user's own equations at fixed globals g, from the prices z. Returns (z, binding,
+    point, evaluations).
 
     Users are independent at fixed g, and each user's are two nested monotone 1-D roots:
     - time: at fixed energy price pi, the round time falls as lam (the price of time relative to
@@ -491,43 +532,53 @@ def _settle_users(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, bindin
     return z, binding, _Point(prob, z, g, binding, warm), evaluations
 
 
-def solve_energy_kkt(prob: EnergyRoundProblem, tol: float = 1e-12, max_steps: int = 100,
-                     trace: list | None = None) -> EnergyRoundSolution:
+def solve_energy_kkt(prob: EnergyRoundProblem, tol: float = 1e-12, max_steps: int = 100) -> EnergyRoundSolution:
     """Solve every problem of the batch on its optimality conditions (module docstring).
 
     Newton on the three globals (P, ln mu_s, ln mu_c), every user solving its own equations exactly
     at each (`_settle_users`), so that one user's kink cannot shorten every user's step. A row is
     converged when the globals' scaled residuals are below `tol`, every user's below `tol`/10, and
-    the budgets' active set is consistent. `newton_steps` counts the global steps; the users' own
-    steps are added to `user_steps` in `trace` when one is given."""
+    every user's budget is met. `newton_steps` counts the global steps. Rows whose budget is below a
+    user's energy floor are infeasible (P = inf) and not solved."""
     n, K = prob.shape
     if np.any(prob.W <= 0):
         raise ValueError("every user needs a positive iteration count W")
     feasible = np.all(prob.round_energy_floor_j() < prob.budget_j[:, None], axis=1)
-    if not feasible.all():  # a budget below a user's energy floor: no allocation exists; solve the rest
-        out = EnergyRoundSolution(P_s=np.full(n, np.inf), tau_s=np.full((n, K), np.nan), t_s_s=np.full((n, K), np.nan),
-                                  b_s_hz=np.full((n, K), np.nan), t_c_s=np.full((n, K), np.nan),
-                                  b_c_hz=np.full((n, K), np.nan), energy_j=np.full((n, K), np.nan),
-                                  objective=np.full(n, np.inf), feasible=feasible, converged=np.zeros(n, dtype=bool),
-                                  newton_steps=0, gap=np.full(n, np.nan))
-        if feasible.any():
-            rows = np.flatnonzero(feasible)
-            part = solve_energy_kkt(prob.rows(rows), tol, max_steps, trace)
-            for name in ("P_s", "tau_s", "t_s_s", "b_s_hz", "t_c_s", "b_c_hz", "energy_j", "objective", "converged",
-                         "gap"):
-                getattr(out, name)[rows] = getattr(part, name)
-            out.newton_steps = part.newton_steps
-        return out
+    out = EnergyRoundSolution(P_s=np.full(n, np.inf), tau_s=np.full((n, K), np.nan), t_s_s=np.full((n, K), np.nan),
+                              b_s_hz=np.full((n, K), np.nan), t_c_s=np.full((n, K), np.nan),
+                              b_c_hz=np.full((n, K), np.nan), energy_j=np.full((n, K), np.nan),
+                              objective=np.full(n, np.inf), feasible=feasible, converged=np.zeros(n, dtype=bool),
+                              newton_steps=0, gap=np.full(n, np.nan))
+    # one problem at a time: the rows need different numbers of steps and inner iterations, and a
+    # batch would run every row for as long as its slowest
+    for row in np.flatnonzero(feasible):
+        part = _solve_feasible(prob.rows(np.array([row])), tol, max_steps)
+        for name in ("P_s", "tau_s", "t_s_s", "b_s_hz", "t_c_s", "b_c_hz", "energy_j", "objective", "converged", "gap"):
+            getattr(out, name)[row] = getattr(part, name)[0]
+        out.newton_steps += part.newton_steps
+    return out
+
+
+def _solve_feasible(prob: EnergyRoundProblem, tol: float, max_steps: int) -> EnergyRoundSolution:
+    """`solve_energy_kkt` on a batch whose every problem is feasible."""
+    n, K = prob.shape
     warm: dict = {}
     z, g = _start(prob)
-    binding = np.zeros((n, K), dtype=bool)
-    pt = _Point(prob, z, g, binding, warm)
-    binding = np.isfinite(prob.budget_j)[:, None] & (pt.energy > prob.budget_j[:, None])
+    floor = round_time_floor_s(prob)
+    # start well above the floor, where no user needs a huge bandwidth; further up while a user cannot settle
+    g[:, 0] = np.maximum(g[:, 0], floor) + floor
     user_tol = 0.1 * tol
-    z, binding, pt, user_steps = _settle_users(prob, z, g, binding, warm, user_tol)
-    done = ~feasible.copy()
+    z0 = z
+    for _ in range(_START_TRIES):
+        z, binding, pt, _ = _settle_users(prob, z0, g, warm, user_tol)
+        lost = ~np.isfinite(pt.global_merit) | (pt.user_merit > (10 * user_tol) ** 2).any(axis=1)
+        if not lost.any():
+            break
+        g[:, 0] = np.where(lost, floor + 4.0 * (g[:, 0] - floor), g[:, 0])
+    done = np.zeros(n, dtype=bool)
     converged = np.zeros(n, dtype=bool)
     steps = 0
+    hybrid_tries = np.zeros(n, dtype=int)
     while steps < max_steps:
         users_ok = (pt.user_merit <= (10 * user_tol) ** 2).all(axis=1)
         finished = ~done & users_ok & (pt.global_merit <= tol * tol)
@@ -537,36 +588,50 @@ def solve_energy_kkt(prob: EnergyRoundProblem, tol: float = 1e-12, max_steps: in
             break
         steps += 1
         dz, dg = pt.newton_step()
+        dg[:, 0] /= g[:, 0] - floor  # the step in s = ln(P - P_floor): P stays above the floor
         good = ~done & np.isfinite(dg).all(axis=1)
         dz = np.where(np.isfinite(dz), dz, 0.0)
         dz[..., 1] = np.where(binding, dz[..., 1], 0.0)
-        alpha = np.minimum(1.0, 2.0 / np.maximum(np.abs(dg[:, 1:]).max(axis=1), 1e-300))
-        shrink = dg[:, 0] < -0.5 * g[:, 0]
-        alpha = np.where(shrink, np.minimum(alpha, 0.5 * g[:, 0] / np.where(shrink, -dg[:, 0], 1.0)), alpha)
-        alpha = np.where(good, alpha, 0.0)
+        dg = np.where(np.isfinite(dg), dg, 0.0)
+        alpha = np.where(good, np.minimum(1.0, 2.0 / np.maximum(np.abs(dg).max(axis=1), 1e-300)), 0.0)
+        first, taken = alpha.copy(), np.zeros(n)
         pending = good.copy()
         base = pt.global_merit
         new = (z, g, binding, pt)
-        for _ in range(40):
-            g_try = g + alpha[:, None] * np.where(np.isfinite(dg), dg, 0.0)
-            z_try, b_try, p_try, extra = _settle_users(prob, z + alpha[:, None, None] * dz, g_try, binding, warm,
-                                                       user_tol)
-            user_steps += extra
+        while pending.any():
+            g_try = g + alpha[:, None] * dg
+            g_try[:, 0] = floor + (g[:, 0] - floor) * np.exp(alpha * dg[:, 0])
+            z_try, b_try, p_try, _ = _settle_users(prob, z + alpha[:, None, None] * dz, g_try, warm, user_tol)
             ok = pending & (p_try.global_merit <= (1.0 - 1e-4 * alpha) * base)
             if ok.any():
                 keep = ok[:, None]
                 new = (np.where(keep[..., None], z_try, new[0]), np.where(keep, g_try, new[1]),
                        np.where(keep, b_try, new[2]), None)
+                taken = np.where(ok, alpha, taken)
                 pending &= ~ok
-            if not pending.any():
-                break
             alpha = np.where(pending, 0.5 * alpha, 0.0)
-        done |= pending  # no decrease along Newton's direction: converged stays False
+            pending &= alpha >= _SHORTEST_STEP * first
         z, g, binding = new[0], new[1], new[2]
+        # Newton that makes little or no headway is stalled at a kink of some user's response (a clock
+        # bound, the power cap, a budget starting to bind), where its one-sided Jacobian points the
+        # wrong way: Powell's hybrid method is tried from there (at most _HYBRID_TRIES times a row),
+        # its answer kept where it lowers the residual. A row whose line search failed outright and
+        # that the hybrid method does not improve ends (converged stays False).
+        stalled = good & (taken < _SHORT_STEP * first)
+        improved = np.zeros(n, dtype=bool)
+        for row in np.flatnonzero(stalled & (hybrid_tries < _HYBRID_TRIES)):
+            hybrid_tries[row] += 1
+            one = prob.rows(np.array([row]))
+            row_warm = {side: {key: arr[row:row + 1] for key, arr in values.items()} for side, values in warm.items()}
+            z_row, g_row = _powell_hybrid(one, z[row:row + 1], g[row:row + 1], floor[row], row_warm, user_tol)
+            now = _Point(one, z[row:row + 1], g[row:row + 1], binding[row:row + 1], row_warm).global_merit[0]
+            z_row, b_row, p_row, _ = _settle_users(one, z_row, g_row, row_warm, user_tol)
+            if p_row.global_merit[0] < now:
+                z[row], g[row], binding[row] = z_row[0], g_row[0], b_row[0]
+                improved[row] = True
+        done |= good & (taken == 0) & ~improved
         pt = _Point(prob, z, g, binding, warm)
-        if trace is not None:
-            trace.append((steps, pt.worst.copy(), alpha.copy(), binding.sum(axis=1), user_steps))
-    primal = np.where(prob.weight == 0.0, pt.g[:, 0], (1 - prob.weight) * pt.g[:, 0] + prob.weight * pt.energy.sum(axis=1))
+    primal = (1 - prob.weight) * pt.g[:, 0] + prob.weight * pt.energy.sum(axis=1)
     dual = pt.dual_value()
     gap = np.abs(primal - dual) / np.maximum(np.abs(primal), 1e-300)
     # a primal point feasible to 1e-9 whose duality gap is at float precision is optimal, even where
@@ -574,8 +639,6 @@ def solve_energy_kkt(prob: EnergyRoundProblem, tol: float = 1e-12, max_steps: in
     budget = prob.budget_j[:, None]
     within = np.all(pt.energy <= np.where(np.isfinite(budget), budget, np.inf) * (1 + 1e-9), axis=1)
     certified = (pt.worst <= 1e-9) & within & (gap <= 1e-11)
-    ok = feasible & (converged | certified)
-    return EnergyRoundSolution(P_s=np.where(feasible, pt.g[:, 0], np.inf), tau_s=pt.tau, t_s_s=pt.up_s.t,
-                               b_s_hz=pt.up_s.b, t_c_s=pt.up_c.t, b_c_hz=pt.up_c.b, energy_j=pt.energy,
-                               objective=np.where(feasible, primal, np.inf), feasible=feasible, converged=ok,
-                               newton_steps=steps, gap=gap)
+    return EnergyRoundSolution(P_s=pt.g[:, 0], tau_s=pt.tau, t_s_s=pt.up_s.t, b_s_hz=pt.up_s.b, t_c_s=pt.up_c.t,
+                               b_c_hz=pt.up_c.b, energy_j=pt.energy, objective=primal, feasible=np.ones(n, dtype=bool),
+                               converged=converged | certified, newton_steps=steps, gap=gap)

@@ -1,8 +1,8 @@
 """Training delay under a per-user energy budget: problem (16) with transmit power and CPU clock
 as decisions (and its weighted-sum variant): the problem's data, and a log-barrier interior-point
-method. The allocation uses the structured Newton solver of `energy_kkt` (exact, O(K) per step,
-any K); this interior point stays as a second, independent method that the tests compare it with
-on small cells (it needs Newton steps that grow faster than K, see below).
+method. The allocation uses this interior point up to 200 users (`energy_strategies`) and the
+structured Newton solver of `energy_kkt` (O(K) per step) beyond, each retrying what the other
+leaves unconverged; the tests hold the two against each other and IPOPT.
 
 At a fixed eta (V local iterations, I0 rounds; user k runs W_k = V·w_k iterations a round):
 

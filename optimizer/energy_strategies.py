@@ -3,8 +3,9 @@
 `optimise_with_energy` returns the four FedsLLM strategies like `strategies.optimise`: EB, FE and BA
 keep p = p_max and f = f_max (their energy is what it is), `proposed` minimises the training delay
 subject to each user's budget E_max (J, the whole training) — or, with `weight` w, minimises
-w·(total energy of all users) + (1 - w)·T — over bandwidth, transmit power, CPU clock and eta
-(`energy_kkt`, on the problem of `energy_solver`).
+w·(total energy of all users) + (1 - w)·T — over bandwidth, transmit power, CPU clock and eta:
+up to `BARRIER_MAX_USERS` users by the barrier interior point (`energy_solver`), beyond by the
+structured Newton solver (`energy_kkt`), any problem one leaves unconverged retried by the other.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from .allocation import allocation_with_counts, verify_allocation
 from .delay_model import counts_for, global_rounds, local_iterations
 from .energy_model import transmit_power_fraction, user_energy_j
 from .energy_kkt import solve_energy_kkt
-from .energy_solver import EnergyRoundProblem, solve_energy_rounds
+from .energy_solver import EnergyRoundProblem, EnergyRoundSolution, solve_energy_rounds
 from .errors import OptimizerError
 from .eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
 from .strategies import optimise
 
 ENERGY_ETA_STEP = 0.05  # the coarse eta grid of the energy-aware search, refined by Brent
-BARRIER_MAX_USERS = 200  # the interior point's fallback converges reliably up to here (energy_solver docstring)
-MAX_ENERGY_USERS = 5000  # the structured solver is O(K) per step; ~7 s for a whole allocation at K = 1,000 (bench_energy)
+BARRIER_MAX_USERS = 200  # the interior point's steps grow faster than K (energy_solver docstring)
+MAX_ENERGY_USERS = 5000  # structured solver, O(K) a step: 0.2-4 s a problem at K = 1,000, ~1 s at 5,000 (bench_energy)
 
 
 def allocation_energy_j(inputs: DelayInputs, energy: EnergyInputs, alloc: Allocation) -> dict[str, np.ndarray]:
@@ -107,9 +108,9 @@ def check_budget(inputs: DelayInputs, energy: EnergyInputs, budget_j: float,
 def check_energy_size(users: int) -> None:
     """Refuse, before any work, a cell larger than the energy-aware solver is validated for."""
     if users > MAX_ENERGY_USERS:
-        raise OptimizerError(f"the energy-aware allocation (energy budget or weight) takes about 7 ms per user; "
-                             f"more than {MAX_ENERGY_USERS} users is refused (remove optimizer.energy_budget_j / "
-                             "energy_weight, or use fewer users)",
+        raise OptimizerError(f"the energy-aware allocation (energy budget or weight) is limited to "
+                             f"{MAX_ENERGY_USERS} users (minutes of solving there; remove "
+                             "optimizer.energy_budget_j / energy_weight, or use fewer users)",
                              field="cell.users", value=users)
 
 
@@ -120,19 +121,13 @@ class _EtaObjective:
         self.inputs, self.energy, self.budget_j, self.weight = inputs, energy, budget_j, weight
         self.cache: dict[float, tuple[float, object, int]] = {}
         self.newton_steps = 0
-        self.solver = "energy-interior-point"
+        self.solvers: set[str] = set()
 
     def many(self, etas: np.ndarray) -> np.ndarray:
         etas = np.asarray(etas, dtype=float)
         V = np.atleast_1d(local_iterations(etas, self.inputs.v, self.inputs.counts))
         I0 = np.atleast_1d(global_rounds(etas, self.inputs.a, self.inputs.counts))
-        prob = round_problem(self.inputs, self.energy, V, self.budget_j / I0, self.weight)
-        # up to 200 users the barrier interior point (reliable there); beyond, where its Newton steps
-        # grow faster than K, the structured solver (energy_kkt), which is O(K) per step
-        small = self.inputs.users <= BARRIER_MAX_USERS
-        sol = solve_energy_rounds(prob) if small else solve_energy_kkt(prob)
-        self.solver = "energy-interior-point" if small else "energy-kkt-newton"
-        self.newton_steps += sol.newton_steps
+        sol = self._solve(round_problem(self.inputs, self.energy, V, self.budget_j / I0, self.weight))
         lost = sol.feasible & ~sol.converged
         if lost.any():  # a feasible point not proven optimal must not pick eta or be returned
             raise OptimizerError(
@@ -143,6 +138,28 @@ class _EtaObjective:
         for i, eta in enumerate(etas):
             self.cache[float(eta)] = (float(values[i]), sol, i)
         return values
+
+    def _solve(self, prob: EnergyRoundProblem) -> EnergyRoundSolution:
+        """The batch by the solver suited to the cell's size, each problem it leaves unconverged
+        retried by the other: the interior point misses the odd problem whose barrier path stalls,
+        the structured solver the odd one whose optimum puts a user where its equations degenerate
+        (power cap, slowest clock and budget all binding near it); each solves what the other misses."""
+        solvers = [(solve_energy_rounds, "energy-interior-point"), (solve_energy_kkt, "energy-kkt-newton")]
+        if self.inputs.users > BARRIER_MAX_USERS:
+            solvers.reverse()
+        (first, first_name), (second, second_name) = solvers
+        sol = first(prob)
+        self.solvers.add(first_name)
+        self.newton_steps += sol.newton_steps
+        lost = np.flatnonzero(sol.feasible & ~sol.converged)
+        if lost.size:
+            retry = second(prob.rows(lost))
+            self.solvers.add(second_name)
+            for name in ("P_s", "tau_s", "t_s_s", "b_s_hz", "t_c_s", "b_c_hz", "energy_j", "objective", "converged",
+                         "gap"):
+                getattr(sol, name)[lost] = getattr(retry, name)
+            self.newton_steps += retry.newton_steps
+        return sol
 
     def __call__(self, eta: float) -> float:
         if float(eta) not in self.cache:
@@ -188,8 +205,8 @@ def energy_aware_allocation(inputs: DelayInputs, energy: EnergyInputs, budget_j:
                "objective": value, "energy_budget_j": budget_j, "energy_weight": weight,
                "eta_evaluations": len(objective.cache), "newton_steps": objective.newton_steps,
                "duality_gap_rel": float(sol.gap[i]), "converged": bool(sol.converged[i])}
-    alloc = allocation_with_counts(inputs, V, I0, b_s, b_c, "proposed", objective.solver, details, eta,
-                                   p_s, p_c, cpu)
+    solver = "+".join(sorted(objective.solvers))
+    alloc = allocation_with_counts(inputs, V, I0, b_s, b_c, "proposed", solver, details, eta, p_s, p_c, cpu)
     problems = verify_allocation(inputs, alloc)
     spent = allocation_energy_j(inputs, energy, alloc)["total_j"]
     if math.isfinite(budget_j) and np.any(spent > budget_j * (1 + 1e-6)):

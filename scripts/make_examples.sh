@@ -13,6 +13,7 @@ $S run scenarios/sfl_cut_bert.yaml --out out/sfl_cut_bert --no-progress --overwr
 $S run scenarios/splitllm_cut_mrpc.yaml --out out/splitllm_cut_mrpc --no-progress --overwrite
 $S run scenarios/joint_cut_bert.yaml --out out/joint_cut_bert --no-progress --overwrite
 $S run scenarios/fedsllm_energy.yaml --out out/fedsllm_energy --no-progress --overwrite
+$S run scenarios/fedsllm_energy_bert.yaml --out out/fedsllm_energy_bert --no-progress --overwrite
 $S run scenarios/fig2_dynamic.yaml --out out/fig2_dynamic --no-progress --overwrite
 $S run scenarios/llama8b_phone_cut.yaml --out out/llama8b_phone_cut --no-progress --overwrite
 $S run scenarios/llama8b_phone_cut_splitllm.yaml --out out/llama8b_phone_cut_splitllm --no-progress --overwrite
@@ -29,6 +30,7 @@ cp out/sfl_cut_bert/cut_layer.png docs/examples/sfl_cut_bert.png
 cp out/splitllm_cut_mrpc/cut_layer.png docs/examples/splitllm_cut_mrpc.png
 cp out/joint_cut_bert/joint_cut.png docs/examples/joint_cut_bert.png
 cp out/fedsllm_energy/delay_energy.png docs/examples/fedsllm_energy.png
+cp out/fedsllm_energy_bert/delay_energy.png docs/examples/fedsllm_energy_bert.png
 cp out/fig2_dynamic/robustness.png docs/examples/fig2_dynamic.png
 cp out/llama8b_phone_cut/cut_layer.png docs/examples/llama8b_phone_cut.png
 cp out/llama8b_phone_cut_splitllm/cut_layer.png docs/examples/llama8b_phone_cut_splitllm.png

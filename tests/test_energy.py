@@ -166,6 +166,109 @@ def test_structured_solver_equals_the_interior_point():
     np.testing.assert_allclose(kkt.P_s, barrier.P_s, rtol=1e-8)
 
 
+def _fig2_eta_grid_problem(seed: int, users: int, budget_share: float, energy: dict | None = None,
+                           weight: float = 0.0, etas: np.ndarray | None = None):
+    """The eta grid's (or `etas`') per-round problems of a FedsLLM cell (`seed`, `energy` settings),
+    with a budget `budget_share` of the way from the least energy any allocation needs to what the
+    delay-optimal one spends."""
+    from scenarios import parse_scenario
+
+    from analysis.world import realise
+    from optimizer import global_rounds, local_iterations
+    from optimizer.eta_search import paper_eta_grid
+
+    world = realise(parse_scenario({"name": "e", "seed": seed, "cell": {"users": users}, "theory": {"epsilon0": 0.2},
+                                    "study": {"kind": "simulate"}, "energy": energy or {}}))
+    e_min, _ = minimum_energy_j(world.inputs, world.energy)
+    free = optimise(world.inputs, OptimizerConfig())["proposed"]
+    e_free = allocation_energy_j(world.inputs, world.energy, free)["total_j"]
+    budget = float(e_min.max() + budget_share * (e_free.max() - e_min.max()))
+    etas = paper_eta_grid(0.05) if etas is None else etas
+    V = np.atleast_1d(local_iterations(etas, world.inputs.v))
+    I0 = np.atleast_1d(global_rounds(etas, world.inputs.a))
+    return world, budget, round_problem(world.inputs, world.energy, V, budget / I0, weight)
+
+
+def test_structured_solver_crosses_a_kink_that_stalls_newton(monkeypatch):
+    """Regression: one user with a clock floor, idle power and a weighted objective, at eta = 0.35:
+    Newton on the globals stalls at a kink of the user's response and Powell's hybrid method must
+    carry the solve across; the answer equals the interior point's and IPOPT's."""
+    import optimizer.energy_kkt as kkt_module
+
+    _, _, prob = _fig2_eta_grid_problem(1, 1, 0.5, {"min_user_cpu_hz": 0.5e9, "idle_power_w": 0.05}, 0.3,
+                                        np.array([0.35]))
+    calls = []
+    hybrid = kkt_module._powell_hybrid
+    monkeypatch.setattr(kkt_module, "_powell_hybrid", lambda *args: calls.append(1) or hybrid(*args))
+    kkt, barrier = solve_energy_kkt(prob), solve_energy_rounds(prob)
+    assert calls, "the case no longer reaches the hybrid method: pick another that does"
+    assert kkt.converged[0] and barrier.converged[0]
+    assert kkt.objective[0] == pytest.approx(barrier.objective[0], rel=1e-9)
+    assert kkt.gap[0] <= 1e-11
+    pytest.importorskip("casadi", reason="IPOPT comes with casadi (pip install -e '.[dev]')")
+    reference, status = ipopt_round_objective(prob, 0)
+    assert status == "Solve_Succeeded" and kkt.objective[0] == pytest.approx(reference, rel=1e-8)
+
+
+@pytest.mark.parametrize(("seed", "budget_share"), [(0, 0.02), (1, 0.5)])
+def test_structured_solver_solves_every_eta_of_a_small_cell(seed, budget_share):
+    """Regression: on 6-user cells the structured solver once stalled on most of the eta grid, where
+    the (17) start's round time is below what a user's budget allows at any bandwidth. Every
+    feasible eta must converge and equal the interior point."""
+    _, _, prob = _fig2_eta_grid_problem(seed, 6, budget_share)
+    kkt, barrier = solve_energy_kkt(prob), solve_energy_rounds(prob)
+    np.testing.assert_array_equal(kkt.feasible, barrier.feasible)
+    assert kkt.feasible.sum() >= 2 and kkt.converged[kkt.feasible].all() and barrier.converged[barrier.feasible].all()
+    np.testing.assert_allclose(kkt.P_s[kkt.feasible], barrier.P_s[kkt.feasible], rtol=1e-8)
+
+
+@pytest.mark.parametrize("primary_users_limit, primary, second", [
+    (200, "solve_energy_rounds", "energy-kkt-newton"),  # 6 users: the interior point first
+    (0, "solve_energy_kkt", "energy-interior-point"),  # the limit lowered: the structured solver first
+])
+def test_each_solver_retries_what_the_other_leaves_unconverged(monkeypatch, primary_users_limit, primary, second):
+    """A problem the first solver leaves unconverged is solved again by the other, and the
+    allocation is the one the first alone would have given."""
+    import optimizer.energy_strategies as strategies
+
+    monkeypatch.setattr(strategies, "BARRIER_MAX_USERS", primary_users_limit)
+    world, budget, _ = _fig2_eta_grid_problem(0, 6, 0.5)
+    alone = strategies.energy_aware_allocation(world.inputs, world.energy, budget)
+    solve = getattr(strategies, primary)
+
+    def failing_on_the_first_row(prob):
+        sol = solve(prob)
+        sol.converged[0], sol.P_s[0], sol.objective[0] = False, 0.0, 0.0  # a wrong answer, marked unconverged
+        return sol
+
+    monkeypatch.setattr(strategies, primary, failing_on_the_first_row)
+    retried = strategies.energy_aware_allocation(world.inputs, world.energy, budget)
+    assert second not in alone.solver.split("+")
+    assert sorted(retried.solver.split("+")) == ["energy-interior-point", "energy-kkt-newton"]
+    assert retried.T_s == pytest.approx(alone.T_s, rel=1e-8)
+
+
+def test_energy_aware_allocation_beyond_the_interior_point_limit():
+    """250 users (above the interior point's 200): the structured solver alone; the budget holds,
+    the allocation verifies, and its round at the chosen eta equals IPOPT's."""
+    from optimizer.delay_model import counts_for
+    from optimizer.energy_strategies import BARRIER_MAX_USERS, energy_aware_allocation
+
+    inputs, energy = random_inputs(np.random.default_rng(11), BARRIER_MAX_USERS + 50)
+    e_min, _ = minimum_energy_j(inputs, energy)
+    free = optimise(inputs, OptimizerConfig())["proposed"]
+    e_free = allocation_energy_j(inputs, energy, free)["total_j"]
+    budget = float(e_min.max() + 0.5 * (e_free.max() - e_min.max()))
+    alloc = energy_aware_allocation(inputs, energy, budget)
+    assert alloc.solver == "energy-kkt-newton" and alloc.T_s > free.T_s
+    assert allocation_energy_j(inputs, energy, alloc)["total_j"].max() <= budget * (1 + 1e-6)
+    pytest.importorskip("casadi", reason="IPOPT comes with casadi (pip install -e '.[dev]')")
+    V, I0 = counts_for(inputs, alloc.details["eta_exact"])
+    reference, status = ipopt_round_objective(round_problem(inputs, energy, np.array([V]), np.array([budget / I0])), 0)
+    assert status == "Solve_Succeeded"
+    assert alloc.T_s / I0 == pytest.approx(reference, rel=1e-8)
+
+
 def test_budget_below_the_least_energy_is_refused_with_the_user_and_its_need():
     inputs, energy = random_inputs(np.random.default_rng(3), 6)
     e_min, _ = minimum_energy_j(inputs, energy)
