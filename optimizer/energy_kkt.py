@@ -344,10 +344,10 @@ def round_time_floor_s(prob: EnergyRoundProblem) -> np.ndarray:
     at c/ln2) and spends its energy floor p_max·S·ln2/c; it can be neither faster nor cheaper. So
     user k's time needs P > W·(tau + sigma + S·ln2/c_s) + S_c·ln2/c_c with tau >= tau0, and its budget
     needs a compute energy W·k0/tau^2 <= E - (everything else at its floor), i.e. tau >=
-    sqrt(W·k0/(E - rest)). Above this P
-    every user's two equations have a finite solution at any pool prices (its energy at an infinite
-    energy price tends to its unlimited-bandwidth minimum at that P); at or below it some user has
-    none. So P is sought as P_floor + e^s, which keeps every iterate where the users can settle."""
+    sqrt(W·k0/(E - rest)). Above this P every user's two equations have a finite solution at any
+    pool prices (its energy at an infinite energy price tends to its unlimited-bandwidth minimum at
+    that P); at or below it some user has none. So P is sought as P_floor + e^s, which keeps every
+    iterate where the users can settle."""
     W = prob.W
     budget = prob.budget_j[:, None]
     k0 = prob.power_full_w * prob.tau0_s ** 3
