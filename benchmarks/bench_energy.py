@@ -7,7 +7,7 @@
    users, where its Newton steps grow faster than K) and IPOPT through CasADi, an independent
    general NLP solver with exact sparse derivatives (optimizer.energy_reference).
 3. Whole energy-aware allocations (eta grid + Brent) on large cells, where the structured solver
-   runs alone (`--allocation-users`).
+   runs first and the interior point retries what it leaves (`--allocation-users`).
 
     python benchmarks/bench_energy.py [--budgets 20] [--users 10 50 200 1000] [--barrier-max 200]
                                       [--allocation-users 1000]

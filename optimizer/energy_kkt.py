@@ -314,8 +314,8 @@ class _Point:
 
 
 def _powell_hybrid(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, floor: float, warm: dict,
-                   user_tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """(z, g) of one problem (z (1, K, 2), g (1, 3)) from MINPACK's Powell hybrid method on the
+                   user_tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Point]:
+    """(z, g, binding, point) of one problem (z (1, K, 2), g (1, 3)) from MINPACK's Powell hybrid method on the
     globals' scaled residuals in (ln(P - P_floor), ln mu_s, ln mu_c), the users settled at every
     evaluation: its trust region and secant updates carry it across the kinks that stall Newton."""
     scale = np.array([prob.B_s_hz, prob.B_c_hz, 1.0 - prob.weight])
@@ -332,8 +332,9 @@ def _powell_hybrid(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, floor
 
     start = np.array([math.log(g[0, 0] - floor), g[0, 1], g[0, 2]])
     found = scipy.optimize.root(residual, start, method="hybr", options={"xtol": 1e-15, "maxfev": _HYBRID_EVALUATIONS})
-    residual(found.x)  # the users settled at the answer
-    return state["z"], globals_at(found.x)
+    g_found = globals_at(found.x)
+    z_found, binding, pt, _ = _settle_users(prob, state["z"], g_found, warm, user_tol)
+    return z_found, g_found, binding, pt
 
 
 def round_time_floor_s(prob: EnergyRoundProblem) -> np.ndarray:
@@ -552,16 +553,14 @@ def solve_energy_kkt(prob: EnergyRoundProblem, tol: float = 1e-12, max_steps: in
     # one problem at a time: the rows need different numbers of steps and inner iterations, and a
     # batch would run every row for as long as its slowest
     for row in np.flatnonzero(feasible):
-        part = _solve_feasible(prob.rows(np.array([row])), tol, max_steps)
-        for name in ("P_s", "tau_s", "t_s_s", "b_s_hz", "t_c_s", "b_c_hz", "energy_j", "objective", "converged", "gap"):
-            getattr(out, name)[row] = getattr(part, name)[0]
-        out.newton_steps += part.newton_steps
+        rows = np.array([row])
+        out.set_rows(rows, _solve_one(prob.rows(rows), tol, max_steps))
     return out
 
 
-def _solve_feasible(prob: EnergyRoundProblem, tol: float, max_steps: int) -> EnergyRoundSolution:
-    """`solve_energy_kkt` on a batch whose every problem is feasible."""
-    n, K = prob.shape
+def _solve_one(prob: EnergyRoundProblem, tol: float, max_steps: int) -> EnergyRoundSolution:
+    """`solve_energy_kkt` on one feasible problem (n = 1; the arrays keep the batch axis, which
+    `_Point` and `_settle_users` share with the batched start)."""
     warm: dict = {}
     z, g = _start(prob)
     floor = round_time_floor_s(prob)
@@ -571,66 +570,46 @@ def _solve_feasible(prob: EnergyRoundProblem, tol: float, max_steps: int) -> Ene
     z0 = z
     for _ in range(_START_TRIES):
         z, binding, pt, _ = _settle_users(prob, z0, g, warm, user_tol)
-        lost = ~np.isfinite(pt.global_merit) | (pt.user_merit > (10 * user_tol) ** 2).any(axis=1)
-        if not lost.any():
+        if np.isfinite(pt.global_merit[0]) and (pt.user_merit <= (10 * user_tol) ** 2).all():
             break
-        g[:, 0] = np.where(lost, floor + 4.0 * (g[:, 0] - floor), g[:, 0])
-    done = np.zeros(n, dtype=bool)
-    converged = np.zeros(n, dtype=bool)
-    steps = 0
-    hybrid_tries = np.zeros(n, dtype=int)
+        g[:, 0] = floor + 4.0 * (g[:, 0] - floor)
+    converged = False
+    steps = hybrid_tries = 0
     while steps < max_steps:
-        users_ok = (pt.user_merit <= (10 * user_tol) ** 2).all(axis=1)
-        finished = ~done & users_ok & (pt.global_merit <= tol * tol)
-        converged |= finished
-        done |= finished
-        if done.all():
+        if (pt.user_merit <= (10 * user_tol) ** 2).all() and pt.global_merit[0] <= tol * tol:
+            converged = True
             break
         steps += 1
         dz, dg = pt.newton_step()
         dg[:, 0] /= g[:, 0] - floor  # the step in s = ln(P - P_floor): P stays above the floor
-        good = ~done & np.isfinite(dg).all(axis=1)
+        if not np.isfinite(dg).all():
+            break
         dz = np.where(np.isfinite(dz), dz, 0.0)
         dz[..., 1] = np.where(binding, dz[..., 1], 0.0)
-        dg = np.where(np.isfinite(dg), dg, 0.0)
-        alpha = np.where(good, np.minimum(1.0, 2.0 / np.maximum(np.abs(dg).max(axis=1), 1e-300)), 0.0)
-        first, taken = alpha.copy(), np.zeros(n)
-        pending = good.copy()
-        base = pt.global_merit
-        new = (z, g, binding, pt)
-        while pending.any():
-            g_try = g + alpha[:, None] * dg
+        first = alpha = min(1.0, 2.0 / max(float(np.abs(dg).max()), 1e-300))
+        taken = 0.0
+        while alpha >= _SHORTEST_STEP * first:
+            g_try = g + alpha * dg
             g_try[:, 0] = floor + (g[:, 0] - floor) * np.exp(alpha * dg[:, 0])
-            z_try, b_try, p_try, _ = _settle_users(prob, z + alpha[:, None, None] * dz, g_try, warm, user_tol)
-            ok = pending & (p_try.global_merit <= (1.0 - 1e-4 * alpha) * base)
-            if ok.any():
-                keep = ok[:, None]
-                new = (np.where(keep[..., None], z_try, new[0]), np.where(keep, g_try, new[1]),
-                       np.where(keep, b_try, new[2]), None)
-                taken = np.where(ok, alpha, taken)
-                pending &= ~ok
-            alpha = np.where(pending, 0.5 * alpha, 0.0)
-            pending &= alpha >= _SHORTEST_STEP * first
-        z, g, binding = new[0], new[1], new[2]
+            z_try, b_try, p_try, _ = _settle_users(prob, z + alpha * dz, g_try, warm, user_tol)
+            if p_try.global_merit[0] <= (1.0 - 1e-4 * alpha) * pt.global_merit[0]:
+                z, g, binding, pt, taken = z_try, g_try, b_try, p_try, alpha
+                break
+            alpha *= 0.5
         # Newton that makes little or no headway is stalled at a kink of some user's response (a clock
         # bound, the power cap, a budget starting to bind), where its one-sided Jacobian points the
-        # wrong way: Powell's hybrid method is tried from there (at most _HYBRID_TRIES times a row),
-        # its answer kept where it lowers the residual. A row whose line search failed outright and
-        # that the hybrid method does not improve ends (converged stays False).
-        stalled = good & (taken < _SHORT_STEP * first)
-        improved = np.zeros(n, dtype=bool)
-        for row in np.flatnonzero(stalled & (hybrid_tries < _HYBRID_TRIES)):
-            hybrid_tries[row] += 1
-            one = prob.rows(np.array([row]))
-            row_warm = {side: {key: arr[row:row + 1] for key, arr in values.items()} for side, values in warm.items()}
-            z_row, g_row = _powell_hybrid(one, z[row:row + 1], g[row:row + 1], floor[row], row_warm, user_tol)
-            now = _Point(one, z[row:row + 1], g[row:row + 1], binding[row:row + 1], row_warm).global_merit[0]
-            z_row, b_row, p_row, _ = _settle_users(one, z_row, g_row, row_warm, user_tol)
-            if p_row.global_merit[0] < now:
-                z[row], g[row], binding[row] = z_row[0], g_row[0], b_row[0]
-                improved[row] = True
-        done |= good & (taken == 0) & ~improved
-        pt = _Point(prob, z, g, binding, warm)
+        # wrong way: Powell's hybrid method is tried from there (at most _HYBRID_TRIES times), its
+        # answer kept where it lowers the residual. Where the line search failed outright and the
+        # hybrid method does not improve the point, the solve ends (converged stays False).
+        improved = False
+        if taken < _SHORT_STEP * first and hybrid_tries < _HYBRID_TRIES:
+            hybrid_tries += 1
+            found = _powell_hybrid(prob, z, g, float(floor[0]), warm, user_tol)
+            if found[3].global_merit[0] < pt.global_merit[0]:
+                z, g, binding, pt = found
+                improved = True
+        if taken == 0.0 and not improved:
+            break
     primal = (1 - prob.weight) * pt.g[:, 0] + prob.weight * pt.energy.sum(axis=1)
     dual = pt.dual_value()
     gap = np.abs(primal - dual) / np.maximum(np.abs(primal), 1e-300)
@@ -640,5 +619,5 @@ def _solve_feasible(prob: EnergyRoundProblem, tol: float, max_steps: int) -> Ene
     within = np.all(pt.energy <= np.where(np.isfinite(budget), budget, np.inf) * (1 + 1e-9), axis=1)
     certified = (pt.worst <= 1e-9) & within & (gap <= 1e-11)
     return EnergyRoundSolution(P_s=pt.g[:, 0], tau_s=pt.tau, t_s_s=pt.up_s.t, b_s_hz=pt.up_s.b, t_c_s=pt.up_c.t,
-                               b_c_hz=pt.up_c.b, energy_j=pt.energy, objective=primal, feasible=np.ones(n, dtype=bool),
+                               b_c_hz=pt.up_c.b, energy_j=pt.energy, objective=primal, feasible=np.ones(1, dtype=bool),
                                converged=converged | certified, newton_steps=steps, gap=gap)

@@ -47,7 +47,7 @@ degeneracy slows the barrier path. Rows that do not converge are reported, never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.special import lambertw
@@ -119,6 +119,14 @@ class EnergyRoundSolution:
     converged: np.ndarray
     newton_steps: int
     gap: np.ndarray  # final duality-gap bound relative to the objective
+
+    def set_rows(self, rows: np.ndarray, part: EnergyRoundSolution) -> None:
+        """Take the answers of the problems `rows` from `part` (a solve of `prob.rows(rows)`), in place;
+        its Newton steps are added to this solution's."""
+        for field in fields(self):
+            if field.name not in ("feasible", "newton_steps"):
+                getattr(self, field.name)[rows] = getattr(part, field.name)
+        self.newton_steps += part.newton_steps
 
 
 class _Eval:

@@ -155,10 +155,8 @@ class _EtaObjective:
         if lost.size:
             retry = second(prob.rows(lost))
             self.solvers.add(second_name)
-            for name in ("P_s", "tau_s", "t_s_s", "b_s_hz", "t_c_s", "b_c_hz", "energy_j", "objective", "converged",
-                         "gap"):
-                getattr(sol, name)[lost] = getattr(retry, name)
             self.newton_steps += retry.newton_steps
+            sol.set_rows(lost, retry)
         return sol
 
     def __call__(self, eta: float) -> float:
