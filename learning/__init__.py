@@ -4,6 +4,18 @@ from .cpu_isa import cap_onednn_isa
 
 cap_onednn_isa()  # before any torch matmul: see cpu_isa.py
 
+
+def _quiet_bitsandbytes_cpu_notice() -> None:
+    """peft and transformers import bitsandbytes where it is installed; on a CPU its import logs that
+    an optional inference kernel package is missing, which no profile or test uses."""
+    import logging
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+        lambda record: "gemm_4bit_forward" not in record.getMessage())
+
+
+_quiet_bitsandbytes_cpu_notice()
+
 from .data import TaskData, load_cifar100, load_mrpc, partition, partition_summary, synthetic_task
 from .errors import LearningError
 from .fedavg import fedavg

@@ -9,7 +9,8 @@ in-place ops) create nothing. Storages that existed before the mode was entered 
 inputs) are not counted.
 
 What it cannot see: buffers a kernel allocates and frees inside one operator (scratch space
-below the dispatcher), and tensors that are not strided (sparse or nested ones have no single
+below the dispatcher) — except those it is told of (`scratch`: bytes an operator on a given storage
+allocates while it runs, such as the dequantised copy of a quantised weight), and tensors that are not strided (sparse or nested ones have no single
 storage): the operators that made those are listed in `uncounted`, and a profile warns about them. The profile's figures are checked against the CPU allocator's measured
 peak (learning/measured_memory.py) in the tests.
 """
@@ -26,8 +27,9 @@ from torch.utils._pytree import tree_leaves
 class LiveBytes(TorchDispatchMode):
     """Counts the bytes of storages created while active; `live` now, `peak` since `reset_peak()`."""
 
-    def __init__(self):
+    def __init__(self, scratch: dict[int, int] | None = None):
         super().__init__()
+        self.scratch = scratch or {}  # storage -> bytes an operator on it allocates and frees inside itself
         self.live = 0
         self.peak = 0
         self._tracked: dict[int, tuple[int, weakref.ref]] = {}  # storage -> (creation number, its weak ref)
@@ -68,4 +70,9 @@ class LiveBytes(TorchDispatchMode):
                 self.uncounted.add(str(func))
             elif t.untyped_storage()._cdata not in inputs:
                 self._track(t.untyped_storage())
+        if self.scratch:
+            # an operator on a weight that must first be dequantised holds that copy beside its inputs
+            # and output while it runs (learning/quant.py)
+            extra = max((self.scratch.get(key, 0) for key in inputs), default=0)
+            self.peak = max(self.peak, self.live + extra)
         return out

@@ -50,10 +50,17 @@ def allocator_peak_bytes(fn) -> int:
 def measured_tier_peak_bytes(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None,
                              cuts: list[int], tier_index: int, optimizer: str = "adamw",
                              checkpointing: bool = False) -> int:
-    """Peak bytes of tier `tier_index`'s training step at `cuts` on this CPU: its parameters plus the
+    """Peak bytes of tier `tier_index`'s training step at `cuts` on this CPU, in steady state (the
+    second step, the optimizer's state already held): its parameters and that state plus the
     allocator's measured peak over receiving, forward, backward and the optimizer step (with
-    per-block gradient checkpointing when `checkpointing`)."""
-    model, arch = build_model(spec)
+    per-block gradient checkpointing when `checkpointing`). An int8 or nf4 `spec.base_dtype` is
+    quantised by bitsandbytes itself (learning/bnb_reference.py), whose stored bytes are counted."""
+    if spec.base_dtype in ("int8", "nf4"):
+        from .bnb_reference import build_quantised_model
+
+        model, arch = build_quantised_model(spec)
+    else:
+        model, arch = build_model(spec)
     model = apply_lora(model, arch, lora)
     model.train()
     config = model.get_base_model().config
@@ -70,6 +77,7 @@ def measured_tier_peak_bytes(spec: ModelSpec, lora: LoraSpec, batch_size: int, s
     gradient_out = None if crossing_out is None else crossing_out.gradient.clone()
     params = trainable_parameters(tier)
     make_optimizer = OPTIMIZERS.get(optimizer)
+    optimizer_ = make_optimizer(params) if make_optimizer is not None and params else None
     del result
 
     def step():
@@ -82,9 +90,15 @@ def measured_tier_peak_bytes(spec: ModelSpec, lora: LoraSpec, batch_size: int, s
             out.loss.backward()
         else:
             out.hidden.backward(gradient_out.clone())
-        if make_optimizer is not None and params:
-            make_optimizer(params).step()
+        if optimizer_ is not None:
+            optimizer_.step()
+        tier.zero_grad(set_to_none=True)
 
+    step()  # the first step creates the optimizer's state, which every later step holds throughout
     peak = allocator_peak_bytes(step)
-    param_bytes = sum(p.nbytes for p in tier.parameters())
-    return param_bytes + peak
+    from .bnb_reference import stored_bytes
+
+    state = {t.untyped_storage()._cdata: t.untyped_storage().nbytes()
+             for values in (optimizer_.state.values() if optimizer_ is not None else ())
+             for t in values.values() if isinstance(t, torch.Tensor)}
+    return stored_bytes(tier) + sum(state.values()) + peak

@@ -29,7 +29,7 @@ from scenarios.workload import BoundaryProfile, SegmentProfile, WorkloadProfile
 from .errors import LearningError
 from .flops import flop_counter
 from .meta_attention import as_on_cpu
-from .quant import quantised_weight_bytes
+from .quant import dequantised_bytes, quantised_weight_bytes
 from .live_memory import LiveBytes
 from .lora import LoraSpec, apply_lora, is_lora_parameter
 from .models import DTYPES, ModelSpec, block_list, build_config, build_model
@@ -108,14 +108,14 @@ class StepProbe:
     output that arrives from downstream and B the backward's peak of new bytes.
     """
 
-    def __init__(self, n: int, param_ptrs: set[int], device: torch.device):
+    def __init__(self, n: int, param_ptrs: set[int], device: torch.device, scratch: dict[int, int] | None = None):
         self.fwd_flops, self.bwd_flops = [0.0] * n, [0.0] * n
         self.saved: list[dict[int, int]] = [{} for _ in range(n)]
         self.transient = [0] * n
         self._fwd = [(0, 0, 0)] * n  # (forward peak of new bytes, new bytes saved, other new bytes left alive)
         self.param_ptrs, self.device = param_ptrs, device
         self._bwd_peak = [0] * n
-        self.live = None if device.type == "cuda" else LiveBytes()
+        self.live = None if device.type == "cuda" else LiveBytes(scratch)
 
     def _memory_window(self):
         """(context to run the phase in, reader of (peak, end) new bytes since the phase began): the
@@ -207,17 +207,36 @@ def _segment_name(tier: Tier, num_blocks: int) -> str:
     return f"block{tier.start}"
 
 
+def _frozen_linears(tier: Tier, base_dtype: str) -> list[nn.Linear]:
+    """The frozen linear layers inside the tier's blocks, which a `base_dtype` base stores in that
+    dtype; none when the base keeps the compute dtype."""
+    if base_dtype in ("auto", "") or tier.blocks is None:
+        return []
+    return [m for m in tier.blocks.modules()
+            if isinstance(m, nn.Linear) and m.weight is not None and not m.weight.requires_grad]
+
+
 def _frozen_linear_bytes(tier: Tier, base_dtype: str) -> dict[int, int]:
     """Storage of each frozen linear weight inside the tier's blocks when the base is `base_dtype`
     (id(parameter) -> bytes); empty when the base keeps the compute dtype."""
-    if base_dtype in ("auto", "") or tier.blocks is None:
-        return {}
-    out = {}
-    for module in tier.blocks.modules():
-        weight = getattr(module, "weight", None)
-        if isinstance(module, nn.Linear) and weight is not None and not weight.requires_grad:
-            out[id(weight)] = quantised_weight_bytes(weight.numel(), module.out_features, base_dtype)
-    return out
+    return {id(m.weight): quantised_weight_bytes(m.weight.numel(), m.out_features, base_dtype)
+            for m in _frozen_linears(tier, base_dtype)}
+
+
+def _dequant_scratch(tiers: list[Tier], spec: ModelSpec) -> dict[int, int]:
+    """storage -> bytes of its dequantised copy, for every frozen linear weight of a base stored
+    quantised (or below the compute precision): what each matmul on it holds while it runs
+    (learning/quant.py), for `LiveBytes` to add at that operator."""
+    return {storage_key(m.weight): dequantised_bytes(m.weight.numel(), spec.base_dtype, spec.dtype)
+            for tier in tiers for m in _frozen_linears(tier, spec.base_dtype)}
+
+
+def _dequantised_transient(tier: Tier, base_dtype: str, dtype: str) -> int:
+    """The largest weight of the tier's quantised base dequantised for a matmul (learning/quant.py):
+    added to the transient where the step's memory is read from the CUDA allocator, which sees only
+    the unquantised step's; LiveBytes adds it at each operator instead."""
+    return max((dequantised_bytes(m.weight.numel(), base_dtype, dtype) for m in _frozen_linears(tier, base_dtype)),
+               default=0)
 
 
 def _param_counts(tier: Tier, base_dtype: str = "auto") -> dict:
@@ -237,10 +256,11 @@ def _param_counts(tier: Tier, base_dtype: str = "auto") -> dict:
             "trainable_bytes": tbytes}
 
 
-PROFILE_FORMAT = 4
+PROFILE_FORMAT = 5
 """Bump whenever what a profile measures changes, so that cached profiles are measured again
 (2: attention FLOPs counted the same on every kernel, learning/flops.py; 3: decoder family;
-4: transient memory measured on CPU and meta too, learning/live_memory.py)."""
+4: transient memory measured on CPU and meta too, learning/live_memory.py; 5: a quantised base's
+code tables and dequantised weight, learning/quant.py)."""
 
 
 def _transformers_version() -> str:
@@ -373,7 +393,7 @@ def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: 
     n = len(block_list(model, arch))
     tiers = split_model(model, arch, spec.task, list(range(0, n + 1)))  # a tier per segment
     batch = synthetic_batch(arch, spec.task, config, batch_size, sequence_length, image_size, dev)
-    counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, dev)
+    counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, dev, _dequant_scratch(tiers, spec))
     try:
         result = split_step(tiers, batch, counting)
         counting.finish(result.crossings)
@@ -408,7 +428,7 @@ def _measure_weight_free(spec: ModelSpec, lora: LoraSpec, batch_size: int, seque
     tiers = split_model(model, arch, spec.task, list(range(0, n + 1)))
     cpu_batch = synthetic_batch(arch, spec.task, config, batch_size, sequence_length, image_size, torch.device("cpu"))
     batch = {k: v.to(meta) for k, v in cpu_batch.items()}
-    counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, meta)
+    counting = StepProbe(len(tiers), {storage_key(p) for p in model.parameters()}, meta, _dequant_scratch(tiers, spec))
     with as_on_cpu():  # the attention kernel a real (CPU) step runs, so that the saved bytes match
         result = split_step(tiers, batch, counting)
     counting.finish(result.crossings)
@@ -424,7 +444,9 @@ def _assemble(spec, lora, arch, config, n, tiers, result, counting, timing, repe
                                forward_flops=float(counting.fwd_flops[t]), backward_flops=float(counting.bwd_flops[t]),
                                forward_s=timing.fwd_s[t] / reps, backward_s=timing.bwd_s[t] / reps,
                                saved_bytes=int(sum(counting.saved[t].values())),
-                               transient_bytes=int(counting.transient[t]))
+                               transient_bytes=int(counting.transient[t]) + (
+                                   _dequantised_transient(tier, spec.base_dtype, spec.dtype)
+                                   if counting.live is None else 0))
                 for t, tier in enumerate(tiers)]
     boundaries = [BoundaryProfile(cut=c.cut, shape=list(c.activation.shape), dtype=str(c.activation.dtype).split(".")[-1],
                                   forward_bytes=c.forward_bytes, side_bytes=c.side_bytes,
