@@ -24,16 +24,23 @@ Structure (every claim is checked by the tests against IPOPT and brute force).
   m·c^2/((pi·p_max + lam)·S·ln2), phi as in `fdma_math` (d ln / d ln x lies in [1.79, 2]).
 - What is left is 2 equations per user (time tight; budget tight, or nu = 0) and 3 global ones
   (both pools used up; sum_k lam_k = 1 - w, the stationarity in P). At fixed globals the users are
-  independent, and each user's two equations are two nested monotone 1-D roots, found by Newton
-  kept inside a bracket (`_settle_users`): lam(pi) from the time, then pi from the budget (a user
-  over its budget at nu = 0 binds, the others are slack). Bracketing makes them global although the
-  responses have kinks (the power cap, the clock bounds). The globals (P, ln mu_s, ln mu_c) are then
-  found by Newton with the users following: the Jacobian is a 2x2 block per user bordered by 3 rows
-  and columns, so a step costs O(K) (eliminate the blocks, solve 3x3), with a backtracking line
-  search on the globals' scaled residual. Where a user's response has a kink near the iterate,
-  Newton's one-sided Jacobian can point across it and the line search stalls; MINPACK's Powell
-  hybrid method (trust region, secant updates) then takes the three globals from there, kept only
-  where it lowers the residual.
+  independent ("settling" them, `_settle`): each user runs a damped 2-D Newton of its own from a
+  first-order prediction of its prices (`_Point.predict`), which converges in two or three
+  evaluations of all users; a user it leaves (a kink between the start and the root), or whose
+  budget turns out to bind or not, is settled by two nested monotone 1-D roots kept inside a
+  bracket (`_settle_users`: lam(pi) from the time, then pi from the budget; a user over its budget
+  at nu = 0 binds, the others are slack), on those users alone. Bracketing makes these global
+  although the responses have kinks (the power cap, the clock bounds). The globals (P, ln mu_s,
+  ln mu_c) are found by Newton with the users following: the Jacobian is a 2x2 block per user
+  bordered by 3 rows and columns, so a step costs O(K) (eliminate the blocks, solve 3x3), with a
+  backtracking line search on the globals' scaled residual; far from the answer the users are
+  settled only to 1e-4 of the globals' residual (an inexact Newton; the step accounts for what is
+  left), to the last digit at the end. Where a user's response has a kink near the iterate (one
+  user at the power cap and a clock bound with its budget binding makes the sum of lam jump in
+  slope), Newton's one-sided Jacobian points across it and the line search stalls; MINPACK's
+  Powell hybrid method (trust region, given the exact Jacobian of the settled point) then takes the
+  three globals from there, kept only where it lowers the residual. Near the answer a step the
+  line search has to halve twice goes to it at once.
 - P has a floor (`round_time_floor_s`): below it some user cannot meet its time and budget at any
   bandwidth, and its prices diverge. So the Newton variable is ln(P - floor), and the start sits
   above both the floor and the (17) round time, where no user needs a huge bandwidth.
@@ -57,13 +64,19 @@ from .energy_solver import EnergyRoundProblem, EnergyRoundSolution
 from .fdma_math import phi_derivatives
 from .structured import PerRoundProblem, solve_per_round
 
+_LAST_STEP = 1e-9  # a 1-D Newton root stops after a step this short (relative)
 _SERIES = 0.1  # below this u the series of h(u) = u + expm1(-u) is used
 _OPEN_STEP = 8.0  # the longest Newton step of a 1-D root towards an open end of its bracket (log units)
 _START_TRIES = 8  # the start's P moves 4x further from the floor until every user settles
 _SHORTEST_STEP = 2.0 ** -12  # the line search gives up below this share of the first step
 _SHORT_STEP = 2.0 ** -5  # Newton is stalled when its step is cut below this share
+_NEAR_MERIT = 1e-3  # ... or, once the globals' squared scaled residual is below this, below _NEAR_SHORT_STEP
+_NEAR_SHORT_STEP = 0.5
 _HYBRID_EVALUATIONS = 400  # the most settlings Powell's hybrid method may spend on a stalled problem
 _HYBRID_TRIES = 3  # the most times a problem's stalled Newton is handed to the hybrid method
+_INEXACT = 1e-4  # users are settled to this share of the globals' residual (at least to the final tolerance)
+_SUBSET_SHARE = 0.25  # per-user Newton runs on the unsettled users alone when they are fewer than this share
+_NEWTON_SETTLE_STEPS = 12  # per-user Newton iterations before the nested bracketed roots take over a user
 _NU_START = 2.0  # a budget that starts to bind gets this multiple of the price at which the clock starts to slow
 
 
@@ -98,7 +111,9 @@ def _solve_u(log_kappa: np.ndarray, start: np.ndarray | None) -> tuple[np.ndarra
         D = u * u / h - 0.5
         step = F / D
         s = s - step
-        if not np.any(np.abs(step) > 1e-15 * np.maximum(1.0, np.abs(s))):  # NaN rows do not hold it up
+        # Newton converges quadratically: once every step is below _LAST_STEP, the one just taken has
+        # left an error of about its square (< 1e-18), below float resolution (NaN rows do not hold it up)
+        if not np.any(np.abs(step) > _LAST_STEP * np.maximum(1.0, np.abs(s))):
             break
     u = np.exp(s)
     return u, u * u / _h(u) - 0.5
@@ -122,7 +137,7 @@ def _solve_x(log_target: np.ndarray, start: np.ndarray | None) -> tuple[np.ndarr
         new = np.where(outside & np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi), new)
         step = new - s
         s = new
-        if not np.any(np.abs(step) > 1e-15 * np.maximum(1.0, np.abs(s))):
+        if not np.any(np.abs(step) > _LAST_STEP * np.maximum(1.0, np.abs(s))):  # as in _solve_u
             break
     x = np.exp(s)
     return x, phi_derivatives(x)
@@ -263,6 +278,19 @@ class _Point:
         H = np.zeros((n, 3, 3))
         H[:, 0, 1] = (s.b * ds[..., 0, 2]).sum(axis=1)
         H[:, 1, 2] = (c.b * dc[..., 0, 2]).sum(axis=1)
+        # a binding user whose budget price has fallen to nothing next to w (nu/pi -> 0), or that sits
+        # at the power cap and a clock bound with its budget binding, has a singular block: its energy
+        # no longer moves with its price. The step then treats its budget price as fixed.
+        det = J[..., 0, 0] * J[..., 1, 1] - J[..., 0, 1] * J[..., 1, 0]
+        size = np.abs(J[..., 0, 0] * J[..., 1, 1]) + np.abs(J[..., 0, 1] * J[..., 1, 0])
+        singular = self.binding & ~(np.abs(det) > 1e-12 * size)
+        if singular.any():
+            J[..., 1, 0] = np.where(singular, 0.0, J[..., 1, 0])
+            J[..., 1, 1] = np.where(singular, 1.0, J[..., 1, 1])
+            J[..., 0, 1] = np.where(singular, 0.0, J[..., 0, 1])
+            C[..., 1, :] = np.where(singular[..., None], 0.0, C[..., 1, :])
+            F[..., 1] = np.where(singular, 0.0, F[..., 1])
+            D[..., :, 1] = np.where(singular[..., None], 0.0, D[..., :, 1])
         return J, C, D, H, F
 
     def user_partials(self) -> tuple[np.ndarray, ...]:
@@ -283,6 +311,12 @@ class _Point:
         return np.stack([np.stack([J[..., 1, 1], -J[..., 0, 1]], -1), np.stack([-J[..., 1, 0], J[..., 0, 0]], -1)],
                         -2) / det[..., None, None]
 
+    def global_jacobian(self) -> np.ndarray:
+        """(n, 3, 3) d G / d g (P, ln mu_s, ln mu_c) with every user's equations held: H + D·(-J⁻¹·C)."""
+        J, C, D, H, _ = self._blocks()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return H - np.einsum("nkij,nkjl->nil", D, np.einsum("nkij,nkjl->nkil", self._inverse(J), C))
+
     def newton_step(self) -> tuple[np.ndarray, np.ndarray]:
         """(dz (n, K, 2), dg (n, 3)) of the whole Newton system, by block elimination. Where every
         user's equations hold (F = 0), dg is Newton's step on the globals with the users following."""
@@ -296,6 +330,17 @@ class _Point:
             dg = np.linalg.solve(lhs, rhs[..., None])[..., 0]
             dz = a + np.einsum("nkil,nl->nki", B, dg)
         return dz, dg
+
+    def predict(self, g: np.ndarray) -> np.ndarray:
+        """The users' prices z at globals `g` to first order from this point (Newton on each user's
+        equations with the globals moved from `self.g` to `g`): a warm start for settling them there."""
+        J, C, _, _, F = self._blocks()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            Jinv = self._inverse(J)
+            dz = -np.einsum("nkij,nkj->nki", Jinv, F + np.einsum("nkij,nj->nki", C, g - self.g))
+        dz = np.clip(np.where(np.isfinite(dz), dz, 0.0), -_OPEN_STEP, _OPEN_STEP)
+        dz[..., 1] = np.where(self.binding, dz[..., 1], 0.0)
+        return self.z + dz
 
     def dual_value(self) -> np.ndarray:
         """(n,) the Lagrange dual function at the current multipliers: a lower bound on the optimum of
@@ -313,28 +358,60 @@ class _Point:
         return per_user.sum(axis=1) - mu_s * pr.B_s_hz - mu_c * pr.B_c_hz - self.G[:, 2] * self.g[:, 0]
 
 
-def _powell_hybrid(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, floor: float, warm: dict,
-                   user_tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Point]:
+class _Reached(Exception):
+    """The hybrid method's iterate meets the tolerance: stop it there (MINPACK knows only a step tolerance)."""
+
+    def __init__(self, x: np.ndarray):
+        super().__init__()
+        self.x = x
+
+
+def _powell_hybrid(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, binding: np.ndarray, floor: float,
+                   warm: dict, user_tol: float, target: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Point]:
     """(z, g, binding, point) of one problem (z (1, K, 2), g (1, 3)) from MINPACK's Powell hybrid method on the
     globals' scaled residuals in (ln(P - P_floor), ln mu_s, ln mu_c), the users settled at every
-    evaluation: its trust region and secant updates carry it across the kinks that stall Newton."""
+    evaluation: its trust region carries it across the kinks that stall Newton. Its Jacobian is the
+    exact one of the settled point (`global_jacobian`); it stops at the first point whose squared
+    residual is at most `target`."""
     scale = np.array([prob.B_s_hz, prob.B_c_hz, 1.0 - prob.weight])
-    state = {"z": z}
+    state = {"z": z, "binding": binding, "point": None}
+    settled_at: dict[bytes, tuple] = {}  # x -> (z, binding, point): MINPACK asks for the Jacobian where it evaluated
 
     def globals_at(x: np.ndarray) -> np.ndarray:
         return np.array([[floor + math.exp(x[0]), x[1], x[2]]])
 
+    def settle(x: np.ndarray) -> tuple:
+        key = np.asarray(x, dtype=float).tobytes()
+        if key not in settled_at:
+            g_x = globals_at(x)
+            start = state["z"] if state["point"] is None else state["point"].predict(g_x)
+            found = _settle(prob, start, g_x, state["binding"], warm, user_tol)
+            if np.isfinite(found[2].global_merit[0]):
+                state["z"], state["binding"], state["point"] = found
+            settled_at[key] = found
+        return settled_at[key]
+
     def residual(x: np.ndarray) -> np.ndarray:
-        settled, _, pt, _ = _settle_users(prob, state["z"], globals_at(x), warm, user_tol)
-        if np.isfinite(pt.global_merit[0]):
-            state["z"] = settled
+        pt = settle(x)[2]
+        if pt.global_merit[0] <= target:
+            raise _Reached(np.array(x, dtype=float))
         return np.where(np.isfinite(pt.G[0]), pt.G[0] / scale, 1e10)
 
+    def jacobian(x: np.ndarray) -> np.ndarray:
+        """d residual / dx with the users following: the Schur complement of the Newton system."""
+        J = settle(x)[2].global_jacobian()[0]
+        J[:, 0] *= math.exp(x[0])  # P = floor + e^x0
+        J = J / scale[:, None]
+        return np.where(np.isfinite(J), J, 0.0)
+
     start = np.array([math.log(g[0, 0] - floor), g[0, 1], g[0, 2]])
-    found = scipy.optimize.root(residual, start, method="hybr", options={"xtol": 1e-15, "maxfev": _HYBRID_EVALUATIONS})
-    g_found = globals_at(found.x)
-    z_found, binding, pt, _ = _settle_users(prob, state["z"], g_found, warm, user_tol)
-    return z_found, g_found, binding, pt
+    try:
+        x = scipy.optimize.root(residual, start, jac=jacobian, method="hybr",
+                                options={"xtol": 1e-15, "maxfev": _HYBRID_EVALUATIONS}).x
+    except _Reached as reached:
+        x = reached.x
+    z_found, binding, pt = settle(x)
+    return z_found, globals_at(x), binding, pt
 
 
 def round_time_floor_s(prob: EnergyRoundProblem) -> np.ndarray:
@@ -533,6 +610,129 @@ def _settle_users(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, warm: 
     return z, binding, _Point(prob, z, g, binding, warm), evaluations
 
 
+def _settle(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, binding: np.ndarray, warm: dict,
+            tol: float) -> tuple[np.ndarray, np.ndarray, _Point]:
+    """The users settled at globals g (what `_settle_users` finds), from prices z that are already
+    close (the last settled point moved to first order, `_Point.predict`) and its binding set.
+
+    Users are independent at fixed g. Each is first settled by a damped 2-D Newton of its own
+    (`_newton_users`), on the users not yet settled alone once they are few; a user Newton leaves
+    unsettled (a poor start, a kink between it and the root: the responses are only piecewise
+    smooth), or whose budget turns out to bind or not to bind after all, is then settled by the
+    bracketed nested roots (`_settle_users`), on those users alone."""
+    z = z.copy()
+    z[..., 1] = np.where(binding, z[..., 1], -np.inf)
+    if not np.isfinite(z[..., 0]).all() or not np.isfinite(z[..., 1][binding]).all():
+        z_new, b_new, pt, _ = _settle_users(prob, z, g, warm, tol)
+        return z_new, b_new, pt
+    binding = binding.copy()
+    pt = _Point(prob, z, g, binding, warm)
+    few = int(_SUBSET_SHARE * prob.shape[1])
+    if (pt.user_merit > tol * tol).any(axis=0).sum() > few:
+        z, _, pt = _newton_users(prob, z, g, binding, warm, tol, pt, stop_at=few)
+    settled = pt.user_merit <= tol * tol
+    cols = np.flatnonzero((~settled).any(axis=0))
+    if cols.size:
+        z[:, cols], settled[:, cols] = _on_columns(prob, cols, warm, lambda sub, w: _newton_users(
+            sub, z[:, cols], g, binding[:, cols], w, tol)[:2])
+        pt = _Point(prob, z, g, binding, warm)
+    budget = prob.budget_j[:, None]
+    with np.errstate(invalid="ignore"):
+        over = ~binding & np.isfinite(budget) & (pt.energy > budget * (1.0 + 1e-12))
+    settled &= ~over & (~binding | (pt.nu > 0))
+    slow = np.flatnonzero((~settled).any(axis=0))
+    if slow.size:
+        def nested(sub, w):
+            z_sub, b_sub, _, _ = _settle_users(sub, z[:, slow], g, w, tol)
+            return z_sub, b_sub
+        z[:, slow], binding[:, slow] = _on_columns(prob, slow, warm, nested)
+        pt = _Point(prob, z, g, binding, warm)
+    return z, binding, pt
+
+
+def _settle_start(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, warm: dict,
+                  tol: float) -> tuple[np.ndarray, np.ndarray, _Point]:
+    """The users settled at globals g from the start's prices z, whose binding set is not known yet:
+    every user settled without a budget price first (per-user Newton in ln lam), then the users over
+    their budget bind, from the price at which the clock starts to slow (`_settle` from there; the
+    nested roots for whoever Newton leaves)."""
+    n, K = prob.shape
+    z = z.copy()
+    slack = np.zeros((n, K), dtype=bool)
+    z[..., 1] = -np.inf
+    z, settled, pt = _newton_users(prob, z, g, slack, warm, tol)
+    if not settled.all():
+        z_new, b_new, pt, _ = _settle_users(prob, z, g, warm, tol)
+        return z_new, b_new, pt
+    budget = prob.budget_j[:, None]
+    binding = np.isfinite(budget) & (pt.energy > budget * (1.0 + 1e-12))
+    if not binding.any():
+        return z, binding, pt
+    w = prob.weight
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ln_pi = z[..., 0] - np.log(2.0 * np.where(prob.power_full_w > 0, prob.power_full_w, np.inf)) + math.log(_NU_START)
+        nu = np.exp(ln_pi) - w
+    binding &= np.isfinite(nu) & (nu > 0)
+    z[..., 1] = np.where(binding, np.log(np.where(binding, nu, 1.0)), -np.inf)
+    return _settle(prob, z, g, binding, warm, tol)
+
+
+def _on_columns(prob: EnergyRoundProblem, cols: np.ndarray, warm: dict, work):
+    """`work(sub_problem, sub_warm)` on the users `cols` alone, their warm starts written back."""
+    sub_warm = {side: {key: arr[:, cols] for key, arr in values.items()} for side, values in warm.items()}
+    out = work(prob.columns(cols), sub_warm)
+    for side, values in sub_warm.items():
+        for key, arr in values.items():
+            warm[side][key][:, cols] = arr
+    return out
+
+
+def _newton_users(prob: EnergyRoundProblem, z: np.ndarray, g: np.ndarray, binding: np.ndarray, warm: dict,
+                  tol: float, pt: _Point | None = None, stop_at: int = 0) -> tuple[np.ndarray, np.ndarray, _Point]:
+    """Each user's two equations (one for a slack budget) by its own damped Newton, from z (whose
+    point is `pt` when given), until at most `stop_at` users are left unsettled (the caller goes on
+    with those alone, which is cheaper than evaluating all): (z, settled (n, K), the point at z).
+    The Jacobian is the 2x2 block of `user_partials` in (ln lam, ln nu); a step that does not lower
+    a user's residual is halved for that user alone, and a user whose step has shrunk below
+    _SHORTEST_STEP stops, unsettled."""
+    n, K = prob.shape
+    budget = prob.budget_j[:, None]
+    scale_e = np.where(np.isfinite(budget), budget, 1.0)
+    P = g[:, 0][:, None]
+    alpha = np.ones((n, K))
+    pt = _Point(prob, z, g, binding, warm) if pt is None else pt
+    for _ in range(_NEWTON_SETTLE_STEPS):
+        merit = pt.user_merit
+        moving = (merit > tol * tol) & (alpha >= _SHORTEST_STEP)
+        if moving.any(axis=0).sum() <= stop_at:
+            break
+        d_lam, d_pi, e_lam, e_pi = pt.user_partials()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            share = np.where(binding, pt.nu / np.where(pt.pi > 0, pt.pi, 1.0), 0.0)  # d ln pi / d ln nu
+            a11, a12 = d_lam / P, d_pi * share / P
+            a21, a22 = e_lam / scale_e, e_pi * share / scale_e
+            f1, f2 = pt.F1 / P, pt.F2 / scale_e
+            det = a11 * a22 - a12 * a21
+            step_lam = np.where(binding, -(a22 * f1 - a12 * f2) / det, -f1 / a11)
+            step_nu = np.where(binding, -(a11 * f2 - a21 * f1) / det, 0.0)
+        step_lam = np.clip(np.where(np.isfinite(step_lam), step_lam, 0.0), -_OPEN_STEP, _OPEN_STEP)
+        step_nu = np.clip(np.where(np.isfinite(step_nu), step_nu, 0.0), -_OPEN_STEP, _OPEN_STEP)
+        trial = z.copy()
+        trial[..., 0] += np.where(moving, alpha * step_lam, 0.0)
+        trial[..., 1] = np.where(binding, z[..., 1] + np.where(moving, alpha * step_nu, 0.0), -np.inf)
+        new = _Point(prob, trial, g, binding, warm)
+        better = (new.user_merit < merit) | ~moving
+        if better.all():
+            z, pt = trial, new
+            alpha = np.minimum(1.0, 2.0 * alpha)
+            continue
+        # keep the users whose residual fell; the others retry from where they were with half the step
+        z = np.where(better[..., None], trial, z)
+        alpha = np.where(better, np.minimum(1.0, 2.0 * alpha), 0.5 * alpha)
+        pt = _Point(prob, z, g, binding, warm)
+    return z, pt.user_merit <= tol * tol, pt
+
+
 def solve_energy_kkt(prob: EnergyRoundProblem, tol: float = 1e-12, max_steps: int = 100) -> EnergyRoundSolution:
     """Solve every problem of the batch on its optimality conditions (module docstring).
 
@@ -569,16 +769,20 @@ def _solve_one(prob: EnergyRoundProblem, tol: float, max_steps: int) -> EnergyRo
     user_tol = 0.1 * tol
     z0 = z
     for _ in range(_START_TRIES):
-        z, binding, pt, _ = _settle_users(prob, z0, g, warm, user_tol)
+        z, binding, pt = _settle_start(prob, z0, g, warm, user_tol)
         if np.isfinite(pt.global_merit[0]) and (pt.user_merit <= (10 * user_tol) ** 2).all():
             break
         g[:, 0] = floor + 4.0 * (g[:, 0] - floor)
     converged = False
     steps = hybrid_tries = 0
     while steps < max_steps:
-        if (pt.user_merit <= (10 * user_tol) ** 2).all() and pt.global_merit[0] <= tol * tol:
-            converged = True
-            break
+        if pt.global_merit[0] <= tol * tol:
+            if (pt.user_merit <= (10 * user_tol) ** 2).all():
+                converged = True
+                break
+            steps += 1
+            z, binding, pt = _settle(prob, z, g, binding, warm, user_tol)  # settled loosely: now to the last digit
+            continue
         steps += 1
         dz, dg = pt.newton_step()
         dg[:, 0] /= g[:, 0] - floor  # the step in s = ln(P - P_floor): P stays above the floor
@@ -587,11 +791,18 @@ def _solve_one(prob: EnergyRoundProblem, tol: float, max_steps: int) -> EnergyRo
         dz = np.where(np.isfinite(dz), dz, 0.0)
         dz[..., 1] = np.where(binding, dz[..., 1], 0.0)
         first = alpha = min(1.0, 2.0 / max(float(np.abs(dg).max()), 1e-300))
+        # far from the answer the users need not be settled to the last digit (an inexact Newton:
+        # the step accounts for their residuals), only well below the globals' residual
+        loose = max(user_tol, _INEXACT * math.sqrt(pt.global_merit[0]))
         taken = 0.0
-        while alpha >= _SHORTEST_STEP * first:
+        # near the answer (residuals a few % of the pools) a cut step means a kink ahead, which the
+        # hybrid method crosses in fewer settles than a crawling line search: it is called at once
+        near = pt.global_merit[0] <= _NEAR_MERIT and hybrid_tries < _HYBRID_TRIES
+        stalled = (_NEAR_SHORT_STEP if near else _SHORT_STEP) * first
+        while alpha >= (stalled if near else _SHORTEST_STEP * first):
             g_try = g + alpha * dg
             g_try[:, 0] = floor + (g[:, 0] - floor) * np.exp(alpha * dg[:, 0])
-            z_try, b_try, p_try, _ = _settle_users(prob, z + alpha * dz, g_try, warm, user_tol)
+            z_try, b_try, p_try = _settle(prob, z + alpha * dz, g_try, binding, warm, loose)
             if p_try.global_merit[0] <= (1.0 - 1e-4 * alpha) * pt.global_merit[0]:
                 z, g, binding, pt, taken = z_try, g_try, b_try, p_try, alpha
                 break
@@ -602,9 +813,10 @@ def _solve_one(prob: EnergyRoundProblem, tol: float, max_steps: int) -> EnergyRo
         # answer kept where it lowers the residual. Where the line search failed outright and the
         # hybrid method does not improve the point, the solve ends (converged stays False).
         improved = False
-        if taken < _SHORT_STEP * first and hybrid_tries < _HYBRID_TRIES:
+        if taken < stalled and hybrid_tries < _HYBRID_TRIES:
             hybrid_tries += 1
-            found = _powell_hybrid(prob, z, g, float(floor[0]), warm, user_tol)
+            found = _powell_hybrid(prob, z, g, binding, float(floor[0]), warm,
+                                   max(user_tol, _INEXACT * math.sqrt(pt.global_merit[0])), tol * tol)
             if found[3].global_merit[0] < pt.global_merit[0]:
                 z, g, binding, pt = found
                 improved = True

@@ -166,6 +166,38 @@ def test_structured_solver_equals_the_interior_point():
     np.testing.assert_allclose(kkt.P_s, barrier.P_s, rtol=1e-8)
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.3, 3.0])
+def test_per_user_newton_settles_the_users_where_the_bracketed_roots_do(shift):
+    """At fixed globals (a converged round's, with the round time raised 2 %), the fast settle
+    (per-user Newton from a first-order prediction, or from prices `shift` log-units off, with the
+    bracketed roots for whoever it leaves) gives the users of a 60-user cell the same prices, binding
+    set and responses as the nested bracketed roots alone, a different algorithm."""
+    from optimizer.energy_kkt import _Point, _settle, _settle_users, round_time_floor_s
+
+    inputs, energy = random_inputs(np.random.default_rng(5), 60)
+    V = np.array([6.0])
+    free = solve_energy_kkt(round_problem(inputs, energy, V, np.array([np.inf])))
+    prob = round_problem(inputs, energy, V, np.array([float(np.median(free.energy_j[0]))]))
+    assert solve_energy_kkt(prob).converged[0]
+    # a settled point at the answer's globals, whose prediction then starts the settle at moved globals
+    import optimizer.energy_kkt as kkt
+
+    z, g = kkt._start(prob)
+    g[:, 0] = np.maximum(g[:, 0], round_time_floor_s(prob)) * 1.5
+    z0, b0, p0, _ = _settle_users(prob, z, g, {}, 1e-13)
+    moved = g.copy()
+    moved[:, 0] *= 1.02
+    reference_z, reference_binding, reference, _ = _settle_users(prob, z0, moved, {}, 1e-13)
+    start = p0.predict(moved) + shift * np.random.default_rng(1).choice([-1.0, 1.0], size=z0.shape)
+    fast_z, fast_binding, fast = _settle(prob, start, moved, b0, {}, 1e-13)
+    assert 0 < reference_binding.sum() < prob.shape[1]  # some budgets bind, some do not
+    np.testing.assert_array_equal(fast_binding, reference_binding)
+    np.testing.assert_allclose(fast_z[..., 0], reference_z[..., 0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fast.up_s.b, reference.up_s.b, rtol=1e-9)
+    np.testing.assert_allclose(fast.energy, reference.energy, rtol=1e-10)
+    assert isinstance(fast, _Point) and (fast.user_merit <= 1e-26).all()
+
+
 def _fig2_eta_grid_problem(seed: int, users: int, budget_share: float, energy: dict | None = None,
                            weight: float = 0.0, etas: np.ndarray | None = None):
     """The eta grid's (or `etas`') per-round problems of a FedsLLM cell (`seed`, `energy` settings),
