@@ -9,10 +9,13 @@ in-place ops) create nothing. Storages that existed before the mode was entered 
 inputs) are not counted.
 
 What it cannot see: buffers a kernel allocates and frees inside one operator (scratch space
-below the dispatcher) — except those it is told of (`scratch`: bytes an operator on a given storage
-allocates while it runs, such as the dequantised copy of a quantised weight), and tensors that are not strided (sparse or nested ones have no single
-storage): the operators that made those are listed in `uncounted`, and a profile warns about them. The profile's figures are checked against the CPU allocator's measured
-peak (learning/measured_memory.py) in the tests.
+below the dispatcher: on this project's CPUs a bfloat16 linear's forward and backward allocate 7 %
+more than their tensors so, a float32 one nothing) — except those it is told of (`scratch`: bytes
+an operator on a given storage allocates while it runs, such as the dequantised copy of a
+quantised weight) — and tensors that are not strided (sparse or nested ones have no single
+storage): the operators that made those are listed in `uncounted`, and a profile warns about them.
+The profile's figures are checked against the CPU allocator's measured peak
+(learning/measured_memory.py) in the tests.
 """
 
 from __future__ import annotations

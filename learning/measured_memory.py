@@ -8,8 +8,9 @@ different mechanism from the tensor tracking the profile uses (learning/live_mem
 
 A tier's step is what the device holding it does: it holds its parameters, receives the
 activations (and side tensors) from upstream, runs forward, receives the gradient of its output (or
-computes the loss), runs backward and takes an optimizer step. Everything but the parameters is
-created inside the measured window.
+computes the loss), runs backward and takes an optimizer step. The step measured is the second, as
+every step of a training run but the first: the optimizer's state (AdamW's two moments) is held
+throughout. Everything but the parameters and that state is created inside the measured window.
 """
 
 from __future__ import annotations
