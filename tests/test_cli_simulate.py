@@ -35,6 +35,7 @@ def test_simulate_writes_summary_events_and_resolved_scenario(cli, tmp_path):
     assert "simulated training delay" in stdout
 
 
+@pytest.mark.slow
 def test_simulate_extended_and_csv_events(cli, tmp_path):
     out = tmp_path / "ext"
     code, _, err = cli("simulate", SCENARIO_DIR / "tiny_sfl_extended.yaml", "--out", out, "--events", "csv")

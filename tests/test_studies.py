@@ -230,6 +230,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path):
     assert len(pd.read_csv(out / "results.csv")) == 8
 
 
+@pytest.mark.slow
 def test_sweep_on_ray(cli, tmp_path):
     pytest.importorskip("ray", reason="the Ray engine needs `pip install splitsim[ray]`")
     base = tmp_path / "b.yaml"

@@ -235,6 +235,7 @@ def test_resumed_training_equals_an_uninterrupted_run(cli, tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_the_same_result(tmp_path):
     path = tiny_training_scenario(tmp_path / "t.yaml", partitions=["iid"], rounds=4)
     out = tmp_path / "o"

@@ -63,6 +63,7 @@ def test_a_point_is_reused_only_when_its_inputs_are_identical(cli, tmp_path):
     assert (pd.read_csv(out / "results.csv")["delay_proposed_s"] > 0).all()
 
 
+@pytest.mark.slow
 def test_simulate_into_a_run_folder_is_refused_and_a_rerun_leaves_no_stale_file(cli, tmp_path):
     path = REPO / "scenarios" / "tiny_sfl.yaml"
     out = tmp_path / "o"
@@ -284,6 +285,7 @@ def test_profile_tables_count_sl_adapters_and_the_simulators_batches():
 
 # ---- 5. feasibility checks every tier --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cut_study_marks_a_server_that_does_not_fit(cli, tmp_path):
     path = write(tmp_path / "s.yaml", {"seed": 1, "cell": {"users": 8}, "workload": {"dataset_samples": 256},
                                        "theory": {"epsilon0": 0.2}, "compute": {"server_device": "jetson-orin-nano"},
@@ -400,6 +402,7 @@ def test_with_changes_validates_like_a_file():
         splitsim.with_changes(scenario, {"model.batch_size": 8})
 
 
+@pytest.mark.slow
 def test_the_readmes_python_example_runs(tmp_path, monkeypatch):
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## From Python"):]
