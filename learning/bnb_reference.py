@@ -13,6 +13,7 @@ not installed (it is in the `dev` extra).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from .errors import LearningError
-from .models import DTYPES, ModelSpec, architecture_of, build_model
+from .models import DTYPES, ModelSpec, build_model
 
 
 def bitsandbytes_available() -> bool:
@@ -52,14 +53,13 @@ def build_quantised_model(spec: ModelSpec, folder: Path | None = None) -> tuple[
                             value=spec.base_dtype)
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    model, arch = build_model(ModelSpec(**{**spec.__dict__, "base_dtype": "auto"}))
+    model, arch = build_model(dataclasses.replace(spec, base_dtype="auto"))
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(folder or tmp) / "unquantised"
         model.save_pretrained(where)
         loader = AutoModelForCausalLM if spec.task == "causal_lm" else AutoModelForSequenceClassification
         quantised = loader.from_pretrained(where, quantization_config=quantisation_config(spec.base_dtype, spec.dtype),
                                            device_map="cpu", dtype=DTYPES[spec.dtype])
-    architecture_of(quantised.config)
     return quantised, arch
 
 
