@@ -15,7 +15,7 @@ import typer
 
 from scenarios import InputError, ScenarioError, load_scenario
 
-from .interrupted import Interrupted
+from .interrupted import Interrupted, TermAsInterrupt
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -76,7 +76,8 @@ def _interruptible(command: str, file: Path, out: Path):
     """Ctrl-C (or SIGTERM as KeyboardInterrupt) in a one-shot command: say what is left and how to
     rerun it (typer would otherwise exit 130 without a word)."""
     try:
-        yield
+        with TermAsInterrupt():
+            yield
     except KeyboardInterrupt:
         raise Interrupted([f"interrupted: {out} is incomplete (its files may be missing or partial); rerun "
                            f"`splitsim {command} {file} --out {out}` to compute it again from the start (the same "
@@ -186,8 +187,13 @@ def train(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite:
     # A training run may be resumed with more rounds: its identity leaves training.rounds out.
     identity = scenario.model_copy(update={"training": scenario.training.model_copy(update={"rounds": 1})})
     out = _claim(out, "train", identity, overwrite, resumable=True)
-    for line in run_training(scenario, out, source=str(file), progress=progress):
-        typer.echo(line)
+    try:
+        with TermAsInterrupt():
+            for line in run_training(scenario, out, source=str(file), progress=progress):
+                typer.echo(line)
+    except KeyboardInterrupt:
+        raise Interrupted([f"interrupted: {out} keeps every finished round (checkpoints/); rerun `splitsim train "
+                           f"{file} --out {out}` to resume from them"]) from None
 
 
 class Engine(str, Enum):

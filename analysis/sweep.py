@@ -25,7 +25,6 @@ import os
 import re
 import shlex
 import signal
-import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,7 +39,7 @@ from scenarios import InputError, Problem, Scenario, ScenarioError, parse_scenar
 from scenarios.checks import ignored_reason
 from scenarios.loader import resolve_paths
 
-from .interrupted import Interrupted
+from .interrupted import Interrupted, TermAsInterrupt
 from .outputs import claim_out_dir, package_version, scenario_digest, write_json, write_resolved_scenario
 from .progress import progress_bar
 from .report import Report
@@ -276,25 +275,6 @@ def _run_ray(todo: list[SweepPoint], out: Path, workers: int, address: str | Non
             ray.shutdown()
 
 
-def _raise_keyboard_interrupt(signum, frame):  # noqa: ARG001 - a signal handler's signature
-    raise KeyboardInterrupt
-
-
-class _TermAsInterrupt:
-    """Within the block, SIGTERM stops the run like Ctrl-C (main thread only)."""
-
-    def __enter__(self):
-        self.old = None
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        return self
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
-        return False
-
-
 def resume_command(scenario_path: str | Path, sets: list[str], out: Path, engine: str, workers: int | None,
                    address: str | None) -> str:
     args = ["splitsim", "sweep", str(scenario_path)]
@@ -345,7 +325,7 @@ def run_sweep(scenario_path: str | Path, sets: list[str], out_dir: str | Path, e
     skipped = len(rows)
     resume = resume_command(scenario_path, sets, out, engine, chosen_workers, address)
     try:
-        with _TermAsInterrupt(), progress_bar(len(points), "sweep", progress, unit="point") as bar:
+        with TermAsInterrupt(), progress_bar(len(points), "sweep", progress, unit="point") as bar:
             bar.update(skipped)
             if todo:
                 _prepare_profiles(todo)

@@ -256,6 +256,28 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.slow
+def test_a_terminated_training_says_how_to_resume_and_the_rerun_completes(tmp_path):
+    """SIGTERM (a scheduler's stop) after the first checkpoint: exit 130 with one line naming the
+    folder and the exact command that resumes it, which then completes the run from its checkpoint
+    (that a resumed run equals an uninterrupted one is the test above's)."""
+    path = tiny_training_scenario(tmp_path / "t.yaml", partitions=["iid"], schemes=["splitllm"], rounds=2)
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "analysis.cli", "train", str(path), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "checkpoints" / "splitllm-iid.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if (out / "rounds.csv").exists():
+        pytest.skip("the run ended before the signal arrived")
+    assert proc.returncode == 130, err
+    assert f"rerun `splitsim train {path} --out {out}` to resume" in err and "Traceback" not in err
+    assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
+    assert len(pd.read_csv(out / "rounds.csv")) == 2
+
+
 def test_users_without_data_are_reported_and_the_run_completes(cli, tmp_path):
     path = tiny_training_scenario(tmp_path / "t.yaml", partitions=["dirichlet"], dirichlet_alpha=0.02,
                                   schemes=["sfl"], rounds=1)
