@@ -21,6 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 from .lora import LoraSpec, apply_lora
 from .models import ModelSpec, build_model
 from .profile import synthetic_batch
+from .quant import QUANTISED
 from .split import split_model, split_step, trainable_parameters
 
 OPTIMIZERS = {"adamw": lambda params: torch.optim.AdamW(params, lr=1e-4),
@@ -56,7 +57,7 @@ def measured_tier_peak_bytes(spec: ModelSpec, lora: LoraSpec, batch_size: int, s
     allocator's measured peak over receiving, forward, backward and the optimizer step (with
     per-block gradient checkpointing when `checkpointing`). An int8 or nf4 `spec.base_dtype` is
     quantised by bitsandbytes itself (learning/bnb_reference.py), whose stored bytes are counted."""
-    if spec.base_dtype in ("int8", "nf4"):
+    if spec.base_dtype in QUANTISED:
         from .bnb_reference import build_quantised_model
 
         model, arch = build_quantised_model(spec)

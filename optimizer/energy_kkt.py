@@ -311,33 +311,37 @@ class _Point:
         return np.stack([np.stack([J[..., 1, 1], -J[..., 0, 1]], -1), np.stack([-J[..., 1, 0], J[..., 0, 0]], -1)],
                         -2) / det[..., None, None]
 
-    def global_jacobian(self) -> np.ndarray:
-        """(n, 3, 3) d G / d g (P, ln mu_s, ln mu_c) with every user's equations held: H + D·(-J⁻¹·C)."""
-        J, C, D, H, _ = self._blocks()
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return H - np.einsum("nkij,nkjl->nil", D, np.einsum("nkij,nkjl->nkil", self._inverse(J), C))
-
-    def newton_step(self) -> tuple[np.ndarray, np.ndarray]:
-        """(dz (n, K, 2), dg (n, 3)) of the whole Newton system, by block elimination. Where every
-        user's equations hold (F = 0), dg is Newton's step on the globals with the users following."""
+    def _eliminated(self) -> tuple[np.ndarray, ...]:
+        """The users eliminated from the Newton system: (a, B, D, S) with each user's change in its
+        prices dz = a + B·dg for a change dg of the globals (a = -J⁻¹·F, B = -J⁻¹·C, per user), D the
+        globals' rows in z and S = H + D·B (n, 3, 3), d G / d g with every user's equations held."""
         J, C, D, H, F = self._blocks()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             Jinv = self._inverse(J)
             a = -np.einsum("nkij,nkj->nki", Jinv, F)
             B = -np.einsum("nkij,nkjl->nkil", Jinv, C)
-            lhs = H + np.einsum("nkij,nkjl->nil", D, B)
+            return a, B, D, H + np.einsum("nkij,nkjl->nil", D, B)
+
+    def global_jacobian(self) -> np.ndarray:
+        """(n, 3, 3) d G / d g (P, ln mu_s, ln mu_c) with every user's equations held."""
+        return self._eliminated()[3]
+
+    def newton_step(self) -> tuple[np.ndarray, np.ndarray]:
+        """(dz (n, K, 2), dg (n, 3)) of the whole Newton system, by block elimination. Where every
+        user's equations hold (F = 0), dg is Newton's step on the globals with the users following."""
+        a, B, D, S = self._eliminated()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rhs = -self.G - np.einsum("nkij,nkj->ni", D, a)
-            dg = np.linalg.solve(lhs, rhs[..., None])[..., 0]
+            dg = np.linalg.solve(S, rhs[..., None])[..., 0]
             dz = a + np.einsum("nkil,nl->nki", B, dg)
         return dz, dg
 
     def predict(self, g: np.ndarray) -> np.ndarray:
         """The users' prices z at globals `g` to first order from this point (Newton on each user's
         equations with the globals moved from `self.g` to `g`): a warm start for settling them there."""
-        J, C, _, _, F = self._blocks()
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            Jinv = self._inverse(J)
-            dz = -np.einsum("nkij,nkj->nki", Jinv, F + np.einsum("nkij,nj->nki", C, g - self.g))
+        a, B, _, _ = self._eliminated()
+        with np.errstate(invalid="ignore", over="ignore"):
+            dz = a + np.einsum("nkil,nl->nki", B, g - self.g)
         dz = np.clip(np.where(np.isfinite(dz), dz, 0.0), -_OPEN_STEP, _OPEN_STEP)
         dz[..., 1] = np.where(self.binding, dz[..., 1], 0.0)
         return self.z + dz

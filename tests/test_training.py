@@ -235,15 +235,22 @@ def test_resumed_training_equals_an_uninterrupted_run(cli, tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+def _train_until_the_first_checkpoint(path: Path, out: Path, **popen) -> tuple[list[str], subprocess.Popen]:
+    """(the command, its process) of `splitsim train` started in the background and left running
+    until its first checkpoint (SplitLLM, IID) is written."""
+    cmd = [sys.executable, "-m", "analysis.cli", "train", str(path), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **popen)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "checkpoints" / "splitllm-iid.pt").exists():
+        time.sleep(0.05)
+    return cmd, proc
+
+
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_same_result(tmp_path):
     path = tiny_training_scenario(tmp_path / "t.yaml", partitions=["iid"], rounds=4)
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "analysis.cli", "train", str(path), "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not (out / "checkpoints" / "splitllm-iid.pt").exists():
-        time.sleep(0.05)
+    cmd, proc = _train_until_the_first_checkpoint(path, out, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "rounds.csv").exists(), "killed before the end"
@@ -263,11 +270,7 @@ def test_a_terminated_training_says_how_to_resume_and_the_rerun_completes(tmp_pa
     (that a resumed run equals an uninterrupted one is the test above's)."""
     path = tiny_training_scenario(tmp_path / "t.yaml", partitions=["iid"], schemes=["splitllm"], rounds=2)
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "analysis.cli", "train", str(path), "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not (out / "checkpoints" / "splitllm-iid.pt").exists():
-        time.sleep(0.05)
+    cmd, proc = _train_until_the_first_checkpoint(path, out, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     if (out / "rounds.csv").exists():
