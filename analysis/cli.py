@@ -51,23 +51,11 @@ def _version(value: bool) -> None:
 
 def _load(path: Path, command: str):
     """Load and check a scenario for `command` (every check that needs no work), print its warnings."""
-    from scenarios import read_yaml
-    from scenarios.checks import scenario_warnings
+    from .checking import load_checked
 
-    from .guards import check_resources
-
-    scenario = load_scenario(path)
-    if command == "train":
-        from scenarios.checks import training_problems
-
-        problems = training_problems(scenario)
-        if problems:
-            raise ScenarioError([replace(p, source=str(path)) for p in problems])
-    else:
-        check_resources(scenario, command)
-    data = read_yaml(path.read_text(encoding="utf-8"), str(path))
-    for problem in scenario_warnings(scenario, data):
-        typer.echo(f"warning: {path}: {problem.line()}", err=True)
+    scenario, warnings = load_checked(path, command)
+    for problem in warnings:
+        typer.echo(f"warning: {problem.line()}", err=True)
     return scenario
 
 
@@ -75,6 +63,8 @@ def _load(path: Path, command: str):
 def _interruptible(command: str, file: Path, out: Path):
     """Ctrl-C (or SIGTERM as KeyboardInterrupt) in a one-shot command: say what is left and how to
     rerun it (typer would otherwise exit 130 without a word)."""
+    from .outputs import record_outputs
+
     try:
         with TermAsInterrupt():
             yield
@@ -82,6 +72,8 @@ def _interruptible(command: str, file: Path, out: Path):
         raise Interrupted([f"interrupted: {out} is incomplete (its files may be missing or partial); rerun "
                            f"`splitsim {command} {file} --out {out}` to compute it again from the start (the same "
                            "inputs reuse the folder)"]) from None
+    finally:
+        record_outputs(out)  # what this run wrote: a rerun deletes these and nothing else
 
 
 def _claim(out: Path, command: str, scenario, overwrite: bool, resumable: bool = False) -> Path:
@@ -187,6 +179,8 @@ def train(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite:
     # A training run may be resumed with more rounds: its identity leaves training.rounds out.
     identity = scenario.model_copy(update={"training": scenario.training.model_copy(update={"rounds": 1})})
     out = _claim(out, "train", identity, overwrite, resumable=True)
+    from .outputs import record_outputs
+
     try:
         with TermAsInterrupt():
             for line in run_training(scenario, out, source=str(file), progress=progress):
@@ -194,6 +188,8 @@ def train(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite:
     except KeyboardInterrupt:
         raise Interrupted([f"interrupted: {out} keeps every finished round (checkpoints/); rerun `splitsim train "
                            f"{file} --out {out}` to resume from them"]) from None
+    finally:
+        record_outputs(out)
 
 
 class Engine(str, Enum):
@@ -208,11 +204,13 @@ def sweep(file: ScenarioFile, out: OutDir,
           engine: Annotated[Engine, typer.Option(help="Run points in local processes or on Ray.")] = Engine.local,
           workers: Annotated[Optional[int], typer.Option(help="Parallel points (default: cores).")] = None,
           address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray).")] = None,
+          max_points: Annotated[int, typer.Option(help="Refuse a grid of more points than this (each point is a "
+                                                       "whole study).")] = 5_000,
           progress: Progress = None, overwrite: Overwrite = False) -> None:
     """Run the scenario's study over a grid of field values; resumable; writes results.csv and sweep.png."""
     from .sweep import run_sweep
 
-    for line in run_sweep(file, set_, out, engine.value, workers, address, progress, overwrite):
+    for line in run_sweep(file, set_, out, engine.value, workers, address, progress, overwrite, max_points):
         typer.echo(line)
 
 

@@ -207,7 +207,7 @@ def check_resources(scenario: Scenario, command: str) -> None:
     if scenario.model is None:
         if scenario.scheme == "sfl" and kind in ("simulate", "robustness") and (
                 scenario.simulation.round_deadline_s is not None or scenario.channel.time_varying):
-            from .runs import world_allocations
+            from .allocations import world_allocations
             from .world import realise
 
             world = realise(scenario)  # cheap without a model: the channel draw and problem (17)

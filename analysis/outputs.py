@@ -99,12 +99,43 @@ def _describe(manifest: dict) -> str:
             f"(splitsim {manifest.get('splitsim_version', '?')}, {stamp.get('created_utc', '?')})")
 
 
-def _empty(path: Path) -> None:
-    for entry in path.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
+def _files_under(path: Path) -> list[str]:
+    """Every file below `path`, as sorted POSIX paths relative to it."""
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _empty(path: Path, manifest: dict) -> None:
+    """Delete what the run recorded in `manifest` wrote: its `files` (listed when it ended or was
+    interrupted), else everything but the `other_files` that were there before it (a run killed
+    before it could list its files); then the folders this left empty. A user's own files stay."""
+    written = manifest.get("files")
+    keep = set(manifest.get("other_files") or [])
+    doomed = set(written) if isinstance(written, list) else set(_files_under(path)) - keep
+    doomed |= {MANIFEST, "scenario.resolved.yaml"}
+    for rel in sorted(doomed, reverse=True):
+        entry = path / rel
+        if (entry.is_file() or entry.is_symlink()) and rel not in keep:
             entry.unlink()
+    for folder in sorted((p for p in path.rglob("*") if p.is_dir() and not p.is_symlink()),
+                         key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def record_outputs(out_dir: str | Path) -> None:
+    """List in run.json the files this run wrote (every file in the folder but the user's own that
+    were there when it was claimed), so that a rerun or --overwrite deletes exactly those."""
+    path = Path(out_dir)
+    manifest_path = path / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    keep = set(manifest.get("other_files") or [])
+    manifest["files"] = [f for f in _files_under(path) if f not in keep and f != MANIFEST
+                         and not f.endswith(".tmp")]
+    manifest.pop("provenance", None)
+    write_json(manifest_path, manifest)
 
 
 def claim_out_dir(out_dir: str | Path, command: str, scenario: Scenario, *, resumable: bool = False,
@@ -113,7 +144,8 @@ def claim_out_dir(out_dir: str | Path, command: str, scenario: Scenario, *, resu
 
     - new or empty: claimed (`run.json` written);
     - holds the same run (same command, resolved scenario and splitsim version): a resumable command
-      (sweep, train) keeps what is there and resumes; any other starts afresh in an emptied folder;
+      (sweep, train) keeps what is there and resumes; any other starts afresh, its files deleted (only
+      the files run.json lists as the run's: a user's own notes in the folder stay);
     - holds another run, or files that are not a splitsim run: an InputError (field --out) unless
       `overwrite`, which empties a folder that holds a splitsim run (never any other folder).
     """
@@ -131,12 +163,12 @@ def claim_out_dir(out_dir: str | Path, command: str, scenario: Scenario, *, resu
         if manifest is not None and _same_run(manifest, identity):
             if resumable:
                 return path
-            _empty(path)
+            _empty(path, manifest)
         elif overwrite:
             if manifest is None and not (path / "scenario.resolved.yaml").is_file():
                 raise InputError("is not empty and holds no splitsim run: refusing to empty it; choose a new folder",
                                  field="--out", value=str(path))
-            _empty(path)
+            _empty(path, manifest or {})
         elif manifest is None:
             raise InputError("is not empty and holds no splitsim run (no run.json); choose a new or empty folder",
                              field="--out", value=str(path))
@@ -144,7 +176,7 @@ def claim_out_dir(out_dir: str | Path, command: str, scenario: Scenario, *, resu
             change = "other inputs" if manifest.get("command") == command else "another command"
             raise InputError(f"holds the output of {_describe(manifest)}, a run with {change}; choose a new --out, "
                              "or pass --overwrite to replace it", field="--out", value=str(path))
-    write_json(manifest_path, identity)
+    write_json(manifest_path, {**identity, "files": None, "other_files": _files_under(path)})
     return path
 
 

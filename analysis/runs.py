@@ -2,59 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
-from netsim import SimulationResult, simulate_sfl
-from optimizer.energy_strategies import allocation_energy_j, optimise_with_energy
-from scenarios import Allocation, InputError, Scenario
+from scenarios import InputError, Scenario
 
-from .guards import check_allocations, check_dynamics, check_optimizer, check_resources
+from .allocations import allocation_energy_summary, world_allocations
+from .guards import check_optimizer, check_resources
+from .metrics import delay_metric
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
-from .progress import progress_bar
-from .world import World, realise
-
-
-def simulate_allocation(world: World, allocation: Allocation, progress: bool | None = None,
-                        events_sink=None) -> SimulationResult:
-    """Simulate the scenario's scheme under one allocation, with a per-round progress bar; with
-    `events_sink`, the event table goes to it round by round (netsim.simulate_sfl)."""
-    scenario = world.scenario
-    total = math.ceil(allocation.I0 - 1e-12)
-    if scenario.simulation.max_rounds is not None:
-        total = min(total, scenario.simulation.max_rounds)
-    with progress_bar(total, f"simulate {allocation.strategy}", progress) as bar:
-        return simulate_sfl(world.inputs, allocation, scenario.simulation, scenario.radio, scenario.channel,
-                            world.channel, world.simulation_rng(), on_round=lambda r, t: bar.update(1),
-                            energy=world.energy, cell=scenario.cell, events_sink=events_sink)
-
-
-def world_allocations(world: World) -> dict[str, Allocation]:
-    """Every strategy's allocation for the scenario: problem (17), or with an energy budget or
-    weight the energy-aware proposed strategy (optimizer.energy_strategies); with
-    radio.subcarrier_spacing_khz, rounded to whole PRBs (optimizer.prb)."""
-    opt = world.scenario.optimizer
-    allocations = optimise_with_energy(world.inputs, world.energy, opt, opt.energy_budget_j, opt.energy_weight)
-    scs_khz = world.scenario.radio.subcarrier_spacing_khz
-    if scs_khz is not None:
-        from optimizer.prb import allocation_in_prbs
-
-        rule = world.scenario.radio.prb_rule
-        allocations = {name: allocation_in_prbs(world.inputs, alloc, scs_khz, rule)
-                       for name, alloc in allocations.items()}
-    return allocations
-
-
-def allocation_energy_summary(world: World, alloc: Allocation) -> dict:
-    """Worst and mean user energy (J, whole training) of an allocation, and its powers and clocks."""
-    spent = allocation_energy_j(world.inputs, world.energy, alloc)
-    p_s, p_c, f = alloc.powers_and_clock()
-    return {"worst_user_j": float(spent["total_j"].max()), "mean_user_j": float(spent["total_j"].mean()),
-            "per_category_j": {k[:-2]: float(v.sum()) for k, v in spent.items() if k != "total_j"},
-            "mean_tx_power_main_w": float(world.energy.max_tx_power_w * p_s.mean()),
-            "mean_cpu_fraction": float(f.mean())}
+from .simulation import simulations
+from .world import realise
 
 
 def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> list[str]:
@@ -159,31 +118,6 @@ class EventWriter:
         return self._started
 
 
-def _simulations(scenario: Scenario, world: World, progress: bool | None, writer: EventWriter | None = None):
-    """(name, result, extra summary fields) for every simulation `simulate` runs.
-
-    SFL: one per allocation strategy (FedsLLM's V and I0 from eta). SplitLLM, SL and FL: the
-    scheme itself for `simulation.rounds` local epochs, from the model profile.
-    """
-    if scenario.scheme == "sfl":
-        allocations = world_allocations(world)
-        check_allocations(allocations, scenario, streamed=writer is not None)  # every strategy fits, or none runs
-        check_dynamics(world, allocations)
-        for name, allocation in allocations.items():
-            result = simulate_allocation(world, allocation, progress, writer.sink(name) if writer else None)
-            yield name, result, {"optimizer_T_s": allocation.T_s, "relative_difference_to_optimizer":
-                                 abs(result.total_delay_s - allocation.T_s) / allocation.T_s,
-                                 **({"records": writer.rows[name]} if writer else {})}
-        return
-    from .schemes import run_scheme
-
-    with progress_bar(scenario.simulation.rounds, f"simulate {scenario.scheme}", progress) as bar:
-        outcome = run_scheme(world, scenario.scheme, on_round=lambda r, t: bar.update(1))
-    yield scenario.scheme, outcome.result, {
-        "memory_gib": {tier: b / 2**30 for tier, b in outcome.memory_bytes.items()},
-        "user_traffic_gib_per_round": outcome.traffic_bytes["table_ii"] / 2**30}
-
-
 def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", events_format: str = "parquet",
                  progress: bool | None = None) -> dict:
     """`splitsim simulate`: simulate the scenario's scheme; writes the output folder.
@@ -193,9 +127,6 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     delay and its breakdown), events.parquet (or .csv, or none) with a `strategy` column (SFL's
     written a round at a time as it is simulated, so memory stays bounded), and scenario.resolved.yaml.
     """
-    if scenario.scheme != "sfl" and scenario.model is None:
-        raise InputError(f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
-                         field="model", value=None)
     check_resources(scenario, "simulate")
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
@@ -205,18 +136,25 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     if events_format != "none" and scenario.simulation.record_events:
         events_file = "events.parquet" if events_format == "parquet" else "events.csv"
         writer = EventWriter(out / events_file, events_format)
-    for name, result, extra in _simulations(scenario, world, progress, writer):
-        summaries[name] = {**result.summary(), **extra}
-        if writer is not None and result.log.enabled and len(result.log):  # not streamed (epoch schemes)
-            writer.sink(name)(result.events_frame())
-            summaries[name]["records"] = writer.rows[name]
+    for name, result in simulations(world, progress, writer.sink if writer else None):
+        if writer is not None:
+            if result.log.enabled and len(result.log):  # not streamed (epoch schemes)
+                writer.sink(name)(result.events_frame())
+            result.extra["records"] = writer.rows[name]
+        summaries[name] = result.summary()
     if writer is not None and not writer.close():
         events_file = None
-    metrics = {f"delay_{name}_s": s["total_delay_s"] for name, s in summaries.items()}
-    write_json(out / "summary.json", {"scenario": scenario.name, "scheme": scenario.scheme,
-                                      "events_file": events_file, "metrics": metrics, "headline": list(metrics),
-                                      "simulations": summaries})
+    write_json(out / "summary.json", simulate_summary(scenario, summaries, events_file))
     return summaries
+
+
+def simulate_summary(scenario: Scenario, summaries: dict[str, dict], events_file: str | None) -> dict:
+    """summary.json of `simulate`: every run's summary and the headline delays."""
+    metrics = {delay_metric(name): s["total_delay_s"] for name, s in summaries.items()}
+    return {"scenario": scenario.name, "scheme": scenario.scheme, "events_file": events_file, "metrics": metrics,
+            "headline": list(metrics),
+            "headline_meaning": "the simulated training delay of each strategy (SFL) or of the scheme",
+            "simulations": summaries}
 
 
 def run_study(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:

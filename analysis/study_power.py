@@ -30,7 +30,7 @@ def power_sweep_table(world: World, powers: list[float], progress: bool | None =
                       simulate_points: bool = False) -> pd.DataFrame:
     """One row per (power, strategy): T_s and eta (exact search), the grid's best, counts, solver."""
     from .guards import check_allocations
-    from .runs import simulate_allocation
+    from .simulation import simulate_allocation
 
     scenario = world.scenario
     rows = []

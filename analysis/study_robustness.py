@@ -22,7 +22,7 @@ from .guards import check_allocations, check_dynamics
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_bar
 from .report import Report
-from .runs import world_allocations
+from .allocations import world_allocations
 from .world import realise
 
 

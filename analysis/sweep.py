@@ -41,7 +41,8 @@ from scenarios.loader import resolve_paths
 
 from .interrupted import Interrupted, TermAsInterrupt
 from .outputs import claim_out_dir, package_version, scenario_digest, write_json, write_resolved_scenario
-from .progress import progress_bar
+from .outputs import record_outputs
+from .progress import ProgressLog, progress_bar, shows_bar as _shows_bar
 from .report import Report
 
 
@@ -290,29 +291,57 @@ def resume_command(scenario_path: str | Path, sets: list[str], out: Path, engine
     return shlex.join(args)
 
 
-def run_sweep(scenario_path: str | Path, sets: list[str], out_dir: str | Path, engine: str = "local",
-              workers: int | None = None, address: str | None = None, progress: bool | None = None,
-              overwrite: bool = False) -> list[str]:
-    """Expand, validate, run (reusing finished points of identical inputs) and tabulate a sweep."""
+MAX_POINTS = 5_000
+"""Grid points a sweep runs without `max_points` raised: each is a whole study (seconds to minutes)."""
+
+
+def grid_size(grid: list[tuple[str, list[Any]]]) -> int:
+    size = 1
+    for _, values in grid:
+        size *= len(values)
+    return size
+
+
+def _base_of(scenario: str | Path | Scenario) -> tuple[Scenario, dict, Path | None, str]:
+    """(scenario, its explicit data, the folder its relative paths are read from, a name for messages)
+    of a scenario file or a Scenario object (splitsim.sweep takes both)."""
     from scenarios import load_scenario
 
-    from .guards import check_resources
+    if isinstance(scenario, Scenario):
+        return scenario, scenario.model_dump(mode="json", exclude_unset=True), None, scenario.name
+    base_scenario = load_scenario(scenario)
+    base = read_yaml(Path(scenario).read_text(encoding="utf-8"), str(scenario))
+    return base_scenario, base, Path(scenario).resolve().parent, str(scenario)
+
+
+def run_sweep(scenario_path: str | Path | Scenario, sets: list[str], out_dir: str | Path, engine: str = "local",
+              workers: int | None = None, address: str | None = None, progress: bool | None = None,
+              overwrite: bool = False, max_points: int = MAX_POINTS) -> list[str]:
+    """Expand, validate, run (reusing finished points of identical inputs) and tabulate a sweep.
+
+    A grid of more than `max_points` points is refused before it is expanded; without a terminal,
+    progress goes to the log (a line about every 5 % of the points, with the time left)."""
+    from .checking import check_scenario
 
     if engine not in ("local", "ray"):
         raise InputError("engine must be 'local' or 'ray'", field="--engine", value=engine)
     if workers is not None and workers < 1:
         raise InputError("needs at least one worker", field="--workers", value=workers)
-    base_scenario: Scenario = load_scenario(scenario_path)
-    base = read_yaml(Path(scenario_path).read_text(encoding="utf-8"), str(scenario_path))
+    base_scenario, base, base_dir, source = _base_of(scenario_path)
     grid = [parse_set(s) for s in sets]
-    points = expand_grid(base, grid, Path(scenario_path).resolve().parent)  # every point valid, or nothing runs
+    size = grid_size(grid)
+    if size > max_points:
+        raise InputError(f"the grid has {size:,} points (each a whole study), over the limit of {max_points:,}; "
+                         "sweep fewer values, or raise --max-points knowingly", field="--set",
+                         value=" x ".join(str(len(v)) for _, v in grid))
+    points = expand_grid(base, grid, base_dir)  # every point valid, or nothing runs
     for point in points:
-        check_resources(parse_scenario(point.data), "run")
+        check_scenario(parse_scenario(point.data), "run", "--set")
     chosen_workers = workers
     workers = workers or min(len(points), os.cpu_count() or 1)
     out = claim_out_dir(out_dir, "sweep", base_scenario, resumable=True, overwrite=overwrite)
-    write_resolved_scenario(base_scenario, out, str(scenario_path))
-    write_json(out / "sweep.json", {"scenario": str(scenario_path), "grid": {p: v for p, v in grid},
+    write_resolved_scenario(base_scenario, out, source)
+    write_json(out / "sweep.json", {"scenario": source, "grid": {p: v for p, v in grid},
                                     "engine": engine, "workers": workers, "points": len(points)})
     rows: dict[str, dict] = {}
     todo = []
@@ -323,7 +352,9 @@ def run_sweep(scenario_path: str | Path, sets: list[str], out_dir: str | Path, e
         else:
             todo.append(point)
     skipped = len(rows)
-    resume = resume_command(scenario_path, sets, out, engine, chosen_workers, address)
+    resume = resume_command(scenario_path if not isinstance(scenario_path, Scenario)
+                            else out / "scenario.resolved.yaml", sets, out, engine, chosen_workers, address)
+    log = ProgressLog(len(todo), "sweep", "points") if not _shows_bar(progress) else None
     try:
         with TermAsInterrupt(), progress_bar(len(points), "sweep", progress, unit="point") as bar:
             bar.update(skipped)
@@ -333,23 +364,28 @@ def run_sweep(scenario_path: str | Path, sets: list[str], out_dir: str | Path, e
             def on_row(row: dict) -> None:
                 rows[row["point"]] = row
                 bar.update(1)
+                if log is not None:
+                    log.step()
 
             if engine == "local":
                 _run_local(todo, out, workers, on_row)
             else:
                 _run_ray(todo, out, workers, address, on_row)
     except KeyboardInterrupt:
-        _write_table(out, points, rows, grid, base_scenario, str(scenario_path), skipped, engine, workers,
+        _write_table(out, points, rows, grid, base_scenario, source, skipped, engine, workers,
                      interrupted=True)
         raise Interrupted([f"interrupted: {len(rows)} of {len(points)} points are finished and recorded in "
                            f"{out / 'points'}", f"resume with: {resume}"], 130) from None
     except BrokenProcessPool:
-        _write_table(out, points, rows, grid, base_scenario, str(scenario_path), skipped, engine, workers,
+        _write_table(out, points, rows, grid, base_scenario, source, skipped, engine, workers,
                      interrupted=True)
         raise Interrupted(["a sweep worker died (killed, or out of memory) while running a point",
                            f"{len(rows)} of {len(points)} points are finished and recorded in {out / 'points'}",
                            f"resume with: {resume}"], 1) from None
-    table = _write_table(out, points, rows, grid, base_scenario, str(scenario_path), skipped, engine, workers)
+    finally:
+        record_outputs(out)  # the table written last is the run's too: listed again below
+    table = _write_table(out, points, rows, grid, base_scenario, source, skipped, engine, workers)
+    record_outputs(out)
     counts = table["status"].value_counts().to_dict()
     return [f"{len(points)} points: " + ", ".join(f"{n} {s}" for s, n in counts.items())
             + f" ({skipped} done before, {len(todo)} run now)", f"-> {out / 'results.csv'}"]

@@ -12,17 +12,13 @@ import numpy as np
 
 from scenarios import CellConfig, ChannelConfig, ChannelState, RadioConfig, fdma_rate_bps
 
+from .dynamics import fading_power
+from .geometry import path_loss_db, uniform_in_cell
+
 __all__ = [
     "path_loss_db", "fdma_rate_bps", "sample_user_positions", "sample_edge_positions", "sample_channel",
     "round_gain_factors", "downlink_snr_coeff_hz", "snr_coeff_hz",
 ]
-
-
-def path_loss_db(distance_m: np.ndarray | float, db_at_1km: float = 128.1, db_per_decade: float = 37.6,
-                 min_distance_m: float = 1.0) -> np.ndarray:
-    """PL(d) = db_at_1km + db_per_decade·log10(d / 1 km) in dB, with d clamped to min_distance_m."""
-    d_km = np.maximum(np.asarray(distance_m, dtype=float), min_distance_m) / 1000.0
-    return db_at_1km + db_per_decade * np.log10(d_km)
 
 
 def snr_coeff_hz(gain_db: np.ndarray | float, tx_power_dbm: float, noise_psd_dbm_per_hz: float) -> np.ndarray:
@@ -30,19 +26,11 @@ def snr_coeff_hz(gain_db: np.ndarray | float, tx_power_dbm: float, noise_psd_dbm
     return 10.0 ** ((np.asarray(gain_db, dtype=float) + tx_power_dbm - noise_psd_dbm_per_hz) / 10.0)
 
 
-def _uniform_in_cell(cell: CellConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    if cell.shape == "square":
-        return rng.uniform(-cell.side_m / 2, cell.side_m / 2, size=(n, 2))
-    radius = cell.radius_m * np.sqrt(rng.uniform(0.0, 1.0, size=n))
-    angle = rng.uniform(0.0, 2 * np.pi, size=n)
-    return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
-
-
 def sample_user_positions(cell: CellConfig, rng: np.random.Generator) -> np.ndarray:
     """User positions (K, 2) in metres, uniform over the cell area (or the fixed list)."""
     if cell.user_placement == "fixed":
         return np.asarray(cell.user_positions_m, dtype=float).reshape(cell.users, 2)
-    return _uniform_in_cell(cell, cell.users, rng)
+    return uniform_in_cell(cell, cell.users, rng)
 
 
 def sample_edge_positions(cell: CellConfig, rng: np.random.Generator) -> np.ndarray:
@@ -51,15 +39,13 @@ def sample_edge_positions(cell: CellConfig, rng: np.random.Generator) -> np.ndar
     if m == 0:
         return np.zeros((0, 2))
     if cell.edge_placement == "uniform":
-        return _uniform_in_cell(cell, m, rng)
+        return uniform_in_cell(cell, m, rng)
     angle = 2 * np.pi * np.arange(m) / m
     radius = cell.half_width_m / 2
     return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
 
 
 def _fading(channel: ChannelConfig, shape: tuple, rng: np.random.Generator) -> np.ndarray:
-    from .dynamics import fading_power
-
     return fading_power(channel.fading, channel.rician_k_factor_db, shape, rng)
 
 

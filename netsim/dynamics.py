@@ -7,7 +7,7 @@ covers [j·Tc, (j+1)·Tc). At the start of every block
 * the small-scale fading |h|^2 is redrawn (Rayleigh: exponential with mean 1; Rician with K-factor
   K: |sqrt(K/(K+1)) + sqrt(1/(K+1))·CN(0, 1)|^2, mean 1), independently per user and block;
 * users move Tc·v metres along random-waypoint legs (destinations uniform over the cell, no pause);
-* the path loss follows the new distance (netsim.channel.path_loss_db) and the shadowing is updated
+* the path loss follows the new distance (netsim.geometry.path_loss_db) and the shadowing is updated
   with the Gudmundson (1991) correlation rho = exp(-d / d_corr) over the d metres moved:
   S <- rho·S + sqrt(1 - rho^2)·sigma·N(0, 1), which keeps its variance sigma^2.
 
@@ -26,7 +26,7 @@ from scipy.signal import lfilter
 
 from scenarios import CellConfig, ChannelConfig, ChannelState, fdma_rate_bps
 
-from .channel import _uniform_in_cell, path_loss_db
+from .geometry import path_loss_db, uniform_in_cell
 
 __all__ = ["ChannelTrack", "fading_power"]
 
@@ -64,7 +64,7 @@ class ChannelTrack:
         self._xy = state.positions_m.astype(float).copy()
         self._shadow_db = state.shadowing_db.astype(float).copy()
         self._speed = channel.mobility_speed_mps
-        self._target = _uniform_in_cell(cell, self.users, rng) if self._speed > 0 else None
+        self._target = uniform_in_cell(cell, self.users, rng) if self._speed > 0 else None
         self._buf = np.empty((4 * _CHUNK_BLOCKS, self.users))  # rows _start ... _start + _count - 1 in use
         self._start = 0
         self._count = 0
@@ -83,7 +83,7 @@ class ChannelTrack:
         lengths = [float(np.linalg.norm(ends[0] - starts[0]))]
         while sum(lengths) <= walked[-1]:
             starts.append(ends[-1])
-            ends.append(_uniform_in_cell(self._cell, 1, self._rng)[0])
+            ends.append(uniform_in_cell(self._cell, 1, self._rng)[0])
             lengths.append(float(np.linalg.norm(ends[-1] - starts[-1])))
         begin = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
         leg = np.searchsorted(begin, walked, side="right") - 1

@@ -267,7 +267,7 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
     check_deadline(plan, sim)
     env, acc, log, wall = run_protocol(runner, plan, sim, on_round)
     return SimulationResult(
-        scheme=scheme, strategy="-", total_delay_s=float(env.now), rounds=float(plan.rounds),
+        scheme=scheme, strategy=scheme, total_delay_s=float(env.now), rounds=float(plan.rounds),
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log,
         simpy_events=scheduled_events(env), wall_s=wall, paper_assumptions=sim.paper_assumptions(channel_cfg),

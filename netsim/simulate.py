@@ -88,7 +88,7 @@ class SimulationResult:
 
     def events_frame(self) -> pd.DataFrame:
         """The activity records; with an energy model, `energy_j` = the user's power x duration."""
-        return shape_events(self.log.to_frame(), self.power_w, self.event_detail)
+        return shape_events(self.log.to_frame(), self.power_w, self.event_detail, self.strategy)
 
     def participation_summary(self) -> dict:
         """Who took part and what was wasted (users who dropped out, went offline or missed the deadline)."""
@@ -114,9 +114,12 @@ class SimulationResult:
         }
 
 
-def shape_events(frame: pd.DataFrame, power_w: np.ndarray | None, detail: str = "activity") -> pd.DataFrame:
+def shape_events(frame: pd.DataFrame, power_w: np.ndarray | None, detail: str = "activity",
+                 strategy: str | None = None) -> pd.DataFrame:
     """Add `energy_j` (the user's power x duration, with an energy model) and, for detail 'round',
-    sum the rows per user, round, activity kind and node (time_s: the first start; end_s: the last end)."""
+    sum the rows per user, round, activity kind and node (time_s: the first start; end_s: the last end);
+    `strategy` (the allocation strategy, or the scheme of an epoch-based run) names the run in a
+    `strategy` column, as in the CLI's events file."""
     if power_w is not None and len(frame):
         kinds = frame["kind"].cat.codes.to_numpy()
         users = frame["user"].to_numpy()
@@ -129,6 +132,8 @@ def shape_events(frame: pd.DataFrame, power_w: np.ndarray | None, detail: str = 
         frame = (frame.groupby(["round", "user", "kind", "node", "category"], observed=True, sort=True)
                  .agg(time_s=("time_s", "min"), end_s=("end_s", "max"), activities=("time_s", "size"), **sums)
                  .reset_index())
+    if strategy is not None:
+        frame["strategy"] = strategy
     return frame
 
 
@@ -259,7 +264,7 @@ def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationCon
     power_w = activity_power_w(energy, inputs.users, *allocation.powers_and_clock()) if energy is not None else None
     engine = sfl_engine(sim)
     record = sim.record_events
-    to_sink = (lambda frame: events_sink(shape_events(frame, power_w, sim.event_detail))) if events_sink else None
+    to_sink = (lambda frame: events_sink(shape_events(frame, power_w, sim.event_detail, allocation.strategy))) if events_sink else None
     if engine == "vectorised":
         from .fast_sfl import ColumnLog, node_names, records_frame, run_sfl_vectorised
 

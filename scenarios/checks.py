@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import Problem
 from .nr import PRBS_PER_CHANNEL, prbs_in_channel
 from .presets import MINILM, MINILM_FACTS, PRESETS, Preset, local_facts, preset_names, source_kind, suggest
-from .schema import Scenario, StudyConfig, TrainingConfig
+from .schema import CROSS_SECTION_CHECKS, Scenario, StudyConfig, TrainingConfig
 
 # The study fields each study kind reads (every other `study.*` field does nothing there).
 STUDY_FIELDS: dict[str, set[str]] = {
@@ -252,6 +252,9 @@ def scenario_problems(scenario: Scenario) -> list[Problem]:
     return problems
 
 
+CROSS_SECTION_CHECKS.append(scenario_problems)  # a copy of a scenario is checked as a file is
+
+
 def ignored_fields(scenario: Scenario) -> dict[str, str]:
     """Field paths (or section prefixes) that `splitsim run` of this scenario does not read -> why."""
     kind, scheme = scenario.study.kind, scenario.scheme
@@ -307,21 +310,24 @@ def ignored_reason(scenario: Scenario, path: str) -> str | None:
     return None
 
 
-def explicit_paths(data: dict, prefix: str = "") -> list[str]:
-    """The dotted paths of every leaf a scenario mapping sets."""
+def explicit_paths(model, prefix: str = "") -> list[str]:
+    """The dotted paths of every leaf a scenario (or section) was given explicitly: pydantic's
+    `model_fields_set` at each level, so a scenario read from a file and one edited in Python
+    (splitsim.with_changes) answer alike."""
+    from pydantic import BaseModel
+
     paths = []
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            paths += explicit_paths(value, path + ".")
+    for name in sorted(model.model_fields_set):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel) and value.model_fields_set:
+            paths += explicit_paths(value, f"{prefix}{name}.")
         else:
-            paths.append(path)
+            paths.append(f"{prefix}{name}")
     return paths
 
 
-def scenario_warnings(scenario: Scenario, data: dict | None = None) -> list[Problem]:
-    """Legal but implausible values, and fields the study does not read (when `data`, the file's
-    mapping, shows they were set)."""
+def scenario_warnings(scenario: Scenario) -> list[Problem]:
+    """Legal but implausible values, and fields the study does not read that the scenario sets."""
     warnings = []
     noise = scenario.channel.noise_psd_dbm_per_hz
     if not -180 <= noise <= -160:
@@ -339,9 +345,8 @@ def scenario_warnings(scenario: Scenario, data: dict | None = None) -> list[Prob
     elif scenario.model is not None and samples // users < scenario.model.batch_size:
         warnings.append(Problem("workload.dataset_samples", f"each user holds {samples // users} samples, less than "
                                 f"one batch of {scenario.model.batch_size}: users train no full batch", samples, True))
-    if data is not None:
-        for path in explicit_paths(data):
-            why = ignored_reason(scenario, path)
-            if why is not None and not path.startswith("training"):
-                warnings.append(Problem(path, f"has no effect in this scenario: {why}"))
+    for path in explicit_paths(scenario):
+        why = ignored_reason(scenario, path)
+        if why is not None and not path.startswith("training"):
+            warnings.append(Problem(path, f"has no effect in this scenario: {why}"))
     return warnings

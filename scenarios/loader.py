@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import typing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .checks import scenario_problems
 from .errors import Problem, ScenarioError
 from .schema import Scenario
+from .validation import problems_from_validation, unwrap_model
 
 # YAML 1.1 (PyYAML) reads 20e6 and 1e-3 as strings; scenario files use them for Hz and bits.
 _FLOAT_RE = re.compile(r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$""")
@@ -69,69 +70,6 @@ def read_yaml(text: str, source: str = "") -> dict:
     return data
 
 
-def _model_at(loc: tuple, root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
-    """The pydantic model class that holds the field at `loc` (for "did you mean" suggestions)."""
-    model: Any = root
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return None
-        model = _unwrap_model(model.model_fields[part].annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _unwrap_model(annotation: Any) -> Any:
-    """Find a BaseModel inside Optional[...] / list[...] / Annotated[...]."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _dotted(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def problems_from_validation(err: ValidationError, source: str = "") -> list[Problem]:
-    """One `Problem` per pydantic error, with the field path and a nearest-name hint for unknown keys."""
-    problems = []
-    for e in err.errors(include_url=False):
-        loc = tuple(e["loc"])
-        kind = e["type"]
-        if kind == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            key = str(loc[-1])
-            hint = ""
-            if parent is not None:
-                close = difflib.get_close_matches(key, list(parent.model_fields), n=1, cutoff=0.5)
-                if close:
-                    hint = f"; did you mean '{close[0]}'?"
-                else:
-                    hint = f"; valid keys: {', '.join(parent.model_fields)}"
-            problems.append(Problem(_dotted(loc), f"unknown key{hint}", source=source))
-            continue
-        message = e["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        if kind == "missing":
-            problems.append(Problem(_dotted(loc), "missing required value", source=source))
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            problems.append(Problem(_dotted(loc), "must be a mapping of keys to values", e.get("input"), True,
-                                    source=source))
-        else:
-            value = e.get("input")
-            named = "input" in e and not isinstance(value, dict)  # a section-level check names its values itself
-            problems.append(Problem(_dotted(loc) or "(scenario)", message, value, named, source=source))
-    return problems
-
-
 def resolve_paths(data: dict, base_dir: str | Path) -> dict:
     """A copy of the mapping with relative file paths made absolute against `base_dir` (the folder of
     the scenario file): model.profile_path, training.data_path (not the hub names),
@@ -167,7 +105,6 @@ def parse_scenario(data: dict, source: str = "", base_dir: str | Path | None = N
     Relative paths resolve against `base_dir` (default: the working directory). Besides each
     field, the checks across sections are made (`scenarios.checks`): the model exists and its cuts
     fit, the study has the model and scheme it needs, training settings fit the scheme."""
-    from .checks import scenario_problems
 
     if not isinstance(data, dict):
         raise ScenarioError(Problem("", "a scenario is a mapping of sections", data, True, source=source))
@@ -175,7 +112,7 @@ def parse_scenario(data: dict, source: str = "", base_dir: str | Path | None = N
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(problems_from_validation(err, source)) from None
+        raise ScenarioError(problems_from_validation(err, Scenario, source)) from None
     problems = scenario_problems(scenario)
     if problems:
         raise ScenarioError([replace(p, source=source) for p in problems])
@@ -222,7 +159,7 @@ def set_path(data: dict, dotted_path: str, value: Any) -> dict:
             close = difflib.get_close_matches(part, names, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ScenarioError(Problem(dotted_path, f"no field '{part}' in {parent}{hint}"))
-        model = _unwrap_model(model.model_fields[part].annotation)
+        model = unwrap_model(model.model_fields[part].annotation)
     out = _deep_copy(data)
     node = out
     for part in parts[:-1]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le, Len, Lt
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from .errors import ScenarioError
+from .validation import problems_from_validation
 
 from .devices import DEVICES
 
@@ -29,6 +32,11 @@ Strategy = Literal["proposed", "EB", "FE", "BA"]
 ALL_STRATEGIES: tuple[str, ...] = ("proposed", "EB", "FE", "BA")
 
 
+# The checks across sections that a copy of a whole scenario must pass, as a file does. scenarios.checks
+# registers them (it imports this module; this module does not import it).
+CROSS_SECTION_CHECKS: list = []
+
+
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are immutable once parsed."""
 
@@ -39,17 +47,13 @@ class Section(BaseModel):
         which would let a bad value through); raises ScenarioError naming the field."""
         if not update:
             return super().model_copy(deep=deep)
-        from pydantic import ValidationError
-
-        from .errors import ScenarioError
-        from .loader import problems_from_validation
 
         data = {name: getattr(self, name) for name in type(self).model_fields}
         data.update(update)
         try:
             copy = type(self).model_validate(data)
         except ValidationError as err:
-            raise ScenarioError(problems_from_validation(err)) from None
+            raise ScenarioError(problems_from_validation(err, type(self))) from None
         copy._after_copy()
         return copy
 
@@ -499,10 +503,7 @@ class Scenario(Section):
     training: TrainingConfig = TrainingConfig()
 
     def _after_copy(self) -> None:
-        from .checks import scenario_problems
-        from .errors import ScenarioError
-
-        problems = scenario_problems(self)
+        problems = [p for check in CROSS_SECTION_CHECKS for p in check(self)]
         if problems:
             raise ScenarioError(problems)
 

@@ -6,13 +6,15 @@
     world = splitsim.realise(scenario)                               # the channel draw, the demand
     allocations = splitsim.optimise(world)                           # proposed, EB, FE, BA
     splitsim.allocation_table(allocations)                           # a DataFrame
-    result = splitsim.simulate(world, allocations["proposed"])       # SimPy run
+    result = splitsim.simulate(world, allocations["proposed"])       # one strategy's run
+    runs = splitsim.simulate(world)                                  # every run `splitsim simulate` makes
     study = splitsim.run_study(scenario, "out/study")                # tables, summary, figures
     table = splitsim.sweep("scenarios/fedsllm_fig2.yaml", {"cell.users": [10, 20]}, "out/sweep")
 
-The `splitsim` command line calls the same functions (analysis.runs, analysis.sweep).
+The `splitsim` command line calls the same functions (see splitsim.api for which).
 """
 
+from analysis.outputs import package_version as _package_version
 from scenarios import InputError, Scenario, ScenarioError, load_scenario, parse_scenario
 
 from .api import (
@@ -28,7 +30,9 @@ from .api import (
     with_changes,
 )
 
+__version__ = _package_version()
+
 __all__ = [
-    "InputError", "Scenario", "ScenarioError", "StudyResult", "allocation_table", "load_scenario", "optimise",
+    "__version__", "InputError", "Scenario", "ScenarioError", "StudyResult", "allocation_table", "load_scenario", "optimise",
     "parse_scenario", "profile", "realise", "run_study", "simulate", "sweep", "validate", "with_changes",
 ]

@@ -1,41 +1,58 @@
-"""The functions behind `import splitsim`: thin wrappers over the packages, as the CLI is."""
+"""The functions behind `import splitsim`: each calls exactly what the matching command calls.
+
+| Python                      | command             | shared code                                  |
+| --------------------------- | ------------------- | -------------------------------------------- |
+| `validate(file or scenario)`| `splitsim validate` | analysis.checking.check_scenario             |
+| `optimise(world)`           | `splitsim optimize` | analysis.allocations.world_allocations       |
+| `simulate(world)`           | `splitsim simulate` | analysis.simulation.simulations              |
+| `profile(scenario)`         | `splitsim profile`  | analysis.world.load_profile                  |
+| `run_study(scenario, out)`  | `splitsim run`      | analysis.runs.run_study                      |
+| `sweep(file or scenario,..)`| `splitsim sweep`    | analysis.sweep.run_sweep                     |
+
+tests/test_two_doors.py runs every shipped scenario through both doors and compares the outputs.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis.guards import check_allocations, check_resources
-from analysis.outputs import claim_out_dir
+from analysis.allocations import world_allocations
+from analysis.checking import check_scenario
+from analysis.outputs import claim_out_dir, record_outputs
+from analysis.simulation import simulations
 from analysis.world import World, load_profile
 from analysis.world import realise as _realise
-from netsim import SimulationResult, simulate_sfl
-from optimizer import optimise as _optimise
-from scenarios import Allocation, Scenario, WorkloadProfile, load_scenario, parse_scenario, scenario_to_dict, set_path
-from scenarios.checks import scenario_warnings
+from netsim import SimulationResult
+from scenarios import Allocation, InputError, Scenario, WorkloadProfile, load_scenario, parse_scenario, set_path
 
 
-def validate(path: str | Path) -> list[str]:
-    """Check a scenario file as `splitsim validate` does; return its warning lines (raises
-    ScenarioError / InputError on a problem)."""
-    from scenarios import read_yaml
+def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, str]:
+    if isinstance(scenario, Scenario):
+        return scenario, ""
+    if isinstance(scenario, (str, Path)):
+        return load_scenario(scenario), str(scenario)
+    raise InputError(f"expected a scenario file or a splitsim.Scenario, not a {type(scenario).__name__}",
+                     field="scenario", value=type(scenario).__name__)
 
-    scenario = load_scenario(path)
-    check_resources(scenario, "run")
-    data = read_yaml(Path(path).read_text(encoding="utf-8"), str(path))
-    return [w.line() for w in scenario_warnings(scenario, data)]
+
+def validate(scenario: str | Path | Scenario, command: str = "run") -> list[str]:
+    """Check a scenario file or object as `splitsim validate` does (for `command`); return its
+    warning lines. Raises ScenarioError / InputError, with one line per problem, on an error."""
+    scenario, source = _scenario(scenario)
+    return [w.line() for w in check_scenario(scenario, command, source)]
 
 
 def with_changes(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
     """A copy of `scenario` with dotted fields changed ({"cell.users": 20, "model.cut_layers": [2]}),
-    validated exactly as a scenario file is (unknown paths and bad values raise ScenarioError)."""
-    data = scenario_to_dict(scenario)
+    validated exactly as a scenario file is (unknown paths and bad values raise ScenarioError). The
+    fields the scenario set explicitly stay explicit, so validate() warns about the same ones."""
+    data = scenario.model_dump(mode="json", exclude_unset=True)
     if scenario.model is None and any(path.startswith("model.") for path in changes):
-        from scenarios import InputError
-
         raise InputError("the scenario has no model section; set model.source (and the rest) explicitly",
                          field=next(p for p in changes if p.startswith("model.")), value=None)
     for path, value in changes.items():
@@ -48,12 +65,23 @@ def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World
     return _realise(scenario, profile)
 
 
-def optimise(world: World | Scenario) -> dict[str, Allocation]:
-    """Every strategy's allocation of FedsLLM problem (17) (proposed, EB, FE, BA)."""
+def _world(world: World | Scenario, command: str) -> World:
     if isinstance(world, Scenario):
-        world = realise(world)
-    check_resources(world.scenario, "optimize")
-    return _optimise(world.inputs, world.scenario.optimizer)
+        check_scenario(world, command)
+        return realise(world)
+    if not isinstance(world, World):
+        raise InputError(f"expected a World (splitsim.realise) or a Scenario, not a {type(world).__name__}",
+                         field="world", value=type(world).__name__)
+    return world
+
+
+def optimise(world: World | Scenario) -> dict[str, Allocation]:
+    """Every strategy's allocation, as `splitsim optimize` computes it: problem (17), the
+    energy-aware proposed strategy under `optimizer.energy_budget_j` / `energy_weight`, whole PRBs
+    under `radio.subcarrier_spacing_khz`."""
+    world = _world(world, "optimize")
+    check_scenario(world.scenario, "optimize")
+    return world_allocations(world)
 
 
 def allocation_table(allocations: dict[str, Allocation]) -> pd.DataFrame:
@@ -62,16 +90,27 @@ def allocation_table(allocations: dict[str, Allocation]) -> pd.DataFrame:
                          for name, a in allocations.items()]).set_index("strategy")
 
 
-def simulate(world: World, allocation: Allocation) -> SimulationResult:
-    """Simulate SFL under one allocation (`.total_delay_s`, `.summary()`, `.events_frame()`)."""
-    check_allocations({allocation.strategy: allocation}, world.scenario)
-    s = world.scenario
-    return simulate_sfl(world.inputs, allocation, s.simulation, s.radio, s.channel, world.channel,
-                        world.simulation_rng())
+def simulate(world: World | Scenario, allocation: Allocation | None = None
+             ) -> SimulationResult | dict[str, SimulationResult]:
+    """Simulate as `splitsim simulate` does. Without `allocation`: every run the command makes,
+    {name: result} (SFL: each strategy of `optimise`; SplitLLM, SL, FL: the scheme). With one SFL
+    allocation: that run alone. `.summary()` and `.events_frame()` hold what the command writes to
+    summary.json and the events file."""
+    world = _world(world, "simulate")
+    if allocation is None:
+        return dict(simulations(world, progress=False))
+    if world.scenario.scheme != "sfl":
+        raise InputError(f"scheme '{world.scenario.scheme}' runs without an allocation of problem (17): call "
+                         "simulate(world)", field="allocation", value=allocation.strategy)
+    return next(iter(dict(simulations(world, progress=False, allocations={allocation.strategy: allocation}))
+                     .values()))
 
 
 def profile(scenario: Scenario) -> WorkloadProfile:
     """The scenario model's profile (measured with torch, or read from the cache / profile_path)."""
+    check_scenario(scenario, "profile")
+    if scenario.model is None:
+        raise InputError("the scenario names no model to profile", field="model", value=None)
     return load_profile(scenario)
 
 
@@ -84,29 +123,42 @@ class StudyResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
 
+    @property
+    def metrics(self) -> dict:
+        """The study's metrics (analysis.metrics names them), as in summary.json."""
+        return self.summary.get("metrics", {})
 
-def run_study(scenario: Scenario, out: str | Path, overwrite: bool = False, progress: bool = False) -> StudyResult:
+
+def run_study(scenario: str | Path | Scenario, out: str | Path, overwrite: bool = False,
+              progress: bool = False) -> StudyResult:
     """Run the scenario's study (`study.kind`) into `out`, as `splitsim run` does."""
-    import json
-
     from analysis.runs import run_study as _run_study
 
-    check_resources(scenario, "run")
+    scenario, source = _scenario(scenario)
+    check_scenario(scenario, "run", source)
     folder = claim_out_dir(out, "run", scenario, overwrite=overwrite)
-    _run_study(scenario, folder, progress=progress)
+    try:
+        _run_study(scenario, folder, source=source, progress=progress)
+    finally:
+        record_outputs(folder)
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     tables = {p.stem: pd.read_csv(p) for p in sorted(folder.glob("*.csv"))}
     return StudyResult(folder, summary, tables, sorted(folder.glob("*.png")))
 
 
-def sweep(scenario_path: str | Path, grid: dict[str, list], out: str | Path, workers: int | None = None,
-          overwrite: bool = False, progress: bool = False) -> pd.DataFrame:
+def sweep(scenario: str | Path | Scenario, grid: dict[str, list], out: str | Path, workers: int | None = None,
+          overwrite: bool = False, progress: bool = False, max_points: int | None = None) -> pd.DataFrame:
     """Run the scenario's study over a grid ({"cell.users": [10, 20]}) as `splitsim sweep` does;
-    return results.csv as a DataFrame (one row per point)."""
-    import json
+    return results.csv as a DataFrame (one row per point; headline columns `delay_<who>_s`)."""
+    from analysis.sweep import MAX_POINTS, run_sweep
 
-    from analysis.sweep import run_sweep
-
+    if not isinstance(scenario, (str, Path, Scenario)):
+        _scenario(scenario)  # the one-line error
     sets = [f"{path}=" + ",".join(json.dumps(v) for v in values) for path, values in grid.items()]
-    run_sweep(scenario_path, sets, out, workers=workers, progress=progress, overwrite=overwrite)
+    run_sweep(scenario, sets, out, workers=workers, progress=progress, overwrite=overwrite,
+              max_points=MAX_POINTS if max_points is None else max_points)
     return pd.read_csv(Path(out) / "results.csv")
+
+
+__all__ = ["StudyResult", "allocation_table", "optimise", "profile", "realise", "run_study", "simulate", "sweep",
+           "validate", "with_changes"]

@@ -314,7 +314,8 @@ def test_budget_below_the_least_energy_is_refused_with_the_user_and_its_need():
 def test_energy_aware_allocation_meets_budget_and_simulates_to_the_same_energy():
     from scenarios import parse_scenario
 
-    from analysis.runs import simulate_allocation, world_allocations
+    from analysis.allocations import world_allocations
+    from analysis.simulation import simulate_allocation
     from analysis.world import realise
 
     scenario = parse_scenario({"name": "e", "cell": {"users": 6}, "theory": {"epsilon0": 0.2},

@@ -1,0 +1,39 @@
+"""Every strategy's allocation for a realised scenario: the one function both doors call.
+
+`splitsim optimize`, `simulate`, the studies that simulate SFL and `splitsim.optimise` all take
+their allocations from `world_allocations`, so the Python API and the CLI cannot disagree on
+whole PRBs or the energy budget.
+"""
+
+from __future__ import annotations
+
+from optimizer.energy_strategies import allocation_energy_j, optimise_with_energy
+from scenarios import Allocation
+
+from .world import World
+
+
+def world_allocations(world: World) -> dict[str, Allocation]:
+    """Every strategy's allocation for the scenario: problem (17), or with an energy budget or
+    weight the energy-aware proposed strategy (optimizer.energy_strategies); with
+    radio.subcarrier_spacing_khz, rounded to whole PRBs (optimizer.prb)."""
+    opt = world.scenario.optimizer
+    allocations = optimise_with_energy(world.inputs, world.energy, opt, opt.energy_budget_j, opt.energy_weight)
+    scs_khz = world.scenario.radio.subcarrier_spacing_khz
+    if scs_khz is not None:
+        from optimizer.prb import allocation_in_prbs
+
+        rule = world.scenario.radio.prb_rule
+        allocations = {name: allocation_in_prbs(world.inputs, alloc, scs_khz, rule)
+                       for name, alloc in allocations.items()}
+    return allocations
+
+
+def allocation_energy_summary(world: World, alloc: Allocation) -> dict:
+    """Worst and mean user energy (J, whole training) of an allocation, and its powers and clocks."""
+    spent = allocation_energy_j(world.inputs, world.energy, alloc)
+    p_s, p_c, f = alloc.powers_and_clock()
+    return {"worst_user_j": float(spent["total_j"].max()), "mean_user_j": float(spent["total_j"].mean()),
+            "per_category_j": {k[:-2]: float(v.sum()) for k, v in spent.items() if k != "total_j"},
+            "mean_tx_power_main_w": float(world.energy.max_tx_power_w * p_s.mean()),
+            "mean_cpu_fraction": float(f.mean())}
