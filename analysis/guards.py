@@ -205,13 +205,14 @@ def check_resources(scenario: Scenario, command: str) -> None:
 
         read_availability_trace(scenario.simulation.availability_trace, scenario.cell.users)
     if scenario.model is None:
-        if scenario.scheme == "sfl" and kind in ("simulate", "robustness") and (
-                scenario.simulation.round_deadline_s is not None or scenario.channel.time_varying):
+        if scenario.scheme == "sfl" and kind in ("simulate", "robustness"):
             from .allocations import world_allocations
             from .world import realise
 
             world = realise(scenario)  # cheap without a model: the channel draw and problem (17)
-            check_dynamics(world, world_allocations(world))
+            allocations = world_allocations(world)
+            check_allocations(allocations, scenario, streamed=kind == "simulate")
+            check_dynamics(world, allocations)
         return
     if kind == "simulate" and scenario.scheme != "sfl":
         check_cost(epoch_cost(scenario.scheme, scenario), scenario, f"simulating {scenario.scheme}")

@@ -77,13 +77,19 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
 class EventWriter:
     """Writes the event tables of several runs into one file as they come (SFL's a round at a time).
 
+    Chunks are buffered up to `FLUSH_ROWS` rows and written together (one parquet row group or CSV
+    append per flush, not per round: thousands of tiny writes cost more than the simulation).
     Categorical columns are written as text: their categories differ from chunk to chunk."""
+
+    FLUSH_ROWS = 200_000
 
     def __init__(self, path: Path, fmt: str):
         self.path, self.fmt = path, fmt
         self.rows: dict[str, int] = {}
         self._parquet = None  # pyarrow.parquet.ParquetWriter, once the first chunk is in
         self._started = False
+        self._buffer: list[pd.DataFrame] = []
+        self._buffered = 0
 
     def sink(self, strategy: str):
         """The function that writes one chunk of `strategy`'s events."""
@@ -97,22 +103,34 @@ class EventWriter:
                 if isinstance(frame[col].dtype, pd.CategoricalDtype):
                     frame[col] = frame[col].astype(str)
             self.rows[strategy] += len(frame)
-            if self.fmt == "csv":
-                frame.to_csv(self.path, mode="a", header=not self._started, index=False)
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                if self._parquet is None:
-                    self._parquet = pq.ParquetWriter(self.path, table.schema)
-                self._parquet.write_table(table.cast(self._parquet.schema))
-            self._started = True
+            self._buffer.append(frame)
+            self._buffered += len(frame)
+            if self._buffered >= self.FLUSH_ROWS:
+                self.flush()
 
         return write
 
+    def flush(self) -> None:
+        """Write what is buffered."""
+        if not self._buffer:
+            return
+        frame = pd.concat(self._buffer, ignore_index=True) if len(self._buffer) > 1 else self._buffer[0]
+        self._buffer, self._buffered = [], 0
+        if self.fmt == "csv":
+            frame.to_csv(self.path, mode="a", header=not self._started, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        self._started = True
+
     def close(self) -> bool:
         """Finish the file; False when nothing was written."""
+        self.flush()
         if self._parquet is not None:
             self._parquet.close()
         return self._started

@@ -1,0 +1,155 @@
+"""The house: no import circles, output folders that keep a user's files, guards on huge sweeps."""
+
+from __future__ import annotations
+
+import ast
+import logging
+
+import pytest
+
+from helpers import REPO
+
+PACKAGES = ("splitsim", "scenarios", "netsim", "learning", "optimizer", "analysis")
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (at any depth of the file, lazily or not)."""
+    files = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            files[".".join(parts)] = path
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = name.split(".")[: len(name.split(".")) - (0 if is_package else 1)]
+                    base = base[: len(base) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in files and t != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_of_the_project_imports_itself_through_others():
+    graph = _module_graph()
+    assert len(graph) > 50  # the walk found the packages
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_dependencies_point_one_way():
+    """scenarios imports no other package; netsim, optimizer, learning only scenarios; none imports splitsim."""
+    allowed = {"scenarios": set(), "netsim": {"scenarios"}, "optimizer": {"scenarios"}, "learning": {"scenarios"},
+               "analysis": {"scenarios", "netsim", "optimizer", "learning"}}
+    for module, targets in _module_graph().items():
+        package = module.split(".")[0]
+        if package not in allowed:
+            continue
+        reached = {t.split(".")[0] for t in targets} - {package}
+        assert reached <= allowed[package], (module, reached - allowed[package])
+
+
+def test_a_rerun_deletes_only_what_splitsim_wrote(tmp_path, cli):
+    scenario = REPO / "scenarios" / "tiny_sfl.yaml"
+    out = tmp_path / "out"
+    assert cli("simulate", scenario, "--out", out)[0] == 0
+    written = sorted(p.name for p in out.iterdir())
+    (out / "my_notes.txt").write_text("what I saw")
+    (out / "mine").mkdir()
+    (out / "mine" / "figure.svg").write_text("<svg/>")
+    assert cli("simulate", scenario, "--out", out)[0] == 0
+    assert (out / "my_notes.txt").read_text() == "what I saw"
+    assert (out / "mine" / "figure.svg").is_file()
+    assert sorted(p.name for p in out.iterdir()) == sorted(written + ["my_notes.txt", "mine"])
+    # and --overwrite with another command: the user's files stay there too
+    code, _, err = cli("optimize", scenario, "--out", out, "--overwrite")
+    assert code == 0, err
+    assert (out / "my_notes.txt").is_file() and not (out / "summary.json").exists()
+
+
+def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path, cli):
+    values = ",".join(str(10 + i) for i in range(101))
+    code, _, err = cli("sweep", REPO / "scenarios" / "tiny_sfl.yaml", "--set", f"cell.users={values}",
+                       "--set", f"theory.epsilon0={','.join(str(0.01 + i / 1000) for i in range(100))}",
+                       "--out", tmp_path / "s")
+    assert code == 2
+    assert "10,100 points" in err and "--max-points" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_sweep_without_a_terminal_logs_its_progress(tmp_path, caplog):
+    import splitsim
+
+    with caplog.at_level(logging.INFO, logger="analysis"):
+        splitsim.sweep(REPO / "scenarios" / "tiny_sfl.yaml", {"theory.epsilon0": [0.1, 0.2, 0.3]}, tmp_path / "s",
+                       workers=1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep: ")]
+    assert lines and lines[-1].startswith("sweep: 3 of 3 points")
+
+
+def test_a_cost_refusal_names_the_scenario_file(tmp_path, cli):
+    path = tmp_path / "big.yaml"
+    path.write_text("cell:\n  users: 50\nsimulation:\n  max_events: 1000\n")
+    code, _, err = cli("simulate", path, "--out", tmp_path / "o")
+    assert code == 2
+    assert err.startswith(f"error: {path}: simulation.max_events:"), err
+
+
+@pytest.mark.parametrize("command", ["run", "simulate"])
+def test_bad_input_costs_run_no_more_than_validate(tmp_path, cli, command):
+    """The same one line from `validate` and the command, before the command writes anything."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("cell:\n  users: 50\nsimulation:\n  max_events: 1000\n")
+    _, _, from_validate = cli("validate", path)
+    code, _, from_command = cli(command, path, "--out", tmp_path / command)
+    assert code == 2 and from_command == from_validate
+    assert not (tmp_path / command).exists()
