@@ -256,10 +256,24 @@ def _param_counts(tier: Tier, base_dtype: str = "auto") -> dict:
             "trainable_bytes": tbytes}
 
 
-PROFILE_FORMAT = 5
+def _tied_counts(first: Tier, last: Tier, base_dtype: str) -> dict:
+    """Parameters the first segment (embeddings) shares with the last (the head) — tied input and
+    output embeddings (Llama-3.2-1B/3B, Qwen2.5-0.5B, Gemma-2): each tier of a split holds its own copy,
+    the unsplit model one (WorkloadProfile.tier subtracts these from the whole model)."""
+    mine = {id(p) for p in first.parameters()}
+    stored = _frozen_linear_bytes(last, base_dtype)
+    shared = [p for p in last.parameters() if id(p) in mine]
+    return {"tied_frozen_params": sum(p.numel() for p in shared if not p.requires_grad),
+            "tied_trainable_params": sum(p.numel() for p in shared if p.requires_grad),
+            "tied_param_bytes": sum(stored.get(id(p), p.nbytes) for p in shared),
+            "tied_trainable_bytes": sum(p.nbytes for p in shared if p.requires_grad)}
+
+
+PROFILE_FORMAT = 6
 """Bump whenever what a profile measures changes, so that cached profiles are measured again
 (2: attention FLOPs counted the same on every kernel, learning/flops.py; 3: decoder family;
-4: transient memory measured on CPU and meta too, learning/live_memory.py; 5: a quantised base's
+4: transient memory measured on CPU and meta too, learning/live_memory.py; 6: tied embeddings counted once
+in the unsplit model; 5: a quantised base's
 code tables and dequantised weight, learning/quant.py)."""
 
 
@@ -448,6 +462,7 @@ def _assemble(spec, lora, arch, config, n, tiers, result, counting, timing, repe
                                    _dequantised_transient(tier, spec.base_dtype, spec.dtype)
                                    if counting.live is None else 0))
                 for t, tier in enumerate(tiers)]
+    tied = _tied_counts(tiers[0], tiers[-1], spec.base_dtype)
     boundaries = [BoundaryProfile(cut=c.cut, shape=list(c.activation.shape), dtype=str(c.activation.dtype).split(".")[-1],
                                   forward_bytes=c.forward_bytes, side_bytes=c.side_bytes,
                                   backward_bytes=c.backward_bytes) for c in result.crossings]
@@ -459,7 +474,7 @@ def _assemble(spec, lora, arch, config, n, tiers, result, counting, timing, repe
         sequence_length=None if arch == "vit" else sequence_length,
         image_size=(image_size or config.image_size) if arch == "vit" else None, num_labels=spec.num_labels,
         lora_rank=lora.rank, lora_alpha=lora.alpha, lora_targets=targets, optimizer=optimizer, num_blocks=n,
-        device=device, segments=segments, boundaries=boundaries,
+        device=device, segments=segments, boundaries=boundaries, **tied,
         environment={"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version(), "host": platform.node(), "timed_steps": repeats,
                      "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -106,6 +106,12 @@ class WorkloadProfile:
     # ---- levers applied to the measured step (scenario `model` fields; `with_levers`) ----------
     cut_dtype: str | None = None  # dtype of what crosses a cut; None: the compute dtype
     checkpointing: tuple[str, ...] = ()  # tier roles (TIER_ROLES) that recompute their blocks
+    # ---- parameters the embeddings share with the head (tied embeddings): counted in both the
+    # first and the last segment, since each tier of a split holds a copy; once in the whole model.
+    tied_frozen_params: int = 0
+    tied_trainable_params: int = 0
+    tied_param_bytes: int = 0
+    tied_trainable_bytes: int = 0
 
     def with_levers(self, cut_dtype: str | None = None, checkpointing=()) -> WorkloadProfile:
         """This profile with the activations and their gradients cast to `cut_dtype` at every cut,
@@ -145,7 +151,8 @@ class WorkloadProfile:
         segs = self.segments[lo:hi]
         blocks = self.segments[start + 1:stop + 1]  # segment i + 1 is block i
         others = ([self.segments[0]] if start == 0 else []) + ([self.segments[-1]] if stop == self.num_blocks else [])
-        trainable = sum(s.trainable_bytes for s in segs)
+        whole = start == 0 and stop == self.num_blocks  # tied embeddings are one tensor there, not two
+        trainable = sum(s.trainable_bytes for s in segs) - (self.tied_trainable_bytes if whole else 0)
         saved = sum(s.saved_bytes for s in segs)
         transient = max((s.transient_bytes for s in segs), default=0)
         recompute_flops = recompute_s = 0.0
@@ -157,12 +164,14 @@ class WorkloadProfile:
             recompute_flops, recompute_s = sum(s.forward_flops for s in blocks), sum(s.forward_s for s in blocks)
         return TierSummary(
             name=name, start=start, stop=stop,
-            frozen_params=sum(s.frozen_params for s in segs), lora_params=sum(s.lora_params for s in segs),
-            other_trainable_params=sum(s.other_trainable_params for s in segs), adapter_bytes=trainable,
+            frozen_params=sum(s.frozen_params for s in segs) - (self.tied_frozen_params if whole else 0),
+            lora_params=sum(s.lora_params for s in segs),
+            other_trainable_params=sum(s.other_trainable_params for s in segs)
+            - (self.tied_trainable_params if whole else 0), adapter_bytes=trainable,
             forward_flops=sum(s.forward_flops for s in segs),
             backward_flops=sum(s.backward_flops for s in segs) + recompute_flops,
             forward_s=sum(s.forward_s for s in segs), backward_s=sum(s.backward_s for s in segs) + recompute_s,
-            param_bytes=sum(s.param_bytes for s in segs), grad_bytes=trainable,
+            param_bytes=sum(s.param_bytes for s in segs) - (self.tied_param_bytes if whole else 0), grad_bytes=trainable,
             optimizer_bytes=int(OPTIMIZER_STATE_FACTOR.get(self.optimizer, 2.0) * trainable),
             activation_bytes=saved, transient_bytes=transient,
         )
