@@ -230,9 +230,32 @@ def joint_cut(table: pd.DataFrame, choice: dict, path: Path, title: str = "") ->
     return _save(fig, path)
 
 
-def sweep_metrics(table: pd.DataFrame, paths: list[str], metrics: list[str], path: Path, title: str = "") -> Path:
-    """A sweep's headline metrics against its first swept field: one line per metric and per value
-    of the other swept fields. Non-numeric values sit at evenly spaced positions."""
+_UNITS = (("_hz", 1e6, "MHz"), ("_dbm", 1.0, "dBm"), ("_bps", 1e6, "Mbit/s"), ("_s", 1.0, "s"), ("_m", 1.0, "m"),
+          ("_j", 1.0, "J"), ("_gib", 1.0, "GiB"), ("_w", 1.0, "W"))
+
+
+def field_label(path: str) -> tuple[str, float, str]:
+    """(words, scale, unit) of a dotted scenario field: radio.uplink_main_bandwidth_hz -> ("uplink main
+    bandwidth", 1e6, "MHz"), so that values show as 10 MHz rather than 1e+07."""
+    name = path.split(".")[-1]
+    for suffix, scale, unit in _UNITS:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix).replace("_", " "), scale, unit
+    return name.replace("_", " "), 1.0, ""
+
+
+def field_value(path: str, value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    _, scale, unit = field_label(path)
+    return f"{value / scale:,.6g}" + (f" {unit}" if unit else "")
+
+
+def sweep_metrics(table: pd.DataFrame, paths: list[str], metrics: list[str], path: Path, title: str = "",
+                  meaning: str = "") -> Path:
+    """A sweep's headline metrics against its first swept field: one colour per metric, one line
+    style per value of the other swept fields; `meaning` (what the headline delays are) goes under
+    the title. Non-numeric values sit at evenly spaced positions; integer fields get integer ticks."""
     # list-valued fields (cut_layers, gradient_checkpointing, ...) are labels: group and place them by text
     table = table.assign(**{p: table[p].map(lambda v: str(v) if isinstance(v, (list, tuple, dict)) else v)
                             for p in paths})
@@ -245,24 +268,30 @@ def sweep_metrics(table: pd.DataFrame, paths: list[str], metrics: list[str], pat
     linestyles = ["-", "--", ":", "-."]
     for g, (key, rows) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
-        suffix = ", ".join(f"{p.split('.')[-1]} = {k:g}" if isinstance(k, float) else f"{p.split('.')[-1]} = {k}"
-                           for p, k in zip(others, key))
+        suffix = ", ".join(f"{field_label(p)[0]} = {field_value(p, k)}" for p, k in zip(others, key))
         rows = rows.sort_values(x_path) if numeric else rows
         for m, metric in enumerate(metrics):
-            label = metric.removesuffix("_s").replace("_", " ") + (f" ({suffix})" if suffix else "")
-            ax.plot([position(v) for v in rows[x_path]], rows[metric], marker="o", color=f"C{m % 10}",
+            who = metric.removeprefix("delay_").removesuffix("_s") if metric.startswith("delay_") else metric
+            label = who.replace("_", " ") + (f" ({suffix})" if suffix else "")
+            x_scale = field_label(x_path)[1] if numeric else 1.0
+            ax.plot([position(v) / x_scale for v in rows[x_path]], rows[metric], marker="o", color=f"C{m % 10}",
                     linestyle=linestyles[g % len(linestyles)], label=label)
     if not numeric:
         ax.set_xticks(range(len(x_values)), [str(v) for v in x_values])
+    elif all(isinstance(v, int) for v in x_values):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     values = table[metrics].to_numpy(dtype=float)
     values = values[np.isfinite(values) & (values > 0)]
     if len(values) and values.max() / values.min() > 20:
         ax.set_yscale("log")
-    ax.set_xlabel(x_path)
-    ax.set_ylabel("delay (s)" if all("delay" in m or m.endswith("T_s") for m in metrics) else "value")
+    words, _, unit = field_label(x_path)
+    ax.set_xlabel(f"{words}" + (f" ({unit})" if unit and numeric else "") + f"   [{x_path}]")
+    ax.set_ylabel("training delay (s)" if all(m.startswith("delay_") for m in metrics) else "value")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False, handlelength=4)
-    ax.set_title(title or "Sweep", fontsize=10)
+    ax.set_title((title or "Sweep") + (f"\n{meaning}" if meaning else ""), fontsize=9)
     return _save(fig, path)
 
 

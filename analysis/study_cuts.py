@@ -22,6 +22,7 @@ from scenarios import InputError, rng_for
 
 from . import plots
 from .guards import check_allocations
+from .metrics import delay_metric, headline_delays
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_iter
 from .report import Report
@@ -169,7 +170,7 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
         best = ok.loc[ok["delay_s"].idxmin()] if len(ok) else None
         if best is not None:
             metrics = {"best_cut_user": int(best["cut_user"]), "best_cut_edge": int(best["cut_edge"]),
-                       "best_delay_s": float(best["delay_s"])}
+                       delay_metric("splitllm"): float(best["delay_s"])}
             lines.append(f"fastest feasible pair: cuts ({int(best['cut_user'])}, {int(best['cut_edge'])}), "
                          f"delay {best['delay_s']:.5g} s")
         report.table(table, "Simulated delay and peak memory per pair of cuts:")
@@ -185,9 +186,10 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
         ok = table[table["feasible"]]
         if len(ok):
             best = ok.loc[ok[delay_col].idxmin()]
-            metrics = {"best_cut": int(best["cut"]), "best_delay_s": float(best[delay_col])}
+            metrics = {"best_cut": int(best["cut"])}
             for col in (c for c in table.columns if c.startswith("T_") and c.endswith("_s")):
-                metrics[f"best_delay_{col[2:-2]}_s"] = float(ok[col].min())  # each strategy at its best cut
+                who = col[2:-2] if scheme == "sfl" else scheme  # T_SL_s is SL's
+                metrics[delay_metric(who)] = float(ok[col].min())  # each strategy at its best cut
             lines.append(f"fastest feasible cut: {int(best['cut'])} ({delay_col} = {best[delay_col]:.5g} s)")
         if kind == "joint_cut":
             choice = _joint_choice(world, table, out)
@@ -196,18 +198,18 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
                              f"(simulated {choice['T_simulated_s']:.6g} s); allocation in `joint_choice.json`.")
             report.figure("joint_cut.png", "optimal delay and eta per cut (the joint optimum circled) and each user's "
                                           "bandwidth at the optimum")
-            metrics.update({"joint_cut": choice["cut"], "joint_eta": choice["eta"], "joint_T_s": choice["T_s"]})
+            metrics.update({"joint_cut": choice["cut"], "joint_eta": choice["eta"], delay_metric("joint"): choice["T_s"]})
             lines.append(f"joint optimum: cut {choice['cut']}, eta {choice['eta']:.4f}, T = {choice['T_s']:.6g} s")
     infeasible = int((~table["feasible"]).sum())
     if infeasible:
         lines.append(f"{infeasible} of {len(table)} candidates exceed a device memory limit (marked infeasible; "
                      f"e.g. {table.loc[~table['feasible'], 'infeasible_reason'].iloc[0]})")
-    headline = [m for m in metrics if m.startswith("best_delay_")] if scheme == "sfl" else \
-        [m for m in metrics if m == "best_delay_s"]
-    if kind == "joint_cut":
-        headline = ["joint_T_s"]
     write_json(out / "summary.json", {"scenario": scenario.name, "study": kind, "metrics": metrics,
-                                      "headline": headline,
+                                      "headline": headline_delays(metrics),
+                                      "headline_meaning": "each strategy's (or the scheme's) training delay at its "
+                                                          "fastest cut that fits the devices' memory"
+                                                          + ("; delay_joint_s: the optimizer's T at the joint optimum" if kind == "joint_cut"
+                                                             else ""),
                                       "rows": table.to_dict(orient="records")})
     report.write(out)
     return lines + [f"-> {out}"]

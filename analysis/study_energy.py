@@ -18,6 +18,7 @@ from optimizer.energy_strategies import allocation_energy_j, check_budget, minim
 from scenarios import Scenario
 
 from . import plots
+from .metrics import delay_metric, headline_delays
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_iter
 from .report import Report
@@ -77,10 +78,13 @@ def run_delay_energy(scenario: Scenario, out_dir: str | Path, source: str = "", 
     tight, loose = front.iloc[0], front.iloc[-1]
     at_power = table[(table["mode"] == "power") & (table["tx_power_dbm"] == scenario.radio.max_tx_power_dbm)]
     metrics = {"least_energy_needed_j": e_min, "delay_optimal_worst_user_j": e_opt,
-               "delay_at_tightest_budget_s": float(tight["T_s"]), "delay_at_loosest_budget_s": float(loose["T_s"]),
+               delay_metric("tightest_budget"): float(tight["T_s"]), delay_metric("loosest_budget"): float(loose["T_s"]),
                **{f"worst_user_{r.strategy}_j": r.worst_user_j for r in at_power.itertuples()}}
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "delay_energy", "metrics": metrics,
-                                      "headline": list(metrics), "rows": table.to_dict(orient="records")})
+                                      "headline": headline_delays(metrics),
+                                      "headline_meaning": "the proposed allocation's training delay under the "
+                                                          "tightest and the loosest energy budget of the sweep",
+                                      "rows": table.to_dict(orient="records")})
     report = Report("Training delay against user energy", scenario.name, source)
     report.paragraph(
         f"K = {scenario.cell.users} users. Each user's budget E_max covers the whole training. The proposed allocation "

@@ -12,6 +12,7 @@ from optimizer.energy_strategies import allocation_energy_j
 from scenarios import InputError, Scenario, TheoryConfig
 
 from . import plots
+from .metrics import delay_metric, reduction_metric
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .report import Report
 from .progress import progress_iter as _progress
@@ -99,9 +100,10 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
         plots.reduction_vs_theory(sensitivity, out / "reduction_vs_theory.png")
     a, v = world.inputs.a, world.inputs.v
     mean_delays = table.groupby("strategy", sort=False)["T_s"].mean()
-    metrics = {**{f"mean_delay_{name}_s": float(t) for name, t in mean_delays.items()},
-               **{f"reduction_vs_{b}_pct": r for b, r in reductions.items()}}
-    write_json(out / "summary.json", {"metrics": metrics, "headline": [f"mean_delay_{n}_s" for n in mean_delays.index],
+    metrics = {**{delay_metric(name): float(t) for name, t in mean_delays.items()},
+               **{reduction_metric(b): r for b, r in reductions.items()}}
+    write_json(out / "summary.json", {"metrics": metrics, "headline": [delay_metric(n) for n in mean_delays.index],
+        "headline_meaning": "each strategy's optimised training delay T, averaged over study.tx_power_dbm",
         "scenario": scenario.name, "study": "latency_vs_power", "mean_reduction_pct": reductions,
         "theory": {"lipschitz_L": scenario.theory.lipschitz_L,
                    "strong_convexity_gamma": scenario.theory.strong_convexity_gamma, "a": a, "v": v},

@@ -19,6 +19,7 @@ from scenarios import Scenario, rng_for
 
 from . import plots
 from .guards import check_allocations, check_dynamics
+from .metrics import delay_metric, headline_delays, p95_delay_metric, planned_delay_metric
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_bar
 from .report import Report
@@ -116,11 +117,14 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
                      f"{scenario.name}: K = {scenario.cell.users}, {scenario.study.seeds} seeds"
                      + (f", first {rounds} rounds" if rounds else ""))
     by = table.set_index("strategy")
-    metrics = {f"{s}_simulated_mean_s": float(by.loc[s, "simulated_mean_s"]) for s in by.index}
-    metrics.update({f"{s}_planned_s": float(by.loc[s, "planned_s"]) for s in by.index})
+    metrics = {delay_metric(s): float(by.loc[s, "simulated_mean_s"]) for s in by.index}
+    metrics.update({p95_delay_metric(s): float(by.loc[s, "simulated_p95_s"]) for s in by.index})
+    metrics.update({planned_delay_metric(s): float(by.loc[s, "planned_s"]) for s in by.index})
     prb = {name: a.details["prb"]["rounding_cost_relative"] for name, a in allocations.items() if "prb" in a.details}
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "robustness", "dynamics": dynamics,
-                                      "metrics": metrics, "headline": list(metrics),
+                                      "metrics": metrics, "headline": headline_delays(metrics),
+                                      "headline_meaning": f"each strategy's simulated training delay, the mean "
+                                                          f"over {scenario.study.seeds} seeds of the dynamics",
                                       "prb_rounding_cost_relative": prb, "table": table.to_dict(orient="records")})
     report = Report("Planned against simulated delay in a cell that moves", scenario.name, source)
     report.paragraph(f"Each strategy is planned on the frozen channel at t = 0 and simulated {scenario.study.seeds} "

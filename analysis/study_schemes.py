@@ -13,6 +13,7 @@ import pandas as pd
 from . import plots
 from scenarios import InputError
 
+from .metrics import delay_metric
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .progress import progress_iter
 from .report import Report
@@ -34,9 +35,12 @@ def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progr
     table.to_csv(out / "scheme_comparison.csv", index=False)
     plots.scheme_comparison(table, out / "scheme_comparison.png", f"{scenario.name}: {scenario.cell.users} users, "
                             f"{scenario.model.source}, {scenario.simulation.rounds} rounds")
-    metrics = {f"delay_{r['scheme']}_s": r["delay_s"] for r in rows}
+    metrics = {delay_metric(r["scheme"]): r["delay_s"] for r in rows}
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "scheme_comparison", "metrics": metrics,
-                                      "headline": list(metrics), "rows": rows,
+                                      "headline": list(metrics),
+                                      "headline_meaning": f"each scheme's simulated training delay over "
+                                                          f"{scenario.simulation.rounds} rounds",
+                                      "rows": rows,
                                       "spectrum": {s: spectrum_plan(scenario)[s] for s in scenario.study.schemes}})
     p = world.profile
     report = Report("Scheme comparison: SplitLLM, SFL, FL and SL", scenario.name, source)

@@ -391,6 +391,17 @@ def run_sweep(scenario_path: str | Path | Scenario, sets: list[str], out_dir: st
             + f" ({skipped} done before, {len(todo)} run now)", f"-> {out / 'results.csv'}"]
 
 
+def _meaning(out: Path, points: list[SweepPoint]) -> str:
+    """What the study's headline delays are (its summary's headline_meaning), from the first point."""
+    for point in points:
+        try:
+            summary = json.loads((out / "points" / point.key / "summary.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return summary.get("headline_meaning", "")
+    return ""
+
+
 def _headline(out: Path, points: list[SweepPoint], rows: dict) -> list[str]:
     """The headline metrics the points' studies name (first finished point that names them)."""
     for point in points:
@@ -420,7 +431,7 @@ def _write_table(out: Path, points: list[SweepPoint], rows: dict, grid, base_sce
     report.table(table.drop(columns=["point"]), "Results:")
     if headline and (table["status"] == "ok").any():
         plots.sweep_metrics(table[table["status"] == "ok"], paths, headline, out / "sweep.png",
-                            f"{base_scenario.name}: {base_scenario.study.kind} over {', '.join(paths)}")
+                            f"{base_scenario.name}: {base_scenario.study.kind} study", _meaning(out, points))
         report.figure("sweep.png", f"{', '.join(headline)} against {paths[0]}"
                       + (f", one line per value of {', '.join(paths[1:])}" if len(paths) > 1 else ""))
     report.write(out)

@@ -153,3 +153,20 @@ def test_bad_input_costs_run_no_more_than_validate(tmp_path, cli, command):
     code, _, from_command = cli(command, path, "--out", tmp_path / command)
     assert code == 2 and from_command == from_validate
     assert not (tmp_path / command).exists()
+
+
+def test_the_readmes_sweep_columns_exist_in_a_fig2_sweep(tmp_path):
+    """The README's snippet selects delay_proposed_s and delay_BA_s: every study's headline names."""
+    import splitsim
+
+    table = splitsim.sweep(REPO / "scenarios" / "fedsllm_fig2.yaml", {"cell.users": [4, 6]}, tmp_path / "s", workers=1)
+    assert table[["cell.users", "delay_proposed_s", "delay_BA_s"]].notna().all().all()
+    assert (table["delay_proposed_s"] < table["delay_BA_s"]).all()
+
+
+def test_sweep_labels_show_units_not_raw_numbers():
+    from analysis.plots import field_label, field_value
+
+    assert field_label("radio.uplink_main_bandwidth_hz") == ("uplink main bandwidth", 1e6, "MHz")
+    assert field_value("radio.uplink_main_bandwidth_hz", 1e7) == "10 MHz"
+    assert field_value("cell.users", 1000) == "1,000"

@@ -119,6 +119,8 @@ def test_a_study_run_from_python_writes_what_splitsim_run_writes(name, tmp_path,
     written = json.loads((tmp_path / "cli" / "summary.json").read_text())
     _same(written["metrics"], study.metrics)
     assert written["headline"] == study.summary["headline"]
+    # one vocabulary (#22.2): every study names its proposed allocation's headline delay alike
+    assert "delay_proposed_s" in written["headline"] and written["headline_meaning"]
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == sorted(p.name for p in study.out.iterdir())
 
 
