@@ -7,10 +7,15 @@ whole PRBs or the energy budget.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from optimizer.energy_strategies import allocation_energy_j, optimise_with_energy
 from scenarios import Allocation
 
 from .world import World
+
+log = logging.getLogger("analysis")
 
 
 def world_allocations(world: World) -> dict[str, Allocation]:
@@ -18,7 +23,14 @@ def world_allocations(world: World) -> dict[str, Allocation]:
     weight the energy-aware proposed strategy (optimizer.energy_strategies); with
     radio.subcarrier_spacing_khz, rounded to whole PRBs (optimizer.prb)."""
     opt = world.scenario.optimizer
+    aware = opt.energy_budget_j is not None or opt.energy_weight is not None
+    if aware:  # seconds to minutes for large cells: say what is going on
+        log.info("optimising %d users' bandwidth, power, clock and eta under the energy %s ...", world.inputs.users,
+                 "budget" if opt.energy_budget_j is not None else "weight")
+    start = time.perf_counter()
     allocations = optimise_with_energy(world.inputs, world.energy, opt, opt.energy_budget_j, opt.energy_weight)
+    if aware:
+        log.info("optimised in %.1f s", time.perf_counter() - start)
     scs_khz = world.scenario.radio.subcarrier_spacing_khz
     if scs_khz is not None:
         from optimizer.prb import allocation_in_prbs

@@ -117,14 +117,17 @@ def schema() -> None:
 
 
 @app.command()
-def profile(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> None:
+def profile(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False,
+            remeasure: Annotated[bool, typer.Option("--remeasure", help="Measure again, replacing the cached "
+                                                    "profile (e.g. one measured while the machine was busy).")]
+            = False) -> None:
     """Measure the scenario model's split steps at every cut; write profile.json and print tables."""
     from .runs import run_profile
 
     scenario = _load(file, "profile")
     out = _claim(out, "profile", scenario, overwrite)
     with _interruptible("profile", file, out):
-        for line in run_profile(scenario, out, source=str(file)):
+        for line in run_profile(scenario, out, source=str(file), remeasure=remeasure):
             typer.echo(line)
 
 

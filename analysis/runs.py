@@ -39,7 +39,7 @@ def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> l
     return lines
 
 
-def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> list[str]:
+def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "", remeasure: bool = False) -> list[str]:
     """`splitsim profile`: measure (or load) the scenario model's profile; write profile.json."""
     from .profile_report import batches_per_round, cut_table, describe_batches, format_frame, tier_table, traffic_table
     from .world import load_profile
@@ -48,7 +48,10 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
         raise InputError("the scenario names no model to profile", field="model", value=None)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
-    profile = load_profile(scenario)
+    if remeasure and scenario.model.profile_path is not None:
+        raise InputError("--remeasure measures the model, but the scenario reads a stored profile; remove "
+                         "model.profile_path to measure", field="model.profile_path", value=scenario.model.profile_path)
+    profile = load_profile(scenario, remeasure=remeasure)
     cuts, traffic, tiers = cut_table(profile), traffic_table(profile, scenario), tier_table(profile, scenario.model.cut_layers)
     write_json(out / "profile.json", {"scenario": scenario.name, "profile": profile.to_dict(),
                                       "cuts": cuts.to_dict(orient="records"), "tiers": tiers.to_dict(orient="records"),
@@ -62,6 +65,7 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
              f"levers: frozen base stored as {profile.environment.get('base_dtype', profile.dtype)}; cut tensors in "
              f"{profile.cut_dtype or profile.dtype}; optimizer {profile.optimizer}; gradient checkpointing on "
              f"{', '.join(profile.checkpointing) or 'no tier'}",
+             _load_line(profile),
              "", "per candidate cut (bytes per batch; user tier = embeddings + blocks before the cut):",
              format_frame(cuts),
              "", f"tiers at cut_layers {m.cut_layers} (per batch; memory = params + grads + {m.optimizer} state "
@@ -72,6 +76,16 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "") -> li
                  f"batches of {m.batch_size} per user; GiB):",
              format_frame(traffic), "", f"-> {out / 'profile.json'}"]
     return lines
+
+
+def _load_line(profile) -> str:
+    """When the profile was measured, and how busy the host was then (step times depend on it)."""
+    env = profile.environment
+    load = env.get("load_per_cpu")
+    busy = "not recorded" if load is None else f"{load:.2f} runnable processes per core"
+    if load is not None and load > 0.5:
+        busy += " (busy: step times may be slow; --remeasure on a quiet machine)"
+    return f"measured {env.get('measured_utc', '(date unknown)')}, host load {busy}"
 
 
 class EventWriter:

@@ -55,13 +55,14 @@ class World:
         return rng_for(self.scenario.seed, "simulation")
 
 
-def load_profile(scenario: Scenario) -> WorkloadProfile | None:
-    """The scenario's model profile (measured with torch, or read from `model.profile_path`)."""
+def load_profile(scenario: Scenario, remeasure: bool = False) -> WorkloadProfile | None:
+    """The scenario's model profile (measured with torch, or read from `model.profile_path` or the
+    cache; `remeasure` measures it again and replaces the cached one)."""
     if scenario.model is None:
         return None
     from learning import profile_from_config  # torch is imported only when a model is named
 
-    return profile_from_config(scenario.model)
+    return profile_from_config(scenario.model, remeasure=remeasure)
 
 
 def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World:

@@ -337,25 +337,34 @@ def estimate_step_bytes(config, arch: str, batch_size: int, sequence_length: int
 
 def profile_model(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None = None,
                   image_size: int | None = None, optimizer: str = "adamw", device: str = "auto", repeats: int = 1,
-                  use_cache: bool = True, timed: bool = True) -> WorkloadProfile:
+                  use_cache: bool = True, timed: bool = True, remeasure: bool = False) -> WorkloadProfile:
     """Measure (or read from the cache) the profile of one split training step.
 
-    `timed=False` skips the timed steps (times are then 0); such profiles are not cached."""
+    `timed=False` skips the timed steps (times are then 0); such profiles are not cached.
+    `remeasure` measures again and replaces the cached profile (step times measured under load,
+    say: each profile records the host's load while it was measured, `environment.load_per_cpu`)."""
     if batch_size < 1:
         raise LearningError("batch size must be >= 1", field="model.batch_size", value=batch_size)
     dev = resolve_device(device)
     key = profile_key(spec, lora, batch_size, sequence_length, image_size, optimizer, dev)
     cached = cache_dir() / f"{key}.json"
-    if use_cache and timed and cached.is_file():
+    if use_cache and timed and not remeasure and cached.is_file():
         profile = WorkloadProfile.load(cached)
         log.info("profile of %s read from the cache %s (measured on %s, %s)", spec.source, cached, profile.device,
                  profile.environment.get("measured_utc", "date unknown"))
+        load = profile.environment.get("load_per_cpu")
+        if load is not None and load > LOADED_PER_CPU and spec.weights != "none":
+            log.info("note: its step times were measured with %.2f runnable processes per core (other work was "
+                     "running); `splitsim profile FILE --out DIR --remeasure` measures them again", load)
         return profile
     where = "the meta device (weight-free)" if spec.weights == "none" else device_label(dev)
     log.info("profiling %s: building the model and running one split step cut at every block on %s ...",
              spec.source, where)
     start = time.perf_counter()
+    load_before = host_load_per_cpu()
     profile = _measure(spec, lora, batch_size, sequence_length, image_size, optimizer, dev, repeats if timed else 0)
+    loads = [x for x in (load_before, host_load_per_cpu()) if x is not None]
+    profile.environment["load_per_cpu"] = max(loads) if loads else None
     steps = 0 if spec.weights == "none" or not timed else repeats
     log.info("profiled %s in %.1f s (%d blocks, %d timed step%s)", spec.source, time.perf_counter() - start,
              profile.num_blocks, steps, "" if steps == 1 else "s")
@@ -365,6 +374,19 @@ def profile_model(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_len
         cached.parent.mkdir(parents=True, exist_ok=True)
         profile.save(cached)
     return profile
+
+
+LOADED_PER_CPU = 0.5
+"""Above this many runnable processes per core (1-minute load average) besides the profiler's own, a
+cached profile's step times are flagged as measured under load."""
+
+
+def host_load_per_cpu() -> float | None:
+    """The 1-minute load average per core (Unix), or None where the OS does not report it."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return None
 
 
 def weight_bytes(spec: ModelSpec) -> int:
@@ -494,7 +516,7 @@ def specs_from_config(cfg) -> tuple[ModelSpec, LoraSpec]:
     return spec, lora
 
 
-def profile_from_config(cfg, use_cache: bool = True) -> WorkloadProfile:
+def profile_from_config(cfg, use_cache: bool = True, remeasure: bool = False) -> WorkloadProfile:
     """The profile a scenario's `model` section asks for: read from `profile_path`, else measured
     (or taken from the cache), with the scenario's cut dtype and gradient checkpointing applied.
     The cut layers are checked against the model's depth."""
@@ -512,6 +534,6 @@ def profile_from_config(cfg, use_cache: bool = True) -> WorkloadProfile:
     else:
         spec, lora = specs_from_config(cfg)
         profile = profile_model(spec, lora, cfg.batch_size, cfg.sequence_length, cfg.image_size, cfg.optimizer,
-                                cfg.device, cfg.repeats, use_cache)
+                                cfg.device, cfg.repeats, use_cache, remeasure=remeasure)
     check_cuts(cfg.cut_layers, profile.num_blocks)
     return profile.with_levers(None if cfg.cut_dtype == "auto" else cfg.cut_dtype, cfg.gradient_checkpointing)

@@ -14,6 +14,8 @@ a split step reproduces the unsplit step's loss and gradients to float tolerance
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -51,6 +53,18 @@ class TierOutput:
     hidden: torch.Tensor | None = None  # activations leaving this tier (None for the last tier)
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
+
+
+@functools.lru_cache(maxsize=1)
+def _no_cache() -> dict:
+    """The mask helpers' "no KV cache" argument: `cache` since transformers 5.x, which warns on
+    the older `past_key_values` (FutureWarning on every profile otherwise)."""
+    import inspect
+
+    from transformers.masking_utils import create_causal_mask
+
+    name = "cache" if "cache" in inspect.signature(create_causal_mask).parameters else "past_key_values"
+    return {name: None}
 
 
 class Tier(nn.Module):
@@ -123,7 +137,7 @@ class Tier(nn.Module):
                                                       attention_mask=mask2d)}
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
         # (without a padding mask, position ids would only serve to detect packed sequences: not ours)
-        kwargs = dict(config=self.config, inputs_embeds=hidden, attention_mask=mask2d, past_key_values=None,
+        kwargs = dict(config=self.config, inputs_embeds=hidden, attention_mask=mask2d, **_no_cache(),
                       position_ids=positions if mask2d is not None else None)
         ctx = {"positions": positions, "mask": create_causal_mask(**kwargs)}
         if self.arch == "decoder":

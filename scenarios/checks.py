@@ -91,6 +91,12 @@ def model_problems(scenario: Scenario) -> list[Problem]:
             facts = MINILM_FACTS
         elif kind == "preset":
             facts = PRESETS[m.source]
+        elif kind == "hub":
+            from .hub import hub_problem
+
+            why = hub_problem(m.source)
+            if why is not None:
+                return [Problem("model.source", f"hub id: {why}", m.source, True)]
         blocks = facts.blocks if facts is not None else None
     if blocks is not None:
         bad = [c for c in m.cut_layers if c > blocks]

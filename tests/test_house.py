@@ -170,3 +170,44 @@ def test_sweep_labels_show_units_not_raw_numbers():
     assert field_label("radio.uplink_main_bandwidth_hz") == ("uplink main bandwidth", 1e6, "MHz")
     assert field_value("radio.uplink_main_bandwidth_hz", 1e7) == "10 MHz"
     assert field_value("cell.users", 1000) == "1,000"
+
+
+def test_a_hub_id_that_cannot_be_loaded_fails_validate_in_one_line(tmp_path, cli, monkeypatch):
+    """Offline and not cached: one line at validate, not a minute of retries inside profile (#22.13).
+    No test touches the network: the probe is replaced where it would connect."""
+    import scenarios.hub as hub
+
+    path = tmp_path / "hub.yaml"
+    path.write_text("model:\n  source: some-org/some-model\n  cut_layers: [2]\n  sequence_length: 64\n")
+    hub.hub_problem.cache_clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = cli("validate", path)
+    assert code == 2 and "HF_HUB_OFFLINE is set" in err and len(err.strip().splitlines()) == 1
+
+    hub.hub_problem.cache_clear()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(hub.socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("no route")))
+    code, _, err = cli("validate", path)
+    assert code == 2 and "cannot be reached" in err
+
+    hub.hub_problem.cache_clear()
+    monkeypatch.setattr(hub, "cached_config", lambda repo: "/cache/config.json")  # as if downloaded before
+    assert hub.hub_problem("some-org/some-model") is None
+    hub.hub_problem.cache_clear()
+
+
+def test_remeasure_replaces_a_cached_profile_and_every_profile_records_the_hosts_load(tmp_path, cli):
+    import json
+
+    path = tmp_path / "p.yaml"
+    path.write_text("model:\n  source: bert-tiny\n  cut_layers: [2]\n  sequence_length: 16\n  batch_size: 2\n")
+    assert cli("profile", path, "--out", tmp_path / "a")[0] == 0
+    first = json.loads((tmp_path / "a" / "profile.json").read_text())["profile"]["environment"]
+    assert "load_per_cpu" in first
+    code, _, err = cli("profile", path, "--out", tmp_path / "b")
+    assert code == 0 and "read from the cache" in err
+    code, _, err = cli("profile", path, "--out", tmp_path / "c", "--remeasure")
+    assert code == 0 and "read from the cache" not in err and "profiled bert-tiny" in err
+    code, _, err = cli("profile", path, "--out", tmp_path / "d")
+    again = json.loads((tmp_path / "d" / "profile.json").read_text())["profile"]["environment"]
+    assert again["measured_utc"] >= first["measured_utc"] and "read from the cache" in err
