@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from scenarios import InputError, Problem, Scenario, ScenarioError, load_scenario
-from scenarios.checks import scenario_warnings, training_problems
+from scenarios.checks import implausible_values, scenario_warnings, training_problems
 
 from .guards import check_resources
 
@@ -26,8 +26,9 @@ def check_scenario(scenario: Scenario, command: str = "run", source: str = "") -
     else:
         try:
             check_resources(scenario, command)
-        except InputError as err:  # name the file, as the field checks do
-            raise type(err)([replace(p, source=p.source or source) for p in err.problems]) from None
+        except InputError as err:  # name the file, as the field checks do; and say what is implausible,
+            slips = implausible_values(scenario)  # a unit slip is the usual cause of a run too big to finish
+            raise type(err)([replace(p, source=p.source or source) for p in err.problems + slips]) from None
     return [replace(w, source=source) for w in scenario_warnings(scenario)]
 
 

@@ -26,6 +26,9 @@ EVENTS_PER_BATCH = {"splitllm": 18.0, "sl": 10.0, "fl": 2.0, "sfl": 8.0}
 RECORD_BYTES = 400  # one recorded activity: its tuple in the log plus its row in the events table
 SIMPY_EVENTS_PER_S = 3e5  # benchmarks/bench_sfl_des.py on one core
 VECTORISED_SPEEDUP = 20  # the vectorised SFL engine against SimPy: 23-53x (benchmarks/bench_fast_path.py)
+# ... plus a fixed cost per round, whatever the work in it: 0.19 ms (records off) to 0.32 ms (records on)
+# measured at K = 50 with V < 1 (a 20 Hz band: 627,000 rounds of almost nothing); with headroom.
+VECTORISED_S_PER_ROUND = 5e-4
 # The structured solver solves the whole eta grid as one batched system: about 48 float64 arrays
 # of shape (grid, K) live at once (optimizer/structured.py).
 SOLVER_ARRAYS = 48
@@ -59,6 +62,7 @@ class Cost:
     events: float
     records: float
     what: str  # how the count was made, for the message
+    rounds: float = 0.0  # aggregation rounds: the vectorised engine pays a fixed cost for each
 
     @property
     def minutes(self) -> float:
@@ -73,7 +77,7 @@ def sfl_cost(allocation: Allocation, users: int, max_rounds: int | None, weights
     iterations = math.ceil(allocation.V * mean_weight - 1e-12) if math.isfinite(allocation.V) else math.inf
     events = rounds * users * (iterations * EVENTS_PER_SFL_ITERATION + EVENTS_PER_USER_ROUND)
     return Cost(events, events / 2, f"{rounds:.3g} rounds (eta = {allocation.eta:.6g}) x {users} users x "
-                                    f"{iterations:.3g} local iterations")
+                                    f"{iterations:.3g} local iterations", rounds)
 
 
 def epoch_cost(scheme: str, scenario: Scenario) -> Cost:
@@ -96,6 +100,15 @@ def check_cost(cost: Cost, scenario: Scenario, label: str, simpy: bool = True, r
                          f"over {'' if simpy else f'{VECTORISED_SPEEDUP} x '}simulation.max_events = "
                          f"{sim.max_events:.3g}; set simulation.max_rounds (or raise "
                          "simulation.max_events knowingly)", field="simulation.max_events", value=sim.max_events)
+    if not simpy:
+        seconds = cost.events / (SIMPY_EVENTS_PER_S * VECTORISED_SPEEDUP) + cost.rounds * VECTORISED_S_PER_ROUND
+        limit_s = sim.max_events / SIMPY_EVENTS_PER_S
+        if seconds > limit_s:
+            raise InputError(f"{label}: {cost.what} would take about {seconds / 60:.3g} min in the vectorised engine "
+                             f"({cost.rounds:.3g} rounds at {VECTORISED_S_PER_ROUND * 1e3:g} ms each and more), over the "
+                             f"{limit_s / 60:.3g} min that simulation.max_events = {sim.max_events:.3g} allows; set "
+                             "simulation.max_rounds (or raise simulation.max_events knowingly)",
+                             field="simulation.max_events", value=sim.max_events)
     if sim.record_events and records_in_memory:
         need, have = cost.records * RECORD_BYTES, available_memory_bytes() * MEMORY_SHARE
         if need > have:
@@ -111,9 +124,16 @@ def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, we
     from netsim.simulate import sfl_engine
 
     simpy = sfl_engine(scenario.simulation) == "simpy"  # the vectorised engine schedules no SimPy event
-    for name, allocation in allocations.items():
-        check_cost(sfl_cost(allocation, scenario.cell.users, scenario.simulation.max_rounds, weights), scenario,
-                   f"simulating strategy {name}", simpy, records_in_memory=not streamed)
+    costs = {name: sfl_cost(allocation, scenario.cell.users, scenario.simulation.max_rounds, weights)
+             for name, allocation in allocations.items()}
+    for name, cost in costs.items():
+        check_cost(cost, scenario, f"simulating strategy {name}", simpy, records_in_memory=not streamed)
+    if len(costs) > 1:  # the run simulates them all, one after the other
+        total = Cost(sum(c.events for c in costs.values()), sum(c.records for c in costs.values()),
+                     " + ".join(f"{name}'s {c.rounds:.3g} rounds" for name, c in costs.items()),
+                     sum(c.rounds for c in costs.values()))
+        check_cost(total, scenario, f"simulating strategies {', '.join(costs)}", simpy,
+                   records_in_memory=not streamed)
 
 
 MAX_TRACK_ENTRIES = 2e8  # gain factors (8 bytes each) a time-varying channel may hold in one round

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from scenarios import InputError, Problem, Scenario, ScenarioError, parse_scenario, read_yaml, set_path
-from scenarios.checks import ignored_reason
+from scenarios.checks import ignored_reason, implausible_values
 from scenarios.loader import resolve_paths
 
 from .interrupted import Interrupted, TermAsInterrupt
@@ -135,6 +135,9 @@ def expand_grid(base: dict, sets: list[tuple[str, list[Any]]], base_dir: str | P
             why = ignored_reason(scenario, path)
             if why is not None:
                 problems.append(Problem(path, f"has no effect in this sweep: {why}", source="--set"))
+        # a warning in one run is an error in a sweep: the slip would repeat over every row
+        problems += [Problem(p.field, f"{p.message} [at {label}]", p.value, p.has_value, "--set")
+                     for p in implausible_values(scenario)]
         digest = _point_digest(scenario)
         points.append(SweepPoint(_point_key(values, digest), values, data, digest))
     if problems:

@@ -332,18 +332,53 @@ def explicit_paths(model, prefix: str = "") -> list[str]:
     return paths
 
 
-def scenario_warnings(scenario: Scenario) -> list[Problem]:
-    """Legal but implausible values, and fields the study does not read that the scenario sets."""
-    warnings = []
+# Physically plausible ranges of fields whose unit is easy to slip (Hz for MHz, m for km, ...): a value
+# outside is legal but almost surely a mistake — a warning at validate, an error in a sweep. Each
+# range is wide: from the smallest to the largest thing of its kind a wireless study models.
+PLAUSIBLE: dict[str, tuple[float, float, str, str]] = {
+    # field: (low, high, unit, what a value outside usually is)
+    "radio.uplink_main_bandwidth_hz": (1e5, 1e9, "Hz", "an NR PRB is 180 kHz; a carrier 5-400 MHz; 20 MHz is 20e6"),
+    "radio.uplink_fed_bandwidth_hz": (1e5, 1e9, "Hz", "an NR PRB is 180 kHz; a carrier 5-400 MHz; 20 MHz is 20e6"),
+    "radio.downlink_bandwidth_hz": (1e5, 1e9, "Hz", "an NR PRB is 180 kHz; a carrier 5-400 MHz; 20 MHz is 20e6"),
+    "radio.backhaul_rate_bps": (1e5, 1e12, "bit/s", "1 Gbit/s is 1e9"),
+    "radio.backhaul_latency_s": (0.0, 1.0, "s", "5 ms is 0.005"),
+    "cell.side_m": (10.0, 1e5, "m", "a 500 m cell is 500, not 0.5"),
+    "cell.radius_m": (10.0, 1e5, "m", "a 250 m radius is 250, not 0.25"),
+    "channel.min_distance_m": (0.01, 100.0, "m", "a clamp of 1 m is 1"),
+    "compute.user_cpu_hz": (1e7, 1e11, "Hz", "2 GHz is 2e9"),
+    "compute.server_cpu_hz": (1e7, 1e13, "Hz", "20 GHz is 20e9"),
+    "energy.min_user_cpu_hz": (0.0, 1e11, "Hz", "200 MHz is 2e8"),
+}
+
+
+def implausible_values(scenario: Scenario) -> list[Problem]:
+    """Values outside PLAUSIBLE, with the unit and the likely slip in the message."""
+    problems = []
+    for path, (low, high, unit, hint) in PLAUSIBLE.items():
+        section, name = path.split(".")
+        value = getattr(getattr(scenario, section), name, None)
+        if value is None or (path == "cell.radius_m" and scenario.cell.shape != "disc") or \
+                (path == "cell.side_m" and scenario.cell.shape != "square"):
+            continue
+        if not low <= value <= high:
+            problems.append(Problem(path, f"{value:g} {unit} is outside {low:g} ... {high:g} {unit}, the plausible "
+                                    f"range: a unit slip? ({hint})", value, True))
     noise = scenario.channel.noise_psd_dbm_per_hz
     if not -180 <= noise <= -160:
-        warnings.append(Problem("channel.noise_psd_dbm_per_hz", "far from thermal noise (-174 dBm/Hz at 290 K)",
+        problems.append(Problem("channel.noise_psd_dbm_per_hz", "far from thermal noise (-174 dBm/Hz at 290 K)",
                                 noise, True))
     for field, value in (("radio.max_tx_power_dbm", scenario.radio.max_tx_power_dbm),
                          *(("study.tx_power_dbm", p) for p in (scenario.study.tx_power_dbm
                                                                 if scenario.study.kind == "latency_vs_power" else []))):
         if not -30 <= value <= 40:
-            warnings.append(Problem(field, "outside the plausible range of a user device, -30 ... 40 dBm", value, True))
+            problems.append(Problem(field, "outside the plausible range of a user device, -30 ... 40 dBm (a unit "
+                                    "slip? 10 dBm is 10 mW)", value, True))
+    return problems
+
+
+def scenario_warnings(scenario: Scenario) -> list[Problem]:
+    """Legal but implausible values, and fields the study does not read that the scenario sets."""
+    warnings = implausible_values(scenario)
     users, samples = scenario.cell.users, scenario.workload.dataset_samples
     if samples < users:
         warnings.append(Problem("workload.dataset_samples", f"fewer samples than users ({users}): some users hold no "

@@ -211,3 +211,21 @@ def test_remeasure_replaces_a_cached_profile_and_every_profile_records_the_hosts
     code, _, err = cli("profile", path, "--out", tmp_path / "d")
     again = json.loads((tmp_path / "d" / "profile.json").read_text())["profile"]["environment"]
     assert again["measured_utc"] >= first["measured_utc"] and "read from the cache" in err
+
+
+@pytest.mark.parametrize("text,field", [
+    ("radio:\n  uplink_main_bandwidth_hz: 20\n", "radio.uplink_main_bandwidth_hz"),  # MHz meant
+    ("cell:\n  side_m: 0.5\n", "cell.side_m"),  # km meant
+    ("compute:\n  user_cpu_hz: 2\n", "compute.user_cpu_hz"),  # GHz meant
+])
+def test_a_unit_slip_warns_at_validate_and_stops_a_sweep(tmp_path, cli, text, field):
+    path = tmp_path / "slip.yaml"
+    path.write_text(text)
+    code, _, err = cli("validate", path)
+    # a warning; or, where the slip makes the run too big to finish (2 Hz CPUs), an error beside it
+    assert f"{path}: {field}:" in err and "unit slip" in err
+    assert code == (2 if "user_cpu_hz" in field else 0)
+    value = text.split(":")[-1].strip()
+    code, _, err = cli("sweep", path, "--set", f"theory.epsilon0=0.1,0.2", "--out", tmp_path / "s")
+    assert code == 2 and f"{field}: {value}" in err and "unit slip" in err
+    assert not (tmp_path / "s").exists()
