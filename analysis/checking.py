@@ -1,8 +1,10 @@
 """Every check a command makes before working, for the CLI and the Python API alike.
 
-A scenario is checked field by field when it is parsed (scenarios); `check_scenario` adds what
-needs the command: the training section for `train`, the cost of the run (analysis.guards) for the
-others, and returns the warnings (implausible values, fields the study does not read).
+A scenario is checked field by field and across sections when it is parsed (scenarios, and the
+study's own checks that analysis.studies registers); `check_scenario` adds what needs the command:
+the training section for `train`, the cost of the run for the others (the optimizer's memory, the
+energy budget, the study's own cost from its declaration), and returns the warnings: implausible
+values and fields that have no effect in the scenario's study.
 """
 
 from __future__ import annotations
@@ -11,14 +13,49 @@ from dataclasses import replace
 from pathlib import Path
 
 from scenarios import InputError, Problem, Scenario, ScenarioError, load_scenario
-from scenarios.checks import implausible_values, scenario_warnings, training_problems
+from scenarios.checks import explicit_paths, implausible_values, scenario_warnings, training_problems
 
-from .guards import check_resources
+from .guards import check_availability_trace, check_energy_aware, check_optimizer
+from .studies import STUDIES, ignored_reason, study_of
+
+
+def check_resources(scenario: Scenario, command: str) -> None:
+    """Everything that can be estimated before `command` works: the optimizer's memory, the energy
+    budget, and the study's or the simulation's cost (SFL's with a model only after its profile:
+    analysis.simulation checks it before the first simulation)."""
+    if command == "run":
+        study = STUDIES[scenario.study.kind]
+        check_optimizer(scenario)
+        study.check_cost(scenario)
+    elif command == "optimize":
+        check_optimizer(scenario)
+        check_energy_aware(scenario)
+    elif command == "simulate":
+        if scenario.scheme == "sfl":
+            check_optimizer(scenario)  # first: the cost check below solves problem (17)
+        STUDIES["simulate"].check_cost(scenario)
+    elif command == "profile":
+        return
+    check_availability_trace(scenario)
+
+
+def ignored_field_warnings(scenario: Scenario) -> list[Problem]:
+    """A warning for each field the scenario sets that its study does not read."""
+    warnings = []
+    for path in explicit_paths(scenario):
+        why = ignored_reason(scenario, path)
+        if why is not None and not path.startswith("training"):
+            warnings.append(Problem(path, f"has no effect in this scenario: {why}"))
+    return warnings
 
 
 def check_scenario(scenario: Scenario, command: str = "run", source: str = "") -> list[Problem]:
     """Raise ScenarioError / InputError on anything `command` would reject before working; return
     the warnings (legal but implausible values, fields that have no effect)."""
+    if study_of(scenario) is None:  # parsed before the studies were registered: check it now
+        from .studies import study_problems
+
+        raise ScenarioError([replace(p, source=source) for p in study_problems(scenario)])
     if command == "train":
         problems = training_problems(scenario)
         if problems:
@@ -29,10 +66,14 @@ def check_scenario(scenario: Scenario, command: str = "run", source: str = "") -
         except InputError as err:  # name the file, as the field checks do; and say what is implausible,
             slips = implausible_values(scenario)  # a unit slip is the usual cause of a run too big to finish
             raise type(err)([replace(p, source=p.source or source) for p in err.problems + slips]) from None
-    return [replace(w, source=source) for w in scenario_warnings(scenario)]
+    warnings = scenario_warnings(scenario) + ignored_field_warnings(scenario)
+    return [replace(w, source=source) for w in warnings]
 
 
 def load_checked(path: str | Path, command: str = "run") -> tuple[Scenario, list[Problem]]:
     """Load a scenario file and check it for `command`: (scenario, warnings)."""
     scenario = load_scenario(path)
     return scenario, check_scenario(scenario, command, str(path))
+
+
+__all__ = ["check_resources", "check_scenario", "ignored_field_warnings", "load_checked"]

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scenarios import InputError, ScenarioError, load_scenario
+from scenarios import InputError, ScenarioError
 
 from .interrupted import Interrupted, TermAsInterrupt
 
@@ -111,9 +111,9 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML fil
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (for editor completion and validation)."""
-    from scenarios import Scenario
+    from .studies import scenario_json_schema
 
-    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+    typer.echo(json.dumps(scenario_json_schema(), indent=2))
 
 
 @app.command()
@@ -164,7 +164,7 @@ def simulate(file: ScenarioFile, out: OutDir,
 @app.command()
 def run(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: Overwrite = False) -> None:
     """Run the study named in the scenario's `study` section and write its output folder."""
-    from .runs import run_study
+    from .commands import run_study
 
     scenario = _load(file, "run")
     out = _claim(out, "run", scenario, overwrite)

@@ -185,57 +185,47 @@ def check_optimizer(scenario: Scenario) -> None:
                              field="optimizer.solver", value="cvxpy")
 
 
-def solves_problem_17(scenario: Scenario, command: str) -> bool:
-    kind = scenario.study.kind if command == "run" else command
-    return (kind in ("optimize", "latency_vs_power", "joint_cut", "robustness")
-            or (kind in ("simulate", "cut_layer") and scenario.scheme == "sfl"))
-
-
-def check_energy(scenario: Scenario, kind: str) -> None:
+def check_energy(scenario: Scenario, budgets: list[float | None], field: str) -> None:
     """The energy-aware allocation: the cell's size, and (without a model, where it is cheap) that
     every budget can be met at all, naming the user and the least energy it needs."""
-    opt, study = scenario.optimizer, scenario.study
     if scenario.scheme != "sfl":
-        return
-    aware = kind in ("optimize", "simulate") and (opt.energy_budget_j is not None or opt.energy_weight is not None)
-    if not aware and kind != "delay_energy":
         return
     from optimizer.energy_strategies import check_budget, check_energy_size
 
     check_energy_size(scenario.cell.users)
-    budgets = [opt.energy_budget_j] if kind != "delay_energy" else (study.energy_budgets_j or [])
     budgets = [b for b in budgets if b is not None]
     if budgets and scenario.model is None:
         from .world import realise
 
         world = realise(scenario)  # cheap without a model: the channel and cycle draws
-        field = "study.energy_budgets_j" if kind == "delay_energy" else "optimizer.energy_budget_j"
         check_budget(world.inputs, world.energy, min(budgets), field)
 
 
-def check_resources(scenario: Scenario, command: str) -> None:
-    """Everything that can be estimated before any work: the optimizer's memory, and the epoch-based
-    simulations' events (SFL's depend on the allocation: `check_allocations` runs after solving)."""
-    if solves_problem_17(scenario, command) or command == "run":
-        check_optimizer(scenario)
-    kind = scenario.study.kind if command == "run" else command
-    check_energy(scenario, kind)
-    if scenario.simulation.availability_trace is not None:  # parse it now: a bad line costs no run
+def check_energy_aware(scenario: Scenario) -> None:
+    """check_energy for a run that allocates with optimizer.energy_budget_j / energy_weight."""
+    opt = scenario.optimizer
+    if opt.energy_budget_j is not None or opt.energy_weight is not None:
+        check_energy(scenario, [opt.energy_budget_j], "optimizer.energy_budget_j")
+
+
+def check_sfl_simulation(scenario: Scenario, streamed: bool) -> None:
+    """Before simulating SFL without a model (cheap: the channel draw and problem (17)): every
+    strategy's run fits the limits and its dynamics. With a model the profile must be measured
+    first, so this runs after it (analysis.simulation)."""
+    if scenario.scheme != "sfl" or scenario.model is not None:
+        return
+    from .allocations import world_allocations
+    from .world import realise
+
+    world = realise(scenario)
+    allocations = world_allocations(world)
+    check_allocations(allocations, scenario, streamed=streamed)
+    check_dynamics(world, allocations)
+
+
+def check_availability_trace(scenario: Scenario) -> None:
+    """Parse the availability trace now: a bad line costs no run."""
+    if scenario.simulation.availability_trace is not None:
         from netsim.participation import read_availability_trace
 
         read_availability_trace(scenario.simulation.availability_trace, scenario.cell.users)
-    if scenario.model is None:
-        if scenario.scheme == "sfl" and kind in ("simulate", "robustness"):
-            from .allocations import world_allocations
-            from .world import realise
-
-            world = realise(scenario)  # cheap without a model: the channel draw and problem (17)
-            allocations = world_allocations(world)
-            check_allocations(allocations, scenario, streamed=kind == "simulate")
-            check_dynamics(world, allocations)
-        return
-    if kind == "simulate" and scenario.scheme != "sfl":
-        check_cost(epoch_cost(scenario.scheme, scenario), scenario, f"simulating {scenario.scheme}")
-    elif kind == "scheme_comparison":
-        for scheme in scenario.study.schemes:
-            check_cost(epoch_cost(scheme, scenario), scenario, f"simulating {scheme}")

@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path

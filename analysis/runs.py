@@ -9,7 +9,7 @@ import pandas as pd
 from scenarios import InputError, Scenario
 
 from .allocations import allocation_energy_summary, world_allocations
-from .guards import check_optimizer, check_resources
+from .guards import check_optimizer
 from .metrics import delay_metric
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .simulation import simulations
@@ -159,7 +159,6 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     delay and its breakdown), events.parquet (or .csv, or none) with a `strategy` column (SFL's
     written a round at a time as it is simulated, so memory stays bounded), and scenario.resolved.yaml.
     """
-    check_resources(scenario, "simulate")
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
@@ -180,41 +179,13 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     return summaries
 
 
+SIMULATE_HEADLINE = "the simulated training delay of each strategy (SFL) or of the scheme"
+
+
 def simulate_summary(scenario: Scenario, summaries: dict[str, dict], events_file: str | None) -> dict:
     """summary.json of `simulate`: every run's summary and the headline delays."""
     metrics = {delay_metric(name): s["total_delay_s"] for name, s in summaries.items()}
     return {"scenario": scenario.name, "scheme": scenario.scheme, "events_file": events_file, "metrics": metrics,
             "headline": list(metrics),
-            "headline_meaning": "the simulated training delay of each strategy (SFL) or of the scheme",
+            "headline_meaning": SIMULATE_HEADLINE,
             "simulations": summaries}
-
-
-def run_study(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
-    """`splitsim run`: dispatch on `study.kind`; return the lines to print."""
-    kind = scenario.study.kind
-    check_resources(scenario, "run")
-    if kind == "simulate":
-        summaries = run_simulate(scenario, out_dir, source=source, progress=progress)
-        return [f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds"
-                for name, s in summaries.items()] + [f"-> {out_dir}"]
-    if kind == "latency_vs_power":
-        from .study_power import run_latency_vs_power
-
-        return run_latency_vs_power(scenario, out_dir, source, progress)
-    if kind == "scheme_comparison":
-        from .study_schemes import run_scheme_comparison
-
-        return run_scheme_comparison(scenario, out_dir, source, progress)
-    if kind == "delay_energy":
-        from .study_energy import run_delay_energy
-
-        return run_delay_energy(scenario, out_dir, source, progress)
-    if kind == "robustness":
-        from .study_robustness import run_robustness
-
-        return run_robustness(scenario, out_dir, source, progress)
-    if kind in ("cut_layer", "joint_cut"):
-        from .study_cuts import run_cut_study
-
-        return run_cut_study(scenario, out_dir, source, progress)
-    raise InputError(f"unknown study kind '{kind}'", field="study.kind", value=kind)

@@ -36,12 +36,13 @@ from typing import Any
 import pandas as pd
 
 from scenarios import InputError, Problem, Scenario, ScenarioError, parse_scenario, read_yaml, set_path
-from scenarios.checks import ignored_reason, implausible_values
+from scenarios.checks import implausible_values
 from scenarios.loader import resolve_paths
 
 from .interrupted import Interrupted, TermAsInterrupt
 from .outputs import claim_out_dir, package_version, scenario_digest, write_json, write_resolved_scenario
 from .outputs import record_outputs
+from .studies import ignored_reason
 from .progress import ProgressLog, progress_bar, shows_bar as _shows_bar
 from .report import Report
 
@@ -112,6 +113,12 @@ def expand_grid(base: dict, sets: list[tuple[str, list[Any]]], base_dir: str | P
     paths = [p for p, _ in sets]
     if len(set(paths)) != len(paths):
         raise InputError("each path may be set once", field="--set", value=paths)
+    training = [p for p in paths if p == "training" or p.startswith("training.")]
+    if training:
+        kind = (base.get("study") or {}).get("kind", "simulate")
+        raise InputError(f"has no effect in a sweep: a sweep runs the scenario's study ('{kind}', as `splitsim run`), "
+                         "which trains nothing; training.* is read only by `splitsim train`, which a sweep does not "
+                         "run", field=f"--set {training[0]}", value=None)
     for path in paths:
         if path.startswith("model.") and not isinstance(base.get("model"), dict):
             raise InputError(f"the scenario has no model section, so setting {path} would silently build a default "
@@ -161,7 +168,7 @@ def _worker_init() -> None:
 def run_point(data: dict, point_dir: str, digest: str, values: dict | None = None, key: str = "") -> dict:
     """Run one point's study, write its `result.json` at once, and return its row (never raises
     for a bad point: its status says `infeasible` or `error`)."""
-    from .runs import run_study
+    from .commands import run_study
 
     try:
         scenario = parse_scenario(data)

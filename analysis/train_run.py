@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scenarios import InputError, Scenario
+from scenarios import Scenario
 
 from . import plots
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario

@@ -243,7 +243,7 @@ class _Point:
     def _blocks(self):
         """Per-user Jacobian blocks J (n, K, 2, 2), their border C (n, K, 2, 3) in g, the global rows'
         derivatives D (n, K, 3, 2) in z and H (n, 3, 3) in g, and F (n, K, 2)."""
-        pr, W = self.prob, self.prob.W
+        W = self.prob.W
         s, c = self.up_s, self.up_c
         # d ln pi / d ln nu: nu/pi on binding users
         dpi_dnu = np.where(self.binding, self.nu / np.where(self.pi > 0, self.pi, 1.0), 0.0)

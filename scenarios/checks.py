@@ -1,10 +1,11 @@
 """Checks across sections, made before any work: what a run would reject, found without a model.
 
-`scenario_problems` lists the errors (a model that does not exist, cuts beyond its blocks, a study
-that needs a model or another scheme, ...); `training_problems` those of `splitsim train`;
-`ignored_fields` the fields a scenario's study does not read, so that setting or sweeping them is
-caught instead of silently doing nothing; `scenario_warnings` values that are legal but physically
-implausible. Everything here is torch-free and reads at most a config.json or a profile header.
+`scenario_problems` lists the errors that hold whatever the study (a model that does not exist, cuts
+beyond its blocks, dynamics that do not fit, ...); `training_problems` those of `splitsim train`;
+`generic_ignored_fields` the fields no study reads in this scenario; `scenario_warnings` values that
+are legal but physically implausible. What a study needs and reads is declared by the study itself
+(analysis/studies), which adds its checks to CROSS_SECTION_CHECKS. Everything here is torch-free and
+reads at most a config.json or a profile header.
 """
 
 from __future__ import annotations
@@ -15,21 +16,8 @@ from pathlib import Path
 from .errors import Problem
 from .nr import PRBS_PER_CHANNEL, prbs_in_channel
 from .presets import MINILM, MINILM_FACTS, PRESETS, Preset, local_facts, preset_names, source_kind, suggest
-from .schema import CROSS_SECTION_CHECKS, Scenario, StudyConfig, TrainingConfig
+from .schema import CROSS_SECTION_CHECKS, Scenario, TrainingConfig
 
-# The study fields each study kind reads (every other `study.*` field does nothing there).
-STUDY_FIELDS: dict[str, set[str]] = {
-    "simulate": set(),
-    "latency_vs_power": {"tx_power_dbm", "simulate_points", "sensitivity_lipschitz_L", "sensitivity_gamma_over_L"},
-    "scheme_comparison": {"schemes"},
-    "cut_layer": {"cuts", "user_memory_limit_gib"},
-    "joint_cut": {"cuts", "user_memory_limit_gib"},
-    "delay_energy": {"tx_power_dbm", "energy_budgets_j", "energy_budget_points"},
-    "robustness": {"seeds"},
-}
-# Studies that simulate SFL under the scenario's dynamics (time-varying channel, users who come and go).
-DYNAMIC_STUDIES = ("simulate", "robustness", "joint_cut", "scheme_comparison")
-STUDIES_NEEDING_A_MODEL = ("scheme_comparison", "cut_layer", "joint_cut")
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
 _TEXT_ARCHS = ("bert", "gpt2", "decoder")
 
@@ -103,23 +91,12 @@ def model_problems(scenario: Scenario) -> list[Problem]:
         if bad:
             problems.append(Problem("model.cut_layers", f"cut layers must lie in [0, {blocks}] ({m.source} has "
                                     f"{blocks} blocks; cut c splits after c blocks)", m.cut_layers, True))
-        cuts = scenario.study.cuts
-        if cuts is not None and scenario.study.kind in ("cut_layer", "joint_cut") and any(c > blocks for c in cuts):
-            problems.append(Problem("study.cuts", f"candidate cuts must lie in [0, {blocks}] ({m.source} has "
-                                    f"{blocks} blocks)", cuts, True))
     precision = {"float32": 32, "bfloat16": 16, "float16": 16, "int8": 8, "nf4": 4}
     if m.base_dtype != "auto" and (precision[m.base_dtype] > precision[m.dtype] or
                                    {m.base_dtype, m.dtype} == {"bfloat16", "float16"}):
         problems.append(Problem("model.base_dtype", f"a base stored as {m.base_dtype} cannot be computed in "
                                 f"{m.dtype} without changing its values; choose a base of at most the compute "
                                 "dtype's precision (int8, nf4 or the dtype itself)", m.base_dtype, True))
-    tiers = {"fl": 1, "sfl": 2, "sl": 2, "splitllm": 3}
-    schemes = scenario.study.schemes if scenario.study.kind == "scheme_comparison" else [scenario.scheme]
-    if "edge" in m.gradient_checkpointing and "splitllm" not in schemes:
-        problems.append(Problem("model.gradient_checkpointing", f"only SplitLLM has an edge tier (scheme: "
-                                f"{', '.join(schemes)})", m.gradient_checkpointing, True))
-    if m.cut_dtype != "auto" and all(tiers[s] == 1 for s in schemes):
-        problems.append(Problem("model.cut_dtype", "FL cuts nothing: no tensor crosses a cut", m.cut_dtype, True))
     if facts is not None:
         if facts.architecture in _TEXT_ARCHS and m.sequence_length is None:
             problems.append(Problem("model.sequence_length", f"a {facts.architecture} model needs a sequence length",
@@ -135,71 +112,26 @@ def model_problems(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def study_problems(scenario: Scenario) -> list[Problem]:
-    """The study has what it needs: a model, the right scheme, the strategies it compares."""
-    kind, scheme, model = scenario.study.kind, scenario.scheme, scenario.model
+def section_problems(scenario: Scenario) -> list[Problem]:
+    """Checks across sections that hold whatever the study (a study's own: analysis/studies)."""
     problems = []
-    if kind in STUDIES_NEEDING_A_MODEL and model is None:
-        problems.append(Problem("model", f"study '{kind}' needs a model section (model.source)", None, True))
-    if kind == "simulate" and scheme != "sfl" and model is None:
-        problems.append(Problem("model", f"scheme '{scheme}' is simulated from a model profile: add a model section",
-                                None, True))
-    if kind == "latency_vs_power":
-        if scheme != "sfl":
-            problems.append(Problem("scheme", "latency_vs_power solves FedsLLM problem (17), which is SFL's: set "
-                                    "scheme: sfl (use scheme_comparison to compare schemes)", scheme, True))
-        missing = sorted({"proposed", "BA"} - set(scenario.optimizer.strategies))
-        if missing:
-            problems.append(Problem("optimizer.strategies", f"latency_vs_power needs the strategies {missing}",
-                                    scenario.optimizer.strategies, True))
-    if kind == "delay_energy":
-        if scheme != "sfl":
-            problems.append(Problem("scheme", "delay_energy optimises FedsLLM's allocation (SFL): set scheme: sfl",
-                                    scheme, True))
-        if "proposed" not in scenario.optimizer.strategies:
-            problems.append(Problem("optimizer.strategies", "delay_energy needs the proposed strategy",
-                                    scenario.optimizer.strategies, True))
     if scenario.energy.min_user_cpu_hz >= scenario.compute.user_cpu_hz:
         problems.append(Problem("energy.min_user_cpu_hz", f"must be below compute.user_cpu_hz "
                                 f"({scenario.compute.user_cpu_hz:g} Hz), the highest clock", scenario.energy.min_user_cpu_hz,
                                 True))
-    problems += dynamics_problems(scenario)
-    if kind == "joint_cut" and scheme != "sfl":
-        problems.append(Problem("scheme", "the joint cut / bandwidth / eta choice is made for SFL (FedsLLM): set "
-                                "scheme: sfl", scheme, True))
-    if kind == "cut_layer" and scheme == "fl":
-        problems.append(Problem("scheme", "FL has no cut layer; choose scheme sfl, sl or splitllm", scheme, True))
-    if kind in ("cut_layer", "joint_cut") and scenario.study.cuts is not None:
-        need = 2 if scheme == "splitllm" else 1
-        if len(set(scenario.study.cuts)) < need:
-            problems.append(Problem("study.cuts", f"a {scheme} cut study needs at least {need} candidate cuts",
-                                    scenario.study.cuts, True))
-    if kind == "scheme_comparison" and "splitllm" in scenario.study.schemes and model is not None:
-        if len(model.cut_layers) != 2 or scenario.cell.edge_servers < 1:
-            problems.append(Problem("model.cut_layers", "comparing with SplitLLM needs two model.cut_layers (SFL and "
-                                    "SL use the first) and cell.edge_servers >= 1", model.cut_layers, True))
-    return problems
+    return problems + dynamics_problems(scenario)
+
+
+def dynamics_applied(scenario: Scenario) -> list[str]:
+    """The fields that make the simulated cell move or its users come and go (empty: paper mode)."""
+    return (["channel.coherence_time_s"] if scenario.channel.time_varying else []) + \
+        scenario.simulation.come_and_go_fields
 
 
 def dynamics_problems(scenario: Scenario) -> list[Problem]:
     """Time-varying channels, users who come and go and PRBs: where they apply, and whether they fit."""
-    kind, scheme, sim, ch = scenario.study.kind, scenario.scheme, scenario.simulation, scenario.channel
+    sim = scenario.simulation
     problems = []
-    dynamic = (["channel.coherence_time_s"] if ch.time_varying else []) + sim.come_and_go_fields
-    simulated = kind in DYNAMIC_STUDIES or (kind == "cut_layer" and scheme != "sfl")  # SFL's cut study only solves
-    if dynamic and not simulated:
-        section, name = dynamic[0].split(".")
-        problems.append(Problem(dynamic[0], f"the simulator applies a time-varying channel and users who come and go "
-                                f"in studies {', '.join(DYNAMIC_STUDIES)} and the SL and SplitLLM cut studies; "
-                                f"study '{kind}' would ignore it", getattr(getattr(scenario, section), name), True))
-    if kind == "robustness":
-        if scheme != "sfl":
-            problems.append(Problem("scheme", "robustness compares FedsLLM's allocations (SFL): set scheme: sfl",
-                                    scheme, True))
-        if not (dynamic or ch.redraw_each_round or sim.straggler_probability > 0):
-            problems.append(Problem("study.kind", "robustness simulates the plan in a cell that moves: set "
-                                    "channel.coherence_time_s, user dynamics (simulation.participants_per_round, ...) "
-                                    "or stragglers; without them every seed gives the optimizer's delay", kind, True))
     if sim.participants_per_round is not None and sim.participants_per_round > scenario.cell.users:
         problems.append(Problem("simulation.participants_per_round", f"more than the {scenario.cell.users} users",
                                 sim.participants_per_round, True))
@@ -252,7 +184,7 @@ def training_problems(scenario: Scenario) -> list[Problem]:
 def scenario_problems(scenario: Scenario) -> list[Problem]:
     """Every cross-section error; the training section is checked when it is not all defaults (a
     scenario meant for `splitsim train`), and always by `splitsim train` itself."""
-    problems = model_problems(scenario) + study_problems(scenario)
+    problems = model_problems(scenario) + section_problems(scenario)
     if scenario.training != TrainingConfig():
         problems += training_problems(scenario)
     return problems
@@ -261,35 +193,11 @@ def scenario_problems(scenario: Scenario) -> list[Problem]:
 CROSS_SECTION_CHECKS.append(scenario_problems)  # a copy of a scenario is checked as a file is
 
 
-def ignored_fields(scenario: Scenario) -> dict[str, str]:
-    """Field paths (or section prefixes) that `splitsim run` of this scenario does not read -> why."""
-    kind, scheme = scenario.study.kind, scenario.scheme
-    ignored = {f"study.{name}": f"study '{kind}' does not read it"
-               for name in set(StudyConfig.model_fields) - {"kind"} - STUDY_FIELDS[kind]}
-    ignored["training"] = "only `splitsim train` reads it"
-    if kind == "latency_vs_power":
-        ignored["radio.max_tx_power_dbm"] = "latency_vs_power sets the transmit power itself, from study.tx_power_dbm"
-        if not scenario.study.simulate_points:
-            ignored["simulation"] = "latency_vs_power only optimises (set study.simulate_points: true to simulate)"
-    if kind not in ("simulate", "delay_energy") or scheme != "sfl":
-        why = f"study '{kind}' of scheme '{scheme}' solves the delay-only problem (17)"
-        ignored["optimizer.energy_budget_j"] = why
-        ignored["optimizer.energy_weight"] = why
-    if kind == "delay_energy":
-        ignored["optimizer.energy_budget_j"] = "delay_energy sweeps the budget itself (study.energy_budgets_j)"
-        ignored["optimizer.energy_weight"] = "delay_energy minimises the delay under each budget of its sweep"
-    solves_17 = kind in ("latency_vs_power", "joint_cut", "delay_energy", "robustness") or \
-        (kind in ("simulate", "cut_layer") and scheme == "sfl")
-    if not solves_17:
-        what = "scheme_comparison runs every scheme for simulation.rounds epochs" if kind == "scheme_comparison" \
-            else f"scheme '{scheme}' runs simulation.rounds epochs"
-        ignored["theory"] = f"{what}; FedsLLM's convergence constants are not used"
-        ignored["optimizer"] = f"{what}; problem (17) is not solved"
-    if scenario.radio.subcarrier_spacing_khz is not None and not (kind in ("simulate", "robustness") and scheme == "sfl"):
-        for name in ("subcarrier_spacing_khz", "prb_rule"):
-            ignored[f"radio.{name}"] = (f"study '{kind}' of scheme '{scheme}' uses continuous bandwidths (whole PRBs "
-                                        "apply to SFL's simulate, robustness and optimize)")
-    elif scenario.radio.subcarrier_spacing_khz is None:
+def generic_ignored_fields(scenario: Scenario) -> dict[str, str]:
+    """Field paths (or section prefixes) that no study reads in this scenario -> why: what a model
+    replaces, what only training reads. A study's own (analysis.studies.ignored_fields) come on top."""
+    ignored = {"training": "only `splitsim train` reads it"}
+    if scenario.radio.subcarrier_spacing_khz is None:
         ignored["radio.prb_rule"] = "radio.subcarrier_spacing_khz is null: bandwidths are continuous"
     if scenario.model is not None:
         why = "the model profile sets message sizes and compute"
@@ -306,14 +214,6 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
         ignored["compute.flops_utilization"] = why
         ignored["energy.user_power_w"] = why + "; compute energy is kappa·cycles·f^2"
     return ignored
-
-
-def ignored_reason(scenario: Scenario, path: str) -> str | None:
-    """Why `path` (dotted) does nothing in this scenario's study, or None when it is read."""
-    for prefix, why in ignored_fields(scenario).items():
-        if path == prefix or path.startswith(prefix + "."):
-            return why
-    return None
 
 
 def explicit_paths(model, prefix: str = "") -> list[str]:
@@ -368,8 +268,7 @@ def implausible_values(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("channel.noise_psd_dbm_per_hz", "far from thermal noise (-174 dBm/Hz at 290 K)",
                                 noise, True))
     for field, value in (("radio.max_tx_power_dbm", scenario.radio.max_tx_power_dbm),
-                         *(("study.tx_power_dbm", p) for p in (scenario.study.tx_power_dbm
-                                                                if scenario.study.kind == "latency_vs_power" else []))):
+                         *(("study.tx_power_dbm", p) for p in scenario.study.tx_power_dbm)):
         if not -30 <= value <= 40:
             problems.append(Problem(field, "outside the plausible range of a user device, -30 ... 40 dBm (a unit "
                                     "slip? 10 dBm is 10 mW)", value, True))
@@ -377,7 +276,7 @@ def implausible_values(scenario: Scenario) -> list[Problem]:
 
 
 def scenario_warnings(scenario: Scenario) -> list[Problem]:
-    """Legal but implausible values, and fields the study does not read that the scenario sets."""
+    """Legal but implausible values (the fields a study does not read: analysis.checking)."""
     warnings = implausible_values(scenario)
     users, samples = scenario.cell.users, scenario.workload.dataset_samples
     if samples < users:
@@ -386,8 +285,4 @@ def scenario_warnings(scenario: Scenario) -> list[Problem]:
     elif scenario.model is not None and samples // users < scenario.model.batch_size:
         warnings.append(Problem("workload.dataset_samples", f"each user holds {samples // users} samples, less than "
                                 f"one batch of {scenario.model.batch_size}: users train no full batch", samples, True))
-    for path in explicit_paths(scenario):
-        why = ignored_reason(scenario, path)
-        if why is not None and not path.startswith("training"):
-            warnings.append(Problem(path, f"has no effect in this scenario: {why}"))
     return warnings

@@ -45,7 +45,7 @@ def hub_problem(repo_id: str) -> str | None:
     if cached_config(repo_id) is not None:
         return None
     if _offline_flag():
-        return (f"not in the local hub cache and HF_HUB_OFFLINE is set; download it once online, or use a "
+        return ("not in the local hub cache and HF_HUB_OFFLINE is set; download it once online, or use a "
                 "preset or a local folder")
     if not hub_reachable():
         return (f"not in the local hub cache, and {HUB_HOST} cannot be reached from this machine (no connection "

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .checks import scenario_problems
+from .checks import CROSS_SECTION_CHECKS  # importing scenarios.checks registers its checks there
 from .errors import Problem, ScenarioError
 from .schema import Scenario
 from .validation import problems_from_validation, unwrap_model
@@ -103,8 +103,9 @@ def parse_scenario(data: dict, source: str = "", base_dir: str | Path | None = N
     """Validate a mapping into a `Scenario`; raise `ScenarioError` listing every problem.
 
     Relative paths resolve against `base_dir` (default: the working directory). Besides each
-    field, the checks across sections are made (`scenarios.checks`): the model exists and its cuts
-    fit, the study has the model and scheme it needs, training settings fit the scheme."""
+    field, the checks across sections are made (every one in CROSS_SECTION_CHECKS: scenarios.checks'
+    own — the model exists and its cuts fit, training settings fit the scheme — and, once
+    analysis.studies is imported, as `import splitsim` and the CLI do, what the study needs)."""
 
     if not isinstance(data, dict):
         raise ScenarioError(Problem("", "a scenario is a mapping of sections", data, True, source=source))
@@ -113,7 +114,7 @@ def parse_scenario(data: dict, source: str = "", base_dir: str | Path | None = N
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
         raise ScenarioError(problems_from_validation(err, Scenario, source)) from None
-    problems = scenario_problems(scenario)
+    problems = [p for check in CROSS_SECTION_CHECKS for p in check(scenario)]  # scenarios.checks, the studies
     if problems:
         raise ScenarioError([replace(p, source=source) for p in problems])
     return scenario

@@ -132,7 +132,7 @@ class StudyResult:
 def run_study(scenario: str | Path | Scenario, out: str | Path, overwrite: bool = False,
               progress: bool = False) -> StudyResult:
     """Run the scenario's study (`study.kind`) into `out`, as `splitsim run` does."""
-    from analysis.runs import run_study as _run_study
+    from analysis.commands import run_study as _run_study
 
     scenario, source = _scenario(scenario)
     check_scenario(scenario, "run", source)

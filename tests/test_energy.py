@@ -342,7 +342,7 @@ def test_energy_aware_allocation_meets_budget_and_simulates_to_the_same_energy()
 def test_delay_energy_study_writes_front(tmp_path):
     from scenarios import parse_scenario
 
-    from analysis.runs import run_study
+    from analysis.commands import run_study
 
     scenario = parse_scenario({"name": "front", "cell": {"users": 5}, "theory": {"epsilon0": 0.2},
                                "study": {"kind": "delay_energy", "energy_budget_points": 3, "tx_power_dbm": [5.0, 10.0]}})

@@ -226,6 +226,6 @@ def test_a_unit_slip_warns_at_validate_and_stops_a_sweep(tmp_path, cli, text, fi
     assert f"{path}: {field}:" in err and "unit slip" in err
     assert code == (2 if "user_cpu_hz" in field else 0)
     value = text.split(":")[-1].strip()
-    code, _, err = cli("sweep", path, "--set", f"theory.epsilon0=0.1,0.2", "--out", tmp_path / "s")
+    code, _, err = cli("sweep", path, "--set", "theory.epsilon0=0.1,0.2", "--out", tmp_path / "s")
     assert code == 2 and f"{field}: {value}" in err and "unit slip" in err
     assert not (tmp_path / "s").exists()

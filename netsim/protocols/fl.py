@@ -16,7 +16,7 @@ import numpy as np
 import simpy
 
 from ..engine import KIND, EventLog
-from ..topology import FED_SERVER, user_node
+from ..topology import FED_SERVER
 from .common import Accounts
 from .rounds import LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, RoundClient, Stop, drive_rounds, finish_accounts
 

@@ -20,7 +20,7 @@ import numpy as np
 import simpy
 
 from ..engine import KIND, EventLog
-from ..topology import MAIN_SERVER, user_node
+from ..topology import MAIN_SERVER
 from .common import Accounts
 from .rounds import (LINK_ADAPTER_DOWN, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_UP, RoundClient, Stop, begin_round,
                      busy_of, close_round, end_round, finish_accounts, recorder)

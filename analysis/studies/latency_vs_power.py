@@ -9,14 +9,17 @@ import pandas as pd
 
 from optimizer import convergence_constants, optimise
 from optimizer.energy_strategies import allocation_energy_j
-from scenarios import InputError, Scenario, TheoryConfig
+from scenarios import Problem, Scenario, TheoryConfig
 
-from . import plots
-from .metrics import delay_metric, reduction_metric
-from .outputs import prepare_out_dir, write_json, write_resolved_scenario
-from .report import Report
-from .progress import progress_iter as _progress
-from .world import World, realise
+from .. import plots
+from ..metrics import delay_metric, reduction_metric
+from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
+from ..report import Report
+from ..progress import progress_iter as _progress
+from ..world import World, realise
+from .base import Study
+
+HEADLINE = "each strategy's optimised training delay T, averaged over study.tx_power_dbm"
 
 
 def mean_reductions(table: pd.DataFrame, reference: str = "proposed") -> dict[str, float]:
@@ -30,8 +33,8 @@ def mean_reductions(table: pd.DataFrame, reference: str = "proposed") -> dict[st
 def power_sweep_table(world: World, powers: list[float], progress: bool | None = None,
                       simulate_points: bool = False) -> pd.DataFrame:
     """One row per (power, strategy): T_s and eta (exact search), the grid's best, counts, solver."""
-    from .guards import check_allocations
-    from .simulation import simulate_allocation
+    from ..guards import check_allocations
+    from ..simulation import simulate_allocation
 
     scenario = world.scenario
     rows = []
@@ -80,10 +83,6 @@ def theory_sensitivity(world: World, powers: list[float], Ls: list[float], ratio
 def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = "",
                          progress: bool | None = None) -> list[str]:
     """FedsLLM Fig. 2: delay of proposed, EB, FE and BA against the maximum transmit power."""
-    missing = {"proposed", "BA"} - set(scenario.optimizer.strategies)
-    if missing:
-        raise InputError(f"latency_vs_power needs the strategies {sorted(missing)}", field="optimizer.strategies",
-                         value=scenario.optimizer.strategies)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
@@ -103,7 +102,7 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     metrics = {**{delay_metric(name): float(t) for name, t in mean_delays.items()},
                **{reduction_metric(b): r for b, r in reductions.items()}}
     write_json(out / "summary.json", {"metrics": metrics, "headline": [delay_metric(n) for n in mean_delays.index],
-        "headline_meaning": "each strategy's optimised training delay T, averaged over study.tx_power_dbm",
+        "headline_meaning": HEADLINE,
         "scenario": scenario.name, "study": "latency_vs_power", "mean_reduction_pct": reductions,
         "theory": {"lipschitz_L": scenario.theory.lipschitz_L,
                    "strong_convexity_gamma": scenario.theory.strong_convexity_gamma, "a": a, "v": v},
@@ -135,3 +134,26 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     lines += [f"mean reduction of proposed vs {b}: {reductions[b]:.2f} %" for b in ("BA", "EB", "FE") if b in reductions]
     lines.append(f"-> {out}")
     return lines
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    missing = sorted({"proposed", "BA"} - set(scenario.optimizer.strategies))
+    return [Problem("optimizer.strategies", f"latency_vs_power needs the strategies {missing}",
+                    scenario.optimizer.strategies, True)] if missing else []
+
+
+def ignores(scenario: Scenario) -> dict[str, str]:
+    ignored = {"radio.max_tx_power_dbm": "latency_vs_power sets the transmit power itself, from study.tx_power_dbm"}
+    if not scenario.study.simulate_points:
+        ignored["simulation"] = "latency_vs_power only optimises (set study.simulate_points: true to simulate)"
+    return ignored
+
+
+STUDY = Study(
+    kind="latency_vs_power", title="FedsLLM Fig. 2: training delay against the users' maximum transmit power",
+    run=run_latency_vs_power, figure="latency_vs_power.png", headline_meaning=HEADLINE,
+    reads=frozenset({"tx_power_dbm", "simulate_points", "sensitivity_lipschitz_L", "sensitivity_gamma_over_L"}),
+    schemes=("sfl",), scheme_hint="latency_vs_power solves FedsLLM problem (17), which is SFL's: set scheme: sfl (use "
+                                  "scheme_comparison to compare schemes)",
+    solves_problem_17=lambda s: True, problems=problems, ignores=ignores,
+)

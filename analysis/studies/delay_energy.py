@@ -15,14 +15,18 @@ import pandas as pd
 
 from optimizer import optimise
 from optimizer.energy_strategies import allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy
-from scenarios import Scenario
+from scenarios import Problem, Scenario
 
-from . import plots
-from .metrics import delay_metric, headline_delays
-from .outputs import prepare_out_dir, write_json, write_resolved_scenario
-from .progress import progress_iter
-from .report import Report
-from .world import World, realise
+from .. import plots
+from ..guards import check_energy
+from ..metrics import delay_metric, headline_delays
+from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
+from ..progress import progress_iter
+from ..report import Report
+from ..world import World, realise
+from .base import Study
+
+HEADLINE = "the proposed allocation's training delay under the tightest and the loosest energy budget of the sweep"
 
 
 def _row(world: World, alloc, strategy: str, mode: str, power_dbm: float, budget: float) -> dict:
@@ -82,8 +86,7 @@ def run_delay_energy(scenario: Scenario, out_dir: str | Path, source: str = "", 
                **{f"worst_user_{r.strategy}_j": r.worst_user_j for r in at_power.itertuples()}}
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "delay_energy", "metrics": metrics,
                                       "headline": headline_delays(metrics),
-                                      "headline_meaning": "the proposed allocation's training delay under the "
-                                                          "tightest and the loosest energy budget of the sweep",
+                                      "headline_meaning": HEADLINE,
                                       "rows": table.to_dict(orient="records")})
     report = Report("Training delay against user energy", scenario.name, source)
     report.paragraph(
@@ -104,3 +107,28 @@ def run_delay_energy(scenario: Scenario, out_dir: str | Path, source: str = "", 
     lines += [f"{r.strategy:>8} at {r.tx_power_dbm:5.1f} dBm: T = {r.T_s:12.6g} s, worst user {r.worst_user_j:.4g} J"
               for r in table[table["mode"] == "power"].itertuples()]
     return lines + [f"-> {out}"]
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    if "proposed" not in scenario.optimizer.strategies:
+        return [Problem("optimizer.strategies", "delay_energy needs the proposed strategy",
+                        scenario.optimizer.strategies, True)]
+    return []
+
+
+def check_cost_of(scenario: Scenario) -> None:
+    check_energy(scenario, list(scenario.study.energy_budgets_j or []), "study.energy_budgets_j")
+
+
+def ignores(scenario: Scenario) -> dict[str, str]:
+    return {"optimizer.energy_budget_j": "delay_energy sweeps the budget itself (study.energy_budgets_j)",
+            "optimizer.energy_weight": "delay_energy minimises the delay under each budget of its sweep"}
+
+
+STUDY = Study(
+    kind="delay_energy", title="the Pareto front of training delay against user energy",
+    run=run_delay_energy, figure="delay_energy.png", headline_meaning=HEADLINE,
+    reads=frozenset({"tx_power_dbm", "energy_budgets_j", "energy_budget_points"}),
+    schemes=("sfl",), scheme_hint="delay_energy optimises FedsLLM's allocation (SFL): set scheme: sfl",
+    solves_problem_17=lambda s: True, problems=problems, ignores=ignores, check_cost=check_cost_of,
+)

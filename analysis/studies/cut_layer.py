@@ -18,16 +18,21 @@ import pandas as pd
 from netsim import simulate_sfl
 from optimizer import delay_inputs_from_profile, optimise
 from optimizer.energy_strategies import allocation_energy_j
-from scenarios import InputError, rng_for
+from scenarios import InputError, Problem, Scenario, rng_for
+from scenarios.checks import model_facts
 
-from . import plots
-from .guards import check_allocations
-from .metrics import delay_metric, headline_delays
-from .outputs import prepare_out_dir, write_json, write_resolved_scenario
-from .progress import progress_iter
-from .report import Report
-from .schemes import GIB, fits, run_scheme, scheme_memory_bytes, tier_limits
-from .world import World, realise
+from .. import plots
+from ..guards import check_allocations
+from ..metrics import delay_metric, headline_delays
+from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
+from ..progress import progress_iter
+from ..report import Report
+from ..schemes import GIB, fits, run_scheme, scheme_memory_bytes, tier_limits
+from ..world import World, realise
+from .base import Study
+
+HEADLINE = "each strategy's (or the scheme's) training delay at its fastest cut that fits the devices' memory"
+JOINT_HEADLINE = "; delay_joint_s: the optimizer's T at the joint optimum"
 
 
 def candidate_cuts(world: World) -> list[int]:
@@ -137,13 +142,8 @@ def _joint_choice(world: World, table: pd.DataFrame, out: Path) -> dict:
 
 
 def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
-    if scenario.model is None:
-        raise InputError("cut-layer studies need a model", field="model", value=None)
+    """`cut_layer` and `joint_cut` (analysis/studies/joint_cut.py declares the second)."""
     kind, scheme = scenario.study.kind, scenario.scheme
-    if scheme == "fl":
-        raise InputError("FL has no cut layer; choose scheme sfl, sl or splitllm", field="scheme", value=scheme)
-    if kind == "joint_cut" and scheme != "sfl":
-        raise InputError("the joint cut / bandwidth / eta choice is made for SFL (FedsLLM)", field="scheme", value=scheme)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
@@ -206,13 +206,36 @@ def run_cut_study(scenario, out_dir: str | Path, source: str = "", progress: boo
                      f"e.g. {table.loc[~table['feasible'], 'infeasible_reason'].iloc[0]})")
     write_json(out / "summary.json", {"scenario": scenario.name, "study": kind, "metrics": metrics,
                                       "headline": headline_delays(metrics),
-                                      "headline_meaning": "each strategy's (or the scheme's) training delay at its "
-                                                          "fastest cut that fits the devices' memory"
-                                                          + ("; delay_joint_s: the optimizer's T at the joint optimum" if kind == "joint_cut"
-                                                             else ""),
+                                      "headline_meaning": HEADLINE + (JOINT_HEADLINE if kind == "joint_cut" else ""),
                                       "rows": table.to_dict(orient="records")})
     report.write(out)
     return lines + [f"-> {out}"]
 
 
-__all__ = ["candidate_cuts", "run_cut_study", "sfl_cut_table", "sl_cut_table", "splitllm_pair_table"]
+def cut_problems(scenario: Scenario) -> list[Problem]:
+    """Candidate cuts within the model's blocks (known without torch), and enough of them."""
+    cuts, m, scheme = scenario.study.cuts, scenario.model, scenario.scheme
+    if cuts is None or m is None:
+        return []
+    problems = []
+    facts = model_facts(m.source) if m.profile_path is None else None
+    if facts is not None and any(c > facts.blocks for c in cuts):
+        problems.append(Problem("study.cuts", f"candidate cuts must lie in [0, {facts.blocks}] ({m.source} has "
+                                f"{facts.blocks} blocks)", cuts, True))
+    need = 2 if scheme == "splitllm" else 1
+    if len(set(cuts)) < need:
+        problems.append(Problem("study.cuts", f"a {scheme} cut study needs at least {need} candidate cuts", cuts, True))
+    return problems
+
+
+STUDY = Study(
+    kind="cut_layer", title="what each cut layer costs: delay per strategy, memory per tier, traffic",
+    run=run_cut_study, figure="cut_layer.png", headline_meaning=HEADLINE,
+    reads=frozenset({"cuts", "user_memory_limit_gib"}), needs_model=True, schemes=("sfl", "sl", "splitllm"),
+    scheme_hint="FL has no cut layer; choose scheme sfl, sl or splitllm",
+    simulates=lambda s: s.scheme != "sfl",  # SFL's cut study only optimises; SL and SplitLLM are simulated
+    solves_problem_17=lambda s: s.scheme == "sfl", problems=cut_problems,
+)
+
+__all__ = ["STUDY", "candidate_cuts", "cut_problems", "run_cut_study", "sfl_cut_table", "sl_cut_table",
+           "splitllm_pair_table"]

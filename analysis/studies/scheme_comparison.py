@@ -10,23 +10,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots
-from scenarios import InputError
+from scenarios import Problem, Scenario
 
-from .metrics import delay_metric
-from .outputs import prepare_out_dir, write_json, write_resolved_scenario
-from .progress import progress_iter
-from .report import Report
-from .schemes import SCHEME_LABEL, run_scheme, spectrum_plan
-from .world import realise
+from .. import plots
+from ..guards import check_availability_trace, check_cost, epoch_cost
+from ..metrics import delay_metric
+from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
+from ..progress import progress_iter
+from ..report import Report
+from ..schemes import SCHEME_LABEL, run_scheme, spectrum_plan
+from ..world import realise
+from .base import Study
+
+HEADLINE = "each scheme's simulated training delay over simulation.rounds rounds"
 
 
 def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
-    if scenario.model is None:
-        raise InputError("comparing schemes needs a model", field="model", value=None)
-    if "splitllm" in scenario.study.schemes and (len(scenario.model.cut_layers) != 2 or scenario.cell.edge_servers < 1):
-        raise InputError("comparing with SplitLLM needs scheme: splitllm, two model.cut_layers (SFL and SL use the "
-                         "first) and cell.edge_servers >= 1", field="model.cut_layers", value=scenario.model.cut_layers)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
@@ -38,8 +37,7 @@ def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progr
     metrics = {delay_metric(r["scheme"]): r["delay_s"] for r in rows}
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "scheme_comparison", "metrics": metrics,
                                       "headline": list(metrics),
-                                      "headline_meaning": f"each scheme's simulated training delay over "
-                                                          f"{scenario.simulation.rounds} rounds",
+                                      "headline_meaning": HEADLINE,
                                       "rows": rows,
                                       "spectrum": {s: spectrum_plan(scenario)[s] for s in scenario.study.schemes}})
     p = world.profile
@@ -66,3 +64,32 @@ def run_scheme_comparison(scenario, out_dir: str | Path, source: str = "", progr
              f"{r['user_traffic_gib_per_round']:.4g} GiB/round, memory user {r['user_memory_gib']:.3g} GiB, "
              f"energy {r.get('user_total_j_per_round', float('nan')):.4g} J per user and round" for r in rows]
     return lines + [f"-> {out}"]
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    model = scenario.model
+    if "splitllm" in scenario.study.schemes and model is not None and (
+            len(model.cut_layers) != 2 or scenario.cell.edge_servers < 1):
+        return [Problem("model.cut_layers", "comparing with SplitLLM needs two model.cut_layers (SFL and SL use the "
+                        "first) and cell.edge_servers >= 1", model.cut_layers, True)]
+    return []
+
+
+def check_cost_of(scenario: Scenario) -> None:
+    check_availability_trace(scenario)
+    for scheme in scenario.study.schemes:
+        check_cost(epoch_cost(scheme, scenario), scenario, f"simulating {scheme}")
+
+
+def ignores(scenario: Scenario) -> dict[str, str]:
+    why = "scheme_comparison runs every scheme for simulation.rounds epochs"
+    return {"theory": f"{why}; FedsLLM's convergence constants are not used",
+            "optimizer": f"{why}; problem (17) is not solved"}
+
+
+STUDY = Study(
+    kind="scheme_comparison", title="SplitLLM, SFL, FL and SL on the same cell and model (SplitLLM Table II)",
+    run=run_scheme_comparison, figure="scheme_comparison.png", headline_meaning=HEADLINE,
+    reads=frozenset({"schemes"}), needs_model=True, simulates=lambda s: True,
+    schemes_run=lambda s: list(s.study.schemes), problems=problems, ignores=ignores, check_cost=check_cost_of,
+)

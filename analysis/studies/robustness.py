@@ -15,16 +15,19 @@ from pathlib import Path
 import pandas as pd
 
 from netsim import simulate_sfl
-from scenarios import Scenario, rng_for
+from scenarios import Problem, Scenario, rng_for
 
-from . import plots
-from .guards import check_allocations, check_dynamics
-from .metrics import delay_metric, headline_delays, p95_delay_metric, planned_delay_metric
-from .outputs import prepare_out_dir, write_json, write_resolved_scenario
-from .progress import progress_bar
-from .report import Report
-from .allocations import world_allocations
-from .world import realise
+from .. import plots
+from ..guards import check_allocations, check_availability_trace, check_dynamics, check_sfl_simulation
+from ..metrics import delay_metric, headline_delays, p95_delay_metric, planned_delay_metric
+from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
+from ..progress import progress_bar
+from ..report import Report
+from ..allocations import world_allocations
+from ..world import realise
+from .base import Study
+
+HEADLINE = "each strategy's simulated training delay, the mean over study.seeds seeds of the dynamics"
 
 
 def _planned_delay_s(alloc, max_rounds: int | None) -> float:
@@ -123,8 +126,7 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
     prb = {name: a.details["prb"]["rounding_cost_relative"] for name, a in allocations.items() if "prb" in a.details}
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "robustness", "dynamics": dynamics,
                                       "metrics": metrics, "headline": headline_delays(metrics),
-                                      "headline_meaning": f"each strategy's simulated training delay, the mean "
-                                                          f"over {scenario.study.seeds} seeds of the dynamics",
+                                      "headline_meaning": HEADLINE,
                                       "prb_rounding_cost_relative": prb, "table": table.to_dict(orient="records")})
     report = Report("Planned against simulated delay in a cell that moves", scenario.name, source)
     report.paragraph(f"Each strategy is planned on the frozen channel at t = 0 and simulated {scenario.study.seeds} "
@@ -151,3 +153,27 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
     lines = [f"{r.strategy:>8}: planned {r.planned_s:.6g} s, simulated mean {r.simulated_mean_s:.6g} s, p95 "
              f"{r.simulated_p95_s:.6g} s, worst {r.simulated_worst_s:.6g} s" for r in table.itertuples()]
     return lines + ([lead] if lead else []) + [f"-> {out}"]
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    sim, ch = scenario.simulation, scenario.channel
+    dynamic = ch.time_varying or sim.come_and_go_fields or ch.redraw_each_round or sim.straggler_probability > 0
+    if not dynamic:
+        return [Problem("study.kind", "robustness simulates the plan in a cell that moves: set "
+                        "channel.coherence_time_s, user dynamics (simulation.participants_per_round, ...) or "
+                        "stragglers; without them every seed gives the optimizer's delay", scenario.study.kind, True)]
+    return []
+
+
+def check_cost_of(scenario: Scenario) -> None:
+    check_availability_trace(scenario)
+    check_sfl_simulation(scenario, streamed=False)
+
+
+STUDY = Study(
+    kind="robustness", title="the optimizer's plan against its simulation in a cell that moves",
+    run=run_robustness, figure="robustness.png", headline_meaning=HEADLINE, reads=frozenset({"seeds"}),
+    schemes=("sfl",), scheme_hint="robustness compares FedsLLM's allocations (SFL): set scheme: sfl",
+    simulates=lambda s: True, solves_problem_17=lambda s: True, whole_prbs=lambda s: True,
+    problems=problems, check_cost=check_cost_of,
+)

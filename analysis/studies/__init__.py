@@ -1,0 +1,141 @@
+"""The studies `splitsim run` knows, one module each, registered in one table.
+
+`STUDIES` (kind -> Study, analysis/studies/base.py) is what `run`, `validate`, `sweep`, the Python
+API and `splitsim schema` consult: what a study needs and reads, its guards, cost, run, headline and
+figure. Adding a study is one module here and one line in the table below.
+
+Importing this package also registers `study_problems` with the scenario checks
+(scenarios.schema.CROSS_SECTION_CHECKS), so that a scenario parsed or copied after it is checked
+against its study as a file is.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from scenarios import Problem, Scenario
+from scenarios.checks import dynamics_applied, generic_ignored_fields
+from scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
+
+from . import cut_layer, delay_energy, joint_cut, latency_vs_power, robustness, scheme_comparison, simulate
+from .base import SCHEMES, Study
+
+STUDIES: dict[str, Study] = {study.kind: study for study in (
+    simulate.STUDY,
+    latency_vs_power.STUDY,
+    scheme_comparison.STUDY,
+    cut_layer.STUDY,
+    joint_cut.STUDY,
+    delay_energy.STUDY,
+    robustness.STUDY,
+)}
+
+
+def study_of(scenario: Scenario) -> Study | None:
+    return STUDIES.get(scenario.study.kind)
+
+
+def _tier_count(scheme: str) -> int:
+    return {"fl": 1, "sfl": 2, "sl": 2, "splitllm": 3}[scheme]
+
+
+def study_problems(scenario: Scenario) -> list[Problem]:
+    """What the scenario's study needs and what it applies: an error each, before any work."""
+    kind = scenario.study.kind
+    study = STUDIES.get(kind)
+    if study is None:
+        close = difflib.get_close_matches(kind, list(STUDIES), n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return [Problem("study.kind", f"unknown study; {hint}studies: {', '.join(STUDIES)}", kind, True)]
+    problems = []
+    if study.needs_model and scenario.model is None:
+        problems.append(Problem("model", f"study '{kind}' needs a model section (model.source)", None, True))
+    if scenario.scheme not in study.schemes:
+        problems.append(Problem("scheme", study.scheme_hint or f"study '{kind}' runs for schemes "
+                                f"{', '.join(study.schemes)}", scenario.scheme, True))
+    dynamic = dynamics_applied(scenario)
+    if dynamic and not study.simulates(scenario):
+        section, name = dynamic[0].split(".")
+        simulating = [k for k, s in STUDIES.items() if s.simulates(scenario)]
+        problems.append(Problem(dynamic[0], f"the simulator applies a time-varying channel and users who come and go in "
+                                f"the studies that simulate ({', '.join(simulating)} for scheme {scenario.scheme}); "
+                                f"study '{kind}' would ignore it", getattr(getattr(scenario, section), name), True))
+    m = scenario.model
+    if m is not None:
+        schemes = study.schemes_run(scenario)
+        if "edge" in m.gradient_checkpointing and "splitllm" not in schemes:
+            problems.append(Problem("model.gradient_checkpointing", f"only SplitLLM has an edge tier (scheme: "
+                                    f"{', '.join(schemes)})", m.gradient_checkpointing, True))
+        if m.cut_dtype != "auto" and all(_tier_count(s) == 1 for s in schemes):
+            problems.append(Problem("model.cut_dtype", "FL cuts nothing: no tensor crosses a cut", m.cut_dtype, True))
+    return problems + study.problems(scenario)
+
+
+CROSS_SECTION_CHECKS.append(study_problems)
+
+
+def ignored_fields(scenario: Scenario) -> dict[str, str]:
+    """Field paths (or section prefixes) that `splitsim run` of this scenario does not read -> why:
+    those no study reads here (scenarios.checks.generic_ignored_fields), then what the study's
+    declaration says it does not read, then what it sets itself (its `ignores`)."""
+    study = study_of(scenario)
+    ignored = generic_ignored_fields(scenario)
+    if study is None:
+        return ignored
+    kind, scheme = study.kind, scenario.scheme
+    ignored.update({f"study.{name}": f"study '{kind}' does not read it"
+                    for name in set(StudyConfig.model_fields) - {"kind"} - study.reads})
+    if not study.solves_problem_17(scenario):
+        what = f"study '{kind}' of scheme '{scheme}' runs simulation.rounds epochs"
+        ignored["theory"] = f"{what}; FedsLLM's convergence constants are not used"
+        ignored["optimizer"] = f"{what}; problem (17) is not solved"
+    elif not study.energy_aware(scenario):
+        why = f"study '{kind}' of scheme '{scheme}' solves the delay-only problem (17)"
+        ignored["optimizer.energy_budget_j"] = why
+        ignored["optimizer.energy_weight"] = why
+    if scenario.radio.subcarrier_spacing_khz is not None and not study.whole_prbs(scenario):
+        for name in ("subcarrier_spacing_khz", "prb_rule"):
+            ignored[f"radio.{name}"] = (f"study '{kind}' of scheme '{scheme}' uses continuous bandwidths (whole PRBs "
+                                        "apply to SFL's simulate, robustness and optimize)")
+    schemes = study.schemes_run(scenario)
+    if "splitllm" not in schemes:
+        why = f"only SplitLLM has edge servers and a backhaul (scheme{'s' if len(schemes) > 1 else ''} here: " \
+              f"{', '.join(schemes)})"
+        for path in EDGE_FIELDS:
+            ignored[path] = why
+    if not scenario.simulation.downlink:
+        for path in ("radio.downlink_bandwidth_hz", "radio.bs_tx_power_dbm"):
+            ignored[path] = "simulation.downlink is false: no downlink is simulated (the paper's assumption)"
+    ignored.update(study.ignores(scenario))
+    return ignored
+
+
+# What only SplitLLM's edge tier reads (edge_tx_power_dbm also prices the edges' interference, so
+# it stays with SplitLLM; the cloud serves FL's aggregation too).
+EDGE_FIELDS = ("cell.edge_servers", "cell.edge_placement", "radio.edge_spectrum", "radio.edge_tx_power_dbm",
+               "radio.backhaul_rate_bps", "radio.backhaul_latency_s", "compute.edge_device", "compute.edge_flops_per_s",
+               "simulation.edge_concurrency")
+
+
+def ignored_reason(scenario: Scenario, path: str) -> str | None:
+    """Why `path` (dotted) does nothing in this scenario's study, or None when it is read."""
+    for prefix, why in ignored_fields(scenario).items():
+        if path == prefix or path.startswith(prefix + "."):
+            return why
+    return None
+
+
+def scenario_json_schema() -> dict:
+    """The JSON Schema of scenario files, `study.kind` enumerating the registered studies."""
+    schema = Scenario.model_json_schema()
+    kind = schema["$defs"]["StudyConfig"]["properties"]["kind"]
+    kind.pop("maxLength", None)
+    kind.pop("minLength", None)
+    kind["enum"] = list(STUDIES)
+    kind["description"] = ("The study `splitsim run` makes: " + "; ".join(f"{k}: {s.title}" for k, s in STUDIES.items())
+                           + ".")
+    return schema
+
+
+__all__ = ["SCHEMES", "STUDIES", "Study", "ignored_fields", "ignored_reason", "scenario_json_schema", "study_of",
+           "study_problems"]

@@ -1,0 +1,43 @@
+"""Study `simulate`: the scenario's scheme simulated (SFL: under each allocation strategy), as
+`splitsim simulate` does — summary.json, the events file and the resolved scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scenarios import Problem, Scenario
+
+from ..guards import check_availability_trace, check_cost, check_energy_aware, check_sfl_simulation, epoch_cost
+from ..runs import SIMULATE_HEADLINE, run_simulate
+from .base import Study, is_sfl
+
+
+def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
+    summaries = run_simulate(scenario, out_dir, source=source, progress=progress)
+    return [f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds"
+            for name, s in summaries.items()] + [f"-> {out_dir}"]
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    if scenario.scheme != "sfl" and scenario.model is None:
+        return [Problem("model", f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
+                        None, True)]
+    return []
+
+
+def check_cost_of(scenario: Scenario) -> None:
+    check_availability_trace(scenario)
+    if is_sfl(scenario):
+        check_energy_aware(scenario)
+        check_sfl_simulation(scenario, streamed=True)
+    elif scenario.model is not None:
+        check_cost(epoch_cost(scenario.scheme, scenario), scenario, f"simulating {scenario.scheme}")
+
+
+STUDY = Study(
+    kind="simulate", title="the scheme simulated (SFL: under every allocation strategy)", run=run,
+    reads=frozenset(), figure=None,
+    headline_meaning=SIMULATE_HEADLINE,
+    simulates=lambda s: True, solves_problem_17=is_sfl, energy_aware=is_sfl, whole_prbs=is_sfl,
+    problems=problems, check_cost=check_cost_of,
+)
