@@ -89,6 +89,51 @@ def minimum_energy_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndar
     return e_min, eta_min
 
 
+def feasible_eta_interval(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) -> tuple[float, float]:
+    """(lo, hi): the etas at which every user's least energy over the training is below `budget_j`
+    (continuous counts). Outside it no allocation meets the budget; inside, the round problem is
+    feasible (at the slowest clock and a low enough power, whatever the delay).
+
+    It is one interval: user k's least energy is I0(eta)·(V(eta)·alpha_k + beta_k) with I0 = a/(1 - eta)
+    and V = v·log2(1/eta), so E_k(eta) <= B  <=>  psi_k(eta) = a·(v·alpha_k·log2(1/eta) + beta_k) - B·(1 - eta)
+    <= 0, and psi_k is convex (a multiple of -log plus a line): its sublevel set is an interval, and so
+    is the intersection over users. Each end is found by bisection on psi_k, all users at once.
+    Raises OptimizerError when the interval is empty (check_budget names the user)."""
+    if not math.isfinite(budget_j):
+        return ETA_MIN, ETA_MAX
+    parts = round_problem(inputs, energy, np.array([0.0, 1.0]), np.full(2, np.inf)).round_energy_floor_j()
+    beta, alpha = parts[0], parts[1] - parts[0]  # (K,) J per round, J per local iteration
+    a, v = inputs.a, inputs.v
+
+    def psi(eta: np.ndarray) -> np.ndarray:
+        return a * (v * alpha * np.log2(1.0 / eta) + beta) - budget_j * (1.0 - eta)
+
+    # psi_k's minimum: d/d eta = -a·v·alpha_k/(eta·ln 2) + B = 0
+    centre = np.clip(a * v * alpha / (budget_j * math.log(2.0)), ETA_MIN, ETA_MAX)
+    if np.any(psi(centre) >= 0):
+        check_budget(inputs, energy, budget_j)  # names the user and the energy it needs
+        raise OptimizerError("no eta admits an allocation within the energy budget", field="optimizer.energy_budget_j",
+                             value=budget_j)
+
+    def edge(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        """Bisection between a point with psi < 0 and one with psi >= 0 (or the search bound)."""
+        for _ in range(100):
+            mid = 0.5 * (inside + outside)
+            ok = psi(mid) < 0
+            inside, outside = np.where(ok, mid, inside), np.where(ok, outside, mid)
+        return inside  # on the feasible side
+
+    lo_bound, hi_bound = np.full_like(centre, ETA_MIN), np.full_like(centre, ETA_MAX)
+    lo = np.where(psi(lo_bound) < 0, lo_bound, edge(centre, lo_bound))
+    hi = np.where(psi(hi_bound) < 0, hi_bound, edge(centre, hi_bound))
+    lo_all, hi_all = float(lo.max()), float(hi.min())
+    if not lo_all < hi_all:
+        worst_lo, worst_hi = int(np.argmax(lo)), int(np.argmin(hi))
+        raise OptimizerError(f"no eta meets every user's budget at once: user {worst_lo} needs eta >= {lo_all:.6g}, "
+                             f"user {worst_hi} eta <= {hi_all:.6g}", field="optimizer.energy_budget_j", value=budget_j)
+    return lo_all, hi_all
+
+
 def check_budget(inputs: DelayInputs, energy: EnergyInputs, budget_j: float,
                  field: str = "optimizer.energy_budget_j") -> None:
     """Raise `OptimizerError` (on `field`) naming the user whose least possible energy exceeds the budget."""
@@ -169,27 +214,29 @@ def energy_aware_allocation(inputs: DelayInputs, energy: EnergyInputs, budget_j:
                             weight: float = 0.0, eta_step: float = ENERGY_ETA_STEP) -> Allocation:
     """The proposed strategy with power, clock, bandwidth and eta optimised under the budget.
 
-    eta: the coarse grid (`eta_step`) solved as one batch, then bounded Brent between the best
-    point's neighbours (every integer V when counts are integer)."""
+    eta: first the interval where the budget can be met at all (`feasible_eta_interval`), then the
+    coarse grid (`eta_step`) inside it with evenly spaced points across it, solved as one batch,
+    and bounded Brent between the best point's neighbours; with integer counts every V."""
     objective = _EtaObjective(inputs, energy, budget_j, weight)
-    grid = paper_eta_grid(eta_step)
+    lo, hi = feasible_eta_interval(inputs, energy, budget_j)
+    if inputs.counts == "integer":  # every V, whose least eta 2^(-V/v) gives the fewest rounds
+        v_max = math.ceil(inputs.v * math.log2(1.0 / ETA_MIN))
+        grid = np.array([2.0 ** (-V / inputs.v) for V in range(1, v_max + 1)])
+        grid = grid[(grid >= ETA_MIN) & (grid <= ETA_MAX)]
+    else:  # the coarse grid inside the feasible interval, and evenly spaced points across it
+        inner = np.linspace(lo, hi, 13)[1:-1]
+        paper = paper_eta_grid(eta_step)
+        grid = np.unique(np.concatenate([paper[(paper > lo) & (paper < hi)], inner]))
     values = objective.many(grid)
     if not np.any(np.isfinite(values)):
-        raise OptimizerError("no eta admits an allocation within the energy budget", field="optimizer.energy_budget_j",
-                             value=budget_j)
+        raise OptimizerError(f"no eta admits an allocation within the energy budget (feasible etas: {lo:.6g} ... "
+                             f"{hi:.6g})", field="optimizer.energy_budget_j", value=budget_j)
     best = int(np.argmin(values))
     eta, value = float(grid[best]), float(values[best])
-    if inputs.counts == "integer":
-        v_max = math.ceil(inputs.v * math.log2(1.0 / ETA_MIN))
-        candidates = np.array([2.0 ** (-V / inputs.v) for V in range(1, v_max + 1)])
-        candidates = candidates[(candidates >= ETA_MIN) & (candidates <= ETA_MAX)]
-        cand_values = objective.many(candidates)
-        if np.min(cand_values) < value:
-            eta, value = float(candidates[int(np.argmin(cand_values))]), float(np.min(cand_values))
-    else:
-        lo = float(grid[best - 1]) if best > 0 else ETA_MIN
-        hi = float(grid[best + 1]) if best < len(grid) - 1 else ETA_MAX
-        res = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
+    if inputs.counts == "continuous":
+        low = float(grid[best - 1]) if best > 0 else lo
+        high = float(grid[best + 1]) if best < len(grid) - 1 else hi
+        res = minimize_scalar(objective, bounds=(low, high), method="bounded", options={"xatol": 1e-7 * high})
         if res.fun < value:
             eta, value = float(res.x), float(res.fun)
     _, sol, i = objective.cache[eta]

@@ -355,3 +355,53 @@ def test_delay_energy_study_writes_front(tmp_path):
     assert np.all(front["worst_user_j"] <= front["energy_budget_j"] * (1 + 1e-9))
     assert (tmp_path / "out" / "delay_energy.png").stat().st_size > 0
     assert set(table[table["mode"] == "power"]["strategy"]) == {"proposed", "EB", "FE", "BA"}
+
+
+# ---- the eta search starts from the interval where the budget can be met (#22.7) -------------------
+
+def test_a_budget_just_above_the_least_energy_is_met_inside_its_narrow_eta_window():
+    """1.0005 x the least energy: the window of feasible eta is a few hundredths wide, between the
+    coarse grid's points; the search must find it and the allocation meet the budget. The best delay
+    is checked against a dense scan of the window (100 etas, the round problem solved at each)."""
+    from optimizer.energy_strategies import _EtaObjective, energy_aware_allocation, feasible_eta_interval
+
+    old_grid = np.arange(1, 20) * 0.05
+    for seed in range(100):  # a cell whose window falls between the old coarse grid's points
+        inputs, energy = random_inputs(np.random.default_rng(seed), 5)
+        e_min, eta_min = minimum_energy_j(inputs, energy)
+        budget = float(e_min.max()) * 1.0005
+        lo, hi = feasible_eta_interval(inputs, energy, budget)
+        if not np.any((old_grid > lo) & (old_grid < hi)):
+            break
+    assert not np.any((old_grid > lo) & (old_grid < hi)), "no such cell among 100 seeds"
+    assert lo < eta_min[np.argmax(e_min)] < hi and hi - lo < 0.05
+    alloc = energy_aware_allocation(inputs, energy, budget)
+    assert allocation_energy_j(inputs, energy, alloc)["total_j"].max() <= budget * (1 + 1e-6)
+    dense = np.linspace(lo, hi, 102)[1:-1]
+    scan = _EtaObjective(inputs, energy, budget, 0.0).many(dense)
+    assert alloc.T_s <= np.nanmin(scan) * (1 + 1e-6)
+    # outside the window nothing is feasible: the interval is exact
+    outside = _EtaObjective(inputs, energy, budget, 0.0).many(np.array([lo * 0.98, min(hi * 1.02, 0.999)]))
+    assert not np.any(np.isfinite(outside))
+
+
+def test_with_integer_counts_a_budget_only_one_v_meets_is_found():
+    from dataclasses import replace
+
+    from optimizer.delay_model import global_rounds
+    from optimizer.energy_strategies import energy_aware_allocation, round_problem
+
+    inputs, energy = random_inputs(np.random.default_rng(5), 4)
+    inputs = replace(inputs, counts="integer")
+    parts = round_problem(inputs, energy, np.array([0.0, 1.0]), np.full(2, np.inf)).round_energy_floor_j()
+    beta, alpha = parts[0], parts[1] - parts[0]
+    least = {}
+    for V in range(1, 40):  # integer counts: V local iterations at eta = 2^(-V/v), the fewest rounds
+        I0 = global_rounds(2.0 ** (-V / inputs.v), inputs.a, "integer")
+        least[V] = float(np.max(I0 * (V * alpha + beta)))
+    best_V = min(least, key=least.get)
+    budget = least[best_V] * 1.0005
+    assert sum(e < budget for e in least.values()) == 1  # only that V can meet it
+    alloc = energy_aware_allocation(inputs, energy, budget)
+    assert alloc.V == best_V
+    assert allocation_energy_j(inputs, energy, alloc)["total_j"].max() <= budget * (1 + 1e-6)
