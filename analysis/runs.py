@@ -63,7 +63,8 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "", remea
              f"LoRA r = {profile.lora_rank} on {profile.lora_targets}, {profile.num_blocks} blocks; "
              f"measured on {profile.device}",
              f"levers: frozen base stored as {profile.environment.get('base_dtype', profile.dtype)}; cut tensors in "
-             f"{profile.cut_dtype or profile.dtype}; optimizer {profile.optimizer}; gradient checkpointing on "
+             f"{profile.cut_dtype or profile.dtype}; adapters in {_adapter_dtype(scenario)}; optimizer {profile.optimizer}; "
+             "gradient checkpointing on "
              f"{', '.join(profile.checkpointing) or 'no tier'}",
              _load_line(profile),
              "", "per candidate cut (bytes per batch; user tier = embeddings + blocks before the cut):",
@@ -76,6 +77,11 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "", remea
                  f"batches of {m.batch_size} per user; GiB):",
              format_frame(traffic), "", f"-> {out / 'profile.json'}"]
     return lines
+
+
+def _adapter_dtype(scenario: Scenario) -> str:
+    m = scenario.model
+    return m.dtype if m.lora.dtype == "auto" else m.lora.dtype
 
 
 def _load_line(profile) -> str:

@@ -29,6 +29,7 @@ class LoraSpec:
     dropout: float = 0.0
     target_modules: tuple[str, ...] | str = "all-linear"  # or names like ("query", "value")
     train_head: bool = True
+    dtype: str = "float32"  # the adapters': 'float32' (peft's autocast_adapter_dtype) or 'auto' (the model's)
 
 
 def _is_linear(module: nn.Module) -> bool:
@@ -62,11 +63,15 @@ def apply_lora(model: nn.Module, arch: str, spec: LoraSpec) -> nn.Module:
     if spec.rank < 1:
         raise LearningError("LoRA rank must be >= 1", field="model.lora.rank", value=spec.rank)
     targets = select_targets(model, arch, spec.target_modules)
+    if spec.dtype not in ("float32", "auto"):
+        raise LearningError("the adapters' dtype is 'float32' or 'auto' (the model's)", field="model.lora.dtype",
+                            value=spec.dtype)
     config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=targets,
                         fan_in_fan_out=(arch == "gpt2"), bias="none")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        peft_model = get_peft_model(model, config)
+        # float32: peft casts bfloat16/float16 adapters up (its default); auto: they keep the model's dtype
+        peft_model = get_peft_model(model, config, autocast_adapter_dtype=spec.dtype == "float32")
     if spec.train_head:
         base = peft_model.get_base_model()
         for name in HEAD_MODULES[arch]:

@@ -512,7 +512,7 @@ def specs_from_config(cfg) -> tuple[ModelSpec, LoraSpec]:
     spec = ModelSpec(source=cfg.source, task=cfg.task, num_labels=cfg.num_labels, weights=cfg.weights,
                      dtype=cfg.dtype, seed=cfg.seed, base_dtype=cfg.base_dtype)
     lora = LoraSpec(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout, target_modules=targets,
-                    train_head=cfg.lora.train_head)
+                    train_head=cfg.lora.train_head, dtype=cfg.lora.dtype)
     return spec, lora
 
 

@@ -246,6 +246,11 @@ class LoraConfig(Section):
     target_modules: Literal["all-linear"] | Annotated[list[str], Field(min_length=1)] = Field(
         "all-linear", description="'all-linear' (every linear layer of the blocks) or layer names, e.g. [query, value].")
     train_head: bool = Field(True, description="Also train the (new) classification head.")
+    dtype: Literal["float32", "auto"] = Field(
+        "float32", description="Dtype the adapters are held, updated, averaged and sent in: 'float32' (peft's default, "
+                               "autocast_adapter_dtype: fp32 adapters over a bfloat16/float16 model, for stable "
+                               "training) or 'auto' (= model.dtype: half the adapter traffic and state in bfloat16). "
+                               "The head, when trained, keeps model.dtype.")
 
 
 class ModelConfig(Section):
@@ -263,7 +268,7 @@ class ModelConfig(Section):
     num_labels: PositiveInt = Field(2, description="Classes of the classification head.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Compute dtype: of the activations (and so of the tensors crossing a cut: bfloat16 "
-                               "halves the traffic), the adapters and the unquantised weights.")
+                               "halves the traffic) and the unquantised weights; the adapters' is model.lora.dtype.")
     base_dtype: Literal["auto", "float32", "bfloat16", "float16", "int8", "nf4"] = Field(
         "auto", description="Storage of the frozen linear weights of the blocks: 'auto' (= dtype), a float dtype, "
                             "'int8' (LLM.int8) or 'nf4' (QLoRA, 4.127 bits per weight); an exact accounting of the "

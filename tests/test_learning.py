@@ -263,3 +263,23 @@ def test_forward_flops_equal_the_closed_form():
     config = model.get_base_model().config
     attention = 4 * batch * seq * seq * config.num_attention_heads * config.head_dim * config.num_hidden_layers
     assert profile.whole().forward_flops == 2 * batch * seq * linear + attention
+
+
+def test_the_adapters_dtype_is_what_the_scenario_says_and_what_the_profile_counts():
+    """#22.6: peft holds adapters in float32 over a bfloat16 model unless told otherwise
+    (autocast_adapter_dtype); model.lora.dtype chooses, and the profile's trainable bytes (what
+    FedAvg moves, the gradients, the optimizer state) follow peft's own parameters."""
+    from learning import ModelSpec, profile_model
+    from learning.lora import LoraSpec, apply_lora
+    from learning.models import build_model
+
+    for lora_dtype, nbytes in (("float32", 4), ("auto", 2)):
+        model, arch = build_model(ModelSpec("bert-tiny", dtype="bfloat16"))
+        peft_model = apply_lora(model, arch, LoraSpec(rank=2, dtype=lora_dtype, train_head=False))
+        lora = [p for n, p in peft_model.named_parameters() if "lora_" in n]
+        assert {p.element_size() for p in lora} == {nbytes}
+        profile = profile_model(ModelSpec("bert-tiny", dtype="bfloat16"), LoraSpec(rank=2, dtype=lora_dtype,
+                                                                                 train_head=False),
+                                2, 16, use_cache=False, timed=False)
+        assert profile.whole().adapter_bytes == sum(p.numel() for p in lora) * nbytes
+        assert profile.fl_traffic_bytes() == 2 * sum(p.numel() for p in lora) * nbytes
