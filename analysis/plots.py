@@ -141,7 +141,9 @@ def cut_layer_sfl(table: pd.DataFrame, path: Path, limits_gib: dict[str, float],
     axes[2].set_ylim(bottom=0)
     axes[3].plot(table["cut"], table["user_traffic_gib_per_round"], marker="s", color="C4")
     axes[3].set_ylim(0, max(float(table["user_traffic_gib_per_round"].max()) * 1.25, 1e-9))
-    axes[3].set_ylabel("user traffic per round (GiB)")
+    per_iteration = "user_traffic_gib_per_iteration" in table  # SFL: a round is the proposed allocation's V steps
+    axes[3].set_ylabel("user traffic per round (GiB)" + ("\n(V local iterations of the proposed allocation)"
+                                                          if per_iteration else "\n(one local epoch)"))
     axes[3].set_title("user traffic (activations + gradients)", fontsize=10)
     for ax in axes:
         ax.set_xlabel("cut layer (blocks on the user)")

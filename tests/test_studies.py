@@ -241,3 +241,34 @@ def test_sweep_on_ray(cli, tmp_path):
     assert code == 0, err
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "local" / "results.csv"),
                                   pd.read_csv(tmp_path / "ray" / "results.csv"))
+
+
+def test_one_local_iteration_is_one_mini_batch_step_in_delay_and_traffic_alike(tmp_path):
+    """#22.4: with a model, SFL's delay charges V mini-batch steps a round; the traffic column must
+    describe that round (V x one step's tensors), not an epoch of the data set. Changing the data
+    set's size changes neither (and validate says it has no effect)."""
+    import splitsim
+
+    base = {"name": "it", "cell": {"users": 4}, "theory": {"epsilon0": 0.2},
+            "model": {"source": "bert-tiny", "cut_layers": [1], "sequence_length": 16, "batch_size": 2},
+            "study": {"kind": "cut_layer", "cuts": [1, 2]}}
+    tables = []
+    for samples in (400, 4000):
+        scenario = splitsim.parse_scenario({**base, "workload": {"dataset_samples": samples}})
+        assert any("workload.dataset_samples: has no effect" in w for w in splitsim.validate(scenario))
+        study = splitsim.run_study(scenario, tmp_path / str(samples))
+        tables.append(study.tables["cut_layer"])
+    a, b = tables
+    assert list(a["T_proposed_s"]) == list(b["T_proposed_s"])
+    assert list(a["user_traffic_gib_per_round"]) == list(b["user_traffic_gib_per_round"])
+    from optimizer import convergence_constants
+    from optimizer.delay_model import local_iterations
+
+    profile = splitsim.profile(scenario)
+    _, v = convergence_constants(scenario.theory)
+    for row in a.itertuples():
+        step = profile.boundary(row.cut)
+        per_iteration = (step.forward_bytes + step.side_bytes + step.backward_bytes) / 2**30
+        V = local_iterations(row.eta_proposed, v, scenario.theory.counts)  # the proposed allocation's
+        assert row.user_traffic_gib_per_iteration == pytest.approx(per_iteration, rel=1e-12)
+        assert row.user_traffic_gib_per_round == pytest.approx(V * per_iteration, rel=1e-12)

@@ -106,6 +106,11 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     if not scenario.simulation.downlink:
         for path in ("radio.downlink_bandwidth_hz", "radio.bs_tx_power_dbm"):
             ignored[path] = "simulation.downlink is false: no downlink is simulated (the paper's assumption)"
+    if scenario.model is not None and scenario.scheme == "sfl" and study.solves_problem_17(scenario):
+        why = ("with a model, one of FedsLLM's local iterations is one mini-batch step and a round V of them, "
+               "whatever the data size (scheme_comparison's epoch-based SFL reads it)")
+        ignored["workload.dataset_samples"] = why
+        ignored["workload.data_split"] = why
     ignored.update(study.ignores(scenario))
     return ignored
 

@@ -68,7 +68,6 @@ def _user_energy(outcome) -> dict:
 def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.DataFrame:
     scenario, profile = world.scenario, world.profile
     limits = tier_limits(world.scenario)
-    batches = world.batches_per_round()
     rows = []
     for cut in progress_iter(cuts, "cuts", progress):
         model = scenario.model.model_copy(update={"cut_layers": [cut]})
@@ -81,8 +80,13 @@ def sfl_cut_table(world: World, cuts: list[int], progress: bool | None) -> pd.Da
         b = profile.boundary(cut)
         row = {"cut": cut, **_memory_columns(memory, limits),
                "user_gflop_per_sample": user.flops / profile.batch_size / 1e9, "user_lora_params": user.lora_params,
-               "bits_per_iteration": inputs.activation_bits, "adapter_bits": inputs.adapter_bits,
-               "user_traffic_gib_per_round": float(batches.mean()) * (b.forward_bytes + b.backward_bytes) / GIB}
+               "bits_per_iteration": inputs.activation_bits, "adapter_bits": inputs.adapter_bits}
+        # one local iteration is one mini-batch step (what the delay charges V of per round): its
+        # activations and side tensors up, their gradient down; a round of the proposed allocation is V of them
+        per_iteration = (b.forward_bytes + b.side_bytes + b.backward_bytes) / GIB
+        row["user_traffic_gib_per_iteration"] = per_iteration
+        if "proposed" in allocations:
+            row["user_traffic_gib_per_round"] = allocations["proposed"].V * per_iteration
         for name, alloc in allocations.items():
             row[f"T_{name}_s"], row[f"eta_{name}"] = alloc.T_s, alloc.eta
             row[f"worst_user_{name}_j"] = float(allocation_energy_j(inputs, world.energy, alloc)["total_j"].max())
