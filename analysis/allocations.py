@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from optimizer.energy_strategies import allocation_energy_j, optimise_with_energy
+from optimizer.energy.strategies import allocation_energy_j, optimise_with_energy
 from scenarios import Allocation
 
 from .world import World
@@ -20,7 +20,7 @@ log = logging.getLogger("analysis")
 
 def world_allocations(world: World) -> dict[str, Allocation]:
     """Every strategy's allocation for the scenario: problem (17), or with an energy budget or
-    weight the energy-aware proposed strategy (optimizer.energy_strategies); with
+    weight the energy-aware proposed strategy (optimizer.energy.strategies); with
     radio.subcarrier_spacing_khz, rounded to whole PRBs (optimizer.prb)."""
     opt = world.scenario.optimizer
     aware = opt.energy_budget_j is not None or opt.energy_weight is not None

@@ -190,7 +190,7 @@ def check_energy(scenario: Scenario, budgets: list[float | None], field: str) ->
     every budget can be met at all, naming the user and the least energy it needs."""
     if scenario.scheme != "sfl":
         return
-    from optimizer.energy_strategies import check_budget, check_energy_size
+    from optimizer.energy.strategies import check_budget, check_energy_size
 
     check_energy_size(scenario.cell.users)
     budgets = [b for b in budgets if b is not None]

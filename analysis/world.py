@@ -11,7 +11,7 @@ from netsim import (associate_users, build_topology, cross_link_gains, edge_link
                     sample_edge_positions)
 from optimizer import delay_inputs_from_profile, sample_delay_inputs
 from optimizer.delay_model import batches_per_user
-from optimizer.energy_model import energy_inputs
+from optimizer.energy.model import energy_inputs
 from scenarios import ChannelState, DelayInputs, EnergyInputs, Scenario, WorkloadProfile, dbm_to_watt, rng_for
 
 
@@ -36,7 +36,7 @@ class World:
 
     @property
     def energy(self) -> EnergyInputs:
-        """What each user's battery pays (optimizer.energy_model), at the scenario's p_max."""
+        """What each user's battery pays (optimizer.energy.model), at the scenario's p_max."""
         sc = self.scenario
         return replace(energy_inputs(sc.compute, sc.energy, sc.radio, self.inputs.users, self.profile is not None),
                        max_tx_power_w=float(dbm_to_watt(self.channel.tx_power_dbm)))

@@ -3,9 +3,9 @@
 1. The whole delay-energy front on the FedsLLM Fig. 2 cell (K = 50): `--budgets` per-user budgets,
    each solved over bandwidth, power, clock and eta (coarse eta grid + Brent).
 2. One fixed-eta solve with a binding budget on growing cells, side by side: the structured Newton
-   solver (optimizer.energy_kkt, best of 3), the barrier interior point (up to `--barrier-max`
+   solver (optimizer.energy.structured, best of 3), the barrier interior point (up to `--barrier-max`
    users, where its Newton steps grow faster than K) and IPOPT through CasADi, an independent
-   general NLP solver with exact sparse derivatives (optimizer.energy_reference).
+   general NLP solver with exact sparse derivatives (optimizer.energy.reference).
 3. Whole energy-aware allocations (eta grid + Brent) on large cells, where the structured solver
    runs first and the interior point retries what it leaves (`--allocation-users`).
 
@@ -31,10 +31,10 @@ import numpy as np  # noqa: E402
 from analysis import realise  # noqa: E402
 from analysis.study_energy import budgets_for  # noqa: E402
 from optimizer import global_rounds, local_iterations  # noqa: E402
-from optimizer.energy_kkt import solve_energy_kkt  # noqa: E402
-from optimizer.energy_reference import ipopt_round_objective  # noqa: E402
-from optimizer.energy_solver import solve_energy_rounds  # noqa: E402
-from optimizer.energy_strategies import energy_aware_allocation, round_problem  # noqa: E402
+from optimizer.energy.structured import solve_energy_kkt  # noqa: E402
+from optimizer.energy.reference import ipopt_round_objective  # noqa: E402
+from optimizer.energy.interior_point import solve_energy_rounds  # noqa: E402
+from optimizer.energy.strategies import energy_aware_allocation, round_problem  # noqa: E402
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 For every combination of users (--users), seed, clock floor (energy.min_user_cpu_hz 0 or 0.5 GHz),
 idle power (0 or 0.05 W), objective weight (0 or 0.3) and budget (a share 0.001 ... 0.95 of the way
 from the least energy any allocation needs to what the delay-optimal one spends), the whole eta grid
-(step 0.05) is solved by the barrier interior point (optimizer.energy_solver) and by the structured
-Newton solver (optimizer.energy_kkt). The allocation runs one and retries the other on what it
-leaves (optimizer.energy_strategies), so a problem is lost only where both miss it.
+(step 0.05) is solved by the barrier interior point (optimizer.energy.interior_point) and by the structured
+Newton solver (optimizer.energy.structured). The allocation runs one and retries the other on what it
+leaves (optimizer.energy.strategies), so a problem is lost only where both miss it.
 
     python benchmarks/bench_energy_robustness.py [--users 1 6] [--seeds 1 2]
 """
@@ -29,9 +29,9 @@ import numpy as np  # noqa: E402
 
 from analysis.world import realise  # noqa: E402
 from optimizer import global_rounds, local_iterations, optimise  # noqa: E402
-from optimizer.energy_kkt import solve_energy_kkt  # noqa: E402
-from optimizer.energy_solver import solve_energy_rounds  # noqa: E402
-from optimizer.energy_strategies import allocation_energy_j, minimum_energy_j, round_problem  # noqa: E402
+from optimizer.energy.structured import solve_energy_kkt  # noqa: E402
+from optimizer.energy.interior_point import solve_energy_rounds  # noqa: E402
+from optimizer.energy.strategies import allocation_energy_j, minimum_energy_j, round_problem  # noqa: E402
 from optimizer.eta_search import paper_eta_grid  # noqa: E402
 from scenarios import parse_scenario  # noqa: E402
 

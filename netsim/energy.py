@@ -1,6 +1,6 @@
 """Energy of a simulated run: every activity a user takes part in, at its power, for its duration.
 
-The powers come from the one energy model (optimizer.energy_model): a user's compute at clock
+The powers come from the one energy model (optimizer.energy.model): a user's compute at clock
 fraction f draws P_full·f^3 (so work of tau0 s at full speed costs P_full·tau0·f^2), an upload
 draws the transmit power the allocation chose (p_max unless it lowered it), a downlink the receive
 power; the rest of the run the user idles at the idle power. Server, edge and cloud activities

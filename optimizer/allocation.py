@@ -7,7 +7,7 @@ import numpy as np
 from scenarios import Allocation, DelayInputs
 
 from .delay_model import counts_for, per_user_delay_s
-from .energy_model import upload_seconds_at_power
+from .energy.model import upload_seconds_at_power
 from .errors import OptimizerError
 from .structured import PerRoundProblem
 

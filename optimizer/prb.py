@@ -26,7 +26,7 @@ from scenarios.nr import prbs_in_channel as nr_prbs
 
 from .allocation import allocation_with_counts
 from .delay_model import compute_seconds_per_round
-from .energy_model import upload_seconds_at_power
+from .energy.model import upload_seconds_at_power
 from .errors import OptimizerError
 
 EQUAL_SHARE_STRATEGIES = ("EB", "BA")  # equal bandwidth by definition: rounded, never re-optimised

@@ -6,7 +6,7 @@ peak x `compute.flops_utilization` (the share of peak a training step sustains) 
 peaks are the dense tensor-core rates (no sparsity). `power_w` is the board power a training step
 draws at full speed: the module's or card's maximum power (TDP / TGP) from the same datasheets; for
 phones, which publish none, the sustained GPU-load power that device reviews measure (an estimate,
-marked as such). The energy model (optimizer.energy_model) multiplies it by busy time.
+marked as such). The energy model (optimizer.energy.model) multiplies it by busy time.
 """
 
 from __future__ import annotations

@@ -202,7 +202,7 @@ class ComputeConfig(Section):
 
 
 class EnergyConfig(Section):
-    """What a user's battery pays (optimizer.energy_model): compute, uploads, idling, receiving."""
+    """What a user's battery pays (optimizer.energy.model): compute, uploads, idling, receiving."""
 
     switching_capacitance_j_s2: PositiveFloat = Field(
         1e-28, description="kappa: effective switching capacitance; c CPU cycles at f Hz cost kappa·c·f^2 J "

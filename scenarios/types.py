@@ -186,7 +186,7 @@ class DelayInputs:
 
 @dataclass(frozen=True)
 class EnergyInputs:
-    """What the energy model (optimizer.energy_model) needs beside the `DelayInputs`.
+    """What the energy model (optimizer.energy.model) needs beside the `DelayInputs`.
 
     `client_power_w` (K,) is each user's compute power at full speed: kappa·f_max^3 for CPU-cycle
     workloads, the user device class's power for FLOP workloads."""

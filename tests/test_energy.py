@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from optimizer import OptimizerError, optimise
-from optimizer.energy_kkt import solve_energy_kkt
-from optimizer.energy_reference import ipopt_round_objective, nlp_round_objective
-from optimizer.energy_model import transmit_energy_j, upload_seconds_at_power, wideband_transmit_energy_j
-from optimizer.energy_solver import solve_energy_rounds
-from optimizer.energy_strategies import (allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy,
+from optimizer.energy.structured import solve_energy_kkt
+from optimizer.energy.reference import ipopt_round_objective, nlp_round_objective
+from optimizer.energy.model import transmit_energy_j, upload_seconds_at_power, wideband_transmit_energy_j
+from optimizer.energy.interior_point import solve_energy_rounds
+from optimizer.energy.strategies import (allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy,
                                          round_problem)
 from optimizer.strategies import OptimisedBandwidth
 from scenarios import EnergyInputs, OptimizerConfig
@@ -172,7 +172,9 @@ def test_per_user_newton_settles_the_users_where_the_bracketed_roots_do(shift):
     (per-user Newton from a first-order prediction, or from prices `shift` log-units off, with the
     bracketed roots for whoever it leaves) gives the users of a 60-user cell the same prices, binding
     set and responses as the nested bracketed roots alone, a different algorithm."""
-    from optimizer.energy_kkt import _Point, _settle, _settle_users, round_time_floor_s
+    from optimizer.energy.structured import round_time_floor_s
+    from optimizer.energy.structured_settle import _settle, _settle_users
+    from optimizer.energy.structured_user import _Point
 
     inputs, energy = random_inputs(np.random.default_rng(5), 60)
     V = np.array([6.0])
@@ -180,7 +182,7 @@ def test_per_user_newton_settles_the_users_where_the_bracketed_roots_do(shift):
     prob = round_problem(inputs, energy, V, np.array([float(np.median(free.energy_j[0]))]))
     assert solve_energy_kkt(prob).converged[0]
     # a settled point at the answer's globals, whose prediction then starts the settle at moved globals
-    import optimizer.energy_kkt as kkt
+    import optimizer.energy.structured as kkt
 
     z, g = kkt._start(prob)
     g[:, 0] = np.maximum(g[:, 0], round_time_floor_s(prob)) * 1.5
@@ -225,7 +227,7 @@ def test_structured_solver_crosses_a_kink_that_stalls_newton(monkeypatch):
     """Regression: one user with a clock floor, idle power and a weighted objective, at eta = 0.35:
     Newton on the globals stalls at a kink of the user's response and Powell's hybrid method must
     carry the solve across; the answer equals the interior point's and IPOPT's."""
-    import optimizer.energy_kkt as kkt_module
+    import optimizer.energy.structured as kkt_module
 
     _, _, prob = _fig2_eta_grid_problem(1, 1, 0.5, {"min_user_cpu_hz": 0.5e9, "idle_power_w": 0.05}, 0.3,
                                         np.array([0.35]))
@@ -261,7 +263,7 @@ def test_structured_solver_solves_every_eta_of_a_small_cell(seed, budget_share):
 def test_each_solver_retries_what_the_other_leaves_unconverged(monkeypatch, primary_users_limit, primary, second):
     """A problem the first solver leaves unconverged is solved again by the other, and the
     allocation is the one the first alone would have given."""
-    import optimizer.energy_strategies as strategies
+    import optimizer.energy.strategies as strategies
 
     monkeypatch.setattr(strategies, "BARRIER_MAX_USERS", primary_users_limit)
     world, budget, _ = _fig2_eta_grid_problem(0, 6, 0.5)
@@ -284,7 +286,7 @@ def test_energy_aware_allocation_beyond_the_interior_point_limit():
     """250 users (above the interior point's 200): the structured solver alone; the budget holds,
     the allocation verifies, and its round at the chosen eta equals IPOPT's."""
     from optimizer.delay_model import counts_for
-    from optimizer.energy_strategies import BARRIER_MAX_USERS, energy_aware_allocation
+    from optimizer.energy.strategies import BARRIER_MAX_USERS, energy_aware_allocation
 
     inputs, energy = random_inputs(np.random.default_rng(11), BARRIER_MAX_USERS + 50)
     e_min, _ = minimum_energy_j(inputs, energy)
@@ -363,7 +365,7 @@ def test_a_budget_just_above_the_least_energy_is_met_inside_its_narrow_eta_windo
     """1.0005 x the least energy: the window of feasible eta is a few hundredths wide, between the
     coarse grid's points; the search must find it and the allocation meet the budget. The best delay
     is checked against a dense scan of the window (100 etas, the round problem solved at each)."""
-    from optimizer.energy_strategies import _EtaObjective, energy_aware_allocation, feasible_eta_interval
+    from optimizer.energy.strategies import _EtaObjective, energy_aware_allocation, feasible_eta_interval
 
     old_grid = np.arange(1, 20) * 0.05
     for seed in range(100):  # a cell whose window falls between the old coarse grid's points
@@ -389,7 +391,7 @@ def test_with_integer_counts_a_budget_only_one_v_meets_is_found():
     from dataclasses import replace
 
     from optimizer.delay_model import global_rounds
-    from optimizer.energy_strategies import energy_aware_allocation, round_problem
+    from optimizer.energy.strategies import energy_aware_allocation, round_problem
 
     inputs, energy = random_inputs(np.random.default_rng(5), 4)
     inputs = replace(inputs, counts="integer")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from netsim import simulate_sfl
 from optimizer import delay_inputs_from_profile, optimise
-from optimizer.energy_strategies import allocation_energy_j
+from optimizer.energy.strategies import allocation_energy_j
 from scenarios import InputError, Problem, Scenario, rng_for
 from scenarios.checks import model_facts
 

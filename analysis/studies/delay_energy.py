@@ -1,7 +1,7 @@
 """Study `delay_energy`: the Pareto front of training delay against user energy.
 
 The proposed allocation is solved for a sweep of per-user budgets E_max (bandwidth, transmit power,
-CPU clock and eta optimised, optimizer.energy_strategies); EB, FE and BA, which keep p = p_max and
+CPU clock and eta optimised, optimizer.energy.strategies); EB, FE and BA, which keep p = p_max and
 f = f_max, trace their own (delay, energy) points as the maximum transmit power is swept, beside
 the delay-optimal proposed allocation at each power.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer import optimise
-from optimizer.energy_strategies import allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy
+from optimizer.energy.strategies import allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy
 from scenarios import Problem, Scenario
 
 from .. import plots

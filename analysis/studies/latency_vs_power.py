@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from optimizer import convergence_constants, optimise
-from optimizer.energy_strategies import allocation_energy_j
+from optimizer.energy.strategies import allocation_energy_j
 from scenarios import Problem, Scenario, TheoryConfig
 
 from .. import plots

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy.optimize import minimize
 
-from .energy_solver import EnergyRoundProblem
+from .problem import EnergyRoundProblem
 
 
 def nlp_round_objective(prob: EnergyRoundProblem, i: int, starts: int, rng: np.random.Generator) -> float:

@@ -17,14 +17,15 @@ from scipy.optimize import minimize_scalar
 
 from scenarios import Allocation, DelayInputs, EnergyInputs, OptimizerConfig
 
-from .allocation import allocation_with_counts, verify_allocation
-from .delay_model import counts_for, global_rounds, local_iterations
-from .energy_model import transmit_power_fraction, user_energy_j
-from .energy_kkt import solve_energy_kkt
-from .energy_solver import EnergyRoundProblem, EnergyRoundSolution, solve_energy_rounds
-from .errors import OptimizerError
-from .eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
-from .strategies import optimise
+from ..allocation import allocation_with_counts, verify_allocation
+from ..delay_model import counts_for, global_rounds, local_iterations
+from .model import transmit_power_fraction, user_energy_j
+from .structured import solve_energy_kkt
+from .interior_point import solve_energy_rounds
+from .problem import EnergyRoundProblem, EnergyRoundSolution
+from ..errors import OptimizerError
+from ..eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
+from ..strategies import optimise
 
 ENERGY_ETA_STEP = 0.05  # the coarse eta grid of the energy-aware search, refined by Brent
 BARRIER_MAX_USERS = 200  # the interior point's steps grow faster than K (energy_solver docstring)
