@@ -14,7 +14,7 @@ import numpy as np
 
 from netsim import SimulationResult, build_fl_plan, build_sl_plan, build_splitllm_plan, run_plan, simulate_sfl
 from optimizer import delay_inputs_from_profile, epoch_allocation
-from scenarios import InputError, WorkloadProfile, rng_for
+from scenarios import DEVICES, InputError, WorkloadProfile, rng_for
 
 from .world import World
 
@@ -26,8 +26,12 @@ SCHEME_LABEL = {"splitllm": "SplitLLM", "sfl": "SFL (FedsLLM)", "fl": "FL", "sl"
 def tier_limits(scenario) -> dict[str, tuple[float, str]]:
     """Memory of one device of each tier (bytes) and where the figure comes from."""
     compute, study = scenario.compute, scenario.study
-    limits = {role: (float(compute.memory_bytes(role)), getattr(compute, f"{role}_device"))
-              for role in ("user", "edge", "server", "cloud")}
+    limits = {}
+    for role in ("user", "edge", "server", "cloud"):
+        device = DEVICES[getattr(compute, f"{role}_device")]
+        limits[role] = (float(compute.memory_bytes(role)),
+                        f"{device.name}: {device.usable_memory_bytes / GIB:.3g} of its {device.memory_bytes / GIB:.3g} "
+                        "GiB usable")
     if study.user_memory_limit_gib is not None:
         limits["user"] = (study.user_memory_limit_gib * GIB, "study.user_memory_limit_gib")
     return limits

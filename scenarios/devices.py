@@ -24,50 +24,70 @@ class DeviceClass:
     memory_bytes: int
     power_w: float
     source: str
+    reserved_bytes: int = 0  # what the OS / driver keeps of memory_bytes (RESERVED_* below)
+
+    @property
+    def usable_memory_bytes(self) -> int:
+        """What a training process can hold: installed memory less what the system keeps."""
+        return self.memory_bytes - self.reserved_bytes
 
     def peak_flops_per_s(self, dtype: str) -> float:
         return self.fp32_flops_per_s if dtype == "float32" else self.half_flops_per_s
+
+
+# What a training process cannot have of a device's memory (estimates; a study checks tiers against
+# the rest, DeviceClass.usable_memory_bytes):
+# - a phone: the OS, its resident services, the launcher and the apps the user keeps open hold 2-3 GB
+#   of an 8 GB flagship; Android's low-memory killer and iOS's jetsam end a foreground app that
+#   reaches into that (Apple, "Reducing your app's memory use": the limit "depends on the device").
+#   We keep 2.5 GB, the middle, on every phone (6 GB phones leave 3.5 GB: tight, as on real ones).
+# - a Jetson module: Linux (JetPack, headless) and the CUDA context in its shared LPDDR5, about 1 GB.
+# - a discrete GPU: the CUDA context and the driver's own allocations, a few hundred MiB per
+#   process before any tensor (PyTorch, "CUDA semantics: memory management"); 0.5 GiB.
+RESERVED_PHONE = int(2.5 * 10**9)
+RESERVED_JETSON = 1 * GIB
+RESERVED_GPU = GIB // 2
 
 
 def _flagship_phone(ram_gb: int, models: str) -> DeviceClass:
     """A phone with a 2023-24 flagship GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch) and `ram_gb`."""
     return DeviceClass(f"phone-{ram_gb}gb", 2.0e12, 4.0e12, ram_gb * GIB, 5.0,
                        f"a flagship phone GPU (about 2 TFLOPS fp32, Apple A17 Pro at launch); {ram_gb} GB RAM "
-                       f"({models}); about 5 W sustained under GPU load (an estimate)")
+                       f"({models}); about 5 W sustained under GPU load (an estimate)", RESERVED_PHONE)
 
 
 DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
     DeviceClass("jetson-orin-nano", 1.28e12, 2.56e12, 8 * GIB, 15.0,
                 "NVIDIA Jetson Orin Nano 8GB: 1024-core Ampere GPU at 625 MHz (2 FLOP/cycle/core fp32); "
-                "fp16 at twice that; 8 GB LPDDR5 shared; 7-15 W power modes (module datasheet), 15 W"),
+                "fp16 at twice that; 8 GB LPDDR5 shared; 7-15 W power modes (module datasheet), 15 W", RESERVED_JETSON),
     DeviceClass("jetson-agx-orin", 5.32e12, 10.6e12, 64 * GIB, 60.0,
                 "NVIDIA Jetson AGX Orin 64GB datasheet: 2048-core Ampere GPU at 1.3 GHz, 5.3 TFLOPS fp32; "
-                "64 GB LPDDR5; 15-60 W power modes, 60 W"),
+                "64 GB LPDDR5; 15-60 W power modes, 60 W", RESERVED_JETSON),
     DeviceClass("smartphone", 2.0e12, 4.0e12, 8 * GIB, 5.0,
                 "a flagship phone GPU of 2023-24 (about 2 TFLOPS fp32, e.g. Apple A17 Pro as reported by "
                 "Apple at launch); 8 GB RAM; about 5 W sustained under GPU load (an estimate: phones publish no "
-                "power figure)"),
+                "power figure)", RESERVED_PHONE),
     # Phones by installed RAM (the OS and other apps keep 2-3 GB of it): the GPU is a 2023-24 mobile
     # GPU of the class above; RAM sizes as shipped, e.g. 6 GB Galaxy A35, 8 GB Pixel 8 and iPhone 15 Pro,
     # 12 GB Galaxy S24 Ultra and Pixel 8 Pro, 16 GB OnePlus 12 / ROG Phone 8 Pro (makers' spec sheets).
     DeviceClass("phone-6gb", 1.0e12, 2.0e12, 6 * GIB, 4.0,
                 "a mid-range phone (e.g. Samsung Galaxy A35: Mali-G68 MP5, about 1 TFLOPS fp32); 6 GB RAM; about 4 W "
-                "sustained under GPU load (an estimate)"),
+                "sustained under GPU load (an estimate)", RESERVED_PHONE),
     *(_flagship_phone(gb, models) for gb, models in ((8, "Pixel 8, iPhone 15 Pro"),
                                                       (12, "Galaxy S24 Ultra, Pixel 8 Pro"),
                                                       (16, "OnePlus 12, ROG Phone 8 Pro"))),
     DeviceClass("rtx-4090", 82.6e12, 165.2e12, 24 * GIB, 450.0,
                 "NVIDIA GeForce RTX 4090 specifications: 82.6 TFLOPS fp32, 165.2 TFLOPS dense fp16/bf16 "
-                "tensor (fp32 accumulate); 24 GB; 450 W total graphics power"),
+                "tensor (fp32 accumulate); 24 GB; 450 W total graphics power", RESERVED_GPU),
     DeviceClass("l4", 30.3e12, 121e12, 24 * GIB, 72.0,
                 "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 121 TFLOPS dense bf16 (242 with sparsity); 24 GB; "
-                "72 W max power"),
+                "72 W max power", RESERVED_GPU),
     DeviceClass("a100", 19.5e12, 312e12, 80 * GIB, 400.0,
-                "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB; 400 W max TDP"),
+                "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB; 400 W max TDP", RESERVED_GPU),
     DeviceClass("h100", 67e12, 989e12, 80 * GIB, 700.0,
                 "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB; "
-                "up to 700 W TDP"),
+                "up to 700 W TDP", RESERVED_GPU),
     DeviceClass("h200", 67e12, 989e12, 141 * GIB, 700.0,
                 "NVIDIA H200 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); "
-                "141 GB HBM3e; up to 700 W TDP"),
+                "141 GB HBM3e; up to 700 W TDP", RESERVED_GPU),
 )}

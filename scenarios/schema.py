@@ -198,7 +198,9 @@ class ComputeConfig(Section):
         return DEVICES[getattr(self, f"{role}_device")].peak_flops_per_s(dtype) * self.flops_utilization
 
     def memory_bytes(self, role: str) -> int:
-        return DEVICES[getattr(self, f"{role}_device")].memory_bytes
+        """What a training process can hold on the role's device: its memory less what the OS and
+        driver keep (scenarios.devices: a phone's OS keeps 2.5 of its GB, a GPU's context 0.5 GiB)."""
+        return DEVICES[getattr(self, f"{role}_device")].usable_memory_bytes
 
 
 class EnergyConfig(Section):

@@ -172,3 +172,18 @@ def test_simulate_command_runs_the_scenarios_scheme(cli, tmp_path):
     bare.write_text("scheme: sl\ncell: {users: 3}\n")
     code, _, err = cli("simulate", bare, "--out", tmp_path / "x")
     assert code == 2 and "add a model section" in err
+
+
+def test_tiers_are_checked_against_what_the_device_leaves_to_the_app():
+    """#22.5: a phone's OS keeps part of its RAM; a tier is checked against the rest."""
+    from analysis.schemes import fits, tier_limits
+    from scenarios import DEVICES, parse_scenario
+
+    phone = DEVICES["phone-8gb"]
+    assert phone.usable_memory_bytes == phone.memory_bytes - int(2.5e9)
+    scenario = parse_scenario({"compute": {"user_device": "phone-8gb"}})
+    limits = tier_limits(scenario)
+    assert limits["user"][0] == phone.usable_memory_bytes and "usable" in limits["user"][1]
+    ok, why = fits({"user": 6 * 2**30}, limits)  # fits the 8 GiB, not what the OS leaves
+    assert not ok and "phone-8gb" in why
+    assert fits({"user": 5 * 2**30}, limits)[0]
