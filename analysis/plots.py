@@ -28,37 +28,43 @@ def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1
 
 
 def latency_vs_power(table: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """One curve per strategy: training delay (s, log scale) against max transmit power (dBm)."""
+    """One curve per strategy: training delay (s, log scale) against max transmit power (dBm);
+    ticks at the swept powers."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for strategy, group in table.groupby("strategy", sort=False):
         color, marker = STRATEGY_STYLE.get(strategy, (None, "o"))
         g = group.sort_values("tx_power_dbm")
         ax.plot(g["tx_power_dbm"], g["T_s"], marker=marker, color=color, label=STRATEGY_LABEL.get(strategy, strategy))
+    powers = sorted(table["tx_power_dbm"].unique())
+    if len(powers) <= 12:
+        ax.set_xticks(powers, [f"{p:g}" for p in powers])
     ax.set_yscale("log")
     ax.set_xlabel("maximum transmit power per user (dBm)")
-    ax.set_ylabel("training delay T (s)")
+    ax.set_ylabel("training delay T (s, log scale)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    ax.set_title(title or "Training delay vs transmit power")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Training delay against the users' transmit power", fontsize=10)
     return _save(fig, path)
 
 
 def reduction_vs_theory(table: pd.DataFrame, path: Path) -> Path:
-    """Mean reduction of the proposed scheme vs BA against L, one line per gamma/L."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    """Mean reduction of the proposed scheme vs BA against L, one line per γ/L; and against v."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     for ratio, group in table.groupby("gamma_over_L"):
         g = group.sort_values("lipschitz_L")
-        axes[0].plot(g["lipschitz_L"], g["reduction_vs_BA_pct"], marker="o", label=f"gamma/L = {ratio:g}")
-        axes[1].plot(g["v"], g["reduction_vs_BA_pct"], marker="o", label=f"gamma/L = {ratio:g}")
+        axes[0].plot(g["lipschitz_L"], g["reduction_vs_BA_pct"], marker="o", label=f"γ/L = {ratio:g}")
+        axes[1].plot(g["v"], g["reduction_vs_BA_pct"], marker="o", label=f"γ/L = {ratio:g}")
     axes[0].set_xlabel("Lipschitz constant L")
-    axes[1].set_xlabel("v = 2/((2 - L delta) delta gamma)")
+    axes[1].set_xlabel("v = 2 / ((2 − Lδ)·δ·γ)  (local iterations per log2(1/η))")
     axes[1].set_xscale("log")
     for ax in axes:
         ax.set_ylabel("mean delay reduction vs BA (%)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("How the proposed scheme's gain depends on the convergence constants")
-    return _save(fig, path)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle("How the proposed allocation's gain over BA depends on the convergence constants L and γ",
+                 fontsize=10)
+    return _save(fig, path, rect=(0, 0.06, 1, 1))
 
 
 SCHEME_COLOR = {"SplitLLM": "C0", "SFL (FedsLLM)": "C1", "FL": "C2", "SL": "C3"}
@@ -109,32 +115,33 @@ def scheme_comparison(table: pd.DataFrame, path: Path, title: str = "") -> Path:
 def cut_layer_sfl(table: pd.DataFrame, path: Path, limits_gib: dict[str, float], title: str = "") -> Path:
     """SFL / SL cut what-if, four panels against the cut: delay per strategy (infeasible cuts
     crossed), peak memory of every tier with its device limit, user compute, user traffic."""
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.6))
+    fig, grid_axes = plt.subplots(2, 2, figsize=(11, 8.6))
+    axes = grid_axes.ravel()
     delay_cols = [c for c in table.columns if c.startswith("T_") and c.endswith("_s")]
     for col in delay_cols:
         name = col[2:-2]
         color, marker = STRATEGY_STYLE.get(name, ("C0", "o"))
         axes[0].plot(table["cut"], table[col], marker=marker, color=color, label=STRATEGY_LABEL.get(name, name))
     infeasible = table[~table["feasible"]]
-    if len(infeasible) and delay_cols:
-        for col in delay_cols:
-            axes[0].scatter(infeasible["cut"], infeasible[col], marker="x", s=70, color="k", zorder=3,
-                            label="a tier over its memory limit" if col == delay_cols[0] else None)
+    for ax in axes:  # cuts where a tier does not fit: shaded bands, so that no marker hides a curve
+        for i, cut in enumerate(infeasible["cut"]):
+            ax.axvspan(cut - 0.5, cut + 0.5, color="0.88", zorder=0, lw=0,
+                       label="a tier over its device's usable memory" if ax is axes[0] and i == 0 else None)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("training delay T (s, log scale)")
     axes[0].set_title("delay", fontsize=10)
-    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+
     for tier, limit in limits_gib.items():
         col = f"{tier}_memory_gib"
         if col not in table:
             continue
         color, _ = TIER_STYLE[tier]
         axes[1].plot(table["cut"], table[col], marker="o", color=color, label=f"{tier}")
-        axes[1].axhline(limit, color=color, linestyle="--", linewidth=1, label=f"{tier} device: {limit:.3g} GiB")
+        axes[1].axhline(limit, color=color, linestyle="--", linewidth=1, label=f"{tier} device, usable: {limit:.3g} GiB")
     axes[1].set_yscale("log")
     axes[1].set_ylabel("peak memory of one device (GiB, log scale)")
     axes[1].set_title("memory per tier", fontsize=10)
-    axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+
     axes[2].plot(table["cut"], table["user_gflop_per_sample"], marker="o", color="C2")
     axes[2].set_ylabel("user compute (GFLOP per sample)")
     axes[2].set_title("user compute", fontsize=10)
@@ -149,17 +156,23 @@ def cut_layer_sfl(table: pd.DataFrame, path: Path, limits_gib: dict[str, float],
         ax.set_xlabel("cut layer (blocks on the user)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
+    handles, labels = [], []
+    for ax in axes[:2]:  # one legend under the panels: none sits on a curve
+        h, lab = ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title or "Cut-layer what-if")
-    return _save(fig, path)
+    return _save(fig, path, rect=(0, 0.07, 1, 1))
 
 
 def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "",
                        limits_gib: dict[str, float] | None = None) -> Path:
     """SplitLLM cut pairs: delay heatmap over (user cut, edge cut), infeasible pairs crossed out;
     each tier's memory against the cut that bounds it, with its device limit dashed."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     grid = table.pivot(index="cut_edge", columns="cut_user", values="delay_s")
-    im = axes[0].imshow(grid.values, origin="lower", aspect="auto", cmap="viridis")
+    axes[0].set_facecolor("0.93")  # pairs that are no split (the edge cut must lie above the user cut)
+    im = axes[0].imshow(np.ma.masked_invalid(grid.values), origin="lower", aspect="auto", cmap="viridis")
     axes[0].set_xticks(range(len(grid.columns)), grid.columns)
     axes[0].set_yticks(range(len(grid.index)), grid.index)
     axes[0].set_xlabel("user | edge cut (blocks on the user)")
@@ -170,6 +183,12 @@ def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "",
         i = list(grid.index).index(row.cut_edge)
         j = list(grid.columns).index(row.cut_user)
         axes[0].plot(j, i, "rx", markersize=10)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    axes[0].legend(handles=[Line2D([], [], color="r", marker="x", ls="", label="a tier over its device's usable memory"),
+                            Patch(facecolor="0.93", label="no pair: the edge | cloud cut must exceed the user's")],
+                   fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     for tier in ("user", "edge", "cloud"):
         color, _ = TIER_STYLE[tier]
         col = f"{tier}_memory_gib"
@@ -177,14 +196,14 @@ def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "",
         axes[1].plot(by_cut.index, by_cut.values, marker="o", color=color, label=f"{tier} (max over the other cut)")
         if limits_gib and tier in limits_gib:
             axes[1].axhline(limits_gib[tier], color=color, linestyle="--", linewidth=1,
-                            label=f"{tier} device: {limits_gib[tier]:.3g} GiB")
+                            label=f"{tier} device, usable: {limits_gib[tier]:.3g} GiB")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("cut layer")
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].set_ylabel("peak memory of one device (GiB, log scale)")
     axes[1].grid(True, alpha=0.3)
     axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    fig.suptitle(title or "SplitLLM cut pairs (red x: over a device memory limit)")
+    fig.suptitle(title or "SplitLLM cut pairs")
     return _save(fig, path)
 
 
@@ -219,10 +238,14 @@ def joint_cut(table: pd.DataFrame, choice: dict, path: Path, title: str = "") ->
     users = choice["allocation"]["users"]
     snr_db = 10 * np.log10(np.asarray([u["c_hz"] for u in choice["inputs"]["users"]], dtype=float))
     order = np.argsort(snr_db)
-    ax.plot(snr_db[order], np.asarray([u["b_s_hz"] for u in users])[order] / 1e6, marker="o", ms=3, color="C0",
-            label="b_s (activations, main server)")
-    ax.plot(snr_db[order], np.asarray([u["b_c_hz"] for u in users])[order] / 1e6, marker="s", ms=3, color="C2",
-            label="b_c (adapter, fed server)")
+    b_s = np.asarray([u["b_s_hz"] for u in users])[order] / 1e6
+    b_c = np.asarray([u["b_c_hz"] for u in users])[order] / 1e6
+    same = np.allclose(b_s, b_c, rtol=1e-3)
+    # b_c drawn first, large and hollow, so that b_s on top never hides it (they coincide when the
+    # two pools are equal and each user's two uploads are priced alike)
+    ax.plot(snr_db[order], b_c, marker="s", ms=7, mfc="none", ls="--", color="C2",
+            label="b_c (adapter, fed server)" + (": equal to b_s" if same else ""))
+    ax.plot(snr_db[order], b_s, marker="o", ms=3, color="C0", label="b_s (activations, main server)")
     ax.set_xlabel("user's channel g·p/N0 (dB·Hz)")
     ax.set_ylabel("bandwidth at the optimum (MHz)")
     ax.set_title(f"bandwidth per user at cut {best_cut}", fontsize=10)
@@ -370,7 +393,8 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     positions = np.arange(1, len(strategies) + 1)
     for axis, values in ((ax, data), (ax_ratio, ratios)):
         boxes = axis.boxplot(values, positions=positions, whis=(5, 95), widths=0.55, patch_artist=True,
-                             showfliers=True, flierprops={"markersize": 3})
+                             showfliers=True, flierprops={"markersize": 3},
+                             medianprops={"color": "k", "linewidth": 1.6})  # black: visible on every colour
         for patch, s in zip(boxes["boxes"], strategies):
             patch.set_facecolor(STRATEGY_STYLE.get(s, ("C7", "o"))[0])
             patch.set_alpha(0.35)
@@ -380,8 +404,14 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     planned = [runs.loc[runs["strategy"] == s, "planned_s"].iloc[0] for s in strategies]
     ax.scatter(positions, planned, marker="D", color="k", zorder=3, label="optimizer's plan (frozen channel)")
     ax.set_ylabel("training delay T (s)")
-    ax.legend(loc="upper left", fontsize=8)
-    ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    box_key = [Patch(facecolor="0.85", edgecolor="k", label="simulated over the seeds: box 25-75 %, whiskers 5-95 %"),
+               Line2D([], [], color="k", lw=1.6, label="median")]
+    ax.legend(handles=[*box_key, ax.collections[-1]], loc="upper left", fontsize=7)
+    ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--", label="simulated = planned")
     ax_ratio.set_ylabel("simulated / planned delay")
+    ax_ratio.legend(handles=[*box_key, ax_ratio.get_lines()[-1]], loc="upper left", fontsize=7)
     fig.suptitle(title or "Planned against simulated delay")
     return _save(fig, path)

@@ -90,7 +90,9 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     table = power_sweep_table(world, study.tx_power_dbm, progress, study.simulate_points)
     table.to_csv(out / "latency_vs_power.csv", index=False)
     plots.latency_vs_power(table, out / "latency_vs_power.png",
-                           f"{scenario.name}: K = {scenario.cell.users} users")
+                           f"Training delay against the users' transmit power ({scenario.name})\n"
+                           f"K = {scenario.cell.users} users, B_s = {scenario.radio.uplink_main_bandwidth_hz / 1e6:g} MHz, "
+                           f"B_c = {scenario.radio.uplink_fed_bandwidth_hz / 1e6:g} MHz")
     reductions = mean_reductions(table)
     sensitivity = theory_sensitivity(world, study.tx_power_dbm, study.sensitivity_lipschitz_L,
                                      study.sensitivity_gamma_over_L, progress)
