@@ -211,14 +211,15 @@ def joint_cut(table: pd.DataFrame, choice: dict, path: Path, title: str = "") ->
     """The joint choice in three panels: optimal delay T*(cut) (linear axis, optimum circled,
     infeasible cuts crossed), the optimal eta per cut, and the bandwidth each user gets at the
     optimum against its channel (b_s to the main server, b_c to the fed server)."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
     best_cut = choice["cut"]
     ok, bad = table[table["feasible"]], table[~table["feasible"]]
     ax = axes[0]
-    ax.plot(table["cut"], table["T_proposed_s"], marker="o", color="C0", label="T* (bandwidth + eta optimised)")
-    if len(bad):
-        ax.scatter(bad["cut"], bad["T_proposed_s"], marker="x", color="r", s=80, zorder=3,
-                   label="a tier over its memory limit")
+    ax.plot(table["cut"], table["T_proposed_s"], marker="o", color="C0", label="T* (bandwidth + η optimised)")
+    for panel in axes[:2]:  # cuts where a tier does not fit: shaded, so that no marker hides the curve
+        for i, cut in enumerate(bad["cut"]):
+            panel.axvspan(cut - 0.5, cut + 0.5, color="0.88", zorder=0, lw=0,
+                          label="a tier over its device's usable memory" if panel is ax and i == 0 else None)
     best = ok[ok["cut"] == best_cut]
     ax.scatter(best["cut"], best["T_proposed_s"], s=220, facecolors="none", edgecolors="k", linewidths=2, zorder=3,
                label=f"joint optimum: cut {best_cut}, T* = {choice['T_s']:,.0f} s")
@@ -228,8 +229,8 @@ def joint_cut(table: pd.DataFrame, choice: dict, path: Path, title: str = "") ->
     ax = axes[1]
     ax.plot(table["cut"], table["eta_proposed"], marker="o", color="C1")
     ax.scatter([best_cut], [choice["eta"]], s=220, facecolors="none", edgecolors="k", linewidths=2, zorder=3)
-    ax.set_ylabel("optimal local accuracy eta*")
-    ax.set_title("optimal eta per cut", fontsize=10)
+    ax.set_ylabel("optimal local accuracy η*")
+    ax.set_title("optimal η per cut", fontsize=10)
     for ax in axes[:2]:
         ax.set_xlabel("cut layer (blocks on the user)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
