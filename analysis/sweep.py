@@ -337,6 +337,8 @@ def run_sweep(scenario_path: str | Path | Scenario, sets: list[str], out_dir: st
         raise InputError("engine must be 'local' or 'ray'", field="--engine", value=engine)
     if workers is not None and workers < 1:
         raise InputError("needs at least one worker", field="--workers", value=workers)
+    if max_points < 1:
+        raise InputError("must be at least 1", field="--max-points", value=max_points)
     base_scenario, base, base_dir, source = _base_of(scenario_path)
     grid = [parse_set(s) for s in sets]
     size = grid_size(grid)

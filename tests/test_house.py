@@ -124,6 +124,9 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path, cli):
     assert code == 2
     assert "10,100 points" in err and "--max-points" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+    code, _, err = cli("sweep", REPO / "scenarios" / "tiny_sfl.yaml", "--set", "cell.users=4", "--max-points", "0",
+                       "--out", tmp_path / "s")
+    assert code == 2 and err.strip() == "error: --max-points: must be at least 1 (got 0)"
 
 
 def test_a_sweep_without_a_terminal_logs_its_progress(tmp_path, caplog):
