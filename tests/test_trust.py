@@ -471,7 +471,7 @@ def figures(monkeypatch):
     import analysis.plots as plots
 
     kept = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: kept.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path, **layout: kept.append(fig) or path)
     return kept
 
 
@@ -487,9 +487,12 @@ def test_cut_plot_shows_every_tier_against_its_limit_and_traffic_on_its_own_axis
     assert "server" in labels and "user" in labels and memory.get_yscale() == "log"
     assert any("24 GiB" in label for label in labels) and any("1 GiB" in label for label in labels)
     assert traffic.get_ylim()[0] == 0 and len(figures[0].axes) == 4  # no twin axis
-    figures[0].canvas.draw()
-    for ax in (delay, memory):  # the legends sit below the axes, where they hide no curve
-        assert ax.get_legend().get_window_extent().y1 <= ax.get_window_extent().y0
+    fig = figures[0]
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # as plots._save lays it out
+    fig.canvas.draw()
+    (legend,) = fig.legends  # one legend for the panels, below all of them, where it hides no curve
+    assert legend.get_window_extent().y1 <= min(ax.get_window_extent().y0 for ax in fig.axes)
+    assert "a tier over its device's usable memory" in [t.get_text() for t in legend.get_texts()]
 
 
 def test_scheme_comparison_memory_is_on_a_log_axis_and_colours_follow_the_schemes(figures, tmp_path):
@@ -515,7 +518,7 @@ def test_joint_cut_plot_shows_delay_eta_and_bandwidth(figures, tmp_path):
               "inputs": {"users": [{"c_hz": 1e8}, {"c_hz": 1e9}]}}
     plots.joint_cut(table, choice, tmp_path / "j.png")
     delay, eta, bandwidth = figures[0].axes
-    assert delay.get_yscale() == "linear" and "eta" in eta.get_ylabel() and "bandwidth" in bandwidth.get_ylabel()
+    assert delay.get_yscale() == "linear" and "η" in eta.get_ylabel() and "bandwidth" in bandwidth.get_ylabel()
 
 
 @pytest.mark.slow

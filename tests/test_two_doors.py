@@ -27,7 +27,11 @@ MACHINE_FIELDS = {"wall_s", "simpy_events_per_s", "provenance"}
 
 def _marks(path):
     text = path.read_text(encoding="utf-8")
-    return [pytest.mark.slow] if "\nmodel:" in text else []  # a model's profile takes 10-20 s to measure
+    marks = [pytest.mark.slow] if "\nmodel:" in text else []  # a model's profile takes 10-20 s to measure
+    data = (yaml.safe_load(text).get("training") or {}).get("data_path")
+    if data is not None and not (path.parent / data).is_dir():  # read relative to the scenario file
+        marks.append(pytest.mark.skip(reason=f"needs the MRPC files at {(path.parent / data).resolve()} (absent)"))
+    return marks
 
 
 def _short_copy(path, tmp_path):
