@@ -48,9 +48,6 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "", remea
         raise InputError("the scenario names no model to profile", field="model", value=None)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
-    if remeasure and scenario.model.profile_path is not None:
-        raise InputError("--remeasure measures the model, but the scenario reads a stored profile; remove "
-                         "model.profile_path to measure", field="model.profile_path", value=scenario.model.profile_path)
     profile = load_profile(scenario, remeasure=remeasure)
     cuts, traffic, tiers = cut_table(profile), traffic_table(profile, scenario), tier_table(profile, scenario.model.cut_layers)
     write_json(out / "profile.json", {"scenario": scenario.name, "profile": profile.to_dict(),

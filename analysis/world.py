@@ -12,7 +12,8 @@ from netsim import (associate_users, build_topology, cross_link_gains, edge_link
 from optimizer import delay_inputs_from_profile, sample_delay_inputs
 from optimizer.delay_model import batches_per_user
 from optimizer.energy.model import energy_inputs
-from scenarios import ChannelState, DelayInputs, EnergyInputs, Scenario, WorkloadProfile, dbm_to_watt, rng_for
+from scenarios import (ChannelState, DelayInputs, EnergyInputs, InputError, Scenario, WorkloadProfile, dbm_to_watt,
+                       rng_for)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ def load_profile(scenario: Scenario, remeasure: bool = False) -> WorkloadProfile
     cache; `remeasure` measures it again and replaces the cached one)."""
     if scenario.model is None:
         return None
+    if remeasure and scenario.model.profile_path is not None:
+        raise InputError("remeasuring measures the model, but the scenario reads a stored profile; remove "
+                         "model.profile_path to measure", field="model.profile_path", value=scenario.model.profile_path)
     from learning import profile_from_config  # torch is imported only when a model is named
 
     return profile_from_config(scenario.model, remeasure=remeasure)

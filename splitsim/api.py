@@ -106,12 +106,13 @@ def simulate(world: World | Scenario, allocation: Allocation | None = None
                      .values()))
 
 
-def profile(scenario: Scenario) -> WorkloadProfile:
-    """The scenario model's profile (measured with torch, or read from the cache / profile_path)."""
+def profile(scenario: Scenario, remeasure: bool = False) -> WorkloadProfile:
+    """The scenario model's profile (measured with torch, or read from the cache / profile_path);
+    `remeasure` measures it again and replaces the cached one, as `splitsim profile --remeasure`."""
     check_scenario(scenario, "profile")
     if scenario.model is None:
         raise InputError("the scenario names no model to profile", field="model", value=None)
-    return load_profile(scenario)
+    return load_profile(scenario, remeasure=remeasure)
 
 
 @dataclass

@@ -232,3 +232,19 @@ def test_a_unit_slip_warns_at_validate_and_stops_a_sweep(tmp_path, cli, text, fi
     code, _, err = cli("sweep", path, "--set", "theory.epsilon0=0.1,0.2", "--out", tmp_path / "s")
     assert code == 2 and f"{field}: {value}" in err and "unit slip" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_api_remeasures_a_profile_as_the_command_does(tmp_path, caplog):
+    import splitsim
+
+    scenario = splitsim.parse_scenario({"model": {"source": "bert-tiny", "cut_layers": [1], "sequence_length": 16,
+                                                  "batch_size": 2}})
+    splitsim.profile(scenario)  # measured, or read from the cache
+    with caplog.at_level(logging.INFO, logger="learning"):
+        again = splitsim.profile(scenario, remeasure=True)
+    assert any("profiled bert-tiny" in r.getMessage() for r in caplog.records)
+    assert again.environment["load_per_cpu"] is not None
+    stored = tmp_path / "p.json"
+    again.save(stored)
+    with pytest.raises(splitsim.InputError, match="model.profile_path"):
+        splitsim.profile(splitsim.with_changes(scenario, {"model.profile_path": str(stored)}), remeasure=True)
