@@ -39,13 +39,31 @@ def check_resources(scenario: Scenario, command: str) -> None:
     check_availability_trace(scenario)
 
 
+_UNSET = object()
+
+
+def _value_at(data: dict, path: str):
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return _UNSET
+        data = data[part]
+    return data
+
+
 def ignored_field_warnings(scenario: Scenario) -> list[Problem]:
-    """A warning for each field the scenario sets that its study does not read."""
+    """A warning for each field the scenario sets, to other than its default, that its study does
+    not read (a field set to its default changes nothing either way: scenario.resolved.yaml, which
+    writes every field, re-runs without a warning for each)."""
     warnings = []
+    mine, defaults = scenario.model_dump(mode="json"), Scenario().model_dump(mode="json")
     for path in explicit_paths(scenario):
         why = ignored_reason(scenario, path)
-        if why is not None and not path.startswith("training"):
-            warnings.append(Problem(path, f"has no effect in this scenario: {why}"))
+        if why is None or path.startswith("training"):
+            continue
+        default = _value_at(defaults, path)
+        if default is not _UNSET and _value_at(mine, path) == default:
+            continue
+        warnings.append(Problem(path, f"has no effect in this scenario: {why}"))
     return warnings
 
 

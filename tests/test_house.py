@@ -248,3 +248,16 @@ def test_the_api_remeasures_a_profile_as_the_command_does(tmp_path, caplog):
     again.save(stored)
     with pytest.raises(splitsim.InputError, match="model.profile_path"):
         splitsim.profile(splitsim.with_changes(scenario, {"model.profile_path": str(stored)}), remeasure=True)
+
+
+def test_a_runs_resolved_scenario_validates_without_a_warning_per_field(tmp_path, cli):
+    """scenario.resolved.yaml writes every field; the ones at their default change nothing and
+    are not reported as having no effect (a non-default one still is: test_trust)."""
+    path = tmp_path / "s.yaml"
+    path.write_text("cell: {users: 4}\ntheory: {epsilon0: 0.2}\nstudy: {kind: latency_vs_power, "
+                    "tx_power_dbm: [0.0, 10.0]}\n")
+    assert cli("run", path, "--out", tmp_path / "o")[0] == 0
+    code, _, err = cli("validate", tmp_path / "o" / "scenario.resolved.yaml")
+    assert code == 0 and "warning" not in err, err
+    path.write_text("cell: {users: 4}\nradio: {max_tx_power_dbm: 10.0}\nstudy: {kind: latency_vs_power}\n")
+    assert "warning" not in cli("validate", path)[2]  # the default value: no effect either way
