@@ -25,11 +25,13 @@ class DeviceClass:
     power_w: float
     source: str
     reserved_bytes: int = 0  # what the OS / driver keeps of memory_bytes (RESERVED_* below)
+    allocator_slack_fraction: float = 0.0  # a CUDA device's caching allocator: reserved above the tensors' peak
 
     @property
     def usable_memory_bytes(self) -> int:
-        """What a training process can hold: installed memory less what the system keeps."""
-        return self.memory_bytes - self.reserved_bytes
+        """What a training step's tensors can take at their peak: installed memory less what the
+        system keeps, less the caching allocator's slack on a CUDA device (learning/cuda_memory.py)."""
+        return int((self.memory_bytes - self.reserved_bytes) / (1 + self.allocator_slack_fraction))
 
     def peak_flops_per_s(self, dtype: str) -> float:
         return self.fp32_flops_per_s if dtype == "float32" else self.half_flops_per_s
@@ -44,9 +46,14 @@ class DeviceClass:
 # - a Jetson module: Linux (JetPack, headless) and the CUDA context in its shared LPDDR5, about 1 GB.
 # - a discrete GPU: the CUDA context and the driver's own allocations, a few hundred MiB per
 #   process before any tensor (PyTorch, "CUDA semantics: memory management"); 0.5 GiB.
+# On a CUDA device (GPUs, Jetsons) the caching allocator's slack comes on top: it reserves more than
+# the tensors hold at the peak. Both terms, their sources and the check against published measured
+# peaks: learning/cuda_memory.py and benchmarks/bench_cuda_memory.py.
+CUDA_CONTEXT_BYTES = GIB // 2  # context, kernels, cuBLAS/cuDNN handles; about +-0.2 GiB
+ALLOCATOR_SLACK_FRACTION = 0.03  # reserved / allocated - 1 at a training step's peak (an estimate, 0-10 %)
 RESERVED_PHONE = int(2.5 * 10**9)
-RESERVED_JETSON = 1 * GIB
-RESERVED_GPU = GIB // 2
+RESERVED_JETSON = 1 * GIB  # Linux and the CUDA context, in the shared LPDDR5
+RESERVED_GPU = CUDA_CONTEXT_BYTES
 
 
 def _flagship_phone(ram_gb: int, models: str) -> DeviceClass:
@@ -59,10 +66,10 @@ def _flagship_phone(ram_gb: int, models: str) -> DeviceClass:
 DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
     DeviceClass("jetson-orin-nano", 1.28e12, 2.56e12, 8 * GIB, 15.0,
                 "NVIDIA Jetson Orin Nano 8GB: 1024-core Ampere GPU at 625 MHz (2 FLOP/cycle/core fp32); "
-                "fp16 at twice that; 8 GB LPDDR5 shared; 7-15 W power modes (module datasheet), 15 W", RESERVED_JETSON),
+                "fp16 at twice that; 8 GB LPDDR5 shared; 7-15 W power modes (module datasheet), 15 W", RESERVED_JETSON, ALLOCATOR_SLACK_FRACTION),
     DeviceClass("jetson-agx-orin", 5.32e12, 10.6e12, 64 * GIB, 60.0,
                 "NVIDIA Jetson AGX Orin 64GB datasheet: 2048-core Ampere GPU at 1.3 GHz, 5.3 TFLOPS fp32; "
-                "64 GB LPDDR5; 15-60 W power modes, 60 W", RESERVED_JETSON),
+                "64 GB LPDDR5; 15-60 W power modes, 60 W", RESERVED_JETSON, ALLOCATOR_SLACK_FRACTION),
     DeviceClass("smartphone", 2.0e12, 4.0e12, 8 * GIB, 5.0,
                 "a flagship phone GPU of 2023-24 (about 2 TFLOPS fp32, e.g. Apple A17 Pro as reported by "
                 "Apple at launch); 8 GB RAM; about 5 W sustained under GPU load (an estimate: phones publish no "
@@ -78,16 +85,16 @@ DEVICES: dict[str, DeviceClass] = {d.name: d for d in (
                                                       (16, "OnePlus 12, ROG Phone 8 Pro"))),
     DeviceClass("rtx-4090", 82.6e12, 165.2e12, 24 * GIB, 450.0,
                 "NVIDIA GeForce RTX 4090 specifications: 82.6 TFLOPS fp32, 165.2 TFLOPS dense fp16/bf16 "
-                "tensor (fp32 accumulate); 24 GB; 450 W total graphics power", RESERVED_GPU),
+                "tensor (fp32 accumulate); 24 GB; 450 W total graphics power", RESERVED_GPU, ALLOCATOR_SLACK_FRACTION),
     DeviceClass("l4", 30.3e12, 121e12, 24 * GIB, 72.0,
                 "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 121 TFLOPS dense bf16 (242 with sparsity); 24 GB; "
-                "72 W max power", RESERVED_GPU),
+                "72 W max power", RESERVED_GPU, ALLOCATOR_SLACK_FRACTION),
     DeviceClass("a100", 19.5e12, 312e12, 80 * GIB, 400.0,
-                "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB; 400 W max TDP", RESERVED_GPU),
+                "NVIDIA A100 80GB SXM datasheet: 19.5 TFLOPS fp32, 312 TFLOPS dense bf16; 80 GB; 400 W max TDP", RESERVED_GPU, ALLOCATOR_SLACK_FRACTION),
     DeviceClass("h100", 67e12, 989e12, 80 * GIB, 700.0,
                 "NVIDIA H100 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); 80 GB; "
-                "up to 700 W TDP", RESERVED_GPU),
+                "up to 700 W TDP", RESERVED_GPU, ALLOCATOR_SLACK_FRACTION),
     DeviceClass("h200", 67e12, 989e12, 141 * GIB, 700.0,
                 "NVIDIA H200 SXM datasheet: 67 TFLOPS fp32, 989 TFLOPS dense bf16 (1979 with sparsity); "
-                "141 GB HBM3e; up to 700 W TDP", RESERVED_GPU),
+                "141 GB HBM3e; up to 700 W TDP", RESERVED_GPU, ALLOCATOR_SLACK_FRACTION),
 )}
