@@ -164,13 +164,50 @@ def simulate(file: ScenarioFile, out: OutDir,
 @app.command()
 def run(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: Overwrite = False) -> None:
     """Run the study named in the scenario's `study` section and write its output folder."""
-    from .commands import run_study
-
     scenario = _load(file, "run")
-    out = _claim(out, "run", scenario, overwrite)
-    with _interruptible("run", file, out):
-        for line in run_study(scenario, out, source=str(file), progress=progress):
-            typer.echo(line)
+    _run_study_command("run", file, out, scenario, progress, overwrite)
+
+
+def _run_study_command(command: str, file: Path, out: Path, scenario, progress, overwrite: bool) -> None:
+    """Run the scenario's study into `out`; a study that trains resumes from its checkpoints."""
+    from .commands import run_study
+    from .studies import STUDIES
+
+    resumable = STUDIES[scenario.study.kind].trains
+    out = _claim(out, command, scenario, overwrite, resumable=resumable)
+    if not resumable:
+        with _interruptible(command, file, out):
+            for line in run_study(scenario, out, source=str(file), progress=progress):
+                typer.echo(line)
+        return
+    from .outputs import record_outputs
+
+    try:
+        with TermAsInterrupt():
+            for line in run_study(scenario, out, source=str(file), progress=progress):
+                typer.echo(line)
+    except KeyboardInterrupt:
+        raise Interrupted([f"interrupted: every finished round is checkpointed; rerun `splitsim {command} {file} "
+                           f"--out {out}` to resume from them"]) from None
+    finally:
+        record_outputs(out)
+
+
+@app.command()
+def convergence(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: Overwrite = False) -> None:
+    """Measure rounds-to-target against local iterations by real training, fit the convergence curve,
+    and check the proposed allocation's time to accuracy (the scenario's study must be `convergence`)."""
+    scenario = _load(file, "run")
+    if scenario.study.kind != "convergence":
+        raise ScenarioError([_problem("study.kind", "`splitsim convergence` runs study 'convergence' (set study.kind: "
+                                      "convergence, or use `splitsim run` for this study)", scenario.study.kind, file)])
+    _run_study_command("convergence", file, out, scenario, progress, overwrite)
+
+
+def _problem(field: str, message: str, value, file: Path):
+    from scenarios import Problem
+
+    return Problem(field, message, value, True, source=str(file))
 
 
 @app.command()

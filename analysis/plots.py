@@ -416,3 +416,46 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax_ratio.legend(handles=[*box_key, ax_ratio.get_lines()[-1]], loc="upper left", fontsize=7)
     fig.suptitle(title or "Planned against simulated delay")
     return _save(fig, path)
+
+
+def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path: Path, title: str = "") -> Path:
+    """Left: rounds-to-target against local iterations V — every seed (censored ones at max_rounds,
+    as upward triangles), the mean and its sigma per V, and each fitted form. Right: the residuals
+    (measured mean - fitted) per form, in units of sigma."""
+    from optimizer.convergence_fit import FORM_TEXT, predict
+
+    fig, (ax, res) = plt.subplots(1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [3, 2]})
+    done = [r for r in runs if r["rounds_to_target"] is not None]
+    cut = [r for r in runs if r["rounds_to_target"] is None]
+    ax.scatter([r["local_steps"] for r in done], [r["rounds_to_target"] for r in done], s=14, color="0.55",
+               label="one seed", zorder=2)
+    if cut:
+        ax.scatter([r["local_steps"] for r in cut], [max_rounds] * len(cut), marker="^", s=30, color="0.35",
+                   label=f"censored (not reached in {max_rounds} rounds)", zorder=2)
+    V = np.array([p.local_steps for p in points], dtype=float)
+    mean = np.array([p.mean_rounds for p in points])
+    sigma = np.array([p.sigma_rounds for p in points])
+    ax.errorbar(V, mean, yerr=sigma, fmt="o", color="k", capsize=3, label="mean ± sigma (the fit's weights)", zorder=3)
+    grid = np.geomspace(max(V.min() * 0.8, 0.5), V.max() * 1.25, 200)
+    styles = {"fedsllm": ("C3", "-"), "inverse": ("C0", "--"), "drift": ("C2", ":")}
+    for form, (color, line) in styles.items():
+        if form not in fits:
+            continue
+        params = {k: fits[form][k] for k in ("a", "v", "a1", "a2", "a3") if k in fits[form]}
+        label = f"{form}: R = {FORM_TEXT[form]} (AICc {fits[form]['aicc']:.3g})"
+        ax.plot(grid, predict(form, params, grid), line, color=color, label=label)
+        res.plot(V, np.asarray(fits[form]["residuals"]) / sigma, marker="o", linestyle=line, color=color, label=form)
+    ax.set_xscale("log")
+    ax.set_xlabel("local iterations per round V (mini-batch steps per user)")
+    ax.set_ylabel("rounds to target")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    res.axhline(0, color="k", linewidth=0.8)
+    res.set_xscale("log")
+    res.set_xlabel("V")
+    res.set_ylabel("residual (measured - fitted) / sigma")
+    res.set_title("goodness of fit", fontsize=10)
+    res.grid(True, which="both", alpha=0.3)
+    res.legend(fontsize=8)
+    fig.suptitle(title or "Rounds to target against local iterations")
+    return _save(fig, path)

@@ -58,7 +58,8 @@ def _settings(scenario: Scenario, scheme: str):
     return TrainSettings(scheme=scheme, cuts=tuple(m.cut_layers if scheme == "splitllm" else m.cut_layers[:1]),
                          batch_size=m.batch_size, optimizer=m.optimizer, lr_user=t.lr_user or t.lr,
                          lr_edge=t.lr_edge or t.lr, lr_cloud=t.lr_cloud or t.lr, momentum=t.momentum,
-                         weight_decay=t.weight_decay, lr_decay=t.lr_decay, local_epochs=t.local_epochs,
+                         weight_decay=t.weight_decay, lr_decay=t.lr_decay, local_epochs=t.local_epochs or 1,
+                         local_steps=t.local_steps,
                          drop_last=t.drop_last, seed=scenario.seed, image_size=m.image_size)
 
 
@@ -85,8 +86,9 @@ def _check(scenario: Scenario) -> None:
 
 
 def train_one(scenario: Scenario, scheme: str, partition: str, parts, association, train_data, eval_data,
-              checkpoint: Path, on_round) -> tuple[list[dict], dict]:
-    """Train one scheme on one partition, resuming from `checkpoint`; return (round rows, memory bytes)."""
+              checkpoint: Path, on_round, until=None) -> tuple[list[dict], dict]:
+    """Train one scheme on one partition, resuming from `checkpoint`, for `training.rounds` rounds or
+    until `until(rows)` holds after a round; return (round rows, memory bytes)."""
     import torch
 
     from learning import apply_lora, build_model, specs_from_config
@@ -109,6 +111,8 @@ def train_one(scenario: Scenario, scheme: str, partition: str, parts, associatio
             for _ in rows:
                 on_round(None)
     for r in range(trainer.round_done + 1, scenario.training.rounds):
+        if until is not None and rows and until(rows):
+            break
         start = time.perf_counter()
         log = trainer.run_round(r)
         rows.append({"scheme": scheme, "partition": partition, "round": r, "train_loss": log.train_loss,
@@ -228,7 +232,8 @@ def _report(scenario: Scenario, source: str, out: Path, table: pd.DataFrame, bes
                      + (f", {m.sequence_length} tokens" if t.dataset == "mrpc" else "")
                      + f", {m.optimizer} lr {t.lr:g}, decay {t.lr_decay} a round), {scenario.cell.users} users"
                      + (f" under {scenario.cell.edge_servers} edges" if scenario.cell.edge_servers else "")
-                     + f", {t.rounds} rounds of {t.local_epochs} local epoch(s); partitions "
+                     + f", {t.rounds} rounds of " + (f"{t.local_steps} local step(s)" if t.local_steps else
+                                           f"{t.local_epochs or 1} local epoch(s)") + "; partitions "
                      + ", ".join(p if p == "iid" else f"Dirichlet(alpha = {t.dirichlet_alpha:g})" for p in t.partitions)
                      + f"; evaluated on {t.eval_split}. Training wall time {table['wall_s'].sum():.0f} s.")
     report.table(best, "Shaped like SplitLLM Table II (user traffic per round and user; memory measured per tier "

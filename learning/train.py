@@ -51,6 +51,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     lr_decay: float = 0.998  # multiply the learning rates by this every round
     local_epochs: int = 1
+    local_steps: int | None = None  # instead of local_epochs: mini-batch steps per user per round (FedsLLM's V)
     drop_last: bool = True
     seed: int = 0
     eval_batch_size: int = 64
@@ -164,13 +165,25 @@ class FederatedTrainer:
 
     # ---- data -----------------------------------------------------------------------------------------
     def _batches(self, user: int, r: int) -> list[np.ndarray]:
+        """The user's mini-batches of round r: `local_epochs` shuffled passes over its data, or with
+        `local_steps` exactly that many, continuing with a fresh shuffle whenever a pass ends (a pass
+        that ends early carries on from where the previous round's stopped: the passes are numbered
+        across rounds, so V steps a round see the data as evenly as epochs do)."""
         rows = self.parts[user]
+        per_pass = len(rows) // self.s.batch_size if self.s.drop_last else math.ceil(len(rows) / self.s.batch_size)
+        if self.s.local_steps is None:
+            passes, first, skip, want = range(self.s.local_epochs), 0, 0, None
+        else:
+            if per_pass == 0:
+                return []
+            done = r * self.s.local_steps  # steps of the earlier rounds
+            first, skip, want = done // per_pass, done % per_pass, self.s.local_steps
+            passes = range(first, first + math.ceil((skip + want) / per_pass))
         batches = []
-        for epoch in range(self.s.local_epochs):
-            order = np.random.default_rng(_seed(self.s.seed, r, user, epoch)).permutation(rows)
-            n = len(order) // self.s.batch_size if self.s.drop_last else math.ceil(len(order) / self.s.batch_size)
-            batches += [order[i * self.s.batch_size:(i + 1) * self.s.batch_size] for i in range(n)]
-        return batches
+        for epoch in passes:
+            order = np.random.default_rng(_seed(self.s.seed, r if want is None else 0, user, epoch)).permutation(rows)
+            batches += [order[i * self.s.batch_size:(i + 1) * self.s.batch_size] for i in range(per_pass)]
+        return batches if want is None else batches[skip:skip + want]
 
     def _batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in self.train.batch(rows, self.s.image_size).items()}

@@ -31,7 +31,13 @@ from .errors import OptimizerError
 
 
 def convergence_constants(theory: TheoryConfig) -> tuple[float, float]:
-    """(a, v) of Lemmas 1-2 from L, gamma, xi, delta and epsilon0."""
+    """(a, v): of Lemmas 1-2 from L, gamma, xi, delta and epsilon0 (`theory.source: bound`), or
+    fitted to real training's rounds-to-target, R(V) = a / (1 - 2^(-V/v)) (`measured`: read from
+    `theory.convergence_path`, scenarios/convergence_file.py)."""
+    if theory.source == "measured":
+        from scenarios.convergence_file import measured_constants
+
+        return measured_constants(theory.convergence_path)
     L, gamma = theory.lipschitz_L, theory.strong_convexity_gamma
     a = 2.0 * L**2 / (gamma**2 * theory.xi) * math.log(1.0 / theory.epsilon0)
     v = 2.0 / ((2.0 - L * theory.delta) * theory.delta * gamma)

@@ -153,13 +153,15 @@ def dynamics_problems(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def training_problems(scenario: Scenario) -> list[Problem]:
-    """What `splitsim train` needs: a model fit for the data set, the cuts each scheme needs, the data."""
+def training_problems(scenario: Scenario, schemes: list[str] | None = None) -> list[Problem]:
+    """What `splitsim train` needs (training `schemes`, default training.schemes): a model fit for the
+    data set, the cuts each scheme needs, the data."""
     t, m = scenario.training, scenario.model
+    schemes = t.schemes if schemes is None else schemes
     if m is None:
         return [Problem("model", "training needs a model section (model.source)", None, True)]
     problems = []
-    if "splitllm" in t.schemes and (len(m.cut_layers) != 2 or scenario.cell.edge_servers < 1):
+    if "splitllm" in schemes and (len(m.cut_layers) != 2 or scenario.cell.edge_servers < 1):
         problems.append(Problem("training.schemes", "training SplitLLM needs two model.cut_layers (SFL and SL use "
                                 "the first) and cell.edge_servers >= 1", t.schemes, True))
     if t.dataset != "synthetic":
@@ -184,8 +186,10 @@ def training_problems(scenario: Scenario) -> list[Problem]:
 def scenario_problems(scenario: Scenario) -> list[Problem]:
     """Every cross-section error; the training section is checked when it is not all defaults (a
     scenario meant for `splitsim train`), and always by `splitsim train` itself."""
-    problems = model_problems(scenario) + section_problems(scenario)
-    if scenario.training != TrainingConfig():
+    from .convergence_file import convergence_file_problems
+
+    problems = model_problems(scenario) + section_problems(scenario) + convergence_file_problems(scenario)
+    if scenario.training != TrainingConfig() and scenario.study.kind != "convergence":  # that study checks its own
         problems += training_problems(scenario)
     return problems
 
@@ -196,7 +200,15 @@ CROSS_SECTION_CHECKS.append(scenario_problems)  # a copy of a scenario is checke
 def generic_ignored_fields(scenario: Scenario) -> dict[str, str]:
     """Field paths (or section prefixes) that no study reads in this scenario -> why: what a model
     replaces, what only training reads. A study's own (analysis.studies.ignored_fields) come on top."""
-    ignored = {"training": "only `splitsim train` reads it"}
+    ignored = {"training": "only `splitsim train` and study 'convergence' read it",
+               "convergence": "only study 'convergence' reads it"}
+    if scenario.theory.source == "measured":
+        why = "theory.source is 'measured': (a, v) are fitted to real training, not derived from the bound's constants"
+        for name in ("lipschitz_L", "strong_convexity_gamma", "xi", "delta", "epsilon0"):
+            ignored[f"theory.{name}"] = why
+        del ignored["convergence"]  # convergence.partition names the measured partition; the rest is the study's
+        for name in ("local_steps", "seeds", "metric", "target", "max_rounds", "check_seeds"):
+            ignored[f"convergence.{name}"] = "only study 'convergence' reads it (here: only convergence.partition)"
     if scenario.radio.subcarrier_spacing_khz is None:
         ignored["radio.prb_rule"] = "radio.subcarrier_spacing_khz is null: bandwidths are continuous"
     if scenario.model is not None:

@@ -73,7 +73,7 @@ def read_yaml(text: str, source: str = "") -> dict:
 def resolve_paths(data: dict, base_dir: str | Path) -> dict:
     """A copy of the mapping with relative file paths made absolute against `base_dir` (the folder of
     the scenario file): model.profile_path, training.data_path (not the hub names),
-    simulation.availability_trace, and model.source when it names a folder that exists there or is
+    simulation.availability_trace, theory.convergence_path, and model.source when it names a folder that exists there or is
     written as a path."""
     from .presets import looks_like_path
 
@@ -96,6 +96,7 @@ def resolve_paths(data: dict, base_dir: str | Path) -> dict:
     fix("model", "source", only_paths=True)
     fix("training", "data_path", keep=("glue/mrpc", "cifar100", "hub"))
     fix("simulation", "availability_trace")
+    fix("theory", "convergence_path")
     return out
 
 

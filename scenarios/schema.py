@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le, Len, Lt
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import (AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from .errors import ScenarioError
 from .validation import problems_from_validation
@@ -315,7 +316,12 @@ class TrainingConfig(Section):
         ["iid", "dirichlet"], min_length=1, description="How the training set is spread over the users.")
     dirichlet_alpha: PositiveFloat = Field(0.5, description="Concentration of the non-IID Dirichlet split.")
     rounds: PositiveInt = Field(10, description="Global rounds.")
-    local_epochs: PositiveInt = Field(1, description="Local epochs per round (Table I: 1).")
+    local_epochs: PositiveInt | None = Field(
+        None, description="Local epochs per round (Table I: 1); null: 1, unless local_steps is set.")
+    local_steps: PositiveInt | None = Field(
+        None, description="Instead of local_epochs: mini-batch steps each user takes per round, FedsLLM's V "
+                          "(SFL, FL: V steps on its copy before the averaging; SplitLLM: V steps through its edge "
+                          "and the cloud before the averaging; SL: V steps before handing the adapter on).")
     lr: PositiveFloat = Field(2e-5, description="Learning rate (Table I: AdamW 2e-5 for BERT, SGD 1e-4 for ViT).")
     lr_user: PositiveFloat | None = Field(None, description="User-side learning rate (default: lr).")
     lr_edge: PositiveFloat | None = Field(None, description="Edge-side learning rate (default: lr).")
@@ -331,6 +337,12 @@ class TrainingConfig(Section):
     tokenizer: str = Field("auto", description="'auto', 'hash', or a tokenizer folder / hub id.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N.")
 
+    @model_validator(mode="after")
+    def _one_unit_of_local_work(self) -> TrainingConfig:
+        if self.local_steps is not None and self.local_epochs is not None:
+            raise ValueError("set one of training.local_steps and training.local_epochs, not both")
+        return self
+
 
 class TheoryConfig(Section):
     """Convergence constants of FedsLLM Lemmas 1-2: I0 = a/(1-eta), V = v·log2(1/eta).
@@ -345,6 +357,12 @@ class TheoryConfig(Section):
     epsilon0: OpenUnitFloat = Field(1e-3, description="epsilon0: global accuracy target.")
     counts: Literal["continuous", "integer"] = Field(
         "continuous", description="'continuous': I0 and V as real numbers (the paper's relaxation); 'integer': rounded up.")
+    source: Literal["bound", "measured"] = Field(
+        "bound", description="'bound': (a, v) from the constants above (Lemmas 1-2); 'measured': the (a, v) fitted to "
+                             "real training's rounds-to-target (`splitsim convergence`), read from convergence_path.")
+    convergence_path: str | None = Field(
+        None, description="With source 'measured': the convergence.json `splitsim convergence` wrote (relative to "
+                          "the scenario file).")
 
     @model_validator(mode="after")
     def _lemma_conditions(self) -> TheoryConfig:
@@ -355,7 +373,57 @@ class TheoryConfig(Section):
             raise ValueError(f"xi={self.xi} must be <= gamma/L = {gamma / L:g} (Lemma 1)")
         if self.delta >= 2 / L:
             raise ValueError(f"delta={self.delta} must be < 2/L = {2 / L:g} (Lemma 2)")
+        if self.source == "measured" and not self.convergence_path:
+            raise ValueError("source 'measured' needs theory.convergence_path (a convergence.json)")
+        if self.source == "bound" and self.convergence_path:
+            raise ValueError("theory.convergence_path is read with source 'measured' only (source is 'bound')")
         return self
+
+
+class ConvergenceConfig(Section):
+    """Study `convergence`: real training of the scenario's scheme over a grid of local iterations V
+    and seeds, each run until `target` or `max_rounds` (training settings from `training`)."""
+
+    local_steps: list[PositiveInt] = Field(
+        [1, 2, 5, 10, 20], min_length=3, description="The grid of V (mini-batch steps per user per round); at "
+                                                     "least 3 distinct values (the fit has 2 constants).")
+    seeds: list[NonNegativeInt] = Field([0, 1], min_length=1, description="Seeds of the runs at each V.")
+    metric: Literal["eval_accuracy", "eval_loss"] = Field(
+        "eval_accuracy", description="What `target` is: accuracy (reached at or above) or evaluation loss (at or below).")
+    target: PositiveFloat = Field(0.75, description="The value of `metric` a run must reach.")
+    max_rounds: PositiveInt = Field(50, description="A run that has not reached the target by then is censored.")
+    partition: Literal["iid", "dirichlet"] = Field("iid", description="How the training set is spread over the users.")
+    check_seeds: list[NonNegativeInt] = Field(
+        [100], description="Seeds of the held-out time-to-accuracy check: a run at the V the proposed allocation "
+                           "chooses on the fitted curve, not part of the fit ([]: no check).")
+
+    @field_validator("local_steps")
+    @classmethod
+    def _enough_distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) < 3:
+            raise ValueError("needs at least 3 distinct values for the fit (it has 2 constants and one to spare)")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("the seeds must be distinct")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _fraction(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("metric") == "eval_accuracy" and value >= 1:
+            raise ValueError("an accuracy target is a fraction below 1")
+        return value
+
+    @field_validator("check_seeds")
+    @classmethod
+    def _held_out(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        if set(value) & set(info.data.get("seeds") or []):
+            raise ValueError(f"must not be fit seeds ({info.data.get('seeds')}): the check is held out")
+        return value
 
 
 class OptimizerConfig(Section):
@@ -505,6 +573,7 @@ class Scenario(Section):
     study: StudyConfig = StudyConfig()
     model: ModelConfig | None = Field(None, description="A real model whose profile sets message sizes and compute.")
     training: TrainingConfig = TrainingConfig()
+    convergence: ConvergenceConfig = ConvergenceConfig()
 
     def _after_copy(self) -> None:
         problems = [p for check in CROSS_SECTION_CHECKS for p in check(self)]

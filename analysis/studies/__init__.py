@@ -17,7 +17,7 @@ from scenarios import Problem, Scenario
 from scenarios.checks import dynamics_applied, generic_ignored_fields
 from scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
 
-from . import cut_layer, delay_energy, joint_cut, latency_vs_power, robustness, scheme_comparison, simulate
+from . import convergence, cut_layer, delay_energy, joint_cut, latency_vs_power, robustness, scheme_comparison, simulate
 from .base import SCHEMES, Study
 
 STUDIES: dict[str, Study] = {study.kind: study for study in (
@@ -28,6 +28,7 @@ STUDIES: dict[str, Study] = {study.kind: study for study in (
     joint_cut.STUDY,
     delay_energy.STUDY,
     robustness.STUDY,
+    convergence.STUDY,
 )}
 
 
@@ -83,6 +84,9 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     if study is None:
         return ignored
     kind, scheme = study.kind, scenario.scheme
+    if study.trains:
+        ignored.pop("training", None)
+        ignored.pop("convergence", None)
     ignored.update({f"study.{name}": f"study '{kind}' does not read it"
                     for name in set(StudyConfig.model_fields) - {"kind"} - study.reads})
     if not study.solves_problem_17(scenario):

@@ -53,6 +53,8 @@ class Study:
     - `schemes_run`: the schemes whose tiers it builds (scheme_comparison: several);
     - `problems`: its own checks, before any work; `ignores`: fields it sets itself (path -> why);
       `check_cost`: its resource guard (raises InputError naming the field to change);
+    - `trains`: it trains for real (reads `training` and `convergence`); its runs checkpoint, so
+      `splitsim run` resumes it in the same folder;
     - `run`: (scenario, out folder, source file, progress) -> lines to print; it writes summary.json
       with `metrics`, `headline` (`delay_<who>_s`, analysis.metrics) and `headline_meaning`;
     - `figure`: the file name of its main figure.
@@ -75,6 +77,7 @@ class Study:
     problems: Callable[[Scenario], list[Problem]] = _no_problems
     ignores: Callable[[Scenario], dict[str, str]] = _nothing_ignored
     check_cost: Callable[[Scenario], None] = _no_cost
+    trains: bool = False
 
 
 def is_sfl(scenario: Scenario) -> bool:

@@ -94,9 +94,11 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
                            f"K = {scenario.cell.users} users, B_s = {scenario.radio.uplink_main_bandwidth_hz / 1e6:g} MHz, "
                            f"B_c = {scenario.radio.uplink_fed_bandwidth_hz / 1e6:g} MHz")
     reductions = mean_reductions(table)
-    sensitivity = theory_sensitivity(world, study.tx_power_dbm, study.sensitivity_lipschitz_L,
-                                     study.sensitivity_gamma_over_L, progress)
-    sensitivity.to_csv(out / "reduction_vs_theory.csv", index=False)
+    measured = scenario.theory.source == "measured"
+    sensitivity = pd.DataFrame() if measured else theory_sensitivity(
+        world, study.tx_power_dbm, study.sensitivity_lipschitz_L, study.sensitivity_gamma_over_L, progress)
+    if not measured:
+        sensitivity.to_csv(out / "reduction_vs_theory.csv", index=False)
     if len(sensitivity):
         plots.reduction_vs_theory(sensitivity, out / "reduction_vs_theory.png")
     a, v = world.inputs.a, world.inputs.v
@@ -106,14 +108,12 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     write_json(out / "summary.json", {"metrics": metrics, "headline": [delay_metric(n) for n in mean_delays.index],
         "headline_meaning": HEADLINE,
         "scenario": scenario.name, "study": "latency_vs_power", "mean_reduction_pct": reductions,
-        "theory": {"lipschitz_L": scenario.theory.lipschitz_L,
-                   "strong_convexity_gamma": scenario.theory.strong_convexity_gamma, "a": a, "v": v},
+        "theory": theory_summary(scenario.theory, a, v),
         "paper_reduction_vs_BA_pct": 47.63, "rows": table.to_dict(orient="records")})
 
     report = Report("Training delay vs maximum transmit power (FedsLLM Fig. 2)", scenario.name, source)
     report.paragraph(f"K = {scenario.cell.users} users, B_s = {scenario.radio.uplink_main_bandwidth_hz / 1e6:g} MHz, "
-                     f"B_c = {scenario.radio.uplink_fed_bandwidth_hz / 1e6:g} MHz; L = {scenario.theory.lipschitz_L:g}, "
-                     f"gamma = {scenario.theory.strong_convexity_gamma:g} (a = {a:.4g}, v = {v:.4g}). "
+                     f"B_c = {scenario.radio.uplink_fed_bandwidth_hz / 1e6:g} MHz; {theory_sentence(scenario.theory, a, v)} "
                      "The proposed scheme optimises bandwidth and eta; EB optimises eta with equal bandwidth; "
                      "FE optimises bandwidth at eta = 0.1; BA uses neither.")
     report.paragraph("Mean delay reduction of the proposed scheme over the swept powers: "
@@ -138,6 +138,23 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     return lines
 
 
+def theory_summary(theory: TheoryConfig, a: float, v: float) -> dict:
+    """What summary.json says of the convergence constants: their source and values."""
+    if theory.source == "measured":
+        return {"source": "measured", "convergence_path": theory.convergence_path, "a": a, "v": v}
+    return {"source": "bound", "lipschitz_L": theory.lipschitz_L, "strong_convexity_gamma": theory.strong_convexity_gamma,
+            "a": a, "v": v}
+
+
+def theory_sentence(theory: TheoryConfig, a: float, v: float) -> str:
+    """The report's line on where the rounds come from."""
+    if theory.source == "measured":
+        return (f"rounds from measured convergence: R(V) = a / (1 - 2^(-V/v)) fitted to real training's "
+                f"rounds-to-target, a = {a:.4g}, v = {v:.4g} ({Path(theory.convergence_path).name}).")
+    return (f"rounds from FedsLLM's bound: L = {theory.lipschitz_L:g}, gamma = {theory.strong_convexity_gamma:g} "
+            f"(a = {a:.4g}, v = {v:.4g}).")
+
+
 def problems(scenario: Scenario) -> list[Problem]:
     missing = sorted({"proposed", "BA"} - set(scenario.optimizer.strategies))
     return [Problem("optimizer.strategies", f"latency_vs_power needs the strategies {missing}",
@@ -148,6 +165,9 @@ def ignores(scenario: Scenario) -> dict[str, str]:
     ignored = {"radio.max_tx_power_dbm": "latency_vs_power sets the transmit power itself, from study.tx_power_dbm"}
     if not scenario.study.simulate_points:
         ignored["simulation"] = "latency_vs_power only optimises (set study.simulate_points: true to simulate)"
+    if scenario.theory.source == "measured":
+        for name in ("sensitivity_lipschitz_L", "sensitivity_gamma_over_L"):
+            ignored[f"study.{name}"] = "the sensitivity to L and gamma is the bound's; theory.source is 'measured'"
     return ignored
 
 

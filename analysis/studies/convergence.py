@@ -1,0 +1,304 @@
+"""Study `convergence` (also `splitsim convergence`): the number of rounds measured, not bounded.
+
+Real training of the scenario's SFL over a grid of local iterations V (`convergence.local_steps`,
+each user's mini-batch steps per round) and seeds, every run until `convergence.metric` reaches
+`convergence.target` or `max_rounds` passes (then it is censored, never dropped). The rounds-to-target
+are fitted by FedsLLM's form R(V) = a / (1 - 2^(-V/v)) and two alternatives (optimizer/convergence_fit.py);
+each strategy's choice of V and its predicted wall-clock to the target follow on the bound and on the
+measured curve side by side; and the proposed allocation's prediction is checked by runs at its chosen V
+with seeds that were not part of the fit. `theory.source: measured` in any SFL study then reads the
+fitted (a, v) from the convergence.json written here.
+
+Each run checkpoints every round in the cache (SPLITSIM_CACHE_DIR, default ~/.cache/splitsim/convergence),
+keyed by everything its rounds depend on: an interrupted study resumes, and a rerun into another folder
+reuses every run whose inputs are identical.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scenarios import InputError, Problem, Scenario
+
+from .. import plots
+from ..metrics import delay_metric
+from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
+from ..progress import ProgressLog
+from ..report import Report
+from .base import Study
+
+HEADLINE = ("each strategy's predicted wall-clock to the convergence target: rounds from the curve fitted to the "
+            "measured rounds-to-target x the optimised round time")
+STUDY_SCHEMES = ("sfl",)
+STEPS_LIMIT = 20_000_000
+"""Refuse a grid whose training could take more mini-batch steps than this (users x V x max_rounds x runs)."""
+
+
+def reached(value: float, metric: str, target: float) -> bool:
+    return value >= target if metric == "eval_accuracy" else value <= target
+
+
+def rounds_to_target(rows: list[dict], metric: str, target: float) -> int | None:
+    """Rounds trained when `metric` first reached `target` (1 = after the first round); None if never."""
+    for row in rows:
+        if reached(row[metric], metric, target):
+            return int(row["round"]) + 1
+    return None
+
+
+def run_scenario(scenario: Scenario, local_steps: int, seed: int) -> Scenario:
+    """The scenario one run trains: V local steps a round, up to max_rounds, and its own seed (the
+    partition, the shuffles, the dropout and the adapters' initialisation)."""
+    c = scenario.convergence
+    training = scenario.training.model_copy(update={"local_steps": local_steps, "rounds": c.max_rounds,
+                                                    "schemes": [scenario.scheme], "partitions": [c.partition]})
+    return scenario.model_copy(update={"seed": seed, "training": training,
+                                       "model": scenario.model.model_copy(update={"seed": seed})})
+
+
+def cache_dir() -> Path:
+    from learning.profile import cache_dir as profiles
+
+    return profiles().parent / "convergence"
+
+
+def _train_runs(scenario: Scenario, plan: list[tuple[int, int]], data, world, progress: bool | None) -> list[dict]:
+    """Train (or resume, or reuse from the cache) every (V, seed) of `plan`; one dict per run."""
+    from learning.data import partition as split_users
+
+    from ..train_run import _fingerprint, train_one
+
+    c = scenario.convergence
+    train_data, eval_data = data
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    rounds_total = len(plan) * c.max_rounds
+    log = ProgressLog(rounds_total, "convergence", "rounds (at most)")
+    runs = []
+    for V, seed in plan:
+        one = run_scenario(scenario, V, seed)
+        parts = split_users(train_data.labels.numpy(), one.cell.users, c.partition, one.training.dirichlet_alpha, seed)
+        checkpoint = folder / f"{_fingerprint(one, one.scheme, c.partition)}.pt"
+        rows, _ = train_one(one, one.scheme, c.partition, parts, world.association, train_data, eval_data, checkpoint,
+                            lambda log_: log.step(), until=lambda rows: reached(rows[-1][c.metric], c.metric, c.target))
+        if rows and reached(rows[-1][c.metric], c.metric, c.target):
+            log.step(c.max_rounds - len(rows))
+        hit = rounds_to_target(rows, c.metric, c.target)
+        best = (max if c.metric == "eval_accuracy" else min)(r[c.metric] for r in rows)
+        runs.append({"local_steps": V, "seed": seed, "rounds_to_target": hit, "censored": hit is None,
+                     "best": float(best), "rounds_trained": len(rows), "train_wall_s": float(sum(r["wall_s"] for r in rows)),
+                     "curve": [{k: r[k] for k in ("round", "train_loss", "eval_loss", "eval_accuracy", "eval_f1")}
+                               for r in rows]})
+    return runs
+
+
+def strategy_table(world, scenario: Scenario, constants: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    """Per (source, strategy): the chosen eta and V, the rounds and the delay to the target."""
+    from optimizer import optimise
+
+    rows = []
+    for source, (a, v) in constants.items():
+        for name, alloc in optimise(replace(world.inputs, a=a, v=v), scenario.optimizer).items():
+            rows.append({"source": source, "strategy": name, "eta": alloc.eta, "V": alloc.V, "rounds": alloc.I0,
+                         "round_s": alloc.T_s / alloc.I0, "T_s": alloc.T_s})
+    return pd.DataFrame(rows)
+
+
+def round_seconds_at(world, scenario: Scenario, local_steps: int, v: float) -> float:
+    """The optimised round time (bandwidth chosen) at V local steps: FE's allocation at eta = 2^(-V/v)."""
+    from optimizer import optimise
+
+    eta = 2.0 ** (-local_steps / v)
+    at_v = scenario.optimizer.model_copy(update={"strategies": ["FE"], "fixed_eta": eta})
+    alloc = optimise(replace(world.inputs, v=v, counts="continuous"), at_v)["FE"]
+    return alloc.T_s / alloc.I0
+
+
+def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
+    from optimizer import convergence_constants
+    from optimizer.convergence_fit import fedsllm_rounds, fit_all, leave_one_out, rounds_points
+    from scenarios.convergence_file import CONVERGENCE_FORMAT, scenario_identity
+
+    from ..train_run import _base_config, _check, _load_task
+    from ..world import realise
+
+    training_scenario = run_scenario(scenario, scenario.convergence.local_steps[0], scenario.convergence.seeds[0])
+    _check(training_scenario)
+    c = scenario.convergence
+    out = prepare_out_dir(out_dir)
+    write_resolved_scenario(scenario, out, source)
+    world = realise(scenario)
+    vocab = getattr(_base_config(scenario), "vocab_size", None)
+    data = (_load_task(training_scenario, "train", vocab, world.profile.architecture),
+            _load_task(training_scenario, "eval", vocab, world.profile.architecture))
+    grid = sorted(set(c.local_steps))
+    runs = _train_runs(scenario, [(V, s) for V in grid for s in c.seeds], data, world, progress)
+    identity = {**scenario_identity(scenario), "dataset": scenario.training.dataset, "metric": c.metric,
+                "target": c.target, "max_rounds": c.max_rounds}
+    document = {"format": CONVERGENCE_FORMAT, "identity": identity, "scenario": scenario.name,
+                "settings": {"local_steps": grid, "seeds": c.seeds, "lr": scenario.training.lr,
+                             "optimizer": scenario.model.optimizer, "lr_decay": scenario.training.lr_decay,
+                             "eval_split": scenario.training.eval_split},
+                "runs": runs}
+    curves = pd.DataFrame([{"local_steps": r["local_steps"], "seed": r["seed"], **row} for r in runs
+                           for row in r["curve"]])
+    curves.to_csv(out / "convergence.csv", index=False)
+    points, never = rounds_points(runs, c.max_rounds)
+    document["rounds_to_target"] = [vars(p) | {"lower_bound": p.lower_bound} for p in points]
+    document["never_reached"] = never
+    if len(points) < 3:
+        write_json(out / "convergence.json", document)
+        best = max(runs, key=lambda r: r["best"] if c.metric == "eval_accuracy" else -r["best"])
+        raise InputError(f"only {len(points)} value(s) of V reached {c.metric} {c.target:g} within {c.max_rounds} rounds "
+                         f"(V = {[p.local_steps for p in points]}); the fit needs 3. The best reached was "
+                         f"{best['best']:.4g} (V = {best['local_steps']}, seed {best['seed']}); the runs are kept in "
+                         f"convergence.json and the cache: a rerun with a reachable target or more rounds reuses them",
+                         field="convergence.target", value=c.target)
+    fits = fit_all(points)
+    holdout = leave_one_out(points)
+    document["fit"] = fits
+    document["holdout"] = holdout
+    a, v = fits["fedsllm"]["a"], fits["fedsllm"]["v"]
+    bound = convergence_constants(scenario.theory)
+    strategies = strategy_table(world, scenario, {"bound": bound, "measured": (a, v)})
+    document["strategies"] = strategies.to_dict(orient="records")
+    check = _check_run(scenario, world, strategies, (a, v), data, progress, fedsllm_rounds)
+    document["check"] = check
+    write_json(out / "convergence.json", document)
+    plots.convergence_fit(runs, points, fits, c.max_rounds, out / "convergence.png",
+                          f"{scenario.name}: rounds to {c.metric} {'>=' if c.metric == 'eval_accuracy' else '<='} "
+                          f"{c.target:g} against local iterations V")
+    measured = strategies[strategies["source"] == "measured"]
+    metrics = {delay_metric(r.strategy): float(r.T_s) for r in measured.itertuples()}
+    metrics["fit_a"], metrics["fit_v"] = a, v
+    if check:
+        metrics["check_error_pct"] = check["error_pct"]
+    write_json(out / "summary.json", {"scenario": scenario.name, "study": "convergence", "metrics": metrics,
+                                      "headline": [delay_metric(n) for n in measured["strategy"]],
+                                      "headline_meaning": HEADLINE, "theory": {"source": "measured", "a": a, "v": v},
+                                      "bound": {"a": bound[0], "v": bound[1]}})
+    _report(scenario, source, out, runs, points, never, fits, holdout, strategies, check)
+    lines = [f"V = {p.local_steps:>3}: {p.mean_rounds:.3g} rounds to target (sigma {p.sigma_rounds:.2g}, "
+             f"{p.reached} reached, {p.censored} censored)" for p in points]
+    lines += [f"V = {V:>3}: no run reached the target in {c.max_rounds} rounds" for V in never]
+    lines.append(f"fit R(V) = a / (1 - 2^(-V/v)): a = {a:.4g}, v = {v:.4g}; better form: {fits['better']}")
+    for r in measured.itertuples():
+        lines.append(f"{r.strategy:>8} on the measured curve: V = {r.V:.3g}, {r.rounds:.4g} rounds, T = {r.T_s:.6g} s")
+    if check:
+        lines.append(f"check at V = {check['local_steps']}: measured {check['measured_s']:.6g} s vs predicted "
+                     f"{check['predicted_s']:.6g} s ({check['error_pct']:+.1f} %)")
+    return lines + [f"-> {out}"]
+
+
+def _check_run(scenario, world, strategies, constants, data, progress, fedsllm_rounds) -> dict | None:
+    """Runs at the V the proposed allocation chooses on the measured curve, with the check seeds:
+    measured rounds-to-target x the round time there, against the fitted curve's prediction."""
+    c = scenario.convergence
+    if not c.check_seeds:
+        return None
+    a, v = constants
+    proposed = strategies[(strategies["source"] == "measured") & (strategies["strategy"] == "proposed")]
+    if proposed.empty:
+        return None
+    chosen = float(proposed["V"].iloc[0])
+    V = max(1, int(round(chosen)))
+    runs = _train_runs(scenario, [(V, s) for s in c.check_seeds], data, world, progress)
+    hits = [r["rounds_to_target"] for r in runs]
+    round_s = round_seconds_at(world, scenario, V, v)
+    predicted_rounds = float(fedsllm_rounds(V, a, v))
+    out = {"chosen_V": chosen, "local_steps": V, "seeds": c.check_seeds, "runs": runs, "round_s": round_s,
+           "predicted_rounds": predicted_rounds, "predicted_s": predicted_rounds * round_s, "target_pct": 20.0}
+    if any(h is None for h in hits):
+        out.update({"measured_rounds": None, "measured_s": math.inf, "error_pct": math.inf, "within_target": False,
+                    "note": f"{sum(h is None for h in hits)} check run(s) did not reach the target in {c.max_rounds} "
+                            "rounds"})
+        return out
+    measured = float(np.mean(hits))
+    error = 100.0 * (predicted_rounds - measured) / measured
+    out.update({"measured_rounds": measured, "measured_s": measured * round_s, "error_pct": error,
+                "within_target": abs(error) <= 20.0})
+    return out
+
+
+def _report(scenario, source, out, runs, points, never, fits, holdout, strategies, check) -> None:
+    c, t, m = scenario.convergence, scenario.training, scenario.model
+    report = Report("Rounds to target against local iterations: measured convergence", scenario.name, source)
+    report.paragraph(f"{t.dataset} with {m.source} (LoRA r = {m.lora.rank}, batch {m.batch_size}, {m.optimizer} lr "
+                     f"{t.lr:g}), scheme {scenario.scheme}, {scenario.cell.users} users, {c.partition} partition; each run "
+                     f"trains V mini-batch steps per user per round until {c.metric} "
+                     f"{'>=' if c.metric == 'eval_accuracy' else '<='} {c.target:g} on {t.eval_split} or "
+                     f"{c.max_rounds} rounds (censored). Seeds {c.seeds}.")
+    table = pd.DataFrame([{"V": p.local_steps, "mean rounds": p.mean_rounds, "sigma": p.sigma_rounds,
+                           "reached": p.reached, "censored": p.censored,
+                           "fedsllm fit": fits["fedsllm"]["predicted"][i], "inverse fit": fits["inverse"]["predicted"][i],
+                           "drift fit": fits.get("drift", {}).get("predicted", [float("nan")] * len(points))[i]}
+                          for i, p in enumerate(points)])
+    report.table(table, "Rounds to target per V (a censored seed counts as max_rounds: the mean is then a lower "
+                        "bound) and the fitted curves:")
+    if never:
+        report.paragraph(f"V = {never}: no seed reached the target in {c.max_rounds} rounds (left out of the fit).")
+    forms = pd.DataFrame([{"form": fits[f]["form"], **{k: fits[f][k] for k in ("weighted_sse", "aicc")},
+                           "constants": ", ".join(f"{k} = {fits[f][k]:.4g}" for k in ("a", "v", "a1", "a2", "a3")
+                                                  if k in fits[f])}
+                          for f in ("fedsllm", "inverse", "drift") if f in fits])
+    report.table(forms, f"The fits (weighted by 1/sigma^2; lower AICc is better): the data favour "
+                        f"'{fits['better']}', FedsLLM's form {fits['delta_aicc_fedsllm']:.3g} AICc behind it.")
+    if holdout:
+        report.table(pd.DataFrame(holdout), "Held out: the FedsLLM form fitted without one V, its prediction there:")
+    report.table(strategies, "Each strategy on the bound's (a, v) and on the measured one: the chosen eta and V, "
+                             "rounds and delay to the target:")
+    if check:
+        report.paragraph(f"Check: the proposed allocation chooses V = {check['chosen_V']:.3g} on the measured curve; "
+                         f"runs at V = {check['local_steps']} with seeds {check['seeds']} (not in the fit) reached the "
+                         f"target in {check['measured_rounds']} rounds against {check['predicted_rounds']:.3g} "
+                         f"predicted: {check['error_pct']:+.1f} % (target: within 20 %).")
+    report.figure("convergence.png", "rounds to target against V: every seed, the means, the fitted forms; residuals")
+    report.write(out)
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    from scenarios.checks import training_problems
+
+    out = []
+    if scenario.model is not None and scenario.scheme in STUDY_SCHEMES:
+        out += training_problems(scenario, [scenario.scheme])
+    if scenario.theory.source == "measured":
+        out.append(Problem("theory.source", "study 'convergence' measures the curve and compares it with the bound: "
+                                            "set theory.source: bound", "measured", True))
+    m = scenario.model
+    if m is not None and m.task != "classification":
+        out.append(Problem("model.task", "convergence measures accuracy and evaluation loss of a classifier",
+                           m.task, True))
+    return out
+
+
+def ignores(scenario: Scenario) -> dict[str, str]:
+    why = "study 'convergence' sets it for each run"
+    return {"training.rounds": "study 'convergence' trains each run up to convergence.max_rounds",
+            "training.schemes": "study 'convergence' trains the scenario's scheme",
+            "training.partitions": "study 'convergence' trains on convergence.partition",
+            "training.local_steps": why + " (convergence.local_steps)", "training.local_epochs": why,
+            "simulation": "study 'convergence' optimises the round time; it does not simulate"}
+
+
+def check_cost(scenario: Scenario) -> None:
+    c = scenario.convergence
+    steps = scenario.cell.users * c.max_rounds * (len(c.seeds) * sum(set(c.local_steps))
+                                                  + len(c.check_seeds) * max(c.local_steps))
+    if steps > STEPS_LIMIT:
+        raise InputError(f"the grid could take up to {steps:,} mini-batch steps (users x V x max_rounds x runs), more "
+                         f"than {STEPS_LIMIT:,}: lower it", field="convergence.max_rounds", value=c.max_rounds)
+
+
+STUDY = Study(
+    kind="convergence", title="rounds-to-target measured by real training over local iterations V, and fitted",
+    run=run, reads=frozenset(), figure="convergence.png", headline_meaning=HEADLINE, needs_model=True,
+    schemes=STUDY_SCHEMES, scheme_hint="convergence measures FedsLLM's rounds against local iterations for problem (17), "
+                                  "which is SFL's: set scheme: sfl",
+    solves_problem_17=lambda s: True, problems=problems, ignores=ignores, check_cost=check_cost, trains=True,
+)

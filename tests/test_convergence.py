@@ -1,0 +1,239 @@
+"""Measured convergence: the fit against curves of known constants, local steps as the unit of local
+work, `splitsim convergence` end to end on the tiny synthetic task, the optimiser on its output, and
+bad input (each one line, exit 2, before any training where it can be known before)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers import REPO
+from optimizer.convergence_fit import (fedsllm_rounds, fit_all, fit_form, leave_one_out, predict, rounds_points)
+
+TINY = REPO / "scenarios" / "tiny_convergence.yaml"
+
+
+def _runs(rounds_at, grid, seeds=3, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"local_steps": V, "rounds_to_target": float(rounds_at(V) * np.exp(rng.normal(0, noise)) if noise
+                                                           else rounds_at(V))}
+            for V in grid for _ in range(seeds)]
+
+
+# ---- the fit, against constants chosen here ---------------------------------------------------
+
+@pytest.mark.parametrize("a, v", [(12.0, 3.0), (40.0, 0.8), (5.0, 12.0)])
+def test_the_fit_returns_the_constants_the_rounds_were_made_with(a, v):
+    grid = [1, 2, 5, 10, 20, 40]
+    points, never = rounds_points(_runs(lambda V: fedsllm_rounds(V, a, v), grid), max_rounds=10_000)
+    fit = fit_form("fedsllm", points)
+    assert never == []
+    assert fit.params["a"] == pytest.approx(a, rel=1e-6) and fit.params["v"] == pytest.approx(v, rel=1e-6)
+    noisy, _ = rounds_points(_runs(lambda V: fedsllm_rounds(V, a, v), grid, seeds=5, noise=0.05), 10_000)
+    fit = fit_form("fedsllm", noisy)
+    assert fit.params["a"] == pytest.approx(a, rel=0.1) and fit.params["v"] == pytest.approx(v, rel=0.2)
+
+
+def test_the_data_favour_the_form_they_follow():
+    grid = [1, 2, 4, 8, 16, 32]
+    inverse = {"a1": 3.0, "a2": 30.0}
+    points, _ = rounds_points(_runs(lambda V: predict("inverse", inverse, V), grid, seeds=4, noise=0.01), 10_000)
+    assert fit_all(points)["better"] == "inverse"
+    drift = {"a1": 3.0, "a2": 30.0, "a3": 0.6}  # too many local steps cost rounds again
+    points, _ = rounds_points(_runs(lambda V: predict("drift", drift, V), grid, seeds=4, noise=0.01), 10_000)
+    fits = fit_all(points)
+    assert fits["better"] == "drift" and fits["delta_aicc_fedsllm"] > 10
+
+
+def test_a_held_out_v_is_predicted_by_the_others():
+    points, _ = rounds_points(_runs(lambda V: fedsllm_rounds(V, 9.0, 2.5), [1, 2, 5, 10, 20]), 10_000)
+    for row in leave_one_out(points):
+        assert abs(row["error_pct"]) < 1e-4
+
+
+def test_censored_runs_are_kept_as_lower_bounds_and_a_v_nobody_reached_is_left_out():
+    runs = [{"local_steps": 1, "rounds_to_target": None}, {"local_steps": 1, "rounds_to_target": None},
+            {"local_steps": 2, "rounds_to_target": 30.0}, {"local_steps": 2, "rounds_to_target": None},
+            {"local_steps": 4, "rounds_to_target": 12.0}, {"local_steps": 4, "rounds_to_target": 14.0}]
+    points, never = rounds_points(runs, max_rounds=40)
+    assert never == [1]
+    two = points[0]
+    assert (two.local_steps, two.mean_rounds, two.reached, two.censored, two.lower_bound) == (2, 35.0, 1, 1, True)
+    assert points[1].mean_rounds == 13.0 and not points[1].lower_bound
+
+
+# ---- local steps as the unit of local work --------------------------------------------------------
+
+def test_local_steps_take_exactly_v_batches_and_see_the_data_evenly():
+    from learning.train import FederatedTrainer, TrainSettings
+
+    rows = np.arange(50)  # 6 full batches of 8 a pass
+    settings = TrainSettings(scheme="sfl", cuts=(1,), batch_size=8, optimizer="adamw", lr_user=1e-3, lr_edge=1e-3,
+                             lr_cloud=1e-3, local_steps=4, seed=5)
+    fake = SimpleNamespace(parts=[rows], s=settings)
+    seen = []
+    for r in range(6):  # 24 steps = 4 whole passes
+        batches = FederatedTrainer._batches(fake, 0, r)
+        assert len(batches) == 4 and all(len(b) == 8 for b in batches)
+        seen += [int(x) for b in batches for x in b]
+    for p in range(4):  # a pass is 6 batches, a round 4 of them: passes run across rounds
+        assert len(set(seen[48 * p: 48 * (p + 1)])) == 48  # no sample twice within a pass
+    assert len(seen) == 192 and np.bincount(seen, minlength=50).max() <= 4
+
+
+def test_local_steps_and_local_epochs_together_are_refused_before_any_work(cli, tmp_path):
+    data = yaml.safe_load(TINY.read_text())
+    data["study"] = {"kind": "simulate"}
+    del data["convergence"]
+    data["training"] = {**data["training"], "local_steps": 3, "local_epochs": 2}
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 2
+    assert "training.local_steps and training.local_epochs" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- the study end to end, and the optimiser on its curve ----------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_curve(tmp_path_factory):
+    """`splitsim convergence` of the tiny scenario (about 20 s): its output folder."""
+    from helpers import run_cli
+
+    out = tmp_path_factory.mktemp("tiny-convergence")
+    capsys = SimpleNamespace(readouterr=lambda: ("", ""))
+    code, _, _ = run_cli(["convergence", TINY, "--out", out, "--no-progress"], capsys)
+    assert code == 0
+    return out
+
+
+def test_convergence_writes_every_curve_the_fit_and_the_check(tiny_curve):
+    doc = json.loads((tiny_curve / "convergence.json").read_text())
+    assert {p.name for p in tiny_curve.iterdir()} >= {"convergence.json", "convergence.csv", "convergence.png",
+                                                      "report.md", "summary.json"}
+    assert len(doc["runs"]) == 4 * 2
+    for run in doc["runs"]:
+        assert run["censored"] == (run["rounds_to_target"] is None)
+        hit = run["rounds_to_target"]
+        accuracy = [row["eval_accuracy"] for row in run["curve"]]
+        if hit is not None:  # the first round at the target, and the run stopped there
+            assert accuracy[hit - 1] >= 0.9 and all(x < 0.9 for x in accuracy[:hit - 1]) and len(accuracy) == hit
+    assert doc["fit"]["fedsllm"]["a"] > 0 and doc["fit"]["better"] in ("fedsllm", "inverse", "drift")
+    assert len(doc["holdout"]) == 4
+    check = doc["check"]
+    assert check["seeds"] == [100] and all(r["seed"] == 100 for r in check["runs"])
+    summary = json.loads((tiny_curve / "summary.json").read_text())
+    assert set(summary["headline"]) == {"delay_proposed_s", "delay_EB_s", "delay_FE_s", "delay_BA_s"}
+
+
+def test_the_optimiser_on_the_measured_curve_picks_the_v_that_minimises_rounds_times_round_time(tiny_curve,
+                                                                                                 tmp_path, cli):
+    from analysis.studies.convergence import round_seconds_at
+    from analysis.world import realise
+    from scenarios import load_scenario
+
+    curve = tmp_path / "curve.json"
+    shutil.copy(tiny_curve / "convergence.json", curve)
+    data = yaml.safe_load(TINY.read_text())
+    data.pop("convergence")
+    data.pop("training")
+    data["theory"] = {"source": "measured", "convergence_path": "curve.json"}  # relative to the scenario file
+    data["study"] = {"kind": "simulate"}
+    path = tmp_path / "measured.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out, err = cli("optimize", path, "--out", tmp_path / "opt")
+    assert code == 0, err
+    allocation = json.loads((tmp_path / "opt" / "allocation.json").read_text())
+    proposed = allocation["strategies"]["proposed"] if "strategies" in allocation else allocation["proposed"]
+    scenario = load_scenario(path)
+    fit = json.loads(curve.read_text())["fit"]["fedsllm"]
+    world = realise(scenario)
+    assert (world.inputs.a, world.inputs.v) == (fit["a"], fit["v"])
+    # brute force over V: the measured curve's rounds x the optimised round time at that V
+    grid = np.linspace(0.2, 30, 600)
+    totals = [fedsllm_rounds(V, fit["a"], fit["v"]) * round_seconds_at(world, scenario, V, fit["v"]) for V in grid]
+    best = int(np.argmin(totals))
+    assert proposed["T_s"] == pytest.approx(totals[best], rel=2e-3)
+    assert proposed["V"] == pytest.approx(grid[best], abs=0.1)
+
+
+def test_a_rerun_reuses_every_run_with_identical_inputs(tiny_curve, tmp_path, cli):
+    import time
+
+    start = time.perf_counter()
+    code, _, err = cli("convergence", TINY, "--out", tmp_path / "again", "--no-progress")
+    assert code == 0, err
+    assert time.perf_counter() - start < 15  # no training: every run is read from its checkpoint
+    first = json.loads((tiny_curve / "convergence.json").read_text())
+    again = json.loads((tmp_path / "again" / "convergence.json").read_text())
+    assert first["runs"] == again["runs"] and first["fit"] == again["fit"]
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def _scenario_with(tmp_path, edit) -> str:
+    data = yaml.safe_load(TINY.read_text())
+    edit(data)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _measured(curve: str):
+    def edit(data):
+        data.pop("convergence")
+        data.pop("training")
+        data["theory"] = {"source": "measured", "convergence_path": curve}
+        data["study"] = {"kind": "simulate"}
+    return edit
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("{not json", "is not JSON"),
+    (json.dumps({"format": 1, "identity": {}, "fit": {}}), "holds no fitted (a, v)"),
+])
+def test_an_unusable_convergence_file_is_one_line(tmp_path, cli, content, message):
+    if content is not None:
+        (tmp_path / "curve.json").write_text(content)
+    code, _, err = cli("validate", _scenario_with(tmp_path, _measured("curve.json")))
+    assert code == 2 and "theory.convergence_path" in err and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_curve_measured_for_another_setting_is_refused(tiny_curve, tmp_path, cli):
+    shutil.copy(tiny_curve / "convergence.json", tmp_path / "curve.json")
+
+    def other_users(data):
+        _measured("curve.json")(data)
+        data["cell"]["users"] = 6
+    code, _, err = cli("validate", _scenario_with(tmp_path, other_users))
+    assert code == 2 and "users 4 (the scenario: 6)" in err
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["convergence"].update(local_steps=[1, 2, 2]), "convergence.local_steps"),
+    (lambda d: d["convergence"].update(check_seeds=[0]), "convergence.check_seeds"),
+    (lambda d: d["convergence"].update(target=1.5), "convergence.target"),
+    (lambda d: d["convergence"].update(max_rounds=10**9), "convergence.max_rounds"),
+    (lambda d: d.update(scheme="fl"), "scheme"),
+])
+def test_a_bad_grid_is_refused_before_any_training(tmp_path, cli, edit, field):
+    code, _, err = cli("convergence", _scenario_with(tmp_path, edit), "--out", tmp_path / "out")
+    assert code == 2 and field in err
+    assert not (tmp_path / "out" / "convergence.json").exists()
+
+
+def test_a_target_no_run_reaches_says_the_best_value_and_keeps_the_runs(tmp_path, cli):
+    def unreachable(data):
+        data["convergence"].update(target=0.999, max_rounds=2, local_steps=[1, 2, 3], seeds=[0], check_seeds=[])
+    code, _, err = cli("convergence", _scenario_with(tmp_path, unreachable), "--out", tmp_path / "out",
+                       "--no-progress")
+    assert code == 2 and "convergence.target" in err and "best reached was" in err
+    doc = json.loads((tmp_path / "out" / "convergence.json").read_text())
+    assert len(doc["runs"]) == 3 and all(r["censored"] for r in doc["runs"])
