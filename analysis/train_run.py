@@ -188,11 +188,15 @@ def _base_config(scenario: Scenario):
 
 
 def _join_simulated_time(world, table: pd.DataFrame, partitions: dict) -> pd.DataFrame:
-    """Add the simulated wall-clock of each round (same cell, same per-user data sizes)."""
+    """Add the simulated wall-clock of each round (same cell, same per-user data sizes; with
+    training.local_steps, V mini-batches per user and round)."""
     scenario = world.scenario
     pieces = []
     for (scheme, how), rows in table.groupby(["scheme", "partition"], sort=False):
         sizes = np.array([len(p) for p in partitions[how]], dtype=np.int64)
+        steps, batch = scenario.training.local_steps, scenario.model.batch_size
+        if steps is not None:  # a round is V steps of every user with a batch of data: V batches' worth
+            sizes = np.where(sizes >= batch, steps * batch, 0)
         sim_scenario = scenario.model_copy(update={"simulation": scenario.simulation.model_copy(
             update={"rounds": scenario.training.rounds, "record_events": False})})
         w = replace(world, scenario=sim_scenario, inputs=replace(world.inputs, samples=sizes))

@@ -316,3 +316,16 @@ def test_a_few_dozen_mrpc_pairs_train_end_to_end(cli, tmp_path):
     assert code == 0, err
     rounds = pd.read_csv(tmp_path / "o" / "rounds.csv")
     assert len(rounds) == 2 and rounds["eval_accuracy"].between(0, 1).all()
+
+
+def test_a_round_of_v_local_steps_is_simulated_and_counted_as_v_batches_of_local_data(cli, tmp_path):
+    """training.local_steps = 2 over 8 batches of data per user, against one local epoch over exactly
+    2 batches per user: the same work a round, so the same bytes on the wire and the same simulated
+    round time, scheme by scheme."""
+    steps = tiny_training_scenario(tmp_path / "steps.yaml", partitions=["iid"], rounds=2, local_steps=2)
+    epoch = tiny_training_scenario(tmp_path / "epoch.yaml", partitions=["iid"], rounds=2, synthetic_samples=64)
+    assert cli("train", steps, "--out", tmp_path / "a")[0] == 0
+    assert cli("train", epoch, "--out", tmp_path / "b")[0] == 0
+    a, b = (pd.read_csv(tmp_path / d / "rounds.csv").set_index(["scheme", "round"]) for d in ("a", "b"))
+    for col in ("simulated_round_s", "user_split_bytes", "user_up_bytes", "edge_up_bytes"):
+        np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), rtol=1e-12, err_msg=col)
