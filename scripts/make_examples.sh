@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Regenerate the example figures in docs/examples/ that the README shows, from the shipped
 # scenarios (after scripts/setup.sh). The BERT-base profile is measured once (~15 s) and cached.
-# With --with-training it also reruns the one-hour MRPC fine-tuning for the time-to-accuracy plot;
-# without it, that plot is copied from out/train_mrpc_reduced/ when a run is there.
+# With --with-training it also reruns the one-hour MRPC fine-tuning for the time-to-accuracy plot and
+# the one-hour MRPC convergence measurement (rewriting scenarios/data/mrpc_convergence.json, the
+# measured curve of fig2_measured_convergence.yaml); without it, those plots are copied from
+# out/train_mrpc_reduced/ and out/mrpc_convergence/ when runs are there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/splitsim
@@ -21,7 +23,10 @@ $S sweep scenarios/fedsllm_fig2.yaml --set cell.users=20,50,100 --set radio.upli
   --out out/sweep_fig2 --no-progress --overwrite
 if [ "${1:-}" = "--with-training" ]; then
   $S train scenarios/splitllm_train_mrpc_reduced.yaml --out out/train_mrpc_reduced --no-progress --overwrite
+  $S convergence scenarios/mrpc_convergence.yaml --out out/mrpc_convergence --no-progress --overwrite
+  cp out/mrpc_convergence/convergence.json scenarios/data/mrpc_convergence.json
 fi
+$S run scenarios/fig2_measured_convergence.yaml --out out/fig2_measured_convergence --no-progress --overwrite
 mkdir -p docs/examples
 cp out/fig2/latency_vs_power.png docs/examples/fig2_latency_vs_power.png
 cp out/fig2/reduction_vs_theory.png docs/examples/fig2_reduction_vs_theory.png
@@ -35,6 +40,10 @@ cp out/fig2_dynamic/robustness.png docs/examples/fig2_dynamic.png
 cp out/llama8b_phone_cut/cut_layer.png docs/examples/llama8b_phone_cut.png
 cp out/llama8b_phone_cut_splitllm/cut_layer.png docs/examples/llama8b_phone_cut_splitllm.png
 cp out/sweep_fig2/sweep.png docs/examples/sweep_fig2.png
+cp out/fig2_measured_convergence/latency_vs_power.png docs/examples/fig2_measured_convergence.png
+if [ -f out/mrpc_convergence/convergence.png ]; then
+  cp out/mrpc_convergence/convergence.png docs/examples/mrpc_convergence.png
+fi
 if [ -f out/train_mrpc_reduced/time_to_accuracy.png ]; then
   cp out/train_mrpc_reduced/time_to_accuracy.png docs/examples/time_to_accuracy_mrpc.png
 fi

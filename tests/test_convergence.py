@@ -237,3 +237,21 @@ def test_a_target_no_run_reaches_says_the_best_value_and_keeps_the_runs(tmp_path
     assert code == 2 and "convergence.target" in err and "best reached was" in err
     doc = json.loads((tmp_path / "out" / "convergence.json").read_text())
     assert len(doc["runs"]) == 3 and all(r["censored"] for r in doc["runs"])
+
+
+def test_fig2_on_a_measured_curve_says_its_source_and_sets_the_bound_beside_it(tiny_curve, tmp_path, cli):
+    shutil.copy(tiny_curve / "convergence.json", tmp_path / "curve.json")
+
+    def fig2(data):
+        _measured("curve.json")(data)
+        data["study"] = {"kind": "latency_vs_power", "tx_power_dbm": [0, 20]}
+    code, _, err = cli("run", _scenario_with(tmp_path, fig2), "--out", tmp_path / "out")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    fit = json.loads((tmp_path / "curve.json").read_text())["fit"]["fedsllm"]
+    assert summary["theory"] == {"source": "measured", "convergence_path": str(tmp_path / "curve.json"),
+                                 "a": fit["a"], "v": fit["v"]}
+    assert set(summary["bound_mean_reduction_pct"]) == {"EB", "FE", "BA"}
+    assert (tmp_path / "out" / "latency_vs_power_bound.csv").is_file()
+    assert not (tmp_path / "out" / "reduction_vs_theory.csv").exists()  # the bound's sensitivity: not this study's
+    assert "rounds from measured convergence" in (tmp_path / "out" / "report.md").read_text()
