@@ -373,19 +373,31 @@ class FederatedTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float, float]:
+        """Loss, accuracy and F1 of the global model on the evaluation set. Text is evaluated in
+        batches of similar length, each cut to its longest row (the padding beyond it is masked
+        anyway, so the logits are those of the padded batch; training keeps the padded length, which
+        is what the profile and the traffic count)."""
         self.load_global()
         self.model.eval()
-        logits, losses = [], []
         n = len(self.evaluation)
+        mask = self.evaluation.inputs.get("attention_mask")
+        lengths = None if mask is None else mask.sum(1).numpy()
+        order = np.arange(n) if lengths is None else np.argsort(lengths, kind="stable")
+        logits = torch.empty(0)
+        pieces, loss_sum = [], 0.0
         for start in range(0, n, self.s.eval_batch_size):
-            rows = np.arange(start, min(n, start + self.s.eval_batch_size))
-            batch = {k: v.to(self.device) for k, v in self.evaluation.batch(rows, self.s.image_size).items()}
-            out = self.model(**batch)
-            logits.append(out.logits.float().cpu())
-            losses.append(float(out.loss) * len(rows))
-        all_logits = torch.cat(logits)
-        acc, f1 = classification_metrics(all_logits, self.evaluation.labels, self.num_labels)
-        return sum(losses) / n, acc, f1
+            rows = order[start:start + self.s.eval_batch_size]
+            batch = self.evaluation.batch(rows, self.s.image_size)
+            if lengths is not None:
+                width = max(int(lengths[rows].max()), 1)
+                batch = {k: v[:, :width] if v.dim() == 2 and k != "labels" else v for k, v in batch.items()}
+            out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+            pieces.append(out.logits.float().cpu())
+            loss_sum += float(out.loss) * len(rows)
+        logits = torch.empty_like(torch.cat(pieces))
+        logits[torch.as_tensor(order)] = torch.cat(pieces)
+        acc, f1 = classification_metrics(logits, self.evaluation.labels, self.num_labels)
+        return loss_sum / n, acc, f1
 
     # ---- checkpoints ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -329,3 +329,35 @@ def test_a_round_of_v_local_steps_is_simulated_and_counted_as_v_batches_of_local
     a, b = (pd.read_csv(tmp_path / d / "rounds.csv").set_index(["scheme", "round"]) for d in ("a", "b"))
     for col in ("simulated_round_s", "user_split_bytes", "user_up_bytes", "edge_up_bytes"):
         np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), rtol=1e-12, err_msg=col)
+
+
+@pytest.mark.parametrize("source", ["bert-tiny", "gpt2-tiny"])
+def test_evaluation_in_length_sorted_trimmed_batches_equals_the_padded_one(source):
+    """Rows of many lengths (right padding masked): the trimmed batches give the padded batches'
+    loss, accuracy and F1 (the logits of the real tokens do not depend on masked padding)."""
+    from learning.data import TaskData
+
+    base = synthetic_task("text", 150, 2, seed=3, vocab_size=1000, sequence_length=24)
+    lengths = torch.randint(3, 25, (150,), generator=torch.Generator().manual_seed(0))
+    mask = (torch.arange(24)[None, :] < lengths[:, None]).long()
+    ids = base.inputs["input_ids"] * mask  # pad id 0 beyond each row's length
+    data = TaskData("padded", {"input_ids": ids, "attention_mask": mask}, base.labels, 2, "text")
+    model, arch = build_model(ModelSpec(source))
+    if source == "gpt2-tiny":
+        model.config.pad_token_id = 0
+    model = apply_lora(model, arch, LoraSpec(rank=4))
+    settings = TrainSettings(scheme="fl", cuts=(), batch_size=8, optimizer="adamw", lr_user=1e-3, lr_edge=1e-3,
+                             lr_cloud=1e-3, eval_batch_size=32)
+    trainer = FederatedTrainer(model, arch, "classification", settings, data, data, [np.arange(150)], None,
+                               torch.device("cpu"))
+    loss, acc, f1 = trainer.evaluate()
+    with torch.no_grad():  # the reference: the padded batches in their order
+        logits, total = [], 0.0
+        for start in range(0, 150, 32):
+            rows = np.arange(start, min(150, start + 32))
+            out = model(**data.batch(rows))
+            logits.append(out.logits.float())
+            total += float(out.loss) * len(rows)
+    ref_acc, ref_f1 = classification_metrics(torch.cat(logits), data.labels, 2)
+    assert loss == pytest.approx(total / 150, rel=1e-5)
+    assert (acc, f1) == (ref_acc, pytest.approx(ref_f1))
