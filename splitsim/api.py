@@ -132,12 +132,15 @@ class StudyResult:
 
 def run_study(scenario: str | Path | Scenario, out: str | Path, overwrite: bool = False,
               progress: bool = False) -> StudyResult:
-    """Run the scenario's study (`study.kind`) into `out`, as `splitsim run` does."""
+    """Run the scenario's study (`study.kind`) into `out`, as `splitsim run` does (a study that
+    trains, `convergence`, resumes from its checkpoints in the same folder)."""
     from analysis.commands import run_study as _run_study
+
+    from analysis.studies import STUDIES
 
     scenario, source = _scenario(scenario)
     check_scenario(scenario, "run", source)
-    folder = claim_out_dir(out, "run", scenario, overwrite=overwrite)
+    folder = claim_out_dir(out, "run", scenario, overwrite=overwrite, resumable=STUDIES[scenario.study.kind].trains)
     try:
         _run_study(scenario, folder, source=source, progress=progress)
     finally:
