@@ -442,16 +442,21 @@ def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path:
         if form not in fits:
             continue
         params = {k: fits[form][k] for k in ("a", "v", "a1", "a2", "a3") if k in fits[form]}
-        label = f"{form}: R = {FORM_TEXT[form]} (AICc {fits[form]['aicc']:.3g})"
+        aicc = fits[form]["aicc"]
+        score = f"{aicc:.3g}" if isinstance(aicc, (int, float)) and np.isfinite(aicc) else "n/a: too few V"
+        label = f"{form}: R = {FORM_TEXT[form]} (AICc {score})"
         ax.plot(grid, predict(form, params, grid), line, color=color, label=label)
         res.plot(V, np.asarray(fits[form]["residuals"]) / sigma, marker="o", linestyle=line, color=color, label=form)
-    ax.set_xscale("log")
     ax.set_xlabel("local iterations per round V (mini-batch steps per user)")
     ax.set_ylabel("rounds to target")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+    for axis in (ax, res):  # tick at the measured V, in plain numbers
+        axis.set_xscale("log")
+        axis.set_xticks(V)
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
     res.axhline(0, color="k", linewidth=0.8)
-    res.set_xscale("log")
     res.set_xlabel("V")
     res.set_ylabel("residual (measured - fitted) / sigma")
     res.set_title("goodness of fit", fontsize=10)
