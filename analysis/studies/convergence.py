@@ -85,10 +85,11 @@ def _train_runs(scenario: Scenario, plan: list[tuple[int, int]], data, world, pr
         parts = split_users(train_data.labels.numpy(), one.cell.users, c.partition, one.training.dirichlet_alpha, seed)
         checkpoint = folder / f"{_fingerprint(one, one.scheme, c.partition)}.pt"
         rows, _ = train_one(one, one.scheme, c.partition, parts, world.association, train_data, eval_data, checkpoint,
-                            lambda log_: log.step(), until=lambda rows: reached(rows[-1][c.metric], c.metric, c.target))
-        if rows and reached(rows[-1][c.metric], c.metric, c.target):
-            log.step(c.max_rounds - len(rows))
+                            lambda log_: log.step(),
+                            until=lambda rows: rounds_to_target(rows, c.metric, c.target) is not None)
         hit = rounds_to_target(rows, c.metric, c.target)
+        if hit is not None:
+            log.step(c.max_rounds - len(rows))
         best = (max if c.metric == "eval_accuracy" else min)(r[c.metric] for r in rows)
         runs.append({"local_steps": V, "seed": seed, "rounds_to_target": hit, "censored": hit is None,
                      "best": float(best), "rounds_trained": len(rows), "train_wall_s": float(sum(r["wall_s"] for r in rows)),
