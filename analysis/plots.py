@@ -418,10 +418,11 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path: Path, title: str = "") -> Path:
+def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path: Path, title: str = "",
+                    check: dict | None = None) -> Path:
     """Left: rounds-to-target against local iterations V — every seed (censored ones at max_rounds,
-    as upward triangles), the mean and its sigma per V, and each fitted form. Right: the residuals
-    (measured mean - fitted) per form, in units of sigma."""
+    as upward triangles), the mean and its sigma per V, each fitted form, and the held-out check's
+    runs (stars). Right: the residuals (measured mean - fitted) per form, in units of sigma."""
     from optimizer.convergence_fit import FORM_TEXT, predict
 
     fig, (ax, res) = plt.subplots(1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [3, 2]})
@@ -436,7 +437,13 @@ def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path:
     mean = np.array([p.mean_rounds for p in points])
     sigma = np.array([p.sigma_rounds for p in points])
     ax.errorbar(V, mean, yerr=sigma, fmt="o", color="k", capsize=3, label="mean ± sigma (the fit's weights)", zorder=3)
-    grid = np.geomspace(max(V.min() * 0.8, 0.5), V.max() * 1.25, 200)
+    span = list(V) + ([check["local_steps"]] if check else [])
+    grid = np.geomspace(max(min(span) * 0.8, 0.5), max(span) * 1.25, 200)
+    if check:
+        hits = [r["rounds_to_target"] for r in check["runs"] if r["rounds_to_target"] is not None]
+        if hits:
+            ax.scatter([check["local_steps"]] * len(hits), hits, marker="*", s=140, color="C1", zorder=4,
+                       label=f"held-out check at the proposed V (predicted {check['predicted_rounds']:.3g})")
     styles = {"fedsllm": ("C3", "-"), "inverse": ("C0", "--"), "drift": ("C2", ":")}
     for form, (color, line) in styles.items():
         if form not in fits:
@@ -451,9 +458,9 @@ def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path:
     ax.set_ylabel("rounds to target")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    for axis in (ax, res):  # tick at the measured V, in plain numbers
+    for axis, ticks in ((ax, sorted(set(span))), (res, V)):  # tick at the measured V, in plain numbers
         axis.set_xscale("log")
-        axis.set_xticks(V)
+        axis.set_xticks(ticks)
         axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         axis.xaxis.set_minor_formatter(NullFormatter())
     res.axhline(0, color="k", linewidth=0.8)

@@ -136,25 +136,28 @@ def fit_form(form: str, points: list[RoundsPoint]) -> Fit:
 
 
 def fit_all(points: list[RoundsPoint]) -> dict:
-    """Every form's fit, and which the data favour (lowest AICc) and by how much."""
+    """Every form's fit, and which the data favour and by how much: by AICc where at least two forms
+    have one (n > k + 1 points); else, with as few V as 3, among the two-constant forms by weighted
+    SSE (equal numbers of constants, so the smaller residual is the better fit)."""
     fits = {form: fit_form(form, points) for form in FORMS if len(points) >= len(PARAMS[form])}
-    finite = {f: fit.aicc for f, fit in fits.items() if math.isfinite(fit.aicc)}
     out = {form: fit.to_dict() for form, fit in fits.items()}
-    if finite:
-        ranked = sorted(finite, key=finite.get)
-        out["better"] = ranked[0]
-        out["delta_aicc_fedsllm"] = finite.get("fedsllm", math.inf) - finite[ranked[0]]
+    finite = {f: fit.aicc for f, fit in fits.items() if math.isfinite(fit.aicc)}
+    if len(finite) >= 2:
+        best = min(finite, key=finite.get)
+        out.update(criterion="AICc", better=best, delta_aicc_fedsllm=finite.get("fedsllm", math.inf) - finite[best])
     else:
-        out["better"] = None
-        out["delta_aicc_fedsllm"] = None
+        two = {f: fit.weighted_sse for f, fit in fits.items() if len(PARAMS[f]) == 2}
+        best = min(two, key=two.get)
+        out.update(criterion="weighted SSE (too few V for AICc)", better=best, delta_aicc_fedsllm=None)
+    out["sse_ratio_fedsllm"] = fits["fedsllm"].weighted_sse / max(fits[best].weighted_sse, 1e-300)
     return out
 
 
 def leave_one_out(points: list[RoundsPoint]) -> list[dict]:
-    """For each V (when at least 3 others remain): the FedsLLM form fitted without it, its prediction
-    there and the error against the measured rounds."""
+    """For each V (when at least 2 others remain, which fix the form's 2 constants): the FedsLLM form
+    fitted without it, its prediction there and the error against the measured rounds."""
     rows = []
-    if len(points) < 4:
+    if len(points) < 3:
         return rows
     for i, held in enumerate(points):
         fit = fit_form("fedsllm", points[:i] + points[i + 1:])

@@ -35,6 +35,8 @@ from .base import Study
 HEADLINE = ("each strategy's predicted wall-clock to the convergence target: rounds from the curve fitted to the "
             "measured rounds-to-target x the optimised round time")
 STUDY_SCHEMES = ("sfl",)
+CHECK_ROUNDS_FACTOR = 2.0
+"""The check's runs may train up to this many times the rounds the curve predicts (at least max_rounds)."""
 STEPS_LIMIT = 20_000_000
 """Refuse a grid whose training could take more mini-batch steps than this (users x V x max_rounds x runs)."""
 
@@ -173,7 +175,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     write_json(out / "convergence.json", document)
     plots.convergence_fit(runs, points, fits, c.max_rounds, out / "convergence.png",
                           f"{scenario.name}: rounds to {c.metric} {'>=' if c.metric == 'eval_accuracy' else '<='} "
-                          f"{c.target:g} against local iterations V")
+                          f"{c.target:g} against local iterations V", check)
     measured = strategies[strategies["source"] == "measured"]
     metrics = {delay_metric(r.strategy): float(r.T_s) for r in measured.itertuples()}
     metrics["fit_a"], metrics["fit_v"] = a, v
@@ -208,16 +210,20 @@ def _check_run(scenario, world, strategies, constants, data, progress, fedsllm_r
         return None
     chosen = float(proposed["V"].iloc[0])
     V = max(1, int(round(chosen)))
-    runs = _train_runs(scenario, [(V, s) for s in c.check_seeds], data, world, progress)
+    predicted_rounds = float(fedsllm_rounds(V, a, v))
+    # room to reach the target however far the prediction is off (the runs stop when they reach it)
+    rounds = max(c.max_rounds, math.ceil(CHECK_ROUNDS_FACTOR * predicted_rounds))
+    checking = scenario.model_copy(update={"convergence": c.model_copy(update={"max_rounds": rounds})})
+    runs = _train_runs(checking, [(V, s) for s in c.check_seeds], data, world, progress)
     hits = [r["rounds_to_target"] for r in runs]
     round_s = round_seconds_at(world, scenario, V, v)
-    predicted_rounds = float(fedsllm_rounds(V, a, v))
+    grid = sorted(set(c.local_steps))
     out = {"chosen_V": chosen, "local_steps": V, "seeds": c.check_seeds, "runs": runs, "round_s": round_s,
+           "max_rounds": rounds, "extrapolated": not grid[0] <= V <= grid[-1],
            "predicted_rounds": predicted_rounds, "predicted_s": predicted_rounds * round_s, "target_pct": 20.0}
     if any(h is None for h in hits):
         out.update({"measured_rounds": None, "measured_s": math.inf, "error_pct": math.inf, "within_target": False,
-                    "note": f"{sum(h is None for h in hits)} check run(s) did not reach the target in {c.max_rounds} "
-                            "rounds"})
+                    "note": f"{sum(h is None for h in hits)} check run(s) did not reach the target in {rounds} rounds"})
         return out
     measured = float(np.mean(hits))
     error = 100.0 * (predicted_rounds - measured) / measured
@@ -247,17 +253,27 @@ def _report(scenario, source, out, runs, points, never, fits, holdout, strategie
                            "constants": ", ".join(f"{k} = {fits[f][k]:.4g}" for k in ("a", "v", "a1", "a2", "a3")
                                                   if k in fits[f])}
                           for f in ("fedsllm", "inverse", "drift") if f in fits])
-    report.table(forms, f"The fits (weighted by 1/sigma^2; lower AICc is better): the data favour "
-                        f"'{fits['better']}', FedsLLM's form {fits['delta_aicc_fedsllm']:.3g} AICc behind it.")
+    if fits["delta_aicc_fedsllm"] is not None:
+        verdict = f"FedsLLM's form {fits['delta_aicc_fedsllm']:.3g} AICc behind it"
+    else:
+        verdict = f"FedsLLM's form's weighted SSE {fits['sse_ratio_fedsllm']:.3g} x the best"
+    report.table(forms, f"The fits (weighted by 1/sigma^2), compared by {fits['criterion']}: the data favour "
+                        f"'{fits['better']}'; {verdict}.")
     if holdout:
         report.table(pd.DataFrame(holdout), "Held out: the FedsLLM form fitted without one V, its prediction there:")
     report.table(strategies, "Each strategy on the bound's (a, v) and on the measured one: the chosen eta and V, "
                              "rounds and delay to the target:")
     if check:
+        where = ("outside the measured V, an extrapolation of the fit" if check["extrapolated"]
+                 else "inside the measured V")
+        outcome = (f"reached the target in {check['measured_rounds']:.3g} rounds against {check['predicted_rounds']:.3g} "
+                   f"predicted: {check['error_pct']:+.1f} % (target: within 20 %)" if check["measured_rounds"]
+                   else f"did not reach the target in {check['max_rounds']} rounds ({check['predicted_rounds']:.3g} "
+                        "predicted)")
         report.paragraph(f"Check: the proposed allocation chooses V = {check['chosen_V']:.3g} on the measured curve; "
-                         f"runs at V = {check['local_steps']} with seeds {check['seeds']} (not in the fit) reached the "
-                         f"target in {check['measured_rounds']} rounds against {check['predicted_rounds']:.3g} "
-                         f"predicted: {check['error_pct']:+.1f} % (target: within 20 %).")
+                         f"runs at V = {check['local_steps']} ({where}) with seeds {check['seeds']}, not in the fit, "
+                         f"{outcome}; time to the target is rounds x the optimised round time there "
+                         f"({check['round_s']:.4g} s).")
     report.figure("convergence.png", "rounds to target against V: every seed, the means, the fitted forms; residuals")
     report.write(out)
 

@@ -92,7 +92,8 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     plots.latency_vs_power(table, out / "latency_vs_power.png",
                            f"Training delay against the users' transmit power ({scenario.name})\n"
                            f"K = {scenario.cell.users} users, B_s = {scenario.radio.uplink_main_bandwidth_hz / 1e6:g} MHz, "
-                           f"B_c = {scenario.radio.uplink_fed_bandwidth_hz / 1e6:g} MHz")
+                           f"B_c = {scenario.radio.uplink_fed_bandwidth_hz / 1e6:g} MHz; rounds from "
+                           + ("measured convergence" if scenario.theory.source == "measured" else "FedsLLM's bound"))
     reductions = mean_reductions(table)
     measured = scenario.theory.source == "measured"
     sensitivity = pd.DataFrame() if measured else theory_sensitivity(
