@@ -180,15 +180,20 @@ def _run_study_command(command: str, file: Path, out: Path, scenario, progress, 
             for line in run_study(scenario, out, source=str(file), progress=progress):
                 typer.echo(line)
         return
+    _resumable(command, file, out, lambda: run_study(scenario, out, source=str(file), progress=progress))
+
+
+def _resumable(command: str, file: Path, out: Path, lines) -> None:
+    """Print the lines of a run that checkpoints as it goes; Ctrl-C or SIGTERM says how to resume."""
     from .outputs import record_outputs
 
     try:
         with TermAsInterrupt():
-            for line in run_study(scenario, out, source=str(file), progress=progress):
+            for line in lines():
                 typer.echo(line)
     except KeyboardInterrupt:
-        raise Interrupted([f"interrupted: every finished round is checkpointed; rerun `splitsim {command} {file} "
-                           f"--out {out}` to resume from them"]) from None
+        raise Interrupted([f"interrupted: {out} keeps every finished round (checkpoints); rerun `splitsim {command} "
+                           f"{file} --out {out}` to resume from them"]) from None
     finally:
         record_outputs(out)
 
@@ -219,17 +224,7 @@ def train(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite:
     # A training run may be resumed with more rounds: its identity leaves training.rounds out.
     identity = scenario.model_copy(update={"training": scenario.training.model_copy(update={"rounds": 1})})
     out = _claim(out, "train", identity, overwrite, resumable=True)
-    from .outputs import record_outputs
-
-    try:
-        with TermAsInterrupt():
-            for line in run_training(scenario, out, source=str(file), progress=progress):
-                typer.echo(line)
-    except KeyboardInterrupt:
-        raise Interrupted([f"interrupted: {out} keeps every finished round (checkpoints/); rerun `splitsim train "
-                           f"{file} --out {out}` to resume from them"]) from None
-    finally:
-        record_outputs(out)
+    _resumable("train", file, out, lambda: run_training(scenario, out, source=str(file), progress=progress))
 
 
 class Engine(str, Enum):

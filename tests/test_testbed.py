@@ -15,6 +15,7 @@ import pytest
 
 from netsim.testbed import ShapedSender, TokenBucket
 from netsim.testbed.kernel import KernelLinks, unavailable_reason
+from netsim.testbed.probe import goodput_bps, receive_all
 
 
 def test_the_bucket_lets_out_the_rate_after_its_burst():
@@ -30,24 +31,8 @@ def test_the_bucket_lets_out_the_rate_after_its_burst():
 
 def _receive_all(server: socket.socket, out: dict) -> None:
     conn, _ = server.accept()
-    first = last = None
-    total = 0
     with conn:
-        while True:
-            data = conn.recv(1 << 16)
-            if not data:
-                break
-            now = time.perf_counter()
-            if first is None:
-                first, first_bytes = now, len(data)
-            last = now
-            total += len(data)
-    out.update(first=first, last=last, total=total, first_bytes=first_bytes)
-
-
-def _goodput_bps(result: dict) -> float:
-    """Payload bits per second between the first and the last byte (the first read's bytes excluded)."""
-    return 8 * (result["total"] - result["first_bytes"]) / (result["last"] - result["first"])
+        out.update(receive_all(conn))
 
 
 @pytest.mark.parametrize("rate_bps", [2e6, 20e6])
@@ -62,7 +47,7 @@ def test_the_application_shaper_delivers_its_rate_within_2_percent(rate_bps):
     receiver.join(30)
     server.close()
     assert result["total"] == nbytes
-    assert _goodput_bps(result) == pytest.approx(rate_bps, rel=0.02)
+    assert goodput_bps(result) == pytest.approx(rate_bps, rel=0.02)
 
 
 def test_a_message_waits_its_latency_before_its_first_byte():
@@ -77,23 +62,6 @@ def test_a_message_waits_its_latency_before_its_first_byte():
     server.close()
     assert result["first"] - start >= 0.2
 
-
-RECEIVER = textwrap.dedent("""
-    import socket, sys, time
-    server = socket.create_server((sys.argv[1], 5001))
-    print("ready", flush=True)
-    conn, _ = server.accept()
-    first = None; total = 0; first_bytes = 0
-    while True:
-        data = conn.recv(1 << 16)
-        if not data:
-            break
-        now = time.perf_counter()
-        if first is None:
-            first, first_bytes = now, len(data)
-        last = now; total += len(data)
-    print(total, first_bytes, last - first, flush=True)
-""")
 
 SENDER = textwrap.dedent("""
     import socket, sys
@@ -111,8 +79,8 @@ def test_the_kernel_shaper_delivers_its_rate_within_2_percent_and_leaves_nothing
         links.add_device("user")
         links.add_device("server")
         user_ip, server_ip = links.link("user", "server", rate_bps, rate_bps)
-        receiver = subprocess.Popen(links.command("server", [sys.executable, "-c", RECEIVER, server_ip]),
-                                    stdout=subprocess.PIPE, text=True)
+        receiver = subprocess.Popen(links.command("server", [sys.executable, "-m", "netsim.testbed.probe", server_ip,
+                                                             "5001"]), stdout=subprocess.PIPE, text=True)
         try:
             assert receiver.stdout.readline().strip() == "ready"
             subprocess.run(links.command("user", [sys.executable, "-c", SENDER, server_ip, str(nbytes)]), check=True,
