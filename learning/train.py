@@ -172,12 +172,12 @@ class FederatedTrainer:
         rows = self.parts[user]
         per_pass = len(rows) // self.s.batch_size if self.s.drop_last else math.ceil(len(rows) / self.s.batch_size)
         if self.s.local_steps is None:
-            passes, first, skip, want = range(self.s.local_epochs), 0, 0, None
+            passes, skip, want = range(self.s.local_epochs), 0, None
         else:
             if per_pass == 0:
                 return []
             done = r * self.s.local_steps  # steps of the earlier rounds
-            first, skip, want = done // per_pass, done % per_pass, self.s.local_steps
+            first, skip, want = done // per_pass, done % per_pass, self.s.local_steps  # the pass it is in
             passes = range(first, first + math.ceil((skip + want) / per_pass))
         batches = []
         for epoch in passes:
@@ -381,9 +381,9 @@ class FederatedTrainer:
         self.model.eval()
         n = len(self.evaluation)
         mask = self.evaluation.inputs.get("attention_mask")
-        lengths = None if mask is None else mask.sum(1).numpy()
+        right_padded = mask is not None and bool((mask[:, 1:] <= mask[:, :-1]).all())  # left padding: no cut
+        lengths = mask.sum(1).numpy() if right_padded else None
         order = np.arange(n) if lengths is None else np.argsort(lengths, kind="stable")
-        logits = torch.empty(0)
         pieces, loss_sum = [], 0.0
         for start in range(0, n, self.s.eval_batch_size):
             rows = order[start:start + self.s.eval_batch_size]

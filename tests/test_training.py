@@ -331,15 +331,18 @@ def test_a_round_of_v_local_steps_is_simulated_and_counted_as_v_batches_of_local
         np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), rtol=1e-12, err_msg=col)
 
 
-@pytest.mark.parametrize("source", ["bert-tiny", "gpt2-tiny"])
-def test_evaluation_in_length_sorted_trimmed_batches_equals_the_padded_one(source):
-    """Rows of many lengths (right padding masked): the trimmed batches give the padded batches'
-    loss, accuracy and F1 (the logits of the real tokens do not depend on masked padding)."""
+@pytest.mark.parametrize("source, side", [("bert-tiny", "right"), ("gpt2-tiny", "right"), ("bert-tiny", "left")])
+def test_evaluation_in_length_sorted_trimmed_batches_equals_the_padded_one(source, side):
+    """Rows of many lengths (padding masked): the trimmed batches give the padded batches' loss,
+    accuracy and F1 (the logits of the real tokens do not depend on masked padding); left-padded
+    rows are not cut."""
     from learning.data import TaskData
 
     base = synthetic_task("text", 150, 2, seed=3, vocab_size=1000, sequence_length=24)
     lengths = torch.randint(3, 25, (150,), generator=torch.Generator().manual_seed(0))
     mask = (torch.arange(24)[None, :] < lengths[:, None]).long()
+    if side == "left":
+        mask = mask.flip(1)
     ids = base.inputs["input_ids"] * mask  # pad id 0 beyond each row's length
     data = TaskData("padded", {"input_ids": ids, "attention_mask": mask}, base.labels, 2, "text")
     model, arch = build_model(ModelSpec(source))
