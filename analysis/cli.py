@@ -180,10 +180,11 @@ def _run_study_command(command: str, file: Path, out: Path, scenario, progress, 
             for line in run_study(scenario, out, source=str(file), progress=progress):
                 typer.echo(line)
         return
-    _resumable(command, file, out, lambda: run_study(scenario, out, source=str(file), progress=progress))
+    _resumable(command, file, out, lambda: run_study(scenario, out, source=str(file), progress=progress),
+               "every finished round is checkpointed in the cache (SPLITSIM_CACHE_DIR)")
 
 
-def _resumable(command: str, file: Path, out: Path, lines) -> None:
+def _resumable(command: str, file: Path, out: Path, lines, kept: str) -> None:
     """Print the lines of a run that checkpoints as it goes; Ctrl-C or SIGTERM says how to resume."""
     from .outputs import record_outputs
 
@@ -192,8 +193,8 @@ def _resumable(command: str, file: Path, out: Path, lines) -> None:
             for line in lines():
                 typer.echo(line)
     except KeyboardInterrupt:
-        raise Interrupted([f"interrupted: {out} keeps every finished round (checkpoints); rerun `splitsim {command} "
-                           f"{file} --out {out}` to resume from them"]) from None
+        raise Interrupted([f"interrupted: {kept}; rerun `splitsim {command} {file} --out {out}` to resume from "
+                           "there"]) from None
     finally:
         record_outputs(out)
 
@@ -224,7 +225,8 @@ def train(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite:
     # A training run may be resumed with more rounds: its identity leaves training.rounds out.
     identity = scenario.model_copy(update={"training": scenario.training.model_copy(update={"rounds": 1})})
     out = _claim(out, "train", identity, overwrite, resumable=True)
-    _resumable("train", file, out, lambda: run_training(scenario, out, source=str(file), progress=progress))
+    _resumable("train", file, out, lambda: run_training(scenario, out, source=str(file), progress=progress),
+               f"{out} keeps every finished round (checkpoints/)")
 
 
 class Engine(str, Enum):

@@ -255,3 +255,29 @@ def test_fig2_on_a_measured_curve_says_its_source_and_sets_the_bound_beside_it(t
     assert (tmp_path / "out" / "latency_vs_power_bound.csv").is_file()
     assert not (tmp_path / "out" / "reduction_vs_theory.csv").exists()  # the bound's sensitivity: not this study's
     assert "rounds from measured convergence" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_an_interrupted_measurement_says_how_to_resume_and_resumes_to_the_same_curve(tiny_curve, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "SPLITSIM_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "analysis.cli", "convergence", str(TINY), "--out", str(tmp_path / "o"), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any((tmp_path / "cache" / "convergence").glob("*.pt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert f"rerun `splitsim convergence {TINY} --out {tmp_path / 'o'}` to resume" in err and "Traceback" not in err
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    again = json.loads((tmp_path / "o" / "convergence.json").read_text())
+    first = json.loads((tiny_curve / "convergence.json").read_text())
+    assert [r["rounds_to_target"] for r in again["runs"]] == [r["rounds_to_target"] for r in first["runs"]]
+    assert again["fit"]["fedsllm"]["a"] == pytest.approx(first["fit"]["fedsllm"]["a"], rel=1e-9)
