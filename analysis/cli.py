@@ -210,6 +210,17 @@ def convergence(file: ScenarioFile, out: OutDir, progress: Progress = None, over
     _run_study_command("convergence", file, out, scenario, progress, overwrite)
 
 
+@app.command()
+def emulate(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: Overwrite = False) -> None:
+    """Run the scenario's scheme for real, one process per device over links shaped to the simulator's
+    rates, and compare the measured rounds with the simulator's (the scenario's study must be `emulation`)."""
+    scenario = _load(file, "run")
+    if scenario.study.kind != "emulation":
+        raise ScenarioError([_problem("study.kind", "`splitsim emulate` runs study 'emulation' (set study.kind: "
+                                      "emulation, or use `splitsim run` for this study)", scenario.study.kind, file)])
+    _run_study_command("emulate", file, out, scenario, progress, overwrite)
+
+
 def _problem(field: str, message: str, value, file: Path):
     from scenarios import Problem
 
@@ -284,6 +295,13 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except RuntimeError as err:
+        from netsim.testbed.errors import DeviceFailure
+
+        if not isinstance(err, DeviceFailure):
+            raise
+        typer.echo(f"error: {err}", err=True)  # a device process failed mid-run: stopped, nothing left behind
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -471,3 +471,38 @@ def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path:
     res.legend(fontsize=8)
     fig.suptitle(title or "Rounds to target against local iterations")
     return _save(fig, path)
+
+
+CATEGORY_COLOURS = {"compute": "#4c72b0", "uplink": "#dd8452", "downlink": "#55a868", "backhaul": "#8172b3",
+                    "waiting": "#c7c7c7"}
+
+
+def emulation_gantt(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Devices and links (rows) against time: each activity as a bar, measured above predicted on
+    one time axis; colour = category (compute, uplink, downlink, backhaul, waiting)."""
+    from netsim.engine import CATEGORY_OF_KIND, KIND
+
+    nodes = sorted(set(measured["node"]) | set(predicted["node"]), key=lambda n: ("->" in n, n))
+    row = {n: i for i, n in enumerate(nodes)}
+    height = max(3.0, 0.28 * len(nodes) + 1.2)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 2 * height), sharex=True)
+    for ax, frame, label in ((axes[0], measured, "measured"), (axes[1], predicted, "predicted (simulator)")):
+        for category, colour in CATEGORY_COLOURS.items():
+            sel = frame[[CATEGORY_OF_KIND[KIND[k]] == category for k in frame["kind"]]]
+            sel = sel[sel["end_s"] > sel["time_s"]]
+            for node, group in sel.groupby("node", observed=True):
+                ax.broken_barh(list(zip(group["time_s"], group["end_s"] - group["time_s"])), (row[str(node)] - 0.4, 0.8),
+                               facecolors=colour, edgecolor="none")
+        ends = frame.groupby("round")["end_s"].max()
+        for end in ends:
+            ax.axvline(end, color="black", lw=0.6, ls=":")
+        ax.set_yticks(range(len(nodes)), nodes, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(label, fontsize=10, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[1].set_xlabel("time since the first activity (s); dotted: round ends")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in CATEGORY_COLOURS.values()]
+    fig.legend(handles, list(CATEGORY_COLOURS), loc="upper right", ncol=5, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    return _save(fig, path, rect=(0, 0, 1, 0.96))

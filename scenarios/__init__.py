@@ -12,6 +12,7 @@ from .schema import (
     ChannelConfig,
     ComputeConfig,
     ConvergenceConfig,
+    EmulationConfig,
     EnergyConfig,
     OptimizerConfig,
     RadioConfig,
@@ -32,7 +33,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent
 
 __all__ = [
     "ALL_STRATEGIES", "Allocation", "BoundaryProfile", "DEVICES", "DeviceClass", "LoraConfig", "ModelConfig",
-    "SegmentProfile", "TierSummary", "WorkloadProfile", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "ConvergenceConfig", "EnergyConfig", "DelayInputs", "EnergyInputs",
+    "SegmentProfile", "TierSummary", "WorkloadProfile", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "ConvergenceConfig", "EmulationConfig", "EnergyConfig", "DelayInputs", "EnergyInputs",
     "InputError", "OptimizerConfig", "Problem", "RadioConfig", "SCENARIO_DIR", "Scenario", "ScenarioError",
     "SimulationConfig", "StudyConfig", "TheoryConfig", "TrainingConfig", "WorkloadConfig", "dbm_to_watt", "fdma_rate_bps",
     "load_scenario", "parse_scenario", "read_yaml", "rng_for", "scenario_to_dict", "scenario_to_yaml", "set_path",

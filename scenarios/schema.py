@@ -380,6 +380,31 @@ class TheoryConfig(Section):
         return self
 
 
+class EmulationConfig(Section):
+    """Study `emulation` (`splitsim emulate`): the scheme run for real by one process per device over
+    links shaped to the simulator's rates, and compared with the simulator (netsim/testbed)."""
+
+    rounds: PositiveInt = Field(3, description="Rounds run (and simulated) for the comparison.")
+    local_steps: PositiveInt = Field(
+        2, description="Mini-batch steps per user per round: SFL's and FL's V, each SL or SplitLLM user's batches in "
+                       "its turn.")
+    strategy: Literal["proposed", "EB", "FE", "BA"] = Field(
+        "EB", description="SFL: whose allocation sets each user's sub-band (bandwidth and power); its V and rounds are "
+                          "replaced by local_steps and rounds.")
+    shaper: Literal["application", "kernel"] = Field(
+        "application", description="application: a paced sender on each socket (anywhere); kernel: one network "
+                                   "namespace per device, veth pairs and tc token buckets (needs root).")
+    calibration_steps: PositiveInt = Field(
+        5, description="Steps timed on this host to calibrate the simulator's compute (per-tier step times).")
+    cores: PositiveInt | None = Field(
+        None, description="Devices that can compute at once without contending (null: the CPUs this process may use).")
+    max_contention_share: Annotated[Finite, Ge(0), Le(1)] = Field(
+        0.05, description="Refuse a run whose predicted schedule has more devices computing than `cores` for more "
+                          "than this share of its time (their compute would contend, which the simulator does not model).")
+    max_seconds: PositiveFloat = Field(
+        900.0, description="Refuse a run predicted to take longer than this (s), start-up excluded.")
+
+
 class ConvergenceConfig(Section):
     """Study `convergence`: real training of the scenario's scheme over a grid of local iterations V
     and seeds, each run until `target` or `max_rounds` (training settings from `training`)."""
@@ -574,6 +599,7 @@ class Scenario(Section):
     model: ModelConfig | None = Field(None, description="A real model whose profile sets message sizes and compute.")
     training: TrainingConfig = TrainingConfig()
     convergence: ConvergenceConfig = ConvergenceConfig()
+    emulation: EmulationConfig = EmulationConfig()
 
     def _after_copy(self) -> None:
         problems = [p for check in CROSS_SECTION_CHECKS for p in check(self)]

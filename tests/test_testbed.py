@@ -13,20 +13,32 @@ import time
 
 import pytest
 
-from netsim.testbed import ShapedSender, TokenBucket
+from netsim.testbed import ShapedSender
 from netsim.testbed.kernel import KernelLinks, unavailable_reason
 from netsim.testbed.probe import goodput_bps, receive_all
 
 
-def test_the_bucket_lets_out_the_rate_after_its_burst():
+class _FakeSocket:
+    def __init__(self, now):
+        self.now, self.sent = now, []
+
+    def sendall(self, piece):
+        self.sent.append((self.now[0], len(piece)))
+
+
+def test_a_message_leaves_in_exactly_its_bits_over_the_rate_and_idle_time_lends_nothing():
     now = [0.0]
-    bucket = TokenBucket(8e6, burst_bytes=10_000, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
-    for _ in range(100):
-        bucket.take(10_000)
-    # 1 MB at 1 MB/s, the first 10 kB at once
-    assert now[0] == pytest.approx((100 * 10_000 - 10_000) / 1e6, rel=1e-12)
-    with pytest.raises(ValueError, match="more than the burst"):
-        bucket.take(10_001)
+    sock = _FakeSocket(now)
+    sender = ShapedSender(sock, 8e6, chunk_bytes=10_000, clock=lambda: now[0],
+                          sleep=lambda s: now.__setitem__(0, now[0] + s))
+    sender.sendall(bytes(1_000_000))  # 1 MB at 1 MB/s
+    assert now[0] == pytest.approx(1.0, rel=1e-12)
+    assert sock.sent[0] == (pytest.approx(0.01), 10_000)  # each chunk leaves once its bytes "arrived"
+    now[0] += 5.0  # an idle link saves no credit: the next message takes its full time again
+    sender.sendall_parts([bytes(300_000), bytes(200_000)])
+    assert now[0] == pytest.approx(6.5, rel=1e-12)
+    with pytest.raises(ValueError, match="rate_bps"):
+        ShapedSender(sock, 0.0)
 
 
 def _receive_all(server: socket.socket, out: dict) -> None:

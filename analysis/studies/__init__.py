@@ -17,7 +17,8 @@ from scenarios import Problem, Scenario
 from scenarios.checks import dynamics_applied, generic_ignored_fields
 from scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
 
-from . import convergence, cut_layer, delay_energy, joint_cut, latency_vs_power, robustness, scheme_comparison, simulate
+from . import (convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
+               scheme_comparison, simulate)
 from .base import SCHEMES, Study
 
 STUDIES: dict[str, Study] = {study.kind: study for study in (
@@ -29,6 +30,7 @@ STUDIES: dict[str, Study] = {study.kind: study for study in (
     delay_energy.STUDY,
     robustness.STUDY,
     convergence.STUDY,
+    emulation.STUDY,
 )}
 
 
@@ -87,6 +89,7 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     if study.trains:
         ignored.pop("training", None)
         ignored.pop("convergence", None)
+    ignored.pop(kind, None)  # a study's own section (emulation)
     ignored.update({f"study.{name}": f"study '{kind}' does not read it"
                     for name in set(StudyConfig.model_fields) - {"kind"} - study.reads})
     if not study.solves_problem_17(scenario):

@@ -14,6 +14,6 @@ Not yet here (the rest of #24): the device processes, the protocols' order of wo
 links, the measured event log and its comparison with the simulator (`splitsim emulate`).
 """
 
-from .shaper import ShapedSender, TokenBucket, payload_rate_scale
+from .shaper import ShapedSender, payload_rate_scale
 
-__all__ = ["ShapedSender", "TokenBucket", "payload_rate_scale"]
+__all__ = ["ShapedSender", "payload_rate_scale"]

@@ -1,0 +1,292 @@
+"""Study `emulation` (also `splitsim emulate`): the simulator's round time held against real processes.
+
+The scenario's scheme runs for real for `emulation.rounds` rounds: every device its own process
+holding its tier of the model with its LoRA adapters, doing real split LoRA steps and exchanging the
+real tensors over TCP, in the protocol's own order (netsim/testbed/roles.py), on links shaped to the
+rates the simulator uses for this scenario's channel draw and allocation. The simulator is calibrated
+on this host first (per-tier step times, netsim.testbed.steps.calibrate) and run on the same draw,
+allocation and rounds; the measured events, in the simulator's schema, are compared with its
+predicted ones per activity kind and per round.
+
+Writes `emulation.csv` (per round and kind: measured, predicted, relative error, bytes), the events
+of both (`events_measured.csv`, `events_predicted.csv`), `gantt.png`, `report.md` and `summary.json`
+(headline: `round_error_median_pct`, `round_error_max_pct`, the absolute relative errors of the
+rounds' durations).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scenarios import InputError, Problem, Scenario
+
+from .. import plots
+from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
+from ..report import Report
+from .base import Study
+
+HEADLINE = ("the absolute relative error (%) of the simulator's round durations against the rounds measured on "
+            "real device processes over shaped links: median and worst over the rounds")
+STUDY_SCHEMES = ("sfl",)
+LOOPBACK_MAX_BPS = 5e9
+"""The fastest link the application shaper is asked to realise: well below what loopback TCP carries
+on a small host (tens of Gbit/s), so that the pacing, not the host, sets the rate."""
+STARTUP_S_PER_DEVICE = 15.0
+"""Budget to start a device process (import torch, build and warm its tier) on a loaded 2-core host."""
+PROCESS_OVERHEAD_BYTES = 450 * 2**20
+"""Resident memory of a device process besides its model: the interpreter, torch and transformers."""
+
+
+def host_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def device_count(scenario: Scenario) -> int:
+    k = scenario.cell.users
+    return {"sfl": k + 2, "sl": k + 1, "fl": k + 1, "splitllm": k + scenario.cell.edge_servers + 1}[scenario.scheme]
+
+
+def problems(scenario: Scenario) -> list[Problem]:
+    """What the testbed cannot emulate, and what the comparison needs — before any work."""
+    out = []
+    sim, em = scenario.simulation, scenario.emulation
+    if not sim.downlink:
+        out.append(Problem("simulation.downlink", "the emulation sends the gradients and the broadcast adapters back "
+                           "for real, so the simulator must model them: set simulation.downlink: true", False, True))
+    if scenario.scheme in ("sfl", "sl") and sim.server_concurrency != 1:
+        out.append(Problem("simulation.server_concurrency", "the emulated main server is one process serving one step "
+                           "at a time: set simulation.server_concurrency: 1", sim.server_concurrency, True))
+    if scenario.channel.redraw_each_round:
+        out.append(Problem("channel.redraw_each_round", "each emulated link runs at one rate for the whole run; the "
+                           "channel must stay as drawn", True, True))
+    if sim.straggler_probability > 0:
+        out.append(Problem("simulation.straggler_probability", "the emulated devices compute at this host's speed; "
+                           "stragglers are not emulated", sim.straggler_probability, True))
+    if scenario.radio.subcarrier_spacing_khz is not None:
+        out.append(Problem("radio.subcarrier_spacing_khz", "the emulation shapes continuous bandwidths (whole PRBs are "
+                           "not applied)", scenario.radio.subcarrier_spacing_khz, True))
+    if scenario.model is not None and scenario.model.weights == "none":
+        out.append(Problem("model.weights", "the emulation runs real steps: the model needs weights (auto or random)",
+                           "none", True))
+    if em.shaper == "kernel":
+        from netsim.testbed.kernel import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            out.append(Problem("emulation.shaper", f"the kernel shaper cannot run here: {reason}", "kernel", True))
+    return out
+
+
+def ignores(scenario: Scenario) -> dict[str, str]:
+    why = "the emulation runs emulation.rounds rounds of emulation.local_steps steps"
+    out = {"simulation.rounds": why, "simulation.max_rounds": why, "simulation.engine": "the comparison runs SimPy",
+           "simulation.record_events": "the comparison records every event",
+           "simulation.event_detail": "the comparison records every activity",
+           "simulation.max_events": "the comparison's runs are a few rounds"}
+    if scenario.scheme != "sfl":
+        out["emulation.strategy"] = "only SFL's sub-bands come from an allocation strategy"
+    return out
+
+
+def check_cost(scenario: Scenario) -> None:
+    """Devices against this host's memory, before any process starts."""
+    from learning.profile import available_memory_bytes, weight_bytes, specs_from_config
+    import torch
+
+    spec, _ = specs_from_config(scenario.model)
+    per_device = weight_bytes(spec) + PROCESS_OVERHEAD_BYTES
+    devices = device_count(scenario)
+    free = available_memory_bytes(torch.device("cpu"))
+    if free is not None and devices * per_device > free:
+        raise InputError(f"{devices} device processes need about {devices * per_device / 2**30:.1f} GiB (each holds "
+                         f"the model, {weight_bytes(spec) / 2**30:.2f} GiB, and torch), more than the "
+                         f"{free / 2**30:.1f} GiB free here", field="cell.users", value=scenario.cell.users)
+
+
+def _calibrated_testbed(scenario: Scenario, world, calibration: dict[str, float]):
+    from analysis.allocations import world_allocations
+    from netsim.testbed.plans import sfl_testbed
+
+    em = scenario.emulation
+    model = scenario.model.model_dump()
+    allocation = world_allocations(world)[em.strategy]
+    return sfl_testbed(world, allocation, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
+
+
+def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
+    """What the calibrated, simulated plan says this host cannot do: one line naming the field."""
+    from netsim.testbed.compare import compute_overlap
+
+    em = scenario.emulation
+    fastest = testbed.links.loc[testbed.links["rate_bps"].idxmax()]
+    if fastest["rate_bps"] > LOOPBACK_MAX_BPS and em.shaper == "application":
+        raise InputError(f"link {fastest['link']} would run at {fastest['rate_bps'] / 1e9:.3g} Gbit/s, faster than the "
+                         f"application shaper can realise on loopback ({LOOPBACK_MAX_BPS / 1e9:.3g} Gbit/s)",
+                         field="radio.uplink_main_bandwidth_hz", value=scenario.radio.uplink_main_bandwidth_hz)
+    total = float(testbed.round_end_s[-1]) if len(testbed.round_end_s) else 0.0
+    if total > em.max_seconds:
+        slowest = testbed.links.loc[testbed.links["rate_bps"].idxmin()]
+        raise InputError(f"the run is predicted to take {total:.0f} s, more than emulation.max_seconds "
+                         f"({em.max_seconds:g} s; slowest link: {slowest['link']} at {slowest['rate_bps'] / 1e6:.3g} "
+                         "Mbit/s)", field="emulation.max_seconds", value=em.max_seconds)
+    most, share = compute_overlap(testbed.predicted, cores)
+    if share > em.max_contention_share:
+        raise InputError(f"up to {most} devices would compute at once, more than this host's {cores} core(s) for "
+                         f"{100 * share:.1f} % of the run (their compute would contend; the simulator does not model "
+                         f"it): fewer users, slower links, or emulation.max_contention_share above {share:.2f}",
+                         field="emulation.cores", value=cores)
+
+
+def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
+    from netsim.testbed.compare import comparison, events_frame, predicted_frame, round_errors
+    from netsim.testbed.launch import DeviceGroup
+    from netsim.testbed.steps import calibrate
+
+    from ..world import realise
+
+    em = scenario.emulation
+    cores = em.cores or host_cores()
+    out = prepare_out_dir(out_dir)
+    write_resolved_scenario(scenario, out, source)
+    world = realise(scenario)
+    started = time.perf_counter()
+    calibration = calibrate(scenario.model, list(scenario.model.cut_layers), scenario.scheme, em.calibration_steps)
+    testbed = _calibrated_testbed(scenario, world, calibration)
+    _check_plan(scenario, testbed, cores)
+    predicted = predicted_frame(testbed.predicted)
+    setup_s = STARTUP_S_PER_DEVICE * len(testbed.specs) / max(cores, 1) + 60
+    run_s = 3 * float(testbed.round_end_s[-1]) + 60
+    with tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
+        prefix, address_of, kernel = _shaper(scenario, testbed)
+        try:
+            with DeviceGroup(testbed.specs, Path(workdir), prefix, address_of) as group:
+                events = group.run(setup_s, run_s)
+        finally:
+            if kernel is not None:
+                kernel.close()
+    measured = events_frame([row for rows in events.values() for row in rows])
+    table = comparison(measured, predicted)
+    errors = np.abs(round_errors(table))
+    metrics = {"round_error_median_pct": float(np.median(errors)), "round_error_max_pct": float(errors.max()),
+               "measured_total_s": float(table.query("round == 'all' and kind == 'round'")["measured_s"].iloc[0]),
+               "predicted_total_s": float(table.query("round == 'all' and kind == 'round'")["predicted_s"].iloc[0])}
+    table.to_csv(out / "emulation.csv", index=False)
+    measured.to_csv(out / "events_measured.csv", index=False)
+    predicted.to_csv(out / "events_predicted.csv", index=False)
+    testbed.links.to_csv(out / "links.csv", index=False)
+    plots.emulation_gantt(measured, predicted, out / "gantt.png",
+                          title=f"{scenario.name}: {scenario.scheme.upper()}, {scenario.cell.users} users, cut "
+                                f"{scenario.model.cut_layers}, measured vs simulated")
+    flops = _calibrated_flops(world.profile, scenario, calibration)
+    _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured)
+    write_json(out / "summary.json", {
+        "scenario": scenario.name, "study": "emulation", "scheme": scenario.scheme, "metrics": metrics,
+        "headline": ["round_error_median_pct", "round_error_max_pct"], "headline_meaning": HEADLINE,
+        "calibration_s": calibration, "calibrated_flops_per_s": flops, "shaper": em.shaper, "cores": cores,
+        "wall_s": time.perf_counter() - started})
+    return [f"rounds: median error {metrics['round_error_median_pct']:.2f} %, worst {metrics['round_error_max_pct']:.2f} "
+            f"% (measured {metrics['measured_total_s']:.2f} s, predicted {metrics['predicted_total_s']:.2f} s)",
+            f"-> {out}"]
+
+
+def _shaper(scenario: Scenario, testbed):
+    """(command prefix, peer address function, KernelLinks or None) for the scenario's shaper."""
+    if scenario.emulation.shaper == "application":
+        return (lambda name: []), (lambda device, peer, port: ("127.0.0.1", port)), None
+    return _kernel_shaper(testbed)
+
+
+def _kernel_shaper(testbed):
+    """One namespace per device, a veth pair per pair of devices that talk, each direction shaped by
+    tc to the rate its sender would have paced at; the senders then pace nothing (rate inf) and keep
+    only their latency."""
+    from dataclasses import replace
+
+    from netsim.testbed.device import LinkSpec
+    from netsim.testbed.kernel import KernelLinks
+
+    links = KernelLinks()
+    try:
+        for spec in testbed.specs:
+            links.add_device(spec.name)
+        by_name = {s.name: s for s in testbed.specs}
+        done = set()
+        for spec in testbed.specs:
+            for peer in spec.links:
+                pair = tuple(sorted((spec.name, peer)))
+                if pair in done:
+                    continue
+                done.add(pair)
+                a, b = pair
+                links.link(a, b, by_name[a].links[b].rate_bps, by_name[b].links[a].rate_bps)
+        for i, spec in enumerate(testbed.specs):
+            testbed.specs[i] = replace(spec, listen_host="0.0.0.0",
+                                       links={p: LinkSpec(math.inf, link.latency_s) for p, link in spec.links.items()})
+    except BaseException:
+        links.close()
+        raise
+    return (lambda name: links.command(name, [])), (lambda device, peer, port: (links.addresses[(peer, device)],
+                                                                                 port)), links
+
+
+def _calibrated_flops(profile, scenario: Scenario, calibration: dict[str, float]) -> dict[str, float]:
+    """compute.<role>_flops_per_s that give the measured step times: tier FLOPs / measured seconds."""
+    cut = scenario.model.cut_layers[0]
+    user, server = profile.tiers([cut])
+    return {"user_flops_per_s": user.flops / (calibration["user_forward"] + calibration["user_backward"]),
+            "server_flops_per_s": server.flops / calibration["server"]}
+
+
+def _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured) -> None:
+    em = scenario.emulation
+    report = Report(f"Emulation of {scenario.name}: measured against simulated", scenario.name, source)
+    report.paragraph(
+        f"{scenario.scheme.upper()} with {scenario.cell.users} users, cut {scenario.model.cut_layers}, "
+        f"{em.rounds} rounds of {em.local_steps} local steps, run for real: one process per device "
+        f"({len(testbed.specs)}), each with its tier of `{scenario.model.source}` and its LoRA adapters, exchanging "
+        f"the real tensors over TCP on links shaped by the {em.shaper} shaper to the simulator's rates"
+        + (f" under the {em.strategy} allocation" if scenario.scheme == "sfl" else "") + ". The simulator was "
+        f"calibrated on this host ({cores} core(s)) by the median of {em.calibration_steps} timed steps per tier and "
+        "run on the same channel draw, allocation and rounds.")
+    report.paragraph(f"**Round durations:** median absolute error {metrics['round_error_median_pct']:.2f} %, worst "
+                     f"{metrics['round_error_max_pct']:.2f} %; measured {metrics['measured_total_s']:.3f} s in all, "
+                     f"predicted {metrics['predicted_total_s']:.3f} s.")
+    rounds = table[table["kind"] == "round"][["round", "measured_s", "predicted_s", "error_pct"]]
+    report.table(rounds, "Each round's duration (s) and the relative error (%):")
+    kinds = table[(table["round"] == "all") & (table["kind"] != "round")][
+        ["kind", "measured_s", "predicted_s", "error_pct", "measured_bytes", "predicted_bytes"]]
+    report.table(kinds, "Busy seconds and bytes per activity kind over the run (summed over devices and links; "
+                        "measured bytes are on the wire: the tensors plus each message's header):")
+    report.table(pd.DataFrame([{"phase": k, "seconds": v} for k, v in calibration.items()]
+                              + [{"phase": k, "seconds": v} for k, v in flops.items()]),
+                 "Calibration: median seconds per step of each tier's work on this host, and the equivalent "
+                 "compute.*_flops_per_s (tier FLOPs / measured seconds):")
+    rates = testbed.links.groupby("kind")["rate_bps"].agg(["min", "max"]).reset_index()
+    report.table(rates, "Link rates the shaper realised (bit/s of payload; per link in links.csv):")
+    report.paragraph(
+        "Known limits: a transfer is timed from its sender's start to its receiver's last byte on one monotonic "
+        "clock; its time includes serialising the tensors (a copy) and the message header (a few hundred bytes). "
+        "Queueing at the main server is measured from a message's arrival to the start of its step. Devices "
+        "compute at this host's speed; when more devices compute at once than the host has cores, they contend, "
+        "which the simulator does not model (the run is refused when the predicted schedule does that for more than "
+        f"{100 * em.max_contention_share:g} % of its time).")
+    report.figure("gantt.png", "devices and links against time, measured (top) and simulated (bottom)")
+    report.write(out)
+
+
+STUDY = Study(
+    kind="emulation", title="the simulator's rounds held against real device processes over shaped links",
+    run=run, reads=frozenset(), figure="gantt.png", headline_meaning=HEADLINE, needs_model=True,
+    schemes=STUDY_SCHEMES, scheme_hint="the emulation runs SFL for now (SL, FL and SplitLLM follow): set scheme: sfl",
+    problems=problems, ignores=ignores, check_cost=check_cost,
+)

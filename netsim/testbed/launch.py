@@ -1,0 +1,158 @@
+"""Start the device processes, let them go together, collect their events, and leave nothing behind.
+
+`DeviceGroup(specs, workdir)` starts one process per `DeviceSpec` (`python -m netsim.testbed.device`,
+prefixed by `command_prefix(name)`: `ip netns exec NS` under the kernel shaper), each connected to
+the coordinator by a Unix socket in `workdir`. It waits until every device has built and warmed its
+tier and reported ready (servers with their port), sends each one the go with the address of each
+peer as that device reaches it (`address_of(device, peer, port)`), and collects every device's
+events. A device that fails (its error comes with its name) or dies (its exit code) stops the run:
+`DeviceFailure` says which, and `close()` — also on Ctrl-C and at interpreter exit — terminates
+every process still alive. A device's output goes to workdir/NAME.log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Listener, wait
+from pathlib import Path
+
+from .device import HOST, DeviceSpec
+from .errors import DeviceFailure
+
+POLL_S = 0.2
+
+
+def _loopback(device: str, peer: str, port: int) -> tuple[str, int]:
+    return HOST, port
+
+
+class DeviceGroup:
+    def __init__(self, specs: list[DeviceSpec], workdir: Path,
+                 command_prefix: Callable[[str], list[str]] = lambda name: [],
+                 address_of: Callable[[str, str, int], tuple[str, int]] = _loopback):
+        self.specs = {s.name: s for s in specs}
+        self.workdir = Path(workdir)
+        self.prefix, self.address_of = command_prefix, address_of
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.conns: dict = {}  # name -> Connection
+        self.listener = Listener(str(self.workdir / "control.sock"), family="AF_UNIX")
+        self._closed = False
+        atexit.register(self.close)
+
+    def _start(self) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        root = str(Path(__file__).resolve().parents[2])  # the repository's top level: netsim, learning, ...
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        for name, spec in self.specs.items():
+            path = self.workdir / f"{name}.spec"
+            path.write_bytes(pickle.dumps(spec))
+            with open(self.workdir / f"{name}.log", "wb") as log:
+                self.processes[name] = subprocess.Popen(
+                    [*self.prefix(name), sys.executable, "-m", "netsim.testbed.device", str(path),
+                     self.listener.address], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        accepted: list = []
+
+        def accept_all() -> None:
+            for _ in self.specs:
+                try:
+                    accepted.append(self.listener.accept())
+                except OSError:  # closed: the run stopped
+                    return
+
+        threading.Thread(target=accept_all, daemon=True).start()
+        self._accepted = accepted
+
+    def _log_tail(self, name: str) -> str:
+        try:
+            lines = (self.workdir / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f": {lines[-1]}" if lines else ""
+
+    def _poll(self, waiting: set[str], deadline: float, what: str) -> list[tuple]:
+        """Reports that arrived (kind, name, payload); raises DeviceFailure when a device failed, died,
+        or `what` took past the deadline."""
+        while self._accepted:  # a new connection introduces itself
+            conn = self._accepted.pop()
+            _, name, _ = conn.recv()
+            self.conns[name] = conn
+        reports = []
+        for conn in wait(list(self.conns.values()), timeout=POLL_S):
+            try:
+                reports.append(conn.recv())
+            except (EOFError, OSError):
+                name = next(n for n, c in self.conns.items() if c is conn)
+                del self.conns[name]
+                if name in waiting:
+                    code = self.processes[name].wait(5)
+                    raise DeviceFailure(f"device {name} died while {what} (exit code {code}){self._log_tail(name)}")
+        for kind, name, payload in reports:
+            if kind == "error":
+                raise DeviceFailure(f"device {name} failed while {what}: {payload}")
+        if not reports:
+            for name in sorted(waiting):
+                code = self.processes[name].poll()
+                if code is not None and name not in self.conns:
+                    raise DeviceFailure(f"device {name} died while {what} (exit code {code}){self._log_tail(name)}")
+            if time.monotonic() > deadline:
+                raise DeviceFailure(f"device{'s' if len(waiting) > 1 else ''} {', '.join(sorted(waiting))} did not "
+                                    f"finish {what} in time")
+        return reports
+
+    def run(self, setup_timeout_s: float, run_timeout_s: float) -> dict[str, list[tuple]]:
+        """Start, wait for ready, go, and collect: each device's events (its tuples) by name."""
+        self._start()
+        ports, waiting = {}, set(self.specs)
+        deadline = time.monotonic() + setup_timeout_s
+        while waiting:
+            for kind, name, payload in self._poll(waiting, deadline, "starting"):
+                if kind == "ready":
+                    waiting.discard(name)
+                    if payload is not None:
+                        ports[name] = int(payload[1])
+        for name, conn in self.conns.items():
+            conn.send(("go", {peer: self.address_of(name, peer, port) for peer, port in ports.items() if peer != name}))
+        events, waiting = {}, set(self.specs)
+        deadline = time.monotonic() + run_timeout_s
+        while waiting:
+            for kind, name, payload in self._poll(waiting, deadline, "running"):
+                if kind == "done":
+                    events[name] = payload
+                    waiting.discard(name)
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        return events
+
+    def close(self) -> None:
+        """Terminate every device process still alive and close the control socket (safe to call twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        for conn in self.conns.values():
+            conn.close()
+        self.listener.close()
+
+    def __enter__(self) -> DeviceGroup:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
