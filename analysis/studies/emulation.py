@@ -98,10 +98,23 @@ def ignores(scenario: Scenario) -> dict[str, str]:
     return out
 
 
+def profile_times(profile, scenario: Scenario) -> dict[str, float]:
+    """The calibration's keys from the model profile's per-tier step times (measured on this host when
+    the profile was; no optimizer step): what `splitsim validate` estimates the run with."""
+    user, server = profile.tiers([scenario.model.cut_layers[0]])
+    return {"user_forward": user.forward_s, "user_backward": user.backward_s,
+            "server": server.forward_s + server.backward_s}
+
+
 def check_cost(scenario: Scenario) -> None:
-    """Devices against this host's memory, before any process starts."""
-    from learning.profile import available_memory_bytes, weight_bytes, specs_from_config
+    """Before any process starts (and in `splitsim validate`): the devices against this host's memory,
+    and the run the simulator predicts with the profile's step times against the links the shaper
+    can realise, emulation.max_seconds and the host's cores (the run checks again once calibrated)."""
     import torch
+
+    from learning.profile import available_memory_bytes, specs_from_config, weight_bytes
+
+    from ..world import realise
 
     spec, _ = specs_from_config(scenario.model)
     per_device = weight_bytes(spec) + PROCESS_OVERHEAD_BYTES
@@ -111,6 +124,9 @@ def check_cost(scenario: Scenario) -> None:
         raise InputError(f"{devices} device processes need about {devices * per_device / 2**30:.1f} GiB (each holds "
                          f"the model, {weight_bytes(spec) / 2**30:.2f} GiB, and torch), more than the "
                          f"{free / 2**30:.1f} GiB free here", field="cell.users", value=scenario.cell.users)
+    world = realise(scenario)
+    testbed = _calibrated_testbed(scenario, world, profile_times(world.profile, scenario))
+    _check_plan(scenario, testbed, scenario.emulation.cores or host_cores())
 
 
 def _calibrated_testbed(scenario: Scenario, world, calibration: dict[str, float]):
@@ -136,7 +152,7 @@ def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
     total = float(testbed.round_end_s[-1]) if len(testbed.round_end_s) else 0.0
     if total > em.max_seconds:
         slowest = testbed.links.loc[testbed.links["rate_bps"].idxmin()]
-        raise InputError(f"the run is predicted to take {total:.0f} s, more than emulation.max_seconds "
+        raise InputError(f"the run is predicted to take {total:.3g} s, more than emulation.max_seconds "
                          f"({em.max_seconds:g} s; slowest link: {slowest['link']} at {slowest['rate_bps'] / 1e6:.3g} "
                          "Mbit/s)", field="emulation.max_seconds", value=em.max_seconds)
     most, share = compute_overlap(testbed.predicted, cores)
@@ -235,8 +251,11 @@ def _kernel_shaper(testbed):
     except BaseException:
         links.close()
         raise
-    return (lambda name: links.command(name, [])), (lambda device, peer, port: (links.addresses[(peer, device)],
-                                                                                 port)), links
+    def address_of(device: str, peer: str, port: int):
+        host = links.addresses.get((peer, device))  # the peer's end of their veth pair; None: no link
+        return None if host is None else (host, port)
+
+    return (lambda name: links.command(name, [])), address_of, links
 
 
 def _calibrated_flops(profile, scenario: Scenario, calibration: dict[str, float]) -> dict[str, float]:

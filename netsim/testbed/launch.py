@@ -4,7 +4,7 @@
 prefixed by `command_prefix(name)`: `ip netns exec NS` under the kernel shaper), each connected to
 the coordinator by a Unix socket in `workdir`. It waits until every device has built and warmed its
 tier and reported ready (servers with their port), sends each one the go with the address of each
-peer as that device reaches it (`address_of(device, peer, port)`), and collects every device's
+peer as that device reaches it (`address_of(device, peer, port)`; None: it has no link there), and collects every device's
 events. A device that fails (its error comes with its name) or dies (its exit code) stops the run:
 `DeviceFailure` says which, and `close()` — also on Ctrl-C and at interpreter exit — terminates
 every process still alive. A device's output goes to workdir/NAME.log.
@@ -44,6 +44,7 @@ class DeviceGroup:
         self.conns: dict = {}  # name -> Connection
         self.listener = Listener(str(self.workdir / "control.sock"), family="AF_UNIX")
         self._closed = False
+        self.running = False  # every device has its go
         atexit.register(self.close)
 
     def _start(self) -> None:
@@ -118,7 +119,9 @@ class DeviceGroup:
                     if payload is not None:
                         ports[name] = int(payload[1])
         for name, conn in self.conns.items():
-            conn.send(("go", {peer: self.address_of(name, peer, port) for peer, port in ports.items() if peer != name}))
+            reach = {peer: self.address_of(name, peer, port) for peer, port in ports.items() if peer != name}
+            conn.send(("go", {peer: address for peer, address in reach.items() if address is not None}))
+        self.running = True
         events, waiting = {}, set(self.specs)
         deadline = time.monotonic() + run_timeout_s
         while waiting:

@@ -1,0 +1,218 @@
+"""The testbed end to end (issue #24): real device processes over shaped links against the simulator.
+
+The emulation of a tiny model (2 users, 1 round) runs with the application shaper and is checked
+against what nobody here computes: the protocol's own counts (every activity the simulator
+schedules happens once, in the same kinds), the bytes the tensors really had on the wire (the
+simulator's bits plus each message's header, never less), and the round's duration within a loose
+bound on a loaded CI host. The kernel variant runs where root is available. A device that fails or
+dies stops the run, names itself, and leaves no process behind; bad input is one line and exit 2
+before any process starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+TINY = {
+    "name": "tiny_emulate", "seed": 3, "scheme": "sfl", "cell": {"users": 2},
+    # narrow bands: a round of about two seconds, mostly the activations' uploads (communication-bound)
+    "radio": {"uplink_main_bandwidth_hz": 3e5, "uplink_fed_bandwidth_hz": 3e5, "downlink_bandwidth_hz": 1e6},
+    "simulation": {"downlink": True, "server_concurrency": 1},
+    "model": {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1]},
+    "emulation": {"rounds": 1, "local_steps": 2, "calibration_steps": 3},
+    "study": {"kind": "emulation"},
+}
+
+
+def _write(tmp_path: Path, name: str = "tiny.yaml", **changes) -> Path:
+    data = json.loads(json.dumps(TINY))
+    for path, value in changes.items():
+        section, _, field = path.partition("__")
+        if field:
+            data.setdefault(section, {})[field] = value
+        else:
+            data[section] = value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def device_processes() -> list[int]:
+    """Pids of testbed device processes alive on this host (what a run must not leave behind)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"netsim.testbed.device" in cmdline and int(entry.name) != os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+def _check_run(out: Path, users: int = 2, rounds: int = 1, steps: int = 2) -> pd.DataFrame:
+    for name in ("emulation.csv", "events_measured.csv", "events_predicted.csv", "gantt.png", "report.md",
+                 "summary.json", "links.csv"):
+        assert (out / name).is_file(), name
+    measured = pd.read_csv(out / "events_measured.csv")
+    predicted = pd.read_csv(out / "events_predicted.csv")
+    # the protocol's own order: every activity the simulator schedules happened, as often
+    expected = {"client_forward": users * rounds * steps, "client_backward": users * rounds * steps,
+                "server_compute": users * rounds * steps, "uplink_activation": users * rounds * steps,
+                "downlink_gradient": users * rounds * steps, "uplink_adapter": users * rounds,
+                "downlink_adapter": users * rounds}
+    for kind, count in expected.items():
+        assert (measured["kind"] == kind).sum() == count, kind
+        assert (predicted["kind"] == kind).sum() == count, kind
+    # bytes on the wire: the simulator's bits (the profile's tensors) plus each message's header, a few
+    # hundred bytes to a few kB (the adapters' tensor names), never less
+    for kind in ("uplink_activation", "downlink_gradient", "uplink_adapter", "downlink_adapter"):
+        m = measured.loc[measured["kind"] == kind, "bytes"].to_numpy()
+        p = predicted.loc[predicted["kind"] == kind, "bytes"].to_numpy()
+        overhead = m - p.mean()
+        assert (overhead > 0).all() and (overhead < 8192).all(), (kind, overhead)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["headline"] == ["round_error_median_pct", "round_error_max_pct"]
+    table = pd.read_csv(out / "emulation.csv")
+    total = table[(table["round"] == "all") & (table["kind"] == "round")].iloc[0]
+    assert total["measured_s"] == pytest.approx(measured["end_s"].max(), rel=1e-9)
+    assert total["predicted_s"] == pytest.approx(predicted["end_s"].max(), rel=1e-9)
+    return table
+
+
+@pytest.mark.slow
+def test_a_one_round_two_user_emulation_is_compared_end_to_end(tmp_path, cli):
+    before = set(device_processes())
+    code, out, err = cli("emulate", _write(tmp_path), "--out", tmp_path / "out")
+    assert code == 0, err
+    table = _check_run(tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    # communication-bound: the shaped uploads set the round; a loaded 2-core CI host stays well inside this
+    assert summary["metrics"]["round_error_max_pct"] < 25, table.to_string()
+    assert set(device_processes()) <= before
+
+
+@pytest.mark.slow
+def test_the_kernel_shaper_variant_runs_in_namespaces_and_removes_them(tmp_path, cli):
+    from netsim.testbed.kernel import PREFIX, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    import subprocess
+
+    code, out, err = cli("emulate", _write(tmp_path, emulation__shaper="kernel"), "--out", tmp_path / "out")
+    assert code == 0, err
+    _check_run(tmp_path / "out")
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{PREFIX}{os.getpid()}" not in namespaces
+
+
+def _group(tmp_path, broken: str | None = None, rounds: int = 30):
+    """A DeviceGroup of the tiny SFL case; `broken` names a device whose model cannot be built."""
+    from netsim.testbed.device import DeviceSpec, LinkSpec
+    from netsim.testbed.launch import DeviceGroup
+    from scenarios.schema import ModelConfig
+
+    model = ModelConfig(**TINY["model"]).model_dump()
+    common = dict(cuts=(1,), users=2, rounds=rounds, local_steps=2)
+    specs = [DeviceSpec(name=f"user{k}", role="sfl_user", user=k, model=model,
+                        links={"main_server": LinkSpec(2e6), "fed_server": LinkSpec(2e6)}, **common) for k in range(2)]
+    specs += [DeviceSpec(name=name, role=role, user=-1, model=model, links={f"user{k}": LinkSpec(8e6) for k in range(2)},
+                         **common) for name, role in (("main_server", "sfl_main"), ("fed_server", "sfl_fed"))]
+    if broken is not None:
+        specs = [s if s.name != broken else DeviceSpec(**{**s.__dict__, "model": {**model, "source": "no-such-model"}})
+                 for s in specs]
+    return DeviceGroup(specs, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_device_that_fails_to_start_stops_the_run_and_says_which(tmp_path):
+    from netsim.testbed.errors import DeviceFailure
+
+    before = set(device_processes())
+    with pytest.raises(DeviceFailure, match="device user1 failed while starting"), _group(tmp_path, "user1") as group:
+        group.run(300, 300)
+    assert set(device_processes()) <= before
+
+
+@pytest.mark.slow
+def test_a_device_killed_mid_run_stops_the_run_says_which_and_leaves_no_process(tmp_path):
+    from netsim.testbed.errors import DeviceFailure
+
+    before = set(device_processes())
+    group = _group(tmp_path, rounds=1000)
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            group.run(300, 300)
+        except DeviceFailure as err:
+            outcome["error"] = str(err)
+        finally:
+            group.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 240
+    while not getattr(group, "running", False):  # every device got its go
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(group.processes["user1"].pid, signal.SIGKILL)
+    thread.join(60)
+    assert "device user1 died while running (exit code -9)" in outcome.get("error", ""), outcome
+    assert set(device_processes()) <= before
+
+
+def test_what_the_testbed_cannot_emulate_is_one_line_each_and_exit_2(tmp_path, cli):
+    path = _write(tmp_path, simulation={"downlink": False}, channel={"redraw_each_round": True})
+    code, _, err = cli("validate", path)
+    assert code == 2
+    for field in ("simulation.downlink", "simulation.server_concurrency", "channel.redraw_each_round"):
+        assert f"{field}:" in err
+    assert "Traceback" not in err
+
+
+def test_a_run_past_its_time_budget_is_refused_before_any_process_starts(tmp_path, cli):
+    before = set(device_processes())
+    code, _, err = cli("emulate", _write(tmp_path, emulation__max_seconds=0.05), "--out", tmp_path / "out")
+    assert code == 2
+    assert "emulation.max_seconds" in err and "predicted to take" in err
+    assert set(device_processes()) <= before
+
+
+def test_devices_that_would_contend_for_the_cores_are_refused(tmp_path, cli):
+    # one core, fast links: the users' forward passes overlap at the round's start
+    path = _write(tmp_path, radio={"uplink_main_bandwidth_hz": 1e8, "uplink_fed_bandwidth_hz": 1e8,
+                                   "downlink_bandwidth_hz": 1e8}, emulation__cores=1)
+    code, _, err = cli("validate", path)
+    assert code == 2
+    assert "emulation.cores" in err and "compute at once" in err
+
+
+def test_the_kernel_shaper_without_the_rights_is_refused(tmp_path, cli, monkeypatch):
+    import netsim.testbed.kernel as kernel
+
+    monkeypatch.setattr(kernel, "unavailable_reason", lambda: "creating network namespaces needs root")
+    code, _, err = cli("validate", _write(tmp_path, emulation__shaper="kernel"))
+    assert code == 2
+    assert "emulation.shaper" in err and "needs root" in err
+
+
+def test_emulation_fields_are_flagged_in_other_studies(tmp_path, cli):
+    path = _write(tmp_path, study={"kind": "simulate"}, emulation__rounds=5)
+    code, _, err = cli("validate", path)
+    assert code == 0
+    assert "emulation.rounds" in err and "only study 'emulation'" in err
