@@ -34,7 +34,7 @@ from .base import Study
 
 HEADLINE = ("the absolute relative error (%) of the simulator's round durations against the rounds measured on "
             "real device processes over shaped links: median and worst over the rounds")
-STUDY_SCHEMES = ("sfl",)
+STUDY_SCHEMES = ("sfl", "sl", "fl")
 LOOPBACK_MAX_BPS = 5e9
 """The fastest link the application shaper is asked to realise: well below what loopback TCP carries
 on a small host (tens of Gbit/s), so that the pacing, not the host, sets the rate."""
@@ -101,6 +101,9 @@ def ignores(scenario: Scenario) -> dict[str, str]:
 def profile_times(profile, scenario: Scenario) -> dict[str, float]:
     """The calibration's keys from the model profile's per-tier step times (measured on this host when
     the profile was; no optimizer step): what `splitsim validate` estimates the run with."""
+    if scenario.scheme == "fl":
+        whole = profile.whole()
+        return {"user_step": whole.forward_s + whole.backward_s}
     user, server = profile.tiers([scenario.model.cut_layers[0]])
     return {"user_forward": user.forward_s, "user_backward": user.backward_s,
             "server": server.forward_s + server.backward_s}
@@ -129,14 +132,27 @@ def check_cost(scenario: Scenario) -> None:
     _check_plan(scenario, testbed, scenario.emulation.cores or host_cores())
 
 
+def role_times(per_device: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each phase's seconds for the simulator: the mean over the devices that timed it (the users'
+    forward and backward, the server's step, ...)."""
+    phases: dict[str, list[float]] = {}
+    for times in per_device.values():
+        for phase, seconds in times.items():
+            phases.setdefault(phase, []).append(seconds)
+    return {phase: float(np.mean(values)) for phase, values in phases.items()}
+
+
 def _calibrated_testbed(scenario: Scenario, world, calibration: dict[str, float]):
     from analysis.allocations import world_allocations
-    from netsim.testbed.plans import sfl_testbed
+    from netsim.testbed.plans import fl_testbed, sfl_testbed, sl_testbed
 
     em = scenario.emulation
     model = scenario.model.model_dump()
-    allocation = world_allocations(world)[em.strategy]
-    return sfl_testbed(world, allocation, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
+    if scenario.scheme == "sfl":
+        allocation = world_allocations(world)[em.strategy]
+        return sfl_testbed(world, allocation, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
+    build = {"sl": sl_testbed, "fl": fl_testbed}[scenario.scheme]
+    return build(world, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
 
 
 def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
@@ -166,7 +182,6 @@ def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
 def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
     from netsim.testbed.compare import comparison, events_frame, predicted_frame, round_errors
     from netsim.testbed.launch import DeviceGroup
-    from netsim.testbed.steps import calibrate
 
     from ..world import realise
 
@@ -176,20 +191,28 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
     started = time.perf_counter()
-    calibration = calibrate(scenario.model, list(scenario.model.cut_layers), scenario.scheme, em.calibration_steps)
-    testbed = _calibrated_testbed(scenario, world, calibration)
-    _check_plan(scenario, testbed, cores)
-    predicted = predicted_frame(testbed.predicted)
-    setup_s = STARTUP_S_PER_DEVICE * len(testbed.specs) / max(cores, 1) + 60
-    run_s = 3 * float(testbed.round_end_s[-1]) + 60
+    estimate = _calibrated_testbed(scenario, world, profile_times(world.profile, scenario))  # the links' rates
+    _check_plan(scenario, estimate, cores)
+    calibrated: dict = {}
+
+    def on_calibrated(per_device: dict[str, dict[str, float]]) -> None:
+        calibration = role_times(per_device)
+        testbed = _calibrated_testbed(scenario, world, calibration)
+        _check_plan(scenario, testbed, cores)  # refuses (exit 2) before the go; the processes are closed
+        calibrated.update(calibration=calibration, per_device=per_device, testbed=testbed)
+
+    setup_s = STARTUP_S_PER_DEVICE * len(estimate.specs) / max(cores, 1) + 120
+    run_s = 3 * float(estimate.round_end_s[-1]) + 60
     with tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
-        prefix, address_of, kernel = _shaper(scenario, testbed)
+        prefix, address_of, kernel = _shaper(scenario, estimate)
         try:
-            with DeviceGroup(testbed.specs, Path(workdir), prefix, address_of) as group:
-                events = group.run(setup_s, run_s)
+            with DeviceGroup(estimate.specs, Path(workdir), prefix, address_of) as group:
+                events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
         finally:
             if kernel is not None:
                 kernel.close()
+    testbed, calibration = calibrated["testbed"], calibrated["calibration"]
+    predicted = predicted_frame(testbed.predicted)
     measured = events_frame([row for rows in events.values() for row in rows])
     table = comparison(measured, predicted)
     errors = np.abs(round_errors(table))
@@ -208,7 +231,8 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     write_json(out / "summary.json", {
         "scenario": scenario.name, "study": "emulation", "scheme": scenario.scheme, "metrics": metrics,
         "headline": ["round_error_median_pct", "round_error_max_pct"], "headline_meaning": HEADLINE,
-        "calibration_s": calibration, "calibrated_flops_per_s": flops, "shaper": em.shaper, "cores": cores,
+        "calibration_s": calibration, "calibration_s_per_device": calibrated["per_device"],
+        "calibrated_flops_per_s": flops, "shaper": em.shaper, "cores": cores,
         "wall_s": time.perf_counter() - started})
     return [f"rounds: median error {metrics['round_error_median_pct']:.2f} %, worst {metrics['round_error_max_pct']:.2f} "
             f"% (measured {metrics['measured_total_s']:.2f} s, predicted {metrics['predicted_total_s']:.2f} s)",
@@ -260,6 +284,8 @@ def _kernel_shaper(testbed):
 
 def _calibrated_flops(profile, scenario: Scenario, calibration: dict[str, float]) -> dict[str, float]:
     """compute.<role>_flops_per_s that give the measured step times: tier FLOPs / measured seconds."""
+    if scenario.scheme == "fl":
+        return {"user_flops_per_s": profile.whole().flops / calibration["user_step"]}
     cut = scenario.model.cut_layers[0]
     user, server = profile.tiers([cut])
     return {"user_flops_per_s": user.flops / (calibration["user_forward"] + calibration["user_backward"]),
@@ -275,8 +301,10 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
         f"({len(testbed.specs)}), each with its tier of `{scenario.model.source}` and its LoRA adapters, exchanging "
         f"the real tensors over TCP on links shaped by the {em.shaper} shaper to the simulator's rates"
         + (f" under the {em.strategy} allocation" if scenario.scheme == "sfl" else "") + ". The simulator was "
-        f"calibrated on this host ({cores} core(s)) by the median of {em.calibration_steps} timed steps per tier and "
-        "run on the same channel draw, allocation and rounds.")
+        f"calibrated on this host ({cores} core(s)) by the devices themselves: once every process had built and "
+        f"warmed its tier, each in turn (the others idle) timed {em.calibration_steps} steps of its work, and the "
+        "medians (averaged over the users) replaced the simulator's FLOP-based compute times; it then ran on the same "
+        "channel draw, allocation and rounds.")
     report.paragraph(f"**Round durations:** median absolute error {metrics['round_error_median_pct']:.2f} %, worst "
                      f"{metrics['round_error_max_pct']:.2f} %; measured {metrics['measured_total_s']:.3f} s in all, "
                      f"predicted {metrics['predicted_total_s']:.3f} s.")
@@ -288,7 +316,7 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
                         "measured bytes are on the wire: the tensors plus each message's header):")
     report.table(pd.DataFrame([{"phase": k, "seconds": v} for k, v in calibration.items()]
                               + [{"phase": k, "seconds": v} for k, v in flops.items()]),
-                 "Calibration: median seconds per step of each tier's work on this host, and the equivalent "
+                 "Calibration: median seconds per step of each tier's work in the device processes, and the equivalent "
                  "compute.*_flops_per_s (tier FLOPs / measured seconds):")
     rates = testbed.links.groupby("kind")["rate_bps"].agg(["min", "max"]).reset_index()
     report.table(rates, "Link rates the shaper realised (bit/s of payload; per link in links.csv):")
@@ -306,6 +334,6 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
 STUDY = Study(
     kind="emulation", title="the simulator's rounds held against real device processes over shaped links",
     run=run, reads=frozenset(), figure="gantt.png", headline_meaning=HEADLINE, needs_model=True,
-    schemes=STUDY_SCHEMES, scheme_hint="the emulation runs SFL for now (SL, FL and SplitLLM follow): set scheme: sfl",
+    schemes=STUDY_SCHEMES, scheme_hint="the emulation runs SFL, SL and FL (SplitLLM follows)",
     problems=problems, ignores=ignores, check_cost=check_cost,
 )

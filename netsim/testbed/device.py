@@ -4,7 +4,8 @@ Every device (a user, the main or fed server, an edge, the cloud, the aggregator
 `python -m netsim.testbed.device SPEC CONTROL` (started by netsim.testbed.launch, inside its network
 namespace when the kernel shaps the links), talking to the coordinator over a Unix socket (which
 crosses network namespaces). It builds its tier of the model and warms it up, opens
-its listening socket if it serves, reports ready, waits for the coordinator's go (with every
+its listening socket if it serves, reports ready, times its share of a step when the coordinator asks
+(one device at a time: the simulator's calibration), waits for the coordinator's go (with every
 server's address), connects to its peers, runs its role (netsim.testbed.roles) and reports its
 events; an exception is reported with the device's name before the process exits with status 1.
 
@@ -18,6 +19,7 @@ bytes are the message's bytes on the wire (netsim.testbed.wire: the tensors plus
 from __future__ import annotations
 
 import socket
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -53,7 +55,7 @@ class DeviceSpec:
     links: dict[str, LinkSpec] = field(default_factory=dict)  # peer name -> the link towards it
     groups: dict[str, tuple[int, ...]] = field(default_factory=dict)  # SplitLLM: edge name -> its users
     seed: int = 0
-    warmup_steps: int = 2
+    warmup_steps: int = 5
     listen_host: str = HOST  # kernel shaper: 0.0.0.0 inside the device's namespace
 
 
@@ -70,13 +72,21 @@ class Device:
     def listen(self) -> None:
         self.server = socket.create_server((self.spec.listen_host, 0), backlog=256)
 
-    def ready_and_wait(self) -> None:
-        """Report ready (with the listening address), then block until the coordinator's go."""
+    def ready_and_wait(self, calibrate=None) -> None:
+        """Report ready (with the listening address), time this device's work when the coordinator
+        asks (`calibrate(steps)` -> {phase: [seconds per step]}: one device at a time, so that no other
+        device computes meanwhile), then block until the go."""
         self.control.send(("ready", self.spec.name, self.server.getsockname() if self.server else None))
-        message = self.control.recv()
-        if message[0] != "go":
-            raise RuntimeError(f"expected go, got {message[0]}")
-        self.addresses = message[1]  # peer name -> (host, port) as this device reaches it
+        while True:
+            message = self.control.recv()
+            if message[0] == "calibrate":
+                times = calibrate(message[1]) if calibrate is not None else {}
+                self.control.send(("calibrated", self.spec.name, {k: statistics.median(v) for k, v in times.items()}))
+            elif message[0] == "go":
+                self.addresses = message[1]  # peer name -> (host, port) as this device reaches it
+                return
+            else:
+                raise RuntimeError(f"unexpected message from the coordinator: {message[0]}")
 
     def connect(self, peer: str) -> socket.socket:
         """A connection to `peer`, introduced by a hello (unshaped, not timed)."""

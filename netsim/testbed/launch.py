@@ -3,7 +3,8 @@
 `DeviceGroup(specs, workdir)` starts one process per `DeviceSpec` (`python -m netsim.testbed.device`,
 prefixed by `command_prefix(name)`: `ip netns exec NS` under the kernel shaper), each connected to
 the coordinator by a Unix socket in `workdir`. It waits until every device has built and warmed its
-tier and reported ready (servers with their port), sends each one the go with the address of each
+tier and reported ready (servers with their port), has each time its work in turn (calibration),
+sends each one the go with the address of each
 peer as that device reaches it (`address_of(device, peer, port)`; None: it has no link there), and collects every device's
 events. A device that fails (its error comes with its name) or dies (its exit code) stops the run:
 `DeviceFailure` says which, and `close()` — also on Ctrl-C and at interpreter exit — terminates
@@ -107,8 +108,13 @@ class DeviceGroup:
                                     f"finish {what} in time")
         return reports
 
-    def run(self, setup_timeout_s: float, run_timeout_s: float) -> dict[str, list[tuple]]:
-        """Start, wait for ready, go, and collect: each device's events (its tuples) by name."""
+    def run(self, setup_timeout_s: float, run_timeout_s: float, calibration_steps: int = 0,
+            on_calibrated: Callable[[dict[str, dict[str, float]]], None] | None = None) -> dict[str, list[tuple]]:
+        """Start, wait for ready, calibrate, go, and collect: each device's events (its tuples) by name.
+
+        With `calibration_steps`, every device in turn (the others idle) times that many steps of its
+        work; `on_calibrated` gets {device: {phase: median seconds}} before the go and may refuse the
+        run by raising (the processes are then closed)."""
         self._start()
         ports, waiting = {}, set(self.specs)
         deadline = time.monotonic() + setup_timeout_s
@@ -118,6 +124,18 @@ class DeviceGroup:
                     waiting.discard(name)
                     if payload is not None:
                         ports[name] = int(payload[1])
+        if calibration_steps:
+            timings = {}
+            for name in self.specs:
+                self.conns[name].send(("calibrate", calibration_steps))
+                got = None
+                while got is None:
+                    for kind, who, payload in self._poll({name}, deadline, "calibrating"):
+                        if kind == "calibrated" and who == name:
+                            got = payload
+                timings[name] = got
+            if on_calibrated is not None:
+                on_calibrated(timings)
         for name, conn in self.conns.items():
             reach = {peer: self.address_of(name, peer, port) for peer, port in ports.items() if peer != name}
             conn.send(("go", {peer: address for peer, address in reach.items() if address is not None}))

@@ -78,3 +78,94 @@ def sfl_testbed(world, allocation, calibration: dict[str, float], model: dict, r
     links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"])
     links["latency_s"] = 0.0
     return TestbedPlan(specs, predicted, ends, links)
+
+
+def _scheme_plan(world, scheme: str, rounds: int, local_steps: int):
+    """The simulator's SL / FL / SplitLLM plan for `rounds` rounds of `local_steps` batches per user."""
+    from scenarios import rng_for
+
+    from ..schemes import build_fl_plan, build_sl_plan, build_splitllm_plan
+
+    sc = world.scenario
+    sim = testbed_simulation(sc.simulation).model_copy(update={"rounds": rounds})
+    batches = np.full(world.inputs.users, local_steps)
+    rng = rng_for(sc.seed, f"simulation-{scheme}")
+    cuts = sc.model.cut_layers
+    if scheme == "sl":
+        plan = build_sl_plan(world.profile, cuts[0], sc.compute, sc.radio, sim, sc.channel, world.channel, batches, rng,
+                             cell=sc.cell)
+    elif scheme == "fl":
+        plan = build_fl_plan(world.profile, sc.compute, sc.radio, sim, sc.channel, world.channel, batches, rng,
+                             cell=sc.cell)
+    else:
+        plan = build_splitllm_plan(world.profile, cuts, sc.compute, sc.radio, sim, sc.channel, world.edge_link,
+                                   world.association, sc.cell.edge_servers, batches, rng, world.edge_cross_gain,
+                                   cell=sc.cell, edge_positions_m=world.edge_positions_m)
+    return plan, sim
+
+
+def _one_rate(bits_a: float, seconds_a: np.ndarray, bits_b: float, seconds_b: np.ndarray, what: str) -> np.ndarray:
+    """The rate of a link that carries two kinds of message (they must agree: one sub-band)."""
+    a, b = bits_a / seconds_a, bits_b / seconds_b
+    if not np.allclose(a, b, rtol=1e-9):
+        raise ValueError(f"{what}: the simulator prices its two messages at different rates")
+    return a
+
+
+def sl_testbed(world, calibration: dict[str, float], model: dict, rounds: int, local_steps: int,
+               seed: int = 0) -> TestbedPlan:
+    """SL: users in turn with the main server; the active user has the whole band both ways."""
+    from ..protocols.sl import run_sl
+
+    plan, sim = _scheme_plan(world, "sl", rounds, local_steps)
+    plan = replace(plan, user_forward_s=calibration["user_forward"], user_backward_s=calibration["user_backward"],
+                   server_s=calibration["server"])
+    predicted, ends = _run(run_sl, plan, sim)
+    bits = plan.bits
+    up = _one_rate(bits["activation"], plan.uplink_s[0], bits["user_adapter"], plan.user_adapter_up_s[0], "SL uplink")
+    down = _one_rate(bits["gradient"], plan.downlink_gradient_s[0], bits["user_adapter"], plan.user_adapter_down_s[0],
+                     "SL downlink")
+    k_users = plan.users
+    common = dict(model=model, cuts=tuple(world.scenario.model.cut_layers), users=k_users, rounds=rounds,
+                  local_steps=local_steps, seed=seed)
+    specs = [DeviceSpec(name=user_node(k), role="sl_user", user=k, links={MAIN_SERVER: LinkSpec(float(up[k]))},
+                        **common) for k in range(k_users)]
+    specs.append(DeviceSpec(name=MAIN_SERVER, role="sl_server", user=-1,
+                            links={user_node(k): LinkSpec(float(down[k])) for k in range(k_users)}, **common))
+    rows = []
+    for k in range(k_users):
+        me = user_node(k)
+        rows += [(f"{me}->{MAIN_SERVER}", "uplink_activation", up[k], bits["activation"]),
+                 (f"{me}->{MAIN_SERVER}", "uplink_adapter", up[k], bits["user_adapter"]),
+                 (f"{MAIN_SERVER}->{me}", "downlink_gradient", down[k], bits["gradient"]),
+                 (f"{MAIN_SERVER}->{me}", "downlink_adapter", down[k], bits["user_adapter"])]
+    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"])
+    links["latency_s"] = 0.0
+    return TestbedPlan(specs, predicted, ends, links)
+
+
+def fl_testbed(world, calibration: dict[str, float], model: dict, rounds: int, local_steps: int,
+               seed: int = 0) -> TestbedPlan:
+    """FL: every user trains the whole model's adapters; equal FDMA shares both ways."""
+    from ..protocols.fl import run_fl
+
+    plan, sim = _scheme_plan(world, "fl", rounds, local_steps)
+    plan = replace(plan, train_s=calibration["user_step"])
+    predicted, ends = _run(run_fl, plan, sim)
+    up = plan.adapter_bits / plan.adapter_up_s[0]
+    down = plan.adapter_bits / plan.adapter_down_s[0]
+    k_users = plan.users
+    common = dict(model=model, cuts=tuple(world.scenario.model.cut_layers), users=k_users, rounds=rounds,
+                  local_steps=local_steps, seed=seed)
+    specs = [DeviceSpec(name=user_node(k), role="fl_user", user=k, links={FED_SERVER: LinkSpec(float(up[k]))},
+                        **common) for k in range(k_users)]
+    specs.append(DeviceSpec(name=FED_SERVER, role="fl_fed", user=-1,
+                            links={user_node(k): LinkSpec(float(down[k])) for k in range(k_users)}, **common))
+    rows = []
+    for k in range(k_users):
+        me = user_node(k)
+        rows += [(f"{me}->{FED_SERVER}", "uplink_adapter", up[k], plan.adapter_bits),
+                 (f"{FED_SERVER}->{me}", "downlink_adapter", down[k], plan.adapter_bits)]
+    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"])
+    links["latency_s"] = 0.0
+    return TestbedPlan(specs, predicted, ends, links)

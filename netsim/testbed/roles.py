@@ -9,9 +9,14 @@ Each role is a function of a `Device` (netsim.testbed.device) and mirrors the si
   `sfl_main` serves the users' steps one at a time in arrival order (the simulator's
   `server_concurrency: 1`), holding one copy of the server-side adapter per user (FedsLLM), which
   it averages when a round's steps are done.
+- SL (netsim.protocols.sl): `sl_server` hands the user-side adapter to each user in turn (downlink),
+  serves its V steps and takes the adapter back; `sl_user` trains in its turn.
+- FL (netsim.protocols.fl): `fl_fed` broadcasts the whole model's adapters, collects and averages
+  them; `fl_user` runs V whole-model steps between.
 
 Every device warms its tier up (`spec.warmup_steps` steps) before it reports ready, so that the
-first measured step is not the one that allocates.
+first measured step is not the one that allocates, and times its share of a step when the
+coordinator asks (the simulator's calibration: the same code, in the same process, on this host).
 """
 
 from __future__ import annotations
@@ -34,18 +39,49 @@ def _tier(device: Device, tier: int | None) -> TierModel:
     return TierModel(ModelConfig(**spec.model), list(spec.cuts), tier, seed=spec.seed + 7919 * (spec.user + 1))
 
 
-def _warm_first(tier: TierModel, steps: int) -> None:
+def _first_steps(tier: TierModel):
+    """The user's step, timed by phase: (steps) -> {user_forward: [s], user_backward: [s]}."""
     import torch
 
-    for i in range(steps):
-        activations, _ = tier.forward_first(tier.batch(i))
-        tier.backward_first(torch.ones_like(activations) * 1e-6)
+    def run(steps: int) -> dict[str, list[float]]:
+        times = {"user_forward": [], "user_backward": []}
+        for i in range(steps):
+            t0 = time.perf_counter()
+            activations, _ = tier.forward_first(tier.batch(i % 4))
+            t1 = time.perf_counter()
+            tier.backward_first(torch.full_like(activations, 1e-6))
+            times["user_forward"].append(t1 - t0)
+            times["user_backward"].append(time.perf_counter() - t1)
+        return times
+
+    return run
 
 
-def _warm_last(tier: TierModel, steps: int) -> None:
+def _last_steps(tier: TierModel, key: str):
+    """A last tier's step (forward, backward, optimizer step), timed: (steps) -> {key: [s]}."""
     activations, side = tier.example_input()
-    for _ in range(steps):
-        tier.forward_backward(activations, side)
+
+    def run(steps: int) -> dict[str, list[float]]:
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            tier.forward_backward(activations, side)
+            times.append(time.perf_counter() - t0)
+        return {key: times}
+
+    return run
+
+
+def _whole_steps(tier: TierModel):
+    def run(steps: int) -> dict[str, list[float]]:
+        times = []
+        for i in range(steps):
+            t0 = time.perf_counter()
+            tier.whole_step(tier.batch(i % 4))
+            times.append(time.perf_counter() - t0)
+        return {"user_step": times}
+
+    return run
 
 
 def _side(tensors: dict) -> dict:
@@ -56,9 +92,10 @@ def _side(tensors: dict) -> dict:
 def sfl_user(device: Device) -> None:
     spec, me, k = device.spec, device.spec.name, device.spec.user
     tier = _tier(device, 0)
-    _warm_first(tier, spec.warmup_steps)
+    steps = _first_steps(tier)
+    steps(spec.warmup_steps)
     batches = [tier.batch(i) for i in range(4)]
-    device.ready_and_wait()
+    device.ready_and_wait(steps)
     main, fed = device.connect(MAIN), device.connect(FED)
     up, adapter_up = device.sender(main, MAIN), device.sender(fed, FED)
     step = 0
@@ -82,12 +119,13 @@ def sfl_user(device: Device) -> None:
 def sfl_main(device: Device) -> None:
     spec = device.spec
     tier = _tier(device, 1)
-    _warm_last(tier, spec.warmup_steps)
+    steps = _last_steps(tier, "server")
+    steps(spec.warmup_steps)
     initial = tier.state()
     copies = [dict(initial) for _ in range(spec.users)]
     optimizers = [tier.new_optimizer() for _ in range(spec.users)]
     device.listen()
-    device.ready_and_wait()
+    device.ready_and_wait(steps)
     conns = device.accept(spec.users)
     users = [f"user{k}" for k in range(spec.users)]
     jobs: queue.Queue = queue.Queue()
@@ -151,4 +189,99 @@ def sfl_fed(device: Device) -> None:
                 state = fedavg_into(state, adapters)
 
 
-ROLES = {"sfl_user": sfl_user, "sfl_main": sfl_main, "sfl_fed": sfl_fed}
+# ---- SL -------------------------------------------------------------------------------------------
+def sl_user(device: Device) -> None:
+    spec, me, k = device.spec, device.spec.name, device.spec.user
+    tier = _tier(device, 0)
+    steps = _first_steps(tier)
+    steps(spec.warmup_steps)
+    batches = [tier.batch(i) for i in range(4)]
+    device.ready_and_wait(steps)
+    server = device.connect(MAIN)
+    up = device.sender(server, MAIN)
+    step = 0
+    for r in range(spec.rounds):
+        _, state = device.receive(server)  # its turn: the user-side adapter, handed on by the server
+        tier.load(state)
+        for _ in range(spec.local_steps):
+            with device.timed(me, "client_forward", k, r):
+                activations, side = tier.forward_first(batches[step % len(batches)])
+            step += 1
+            device.send(up, "uplink_activation", {"activation": activations, **{f"side.{n}": t for n, t in side.items()}},
+                        f"{me}->{MAIN}", k, r)
+            _, tensors = device.receive(server)
+            with device.timed(me, "client_backward", k, r):
+                tier.backward_first(tensors["gradient"])
+        device.send(up, "uplink_adapter", tier.state(), f"{me}->{MAIN}", k, r)
+    server.close()
+
+
+def sl_server(device: Device) -> None:
+    """SL's server: one server-side adapter trained by every user in turn; the user-side adapter goes
+    to each user at its turn and comes back after it (the simulator's SL, netsim.protocols.sl)."""
+    spec = device.spec
+    tier = _tier(device, 1)
+    steps = _last_steps(tier, "server")
+    steps(spec.warmup_steps)
+    user_state = _tier(device, 0).state()
+    device.listen()
+    device.ready_and_wait(steps)
+    users = [f"user{k}" for k in range(spec.users)]
+    conns = device.accept(spec.users)
+    senders = {name: device.sender(conns[name], name) for name in users}
+    for r in range(spec.rounds):
+        for k, name in enumerate(users):
+            device.send(senders[name], "downlink_adapter", user_state, f"{MAIN}->{name}", k, r)
+            for _ in range(spec.local_steps):
+                _, tensors = device.receive(conns[name])
+                with device.timed(MAIN, "server_compute", k, r):
+                    gradient = tier.forward_backward(tensors["activation"], _side(tensors))
+                device.send(senders[name], "downlink_gradient", {"gradient": gradient}, f"{MAIN}->{name}", k, r)
+            _, user_state = device.receive(conns[name])
+
+
+# ---- FL -------------------------------------------------------------------------------------------
+def fl_user(device: Device) -> None:
+    spec, me, k = device.spec, device.spec.name, device.spec.user
+    whole = _tier(device, None)
+    steps = _whole_steps(whole)
+    steps(spec.warmup_steps)
+    batches = [whole.batch(i) for i in range(4)]
+    device.ready_and_wait(steps)
+    fed = device.connect(FED)
+    up = device.sender(fed, FED)
+    step = 0
+    for r in range(spec.rounds):
+        _, state = device.receive(fed)
+        whole.load(state)
+        for _ in range(spec.local_steps):
+            with device.timed(me, "client_train", k, r):
+                whole.whole_step(batches[step % len(batches)])
+            step += 1
+        device.send(up, "uplink_adapter", whole.state(), f"{me}->{FED}", k, r)
+    fed.close()
+
+
+def fl_fed(device: Device) -> None:
+    spec = device.spec
+    state = _tier(device, None).state()
+    device.listen()
+    device.ready_and_wait()
+    conns = device.accept(spec.users)
+    users = [f"user{k}" for k in range(spec.users)]
+    senders = {name: device.sender(conns[name], name) for name in users}
+
+    def exchange(k: int, r: int, global_state: dict) -> dict:
+        device.send(senders[users[k]], "downlink_adapter", global_state, f"{FED}->{users[k]}", k, r)
+        _, adapter = device.receive(conns[users[k]])
+        return adapter
+
+    with ThreadPoolExecutor(spec.users) as pool:
+        for r in range(spec.rounds):
+            adapters = list(pool.map(lambda k, r=r, s=state: exchange(k, r, s), range(spec.users)))
+            with device.timed(FED, "aggregation", -1, r):
+                state = fedavg_into(state, adapters)
+
+
+ROLES = {"sfl_user": sfl_user, "sfl_main": sfl_main, "sfl_fed": sfl_fed, "sl_user": sl_user, "sl_server": sl_server,
+         "fl_user": fl_user, "fl_fed": fl_fed}
