@@ -395,7 +395,7 @@ class EmulationConfig(Section):
         "application", description="application: a paced sender on each socket (anywhere); kernel: one network "
                                    "namespace per device, veth pairs and tc token buckets (needs root).")
     calibration_steps: PositiveInt = Field(
-        5, description="Steps timed on this host to calibrate the simulator's compute (per-tier step times).")
+        8, description="Steps each device times, in turn, to calibrate the simulator's compute (their mean per tier).")
     cores: PositiveInt | None = Field(
         None, description="Devices that can compute at once without contending (null: the CPUs this process may use).")
     max_contention_share: Annotated[Finite, Ge(0), Le(1)] = Field(

@@ -34,7 +34,7 @@ from .base import Study
 
 HEADLINE = ("the absolute relative error (%) of the simulator's round durations against the rounds measured on "
             "real device processes over shaped links: median and worst over the rounds")
-STUDY_SCHEMES = ("sfl", "sl", "fl")
+STUDY_SCHEMES = ("sfl", "sl", "fl", "splitllm")
 LOOPBACK_MAX_BPS = 5e9
 """The fastest link the application shaper is asked to realise: well below what loopback TCP carries
 on a small host (tens of Gbit/s), so that the pacing, not the host, sets the rate."""
@@ -63,9 +63,12 @@ def problems(scenario: Scenario) -> list[Problem]:
     if not sim.downlink:
         out.append(Problem("simulation.downlink", "the emulation sends the gradients and the broadcast adapters back "
                            "for real, so the simulator must model them: set simulation.downlink: true", False, True))
-    if scenario.scheme in ("sfl", "sl") and sim.server_concurrency != 1:
+    if scenario.scheme == "sfl" and sim.server_concurrency != 1:
         out.append(Problem("simulation.server_concurrency", "the emulated main server is one process serving one step "
                            "at a time: set simulation.server_concurrency: 1", sim.server_concurrency, True))
+    if scenario.scheme == "splitllm" and sim.cloud_concurrency != 1:
+        out.append(Problem("simulation.cloud_concurrency", "the emulated cloud is one process serving one step at a "
+                           "time: set simulation.cloud_concurrency: 1", sim.cloud_concurrency, True))
     if scenario.channel.redraw_each_round:
         out.append(Problem("channel.redraw_each_round", "each emulated link runs at one rate for the whole run; the "
                            "channel must stay as drawn", True, True))
@@ -104,6 +107,10 @@ def profile_times(profile, scenario: Scenario) -> dict[str, float]:
     if scenario.scheme == "fl":
         whole = profile.whole()
         return {"user_step": whole.forward_s + whole.backward_s}
+    if scenario.scheme == "splitllm":
+        user, edge, cloud = profile.tiers(list(scenario.model.cut_layers))
+        return {"user_forward": user.forward_s, "user_backward": user.backward_s, "edge_forward": edge.forward_s,
+                "edge_backward": edge.backward_s, "cloud": cloud.forward_s + cloud.backward_s}
     user, server = profile.tiers([scenario.model.cut_layers[0]])
     return {"user_forward": user.forward_s, "user_backward": user.backward_s,
             "server": server.forward_s + server.backward_s}
@@ -144,14 +151,14 @@ def role_times(per_device: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def _calibrated_testbed(scenario: Scenario, world, calibration: dict[str, float]):
     from analysis.allocations import world_allocations
-    from netsim.testbed.plans import fl_testbed, sfl_testbed, sl_testbed
+    from netsim.testbed.plans import fl_testbed, sfl_testbed, sl_testbed, splitllm_testbed
 
     em = scenario.emulation
     model = scenario.model.model_dump()
     if scenario.scheme == "sfl":
         allocation = world_allocations(world)[em.strategy]
         return sfl_testbed(world, allocation, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
-    build = {"sl": sl_testbed, "fl": fl_testbed}[scenario.scheme]
+    build = {"sl": sl_testbed, "fl": fl_testbed, "splitllm": splitllm_testbed}[scenario.scheme]
     return build(world, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
 
 
@@ -286,6 +293,11 @@ def _calibrated_flops(profile, scenario: Scenario, calibration: dict[str, float]
     """compute.<role>_flops_per_s that give the measured step times: tier FLOPs / measured seconds."""
     if scenario.scheme == "fl":
         return {"user_flops_per_s": profile.whole().flops / calibration["user_step"]}
+    if scenario.scheme == "splitllm":
+        user, edge, cloud = profile.tiers(list(scenario.model.cut_layers))
+        return {"user_flops_per_s": user.flops / (calibration["user_forward"] + calibration["user_backward"]),
+                "edge_flops_per_s": edge.flops / (calibration["edge_forward"] + calibration["edge_backward"]),
+                "cloud_flops_per_s": cloud.flops / calibration["cloud"]}
     cut = scenario.model.cut_layers[0]
     user, server = profile.tiers([cut])
     return {"user_flops_per_s": user.flops / (calibration["user_forward"] + calibration["user_backward"]),
@@ -303,7 +315,7 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
         + (f" under the {em.strategy} allocation" if scenario.scheme == "sfl" else "") + ". The simulator was "
         f"calibrated on this host ({cores} core(s)) by the devices themselves: once every process had built and "
         f"warmed its tier, each in turn (the others idle) timed {em.calibration_steps} steps of its work, and the "
-        "medians (averaged over the users) replaced the simulator's FLOP-based compute times; it then ran on the same "
+        "means (averaged over the users) replaced the simulator's FLOP-based compute times; it then ran on the same "
         "channel draw, allocation and rounds.")
     report.paragraph(f"**Round durations:** median absolute error {metrics['round_error_median_pct']:.2f} %, worst "
                      f"{metrics['round_error_max_pct']:.2f} %; measured {metrics['measured_total_s']:.3f} s in all, "
@@ -316,7 +328,7 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
                         "measured bytes are on the wire: the tensors plus each message's header):")
     report.table(pd.DataFrame([{"phase": k, "seconds": v} for k, v in calibration.items()]
                               + [{"phase": k, "seconds": v} for k, v in flops.items()]),
-                 "Calibration: median seconds per step of each tier's work in the device processes, and the equivalent "
+                 "Calibration: mean seconds per step of each tier's work in the device processes, and the equivalent "
                  "compute.*_flops_per_s (tier FLOPs / measured seconds):")
     rates = testbed.links.groupby("kind")["rate_bps"].agg(["min", "max"]).reset_index()
     report.table(rates, "Link rates the shaper realised (bit/s of payload; per link in links.csv):")
@@ -334,6 +346,6 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
 STUDY = Study(
     kind="emulation", title="the simulator's rounds held against real device processes over shaped links",
     run=run, reads=frozenset(), figure="gantt.png", headline_meaning=HEADLINE, needs_model=True,
-    schemes=STUDY_SCHEMES, scheme_hint="the emulation runs SFL, SL and FL (SplitLLM follows)",
+    schemes=STUDY_SCHEMES, scheme_hint="",
     problems=problems, ignores=ignores, check_cost=check_cost,
 )

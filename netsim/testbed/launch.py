@@ -113,7 +113,7 @@ class DeviceGroup:
         """Start, wait for ready, calibrate, go, and collect: each device's events (its tuples) by name.
 
         With `calibration_steps`, every device in turn (the others idle) times that many steps of its
-        work; `on_calibrated` gets {device: {phase: median seconds}} before the go and may refuse the
+        work; `on_calibrated` gets {device: {phase: mean seconds}} before the go and may refuse the
         run by raising (the processes are then closed)."""
         self._start()
         ports, waiting = {}, set(self.specs)

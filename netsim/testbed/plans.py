@@ -75,8 +75,7 @@ def sfl_testbed(world, allocation, calibration: dict[str, float], model: dict, r
                  (f"{me}->{FED_SERVER}", "uplink_adapter", adapter_up[k], plan.adapter_bits),
                  (f"{MAIN_SERVER}->{me}", "downlink_gradient", down[k], plan.gradient_bits),
                  (f"{FED_SERVER}->{me}", "downlink_adapter", down[k], plan.adapter_bits)]
-    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"])
-    links["latency_s"] = 0.0
+    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"]).assign(latency_s=0.0)
     return TestbedPlan(specs, predicted, ends, links)
 
 
@@ -139,8 +138,7 @@ def sl_testbed(world, calibration: dict[str, float], model: dict, rounds: int, l
                  (f"{me}->{MAIN_SERVER}", "uplink_adapter", up[k], bits["user_adapter"]),
                  (f"{MAIN_SERVER}->{me}", "downlink_gradient", down[k], bits["gradient"]),
                  (f"{MAIN_SERVER}->{me}", "downlink_adapter", down[k], bits["user_adapter"])]
-    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"])
-    links["latency_s"] = 0.0
+    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"]).assign(latency_s=0.0)
     return TestbedPlan(specs, predicted, ends, links)
 
 
@@ -166,6 +164,47 @@ def fl_testbed(world, calibration: dict[str, float], model: dict, rounds: int, l
         me = user_node(k)
         rows += [(f"{me}->{FED_SERVER}", "uplink_adapter", up[k], plan.adapter_bits),
                  (f"{FED_SERVER}->{me}", "downlink_adapter", down[k], plan.adapter_bits)]
-    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"])
-    links["latency_s"] = 0.0
+    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits"]).assign(latency_s=0.0)
+    return TestbedPlan(specs, predicted, ends, links)
+
+
+def splitllm_testbed(world, calibration: dict[str, float], model: dict, rounds: int, local_steps: int,
+                     seed: int = 0) -> TestbedPlan:
+    """SplitLLM: users in turn at their edge over the edge's band; edges <-> cloud over the backhaul
+    (its rate and latency, both ways)."""
+    from ..protocols.splitllm import run_splitllm
+    from ..topology import CLOUD, edge_node
+
+    plan, sim = _scheme_plan(world, "splitllm", rounds, local_steps)
+    plan = replace(plan, user_forward_s=calibration["user_forward"], user_backward_s=calibration["user_backward"],
+                   edge_forward_s=calibration["edge_forward"], edge_backward_s=calibration["edge_backward"],
+                   cloud_s=calibration["cloud"])
+    predicted, ends = _run(run_splitllm, plan, sim)
+    bits = plan.bits
+    up = _one_rate(bits["activation"], plan.uplink_s[0], bits["user_adapter"], plan.user_adapter_up_s[0],
+                   "SplitLLM uplink")
+    down = _one_rate(bits["gradient"], plan.downlink_gradient_s[0], bits["user_adapter"], plan.user_adapter_down_s[0],
+                     "SplitLLM downlink")
+    haul = LinkSpec(plan.backhaul_rate_bps, plan.backhaul_latency_s)
+    groups = {edge_node(m): tuple(users) for m, users in enumerate(plan.edge_users) if users}
+    edge_of = {k: edge for edge, users in groups.items() for k in users}
+    common = dict(model=model, cuts=tuple(world.scenario.model.cut_layers), users=plan.users, rounds=rounds,
+                  local_steps=local_steps, seed=seed, groups=groups)
+    specs = [DeviceSpec(name=user_node(k), role="splitllm_user", user=k, links={edge_of[k]: LinkSpec(float(up[k]))},
+                        **common) for k in range(plan.users)]
+    specs += [DeviceSpec(name=edge, role="splitllm_edge", user=-1,
+                         links={CLOUD: haul, **{user_node(k): LinkSpec(float(down[k])) for k in users}}, **common)
+              for edge, users in groups.items()]
+    specs.append(DeviceSpec(name=CLOUD, role="splitllm_cloud", user=-1, links={edge: haul for edge in groups}, **common))
+    rows = []
+    for k in range(plan.users):
+        me, edge = user_node(k), edge_of[k]
+        rows += [(f"{me}->{edge}", "uplink_activation", up[k], bits["activation"], 0.0),
+                 (f"{me}->{edge}", "uplink_adapter", up[k], bits["user_adapter"], 0.0),
+                 (f"{edge}->{me}", "downlink_gradient", down[k], bits["gradient"], 0.0),
+                 (f"{edge}->{me}", "downlink_adapter", down[k], bits["user_adapter"], 0.0)]
+    for edge in groups:
+        rows += [(f"{edge}->{CLOUD}", "backhaul_activation", haul.rate_bps, bits["backhaul_activation"], haul.latency_s),
+                 (f"{CLOUD}->{edge}", "backhaul_gradient", haul.rate_bps, bits["backhaul_gradient"], haul.latency_s)]
+    links = pd.DataFrame(rows, columns=["link", "kind", "rate_bps", "message_bits", "latency_s"])
     return TestbedPlan(specs, predicted, ends, links)

@@ -11,6 +11,10 @@ Each role is a function of a `Device` (netsim.testbed.device) and mirrors the si
   it averages when a round's steps are done.
 - SL (netsim.protocols.sl): `sl_server` hands the user-side adapter to each user in turn (downlink),
   serves its V steps and takes the adapter back; `sl_user` trains in its turn.
+- SplitLLM (netsim.protocols.splitllm): `splitllm_cloud` sends each edge the round's user and edge
+  adapters over the backhaul, serves the edges' batches one at a time in arrival order and averages
+  the adapters; each `splitllm_edge` serves its users in turn (user forward, edge forward, cloud,
+  edge backward, user backward per batch) and sends their adapters and its own up; `splitllm_user`.
 - FL (netsim.protocols.fl): `fl_fed` broadcasts the whole model's adapters, collects and averages
   them; `fl_user` runs V whole-model steps between.
 
@@ -31,7 +35,7 @@ from scenarios.schema import ModelConfig
 from .device import Device
 from .steps import TierModel, fedavg_into
 
-MAIN, FED = "main_server", "fed_server"
+MAIN, FED, CLOUD = "main_server", "fed_server", "cloud"
 
 
 def _tier(device: Device, tier: int | None) -> TierModel:
@@ -68,6 +72,26 @@ def _last_steps(tier: TierModel, key: str):
             tier.forward_backward(activations, side)
             times.append(time.perf_counter() - t0)
         return {key: times}
+
+    return run
+
+
+def _middle_steps(tier: TierModel):
+    """A middle tier's work (SplitLLM's edge), timed: its forward, and its backward with its step."""
+    import torch
+
+    activations, side = tier.example_input()
+
+    def run(steps: int) -> dict[str, list[float]]:
+        times = {"edge_forward": [], "edge_backward": []}
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            out = tier.forward_middle(activations, side)
+            t1 = time.perf_counter()
+            tier.backward_middle(torch.full_like(out, 1e-6))
+            times["edge_forward"].append(t1 - t0)
+            times["edge_backward"].append(time.perf_counter() - t1)
+        return times
 
     return run
 
@@ -283,5 +307,136 @@ def fl_fed(device: Device) -> None:
                 state = fedavg_into(state, adapters)
 
 
+# ---- SplitLLM -------------------------------------------------------------------------------------
+def _edge_of(device: Device) -> str:
+    return next(edge for edge, users in device.spec.groups.items() if device.spec.user in users)
+
+
+def splitllm_user(device: Device) -> None:
+    spec, me, k = device.spec, device.spec.name, device.spec.user
+    edge = _edge_of(device)
+    tier = _tier(device, 0)
+    steps = _first_steps(tier)
+    steps(spec.warmup_steps)
+    batches = [tier.batch(i) for i in range(4)]
+    device.ready_and_wait(steps)
+    conn = device.connect(edge)
+    up = device.sender(conn, edge)
+    step = 0
+    for r in range(spec.rounds):
+        _, state = device.receive(conn)  # its turn at the edge: the global user adapter
+        tier.load(state)
+        for _ in range(spec.local_steps):
+            with device.timed(me, "client_forward", k, r):
+                activations, side = tier.forward_first(batches[step % len(batches)])
+            step += 1
+            device.send(up, "uplink_activation", {"activation": activations, **{f"side.{n}": t for n, t in side.items()}},
+                        f"{me}->{edge}", k, r)
+            _, tensors = device.receive(conn)
+            with device.timed(me, "client_backward", k, r):
+                tier.backward_first(tensors["gradient"])
+        device.send(up, "uplink_adapter", tier.state(), f"{me}->{edge}", k, r)
+    conn.close()
+
+
+def splitllm_edge(device: Device) -> None:
+    """An edge: the round's adapters come down the backhaul; its users in turn, each batch through its
+    tier both ways with the cloud's step between; then its users' adapters and its own go up."""
+    spec, me = device.spec, device.spec.name
+    tier = _tier(device, 1)
+    steps = _middle_steps(tier)
+    steps(spec.warmup_steps)
+    users = [f"user{k}" for k in spec.groups[me]]
+    device.listen()
+    device.ready_and_wait(steps)
+    cloud = device.connect(CLOUD)
+    up_haul = device.sender(cloud, CLOUD)
+    conns = device.accept(len(users))
+    senders = {name: device.sender(conns[name], name) for name in users}
+    for r in range(spec.rounds):
+        _, tensors = device.receive(cloud)
+        user_state = {n.removeprefix("user."): t for n, t in tensors.items() if n.startswith("user.")}
+        tier.load({n.removeprefix("edge."): t for n, t in tensors.items() if n.startswith("edge.")})
+        tier.optimizer = tier.new_optimizer()
+        adapters = {}
+        for k, name in zip(spec.groups[me], users):
+            device.send(senders[name], "downlink_adapter", user_state, f"{me}->{name}", k, r)
+            for _ in range(spec.local_steps):
+                _, t = device.receive(conns[name])
+                side = _side(t)
+                with device.timed(me, "edge_compute", k, r):
+                    out = tier.forward_middle(t["activation"], side)
+                device.send(up_haul, "backhaul_activation", {"activation": out, **{f"side.{n}": v for n, v in side.items()}},
+                            f"{me}->{CLOUD}", k, r)
+                _, g = device.receive(cloud)
+                with device.timed(me, "edge_compute", k, r):
+                    gradient = tier.backward_middle(g["gradient"])
+                device.send(senders[name], "downlink_gradient", {"gradient": gradient}, f"{me}->{name}", k, r)
+            _, adapters[k] = device.receive(conns[name])
+        up = {f"u{k}.{n}": t for k, state in adapters.items() for n, t in state.items()}
+        up.update({f"edge.{n}": t for n, t in tier.state().items()})
+        device.send(up_haul, "backhaul_adapter", up, f"{me}->{CLOUD}", -1, r)
+    cloud.close()
+
+
+def splitllm_cloud(device: Device) -> None:
+    """The cloud: sends each edge the round's user and edge adapters, serves the edges' batches one at
+    a time in arrival order (simulation.cloud_concurrency: 1), and averages the adapters once every
+    edge has sent its own."""
+    spec = device.spec
+    tier = _tier(device, 2)
+    steps = _last_steps(tier, "cloud")
+    steps(spec.warmup_steps)
+    user_state, edge_state = tier.state_of(0), tier.state_of(1)
+    edges = list(spec.groups)
+    device.listen()
+    device.ready_and_wait(steps)
+    conns = device.accept(len(edges))
+    inbox: queue.Queue = queue.Queue()
+    outboxes = {edge: queue.Queue() for edge in edges}
+    expected = {edge: spec.rounds * (len(spec.groups[edge]) * spec.local_steps + 1) for edge in edges}
+
+    def receive_from(edge: str) -> None:
+        for _ in range(expected[edge]):
+            header, tensors = device.receive(conns[edge])
+            inbox.put((time.monotonic(), edge, header, tensors))
+
+    def send_to(edge: str) -> None:
+        sender = device.sender(conns[edge], edge)
+        while (item := outboxes[edge].get()) is not None:
+            kind, tensors, user, r = item
+            device.send(sender, kind, tensors, f"{CLOUD}->{edge}", user, r)
+
+    threads = [threading.Thread(target=f, args=(edge,), daemon=True) for edge in edges for f in (receive_from, send_to)]
+    for t in threads:
+        t.start()
+    for r in range(spec.rounds):
+        down = {**{f"user.{n}": t for n, t in user_state.items()}, **{f"edge.{n}": t for n, t in edge_state.items()}}
+        for edge in edges:
+            outboxes[edge].put(("backhaul_adapter", down, -1, r))
+        collected = {}
+        while len(collected) < len(edges):
+            arrived, edge, header, tensors = inbox.get()
+            if header["kind"] == "backhaul_adapter":
+                collected[edge] = tensors
+                continue
+            k = header["user"]
+            device.record(arrived, time.monotonic(), CLOUD, "server_queue", k, 0, r)
+            with device.timed(CLOUD, "cloud_compute", k, r):
+                gradient = tier.forward_backward(tensors["activation"], _side(tensors))
+            outboxes[edge].put(("backhaul_gradient", {"gradient": gradient}, k, r))
+        with device.timed(CLOUD, "aggregation", -1, r):
+            users = [{n.split(".", 1)[1]: t for n, t in c.items() if n.startswith(f"u{k}.")}
+                     for edge, c in collected.items() for k in spec.groups[edge]]
+            user_state = fedavg_into(user_state, users)
+            edge_state = fedavg_into(edge_state, [{n.removeprefix("edge."): t for n, t in c.items()
+                                                   if n.startswith("edge.")} for c in collected.values()])
+    for box in outboxes.values():
+        box.put(None)
+    for t in threads:
+        t.join()
+
+
 ROLES = {"sfl_user": sfl_user, "sfl_main": sfl_main, "sfl_fed": sfl_fed, "sl_user": sl_user, "sl_server": sl_server,
-         "fl_user": fl_user, "fl_fed": fl_fed}
+         "fl_user": fl_user, "fl_fed": fl_fed, "splitllm_user": splitllm_user, "splitllm_edge": splitllm_edge,
+         "splitllm_cloud": splitllm_cloud}

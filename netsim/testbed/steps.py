@@ -70,6 +70,11 @@ class TierModel:
         """The tier's trainable tensors (what FedAvg moves), by parameter name."""
         return {n: p.detach().clone() for n, p in zip(self.names, self.params)}
 
+    def state_of(self, tier: int) -> dict[str, torch.Tensor]:
+        """Tier `tier`'s trainable tensors (its initial adapter, for the device that distributes it)."""
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return {names[id(p)]: p.detach().clone() for p in self.tiers[tier].parameters() if p.requires_grad}
+
     def load(self, state: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
             for n, p in zip(self.names, self.params):
@@ -138,45 +143,3 @@ class TierModel:
         self.model(**batch).loss.backward()
         self._step()
 
-
-def calibrate(model_cfg, cuts: list[int], scheme: str, steps: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds of each device's share of a step on this host, one thread, nothing else running
-    in this process: the per-tier step times the simulator is calibrated with (the same code the
-    device processes run). Keys: user_forward, user_backward and server (SFL, SL: forward, backward
-    and optimizer step of the server tier); edge_forward, edge_backward and cloud (SplitLLM);
-    user_step (FL: a whole-model step)."""
-    import statistics
-    import time
-
-    times: dict[str, list[float]] = {}
-
-    def lap(key: str, since: float) -> float:
-        now = time.perf_counter()
-        times.setdefault(key, []).append(now - since)
-        return now
-
-    if scheme == "fl":
-        whole = TierModel(model_cfg, cuts, None)
-        for i in range(warmup + steps):
-            t = time.perf_counter()
-            whole.whole_step(whole.batch(i % 4))
-            lap("user_step", t)
-    else:
-        tiers = [TierModel(model_cfg, cuts, t) for t in range(len(cuts) + 1)]
-        user, last = tiers[0], tiers[-1]
-        middle = tiers[1] if len(tiers) == 3 else None
-        for i in range(warmup + steps):
-            t = time.perf_counter()
-            activations, side = user.forward_first(user.batch(i % 4))
-            t = lap("user_forward", t)
-            if middle is not None:
-                activations = middle.forward_middle(activations, side)
-                t = lap("edge_forward", t)
-            gradient = last.forward_backward(activations, side)
-            t = lap("cloud" if middle is not None else "server", t)
-            if middle is not None:
-                gradient = middle.backward_middle(gradient)
-                t = lap("edge_backward", t)
-            user.backward_first(gradient)
-            lap("user_backward", t)
-    return {key: statistics.median(values[warmup:]) for key, values in times.items()}
