@@ -394,6 +394,11 @@ class EmulationConfig(Section):
     shaper: Literal["application", "kernel"] = Field(
         "application", description="application: a paced sender on each socket (anywhere); kernel: one network "
                                    "namespace per device, veth pairs and tc token buckets (needs root).")
+    launcher: Literal["processes", "ray"] = Field(
+        "processes", description="processes: one local process per device; ray: one Ray actor per device (a local Ray, "
+                                 "or the cluster at ray_address), with the application shaper.")
+    ray_address: str | None = Field(None, description="With launcher ray: the cluster to join ('auto', HOST:PORT; "
+                                                      "null: a local Ray on this machine).")
     calibration_steps: PositiveInt = Field(
         8, description="Steps each device times, in turn, to calibrate the simulator's compute (their mean per tier).")
     cores: PositiveInt | None = Field(

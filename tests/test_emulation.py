@@ -216,3 +216,19 @@ def test_emulation_fields_are_flagged_in_other_studies(tmp_path, cli):
     code, _, err = cli("validate", path)
     assert code == 0
     assert "emulation.rounds" in err and "only study 'emulation'" in err
+
+
+@pytest.mark.slow
+def test_devices_run_as_ray_actors(tmp_path, cli):
+    pytest.importorskip("ray", reason="Ray devices need `pip install splitsim[ray]`")
+    code, out, err = cli("emulate", _write(tmp_path, emulation__launcher="ray"), "--out", tmp_path / "out")
+    assert code == 0, err
+    _check_run(tmp_path / "out")
+
+
+def test_ray_only_fields_and_the_kernel_shaper_on_ray_are_refused(tmp_path, cli):
+    code, _, err = cli("validate", _write(tmp_path, emulation={**TINY["emulation"], "ray_address": "auto"}))
+    assert code == 2 and "emulation.ray_address" in err
+    code, _, err = cli("validate", _write(tmp_path, emulation={**TINY["emulation"], "launcher": "ray",
+                                                                 "shaper": "kernel"}))
+    assert code == 2 and "emulation.shaper" in err and "one host's" in err

@@ -81,7 +81,17 @@ def problems(scenario: Scenario) -> list[Problem]:
     if scenario.model is not None and scenario.model.weights == "none":
         out.append(Problem("model.weights", "the emulation runs real steps: the model needs weights (auto or random)",
                            "none", True))
-    if em.shaper == "kernel":
+    if em.launcher == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            out.append(Problem("emulation.launcher", "Ray is not installed (pip install 'splitsim[ray]')", "ray", True))
+        if em.shaper == "kernel":
+            out.append(Problem("emulation.shaper", "the kernel shaper's namespaces are one host's; Ray devices use the "
+                               "application shaper", "kernel", True))
+    elif em.ray_address is not None:
+        out.append(Problem("emulation.ray_address", "read with emulation.launcher: ray only", em.ray_address, True))
+    if em.shaper == "kernel" and em.launcher != "ray":
         from netsim.testbed.kernel import unavailable_reason
 
         reason = unavailable_reason()
@@ -211,13 +221,19 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     setup_s = STARTUP_S_PER_DEVICE * len(estimate.specs) / max(cores, 1) + 120
     run_s = 3 * float(estimate.round_end_s[-1]) + 60
     with tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
-        prefix, address_of, kernel = _shaper(scenario, estimate)
-        try:
-            with DeviceGroup(estimate.specs, Path(workdir), prefix, address_of) as group:
+        if em.launcher == "ray":
+            from netsim.testbed.ray_devices import RayDeviceGroup
+
+            with RayDeviceGroup(estimate.specs, Path(workdir), em.ray_address) as group:
                 events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
-        finally:
-            if kernel is not None:
-                kernel.close()
+        else:
+            prefix, address_of, kernel = _shaper(scenario, estimate)
+            try:
+                with DeviceGroup(estimate.specs, Path(workdir), prefix, address_of) as group:
+                    events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
+            finally:
+                if kernel is not None:
+                    kernel.close()
     testbed, calibration = calibrated["testbed"], calibrated["calibration"]
     predicted = predicted_frame(testbed.predicted)
     measured = events_frame([row for rows in events.values() for row in rows])

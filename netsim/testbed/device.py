@@ -151,9 +151,29 @@ class _Timed:
             self.device.record(self.start, time.monotonic(), self.node, self.kind, self.user, 0, self.round)
 
 
+def run_device(spec: DeviceSpec, control) -> bool:
+    """Run `spec.role` (netsim.testbed.roles) with `control` (send/recv to the coordinator: a Unix
+    socket's Connection, or a Ray actor's queues); report a failure with the device's name. True when
+    the device finished."""
+    try:
+        from .roles import ROLES
+
+        device = Device(spec, control)
+        ROLES[spec.role](device)
+        device.done()
+        return True
+    except BaseException as err:  # noqa: BLE001 - reported; the caller exits non-zero
+        message = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+        try:
+            control.send(("error", spec.name, message))
+        except OSError:
+            pass
+        return False
+
+
 def main(spec_path: str, control_path: str) -> None:
-    """A device process: read its spec, connect to the coordinator, run its role (netsim.testbed.roles);
-    report any failure with the device's name, then exit with status 1."""
+    """A device process: read its spec, connect to the coordinator, run its role; exit with status 1
+    after a failure (reported with the device's name)."""
     import pickle
     from multiprocessing.connection import Client
 
@@ -161,19 +181,8 @@ def main(spec_path: str, control_path: str) -> None:
         spec: DeviceSpec = pickle.load(f)
     control = Client(control_path, family="AF_UNIX")
     control.send(("hello", spec.name, None))
-    try:
-        from .roles import ROLES
-
-        device = Device(spec, control)
-        ROLES[spec.role](device)
-        device.done()
-    except BaseException as err:  # noqa: BLE001 - reported, then the process exits non-zero
-        message = f"{type(err).__name__}: {err}".strip().splitlines()[0]
-        try:
-            control.send(("error", spec.name, message))
-        except OSError:
-            pass
-        raise SystemExit(1) from None
+    if not run_device(spec, control):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

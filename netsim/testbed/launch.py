@@ -71,6 +71,9 @@ class DeviceGroup:
         threading.Thread(target=accept_all, daemon=True).start()
         self._accepted = accepted
 
+    def _send(self, name: str, message: tuple) -> None:
+        self.conns[name].send(message)
+
     def _log_tail(self, name: str) -> str:
         try:
             lines = (self.workdir / f"{name}.log").read_text(errors="replace").strip().splitlines()
@@ -127,7 +130,7 @@ class DeviceGroup:
         if calibration_steps:
             timings = {}
             for name in self.specs:
-                self.conns[name].send(("calibrate", calibration_steps))
+                self._send(name, ("calibrate", calibration_steps))
                 got = None
                 while got is None:
                     for kind, who, payload in self._poll({name}, deadline, "calibrating"):
@@ -136,9 +139,9 @@ class DeviceGroup:
                 timings[name] = got
             if on_calibrated is not None:
                 on_calibrated(timings)
-        for name, conn in self.conns.items():
+        for name in self.specs:
             reach = {peer: self.address_of(name, peer, port) for peer, port in ports.items() if peer != name}
-            conn.send(("go", {peer: address for peer, address in reach.items() if address is not None}))
+            self._send(name, ("go", {peer: address for peer, address in reach.items() if address is not None}))
         self.running = True
         events, waiting = {}, set(self.specs)
         deadline = time.monotonic() + run_timeout_s
