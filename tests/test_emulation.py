@@ -56,7 +56,7 @@ def device_processes() -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"netsim.testbed.device" in cmdline and int(entry.name) != os.getpid():
+        if b"analysis.testbed.device" in cmdline and int(entry.name) != os.getpid():
             pids.append(int(entry.name))
     return pids
 
@@ -134,7 +134,7 @@ def _group(tmp_path, broken: str | None = None, rounds: int = 30):
     if broken is not None:
         specs = [s if s.name != broken else DeviceSpec(**{**s.__dict__, "model": {**model, "source": "no-such-model"}})
                  for s in specs]
-    return DeviceGroup(specs, tmp_path)
+    return DeviceGroup(specs, tmp_path, "analysis.testbed.device")
 
 
 @pytest.mark.slow

@@ -2,10 +2,10 @@
 
 The scenario's scheme runs for real for `emulation.rounds` rounds: every device its own process
 holding its tier of the model with its LoRA adapters, doing real split LoRA steps and exchanging the
-real tensors over TCP, in the protocol's own order (netsim/testbed/roles.py), on links shaped to the
+real tensors over TCP, in the protocol's own order (analysis/testbed/roles.py), on links shaped to the
 rates the simulator uses for this scenario's channel draw and allocation. The simulator is calibrated
-on this host first (per-tier step times, netsim.testbed.steps.calibrate) and run on the same draw,
-allocation and rounds; the measured events, in the simulator's schema, are compared with its
+on this host by the devices themselves (each times its share of a step, in turn, before the go) and
+run on the same draw, allocation and rounds; the measured events, in the simulator's schema, are compared with its
 predicted ones per activity kind and per round.
 
 Writes `emulation.csv` (per round and kind: measured, predicted, relative error, bytes), the events
@@ -35,6 +35,8 @@ from .base import Study
 HEADLINE = ("the absolute relative error (%) of the simulator's round durations against the rounds measured on "
             "real device processes over shaped links: median and worst over the rounds")
 STUDY_SCHEMES = ("sfl", "sl", "fl", "splitllm")
+ENTRY = "analysis.testbed.device"
+"""The device processes' entry module (`python -m analysis.testbed.device SPEC CONTROL`)."""
 LOOPBACK_MAX_BPS = 5e9
 """The fastest link the application shaper is asked to realise: well below what loopback TCP carries
 on a small host (tens of Gbit/s), so that the pacing, not the host, sets the rate."""
@@ -222,14 +224,14 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     run_s = 3 * float(estimate.round_end_s[-1]) + 60
     with tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
         if em.launcher == "ray":
-            from netsim.testbed.ray_devices import RayDeviceGroup
+            from ..testbed.ray_devices import RayDeviceGroup
 
             with RayDeviceGroup(estimate.specs, Path(workdir), em.ray_address) as group:
                 events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
         else:
             prefix, address_of, kernel = _shaper(scenario, estimate)
             try:
-                with DeviceGroup(estimate.specs, Path(workdir), prefix, address_of) as group:
+                with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of) as group:
                     events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
             finally:
                 if kernel is not None:

@@ -1,12 +1,12 @@
 """A device of the testbed: one OS process, its sockets, its shaped links and its measured events.
 
 Every device (a user, the main or fed server, an edge, the cloud, the aggregator) is its own process,
-`python -m netsim.testbed.device SPEC CONTROL` (started by netsim.testbed.launch, inside its network
+`python -m analysis.testbed.device SPEC CONTROL` (started by netsim.testbed.launch, inside its network
 namespace when the kernel shaps the links), talking to the coordinator over a Unix socket (which
 crosses network namespaces). It builds its tier of the model and warms it up, opens
 its listening socket if it serves, reports ready, times its share of a step when the coordinator asks
 (one device at a time: the simulator's calibration), waits for the coordinator's go (with every
-server's address), connects to its peers, runs its role (netsim.testbed.roles) and reports its
+server's address), connects to its peers, runs its role (analysis/testbed/roles.py) and reports its
 events; an exception is reported with the device's name before the process exits with status 1.
 
 Events are the simulator's schema (netsim.engine.EventLog.to_frame): (time_s, end_s, node, kind,
@@ -151,15 +151,13 @@ class _Timed:
             self.device.record(self.start, time.monotonic(), self.node, self.kind, self.user, 0, self.round)
 
 
-def run_device(spec: DeviceSpec, control) -> bool:
-    """Run `spec.role` (netsim.testbed.roles) with `control` (send/recv to the coordinator: a Unix
-    socket's Connection, or a Ray actor's queues); report a failure with the device's name. True when
-    the device finished."""
+def run_device(spec: DeviceSpec, control, roles: dict) -> bool:
+    """Run `roles[spec.role]` (analysis/testbed/roles.py) with `control` (send/recv to the coordinator:
+    a Unix socket's Connection, or a Ray actor's queues); report a failure with the device's name.
+    True when the device finished."""
     try:
-        from .roles import ROLES
-
         device = Device(spec, control)
-        ROLES[spec.role](device)
+        roles[spec.role](device)
         device.done()
         return True
     except BaseException as err:  # noqa: BLE001 - reported; the caller exits non-zero
@@ -171,9 +169,9 @@ def run_device(spec: DeviceSpec, control) -> bool:
         return False
 
 
-def main(spec_path: str, control_path: str) -> None:
-    """A device process: read its spec, connect to the coordinator, run its role; exit with status 1
-    after a failure (reported with the device's name)."""
+def main(spec_path: str, control_path: str, roles: dict) -> None:
+    """A device process (`python -m analysis.testbed.device SPEC CONTROL`): read its spec, connect to
+    the coordinator, run its role; exit with status 1 after a failure (reported with the device's name)."""
     import pickle
     from multiprocessing.connection import Client
 
@@ -181,11 +179,5 @@ def main(spec_path: str, control_path: str) -> None:
         spec: DeviceSpec = pickle.load(f)
     control = Client(control_path, family="AF_UNIX")
     control.send(("hello", spec.name, None))
-    if not run_device(spec, control):
+    if not run_device(spec, control, roles):
         raise SystemExit(1)
-
-
-if __name__ == "__main__":
-    import sys
-
-    main(sys.argv[1], sys.argv[2])

@@ -1,6 +1,7 @@
 """Start the device processes, let them go together, collect their events, and leave nothing behind.
 
-`DeviceGroup(specs, workdir)` starts one process per `DeviceSpec` (`python -m netsim.testbed.device`,
+`DeviceGroup(specs, workdir, entry)` starts one process per `DeviceSpec` (`python -m ENTRY SPEC CONTROL`,
+the device's entry module: analysis.testbed.device,
 prefixed by `command_prefix(name)`: `ip netns exec NS` under the kernel shaper), each connected to
 the coordinator by a Unix socket in `workdir`. It waits until every device has built and warmed its
 tier and reported ready (servers with their port), has each time its work in turn (calibration),
@@ -35,12 +36,12 @@ def _loopback(device: str, peer: str, port: int) -> tuple[str, int]:
 
 
 class DeviceGroup:
-    def __init__(self, specs: list[DeviceSpec], workdir: Path,
+    def __init__(self, specs: list[DeviceSpec], workdir: Path, entry: str,
                  command_prefix: Callable[[str], list[str]] = lambda name: [],
                  address_of: Callable[[str, str, int], tuple[str, int]] = _loopback):
         self.specs = {s.name: s for s in specs}
         self.workdir = Path(workdir)
-        self.prefix, self.address_of = command_prefix, address_of
+        self.entry, self.prefix, self.address_of = entry, command_prefix, address_of
         self.processes: dict[str, subprocess.Popen] = {}
         self.conns: dict = {}  # name -> Connection
         self.listener = Listener(str(self.workdir / "control.sock"), family="AF_UNIX")
@@ -57,7 +58,7 @@ class DeviceGroup:
             path.write_bytes(pickle.dumps(spec))
             with open(self.workdir / f"{name}.log", "wb") as log:
                 self.processes[name] = subprocess.Popen(
-                    [*self.prefix(name), sys.executable, "-m", "netsim.testbed.device", str(path),
+                    [*self.prefix(name), sys.executable, "-m", self.entry, str(path),
                      self.listener.address], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         accepted: list = []
 

@@ -2,7 +2,7 @@
 
 `sfl_testbed(...)` builds the simulator's plan for the scenario's channel draw and allocation (the
 same `build_sfl_plan` every SFL study uses), with the compute times replaced by the ones measured
-on this host (netsim.testbed.steps.calibrate), runs it in SimPy, and reads each link's rate off the
+by the device processes (analysis/testbed/roles.py), runs it in SimPy, and reads each link's rate off the
 plan (bits / seconds of its transfer): the rate its shaper is given. The devices' specs carry
 those rates; the predicted events are the simulator's.
 """

@@ -1,6 +1,6 @@
 """What each device process does, per scheme: the protocols' own order of work, for real.
 
-Each role is a function of a `Device` (netsim.testbed.device) and mirrors the simulator's protocol
+Each role is a function of a `Device` (netsim.testbed.device, which runs it: `ROLES` by name) and mirrors the simulator's protocol
 (netsim.protocols), activity for activity and with the simulator's node and link names:
 
 - SFL (netsim.protocols.sfl): `sfl_fed` broadcasts the user adapter to every user at the start of a
@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from scenarios.schema import ModelConfig
 
-from .device import Device
-from .steps import TierModel, fedavg_into
+from learning.tier_model import TierModel, fedavg_into
+from netsim.testbed.device import Device
 
 MAIN, FED, CLOUD = "main_server", "fed_server", "cloud"
 

@@ -2,7 +2,8 @@
 runs on a Ray cluster with one device per core or per node.
 
 `RayDeviceGroup(specs, address)` is `DeviceGroup` (netsim.testbed.launch) with Ray in place of local
-processes: each device runs `run_device` in a thread of its actor, its control channel two queues
+processes: each device runs `run_device` with the roles of analysis/testbed/roles.py in a thread of
+its actor, its control channel two queues
 that the coordinator reaches through the actor's methods; servers listen on every interface and
 each device is given the address of the node its peer runs on. The links are shaped by the
 application shaper (the kernel shaper's namespaces are one host's). An actor that dies (its node
@@ -22,9 +23,9 @@ import threading
 import time
 from pathlib import Path
 
-from .device import DeviceSpec, run_device
-from .errors import DeviceFailure
-from .launch import POLL_S, DeviceGroup
+from netsim.testbed.device import DeviceSpec, run_device
+from netsim.testbed.errors import DeviceFailure
+from netsim.testbed.launch import POLL_S, DeviceGroup
 
 
 class _QueueControl:
@@ -50,7 +51,9 @@ class _DeviceActor:
         self.name = spec.name
         self.reports: queue.Queue = queue.Queue()
         self.commands: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=run_device, args=(spec, _QueueControl(self.reports, self.commands)),
+        from .roles import ROLES
+
+        self.thread = threading.Thread(target=run_device, args=(spec, _QueueControl(self.reports, self.commands), ROLES),
                                        daemon=True)
         self.thread.start()
 
@@ -91,7 +94,7 @@ class RayDeviceGroup(DeviceGroup):
         self.actors: dict = {}
         self.node_ips: dict[str, str] = {}
         self._pending: dict = {}
-        super().__init__(specs, workdir, address_of=lambda device, peer, port: (self.node_ips[peer], port))
+        super().__init__(specs, workdir, entry="", address_of=lambda device, peer, port: (self.node_ips[peer], port))
 
     def _start(self) -> None:
         remote = self._ray.remote(num_cpus=1, max_concurrency=4)(_DeviceActor)

@@ -1,9 +1,9 @@
-"""One device's share of a split LoRA step: what a device process runs, and what calibration times.
+"""One device's share of a split LoRA step: what a testbed device process runs and times (issue #24).
 
 A `TierModel` is the scenario's model (pretrained or built from its config, with the scenario's LoRA)
 cut at the scenario's cuts, of which a device keeps one tier (FL: the whole model). Its steps are the
 same code the device processes and the host calibration run, so the simulator is calibrated on
-exactly the work the emulation does:
+exactly the work the emulation does (analysis/testbed/roles.py):
 
 - `forward_first(batch)` -> (activations in the cut dtype, side tensors): the user's forward;
 - `forward_backward(activations, side)` -> the activations' gradient in the cut dtype: a later tier's
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import torch
 
-from learning.lora import apply_lora
-from learning.models import build_model
-from learning.profile import specs_from_config, synthetic_batch
-from learning.split import split_model
+from .lora import apply_lora
+from .models import build_model
+from .profile import specs_from_config, synthetic_batch
+from .split import split_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
