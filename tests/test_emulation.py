@@ -232,3 +232,89 @@ def test_ray_only_fields_and_the_kernel_shaper_on_ray_are_refused(tmp_path, cli)
     code, _, err = cli("validate", _write(tmp_path, emulation={**TINY["emulation"], "launcher": "ray",
                                                                  "shaper": "kernel"}))
     assert code == 2 and "emulation.shaper" in err and "one host's" in err
+
+
+def _frame(rows):
+    return pd.DataFrame(rows, columns=["time_s", "end_s", "node", "kind", "user", "round", "bytes"]).assign(
+        duration_s=lambda d: d["end_s"] - d["time_s"])
+
+
+def test_the_comparison_sums_busy_seconds_per_kind_and_times_rounds_by_their_last_activity():
+    from netsim.testbed.compare import comparison, round_errors
+
+    predicted = _frame([(0.0, 1.0, "user0", "client_forward", 0, 0, 0), (1.0, 3.0, "user0->main_server",
+                        "uplink_activation", 0, 0, 100), (3.0, 4.0, "user0", "client_forward", 0, 1, 0),
+                        (4.0, 6.0, "user0->main_server", "uplink_activation", 0, 1, 100)])
+    measured = _frame([(0.0, 1.1, "user0", "client_forward", 0, 0, 0), (1.1, 3.3, "user0->main_server",
+                       "uplink_activation", 0, 0, 120), (3.3, 4.2, "user0", "client_forward", 0, 1, 0),
+                       (4.2, 6.0, "user0->main_server", "uplink_activation", 0, 1, 120)])
+    table = comparison(measured, predicted).set_index(["round", "kind"])
+    # rounds end at 3 and 6 (predicted), 3.3 and 6.0 (measured): +10 % and -10 %
+    assert table.loc[(0, "round"), "error_pct"] == pytest.approx(10.0)
+    assert table.loc[(1, "round"), "error_pct"] == pytest.approx(-10.0)
+    assert table.loc[("all", "round"), "error_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert table.loc[("all", "client_forward"), "measured_s"] == pytest.approx(2.0)
+    assert table.loc[("all", "uplink_activation"), "measured_bytes"] == 240
+    assert table.loc[("all", "uplink_activation"), "predicted_bytes"] == 200
+    assert round_errors(comparison(measured, predicted)) == pytest.approx([10.0, -10.0])
+
+
+def test_contention_is_the_share_of_the_run_with_more_devices_computing_than_cores():
+    from netsim.testbed.compare import compute_overlap
+
+    schedule = _frame([(0.0, 2.0, "user0", "client_forward", 0, 0, 0), (0.0, 1.0, "user1", "client_forward", 1, 0, 0),
+                       (0.5, 1.5, "main_server", "server_compute", 0, 0, 0),
+                       (1.5, 10.0, "user0->main_server", "uplink_activation", 0, 0, 1)])
+    # three compute at once from 0.5 to 1.0 s of a 10 s run
+    assert compute_overlap(schedule, cores=2) == (3, pytest.approx(0.05))
+    assert compute_overlap(schedule, cores=3) == (3, 0.0)
+
+
+@pytest.mark.slow
+def test_slower_users_under_a_cpu_quota_are_calibrated_under_it(tmp_path, cli):
+    from netsim.testbed.cpu_quota import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    code, _, err = cli("emulate", _write(tmp_path, emulation__user_cpu_share=0.3), "--out", tmp_path / "out")
+    assert code == 0, err
+    _check_run(tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    per_device = summary["calibration_s_per_device"]
+    assert summary["metrics"]["round_error_max_pct"] < 25
+    # a user's step under 0.3 of a core takes longer than it would at full speed: its forward (less
+    # work than the server's step) is now slower than the unthrottled server's per-FLOP pace implies
+    flops = summary["calibrated_flops_per_s"]
+    assert flops["user_flops_per_s"] < 0.6 * flops["server_flops_per_s"], (flops, per_device)
+    assert "CPU quota of 0.3" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shaper", ["application", "kernel"])
+def test_an_interrupted_emulation_leaves_no_process_namespace_or_cgroup(tmp_path, shaper):
+    import subprocess
+    import sys
+
+    from netsim.testbed.kernel import PREFIX, unavailable_reason
+
+    if shaper == "kernel" and unavailable_reason():
+        pytest.skip(unavailable_reason())
+    before = set(device_processes())
+    path = _write(tmp_path, emulation={**TINY["emulation"], "rounds": 200, "shaper": shaper, "max_seconds": 3000})
+    run = subprocess.Popen([sys.executable, "-m", "analysis.cli", "emulate", str(path), "--out", str(tmp_path / "out")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(set(device_processes()) - before) < 4:  # every device started
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(8)  # calibrating or running
+    run.send_signal(signal.SIGTERM)  # what Ctrl-C does, as a background job can receive it
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "interrupted" in err
+    time.sleep(1)
+    assert set(device_processes()) <= before
+    if shaper == "kernel":
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"{PREFIX}{run.pid}" not in namespaces

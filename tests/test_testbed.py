@@ -4,6 +4,7 @@ gone after it closes. The kernel variant needs root and skips with the reason el
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -137,3 +138,31 @@ def test_a_truncated_message_is_an_error_not_a_hang():
         a.close()
         with pytest.raises(wire.WireError, match="ended after"):
             wire.receive(b)
+
+
+def test_a_cpu_quota_holds_a_busy_process_to_its_share_of_a_core():
+    from netsim.testbed.cpu_quota import CpuQuotas, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    quotas = CpuQuotas(tag=f"splitsim-test-{busy.pid}")
+    try:
+        quotas.limit("user0", busy.pid, 0.25)
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu_s() -> float:
+            fields = open(f"/proc/{busy.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+        time.sleep(0.3)
+        before, start = cpu_s(), time.monotonic()
+        time.sleep(2.0)
+        share = (cpu_s() - before) / (time.monotonic() - start)
+        assert share == pytest.approx(0.25, abs=0.06)
+    finally:
+        busy.kill()
+        busy.wait()
+        quotas.close()
+    assert not any(g.exists() for g in quotas.root.glob(f"splitsim-test-{busy.pid}-*"))

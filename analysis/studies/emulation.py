@@ -93,6 +93,13 @@ def problems(scenario: Scenario) -> list[Problem]:
                                "application shaper", "kernel", True))
     elif em.ray_address is not None:
         out.append(Problem("emulation.ray_address", "read with emulation.launcher: ray only", em.ray_address, True))
+    if em.user_cpu_share < 1:
+        from netsim.testbed.cpu_quota import unavailable_reason as no_quota
+
+        reason = "Ray actors run where Ray places them" if em.launcher == "ray" else no_quota()
+        if reason:
+            out.append(Problem("emulation.user_cpu_share", f"a CPU quota cannot be set: {reason}", em.user_cpu_share,
+                               True))
     if em.shaper == "kernel" and em.launcher != "ray":
         from netsim.testbed.kernel import unavailable_reason
 
@@ -230,12 +237,20 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
                 events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
         else:
             prefix, address_of, kernel = _shaper(scenario, estimate)
+            quotas = _quotas(scenario)
+
+            def slow_users(name: str, pid: int) -> None:
+                if quotas is not None and name.startswith("user"):
+                    quotas.limit(name, pid, em.user_cpu_share)
+
             try:
-                with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of) as group:
+                with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of, slow_users) as group:
                     events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
             finally:
                 if kernel is not None:
                     kernel.close()
+                if quotas is not None:
+                    quotas.close()
     testbed, calibration = calibrated["testbed"], calibrated["calibration"]
     predicted = predicted_frame(testbed.predicted)
     measured = events_frame([row for rows in events.values() for row in rows])
@@ -262,6 +277,15 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     return [f"rounds: median error {metrics['round_error_median_pct']:.2f} %, worst {metrics['round_error_max_pct']:.2f} "
             f"% (measured {metrics['measured_total_s']:.2f} s, predicted {metrics['predicted_total_s']:.2f} s)",
             f"-> {out}"]
+
+
+def _quotas(scenario: Scenario):
+    """CPU quotas for the users when `emulation.user_cpu_share` < 1 (netsim.testbed.cpu_quota)."""
+    if scenario.emulation.user_cpu_share >= 1:
+        return None
+    from netsim.testbed.cpu_quota import CpuQuotas
+
+    return CpuQuotas()
 
 
 def _shaper(scenario: Scenario, testbed):
@@ -330,10 +354,12 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
         f"{em.rounds} rounds of {em.local_steps} local steps, run for real: one process per device "
         f"({len(testbed.specs)}), each with its tier of `{scenario.model.source}` and its LoRA adapters, exchanging "
         f"the real tensors over TCP on links shaped by the {em.shaper} shaper to the simulator's rates"
-        + (f" under the {em.strategy} allocation" if scenario.scheme == "sfl" else "") + ". The simulator was "
+        + (f" under the {em.strategy} allocation" if scenario.scheme == "sfl" else "")
+        + (f"; each user ran under a CPU quota of {em.user_cpu_share:g} of one core (a slower phone)"
+           if em.user_cpu_share < 1 else "") + ". The simulator was "
         f"calibrated on this host ({cores} core(s)) by the devices themselves: once every process had built and "
-        f"warmed its tier, each in turn (the others idle) timed {em.calibration_steps} steps of its work, and the "
-        "means (averaged over the users) replaced the simulator's FLOP-based compute times; it then ran on the same "
+        f"warmed its tier, they timed {em.calibration_steps} steps of their work, one step of one device at a time, "
+        "round robin (the others idle), and the means (averaged over the users) replaced the simulator's FLOP-based compute times; it then ran on the same "
         "channel draw, allocation and rounds.")
     report.paragraph(f"**Round durations:** median absolute error {metrics['round_error_median_pct']:.2f} %, worst "
                      f"{metrics['round_error_max_pct']:.2f} %; measured {metrics['measured_total_s']:.3f} s in all, "

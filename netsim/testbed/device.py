@@ -19,7 +19,6 @@ bytes are the message's bytes on the wire (netsim.testbed.wire: the tensors plus
 from __future__ import annotations
 
 import socket
-import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -74,15 +73,14 @@ class Device:
 
     def ready_and_wait(self, calibrate=None) -> None:
         """Report ready (with the listening address), time this device's work when the coordinator
-        asks (`calibrate(steps)` -> {phase: [seconds per step]}: one device at a time, so that no other
-        device computes meanwhile), then block until the go."""
+        asks (`calibrate(steps)` -> {phase: [seconds per step]}, sent back as they are: one device at a
+        time, so that no other device computes meanwhile), then block until the go."""
         self.control.send(("ready", self.spec.name, self.server.getsockname() if self.server else None))
         while True:
             message = self.control.recv()
             if message[0] == "calibrate":
                 times = calibrate(message[1]) if calibrate is not None else {}
-                # the mean: the simulator's durations add up, and so must the calibration's
-                self.control.send(("calibrated", self.spec.name, {k: statistics.fmean(v) for k, v in times.items()}))
+                self.control.send(("calibrated", self.spec.name, times))
             elif message[0] == "go":
                 self.addresses = message[1]  # peer name -> (host, port) as this device reaches it
                 return

@@ -38,10 +38,11 @@ def _loopback(device: str, peer: str, port: int) -> tuple[str, int]:
 class DeviceGroup:
     def __init__(self, specs: list[DeviceSpec], workdir: Path, entry: str,
                  command_prefix: Callable[[str], list[str]] = lambda name: [],
-                 address_of: Callable[[str, str, int], tuple[str, int]] = _loopback):
+                 address_of: Callable[[str, str, int], tuple[str, int]] = _loopback,
+                 on_started: Callable[[str, int], None] | None = None):
         self.specs = {s.name: s for s in specs}
         self.workdir = Path(workdir)
-        self.entry, self.prefix, self.address_of = entry, command_prefix, address_of
+        self.entry, self.prefix, self.address_of, self.on_started = entry, command_prefix, address_of, on_started
         self.processes: dict[str, subprocess.Popen] = {}
         self.conns: dict = {}  # name -> Connection
         self.listener = Listener(str(self.workdir / "control.sock"), family="AF_UNIX")
@@ -60,6 +61,8 @@ class DeviceGroup:
                 self.processes[name] = subprocess.Popen(
                     [*self.prefix(name), sys.executable, "-m", self.entry, str(path),
                      self.listener.address], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            if self.on_started is not None:  # e.g. a CPU quota (netsim.testbed.cpu_quota), before it calibrates
+                self.on_started(name, self.processes[name].pid)
         accepted: list = []
 
         def accept_all() -> None:
@@ -116,9 +119,9 @@ class DeviceGroup:
             on_calibrated: Callable[[dict[str, dict[str, float]]], None] | None = None) -> dict[str, list[tuple]]:
         """Start, wait for ready, calibrate, go, and collect: each device's events (its tuples) by name.
 
-        With `calibration_steps`, every device in turn (the others idle) times that many steps of its
-        work; `on_calibrated` gets {device: {phase: mean seconds}} before the go and may refuse the
-        run by raising (the processes are then closed)."""
+        With `calibration_steps`, the devices time that many steps of their work, one step of one
+        device at a time, round robin (the others idle); `on_calibrated` gets {device: {phase: mean
+        seconds}} before the go and may refuse the run by raising (the processes are then closed)."""
         self._start()
         ports, waiting = {}, set(self.specs)
         deadline = time.monotonic() + setup_timeout_s
@@ -129,17 +132,22 @@ class DeviceGroup:
                     if payload is not None:
                         ports[name] = int(payload[1])
         if calibration_steps:
-            timings = {}
-            for name in self.specs:
-                self._send(name, ("calibrate", calibration_steps))
-                got = None
-                while got is None:
-                    for kind, who, payload in self._poll({name}, deadline, "calibrating"):
-                        if kind == "calibrated" and who == name:
-                            got = payload
-                timings[name] = got
-            if on_calibrated is not None:
-                on_calibrated(timings)
+            # round robin, one step per device at a time: each device's step follows the others' as in
+            # the run (where devices take turns on the cores and their caches), never two at once
+            times: dict[str, dict[str, list[float]]] = {name: {} for name in self.specs}
+            for _ in range(calibration_steps):
+                for name in self.specs:
+                    self._send(name, ("calibrate", 1))
+                    got = None
+                    while got is None:
+                        for kind, who, payload in self._poll({name}, deadline, "calibrating"):
+                            if kind == "calibrated" and who == name:
+                                got = payload
+                    for phase, seconds in got.items():
+                        times[name].setdefault(phase, []).extend(seconds)
+            if on_calibrated is not None:  # the mean: the simulator's durations add up
+                on_calibrated({name: {phase: sum(v) / len(v) for phase, v in phases.items()}
+                               for name, phases in times.items()})
         for name in self.specs:
             reach = {peer: self.address_of(name, peer, port) for peer, port in ports.items() if peer != name}
             self._send(name, ("go", {peer: address for peer, address in reach.items() if address is not None}))
