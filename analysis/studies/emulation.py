@@ -207,7 +207,7 @@ def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
 
 def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
     from netsim.testbed.compare import comparison, events_frame, predicted_frame, round_errors
-    from netsim.testbed.launch import DeviceGroup
+    from netsim.testbed.launch import DeviceGroup, means, pooled_means
 
     from ..world import realise
 
@@ -222,10 +222,8 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     calibrated: dict = {}
 
     def on_calibrated(per_device: dict[str, dict[str, float]]) -> None:
-        calibration = role_times(per_device)
-        testbed = _calibrated_testbed(scenario, world, calibration)
+        testbed = _calibrated_testbed(scenario, world, role_times(per_device))
         _check_plan(scenario, testbed, cores)  # refuses (exit 2) before the go; the processes are closed
-        calibrated.update(calibration=calibration, per_device=per_device, testbed=testbed)
 
     setup_s = STARTUP_S_PER_DEVICE * len(estimate.specs) / max(cores, 1) + 120
     run_s = 3 * float(estimate.round_end_s[-1]) + 60
@@ -235,6 +233,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
 
             with RayDeviceGroup(estimate.specs, Path(workdir), em.ray_address) as group:
                 events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
+                calibrated.update(group.calibration)
         else:
             prefix, address_of, kernel = _shaper(scenario, estimate)
             quotas = _quotas(scenario)
@@ -246,12 +245,18 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
             try:
                 with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of, slow_users) as group:
                     events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
+                    calibrated.update(group.calibration)
             finally:
                 if kernel is not None:
                     kernel.close()
                 if quotas is not None:
                     quotas.close()
-    testbed, calibration = calibrated["testbed"], calibrated["calibration"]
+    # the simulator's compute: the mean of the steps timed before and after the run
+    per_device = pooled_means(calibrated["before"], calibrated["after"])
+    calibration = role_times(per_device)
+    before, after = role_times(means(calibrated["before"])), role_times(means(calibrated["after"]))
+    drift = {phase: 100 * (after[phase] / before[phase] - 1) for phase in calibration}
+    testbed = _calibrated_testbed(scenario, world, calibration)
     predicted = predicted_frame(testbed.predicted)
     measured = events_frame([row for rows in events.values() for row in rows])
     table = comparison(measured, predicted)
@@ -267,11 +272,12 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
                           title=f"{scenario.name}: {scenario.scheme.upper()}, {scenario.cell.users} users, cut "
                                 f"{scenario.model.cut_layers}, measured vs simulated")
     flops = _calibrated_flops(world.profile, scenario, calibration)
-    _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured)
+    _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured, drift)
     write_json(out / "summary.json", {
         "scenario": scenario.name, "study": "emulation", "scheme": scenario.scheme, "metrics": metrics,
         "headline": ["round_error_median_pct", "round_error_max_pct"], "headline_meaning": HEADLINE,
-        "calibration_s": calibration, "calibration_s_per_device": calibrated["per_device"],
+        "calibration_s": calibration, "calibration_s_per_device": per_device,
+        "calibration_drift_pct": drift,
         "calibrated_flops_per_s": flops, "shaper": em.shaper, "cores": cores,
         "wall_s": time.perf_counter() - started})
     return [f"rounds: median error {metrics['round_error_median_pct']:.2f} %, worst {metrics['round_error_max_pct']:.2f} "
@@ -346,7 +352,7 @@ def _calibrated_flops(profile, scenario: Scenario, calibration: dict[str, float]
             "server_flops_per_s": server.flops / calibration["server"]}
 
 
-def _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured) -> None:
+def _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured, drift) -> None:
     em = scenario.emulation
     report = Report(f"Emulation of {scenario.name}: measured against simulated", scenario.name, source)
     report.paragraph(
@@ -359,8 +365,9 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
            if em.user_cpu_share < 1 else "") + ". The simulator was "
         f"calibrated on this host ({cores} core(s)) by the devices themselves: once every process had built and "
         f"warmed its tier, they timed {em.calibration_steps} steps of their work, one step of one device at a time, "
-        "round robin (the others idle), and the means (averaged over the users) replaced the simulator's FLOP-based compute times; it then ran on the same "
-        "channel draw, allocation and rounds.")
+        "round robin (the others idle), before the run and again after it; the means of both (averaged over the "
+        "users) replaced the simulator's FLOP-based compute times, and it ran on the same channel draw, "
+        "allocation and rounds.")
     report.paragraph(f"**Round durations:** median absolute error {metrics['round_error_median_pct']:.2f} %, worst "
                      f"{metrics['round_error_max_pct']:.2f} %; measured {metrics['measured_total_s']:.3f} s in all, "
                      f"predicted {metrics['predicted_total_s']:.3f} s.")
@@ -370,10 +377,12 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
         ["kind", "measured_s", "predicted_s", "error_pct", "measured_bytes", "predicted_bytes"]]
     report.table(kinds, "Busy seconds and bytes per activity kind over the run (summed over devices and links; "
                         "measured bytes are on the wire: the tensors plus each message's header):")
-    report.table(pd.DataFrame([{"phase": k, "seconds": v} for k, v in calibration.items()]
-                              + [{"phase": k, "seconds": v} for k, v in flops.items()]),
-                 "Calibration: mean seconds per step of each tier's work in the device processes, and the equivalent "
-                 "compute.*_flops_per_s (tier FLOPs / measured seconds):")
+    report.table(pd.DataFrame([{"phase": k, "seconds": v, "after vs before the run (%)": drift[k]}
+                               for k, v in calibration.items()]),
+                 "Calibration: mean seconds per step of each tier's work in the device processes, before and after "
+                 "the run (how much the host's speed drifted meanwhile beside it):")
+    report.table(pd.DataFrame([{"field": f"compute.{k}", "value": v} for k, v in flops.items()]),
+                 "The same as FLOP/s (tier FLOPs / measured seconds):")
     rates = testbed.links.groupby("kind")["rate_bps"].agg(["min", "max"]).reset_index()
     report.table(rates, "Link rates the shaper realised (bit/s of payload; per link in links.csv):")
     report.paragraph(

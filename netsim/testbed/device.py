@@ -66,6 +66,7 @@ class Device:
         self.events: list[tuple] = []
         self.server: socket.socket | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
+        self._calibrate = None
 
     # ---- set-up ----------------------------------------------------------------------------------
     def listen(self) -> None:
@@ -75,17 +76,29 @@ class Device:
         """Report ready (with the listening address), time this device's work when the coordinator
         asks (`calibrate(steps)` -> {phase: [seconds per step]}, sent back as they are: one device at a
         time, so that no other device computes meanwhile), then block until the go."""
+        self._calibrate = calibrate
         self.control.send(("ready", self.spec.name, self.server.getsockname() if self.server else None))
+        message = self._serve_calibration()
+        if message[0] != "go":
+            raise RuntimeError(f"unexpected message from the coordinator: {message[0]}")
+        self.addresses = message[1]  # peer name -> (host, port) as this device reaches it
+
+    def _serve_calibration(self) -> tuple:
+        """Answer the coordinator's calibration requests; return its first other message."""
         while True:
             message = self.control.recv()
-            if message[0] == "calibrate":
-                times = calibrate(message[1]) if calibrate is not None else {}
-                self.control.send(("calibrated", self.spec.name, times))
-            elif message[0] == "go":
-                self.addresses = message[1]  # peer name -> (host, port) as this device reaches it
-                return
-            else:
-                raise RuntimeError(f"unexpected message from the coordinator: {message[0]}")
+            if message[0] != "calibrate":
+                return message
+            times = self._calibrate(message[1]) if self._calibrate is not None else {}
+            self.control.send(("calibrated", self.spec.name, times))
+
+    def after_run(self) -> None:
+        """After its events went out: time its work again when asked (the coordinator calibrates
+        before and after the run, so that a host whose speed drifts is taken at its average), until
+        told to exit."""
+        message = self._serve_calibration()
+        if message[0] != "exit":
+            raise RuntimeError(f"unexpected message from the coordinator: {message[0]}")
 
     def connect(self, peer: str) -> socket.socket:
         """A connection to `peer`, introduced by a hello (unshaped, not timed)."""
@@ -157,6 +170,7 @@ def run_device(spec: DeviceSpec, control, roles: dict) -> bool:
         device = Device(spec, control)
         roles[spec.role](device)
         device.done()
+        device.after_run()
         return True
     except BaseException as err:  # noqa: BLE001 - reported; the caller exits non-zero
         message = f"{type(err).__name__}: {err}".strip().splitlines()[0]

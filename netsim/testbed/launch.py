@@ -35,6 +35,21 @@ def _loopback(device: str, peer: str, port: int) -> tuple[str, int]:
     return HOST, port
 
 
+def means(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """{device: {phase: mean seconds}} of one calibration."""
+    return {name: {phase: sum(v) / len(v) for phase, v in phases.items()} for name, phases in times.items()}
+
+
+def pooled_means(*calibrations: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """{device: {phase: mean seconds}} over the steps of several calibrations (before and after a run)."""
+    pooled: dict[str, dict[str, list[float]]] = {}
+    for calibration in calibrations:
+        for name, phases in calibration.items():
+            for phase, seconds in phases.items():
+                pooled.setdefault(name, {}).setdefault(phase, []).extend(seconds)
+    return means(pooled)
+
+
 class DeviceGroup:
     def __init__(self, specs: list[DeviceSpec], workdir: Path, entry: str,
                  command_prefix: Callable[[str], list[str]] = lambda name: [],
@@ -74,6 +89,23 @@ class DeviceGroup:
 
         threading.Thread(target=accept_all, daemon=True).start()
         self._accepted = accepted
+
+    def _calibrate(self, steps: int, deadline: float) -> dict[str, dict[str, list[float]]]:
+        """Every device's step times {device: {phase: [s]}}: `steps` rounds of one step of one device
+        at a time (the others idle) — round robin, so that each device's step follows the others' as
+        in the run, where devices take turns on the cores and their caches."""
+        times: dict[str, dict[str, list[float]]] = {name: {} for name in self.specs}
+        for _ in range(steps):
+            for name in self.specs:
+                self._send(name, ("calibrate", 1))
+                got = None
+                while got is None:
+                    for kind, who, payload in self._poll({name}, deadline, "calibrating"):
+                        if kind == "calibrated" and who == name:
+                            got = payload
+                for phase, seconds in got.items():
+                    times[name].setdefault(phase, []).extend(seconds)
+        return times
 
     def _send(self, name: str, message: tuple) -> None:
         self.conns[name].send(message)
@@ -119,9 +151,11 @@ class DeviceGroup:
             on_calibrated: Callable[[dict[str, dict[str, float]]], None] | None = None) -> dict[str, list[tuple]]:
         """Start, wait for ready, calibrate, go, and collect: each device's events (its tuples) by name.
 
-        With `calibration_steps`, the devices time that many steps of their work, one step of one
-        device at a time, round robin (the others idle); `on_calibrated` gets {device: {phase: mean
-        seconds}} before the go and may refuse the run by raising (the processes are then closed)."""
+        With `calibration_steps`, the devices time that many steps of their work before the go and
+        again after the run (`self.calibration`: "before", "after", {device: {phase: [s]}}), one step
+        of one device at a time, round robin (the others idle); `on_calibrated` gets the first as
+        {device: {phase: mean seconds}} before the go and may refuse the run by raising (the
+        processes are then closed)."""
         self._start()
         ports, waiting = {}, set(self.specs)
         deadline = time.monotonic() + setup_timeout_s
@@ -131,23 +165,11 @@ class DeviceGroup:
                     waiting.discard(name)
                     if payload is not None:
                         ports[name] = int(payload[1])
+        self.calibration = {}
         if calibration_steps:
-            # round robin, one step per device at a time: each device's step follows the others' as in
-            # the run (where devices take turns on the cores and their caches), never two at once
-            times: dict[str, dict[str, list[float]]] = {name: {} for name in self.specs}
-            for _ in range(calibration_steps):
-                for name in self.specs:
-                    self._send(name, ("calibrate", 1))
-                    got = None
-                    while got is None:
-                        for kind, who, payload in self._poll({name}, deadline, "calibrating"):
-                            if kind == "calibrated" and who == name:
-                                got = payload
-                    for phase, seconds in got.items():
-                        times[name].setdefault(phase, []).extend(seconds)
-            if on_calibrated is not None:  # the mean: the simulator's durations add up
-                on_calibrated({name: {phase: sum(v) / len(v) for phase, v in phases.items()}
-                               for name, phases in times.items()})
+            self.calibration["before"] = self._calibrate(calibration_steps, deadline)
+            if on_calibrated is not None:
+                on_calibrated(means(self.calibration["before"]))
         for name in self.specs:
             reach = {peer: self.address_of(name, peer, port) for peer, port in ports.items() if peer != name}
             self._send(name, ("go", {peer: address for peer, address in reach.items() if address is not None}))
@@ -159,6 +181,10 @@ class DeviceGroup:
                 if kind == "done":
                     events[name] = payload
                     waiting.discard(name)
+        if calibration_steps:
+            self.calibration["after"] = self._calibrate(calibration_steps, time.monotonic() + setup_timeout_s)
+        for name in self.specs:
+            self._send(name, ("exit",))
         for process in self.processes.values():
             try:
                 process.wait(10)
