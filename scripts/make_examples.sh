@@ -27,6 +27,7 @@ if [ "${1:-}" = "--with-training" ]; then
   cp out/mrpc_convergence/convergence.json scenarios/data/mrpc_convergence.json
 fi
 $S run scenarios/fig2_measured_convergence.yaml --out out/fig2_measured_convergence --no-progress --overwrite
+$S emulate scenarios/emulate_sfl_minilm.yaml --out out/emulate_sfl_minilm --no-progress --overwrite  # ~1.5 min, real processes
 mkdir -p docs/examples
 cp out/fig2/latency_vs_power.png docs/examples/fig2_latency_vs_power.png
 cp out/fig2/reduction_vs_theory.png docs/examples/fig2_reduction_vs_theory.png
@@ -41,6 +42,7 @@ cp out/llama8b_phone_cut/cut_layer.png docs/examples/llama8b_phone_cut.png
 cp out/llama8b_phone_cut_splitllm/cut_layer.png docs/examples/llama8b_phone_cut_splitllm.png
 cp out/sweep_fig2/sweep.png docs/examples/sweep_fig2.png
 cp out/fig2_measured_convergence/latency_vs_power.png docs/examples/fig2_measured_convergence.png
+cp out/emulate_sfl_minilm/gantt.png docs/examples/emulate_sfl_minilm_gantt.png
 if [ -f out/mrpc_convergence/convergence.png ]; then
   cp out/mrpc_convergence/convergence.png docs/examples/mrpc_convergence.png
 fi

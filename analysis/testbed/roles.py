@@ -112,6 +112,22 @@ def _side(tensors: dict) -> dict:
     return {name.removeprefix("side."): t for name, t in tensors.items() if name.startswith("side.")}
 
 
+def _user_steps(device: Device, tier: TierModel, batches: list, step: int, conn, up, peer: str, r: int) -> int:
+    """A user's V split steps of round r with `peer` (main server or edge): forward, activations up,
+    the gradient back, backward; the next batch index."""
+    me, k = device.spec.name, device.spec.user
+    for _ in range(device.spec.local_steps):
+        with device.timed(me, "client_forward", k, r):
+            activations, side = tier.forward_first(batches[step % len(batches)])
+        step += 1
+        device.send(up, "uplink_activation", {"activation": activations, **{f"side.{n}": t for n, t in side.items()}},
+                    f"{me}->{peer}", k, r)
+        _, tensors = device.receive(conn)
+        with device.timed(me, "client_backward", k, r):
+            tier.backward_first(tensors["gradient"])
+    return step
+
+
 # ---- SFL ------------------------------------------------------------------------------------------
 def sfl_user(device: Device) -> None:
     spec, me, k = device.spec, device.spec.name, device.spec.user
@@ -126,15 +142,7 @@ def sfl_user(device: Device) -> None:
     for r in range(spec.rounds):
         _, state = device.receive(fed)  # the round's adapter, broadcast by the fed server
         tier.load(state)
-        for _ in range(spec.local_steps):
-            with device.timed(me, "client_forward", k, r):
-                activations, side = tier.forward_first(batches[step % len(batches)])
-            step += 1
-            device.send(up, "uplink_activation", {"activation": activations, **{f"side.{n}": t for n, t in side.items()}},
-                        f"{me}->{MAIN}", k, r)
-            _, tensors = device.receive(main)
-            with device.timed(me, "client_backward", k, r):
-                tier.backward_first(tensors["gradient"])
+        step = _user_steps(device, tier, batches, step, main, up, MAIN, r)
         device.send(adapter_up, "uplink_adapter", tier.state(), f"{me}->{FED}", k, r)
     main.close()
     fed.close()
@@ -191,9 +199,11 @@ def sfl_main(device: Device) -> None:
         t.join()
 
 
-def sfl_fed(device: Device) -> None:
+def _aggregate_rounds(device: Device, state: dict, downlink_from: str) -> None:
+    """A server that broadcasts `state` to every user at the start of each round (each on its own
+    downlink, named from `downlink_from`), collects their adapters and averages them (SFL's fed server,
+    FL's aggregator)."""
     spec = device.spec
-    state = _tier(device, 0).state()  # the user adapter's initial value
     device.listen()
     device.ready_and_wait()
     conns = device.accept(spec.users)
@@ -201,16 +211,20 @@ def sfl_fed(device: Device) -> None:
     senders = {name: device.sender(conns[name], name) for name in users}
 
     def exchange(k: int, r: int, global_state: dict) -> dict:
-        # the simulator names the downlink main_server->user (one base station, one downlink)
-        device.send(senders[users[k]], "downlink_adapter", global_state, f"{MAIN}->{users[k]}", k, r)
+        device.send(senders[users[k]], "downlink_adapter", global_state, f"{downlink_from}->{users[k]}", k, r)
         _, adapter = device.receive(conns[users[k]])
         return adapter
 
     with ThreadPoolExecutor(spec.users) as pool:
         for r in range(spec.rounds):
             adapters = list(pool.map(lambda k, r=r, s=state: exchange(k, r, s), range(spec.users)))
-            with device.timed(FED, "aggregation", -1, r):
+            with device.timed(spec.name, "aggregation", -1, r):
                 state = fedavg_into(state, adapters)
+
+
+def sfl_fed(device: Device) -> None:
+    # the simulator names the downlink main_server->user (one base station, one downlink)
+    _aggregate_rounds(device, _tier(device, 0).state(), MAIN)
 
 
 # ---- SL -------------------------------------------------------------------------------------------
@@ -227,15 +241,7 @@ def sl_user(device: Device) -> None:
     for r in range(spec.rounds):
         _, state = device.receive(server)  # its turn: the user-side adapter, handed on by the server
         tier.load(state)
-        for _ in range(spec.local_steps):
-            with device.timed(me, "client_forward", k, r):
-                activations, side = tier.forward_first(batches[step % len(batches)])
-            step += 1
-            device.send(up, "uplink_activation", {"activation": activations, **{f"side.{n}": t for n, t in side.items()}},
-                        f"{me}->{MAIN}", k, r)
-            _, tensors = device.receive(server)
-            with device.timed(me, "client_backward", k, r):
-                tier.backward_first(tensors["gradient"])
+        step = _user_steps(device, tier, batches, step, server, up, MAIN, r)
         device.send(up, "uplink_adapter", tier.state(), f"{me}->{MAIN}", k, r)
     server.close()
 
@@ -287,24 +293,7 @@ def fl_user(device: Device) -> None:
 
 
 def fl_fed(device: Device) -> None:
-    spec = device.spec
-    state = _tier(device, None).state()
-    device.listen()
-    device.ready_and_wait()
-    conns = device.accept(spec.users)
-    users = [f"user{k}" for k in range(spec.users)]
-    senders = {name: device.sender(conns[name], name) for name in users}
-
-    def exchange(k: int, r: int, global_state: dict) -> dict:
-        device.send(senders[users[k]], "downlink_adapter", global_state, f"{FED}->{users[k]}", k, r)
-        _, adapter = device.receive(conns[users[k]])
-        return adapter
-
-    with ThreadPoolExecutor(spec.users) as pool:
-        for r in range(spec.rounds):
-            adapters = list(pool.map(lambda k, r=r, s=state: exchange(k, r, s), range(spec.users)))
-            with device.timed(FED, "aggregation", -1, r):
-                state = fedavg_into(state, adapters)
+    _aggregate_rounds(device, _tier(device, None).state(), FED)
 
 
 # ---- SplitLLM -------------------------------------------------------------------------------------
@@ -326,15 +315,7 @@ def splitllm_user(device: Device) -> None:
     for r in range(spec.rounds):
         _, state = device.receive(conn)  # its turn at the edge: the global user adapter
         tier.load(state)
-        for _ in range(spec.local_steps):
-            with device.timed(me, "client_forward", k, r):
-                activations, side = tier.forward_first(batches[step % len(batches)])
-            step += 1
-            device.send(up, "uplink_activation", {"activation": activations, **{f"side.{n}": t for n, t in side.items()}},
-                        f"{me}->{edge}", k, r)
-            _, tensors = device.receive(conn)
-            with device.timed(me, "client_backward", k, r):
-                tier.backward_first(tensors["gradient"])
+        step = _user_steps(device, tier, batches, step, conn, up, edge, r)
         device.send(up, "uplink_adapter", tier.state(), f"{me}->{edge}", k, r)
     conn.close()
 
