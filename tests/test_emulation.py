@@ -193,13 +193,16 @@ def test_a_run_past_its_time_budget_is_refused_before_any_process_starts(tmp_pat
     assert set(device_processes()) <= before
 
 
-def test_devices_that_would_contend_for_the_cores_are_refused(tmp_path, cli):
+def test_devices_that_would_contend_for_the_cores_are_refused_before_any_process_starts(tmp_path, cli):
     # one core, fast links: the users' forward passes overlap at the round's start
+    before = set(device_processes())
     path = _write(tmp_path, radio={"uplink_main_bandwidth_hz": 1e8, "uplink_fed_bandwidth_hz": 1e8,
                                    "downlink_bandwidth_hz": 1e8}, emulation__cores=1)
-    code, _, err = cli("validate", path)
+    assert cli("validate", path)[0] == 0  # validate builds no model: the schedule needs the profile
+    code, _, err = cli("emulate", path, "--out", tmp_path / "out")
     assert code == 2
     assert "emulation.cores" in err and "compute at once" in err
+    assert set(device_processes()) <= before
 
 
 def test_the_kernel_shaper_without_the_rights_is_refused(tmp_path, cli, monkeypatch):

@@ -40,8 +40,8 @@ def _short_copy(path, tmp_path):
     memory both doors use, without the 9 GB a real ViT-base step at batch 32 takes)."""
     scenario = splitsim.load_scenario(path)
     changes = {"simulation.max_rounds": 2, "simulation.rounds": 1}
-    if scenario.model is not None and scenario.model.profile_path is None:
-        changes["model.weights"] = "none"
+    if scenario.model is not None and scenario.model.profile_path is None and scenario.study.kind != "emulation":
+        changes["model.weights"] = "none"  # the emulation runs real steps: its (small) model keeps its weights
     short = splitsim.with_changes(scenario, changes)
     file = tmp_path / path.name
     file.write_text(yaml.safe_dump(short.model_dump(mode="json", exclude_unset=True), sort_keys=False),

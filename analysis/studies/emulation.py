@@ -135,15 +135,14 @@ def profile_times(profile, scenario: Scenario) -> dict[str, float]:
             "server": server.forward_s + server.backward_s}
 
 
-def check_cost(scenario: Scenario) -> None:
-    """Before any process starts (and in `splitsim validate`): the devices against this host's memory,
-    and the run the simulator predicts with the profile's step times against the links the shaper
-    can realise, emulation.max_seconds and the host's cores (the run checks again once calibrated)."""
+def check_host(scenario: Scenario, world):
+    """Before any process starts, once the profile is there (as SFL's cost with a model: `validate`
+    builds no model): the devices against this host's memory, and the run the simulator predicts with
+    the profile's step times against the links the shaper can realise, emulation.max_seconds and the
+    host's cores (checked again once the devices have calibrated)."""
     import torch
 
     from learning.profile import available_memory_bytes, specs_from_config, weight_bytes
-
-    from ..world import realise
 
     spec, _ = specs_from_config(scenario.model)
     per_device = weight_bytes(spec) + PROCESS_OVERHEAD_BYTES
@@ -153,9 +152,9 @@ def check_cost(scenario: Scenario) -> None:
         raise InputError(f"{devices} device processes need about {devices * per_device / 2**30:.1f} GiB (each holds "
                          f"the model, {weight_bytes(spec) / 2**30:.2f} GiB, and torch), more than the "
                          f"{free / 2**30:.1f} GiB free here", field="cell.users", value=scenario.cell.users)
-    world = realise(scenario)
     testbed = _calibrated_testbed(scenario, world, profile_times(world.profile, scenario))
     _check_plan(scenario, testbed, scenario.emulation.cores or host_cores())
+    return testbed
 
 
 def lockstep(scenario: Scenario) -> list[set[str]]:
@@ -228,8 +227,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     write_resolved_scenario(scenario, out, source)
     world = realise(scenario)
     started = time.perf_counter()
-    estimate = _calibrated_testbed(scenario, world, profile_times(world.profile, scenario))  # the links' rates
-    _check_plan(scenario, estimate, cores)
+    estimate = check_host(scenario, world)  # the links' rates, and every check before a process starts
     calibrated: dict = {}
 
     def on_calibrated(per_device: dict[str, dict[str, float]]) -> None:
@@ -413,5 +411,5 @@ STUDY = Study(
     kind="emulation", title="the simulator's rounds held against real device processes over shaped links",
     run=run, reads=frozenset(), figure="gantt.png", headline_meaning=HEADLINE, needs_model=True,
     schemes=STUDY_SCHEMES, scheme_hint="",
-    problems=problems, ignores=ignores, check_cost=check_cost,
+    problems=problems, ignores=ignores,
 )
