@@ -321,3 +321,10 @@ def test_an_interrupted_emulation_leaves_no_process_namespace_or_cgroup(tmp_path
     if shaper == "kernel":
         namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert f"{PREFIX}{run.pid}" not in namespaces
+
+
+def test_a_link_faster_than_loopback_can_be_paced_is_refused_naming_its_field(tmp_path, cli):
+    path = _write(tmp_path, radio={**TINY["radio"], "downlink_bandwidth_hz": 1e12})
+    code, _, err = cli("emulate", path, "--out", tmp_path / "out")
+    assert code == 2
+    assert "radio.downlink_bandwidth_hz" in err and "faster than the application shaper" in err

@@ -4,14 +4,15 @@ The scenario's scheme runs for real for `emulation.rounds` rounds: every device 
 holding its tier of the model with its LoRA adapters, doing real split LoRA steps and exchanging the
 real tensors over TCP, in the protocol's own order (analysis/testbed/roles.py), on links shaped to the
 rates the simulator uses for this scenario's channel draw and allocation. The simulator is calibrated
-on this host by the devices themselves (each times its share of a step, in turn, before the go) and
-run on the same draw, allocation and rounds; the measured events, in the simulator's schema, are compared with its
-predicted ones per activity kind and per round.
+on this host by the devices themselves (they time their share of a step, one step of one device at a
+time, before the go and again after the run) and run on the same draw, allocation and rounds; the
+measured events, in the simulator's schema, are compared with its predicted ones per activity kind
+and per round.
 
 Writes `emulation.csv` (per round and kind: measured, predicted, relative error, bytes), the events
 of both (`events_measured.csv`, `events_predicted.csv`), `gantt.png`, `report.md` and `summary.json`
 (headline: `round_error_median_pct`, `round_error_max_pct`, the absolute relative errors of the
-rounds' durations).
+rounds' durations; `run_error_pct`, the signed error of the whole run, beside them).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ on a small host (tens of Gbit/s), so that the pacing, not the host, sets the rat
 STARTUP_S_PER_DEVICE = 15.0
 """Budget to start a device process (import torch, build and warm its tier) on a loaded 2-core host."""
 PROCESS_OVERHEAD_BYTES = 450 * 2**20
-"""Resident memory of a device process besides its model: the interpreter, torch and transformers."""
+"""Resident memory of a device process besides its model and its step: the interpreter, torch and
+transformers (measured: an FL aggregator holding MiniLM-L6, 0.09 GB of weights, resides in 0.55 GB; a
+training FL user in 0.97 GB, its whole-model step on top)."""
 
 
 def host_cores() -> int:
@@ -144,14 +147,20 @@ def check_host(scenario: Scenario, world):
 
     from learning.profile import available_memory_bytes, specs_from_config, weight_bytes
 
+    from ..schemes import scheme_memory_bytes
+
     spec, _ = specs_from_config(scenario.model)
-    per_device = weight_bytes(spec) + PROCESS_OVERHEAD_BYTES
+    sim, cell = scenario.simulation, scenario.cell
+    step = max(scheme_memory_bytes(world.profile, scenario.scheme, list(scenario.model.cut_layers), cell.users,
+                                   cell.edge_servers, 1, 1).values())
+    weights = weight_bytes(spec)  # every device process builds the whole model, then trains its tier
+    per_device = weights + step + PROCESS_OVERHEAD_BYTES
     devices = device_count(scenario)
     free = available_memory_bytes(torch.device("cpu"))
     if free is not None and devices * per_device > free:
         raise InputError(f"{devices} device processes need about {devices * per_device / 2**30:.1f} GiB (each holds "
-                         f"the model, {weight_bytes(spec) / 2**30:.2f} GiB, and torch), more than the "
-                         f"{free / 2**30:.1f} GiB free here", field="cell.users", value=scenario.cell.users)
+                         f"the model, {weights / 2**30:.2f} GiB, its tier's step, up to {step / 2**30:.2f} GiB, and "
+                         f"torch), more than the {free / 2**30:.1f} GiB free here", field="cell.users", value=cell.users)
     testbed = _calibrated_testbed(scenario, world, profile_times(world.profile, scenario))
     _check_plan(scenario, testbed, scenario.emulation.cores or host_cores())
     return testbed
@@ -191,6 +200,17 @@ def _calibrated_testbed(scenario: Scenario, world, calibration: dict[str, float]
     return build(world, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
 
 
+def _rate_field(scenario: Scenario, kind: str) -> str:
+    """The scenario field that sets the rate of a link carrying `kind`."""
+    if kind.startswith("backhaul"):
+        return "radio.backhaul_rate_bps"
+    if kind.startswith("downlink"):
+        return "radio.downlink_bandwidth_hz"
+    if kind == "uplink_adapter" and scenario.scheme in ("sfl", "fl"):
+        return "radio.uplink_fed_bandwidth_hz"
+    return "radio.uplink_main_bandwidth_hz"
+
+
 def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
     """What the calibrated, simulated plan says this host cannot do: one line naming the field."""
     from netsim.testbed.compare import compute_overlap
@@ -198,9 +218,10 @@ def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
     em = scenario.emulation
     fastest = testbed.links.loc[testbed.links["rate_bps"].idxmax()]
     if fastest["rate_bps"] > LOOPBACK_MAX_BPS and em.shaper == "application":
+        field = _rate_field(scenario, fastest["kind"])
         raise InputError(f"link {fastest['link']} would run at {fastest['rate_bps'] / 1e9:.3g} Gbit/s, faster than the "
                          f"application shaper can realise on loopback ({LOOPBACK_MAX_BPS / 1e9:.3g} Gbit/s)",
-                         field="radio.uplink_main_bandwidth_hz", value=scenario.radio.uplink_main_bandwidth_hz)
+                         field=field, value=getattr(scenario.radio, field.split(".")[1]))
     total = float(testbed.round_end_s[-1]) if len(testbed.round_end_s) else 0.0
     if total > em.max_seconds:
         slowest = testbed.links.loc[testbed.links["rate_bps"].idxmin()]
