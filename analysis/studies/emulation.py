@@ -150,7 +150,7 @@ def check_host(scenario: Scenario, world):
     from ..schemes import scheme_memory_bytes
 
     spec, _ = specs_from_config(scenario.model)
-    sim, cell = scenario.simulation, scenario.cell
+    cell = scenario.cell
     step = max(scheme_memory_bytes(world.profile, scenario.scheme, list(scenario.model.cut_layers), cell.users,
                                    cell.edge_servers, 1, 1).values())
     weights = weight_bytes(spec)  # every device process builds the whole model, then trains its tier
@@ -164,17 +164,6 @@ def check_host(scenario: Scenario, world):
     testbed = _calibrated_testbed(scenario, world, profile_times(world.profile, scenario))
     _check_plan(scenario, testbed, scenario.emulation.cores or host_cores())
     return testbed
-
-
-def lockstep(scenario: Scenario) -> list[set[str]]:
-    """Devices the protocol has compute at the same moments, which calibrate together: FL's users
-    (every round they all train their V steps at once; on this 2-core VM two processes computing
-    together each run 5-15 % slower than alone)."""
-    from netsim.topology import user_node
-
-    if scenario.scheme == "fl":
-        return [{user_node(k) for k in range(scenario.cell.users)}]
-    return []
 
 
 def role_times(per_device: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -261,7 +250,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
         if em.launcher == "ray":
             from ..testbed.ray_devices import RayDeviceGroup
 
-            with RayDeviceGroup(estimate.specs, Path(workdir), em.ray_address, lockstep(scenario)) as group:
+            with RayDeviceGroup(estimate.specs, Path(workdir), em.ray_address) as group:
                 events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
                 calibrated.update(group.calibration)
         else:
@@ -273,8 +262,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
                     quotas.limit(name, pid, em.user_cpu_share)
 
             try:
-                with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of, slow_users,
-                                 lockstep(scenario)) as group:
+                with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of, slow_users) as group:
                     events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
                     calibrated.update(group.calibration)
             finally:

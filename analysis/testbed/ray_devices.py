@@ -75,8 +75,7 @@ class _DeviceActor:
 
 
 class RayDeviceGroup(DeviceGroup):
-    def __init__(self, specs: list[DeviceSpec], workdir: Path, address: str | None = None,
-                 together: list[set[str]] = ()):
+    def __init__(self, specs: list[DeviceSpec], workdir: Path, address: str | None = None):
         import ray
 
         from dataclasses import replace
@@ -95,8 +94,7 @@ class RayDeviceGroup(DeviceGroup):
         self.actors: dict = {}
         self.node_ips: dict[str, str] = {}
         self._pending: dict = {}
-        super().__init__(specs, workdir, entry="", address_of=lambda device, peer, port: (self.node_ips[peer], port),
-                         together=together)
+        super().__init__(specs, workdir, entry="", address_of=lambda device, peer, port: (self.node_ips[peer], port))
 
     def _start(self) -> None:
         remote = self._ray.remote(num_cpus=1, max_concurrency=4)(_DeviceActor)

@@ -54,11 +54,10 @@ class DeviceGroup:
     def __init__(self, specs: list[DeviceSpec], workdir: Path, entry: str,
                  command_prefix: Callable[[str], list[str]] = lambda name: [],
                  address_of: Callable[[str, str, int], tuple[str, int]] = _loopback,
-                 on_started: Callable[[str, int], None] | None = None, together: list[set[str]] = ()):
+                 on_started: Callable[[str, int], None] | None = None):
         self.specs = {s.name: s for s in specs}
         self.workdir = Path(workdir)
         self.entry, self.prefix, self.address_of, self.on_started = entry, command_prefix, address_of, on_started
-        self.together = list(together)  # devices that calibrate at once (netsim.testbed.launch._calibrate)
         self.processes: dict[str, subprocess.Popen] = {}
         self.conns: dict = {}  # name -> Connection
         self.listener = Listener(str(self.workdir / "control.sock"), family="AF_UNIX")
@@ -94,23 +93,18 @@ class DeviceGroup:
     def _calibrate(self, steps: int, deadline: float) -> dict[str, dict[str, list[float]]]:
         """Every device's step times {device: {phase: [s]}}: `steps` rounds of one step of one device
         at a time (the others idle) — round robin, so that each device's step follows the others' as
-        in the run, where devices take turns on the cores and their caches. The devices of a group in
-        `self.together` (those the protocol runs in lockstep: FL's users) take their step at once,
-        as they do in the run, sharing the host as they will."""
+        in the run, where devices take turns on the cores and their caches."""
         times: dict[str, dict[str, list[float]]] = {name: {} for name in self.specs}
-        grouped = {name for group in self.together for name in group}
-        turns = [sorted(group) for group in self.together] + [[name] for name in self.specs if name not in grouped]
         for _ in range(steps):
-            for turn in turns:
-                for name in turn:
-                    self._send(name, ("calibrate", 1))
-                waiting = set(turn)
-                while waiting:
-                    for kind, who, payload in self._poll(waiting, deadline, "calibrating"):
-                        if kind == "calibrated" and who in waiting:
-                            waiting.discard(who)
-                            for phase, seconds in payload.items():
-                                times[who].setdefault(phase, []).extend(seconds)
+            for name in self.specs:
+                self._send(name, ("calibrate", 1))
+                got = None
+                while got is None:
+                    for kind, who, payload in self._poll({name}, deadline, "calibrating"):
+                        if kind == "calibrated" and who == name:
+                            got = payload
+                for phase, seconds in got.items():
+                    times[name].setdefault(phase, []).extend(seconds)
         return times
 
     def _send(self, name: str, message: tuple) -> None:
