@@ -328,3 +328,37 @@ def test_a_link_faster_than_loopback_can_be_paced_is_refused_naming_its_field(tm
     code, _, err = cli("emulate", path, "--out", tmp_path / "out")
     assert code == 2
     assert "radio.downlink_bandwidth_hz" in err and "faster than the application shaper" in err
+
+
+OTHER_SCHEMES = {
+    "sl": {"scheme": "sl"},
+    "fl": {"scheme": "fl"},
+    "splitllm": {"scheme": "splitllm", "cell": {"users": 3, "edge_servers": 2},
+                 "radio": {**TINY["radio"], "backhaul_rate_bps": 20e6, "backhaul_latency_s": 0.01},
+                 "simulation": {"downlink": True, "cloud_concurrency": 1},
+                 "model": {**TINY["model"], "cut_layers": [1, 2]}},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", list(OTHER_SCHEMES))
+def test_sl_fl_and_splitllm_run_in_the_simulators_order_and_sizes(scheme, tmp_path, cli):
+    changes = dict(OTHER_SCHEMES[scheme])
+    if scheme in ("sl", "fl"):
+        changes["simulation"] = {"downlink": True}
+    code, _, err = cli("emulate", _write(tmp_path, **changes), "--out", tmp_path / "out")
+    assert code == 0, err
+    measured = pd.read_csv(tmp_path / "out" / "events_measured.csv")
+    predicted = pd.read_csv(tmp_path / "out" / "events_predicted.csv")
+    # the protocol's own order: the same activities on the same nodes, as often, as the simulator's (the
+    # queue entries and the aggregations, which the simulator records only when they take time, aside)
+    def count(frame):
+        work = frame[~frame["kind"].isin(["server_queue", "aggregation"])]
+        return work.groupby(["node", "kind"]).size().sort_index()
+
+    pd.testing.assert_series_equal(count(measured), count(predicted))
+    # bytes: the simulator's bits plus each message's header (never less, at most a few kB)
+    moved = measured[measured["bytes"] > 0].groupby(["node", "kind"])["bytes"].sum()
+    planned = predicted[predicted["bytes"] > 0].groupby(["node", "kind"])["bytes"].sum()
+    overhead = (moved - planned) / count(measured).loc[moved.index]
+    assert ((overhead > 0) & (overhead < 8192)).all(), overhead
