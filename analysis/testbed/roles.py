@@ -228,22 +228,28 @@ def sfl_fed(device: Device) -> None:
 
 
 # ---- SL -------------------------------------------------------------------------------------------
-def sl_user(device: Device) -> None:
+def _turn_user(device: Device, peer: str) -> None:
+    """A user that trains in its turn with `peer` (SL's server, SplitLLM's edge): each round the
+    user-side adapter comes down, V split steps, the adapter goes back up."""
     spec, me, k = device.spec, device.spec.name, device.spec.user
     tier = _tier(device, 0)
     steps = _first_steps(tier)
     steps(spec.warmup_steps)
     batches = [tier.batch(i) for i in range(4)]
     device.ready_and_wait(steps)
-    server = device.connect(MAIN)
-    up = device.sender(server, MAIN)
+    conn = device.connect(peer)
+    up = device.sender(conn, peer)
     step = 0
     for r in range(spec.rounds):
-        _, state = device.receive(server)  # its turn: the user-side adapter, handed on by the server
+        _, state = device.receive(conn)  # its turn: the user-side adapter
         tier.load(state)
-        step = _user_steps(device, tier, batches, step, server, up, MAIN, r)
-        device.send(up, "uplink_adapter", tier.state(), f"{me}->{MAIN}", k, r)
-    server.close()
+        step = _user_steps(device, tier, batches, step, conn, up, peer, r)
+        device.send(up, "uplink_adapter", tier.state(), f"{me}->{peer}", k, r)
+    conn.close()
+
+
+def sl_user(device: Device) -> None:
+    _turn_user(device, MAIN)
 
 
 def sl_server(device: Device) -> None:
@@ -302,22 +308,7 @@ def _edge_of(device: Device) -> str:
 
 
 def splitllm_user(device: Device) -> None:
-    spec, me, k = device.spec, device.spec.name, device.spec.user
-    edge = _edge_of(device)
-    tier = _tier(device, 0)
-    steps = _first_steps(tier)
-    steps(spec.warmup_steps)
-    batches = [tier.batch(i) for i in range(4)]
-    device.ready_and_wait(steps)
-    conn = device.connect(edge)
-    up = device.sender(conn, edge)
-    step = 0
-    for r in range(spec.rounds):
-        _, state = device.receive(conn)  # its turn at the edge: the global user adapter
-        tier.load(state)
-        step = _user_steps(device, tier, batches, step, conn, up, edge, r)
-        device.send(up, "uplink_adapter", tier.state(), f"{me}->{edge}", k, r)
-    conn.close()
+    _turn_user(device, _edge_of(device))
 
 
 def splitllm_edge(device: Device) -> None:
