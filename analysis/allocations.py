@@ -21,7 +21,8 @@ log = logging.getLogger("analysis")
 def world_allocations(world: World) -> dict[str, Allocation]:
     """Every strategy's allocation for the scenario: problem (17), or with an energy budget or
     weight the energy-aware proposed strategy (optimizer.energy.strategies); with
-    radio.subcarrier_spacing_khz, rounded to whole PRBs (optimizer.prb)."""
+    radio.subcarrier_spacing_khz, rounded to whole PRBs (optimizer.prb); proposed_replan's first plan
+    and the robust plan made for the cell's dynamics (analysis.replan)."""
     opt = world.scenario.optimizer
     aware = opt.energy_budget_j is not None or opt.energy_weight is not None
     if aware:  # seconds to minutes for large cells: say what is going on
@@ -38,6 +39,10 @@ def world_allocations(world: World) -> dict[str, Allocation]:
         rule = world.scenario.radio.prb_rule
         allocations = {name: allocation_in_prbs(world.inputs, alloc, scs_khz, rule)
                        for name, alloc in allocations.items()}
+    if "proposed_replan" in allocations or "robust" in allocations:
+        from .replan import dynamic_allocations
+
+        allocations = dynamic_allocations(world, allocations)
     return allocations
 
 

@@ -158,6 +158,8 @@ def check_dynamics(world, allocations: dict[str, Allocation]) -> None:
             if sim.round_deadline_s < fastest:
                 raise InputError(f"no user can meet the deadline under strategy {name}: the fastest needs {fastest:.4g} s "
                                  f"for {what}", field="simulation.round_deadline_s", value=sim.round_deadline_s)
+        if name == "proposed_replan":
+            check_replan(scenario, alloc)
         if ch.time_varying:
             entries = float(np.max(round_s)) / ch.coherence_time_s * scenario.cell.users
             if entries > MAX_TRACK_ENTRIES:
@@ -165,6 +167,28 @@ def check_dynamics(world, allocations: dict[str, Allocation]) -> None:
                                  f"{entries:.3g} channel blocks x users to draw per round, over {MAX_TRACK_ENTRIES:.0e}; "
                                  "raise channel.coherence_time_s", field="channel.coherence_time_s",
                                  value=ch.coherence_time_s)
+
+
+def check_replan(scenario: Scenario, alloc: Allocation) -> None:
+    """proposed_replan's timings against its run (the optimizer's delay at t = 0) and one re-plan."""
+    opt, ch, study = scenario.optimizer, scenario.channel, scenario.study
+    run_s = alloc.T_s
+    intervals = study.replan_intervals_s if study.replan_intervals_s is not None else [opt.replan_interval_s]
+    delays = study.csi_delays_s if study.csi_delays_s is not None else [ch.csi_delay_s]
+    interval_field = "study.replan_intervals_s" if study.replan_intervals_s is not None else "optimizer.replan_interval_s"
+    delay_field = "study.csi_delays_s" if study.csi_delays_s is not None else "channel.csi_delay_s"
+    for interval in intervals:
+        if interval is not None and interval > run_s:
+            raise InputError(f"longer than the run: proposed_replan's plan takes {run_s:.4g} s, so it would never "
+                             "re-plan", field=interval_field, value=interval)
+        if interval is not None and opt.replan_solve_s is not None and \
+                interval < opt.replan_solve_s + opt.replan_signalling_s:
+            raise InputError(f"shorter than one re-plan takes ({opt.replan_solve_s:g} s to solve + "
+                             f"{opt.replan_signalling_s:g} s to signal)", field=interval_field, value=interval)
+    for delay in delays:
+        if delay > run_s:
+            raise InputError(f"longer than the run ({run_s:.4g} s planned): the base station would only ever know "
+                             "the channel at t = 0", field=delay_field, value=delay)
 
 
 def check_optimizer(scenario: Scenario) -> None:

@@ -12,11 +12,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-STRATEGY_STYLE = {"proposed": ("C0", "o"), "EB": ("C1", "s"), "FE": ("C2", "^"), "BA": ("C3", "v")}
+STRATEGY_STYLE = {"proposed": ("C0", "o"), "EB": ("C1", "s"), "FE": ("C2", "^"), "BA": ("C3", "v"),
+                  "proposed_replan": ("C4", "P"), "robust": ("C5", "X")}
 STRATEGY_LABEL = {"proposed": "proposed (bandwidth + eta)", "EB": "EB (equal bandwidth, eta opt.)",
                   "FE": "FE (eta = 0.1, bandwidth opt.)", "BA": "BA (eta = 0.1, equal bandwidth)"}
 STRATEGY_SHORT = {"proposed": "bandwidth + eta opt.", "EB": "equal bw, eta opt.", "FE": "eta = 0.1, bw opt.",
-                  "BA": "eta = 0.1, equal bw"}
+                  "BA": "eta = 0.1, equal bw", "proposed_replan": "re-planned", "robust": "planned for the walk"}
 
 
 def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
@@ -386,7 +387,8 @@ def delay_energy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
 
 def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Box plot per strategy of the simulated training delay over the seeds (whiskers 5-95 %), the
-    optimizer's planned delay as a diamond, and the simulated / planned ratio beside it."""
+    prediction as a diamond (the optimizer's plan; for a re-planned run the sum of its rounds'
+    predictions, averaged over the seeds), and the simulated / predicted ratio beside it."""
     strategies = list(dict.fromkeys(runs["strategy"]))
     fig, (ax, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     data = [runs.loc[runs["strategy"] == s, "simulated_s"].to_numpy() for s in strategies]
@@ -397,13 +399,15 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
                              showfliers=True, flierprops={"markersize": 3},
                              medianprops={"color": "k", "linewidth": 1.6})  # black: visible on every colour
         for patch, s in zip(boxes["boxes"], strategies):
-            patch.set_facecolor(STRATEGY_STYLE.get(s, ("C7", "o"))[0])
+            patch.set_facecolor(STRATEGY_STYLE.get("proposed_replan" if s.startswith("replan_") else s, ("C7", "o"))[0])
             patch.set_alpha(0.35)
         axis.grid(True, axis="y", alpha=0.3)
-    ax.set_xticks(positions, [f"{s}\n{STRATEGY_SHORT.get(s, '')}" for s in strategies], fontsize=8)
-    ax_ratio.set_xticks(positions, strategies, fontsize=8)
-    planned = [runs.loc[runs["strategy"] == s, "planned_s"].iloc[0] for s in strategies]
-    ax.scatter(positions, planned, marker="D", color="k", zorder=3, label="optimizer's plan (frozen channel)")
+    ax.set_xticks(positions, [f"{s}\n{STRATEGY_SHORT.get(s, '')}" for s in strategies], fontsize=7, rotation=20)
+    ax_ratio.set_xticks(positions, strategies, fontsize=7, rotation=20)
+    column = "predicted_s" if "predicted_s" in runs else "planned_s"
+    planned = [runs.loc[runs["strategy"] == s, column].mean() for s in strategies]
+    ax.scatter(positions, planned, marker="D", color="k", zorder=3,
+               label="prediction (plan-once: the optimizer's plan at t = 0; re-planned: its rounds' sum, mean)")
     ax.set_ylabel("training delay T (s)")
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -411,8 +415,8 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     box_key = [Patch(facecolor="0.85", edgecolor="k", label="simulated over the seeds: box 25-75 %, whiskers 5-95 %"),
                Line2D([], [], color="k", lw=1.6, label="median")]
     ax.legend(handles=[*box_key, ax.collections[-1]], loc="upper left", fontsize=7)
-    ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--", label="simulated = planned")
-    ax_ratio.set_ylabel("simulated / planned delay")
+    ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--", label="simulated = predicted")
+    ax_ratio.set_ylabel("simulated / predicted delay")
     ax_ratio.legend(handles=[*box_key, ax_ratio.get_lines()[-1]], loc="upper left", fontsize=7)
     fig.suptitle(title or "Planned against simulated delay")
     return _save(fig, path)

@@ -19,6 +19,7 @@ from scenarios import Allocation, InputError
 from .allocations import world_allocations
 from .guards import check_allocations, check_dynamics
 from .progress import progress_bar
+from .replan import replan_spec
 from .world import World
 
 EventSink = Callable[[str], Callable[[pd.DataFrame], None]]  # run name -> writer of its event chunks
@@ -36,7 +37,8 @@ def simulate_allocation(world: World, allocation: Allocation, progress: bool | N
     with progress_bar(total, f"simulate {allocation.strategy}", progress) as bar:
         result = simulate_sfl(world.inputs, allocation, scenario.simulation, scenario.radio, scenario.channel,
                               world.channel, world.simulation_rng(), on_round=lambda r, t: bar.update(1),
-                              energy=world.energy, cell=scenario.cell, events_sink=events_sink)
+                              energy=world.energy, cell=scenario.cell, events_sink=events_sink,
+                              replan=replan_spec(world, allocation))
     result.extra.update({"optimizer_T_s": allocation.T_s,
                          "relative_difference_to_optimizer": abs(result.total_delay_s - allocation.T_s) / allocation.T_s})
     return result

@@ -17,7 +17,7 @@ from .geometry import path_loss_db, uniform_in_cell
 
 __all__ = [
     "path_loss_db", "fdma_rate_bps", "sample_user_positions", "sample_edge_positions", "sample_channel",
-    "round_gain_factors", "downlink_snr_coeff_hz", "snr_coeff_hz",
+    "round_gain_factors", "round_gain_parts", "downlink_snr_coeff_hz", "snr_coeff_hz",
 ]
 
 
@@ -73,15 +73,26 @@ def round_gain_factors(state: ChannelState, channel: ChannelConfig, rounds: int,
     With `redraw_each_round`, rounds 1.. redraw shadowing (and fading) around the same path loss;
     otherwise every row is one. Multiply any c = g·p/N0 of `state` by a row to get that round's c.
     """
+    return round_gain_parts(state, channel, rounds, rng)[0]
+
+
+def round_gain_parts(state: ChannelState, channel: ChannelConfig, rounds: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`round_gain_factors` (same draws), and their path-loss-and-shadowing part without the
+    fading (rounds, K): what a base station that knows only the large-scale channel sees."""
     factors = np.ones((rounds, state.users))
-    if channel.redraw_each_round and rounds > 1:
+    if not channel.redraw_each_round:  # frozen: what the plan was made on holds throughout
+        return factors, factors.copy()
+    large = np.tile(1.0 / state.fading_power, (rounds, 1))  # the planned state's own fading taken out
+    if rounds > 1:
         k = state.users
         shadow = rng.normal(0.0, channel.shadowing_sigma_db, size=(rounds - 1, k)) \
             if channel.shadowing_sigma_db > 0 else np.zeros((rounds - 1, k))
         fading = _fading(channel, (rounds - 1, k), rng)
         gain_db = -(state.path_loss_db + shadow) + 10 * np.log10(fading)
         factors[1:] = 10.0 ** ((gain_db - state.gain_db) / 10.0)
-    return factors
+        large[1:] = 10.0 ** ((-(state.path_loss_db + shadow) - state.gain_db) / 10.0)
+    return factors, large
 
 
 def downlink_snr_coeff_hz(state: ChannelState, bs_tx_power_dbm: float) -> np.ndarray:

@@ -66,6 +66,8 @@ class ChannelTrack:
         self._speed = channel.mobility_speed_mps
         self._target = uniform_in_cell(cell, self.users, rng) if self._speed > 0 else None
         self._buf = np.empty((4 * _CHUNK_BLOCKS, self.users))  # rows _start ... _start + _count - 1 in use
+        self._large = np.empty_like(self._buf)  # the same rows without the fading: path loss and shadowing
+        self.keep_s = 0.0  # discard_before keeps this many seconds more (a re-planner's CSI delay)
         self._start = 0
         self._count = 0
         self._first = 0  # block index of the first row in use
@@ -104,9 +106,9 @@ class ChannelTrack:
             out[:, k] = self._walk_one(int(k), blocks)
         return out
 
-    def _draw_chunk(self) -> np.ndarray:
-        """The next _CHUNK_BLOCKS rows of gain factors. Chunk boundaries are fixed, so the draws do not
-        depend on who asks for which block when."""
+    def _draw_chunk(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next _CHUNK_BLOCKS rows of gain factors, and of their path-loss-and-shadowing part.
+        Chunk boundaries are fixed, so the draws do not depend on who asks for which block when."""
         cfg, n, k = self._cfg, _CHUNK_BLOCKS, self.users
         first = self.blocks_drawn == 0
         if self._speed > 0:
@@ -128,25 +130,33 @@ class ChannelTrack:
             large_scale_db = loss + shadow
         fade = fading_power(cfg.fading, cfg.rician_k_factor_db, (n, k), self._rng)
         if self._speed == 0:
-            return fade  # the planned large-scale gain, times the fading
-        return fade * 10.0 ** ((-large_scale_db - self._planned_gain_db) / 10.0)
+            return fade, np.ones((n, k))  # the planned large-scale gain, times the fading
+        large = 10.0 ** ((-large_scale_db - self._planned_gain_db) / 10.0)
+        gains = fade * large
+        if first:
+            large[0] = 1.0  # block 0 is the planned state by construction (not 1 +- 1e-16 from the dB round trip)
+        return gains, large
 
     def _ensure(self, block: int) -> None:
         while block >= self.blocks_drawn:
-            chunk = self._draw_chunk()
+            chunk, large = self._draw_chunk()
             if self._start + self._count + _CHUNK_BLOCKS > self._buf.shape[0]:  # compact, or grow x2
                 rows = self._buf[self._start:self._start + self._count]
+                large_rows = self._large[self._start:self._start + self._count]
                 cap = self._buf.shape[0] * (2 if self._count + _CHUNK_BLOCKS > self._buf.shape[0] // 2 else 1)
                 self._buf = np.empty((cap, self.users))
+                self._large = np.empty_like(self._buf)
                 self._buf[:self._count] = rows
+                self._large[:self._count] = large_rows
                 self._start = 0
             end = self._start + self._count
             self._buf[end:end + _CHUNK_BLOCKS] = chunk
+            self._large[end:end + _CHUNK_BLOCKS] = large
             self._count += _CHUNK_BLOCKS
 
     def discard_before(self, time_s: float) -> None:
         """Forget blocks that end before `time_s` (no one will ask for them again)."""
-        drop = min(int(time_s // self.block_s) - self._first, self._count)
+        drop = min(int(max(time_s - self.keep_s, 0.0) // self.block_s) - self._first, self._count)
         if drop > 0:
             self._start += drop
             self._count -= drop
@@ -159,6 +169,14 @@ class ChannelTrack:
         if block.min() < self._first:
             raise ValueError(f"block {int(block.min())} was discarded (kept from {self._first})")
         return self._buf[block - self._first + self._start, users]
+
+    def large_scale_factor(self, block: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """The path-loss-and-shadowing part of `factor` (same shapes): what the users' positions give."""
+        block = np.asarray(block, dtype=np.int64)
+        self._ensure(int(block.max()))
+        if block.min() < self._first:
+            raise ValueError(f"block {int(block.min())} was discarded (kept from {self._first})")
+        return self._large[block - self._first + self._start, users]
 
     def transfer_s(self, bits: np.ndarray, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray,
                    start_s: np.ndarray, users: np.ndarray) -> np.ndarray:
@@ -195,3 +213,24 @@ class ChannelTrack:
             t[go] = block[go] * self.block_s
             todo = go
         return out
+
+
+def large_scale_samples(state: ChannelState, channel: ChannelConfig, cell: CellConfig, horizon_s: float,
+                        walks: int, rng: np.random.Generator, points: int = 64) -> np.ndarray:
+    """Samples (K, walks·points) of each user's path-loss-and-shadowing gain factor (relative to
+    `state`) at `points` evenly spaced times over [0, horizon_s), along `walks` independent
+    random-waypoint walks from the planned positions (the track's own mobility and shadowing model;
+    ones for a static channel). What a plan made once at t = 0 can know of the channel the users
+    will have."""
+    if not channel.time_varying or channel.mobility_speed_mps == 0:
+        return np.ones((state.users, 1))
+    out = np.empty((state.users, walks * points))
+    users = np.arange(state.users)
+    no_fading = channel.model_copy(update={"fading": "none"})
+    for w, child in enumerate(rng.spawn(walks)):
+        track = ChannelTrack(state, no_fading, cell, child)
+        blocks = np.floor(np.arange(points) * (horizon_s / points) / track.block_s).astype(np.int64)
+        for j, block in enumerate(blocks):
+            out[:, w * points + j] = track.large_scale_factor(np.full(state.users, block), users)
+            track.discard_before(block * track.block_s)
+    return out

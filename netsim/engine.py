@@ -35,6 +35,7 @@ ACTIVITIES: tuple[tuple[str, str], ...] = (
     ("backhaul_gradient", "backhaul"),
     ("backhaul_adapter", "backhaul"),
     ("server_queue", "waiting"),
+    ("replan", "waiting"),  # the base station re-solves the allocation and signals it (netsim.replanning)
 )
 KIND = {name: i for i, (name, _) in enumerate(ACTIVITIES)}
 CATEGORY_OF_KIND = [category for _, category in ACTIVITIES]

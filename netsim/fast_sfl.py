@@ -31,7 +31,7 @@ __all__ = ["run_sfl_vectorised", "EVENT_COLUMNS", "records_frame", "node_names"]
 _FWD, _BWD, _SRV = KIND["client_forward"], KIND["client_backward"], KIND["server_compute"]
 _UP, _ADAPTER_UP = KIND["uplink_activation"], KIND["uplink_adapter"]
 _GRAD_DOWN, _ADAPTER_DOWN = KIND["downlink_gradient"], KIND["downlink_adapter"]
-_AGG = KIND["aggregation"]
+_AGG, _REPLAN = KIND["aggregation"], KIND["replan"]
 EVENT_COLUMNS = ["time_s", "end_s", "duration_s", "node", "kind", "category", "user", "round", "bits", "bytes"]
 # node codes per user: the user itself, its uplinks to the main and fed server, its downlink
 _ME, _UP_LINK, _FED_LINK, _DOWN_LINK, _MAIN, _FED = range(6)
@@ -76,10 +76,10 @@ def _no_records() -> dict[str, np.ndarray]:
             for c in ("time_s", "duration_s", "node", "kind", "user", "bits", "round")}
 
 
-def _aggregation_record(start_s: float, seconds: float, r: int, k_users: int) -> dict[str, np.ndarray]:
-    """The fed server's aggregation as one record (node code: the fed server)."""
+def _aggregation_record(start_s: float, seconds: float, r: int, k_users: int, kind: int = _AGG) -> dict[str, np.ndarray]:
+    """The fed server's aggregation (or re-plan: `kind`) as one record (node code: the fed server)."""
     return {"time_s": np.array([start_s]), "duration_s": np.array([seconds]), "node": np.array([4 * k_users + 1]),
-            "kind": np.array([_AGG]), "user": np.array([-1]), "bits": np.array([0.0]), "round": np.array([r])}
+            "kind": np.array([kind]), "user": np.array([-1]), "bits": np.array([0.0]), "round": np.array([r])}
 
 
 class _Round:
@@ -137,11 +137,19 @@ def run_sfl_vectorised(plan: SflPlan, record: bool = True, on_round: Callable[[i
     n_iterations = np.array([len(w) for w in plan.iterations])
     kept: list[dict[str, np.ndarray]] = []
     now = 0.0
+    if plan.replan is not None:
+        plan.replan.start(plan)
     for r, round_work in enumerate(plan.rounds):
         draw = plan.participation.draw(now) if plan.participation is not None else all_users(plan.users, now)
         if draw.start_s > now:
             now = now + (draw.start_s - now)
         users = draw.users
+        replanned = None
+        if plan.replan is not None:  # the base station may re-plan before the round's users start
+            hold = plan.replan.before_round(plan, r, now, users, round_work, plan.aggregation_s)
+            if hold > 0:
+                replanned = _aggregation_record(now, hold, r, k_users, _REPLAN) if record else None
+                now = now + hold
         rd = _Round(r, users, now, draw.cutoff_s, kinds, record)
         everyone = np.arange(users.size)
         if plan.downlink_adapter_s is not None:
@@ -178,6 +186,8 @@ def run_sfl_vectorised(plan: SflPlan, record: bool = True, on_round: Callable[[i
         close_round(acc, users, rd.alive.copy(), rd.busy)
         now = float(rd.t.max())
         cols = rd.columns() if record else None
+        if replanned is not None:
+            cols = {c: np.concatenate([replanned[c], cols[c]]) for c in cols}
         if plan.aggregation_s > 0:
             d = plan.aggregation_s * round_work
             if record:

@@ -19,7 +19,7 @@ import simpy
 from scenarios import (Allocation, CellConfig, ChannelConfig, ChannelState, DelayInputs, EnergyInputs, RadioConfig,
                        SimulationConfig)
 
-from .channel import downlink_snr_coeff_hz, round_gain_factors
+from .channel import downlink_snr_coeff_hz, round_gain_parts
 from .dynamics import ChannelTrack
 from .participation import Participation, availability_for
 from .energy import activity_power_w, energy_summary, user_energy_from_busy
@@ -27,6 +27,7 @@ from .engine import EventLog, gc_paused, scheduled_events, work_fractions
 from .errors import NetsimError
 from .protocols.rounds import track_links
 from .protocols.sfl import SflPlan, run_sfl
+from .replanning import Replanning, ReplanSpec
 from scenarios.types import fdma_rate_bps
 
 
@@ -144,11 +145,12 @@ def _round_fractions(I0: float, max_rounds: int | None) -> list[float]:
 
 def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationConfig, radio: RadioConfig,
                    channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator,
-                   cell: CellConfig | None = None) -> SflPlan:
+                   cell: CellConfig | None = None, replan: ReplanSpec | None = None) -> SflPlan:
     """Durations of every SFL activity under `allocation` (see netsim.protocols.sfl), and the
     time-varying channel and participation draws when the scenario has them. `rng` gives the
     per-round redraws and stragglers; its spawned children the channel track, the participation
-    and the synthetic availability (netsim.dynamics, netsim.participation)."""
+    and the synthetic availability (netsim.dynamics, netsim.participation), and with `replan` (the
+    base station re-plans during the run: netsim.replanning) the CSI errors."""
     if allocation.users != inputs.users or channel.users != inputs.users:
         raise NetsimError(f"allocation has {allocation.users} users, inputs {inputs.users}, channel {channel.users}",
                           field="allocation.users", value=allocation.users)
@@ -159,7 +161,7 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
                               value=float(arr[~(np.isfinite(arr) & (arr > 0))][0]))
     rounds = _round_fractions(allocation.I0, sim.max_rounds)
     n_rounds = len(rounds)
-    factors = round_gain_factors(channel, channel_cfg, n_rounds, rng)
+    factors, large_scale = round_gain_parts(channel, channel_cfg, n_rounds, rng)
     p_s, p_c, cpu = allocation.powers_and_clock()
     c_main = inputs.snr_coeff_main_hz[None, :] * factors * p_s
     c_fed = inputs.snr_coeff_fed_hz[None, :] * factors * p_c
@@ -184,8 +186,16 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
                             (allocation.b_c_hz, inputs.snr_coeff_fed_hz * p_c), down if sim.downlink else None,
                             {"activation": inputs.activation_bits, "gradient": inputs.gradient_bits,
                              "adapter": inputs.adapter_bits})
+    replanning = None
+    if replan is not None:
+        (csi_seed,) = rng.spawn(1)  # after plan_dynamics' three children: no other draw moves
+        replanning = Replanning(
+            replan.settings, replan.planner, (allocation.b_s_hz, allocation.b_c_hz, replan.initial_round_s),
+            inputs.snr_coeff_main_hz * p_s, inputs.snr_coeff_fed_hz * p_c, inputs.activation_bits,
+            inputs.adapter_bits, int(csi_seed.integers(2**63)), factors=factors, large_scale=large_scale)
     return SflPlan(
         rounds=rounds, iterations=iterations, track=track, links=links, participation=participation,
+        replan=replanning,
         client_forward_s=share * client, client_backward_s=(1.0 - share) * client,
         server_s=inputs.server_seconds_per_iteration.copy(),
         uplink_activation_s=up, uplink_adapter_s=adapter_up, downlink_gradient_s=grad_down,
@@ -254,13 +264,15 @@ def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationCon
                  channel_cfg: ChannelConfig, channel: ChannelState, rng: np.random.Generator,
                  on_round: Callable[[int, float], None] | None = None,
                  energy: EnergyInputs | None = None, cell: CellConfig | None = None,
-                 events_sink: Callable[[pd.DataFrame], None] | None = None) -> SimulationResult:
+                 events_sink: Callable[[pd.DataFrame], None] | None = None,
+                 replan: ReplanSpec | None = None) -> SimulationResult:
     """Simulate SFL (FedsLLM) training under `allocation`; see `build_sfl_plan` for the inputs.
 
     With `energy`, the result carries each user's energy (at the allocation's powers and clocks).
     With `events_sink`, the event table goes to it one round at a time (as `events_frame` would
-    give it) and is not kept: memory stays bounded for huge runs."""
-    plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng, cell)
+    give it) and is not kept: memory stays bounded for huge runs. With `replan`, the base station
+    re-plans the bandwidth during the run (netsim.replanning); `extra` then says what it did."""
+    plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng, cell, replan)
     power_w = activity_power_w(energy, inputs.users, *allocation.powers_and_clock()) if energy is not None else None
     engine = sfl_engine(sim)
     record = sim.record_events
@@ -294,7 +306,8 @@ def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationCon
         local_iterations=allocation.V, compute_s=acc.compute_s, uplink_s=acc.uplink_s, downlink_s=acc.downlink_s,
         round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=events, wall_s=wall,
         paper_assumptions=sim.paper_assumptions(channel_cfg),
-        extra={"eta": allocation.eta, "I0": allocation.I0, "rounds_planned": math.ceil(allocation.I0 - 1e-12)},
+        extra={"eta": allocation.eta, "I0": allocation.I0, "rounds_planned": math.ceil(allocation.I0 - 1e-12),
+               **(plan.replan.summary() if plan.replan is not None else {})},
         busy_s=acc.busy_s, idle_power_w=energy.idle_power_w if energy is not None else 0.0, power_w=power_w,
         engine=engine, event_detail=sim.event_detail, wasted_s=acc.wasted_s, rounds_joined=acc.rounds_joined,
         round_updates=np.asarray(acc.round_updates) if sim.users_come_and_go else None,

@@ -138,7 +138,15 @@ def optimise(inputs: DelayInputs, config: OptimizerConfig, method: str | None = 
     grid = paper_eta_grid(config.eta_grid_step)
     optimised = OptimisedBandwidth(inputs, method)
     out: dict[str, Allocation] = {}
+    proposed = None
     for strategy in config.strategies:
+        if strategy in ("proposed_replan", "robust"):
+            # the proposed plan at t = 0; analysis.allocations re-plans it for the channel's dynamics
+            proposed = proposed or optimise(inputs, config.model_copy(update={"strategies": ["proposed"]}),
+                                            method)["proposed"]
+            out[strategy] = Allocation(**{**proposed.__dict__, "strategy": strategy,
+                                          "details": dict(proposed.details)})
+            continue
         if strategy == "BA":
             alloc = equal_bandwidth_allocation(inputs, config.fixed_eta, "BA")
         elif strategy == "EB":

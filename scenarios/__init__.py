@@ -6,6 +6,7 @@ from .errors import InputError, Problem, ScenarioError
 from .loader import load_scenario, parse_scenario, read_yaml, scenario_to_dict, scenario_to_yaml, set_path
 from .schema import (
     ALL_STRATEGIES,
+    DYNAMIC_STRATEGIES,
     CellConfig,
     LoraConfig,
     ModelConfig,
@@ -32,7 +33,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent
 """Folder of the shipped scenario YAML files."""
 
 __all__ = [
-    "ALL_STRATEGIES", "Allocation", "BoundaryProfile", "DEVICES", "DeviceClass", "LoraConfig", "ModelConfig",
+    "ALL_STRATEGIES", "DYNAMIC_STRATEGIES", "Allocation", "BoundaryProfile", "DEVICES", "DeviceClass", "LoraConfig", "ModelConfig",
     "SegmentProfile", "TierSummary", "WorkloadProfile", "CellConfig", "ChannelConfig", "ChannelState", "ComputeConfig", "ConvergenceConfig", "EmulationConfig", "EnergyConfig", "DelayInputs", "EnergyInputs",
     "InputError", "OptimizerConfig", "Problem", "RadioConfig", "SCENARIO_DIR", "Scenario", "ScenarioError",
     "SimulationConfig", "StudyConfig", "TheoryConfig", "TrainingConfig", "WorkloadConfig", "dbm_to_watt", "fdma_rate_bps",

@@ -29,8 +29,12 @@ PointM = Annotated[list[Finite], Len(2, 2)]
 
 Scheme = Literal["sfl", "splitllm", "fl", "sl"]
 DeviceName = Literal[tuple(DEVICES)]  # type: ignore[valid-type]
-Strategy = Literal["proposed", "EB", "FE", "BA"]
-ALL_STRATEGIES: tuple[str, ...] = ("proposed", "EB", "FE", "BA")
+Strategy = Literal["proposed", "EB", "FE", "BA", "proposed_replan", "robust"]
+ALL_STRATEGIES: tuple[str, ...] = ("proposed", "EB", "FE", "BA")  # the default: FedsLLM Fig. 2's four
+# Strategies for a cell that moves (studies that simulate SFL): the proposed plan re-made during the
+# run from the channel the base station knows (netsim.replanning), and one made once for the channel
+# the users will have (optimizer.replan.robust_allocation).
+DYNAMIC_STRATEGIES: tuple[str, ...] = ("proposed_replan", "robust")
 
 
 # The checks across sections that a copy of a whole scenario must pass, as a file does. scenarios.checks
@@ -118,6 +122,11 @@ class ChannelConfig(Section):
     shadowing_decorrelation_m: Annotated[Finite, Gt(0), Le(10_000)] = Field(
         50.0, description="Decorrelation distance of the shadowing (m): a user moving d metres keeps correlation "
                           "exp(-d / this) (Gudmundson 1991; 3GPP TR 38.901 Table 7.5-6: 37 m UMa LOS, 50 m UMa NLOS).")
+    csi_delay_s: NonNegativeFloat = Field(
+        0.0, description="proposed_replan: how old the channel state the base station re-plans from is (s).")
+    csi_error_db: Annotated[Finite, Ge(0), Le(20)] = Field(
+        0.0, description="proposed_replan: standard deviation (dB) of the log-normal error on each user's gain the "
+                         "base station knows, drawn per re-plan (0: exact).")
 
     @model_validator(mode="after")
     def _dynamics_need_blocks(self) -> ChannelConfig:
@@ -481,6 +490,22 @@ class OptimizerConfig(Section):
     energy_weight: Annotated[Finite, Ge(0), Lt(1)] | None = Field(
         None, description="w: the proposed strategy minimises w·(total user energy, J) + (1 - w)·(delay, s) instead "
                           "of the delay (null: delay only).")
+    replan_interval_s: PositiveFloat | None = Field(
+        None, description="proposed_replan: re-plan at the first round start this long after the last (s); null: "
+                          "every round.")
+    replan_csi: Literal["large_scale", "full"] = Field(
+        "large_scale", description="proposed_replan: what the base station knows - 'large_scale' (path loss and "
+                                   "shadowing at the users' positions; it plans on the ergodic rate over the "
+                                   "fading) or 'full' (also the fading of that moment).")
+    replan_solve_s: NonNegativeFloat | None = Field(
+        None, description="proposed_replan: seconds one re-solve takes, counted in the simulated time (null: measured "
+                          "once per run of the study, on this machine, with the structured solver).")
+    replan_signalling_s: NonNegativeFloat = Field(
+        0.001, description="proposed_replan: seconds for the new grants to reach the users after a re-solve "
+                           "(default: one slot, 1 ms at 15 kHz (3GPP TS 38.211 Sec. 4.3.2), the DCI of dynamically "
+                           "scheduled grants; configured grants need an RRCReconfiguration, 10 ms (TS 38.331 Sec. 12)).")
+    robust_walks: Annotated[int, Strict(), Ge(1), Le(1000)] = Field(
+        8, description="robust: sampled random-waypoint walks per user from which the plan's expected rates come.")
 
 
 class SimulationConfig(Section):
@@ -578,6 +603,12 @@ class StudyConfig(Section):
                           "budgets from just above the least energy a user needs to the delay-optimal allocation's).")
     seeds: Annotated[int, Strict(), Ge(2), Le(10_000)] = Field(
         20, description="robustness: simulated realisations of the dynamics per strategy (seeds 0 ... seeds-1).")
+    replan_intervals_s: list[PositiveFloat | None] | None = Field(
+        None, description="robustness: proposed_replan at each of these re-plan intervals (s; null in the list: every "
+                          "round); null: only optimizer.replan_interval_s.")
+    csi_delays_s: list[NonNegativeFloat] | None = Field(
+        None, description="robustness: proposed_replan with each of these CSI delays (s), at every interval; null: "
+                          "only channel.csi_delay_s.")
     energy_budget_points: Annotated[int, Strict(), Ge(2), Le(200)] = Field(
         20, description="delay_energy: number of budgets when energy_budgets_j is null.")
     sensitivity_lipschitz_L: list[PositiveFloat] = Field(

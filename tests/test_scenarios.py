@@ -112,7 +112,7 @@ MALFORMED = [
     ("cell:\n  base_station_xy_m: [0, 0, 0]\n", "cell.base_station_xy_m", "at most 2 items"),
     ("cell:\n  user_placement: fixed\n", "cell", "needs user_positions_m"),
     ("workload:\n  dataset_samples: -5\n", "workload.dataset_samples", "greater than 0"),
-    ("optimizer:\n  strategies: [proposed, XX]\n", "optimizer.strategies[1]", "'proposed', 'EB', 'FE' or 'BA'"),
+    ("optimizer:\n  strategies: [proposed, XX]\n", "optimizer.strategies[1]", "'proposed', 'EB', 'FE', 'BA', 'proposed_replan' or 'robust'"),
 ]
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import difflib
 
-from scenarios import Problem, Scenario
+from scenarios import DYNAMIC_STRATEGIES, Problem, Scenario
 from scenarios.checks import dynamics_applied, generic_ignored_fields
 from scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
 
 from . import (convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
                scheme_comparison, simulate)
-from .base import SCHEMES, Study
+from .base import SCHEMES, Study, _never
 
 STUDIES: dict[str, Study] = {study.kind: study for study in (
     simulate.STUDY,
@@ -63,6 +63,12 @@ def study_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem(dynamic[0], f"the simulator applies a time-varying channel and users who come and go in "
                                 f"the studies that simulate ({', '.join(simulating)} for scheme {scenario.scheme}); "
                                 f"study '{kind}' would ignore it", getattr(getattr(scenario, section), name), True))
+    dynamic_strategies = [s for s in scenario.optimizer.strategies if s in DYNAMIC_STRATEGIES]
+    if dynamic_strategies and not study.dynamic_strategies(scenario):
+        where = [k for k, s in STUDIES.items() if s.dynamic_strategies is not _never]
+        problems.append(Problem("optimizer.strategies", f"{' and '.join(dynamic_strategies)} plan(s) for a cell that "
+                                f"moves: only the studies that simulate SFL's allocations run them "
+                                f"({', '.join(where)}, scheme sfl)", scenario.optimizer.strategies, True))
     m = scenario.model
     if m is not None:
         schemes = study.schemes_run(scenario)
@@ -118,7 +124,28 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
                "whatever the data size (scheme_comparison's epoch-based SFL reads it)")
         ignored["workload.dataset_samples"] = why
         ignored["workload.data_split"] = why
+    ignored.update(_dynamic_strategy_fields(scenario))
     ignored.update(study.ignores(scenario))
+    return ignored
+
+
+REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_solve_s",
+                 "optimizer.replan_signalling_s", "channel.csi_delay_s", "channel.csi_error_db",
+                 "study.replan_intervals_s", "study.csi_delays_s")
+
+
+def _dynamic_strategy_fields(scenario: Scenario) -> dict[str, str]:
+    """The re-planning and robust-plan fields that do nothing here (path -> why)."""
+    strategies = scenario.optimizer.strategies
+    ignored = {}
+    if "proposed_replan" not in strategies:
+        ignored.update({path: "only strategy proposed_replan reads it (optimizer.strategies)" for path in REPLAN_FIELDS})
+    elif not scenario.channel.time_varying and not scenario.channel.redraw_each_round \
+            and scenario.channel.csi_error_db == 0:
+        ignored["optimizer.strategies"] = ("proposed_replan re-plans when the channel changes, and this channel is "
+                                           "static (no channel.coherence_time_s or redraw_each_round): it is proposed")
+    if "robust" not in strategies:
+        ignored["optimizer.robust_walks"] = "only strategy robust reads it (optimizer.strategies)"
     return ignored
 
 

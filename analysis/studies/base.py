@@ -55,6 +55,8 @@ class Study:
       `check_cost`: its resource guard (raises InputError naming the field to change);
     - `trains`: it trains for real (reads `training` and `convergence`); its runs checkpoint, so
       `splitsim run` resumes it in the same folder;
+    - `dynamic_strategies`: it simulates SFL's allocations, so it runs the strategies for a cell that
+      moves (optimizer.strategies proposed_replan and robust);
     - `run`: (scenario, out folder, source file, progress) -> lines to print; it writes summary.json
       with `metrics`, `headline` (`delay_<who>_s`, analysis.metrics) and `headline_meaning`;
     - `figure`: the file name of its main figure.
@@ -78,6 +80,7 @@ class Study:
     ignores: Callable[[Scenario], dict[str, str]] = _nothing_ignored
     check_cost: Callable[[Scenario], None] = _no_cost
     trains: bool = False
+    dynamic_strategies: Callable[[Scenario], bool] = _never  # runs proposed_replan and robust (SFL simulated)
 
 
 def is_sfl(scenario: Scenario) -> bool:

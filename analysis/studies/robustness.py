@@ -1,10 +1,17 @@
 """Study `robustness`: the delay the optimizer plans against the delay in a cell that moves.
 
-Every strategy (proposed, EB, FE, BA) is planned once on the scenario's frozen channel (problem
-(17), PRB-rounded with radio.subcarrier_spacing_khz) and simulated `study.seeds` times under the
-scenario's dynamics: block fading, mobility, partial participation, dropouts, availability,
-deadline, stragglers. Seed i draws the dynamics from the stream "robustness/i", the same for every
-strategy (common random numbers: strategies differ only by their allocation).
+The plan-once strategies (proposed, EB, FE, BA) are planned on the scenario's frozen channel at
+t = 0 (problem (17), PRB-rounded with radio.subcarrier_spacing_khz); `robust` is planned once for
+the channel the users will have (analysis.replan); `proposed_replan` is re-planned during the run
+by the base station (netsim.replanning), once per `study.replan_intervals_s` x `study.csi_delays_s`
+variant. Each is simulated `study.seeds` times under the scenario's dynamics: block fading,
+mobility, partial participation, dropouts, availability, deadline, stragglers. Seed i draws the
+dynamics from the stream "robustness/i", the same for every strategy (common random numbers:
+strategies differ only by their allocation).
+
+Each strategy's prediction: the optimizer's delay for the plan-once and robust plans; for a
+re-planned run, the sum of its rounds' predictions (each from the plan in force and the CSI it was
+made on, plus the re-plan's own time), averaged over the seeds.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
 from ..progress import progress_bar
 from ..report import Report
 from ..allocations import world_allocations
+from ..replan import measured_solve_s, replan_spec, solve_key
 from ..world import realise
 from .base import Study
 
@@ -37,31 +45,65 @@ def _planned_delay_s(alloc, max_rounds: int | None) -> float:
     return alloc.T_s * max_rounds / alloc.I0
 
 
+def _seconds_text(value: float) -> str:
+    return f"{value:g}".replace(".", "p") + "s"
+
+
+def replan_variants(scenario: Scenario) -> list[tuple[str, float | None, float]]:
+    """(label, re-plan interval or None for every round, CSI delay) of each proposed_replan run."""
+    study, opt, ch = scenario.study, scenario.optimizer, scenario.channel
+    intervals = study.replan_intervals_s if study.replan_intervals_s is not None else [opt.replan_interval_s]
+    delays = study.csi_delays_s if study.csi_delays_s is not None else [ch.csi_delay_s]
+    if len(intervals) == 1 and len(delays) == 1:
+        return [("proposed_replan", intervals[0], delays[0])]
+    return [("replan_" + ("every_round" if i is None else _seconds_text(i)) + ("" if d == 0 else f"_csi{_seconds_text(d)}"),
+             i, d) for i in intervals for d in delays]
+
+
 def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[pd.DataFrame, dict]:
-    """One row per (strategy, seed): planned and simulated delay, participation and waste."""
+    """One row per (strategy, seed): planned, predicted and simulated delay, participation and waste."""
     world = realise(scenario)
     allocations = world_allocations(world)
     check_allocations(allocations, scenario)
     check_dynamics(world, allocations)
     sim = scenario.simulation.model_copy(update={"record_events": False})
+    runs: list[tuple[str, object, dict]] = []  # (label, allocation, replan overrides)
+    solve_s = None
+    for name, alloc in allocations.items():
+        if name != "proposed_replan":
+            runs.append((name, alloc, {}))
+            continue
+        if solve_s is None:
+            solve_s = scenario.optimizer.replan_solve_s
+            if solve_s is None:  # one measurement, shared by every variant and seed
+                solve_s = measured_solve_s(replan_spec(world, alloc, solve_s=0.0).planner, world.inputs.users,
+                                           solve_key(world))
+        runs += [(label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s})
+                 for label, interval, delay in replan_variants(scenario)]
     rows = []
-    with progress_bar(len(allocations) * scenario.study.seeds, "robustness", progress) as bar:
-        for name, alloc in allocations.items():
+    with progress_bar(len(runs) * scenario.study.seeds, "robustness", progress) as bar:
+        for name, alloc, overrides in runs:
             planned = _planned_delay_s(alloc, sim.max_rounds)
             for seed in range(scenario.study.seeds):
+                spec = replan_spec(world, alloc, **overrides) if overrides else None
                 result = simulate_sfl(world.inputs, alloc, sim, scenario.radio, scenario.channel, world.channel,
                                       rng_for(scenario.seed, f"robustness/{seed}"), energy=world.energy,
-                                      cell=scenario.cell)
+                                      cell=scenario.cell, replan=spec)
                 part = result.participation_summary() if result.round_updates is not None else {}
                 energy = result.user_energy_j()
-                rows.append({"strategy": name, "seed": seed, "planned_s": planned,
-                             "simulated_s": result.total_delay_s, "ratio": result.total_delay_s / planned,
+                predicted = result.extra["replan_predicted_s"] if spec is not None else planned
+                rows.append({"strategy": name, "seed": seed, "planned_s": planned, "predicted_s": predicted,
+                             "simulated_s": result.total_delay_s, "ratio": result.total_delay_s / predicted,
+                             "replan_solves": result.extra.get("replan_solves", 0),
+                             "replan_overhead_s": result.extra.get("replan_overhead_s", 0.0),
                              "mean_updates_per_round": part.get("mean_updates_per_round", float(scenario.cell.users)),
                              "rounds_without_update": part.get("rounds_without_update", 0),
                              "wasted_share_of_busy": part.get("wasted_share_of_busy", 0.0),
                              "worst_user_j": float(energy["total_j"].max()) if energy else math.nan,
                              "engine": result.engine})
                 bar.update(1)
+    if solve_s is not None:
+        allocations["proposed_replan"].details["replan_solve_s"] = solve_s
     return pd.DataFrame(rows), allocations
 
 
@@ -69,10 +111,13 @@ def robustness_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per strategy: planned delay; simulated mean, p95 and worst; mean ratio to the plan; waste."""
     g = runs.groupby("strategy", sort=False)
     table = pd.DataFrame({
-        "planned_s": g["planned_s"].first(), "simulated_mean_s": g["simulated_s"].mean(),
+        "planned_s": g["planned_s"].first(), "predicted_s": g["predicted_s"].mean(),
+        "simulated_mean_s": g["simulated_s"].mean(),
         "simulated_p95_s": g["simulated_s"].quantile(0.95), "simulated_worst_s": g["simulated_s"].max(),
-        "mean_over_planned": g["ratio"].mean(), "updates_per_round": g["mean_updates_per_round"].mean(),
-        "wasted_share": g["wasted_share_of_busy"].mean(), "worst_user_j": g["worst_user_j"].mean()})
+        "mean_over_predicted": g["ratio"].mean(), "updates_per_round": g["mean_updates_per_round"].mean(),
+        "wasted_share": g["wasted_share_of_busy"].mean(), "worst_user_j": g["worst_user_j"].mean(),
+        "replan_solves": g["replan_solves"].mean(), "replan_overhead_s": g["replan_overhead_s"].mean()})
+    table["prediction_error"] = table["predicted_s"] / table["simulated_mean_s"] - 1.0
     table["rank_planned"] = table["planned_s"].rank(method="min").astype(int)
     table["rank_simulated"] = table["simulated_mean_s"].rank(method="min").astype(int)
     return table.reset_index()
@@ -123,14 +168,27 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
     metrics = {delay_metric(s): float(by.loc[s, "simulated_mean_s"]) for s in by.index}
     metrics.update({p95_delay_metric(s): float(by.loc[s, "simulated_p95_s"]) for s in by.index})
     metrics.update({planned_delay_metric(s): float(by.loc[s, "planned_s"]) for s in by.index})
+    metrics.update({f"predicted_delay_{s}_s": float(by.loc[s, "predicted_s"]) for s in by.index})
     prb = {name: a.details["prb"]["rounding_cost_relative"] for name, a in allocations.items() if "prb" in a.details}
+    solve_s = allocations["proposed_replan"].details.get("replan_solve_s") if "proposed_replan" in allocations else None
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "robustness", "dynamics": dynamics,
                                       "metrics": metrics, "headline": headline_delays(metrics),
-                                      "headline_meaning": HEADLINE,
+                                      "headline_meaning": HEADLINE, "replan_solve_s": solve_s,
                                       "prb_rounding_cost_relative": prb, "table": table.to_dict(orient="records")})
     report = Report("Planned against simulated delay in a cell that moves", scenario.name, source)
-    report.paragraph(f"Each strategy is planned on the frozen channel at t = 0 and simulated {scenario.study.seeds} "
-                     f"times under: {dynamics}. Seed i draws the same dynamics for every strategy.")
+    report.paragraph(f"The plan-once strategies are planned on the frozen channel at t = 0; each strategy is simulated "
+                     f"{scenario.study.seeds} times under: {dynamics}. Seed i draws the same dynamics for every "
+                     "strategy.")
+    if "robust" in allocations:
+        report.paragraph("robust is planned once, at t = 0, for each user's expected seconds per bit over "
+                         f"{scenario.optimizer.robust_walks} sampled walks of the run and the {scenario.channel.fading} "
+                         "fading; its prediction is its own expected delay (max over users of their expected time).")
+    if solve_s is not None:
+        report.paragraph(f"proposed_replan: the base station re-plans from what it knows "
+                         f"({scenario.optimizer.replan_csi.replace('_', '-')} CSI), each re-solve taking {solve_s:.3g} s "
+                         f"({'measured on this machine' if scenario.optimizer.replan_solve_s is None else 'as set'}) "
+                         f"plus {scenario.optimizer.replan_signalling_s:g} s of signalling, both counted in the "
+                         "simulated time; its prediction is the sum of its rounds' predictions.")
     lead = ""
     if "proposed" in by.index and len(by) > 1:
         others = by.drop(index="proposed")
@@ -146,11 +204,22 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
     if prb:
         report.paragraph("Rounding to whole PRBs costs " + ", ".join(f"{k} {100 * v:.3g} %" for k, v in prb.items())
                          + " of planned delay over the continuous bandwidths.")
-    report.table(table, "Per strategy (delays in s; ratio = simulated / planned; wasted = share of user busy time in "
-                        "work that was not aggregated):")
-    report.figure("robustness.png", "simulated delay per strategy over the seeds; the diamond is the optimizer's plan")
+    if "EB" in by.index and len(by) > 1:
+        optimised = by.drop(index=[s for s in ("EB", "BA") if s in by.index])
+        if len(optimised):
+            best = optimised["simulated_mean_s"].idxmin()
+            eb = by.loc["EB"]
+            report.paragraph(
+                f"The best optimised strategy, {best}, has a simulated mean "
+                f"{100 * (1 - optimised.loc[best, 'simulated_mean_s'] / eb['simulated_mean_s']):.3g} % and a p95 "
+                f"{100 * (1 - optimised.loc[best, 'simulated_p95_s'] / eb['simulated_p95_s']):.3g} % below EB's; its "
+                f"prediction is {100 * optimised.loc[best, 'prediction_error']:+.3g} % off its simulated mean.")
+    report.table(table, "Per strategy (delays in s; predicted: the optimizer's plan, or for a re-planned run the sum of "
+                        "its rounds' predictions; mean_over_predicted = simulated / predicted; wasted = share of user "
+                        "busy time in work that was not aggregated; replan_*: re-solves and their time per run):")
+    report.figure("robustness.png", "simulated delay per strategy over the seeds; the diamond is the prediction")
     report.write(out)
-    lines = [f"{r.strategy:>8}: planned {r.planned_s:.6g} s, simulated mean {r.simulated_mean_s:.6g} s, p95 "
+    lines = [f"{r.strategy:>8}: predicted {r.predicted_s:.6g} s, simulated mean {r.simulated_mean_s:.6g} s, p95 "
              f"{r.simulated_p95_s:.6g} s, worst {r.simulated_worst_s:.6g} s" for r in table.itertuples()]
     return lines + ([lead] if lead else []) + [f"-> {out}"]
 
@@ -172,8 +241,9 @@ def check_cost_of(scenario: Scenario) -> None:
 
 STUDY = Study(
     kind="robustness", title="the optimizer's plan against its simulation in a cell that moves",
-    run=run_robustness, figure="robustness.png", headline_meaning=HEADLINE, reads=frozenset({"seeds"}),
+    run=run_robustness, figure="robustness.png", headline_meaning=HEADLINE,
+    reads=frozenset({"seeds", "replan_intervals_s", "csi_delays_s"}),
     schemes=("sfl",), scheme_hint="robustness compares FedsLLM's allocations (SFL): set scheme: sfl",
     simulates=lambda s: True, solves_problem_17=lambda s: True, whole_prbs=lambda s: True,
-    problems=problems, check_cost=check_cost_of,
+    problems=problems, check_cost=check_cost_of, dynamic_strategies=lambda s: True,
 )

@@ -39,5 +39,5 @@ STUDY = Study(
     reads=frozenset(), figure=None,
     headline_meaning=SIMULATE_HEADLINE,
     simulates=lambda s: True, solves_problem_17=is_sfl, energy_aware=is_sfl, whole_prbs=is_sfl,
-    problems=problems, check_cost=check_cost_of,
+    problems=problems, check_cost=check_cost_of, dynamic_strategies=is_sfl,
 )

@@ -30,7 +30,7 @@ __all__ = ["LINK_UP", "LINK_ADAPTER_UP", "LINK_GRAD_DOWN", "LINK_ADAPTER_DOWN", 
            "finish_accounts"]
 
 LINK_UP, LINK_ADAPTER_UP, LINK_GRAD_DOWN, LINK_ADAPTER_DOWN = range(4)
-_AGG, _QUEUE = KIND["aggregation"], KIND["server_queue"]
+_AGG, _QUEUE, _REPLAN = KIND["aggregation"], KIND["server_queue"], KIND["replan"]
 
 
 def transfer_s(plan, link: int, r: int, users: np.ndarray, work: np.ndarray, start_s: np.ndarray) -> np.ndarray:
@@ -178,6 +178,13 @@ def drive_rounds(env: simpy.Environment, plan, rounds: list[float], log: EventLo
     server = simpy.Resource(env, capacity=concurrency) if concurrency else None
     for r, round_work in enumerate(rounds):
         draw = yield from begin_round(env, plan)
+        replan = getattr(plan, "replan", None)
+        if replan is not None:  # the base station may re-plan before the round's users start
+            hold = replan.before_round(plan, r, env.now, draw.users, round_work, plan.aggregation_s)
+            if hold > 0:
+                t = env.now
+                yield env.timeout(hold)
+                record((t, hold, FED_SERVER, _REPLAN, -1, 0.0, r))
         clients = [RoundClient(env, int(k), r, plan, record, float(c), server)
                    for k, c in zip(draw.users, draw.cutoff_s)]
         procs = [env.process(user_round(c, round_work, stop)) for c, stop in zip(clients, draw.stop_after_iterations)]

@@ -58,6 +58,7 @@ class SflPlan:
     track: object | None = None  # netsim.dynamics.ChannelTrack: a time-varying channel
     links: dict | None = None  # with a track: netsim.protocols.rounds.track_links
     participation: object | None = None  # netsim.participation.Participation: who trains each round
+    replan: object | None = None  # netsim.replanning.Replanning: the base station re-plans during the run
 
     @property
     def users(self) -> int:
@@ -111,6 +112,8 @@ def run_sfl(env: simpy.Environment, plan: SflPlan, log: EventLog,
             on_round: Callable[[int, float], None] | None = None) -> Accounts:
     """Run the SFL protocol to completion on `env`; return the per-user accounts."""
     acc = Accounts.zeros(plan.users)
+    if plan.replan is not None:
+        plan.replan.start(plan)
     env.process(drive_rounds(env, plan, plan.rounds, log, acc, on_round, sfl_round))
     env.run()
     return finish_accounts(acc)

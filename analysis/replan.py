@@ -1,0 +1,120 @@
+"""The strategies for a cell that moves, made from a realised scenario: proposed_replan and robust.
+
+`dynamic_allocations` turns the proposed plan (planned at t = 0) into
+- proposed_replan's first plan (the way its re-plans are made: on the ergodic rate over the
+  scenario's fading, unless the base station knows the fading: optimizer.replan_csi 'full'), and
+- the robust plan: made once for the expected seconds per bit over sampled walks of every user
+  over the plan's duration (netsim.dynamics.large_scale_samples, stream "robust") and the fading.
+
+`replan_spec` gives simulate_sfl what the re-planning base station needs for proposed_replan
+(None for a plan-once strategy). The seconds one re-solve takes are measured here, on this
+machine, once per process and kind of problem (so runs in one process agree exactly), unless
+optimizer.replan_solve_s fixes them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from netsim.dynamics import large_scale_samples
+from netsim.replanning import ReplanSettings, ReplanSpec
+from optimizer.replan import make_planner, replan_initial_allocation, robust_allocation
+from scenarios import Allocation, InputError, Scenario, rng_for
+
+from .world import World
+
+_TIMED_SOLVES = 5
+_ROBUST_HORIZON_PASSES = 2  # the horizon is the robust plan's own delay: resample once on it
+
+
+def _planner_fading(scenario: Scenario) -> str:
+    """What the re-planner averages over: the scenario's fading, or nothing when it knows it."""
+    return "none" if scenario.optimizer.replan_csi == "full" else scenario.channel.fading
+
+
+def _prb(scenario: Scenario) -> tuple[int | None, str]:
+    return scenario.radio.subcarrier_spacing_khz, scenario.radio.prb_rule
+
+
+def dynamic_allocations(world: World, allocations: dict[str, Allocation]) -> dict[str, Allocation]:
+    """`allocations` with proposed_replan and robust (when present) planned for the cell's dynamics."""
+    scenario = world.scenario
+    ch = scenario.channel
+    scs, rule = _prb(scenario)
+    out = dict(allocations)
+    if "proposed_replan" in out:
+        alloc, round_s = replan_initial_allocation(world.inputs, out["proposed_replan"], _planner_fading(scenario),
+                                                   ch.rician_k_factor_db, scs, rule)
+        alloc.details["first_plan_round_s"] = round_s
+        out["proposed_replan"] = alloc
+    if "robust" in out:
+        base = out["robust"]
+        fading = ch.fading if ch.time_varying else "none"  # a frozen channel's fading is the planned state's
+        horizon = base.T_s
+        for _ in range(_ROBUST_HORIZON_PASSES):
+            samples = large_scale_samples(world.channel, ch, scenario.cell, horizon, scenario.optimizer.robust_walks,
+                                          rng_for(scenario.seed, "robust"))
+            robust = robust_allocation(world.inputs, base, samples, fading, ch.rician_k_factor_db, scs, rule)
+            if samples.shape[1] == 1:
+                break
+            horizon = robust.T_s
+        robust.details.setdefault("robust_horizon_s", horizon)
+        out["robust"] = robust
+    return out
+
+
+_MEASURED: dict[tuple, float] = {}  # one measurement per kind of problem and process: both doors agree
+
+
+def measured_solve_s(planner, users: int, key: tuple | None = None) -> float:
+    """The median wall time (s) of a re-solve on this machine: the planner on a perturbed channel.
+    With `key`, measured once per process and reused (runs in one process then agree exactly)."""
+    if key is not None and key in _MEASURED:
+        return _MEASURED[key]
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(_TIMED_SOLVES):
+        known = 10.0 ** (rng.normal(0.0, 1.0, size=users) / 10.0)
+        start = time.perf_counter()
+        planner(known)
+        times.append(time.perf_counter() - start)
+    if key is not None:
+        _MEASURED[key] = float(np.median(times))
+    return float(np.median(times))
+
+
+def solve_key(world: World) -> tuple:
+    """What a re-solve's time depends on: the users, what the planner averages over, the PRB rule."""
+    scenario = world.scenario
+    return (world.inputs.users, _planner_fading(scenario), *_prb(scenario))
+
+
+def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str = "scenario",
+                csi_delay_s: float | None = None, solve_s: float | None = None) -> ReplanSpec | None:
+    """What simulate_sfl needs to re-plan `alloc` during the run (None unless proposed_replan).
+
+    `interval_s`, `csi_delay_s` override the scenario's (the robustness study's variants);
+    `solve_s` a measured solve time already in hand."""
+    if alloc.strategy != "proposed_replan":
+        return None
+    scenario = world.scenario
+    opt, ch = scenario.optimizer, scenario.channel
+    scs, rule = _prb(scenario)
+    planner = make_planner(world.inputs, alloc, _planner_fading(scenario), ch.rician_k_factor_db, scs, rule)
+    if solve_s is None:
+        solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
+            measured_solve_s(planner, world.inputs.users, solve_key(world))
+    interval = opt.replan_interval_s if interval_s == "scenario" else interval_s
+    settings = ReplanSettings(interval_s=interval, csi=opt.replan_csi,
+                              csi_delay_s=ch.csi_delay_s if csi_delay_s is None else csi_delay_s,
+                              csi_error_db=ch.csi_error_db, solve_s=solve_s, signalling_s=opt.replan_signalling_s)
+    if interval is not None and interval < solve_s + settings.signalling_s:
+        raise InputError(f"shorter than one re-plan takes ({solve_s:.3g} s to solve + {settings.signalling_s:g} s "
+                         "to signal)", field="optimizer.replan_interval_s", value=interval)
+    first = alloc.details.get("first_plan_round_s")
+    if first is None:
+        raise InputError("proposed_replan's first plan is missing: make the allocations with "
+                         "analysis.allocations.world_allocations", field="optimizer.strategies", value=alloc.strategy)
+    return ReplanSpec(settings=settings, planner=planner, initial_round_s=np.asarray(first, dtype=float))

@@ -1,0 +1,157 @@
+"""A base station that re-plans the uplink bandwidth during the run, from the channel it knows then.
+
+At the start of a round (every round, or the first one `interval_s` or more after the last
+re-plan) the base station reads the channel state information (CSI) it has: each user's gain
+relative to the planned state (netsim.dynamics.ChannelTrack, or the per-round table of a frozen
+or per-round-redrawn channel) as it was `csi_delay_s` ago, times a log-normal estimation error of
+`csi_error_db` (one draw per user and re-plan). 'large_scale' CSI is the path loss and shadowing
+at the users' positions (the planner then averages the fading: optimizer.ergodic); 'full' CSI
+adds the fading of that moment.
+
+When what it knows differs from what its current plan was made on, it re-solves (the injected
+`planner`, optimizer.replan: problem (17) at the first plan's V) and signals the new grants: the
+round then starts `solve_s + signalling_s` later (an activity 'replan' at the fed server, which
+sits at the base station). When nothing changed (a frozen channel), it keeps its plan and costs
+nothing, so the run is the plan-once run exactly.
+
+Both engines (SimPy and netsim.fast_sfl) call `before_round` at the same point with the same
+arguments, so they see the same plans, delays and draws. The object keeps per-run state: `start`
+resets it at the beginning of every run of a plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from scenarios import fdma_rate_bps
+
+from .protocols.rounds import LINK_ADAPTER_UP, LINK_UP
+
+__all__ = ["ReplanSettings", "ReplanSpec", "Replanning", "Planner"]
+
+# planner(known gain factor (K,) relative to the planned channel) ->
+#   (b_s_hz (K,), b_c_hz (K,), each user's predicted round seconds (K,) at one unit of round work)
+Planner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ReplanSettings:
+    """When the base station re-plans and what it knows (seconds)."""
+
+    interval_s: float | None  # None: every round
+    csi: str  # 'large_scale' | 'full'
+    csi_delay_s: float
+    csi_error_db: float
+    solve_s: float  # one re-solve, counted in the simulated time
+    signalling_s: float  # the new grants reaching the users
+
+
+@dataclass(frozen=True)
+class ReplanSpec:
+    """What a plan needs to re-plan: the settings, the planner and the first plan's predicted round
+    seconds per user (K,) (its bandwidths are the allocation's)."""
+
+    settings: ReplanSettings
+    planner: Planner
+    initial_round_s: np.ndarray
+
+
+class Replanning:
+    """The re-planning base station of one SFL plan (see the module docstring).
+
+    `initial` is the first plan (b_s, b_c, predicted round seconds per user), made before the run
+    on the planned channel (gain factor 1). Table mode (no track): `factors` and `large_scale`
+    (R, K) are the per-round gain factors of the run and their path-loss-and-shadowing part;
+    `c_main_hz`, `c_fed_hz` (K,) the planned c = g·p/N0 at the allocation's powers."""
+
+    def __init__(self, settings: ReplanSettings, planner: Planner, initial: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 c_main_hz: np.ndarray, c_fed_hz: np.ndarray, activation_bits: float, adapter_bits: float,
+                 seed: int, factors: np.ndarray | None = None,
+                 large_scale: np.ndarray | None = None):
+        self.settings, self.planner = settings, planner
+        self.initial = tuple(np.asarray(a, dtype=float).copy() for a in initial)
+        self.c_main_hz, self.c_fed_hz = c_main_hz, c_fed_hz
+        self.activation_bits, self.adapter_bits = activation_bits, adapter_bits
+        self._seed = seed
+        self.factors, self.large_scale = factors, large_scale
+        self._saved: dict = {}
+        self.start(None)
+
+    # ---- per run ----------------------------------------------------------------------------------
+    def start(self, plan) -> None:
+        """Reset to the first plan (and restore `plan`'s links or tables to it)."""
+        self.b_s, self.b_c, self.round_s = (a.copy() for a in self.initial)
+        self.known = np.ones_like(self.b_s)
+        self.last_check_s = 0.0
+        self.round_start_s: list[float] = []
+        self.rng = np.random.default_rng(self._seed)
+        self.solves = 0
+        self.checks = 0
+        self.hold_s: list[float] = []
+        self.predicted_round_s: list[float] = []
+        if plan is None:
+            return
+        if plan.track is not None:
+            if not self._saved:
+                self._saved = {"links": dict(plan.links)}
+            plan.links.clear()
+            plan.links.update(self._saved["links"])
+            plan.track.keep_s = self.settings.csi_delay_s
+        else:
+            if not self._saved:
+                self._saved = {"up": plan.uplink_activation_s.copy(), "adapter": plan.uplink_adapter_s.copy()}
+            plan.uplink_activation_s[:] = self._saved["up"]
+            plan.uplink_adapter_s[:] = self._saved["adapter"]
+
+    def _csi(self, plan, at_s: float) -> np.ndarray:
+        """The gain factors (K,) the base station knows at `at_s` (before the estimation error)."""
+        full = self.settings.csi == "full"
+        users = np.arange(self.b_s.size)
+        if plan.track is not None:
+            block = np.full(users.size, int(max(at_s, 0.0) // plan.track.block_s), dtype=np.int64)
+            return plan.track.factor(block, users) if full else plan.track.large_scale_factor(block, users)
+        j = int(np.searchsorted(np.asarray(self.round_start_s), at_s, side="right")) - 1
+        table = self.factors if full else self.large_scale
+        return table[max(j, 0)].copy()
+
+    def before_round(self, plan, r: int, now_s: float, users: np.ndarray, round_work: float,
+                     aggregation_s: float) -> float:
+        """Re-plan if due and the CSI changed; return the seconds the round start waits for it."""
+        s = self.settings
+        self.round_start_s.append(now_s)
+        hold = 0.0
+        due = r == 0 or s.interval_s is None or now_s - self.last_check_s >= s.interval_s * (1 - 1e-12)
+        if due:
+            self.checks += 1
+            self.last_check_s = now_s
+            known = self._csi(plan, now_s - s.csi_delay_s)
+            if s.csi_error_db > 0:
+                known = known * 10.0 ** (self.rng.normal(0.0, s.csi_error_db, size=known.size) / 10.0)
+            if not np.array_equal(known, self.known):
+                self.b_s, self.b_c, self.round_s = (np.asarray(a, dtype=float) for a in self.planner(known))
+                self.known = known
+                self.solves += 1
+                hold = s.solve_s + s.signalling_s
+                if plan.track is not None:
+                    _, c_up, bits_up = plan.links[LINK_UP]
+                    _, c_ad, bits_ad = plan.links[LINK_ADAPTER_UP]
+                    plan.links[LINK_UP] = (self.b_s, c_up, bits_up)
+                    plan.links[LINK_ADAPTER_UP] = (self.b_c, c_ad, bits_ad)
+        if plan.track is None and self.solves:  # this round's transfer times on the current bandwidths
+            factor = self.factors[r]
+            plan.uplink_activation_s[r] = self.activation_bits / fdma_rate_bps(self.b_s, self.c_main_hz * factor)
+            plan.uplink_adapter_s[r] = self.adapter_bits / fdma_rate_bps(self.b_c, self.c_fed_hz * factor)
+        self.hold_s.append(hold)
+        slowest = float(self.round_s[users].max()) if users.size else 0.0
+        self.predicted_round_s.append(hold + (slowest + aggregation_s) * round_work)
+        return hold
+
+    def summary(self) -> dict:
+        """What the base station did over the run: checks, re-solves, overhead, predictions."""
+        return {"replan_checks": self.checks, "replan_solves": self.solves,
+                "replan_overhead_s": float(np.sum(self.hold_s)),
+                "replan_predicted_s": float(np.sum(self.predicted_round_s)),
+                "replan_solve_s": self.settings.solve_s, "replan_signalling_s": self.settings.signalling_s}

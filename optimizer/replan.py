@@ -1,0 +1,204 @@
+"""Problem (17) for a channel that is not one number: re-planned and robust bandwidths.
+
+`plan_bandwidth` solves the per-round problem (17) at a fixed V for users whose rate is not the
+Shannon rate of one c = g·p/N0 but a planning rate (optimizer.ergodic): the ergodic rate over
+the fading around a known large-scale gain, and, for a plan made once for a moving cell, the
+harmonic mean of those over the positions each user will be at. The structured solver is
+written for Shannon rates, so each user's planning rate is turned into the c that gives it at
+the current bandwidth (effective_snr_coeff_hz) and the problem is solved again on those, until
+the bandwidths stop moving (a fixed point: at it every user's predicted time is its true
+planning-rate time, and the bandwidths are optimal for the Shannon problem with those c; with no
+fading and one sample it is problem (17) itself, solved once).
+
+`make_planner` is the base station's re-planner of netsim.replanning: known gain factors in,
+bandwidths (whole PRBs when the scenario has them) and predicted per-user round seconds out, at
+the first plan's V, powers and clocks. `robust_allocation` is the plan made once for the channel
+the users will have: the expected seconds per bit over samples of their large-scale gains along
+their walks (netsim.dynamics.large_scale_samples) and the fading (an expected-value robust
+counterpart; cf. Ben-Tal, El Ghaoui and Nemirovski, *Robust Optimization*, 2009, ch. 1, on
+replacing uncertain data by what the objective sees of it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from scenarios import Allocation, DelayInputs
+
+from .allocation import allocation_with_counts, verify_allocation
+from .ergodic import effective_snr_coeff_hz, planning_rate_bps
+from .errors import OptimizerError
+from .structured import PerRoundProblem, solve_per_round
+
+__all__ = ["plan_bandwidth", "predicted_round_s", "make_planner", "replan_initial_allocation", "robust_allocation"]
+
+_MAX_FIXED_POINT = 100
+_FIXED_POINT_TOL = 1e-12
+
+
+def _compute_per_iteration_s(inputs: DelayInputs, cpu_fraction: np.ndarray | None) -> np.ndarray:
+    if cpu_fraction is None:
+        return inputs.compute_seconds_per_iteration
+    return inputs.client_seconds_per_iteration / cpu_fraction + inputs.server_seconds_per_iteration
+
+
+def _weights(inputs: DelayInputs) -> np.ndarray:
+    """Iteration weights, a user without batches given a vanishing one (as per_round_problem)."""
+    w = inputs.weights
+    if np.any(w <= 0):
+        w = np.where(w > 0, w, 1e-6 * w.max())
+    return w
+
+
+def predicted_round_s(inputs: DelayInputs, V: float, b_s_hz: np.ndarray, b_c_hz: np.ndarray,
+                      c_main_hz: np.ndarray, c_fed_hz: np.ndarray, fading: str, k_factor_db: float,
+                      cpu_fraction: np.ndarray | None = None) -> np.ndarray:
+    """Each user's round seconds (K,) at its planning rates: V·w_k·(compute + s / r_s) + s_c / r_c.
+    `c_*_hz` (K,) or samples (K, S), at the allocation's powers."""
+    r_s = planning_rate_bps(b_s_hz, c_main_hz, fading, k_factor_db)
+    r_c = planning_rate_bps(b_c_hz, c_fed_hz, fading, k_factor_db)
+    compute = _compute_per_iteration_s(inputs, cpu_fraction)
+    return V * inputs.weights * (compute + inputs.activation_bits / r_s) + inputs.adapter_bits / r_c
+
+
+def plan_bandwidth(inputs: DelayInputs, V: float, c_main_hz: np.ndarray, c_fed_hz: np.ndarray, fading: str,
+                   k_factor_db: float = 6.0, cpu_fraction: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Problem (17) at V on planning rates: (b_s_hz, b_c_hz, effective c_s, effective c_c), each (K,).
+
+    `c_main_hz`, `c_fed_hz`: c = g·p/N0 at the allocation's powers, (K,) or samples (K, S)."""
+    single = np.ndim(c_main_hz) == 1 and np.ndim(c_fed_hz) == 1
+    k = inputs.users
+    b_s = np.full(k, inputs.uplink_main_bandwidth_hz / k)
+    b_c = np.full(k, inputs.uplink_fed_bandwidth_hz / k)
+    if fading == "none" and single:
+        eff_s, eff_c = np.asarray(c_main_hz, dtype=float), np.asarray(c_fed_hz, dtype=float)
+    else:
+        eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main_hz, fading, k_factor_db))
+        eff_c = effective_snr_coeff_hz(b_c, planning_rate_bps(b_c, c_fed_hz, fading, k_factor_db))
+    compute, w = _compute_per_iteration_s(inputs, cpu_fraction), _weights(inputs)
+    start = None
+    for _ in range(_MAX_FIXED_POINT):
+        prob = PerRoundProblem(V=float(V), compute_s=compute, c_s_hz=eff_s, c_c_hz=eff_c, s_bits=inputs.activation_bits,
+                               s_c_bits=inputs.adapter_bits, B_s_hz=inputs.uplink_main_bandwidth_hz,
+                               B_c_hz=inputs.uplink_fed_bandwidth_hz, weights=w)
+        sol = solve_per_round(prob, start=start, tol=1e-10)
+        if not sol.converged and start is not None:
+            sol = solve_per_round(prob, tol=1e-10)
+        if not sol.converged:
+            raise OptimizerError(f"the structured solver did not converge (residual {sol.residual:.2e})",
+                                 field="optimizer.strategies", value="replan")
+        b_s, b_c, start = sol.b_s_hz, sol.b_c_hz, sol.state
+        if fading == "none" and single:
+            break
+        new_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main_hz, fading, k_factor_db))
+        new_c = effective_snr_coeff_hz(b_c, planning_rate_bps(b_c, c_fed_hz, fading, k_factor_db))
+        moved = max(np.max(np.abs(new_s / eff_s - 1.0)), np.max(np.abs(new_c / eff_c - 1.0)))
+        eff_s, eff_c = new_s, new_c
+        if moved <= _FIXED_POINT_TOL:
+            break
+    return b_s, b_c, eff_s, eff_c
+
+
+def _in_prbs(inputs: DelayInputs, alloc: Allocation, eff_s: np.ndarray, eff_c: np.ndarray, scs_khz: int,
+             rule: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Whole PRBs for continuous bandwidths planned on effective c (optimizer.prb), and their details."""
+    from .prb import allocation_in_prbs
+
+    p_s, p_c, _ = alloc.powers_and_clock()
+    eff_inputs = dataclasses.replace(inputs, snr_coeff_main_hz=eff_s / p_s, snr_coeff_fed_hz=eff_c / p_c)
+    rounded = allocation_in_prbs(eff_inputs, alloc, scs_khz, rule)
+    return rounded.b_s_hz, rounded.b_c_hz, rounded.details["prb"]
+
+
+def _allocation(inputs: DelayInputs, base: Allocation, b_s: np.ndarray, b_c: np.ndarray, eff_s: np.ndarray,
+                eff_c: np.ndarray, strategy: str, details: dict) -> Allocation:
+    """An allocation at `base`'s eta, counts, powers and clocks, with times from the effective c."""
+    p_s, p_c, _ = base.powers_and_clock()
+    eff_inputs = dataclasses.replace(inputs, snr_coeff_main_hz=eff_s / p_s, snr_coeff_fed_hz=eff_c / p_c)
+    return allocation_with_counts(eff_inputs, base.V, base.I0, b_s, b_c, strategy, base.solver, details, base.eta,
+                                  base.power_main_fraction, base.power_fed_fraction, base.cpu_fraction)
+
+
+def _plan(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.ndarray, fading: str,
+          k_factor_db: float, scs_khz: int | None, rule: str, prb: dict | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(b_s, b_c, predicted round seconds per user) on samples or values of c at the allocation's powers;
+    `prb` (a dict) receives the whole-PRB details when the scenario has PRBs."""
+    b_s, b_c, eff_s, eff_c = plan_bandwidth(inputs, base.V, c_main, c_fed, fading, k_factor_db, base.cpu_fraction)
+    if scs_khz is not None:
+        continuous = _allocation(inputs, base, b_s, b_c, eff_s, eff_c, base.strategy, {})
+        b_s, b_c, details = _in_prbs(inputs, continuous, eff_s, eff_c, scs_khz, rule)
+        if prb is not None:
+            prb.update(details)
+    round_s = predicted_round_s(inputs, base.V, b_s, b_c, c_main, c_fed, fading, k_factor_db, base.cpu_fraction)
+    return b_s, b_c, round_s
+
+
+def make_planner(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db: float = 6.0,
+                 scs_khz: int | None = None, rule: str = "min_max"):
+    """The re-planner: known gain factors (K,) relative to the planned channel -> (b_s_hz, b_c_hz,
+    predicted round seconds per user), at `base`'s V, powers and clocks. `fading`: what the planner
+    averages over ('none' when it knows the fading itself: full CSI)."""
+    p_s, p_c, _ = base.powers_and_clock()
+
+    def planner(known: np.ndarray):
+        return _plan(inputs, base, inputs.snr_coeff_main_hz * p_s * known, inputs.snr_coeff_fed_hz * p_c * known,
+                     fading, k_factor_db, scs_khz, rule)
+
+    return planner
+
+
+def replan_initial_allocation(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db: float = 6.0,
+                              scs_khz: int | None = None, rule: str = "min_max") -> tuple[Allocation, np.ndarray]:
+    """proposed_replan's first plan, made before the run on the planned channel the way its
+    re-plans are made (`fading`: what the planner averages over), and its predicted round seconds
+    per user (K,). With nothing to average ('none') it is `base` (the proposed plan) itself."""
+    p_s, p_c, _ = base.powers_and_clock()
+    c_main, c_fed = inputs.snr_coeff_main_hz * p_s, inputs.snr_coeff_fed_hz * p_c
+    if fading == "none":
+        alloc = dataclasses.replace(base, strategy="proposed_replan", details=dict(base.details))
+        return alloc, predicted_round_s(inputs, base.V, base.b_s_hz, base.b_c_hz, c_main, c_fed, "none", k_factor_db,
+                                        base.cpu_fraction)
+    prb: dict = {}
+    b_s, b_c, round_s = _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule, prb)
+    eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main, fading, k_factor_db))
+    eff_c = effective_snr_coeff_hz(b_c, planning_rate_bps(b_c, c_fed, fading, k_factor_db))
+    alloc = _allocation(inputs, base, b_s, b_c, eff_s, eff_c, "proposed_replan",
+                        {**base.details, "first_plan": f"on the ergodic rate over {fading} fading",
+                         **({"prb": prb} if prb else {})})
+    return alloc, round_s
+
+
+def robust_allocation(inputs: DelayInputs, base: Allocation, samples: np.ndarray, fading: str,
+                      k_factor_db: float = 6.0, scs_khz: int | None = None, rule: str = "min_max") -> Allocation:
+    """The plan made once for the channel the users will have: `samples` (K, S) of each user's
+    large-scale gain factor over the run (relative to the planned channel), `fading` averaged
+    within; at `base`'s eta, V, powers and clocks. With no fading and every sample 1 (a static
+    channel) it is `base` itself. T_s is the expected delay under the planning rates."""
+    samples = np.asarray(samples, dtype=float)
+    if fading == "none" and np.all(samples == 1.0):
+        return dataclasses.replace(base, strategy="robust", details={**base.details, "robust": "static channel: the "
+                                                                      "plan-once allocation"})
+    p_s, p_c, _ = base.powers_and_clock()
+    c_main = (inputs.snr_coeff_main_hz * p_s)[:, None] * samples
+    c_fed = (inputs.snr_coeff_fed_hz * p_c)[:, None] * samples
+    prb: dict = {}
+    b_s, b_c, round_s = _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule, prb)
+    eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main, fading, k_factor_db))
+    eff_c = effective_snr_coeff_hz(b_c, planning_rate_bps(b_c, c_fed, fading, k_factor_db))
+    alloc = _allocation(inputs, base, b_s, b_c, eff_s, eff_c, "robust",
+                        {"robust": {"samples_per_user": int(samples.shape[1]), "fading": fading,
+                                    "rate": "harmonic mean over the samples of the ergodic rate over the fading"},
+                         **({"prb": prb} if prb else {})})
+    problems = verify_allocation(dataclasses.replace(inputs, snr_coeff_main_hz=eff_s / p_s,
+                                                     snr_coeff_fed_hz=eff_c / p_c), alloc)
+    if problems:
+        raise OptimizerError(f"robust allocation failed verification: {problems[0]}", field="optimizer.strategies",
+                             value="robust")
+    if abs(alloc.T_s - base.I0 * float(round_s.max())) > 1e-6 * alloc.T_s:
+        raise OptimizerError("robust allocation: its delay does not match the planning rates",
+                             field="optimizer.strategies", value="robust")
+    return alloc
