@@ -389,10 +389,15 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Box plot per strategy of the simulated training delay over the seeds (whiskers 5-95 %), the
     prediction as a diamond (the optimizer's plan; for a re-planned run the sum of its rounds'
     predictions, averaged over the seeds), and the simulated / predicted ratio beside it."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     strategies = list(dict.fromkeys(runs["strategy"]))
-    fig, (ax, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, ax_ratio) = plt.subplots(1, 2, figsize=(13, 5.4), gridspec_kw={"width_ratios": [3, 2]})
+    column = "predicted_s" if "predicted_s" in runs else "planned_s"
+    ratio_of = runs["simulated_s"] / runs[column]
     data = [runs.loc[runs["strategy"] == s, "simulated_s"].to_numpy() for s in strategies]
-    ratios = [runs.loc[runs["strategy"] == s, "ratio"].to_numpy() for s in strategies]
+    ratios = [ratio_of[runs["strategy"] == s].to_numpy() for s in strategies]
     positions = np.arange(1, len(strategies) + 1)
     for axis, values in ((ax, data), (ax_ratio, ratios)):
         boxes = axis.boxplot(values, positions=positions, whis=(5, 95), widths=0.55, patch_artist=True,
@@ -402,23 +407,20 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
             patch.set_facecolor(STRATEGY_STYLE.get("proposed_replan" if s.startswith("replan_") else s, ("C7", "o"))[0])
             patch.set_alpha(0.35)
         axis.grid(True, axis="y", alpha=0.3)
-    ax.set_xticks(positions, [f"{s}\n{STRATEGY_SHORT.get(s, '')}" for s in strategies], fontsize=7, rotation=20)
-    ax_ratio.set_xticks(positions, strategies, fontsize=7, rotation=20)
-    column = "predicted_s" if "predicted_s" in runs else "planned_s"
+        axis.set_xticks(positions, strategies, fontsize=8, rotation=30, ha="right")
     planned = [runs.loc[runs["strategy"] == s, column].mean() for s in strategies]
-    ax.scatter(positions, planned, marker="D", color="k", zorder=3,
-               label="prediction (plan-once: the optimizer's plan at t = 0; re-planned: its rounds' sum, mean)")
+    ax.scatter(positions, planned, marker="D", color="k", zorder=3)
     ax.set_ylabel("training delay T (s)")
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     box_key = [Patch(facecolor="0.85", edgecolor="k", label="simulated over the seeds: box 25-75 %, whiskers 5-95 %"),
                Line2D([], [], color="k", lw=1.6, label="median")]
-    ax.legend(handles=[*box_key, ax.collections[-1]], loc="upper left", fontsize=7)
-    ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--", label="simulated = predicted")
+    diamond = Line2D([], [], marker="D", color="k", ls="", label="prediction: the optimizer's plan (made once), or "
+                                                                "the sum of a re-planned run's rounds (mean)")
+    ax.legend(handles=[*box_key, diamond], loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=1)
+    ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--")
     ax_ratio.set_ylabel("simulated / predicted delay")
-    ax_ratio.legend(handles=[*box_key, ax_ratio.get_lines()[-1]], loc="upper left", fontsize=7)
-    fig.suptitle(title or "Planned against simulated delay")
+    ax_ratio.legend(handles=[*box_key, Line2D([], [], color="k", lw=0.8, ls="--", label="simulated = predicted")],
+                    loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=1)
+    fig.suptitle(title or "Predicted against simulated delay")
     return _save(fig, path)
 
 

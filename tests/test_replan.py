@@ -196,3 +196,19 @@ def test_robustness_study_runs_every_variant(tmp_path, capsys):
                                       "replan_2s", "replan_2s_csi0p5s"}
     assert np.isfinite(table["prediction_error"]).all()
     assert (table.set_index("strategy").loc[["replan_every_round"], "replan_solves"] > 0).all()
+
+
+def test_energy_aware_replanning_keeps_the_plans_powers_and_clocks():
+    scenario = _scenario(channel={"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 20.0},
+                         optimizer={"energy_weight": 0.5, "strategies": ["proposed", "proposed_replan"]},
+                         simulation={"max_rounds": 6})
+    world = realise(scenario)
+    allocations = world_allocations(world)
+    aware, replanned = allocations["proposed"], allocations["proposed_replan"]
+    assert aware.power_main_fraction is not None and np.any(aware.power_main_fraction < 1)
+    np.testing.assert_array_equal(replanned.power_main_fraction, aware.power_main_fraction)
+    np.testing.assert_array_equal(replanned.cpu_fraction, aware.cpu_fraction)
+    assert replanned.eta == aware.eta
+    a, b = _run(scenario, world, replanned, "simpy"), _run(scenario, world, replanned, "vectorised")
+    assert a.extra["replan_solves"] > 0
+    assert b.total_delay_s == pytest.approx(a.total_delay_s, rel=1e-9)

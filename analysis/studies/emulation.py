@@ -229,6 +229,8 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     from netsim.testbed.compare import comparison, events_frame, predicted_frame, round_errors
     from netsim.testbed.launch import DeviceGroup, means, pooled_means
 
+    from ..interrupted import TermAsInterrupt
+
     from ..world import realise
 
     em = scenario.emulation
@@ -246,7 +248,9 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
 
     setup_s = STARTUP_S_PER_DEVICE * len(estimate.specs) / max(cores, 1) + 120
     run_s = 3 * float(estimate.round_end_s[-1]) + 60
-    with tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
+    # SIGTERM stops the devices as Ctrl-C does, by whichever door the run came (CLI or Python API):
+    # every process, namespace, cgroup and the work folder are removed on the way out
+    with TermAsInterrupt(), tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
         if em.launcher == "ray":
             from ..testbed.ray_devices import RayDeviceGroup
 

@@ -190,8 +190,9 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
                          f"plus {scenario.optimizer.replan_signalling_s:g} s of signalling, both counted in the "
                          "simulated time; its prediction is the sum of its rounds' predictions.")
     lead = ""
-    if "proposed" in by.index and len(by) > 1:
-        others = by.drop(index="proposed")
+    baselines = [s for s in ("EB", "FE", "BA") if s in by.index]
+    if "proposed" in by.index and baselines:
+        others = by.loc[baselines]  # the plan-once proposed against FedsLLM's own baselines
         best_other = others["simulated_mean_s"].idxmin()
         gap_plan = 100 * (others.loc[best_other, "planned_s"] - by.loc["proposed", "planned_s"]) / \
             others.loc[best_other, "planned_s"]

@@ -273,17 +273,21 @@ def optimise_with_energy(inputs: DelayInputs, energy: EnergyInputs, config: Opti
     out = optimise(inputs, config)
     budget = math.inf if budget_j is None else float(budget_j)
     w = 0.0 if weight is None else float(weight)
-    if "proposed" not in out or (budget == math.inf and w == 0.0):
+    based = [s for s in ("proposed", "proposed_replan", "robust") if s in out]  # the energy-aware plan and its kin
+    if not based or (budget == math.inf and w == 0.0):
         return out
     check_energy_size(inputs.users)
     if math.isfinite(budget):
         check_budget(inputs, energy, budget)
     if w == 0.0:
-        spent = allocation_energy_j(inputs, energy, out["proposed"])["total_j"]
+        spent = allocation_energy_j(inputs, energy, out[based[0]])["total_j"]
         if np.all(spent <= budget):
-            out["proposed"].details.update({"energy_budget_j": budget, "energy_budget_binding": False})
+            for name in based:
+                out[name].details.update({"energy_budget_j": budget, "energy_budget_binding": False})
             return out
     alloc = energy_aware_allocation(inputs, energy, budget, w)
     alloc.details["energy_budget_binding"] = bool(math.isfinite(budget))
-    out["proposed"] = alloc
+    for name in based:  # proposed_replan and robust re-plan the bandwidth at its powers, clocks and eta
+        out[name] = alloc if name == "proposed" else Allocation(**{**alloc.__dict__, "strategy": name,
+                                                                  "details": dict(alloc.details)})
     return out
