@@ -162,21 +162,21 @@ class ChannelTrack:
             self._count -= drop
             self._first += drop
 
-    def factor(self, block: np.ndarray, users: np.ndarray) -> np.ndarray:
-        """Gain factors of `users` in `block` (same shapes)."""
+    def _rows(self, table: str, block: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """Rows of buffer `table` ('_buf' or '_large', read after drawing: drawing may reallocate it)."""
         block = np.asarray(block, dtype=np.int64)
         self._ensure(int(block.max()))
         if block.min() < self._first:
             raise ValueError(f"block {int(block.min())} was discarded (kept from {self._first})")
-        return self._buf[block - self._first + self._start, users]
+        return getattr(self, table)[block - self._first + self._start, users]
+
+    def factor(self, block: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """Gain factors of `users` in `block` (same shapes)."""
+        return self._rows("_buf", block, users)
 
     def large_scale_factor(self, block: np.ndarray, users: np.ndarray) -> np.ndarray:
         """The path-loss-and-shadowing part of `factor` (same shapes): what the users' positions give."""
-        block = np.asarray(block, dtype=np.int64)
-        self._ensure(int(block.max()))
-        if block.min() < self._first:
-            raise ValueError(f"block {int(block.min())} was discarded (kept from {self._first})")
-        return self._large[block - self._first + self._start, users]
+        return self._rows("_large", block, users)
 
     def transfer_s(self, bits: np.ndarray, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray,
                    start_s: np.ndarray, users: np.ndarray) -> np.ndarray:
