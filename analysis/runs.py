@@ -31,6 +31,9 @@ def run_optimize(scenario: Scenario, out_dir: str | Path, source: str = "") -> l
     lines = []
     for name, alloc in allocations.items():
         vs = f", {100 * (base.T_s - alloc.T_s) / base.T_s:6.2f} % below BA" if base is not None and name != "BA" else ""
+        if isinstance(alloc.details.get("robust"), dict) or "first_plan" in alloc.details:
+            vs = " - T on its planning rates (ergodic over the fading, expected over the walks), not comparable"
+            vs += " with the others' mean-channel T"
         prb = alloc.details.get("prb")
         prb = f"; whole PRBs cost {100 * prb['rounding_cost_relative']:.3g} % over continuous" if prb else ""
         lines.append(f"{name:>8}: T = {alloc.T_s:.6g} s, eta = {alloc.eta:.6f}, I0 = {alloc.I0:.6g}, "
