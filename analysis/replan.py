@@ -53,14 +53,15 @@ def dynamic_allocations(world: World, allocations: dict[str, Allocation]) -> dic
         base = out["robust"]
         fading = ch.fading if ch.time_varying else "none"  # a frozen channel's fading is the planned state's
         horizon = base.T_s
-        for _ in range(_ROBUST_HORIZON_PASSES):
+        for step in range(_ROBUST_HORIZON_PASSES):
+            if step:
+                horizon = robust.T_s
             samples = large_scale_samples(world.channel, ch, scenario.cell, horizon, scenario.optimizer.robust_walks,
                                           rng_for(scenario.seed, "robust"))
             robust = robust_allocation(world.inputs, base, samples, fading, ch.rician_k_factor_db, scs, rule)
-            if samples.shape[1] == 1:
+            if samples.shape[1] == 1:  # a static channel: nothing to resample
                 break
-            horizon = robust.T_s
-        robust.details.setdefault("robust_horizon_s", horizon)
+        robust.details["robust_horizon_s"] = horizon  # the horizon its samples span
         out["robust"] = robust
     return out
 
@@ -80,9 +81,10 @@ def measured_solve_s(planner, users: int, key: tuple | None = None) -> float:
         start = time.perf_counter()
         planner(known)
         times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
     if key is not None:
-        _MEASURED[key] = float(np.median(times))
-    return float(np.median(times))
+        _MEASURED[key] = seconds
+    return seconds
 
 
 def solve_key(world: World) -> tuple:

@@ -142,8 +142,8 @@ def optimise(inputs: DelayInputs, config: OptimizerConfig, method: str | None = 
     for strategy in config.strategies:
         if strategy in ("proposed_replan", "robust"):
             # the proposed plan at t = 0; analysis.allocations re-plans it for the channel's dynamics
-            proposed = proposed or optimise(inputs, config.model_copy(update={"strategies": ["proposed"]}),
-                                            method)["proposed"]
+            proposed = proposed or out.get("proposed") or optimise(  # solved once: reuse proposed's answer
+                inputs, config.model_copy(update={"strategies": ["proposed"]}), method)["proposed"]
             out[strategy] = Allocation(**{**proposed.__dict__, "strategy": strategy,
                                           "details": dict(proposed.details)})
             continue
