@@ -1,4 +1,5 @@
-"""The strategies for a cell that moves, made from a realised scenario: proposed_replan and robust.
+"""The strategies for a cell that moves, made from a realised scenario: proposed_replan and robust,
+for SFL (problem (17)) and for FL (its adapter uplink: optimizer.fl_bandwidth, `fl_allocations`).
 
 `dynamic_allocations` turns the proposed plan (planned at t = 0) into
 - proposed_replan's first plan (the way its re-plans are made: on the ergodic rate over the
@@ -14,12 +15,17 @@ optimizer.replan_solve_s fixes them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
+from netsim.channel import downlink_snr_coeff_hz
 from netsim.dynamics import large_scale_samples
 from netsim.replanning import ReplanSettings, ReplanSpec
+from netsim.schemes import fl_adapter_bits, fl_train_s
+from optimizer.ergodic import planning_rate_bps
+from optimizer.fl_bandwidth import FL_STRATEGIES, FlBandwidthPlan, fl_plan, make_fl_planner
 from optimizer.replan import make_planner, replan_initial_allocation, robust_allocation
 from scenarios import Allocation, InputError, Scenario, rng_for
 
@@ -102,12 +108,24 @@ def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str 
     if alloc.strategy != "proposed_replan":
         return None
     scenario = world.scenario
-    opt, ch = scenario.optimizer, scenario.channel
     scs, rule = _prb(scenario)
-    planner = make_planner(world.inputs, alloc, _planner_fading(scenario), ch.rician_k_factor_db, scs, rule)
+    planner = make_planner(world.inputs, alloc, _planner_fading(scenario), scenario.channel.rician_k_factor_db, scs,
+                           rule)
     if solve_s is None:
+        opt = scenario.optimizer
         solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
             measured_solve_s(planner, world.inputs.users, solve_key(world))
+    first = alloc.details.get("first_plan_round_s")
+    if first is None:
+        raise InputError("proposed_replan's first plan is missing: make the allocations with "
+                         "analysis.allocations.world_allocations", field="optimizer.strategies", value=alloc.strategy)
+    return _spec(world, planner, first, interval_s, csi_delay_s, solve_s)
+
+
+def _spec(world: World, planner, first_round_s, interval_s: float | None | str, csi_delay_s: float | None,
+          solve_s: float) -> ReplanSpec:
+    """The re-planning settings of the scenario (or the study's variant) around `planner`."""
+    opt, ch = world.scenario.optimizer, world.scenario.channel
     interval = opt.replan_interval_s if interval_s == "scenario" else interval_s
     settings = ReplanSettings(interval_s=interval, csi=opt.replan_csi,
                               csi_delay_s=ch.csi_delay_s if csi_delay_s is None else csi_delay_s,
@@ -115,8 +133,97 @@ def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str 
     if interval is not None and interval < solve_s + settings.signalling_s:
         raise InputError(f"shorter than one re-plan takes ({solve_s:.3g} s to solve + {settings.signalling_s:g} s "
                          "to signal)", field="optimizer.replan_interval_s", value=interval)
-    first = alloc.details.get("first_plan_round_s")
-    if first is None:
-        raise InputError("proposed_replan's first plan is missing: make the allocations with "
-                         "analysis.allocations.world_allocations", field="optimizer.strategies", value=alloc.strategy)
-    return ReplanSpec(settings=settings, planner=planner, initial_round_s=np.asarray(first, dtype=float))
+    return ReplanSpec(settings=settings, planner=planner, initial_round_s=np.asarray(first_round_s, dtype=float))
+
+
+# ---- FL: the adapter uplink, planned once, robustly, or re-planned (optimizer.fl_bandwidth) ----------------------
+
+def _fl_busy(world: World, fading: str):
+    """busy(multiplier) -> each user's seconds before its upload (K,): the adapter coming down on an
+    equal share of the downlink (when simulated; at the planning rate over `fading` and the gain
+    multipliers (K,) or samples (K, S)) and its local epoch at full speed (stragglers unknown)."""
+    scenario, profile = world.scenario, world.profile
+    epoch = world.batches_per_round() * fl_train_s(profile, scenario.compute)
+    if not scenario.simulation.downlink:
+        return lambda multiplier: epoch
+    radio, k = scenario.radio, world.channel.users
+    c_down = downlink_snr_coeff_hz(world.channel, radio.bs_tx_power_dbm)
+    bits = fl_adapter_bits(profile)
+
+    def busy(multiplier: np.ndarray) -> np.ndarray:
+        m = np.asarray(multiplier, dtype=float)
+        c = c_down[:, None] * m if m.ndim == 2 else c_down * m
+        return epoch + bits / planning_rate_bps(np.full(k, radio.downlink_bandwidth_hz / k), c, fading,
+                                                scenario.channel.rician_k_factor_db)
+
+    return busy
+
+
+def fl_allocations(world: World) -> dict[str, FlBandwidthPlan]:
+    """FL's allocations of the fed band for optimizer.strategies (EB, proposed, robust,
+    proposed_replan's first plan), each with its predicted round seconds per user."""
+    scenario = world.scenario
+    if world.profile is None:
+        raise InputError("FL is simulated from a model profile: add a model section", field="model", value=None)
+    ch, radio, rounds = scenario.channel, scenario.radio, scenario.simulation.rounds
+    c = world.channel.snr_coeff_hz
+    adapter, band = fl_adapter_bits(world.profile), radio.uplink_fed_bandwidth_hz
+    k_db = ch.rician_k_factor_db
+    ones = np.ones(c.size)
+    out: dict[str, FlBandwidthPlan] = {}
+    for name in scenario.optimizer.strategies:
+        if name not in FL_STRATEGIES:
+            raise InputError(f"FL allocates its adapter uplink by {', '.join(FL_STRATEGIES)} (FE is proposed and BA "
+                             "is EB when there is no eta to fix)", field="optimizer.strategies", value=name)
+        if name in ("EB", "proposed"):  # planned on the frozen channel at t = 0, as SFL's
+            out[name] = fl_plan(name, _fl_busy(world, "none")(ones), adapter, c, band, rounds)
+        elif name == "proposed_replan":
+            fading = _planner_fading(scenario)
+            plan = fl_plan(name, _fl_busy(world, fading)(ones), adapter, c, band, rounds, fading, k_db,
+                           {"first_plan": f"on the ergodic rate over {fading} fading" if fading != "none"
+                            else "on the planned channel"})
+            out[name] = plan
+        else:
+            fading = ch.fading if ch.time_varying else "none"
+            once = fl_plan("proposed", _fl_busy(world, "none")(ones), adapter, c, band, rounds)
+            horizon = once.T_s
+            for step in range(_ROBUST_HORIZON_PASSES):
+                samples = large_scale_samples(world.channel, ch, scenario.cell, horizon, scenario.optimizer.robust_walks,
+                                              rng_for(scenario.seed, "robust"))
+                if fading == "none" and samples.shape[1] == 1:  # a static channel: the plan-once allocation
+                    robust = dataclasses.replace(once, strategy=name, details={"robust": "static channel: the "
+                                                                               "plan-once allocation"})
+                    break
+                robust = fl_plan(name, _fl_busy(world, fading)(samples), adapter, c[:, None] * samples, band, rounds,
+                                 fading, k_db, {"robust_horizon_s": horizon,
+                                                "samples_per_user": int(samples.shape[1])})
+                if samples.shape[1] == 1 or step == _ROBUST_HORIZON_PASSES - 1:
+                    break
+                horizon = robust.T_s
+            out[name] = robust
+    return out
+
+
+def fl_planner(world: World):
+    """FL's re-planner (optimizer.fl_bandwidth.make_fl_planner) for this world."""
+    scenario = world.scenario
+    fading = _planner_fading(scenario)
+    return make_fl_planner(_fl_busy(world, fading), fl_adapter_bits(world.profile), world.channel.snr_coeff_hz,
+                           scenario.radio.uplink_fed_bandwidth_hz, fading, scenario.channel.rician_k_factor_db)
+
+
+def fl_solve_key(world: World) -> tuple:
+    return ("fl", world.channel.users, _planner_fading(world.scenario))
+
+
+def fl_replan_spec(world: World, plan: FlBandwidthPlan, interval_s: float | None | str = "scenario",
+                   csi_delay_s: float | None = None, solve_s: float | None = None) -> ReplanSpec | None:
+    """What build_fl_plan needs to re-plan FL's adapter uplink during the run (None unless proposed_replan)."""
+    if plan.strategy != "proposed_replan":
+        return None
+    planner = fl_planner(world)
+    if solve_s is None:
+        opt = world.scenario.optimizer
+        solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
+            measured_solve_s(planner, world.channel.users, fl_solve_key(world))
+    return _spec(world, planner, plan.round_s, interval_s, csi_delay_s, solve_s)

@@ -11,7 +11,8 @@ adds the fading of that moment.
 When what it knows differs from what its current plan was made on, it re-solves (the injected
 `planner`, optimizer.replan: problem (17) at the first plan's V) and signals the new grants: the
 round then starts `solve_s + signalling_s` later (an activity 'replan' at the fed server, which
-sits at the base station). When nothing changed (a frozen channel), it keeps its plan and costs
+sits at the base station). It allocates the uplinks it is given: SFL's activation and adapter
+uplinks (problem (17), optimizer.replan), or FL's adapter uplink (optimizer.fl_bandwidth). When nothing changed (a frozen channel), it keeps its plan and costs
 nothing, so the run is the plan-once run exactly.
 
 Both engines (SimPy and netsim.fast_sfl) call `before_round` at the same point with the same
@@ -28,13 +29,22 @@ import numpy as np
 
 from scenarios import fdma_rate_bps
 
-from .protocols.rounds import LINK_ADAPTER_UP, LINK_UP
-
-__all__ = ["ReplanSettings", "ReplanSpec", "Replanning", "Planner"]
+__all__ = ["ReplanSettings", "ReplanSpec", "Replanning", "Planner", "Uplink"]
 
 # planner(known gain factor (K,) relative to the planned channel) ->
-#   (b_s_hz (K,), b_c_hz (K,), each user's predicted round seconds (K,) at one unit of round work)
-Planner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#   (one bandwidth_hz (K,) per uplink it allocates, in the order of the Replanning's `uplinks`, ...,
+#    each user's predicted round seconds (K,) at one unit of round work)
+Planner = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """An uplink the base station allocates: its link index (netsim.protocols.rounds.LINK_*), the
+    planned c = g·p/N0 (K,) of its users at their powers, and the bits of one transfer."""
+
+    link: int
+    snr_coeff_hz: np.ndarray
+    bits: float
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ class ReplanSettings:
 @dataclass(frozen=True)
 class ReplanSpec:
     """What a plan needs to re-plan: the settings, the planner and the first plan's predicted round
-    seconds per user (K,) (its bandwidths are the allocation's)."""
+    seconds per user (K,) (its bandwidths are the allocation's, or FL's plan's)."""
 
     settings: ReplanSettings
     planner: Planner
@@ -60,21 +70,21 @@ class ReplanSpec:
 
 
 class Replanning:
-    """The re-planning base station of one SFL plan (see the module docstring).
+    """The re-planning base station of one SFL or FL plan (see the module docstring).
 
-    `initial` is the first plan (b_s, b_c, predicted round seconds per user), made before the run
-    on the planned channel (gain factor 1). Table mode (no track): `factors` and `large_scale`
-    (R, K) are the per-round gain factors of the run and their path-loss-and-shadowing part;
-    `c_main_hz`, `c_fed_hz` (K,) the planned c = g·p/N0 at the allocation's powers."""
+    `uplinks` are the links it allocates (SFL: the activation and adapter uplinks; FL: the adapter
+    uplink); `initial` the first plan (one bandwidth (K,) per uplink, then the predicted round
+    seconds per user), made before the run on the planned channel (gain factor 1). Table mode (no
+    track): `factors` and `large_scale` (R, K) are the per-round gain factors of the run and their
+    path-loss-and-shadowing part."""
 
-    def __init__(self, settings: ReplanSettings, planner: Planner, initial: tuple[np.ndarray, np.ndarray, np.ndarray],
-                 c_main_hz: np.ndarray, c_fed_hz: np.ndarray, activation_bits: float, adapter_bits: float,
-                 seed: int, factors: np.ndarray | None = None,
+    def __init__(self, settings: ReplanSettings, planner: Planner, uplinks: tuple[Uplink, ...],
+                 initial: tuple[np.ndarray, ...], seed: int, factors: np.ndarray | None = None,
                  large_scale: np.ndarray | None = None):
-        self.settings, self.planner = settings, planner
+        if len(initial) != len(uplinks) + 1:
+            raise ValueError(f"the first plan needs one bandwidth per uplink ({len(uplinks)}) and the round seconds")
+        self.settings, self.planner, self.uplinks = settings, planner, uplinks
         self.initial = tuple(np.asarray(a, dtype=float).copy() for a in initial)
-        self.c_main_hz, self.c_fed_hz = c_main_hz, c_fed_hz
-        self.activation_bits, self.adapter_bits = activation_bits, adapter_bits
         self._seed = seed
         self.factors, self.large_scale = factors, large_scale
         self._saved: dict = {}
@@ -83,8 +93,9 @@ class Replanning:
     # ---- per run ----------------------------------------------------------------------------------
     def start(self, plan) -> None:
         """Reset to the first plan (and restore `plan`'s links or tables to it)."""
-        self.b_s, self.b_c, self.round_s = (a.copy() for a in self.initial)
-        self.known = np.ones_like(self.b_s)
+        *bands, round_s = (a.copy() for a in self.initial)
+        self.bands, self.round_s = bands, round_s
+        self.known = np.ones_like(self.round_s)
         self.last_check_s = 0.0
         self.round_start_s: list[float] = []
         self.rng = np.random.default_rng(self._seed)
@@ -102,14 +113,14 @@ class Replanning:
             plan.track.keep_s = self.settings.csi_delay_s
         else:
             if not self._saved:
-                self._saved = {"up": plan.uplink_activation_s.copy(), "adapter": plan.uplink_adapter_s.copy()}
-            plan.uplink_activation_s[:] = self._saved["up"]
-            plan.uplink_adapter_s[:] = self._saved["adapter"]
+                self._saved = {u.link: plan.table(u.link).copy() for u in self.uplinks}
+            for u in self.uplinks:
+                plan.table(u.link)[:] = self._saved[u.link]
 
     def _csi(self, plan, at_s: float) -> np.ndarray:
         """The gain factors (K,) the base station knows at `at_s` (before the estimation error)."""
         full = self.settings.csi == "full"
-        users = np.arange(self.b_s.size)
+        users = np.arange(self.round_s.size)
         if plan.track is not None:
             block = np.full(users.size, int(max(at_s, 0.0) // plan.track.block_s), dtype=np.int64)
             return plan.track.factor(block, users) if full else plan.track.large_scale_factor(block, users)
@@ -131,19 +142,18 @@ class Replanning:
             if s.csi_error_db > 0:
                 known = known * 10.0 ** (self.rng.normal(0.0, s.csi_error_db, size=known.size) / 10.0)
             if not np.array_equal(known, self.known):
-                self.b_s, self.b_c, self.round_s = (np.asarray(a, dtype=float) for a in self.planner(known))
-                self.known = known
+                *bands, round_s = (np.asarray(a, dtype=float) for a in self.planner(known))
+                self.bands, self.round_s, self.known = bands, round_s, known
                 self.solves += 1
                 hold = s.solve_s + s.signalling_s
                 if plan.track is not None:
-                    _, c_up, bits_up = plan.links[LINK_UP]
-                    _, c_ad, bits_ad = plan.links[LINK_ADAPTER_UP]
-                    plan.links[LINK_UP] = (self.b_s, c_up, bits_up)
-                    plan.links[LINK_ADAPTER_UP] = (self.b_c, c_ad, bits_ad)
+                    for u, band in zip(self.uplinks, self.bands):
+                        _, c, bits = plan.links[u.link]
+                        plan.links[u.link] = (band, c, bits)
         if plan.track is None and self.solves:  # this round's transfer times on the current bandwidths
             factor = self.factors[r]
-            plan.uplink_activation_s[r] = self.activation_bits / fdma_rate_bps(self.b_s, self.c_main_hz * factor)
-            plan.uplink_adapter_s[r] = self.adapter_bits / fdma_rate_bps(self.b_c, self.c_fed_hz * factor)
+            for u, band in zip(self.uplinks, self.bands):
+                plan.table(u.link)[r] = u.bits / fdma_rate_bps(band, u.snr_coeff_hz * factor)
         self.hold_s.append(hold)
         slowest = float(self.round_s[users].max()) if users.size else 0.0
         self.predicted_round_s.append(hold + (slowest + aggregation_s) * round_work)

@@ -17,13 +17,14 @@ from scenarios import (CellConfig, ChannelConfig, ChannelState, ComputeConfig, E
                        SimulationConfig, WorkloadProfile)
 from scenarios.types import dbm_to_watt, fdma_rate_bps
 
-from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors
+from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors, round_gain_parts
 from .dynamics import fading_power
 from .energy import activity_power_w
 from .engine import scheduled_events
 from .errors import NetsimError
 from .protocols.fl import FlPlan, run_fl
-from .protocols.rounds import track_links
+from .protocols.rounds import LINK_ADAPTER_UP, track_links
+from .replanning import Replanning, ReplanSpec, Uplink
 from .protocols.sl import SlPlan, run_sl
 from .protocols.splitllm import SplitLlmPlan, run_splitllm
 from .simulate import SimulationResult, plan_dynamics, run_protocol, straggler_slowdown
@@ -200,20 +201,39 @@ def _sl_dynamics(sim, channel_cfg, link, cell, batches, radio, bits, rng) -> dic
     return {"track": track, "links": links, "participation": participation}
 
 
+def fl_train_s(profile: WorkloadProfile, compute: ComputeConfig) -> float:
+    """Seconds of one FL local step: the whole model's forward and backward on the user device."""
+    return profile.whole().flops / compute.flops_per_s("user", profile.dtype)
+
+
+def fl_adapter_bits(profile: WorkloadProfile) -> float:
+    """Bits of the LoRA adapter FL sends up and down each round."""
+    return 8.0 * profile.whole().adapter_bytes
+
+
 def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: RadioConfig, sim: SimulationConfig,
                   channel_cfg: ChannelConfig, link: ChannelState, batches: np.ndarray,
-                  rng: np.random.Generator, cell: CellConfig | None = None) -> FlPlan:
-    """Adapters go up on equal FDMA shares of the fed band B_c and come down on shares of the downlink.
+                  rng: np.random.Generator, cell: CellConfig | None = None, bandwidth_hz: np.ndarray | None = None,
+                  replan: ReplanSpec | None = None) -> FlPlan:
+    """Adapters go up on FDMA shares of the fed band B_c (equal ones, or `bandwidth_hz` (K,), which
+    must sum to at most B_c) and come down on equal shares of the downlink.
 
     With a time-varying channel (needs `cell`) or users who come and go, the plan carries the
-    channel track and the participation draws (from `rng`'s spawned children, as SFL's)."""
+    channel track and the participation draws (from `rng`'s spawned children, as SFL's); with
+    `replan`, the base station re-plans the adapter uplink during the run (netsim.replanning)."""
     k = link.users
     batches = _check_batches(batches, k)
-    whole = profile.whole()
-    train = whole.flops / compute.flops_per_s("user", profile.dtype)
-    adapter = 8.0 * whole.adapter_bytes
-    factors = round_gain_factors(link, channel_cfg, sim.rounds, rng)
-    up_rate = fdma_rate_bps(radio.uplink_fed_bandwidth_hz / k, link.snr_coeff_hz[None, :] * factors)
+    train = fl_train_s(profile, compute)
+    adapter = fl_adapter_bits(profile)
+    if bandwidth_hz is None:
+        bandwidth_hz = np.full(k, radio.uplink_fed_bandwidth_hz / k)
+    bandwidth_hz = np.asarray(bandwidth_hz, dtype=float)
+    if bandwidth_hz.shape != (k,) or not np.all(np.isfinite(bandwidth_hz)) or np.any(bandwidth_hz <= 0) \
+            or bandwidth_hz.sum() > radio.uplink_fed_bandwidth_hz * (1 + 1e-9):
+        raise NetsimError(f"FL's shares need one finite bandwidth > 0 per user ({k}), summing to at most "
+                          "radio.uplink_fed_bandwidth_hz", field="bandwidth_hz", value=float(bandwidth_hz.sum()))
+    factors, large_scale = round_gain_parts(link, channel_cfg, sim.rounds, rng)
+    up_rate = fdma_rate_bps(bandwidth_hz[None, :], link.snr_coeff_hz[None, :] * factors)
     down = None
     if sim.downlink:
         down = fdma_rate_bps(radio.downlink_bandwidth_hz / k,
@@ -222,13 +242,19 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
     track, participation = plan_dynamics(sim, channel_cfg, link, cell, batches, rng)
     links = None
     if track is not None:
-        share_up = (np.full(k, radio.uplink_fed_bandwidth_hz / k), link.snr_coeff_hz)  # equal FDMA shares
+        share_up = (bandwidth_hz, link.snr_coeff_hz)
         share_down = (np.full(k, radio.downlink_bandwidth_hz / k), downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
         links = track_links(share_up, share_up, share_down if sim.downlink else None,
                             {"activation": 0.0, "gradient": 0.0, "adapter": adapter})
+    replanning = None
+    if replan is not None:
+        (csi_seed,) = rng.spawn(1)  # after plan_dynamics' three children: no other draw moves
+        replanning = Replanning(replan.settings, replan.planner, (Uplink(LINK_ADAPTER_UP, link.snr_coeff_hz, adapter),),
+                                (bandwidth_hz, replan.initial_round_s), int(csi_seed.integers(2**63)),
+                                factors=factors, large_scale=large_scale)
     return FlPlan(rounds=sim.rounds, batches=batches, train_s=train, adapter_up_s=_seconds(adapter, up_rate),
                   adapter_down_s=None if down is None else _seconds(adapter, down), adapter_bits=adapter,
-                  slowdown=slowdown, track=track, links=links, participation=participation)
+                  slowdown=slowdown, track=track, links=links, participation=participation, replan=replanning)
 
 
 RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlPlan: ("fl", run_fl)}
@@ -277,7 +303,8 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
         rounds_joined=acc.rounds_joined,
         round_updates=np.asarray(acc.round_updates) if getattr(plan, "participation", None) is not None else None,
         round_participants=(np.asarray(acc.round_participants) if getattr(plan, "participation", None) is not None
-                            else None))
+                            else None),
+        extra=plan.replan.summary() if getattr(plan, "replan", None) is not None else {})
 
 
 def cross_link_gains(user_positions_m: np.ndarray, edge_positions_m: np.ndarray, association: np.ndarray,

@@ -25,9 +25,9 @@ from .participation import Participation, availability_for
 from .energy import activity_power_w, energy_summary, user_energy_from_busy
 from .engine import EventLog, gc_paused, scheduled_events, work_fractions
 from .errors import NetsimError
-from .protocols.rounds import track_links
+from .protocols.rounds import LINK_ADAPTER_UP, LINK_UP, track_links
 from .protocols.sfl import SflPlan, run_sfl
-from .replanning import Replanning, ReplanSpec
+from .replanning import Replanning, ReplanSpec, Uplink
 from scenarios.types import fdma_rate_bps
 
 
@@ -189,10 +189,11 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     replanning = None
     if replan is not None:
         (csi_seed,) = rng.spawn(1)  # after plan_dynamics' three children: no other draw moves
-        replanning = Replanning(
-            replan.settings, replan.planner, (allocation.b_s_hz, allocation.b_c_hz, replan.initial_round_s),
-            inputs.snr_coeff_main_hz * p_s, inputs.snr_coeff_fed_hz * p_c, inputs.activation_bits,
-            inputs.adapter_bits, int(csi_seed.integers(2**63)), factors=factors, large_scale=large_scale)
+        uplinks = (Uplink(LINK_UP, inputs.snr_coeff_main_hz * p_s, inputs.activation_bits),
+                   Uplink(LINK_ADAPTER_UP, inputs.snr_coeff_fed_hz * p_c, inputs.adapter_bits))
+        replanning = Replanning(replan.settings, replan.planner, uplinks,
+                                (allocation.b_s_hz, allocation.b_c_hz, replan.initial_round_s),
+                                int(csi_seed.integers(2**63)), factors=factors, large_scale=large_scale)
     return SflPlan(
         rounds=rounds, iterations=iterations, track=track, links=links, participation=participation,
         replan=replanning,

@@ -106,16 +106,29 @@ def solve_single_pool(prob: PerRoundProblem, rel_tol: float = 1e-14) -> tuple[fl
     bits = prob.V * prob.w * prob.s_bits + prob.s_c_bits
     budget = 0.5 * (prob.B_s_hz + prob.B_c_hz)
     busy = prob.V * prob.w * prob.compute_s
+    return min_max_pool(bits, busy, prob.c_s_hz, budget, rel_tol)
+
+
+def min_max_pool(bits: np.ndarray | float, busy_s: np.ndarray, snr_coeff_hz: np.ndarray, budget_hz: float,
+                 rel_tol: float = 1e-14) -> tuple[float, np.ndarray]:
+    """min over b of max_k busy_k + bits_k / (b_k·log2(1 + c_k/b_k)) s.t. sum b = budget: (P, b (K,)).
+
+    Every user's time falls as its sub-band grows, so at the optimum all finish at P, the root of
+    sum_k b_k(P) = budget with b_k(P) the Lambert-W bandwidth that sends bits_k in P - busy_k
+    (fdma_math.bandwidth_for_time_hz), found by Brent's method. `bits` (K,) or one value (bits),
+    `busy_s` (K,) seconds before the transfer, `snr_coeff_hz` (K,) c = g·p/N0."""
+    c = np.asarray(snr_coeff_hz, dtype=float)
+    busy = np.asarray(busy_s, dtype=float)
 
     def excess(P: float) -> float:
-        return float(bandwidth_for_time_hz(bits, P - busy, prob.c_s_hz).sum() - budget)
+        return float(bandwidth_for_time_hz(bits, P - busy, c).sum() - budget_hz)
 
-    low = float(np.max(busy + bits * LN2 / prob.c_s_hz))  # no bandwidth is ever enough at or below this
+    low = float(np.max(busy + bits * LN2 / c))  # no bandwidth is ever enough at or below this
     high = low * 2.0
     while excess(high) > 0:
         low, high = high, high * 2.0
     P = brentq(excess, low, high, xtol=rel_tol * high, rtol=max(rel_tol, 4.5e-16), maxiter=200)
-    return P, bandwidth_for_time_hz(bits, P - busy, prob.c_s_hz)
+    return P, bandwidth_for_time_hz(bits, P - busy, c)
 
 
 def _kappa(prob: PerRoundProblem, V: np.ndarray) -> np.ndarray:

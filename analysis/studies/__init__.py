@@ -19,7 +19,7 @@ from scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
 
 from . import (convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
                scheme_comparison, simulate)
-from .base import SCHEMES, Study, _never
+from .base import SCHEMES, Study
 
 STUDIES: dict[str, Study] = {study.kind: study for study in (
     simulate.STUDY,
@@ -65,10 +65,10 @@ def study_problems(scenario: Scenario) -> list[Problem]:
                                 f"study '{kind}' would ignore it", getattr(getattr(scenario, section), name), True))
     dynamic_strategies = [s for s in scenario.optimizer.strategies if s in DYNAMIC_STRATEGIES]
     if dynamic_strategies and not study.dynamic_strategies(scenario):
-        where = [k for k, s in STUDIES.items() if s.dynamic_strategies is not _never]
         problems.append(Problem("optimizer.strategies", f"{' and '.join(dynamic_strategies)} plan(s) for a cell that "
-                                f"moves: only the studies that simulate SFL's allocations run them "
-                                f"({', '.join(where)}, scheme sfl)", scenario.optimizer.strategies, True))
+                                "moves: only the studies that simulate an optimised bandwidth run them (simulate "
+                                "with scheme sfl; robustness with scheme sfl or fl)", scenario.optimizer.strategies,
+                                True))
     m = scenario.model
     if m is not None:
         schemes = study.schemes_run(scenario)

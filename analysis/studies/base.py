@@ -55,8 +55,9 @@ class Study:
       `check_cost`: its resource guard (raises InputError naming the field to change);
     - `trains`: it trains for real (reads `training` and `convergence`); its runs checkpoint, so
       `splitsim run` resumes it in the same folder;
-    - `dynamic_strategies`: it simulates SFL's allocations, so it runs the strategies for a cell that
-      moves (optimizer.strategies proposed_replan and robust);
+    - `dynamic_strategies`: it simulates an optimised bandwidth (SFL's problem (17), or FL's adapter
+      uplink), so it runs the strategies for a cell that moves (optimizer.strategies proposed_replan
+      and robust);
     - `run`: (scenario, out folder, source file, progress) -> lines to print; it writes summary.json
       with `metrics`, `headline` (`delay_<who>_s`, analysis.metrics) and `headline_meaning`;
     - `figure`: the file name of its main figure.
@@ -80,7 +81,7 @@ class Study:
     ignores: Callable[[Scenario], dict[str, str]] = _nothing_ignored
     check_cost: Callable[[Scenario], None] = _no_cost
     trains: bool = False
-    dynamic_strategies: Callable[[Scenario], bool] = _never  # runs proposed_replan and robust (SFL simulated)
+    dynamic_strategies: Callable[[Scenario], bool] = _never  # runs proposed_replan and robust
 
 
 def is_sfl(scenario: Scenario) -> bool:

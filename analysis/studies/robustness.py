@@ -21,25 +21,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from netsim import simulate_sfl
+from netsim import build_fl_plan, run_plan, simulate_sfl
+from optimizer.fl_bandwidth import FL_STRATEGIES
 from scenarios import Problem, Scenario, rng_for
 
 from .. import plots
-from ..guards import check_allocations, check_availability_trace, check_dynamics, check_sfl_simulation
+from ..guards import (check_allocations, check_availability_trace, check_cost, check_dynamics, check_replan,
+                      check_sfl_simulation, epoch_cost)
 from ..metrics import delay_metric, headline_delays, p95_delay_metric, planned_delay_metric
 from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
 from ..progress import progress_bar
 from ..report import Report
 from ..allocations import world_allocations
-from ..replan import measured_solve_s, replan_spec, solve_key
+from ..replan import fl_allocations, fl_replan_spec, fl_solve_key, measured_solve_s, replan_spec, solve_key
 from ..world import realise
-from .base import Study
+from .base import Study, is_sfl
 
 HEADLINE = "each strategy's simulated training delay, the mean over study.seeds seeds of the dynamics"
 
 
 def _planned_delay_s(alloc, max_rounds: int | None) -> float:
-    """The optimizer's delay for the rounds simulated (all I0, or the first max_rounds)."""
+    """The optimizer's delay for the rounds simulated (all I0, or the first max_rounds; FL: its rounds)."""
     if max_rounds is None or max_rounds >= alloc.I0:
         return alloc.T_s
     return alloc.T_s * max_rounds / alloc.I0
@@ -60,13 +62,39 @@ def replan_variants(scenario: Scenario) -> list[tuple[str, float | None, float]]
              i, d) for i in intervals for d in delays]
 
 
+def _fl_simulator(world, sim):
+    """FL's runs: (plan, seed rng, replan spec) -> result, the adapter uplink shared by the plan."""
+    scenario = world.scenario
+    batches = world.batches_per_round()
+
+    def simulate(plan, rng, spec):
+        fl = build_fl_plan(world.profile, scenario.compute, scenario.radio, sim, scenario.channel, world.channel,
+                           batches, rng, cell=scenario.cell, bandwidth_hz=plan.bandwidth_hz, replan=spec)
+        return run_plan(fl, sim, scenario.channel, energy=world.energy)
+
+    return simulate
+
+
 def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[pd.DataFrame, dict]:
     """One row per (strategy, seed): planned, predicted and simulated delay, participation and waste."""
     world = realise(scenario)
-    allocations = world_allocations(world)
-    check_allocations(allocations, scenario)
-    check_dynamics(world, allocations)
     sim = scenario.simulation.model_copy(update={"record_events": False})
+    if scenario.scheme == "fl":  # FL's adapter uplink (optimizer.fl_bandwidth), epochs of simulation.rounds
+        allocations = fl_allocations(world)
+        for name, plan in allocations.items():
+            if name == "proposed_replan":
+                check_replan(scenario, plan)
+        make_spec, users, key = fl_replan_spec, world.channel.users, fl_solve_key(world)
+        simulate = _fl_simulator(world, sim)
+    else:
+        allocations = world_allocations(world)
+        check_allocations(allocations, scenario)
+        check_dynamics(world, allocations)
+        make_spec, users, key = replan_spec, world.inputs.users, solve_key(world)
+
+        def simulate(alloc, rng, spec):
+            return simulate_sfl(world.inputs, alloc, sim, scenario.radio, scenario.channel, world.channel, rng,
+                                energy=world.energy, cell=scenario.cell, replan=spec)
     runs: list[tuple[str, object, dict]] = []  # (label, allocation, replan overrides)
     solve_s = None
     for name, alloc in allocations.items():
@@ -76,19 +104,16 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
         if solve_s is None:
             solve_s = scenario.optimizer.replan_solve_s
             if solve_s is None:  # one measurement, shared by every variant and seed
-                solve_s = measured_solve_s(replan_spec(world, alloc, solve_s=0.0).planner, world.inputs.users,
-                                           solve_key(world))
+                solve_s = measured_solve_s(make_spec(world, alloc, solve_s=0.0).planner, users, key)
         runs += [(label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s})
                  for label, interval, delay in replan_variants(scenario)]
     rows = []
     with progress_bar(len(runs) * scenario.study.seeds, "robustness", progress) as bar:
         for name, alloc, overrides in runs:
-            planned = _planned_delay_s(alloc, sim.max_rounds)
+            planned = _planned_delay_s(alloc, sim.max_rounds if scenario.scheme == "sfl" else None)
             for seed in range(scenario.study.seeds):
-                spec = replan_spec(world, alloc, **overrides) if overrides else None
-                result = simulate_sfl(world.inputs, alloc, sim, scenario.radio, scenario.channel, world.channel,
-                                      rng_for(scenario.seed, f"robustness/{seed}"), energy=world.energy,
-                                      cell=scenario.cell, replan=spec)
+                spec = make_spec(world, alloc, **overrides) if overrides else None
+                result = simulate(alloc, rng_for(scenario.seed, f"robustness/{seed}"), spec)
                 part = result.participation_summary() if result.round_updates is not None else {}
                 energy = result.user_energy_j()
                 predicted = result.extra["replan_predicted_s"] if spec is not None else planned
@@ -226,6 +251,24 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
 
 
 def problems(scenario: Scenario) -> list[Problem]:
+    out = _fl_problems(scenario) if scenario.scheme == "fl" else []
+    return out + _dynamics_problems(scenario)
+
+
+def _fl_problems(scenario: Scenario) -> list[Problem]:
+    """FL's robustness: a model to profile, and strategies that mean something for one uplink."""
+    out = []
+    if scenario.model is None:
+        out.append(Problem("model", "FL is simulated from a model profile: add a model section", None, True))
+    other = [s for s in scenario.optimizer.strategies if s not in FL_STRATEGIES]
+    if other:
+        out.append(Problem("optimizer.strategies", f"FL allocates its adapter uplink by {', '.join(FL_STRATEGIES)}; "
+                           f"{' and '.join(other)} fix FedsLLM's eta, which FL does not have (FE would be proposed, "
+                           "BA would be EB)", scenario.optimizer.strategies, True))
+    return out
+
+
+def _dynamics_problems(scenario: Scenario) -> list[Problem]:
     sim, ch = scenario.simulation, scenario.channel
     dynamic = ch.time_varying or sim.come_and_go_fields or ch.redraw_each_round or sim.straggler_probability > 0
     if not dynamic:
@@ -237,14 +280,30 @@ def problems(scenario: Scenario) -> list[Problem]:
 
 def check_cost_of(scenario: Scenario) -> None:
     check_availability_trace(scenario)
-    check_sfl_simulation(scenario, streamed=False)
+    if scenario.scheme == "fl":
+        check_cost(epoch_cost("fl", scenario), scenario, "simulating FL", records_in_memory=False)
+    else:
+        check_sfl_simulation(scenario, streamed=False)
+
+
+FL_UNUSED_OPTIMIZER = ("fixed_eta", "solver", "eta_search", "eta_grid_step", "max_delay_s")
+
+
+def ignores(scenario: Scenario) -> dict[str, str]:
+    """FL's robustness allocates the adapter uplink for simulation.rounds epochs: no eta, no (17)."""
+    if scenario.scheme != "fl":
+        return {}
+    why = "FL's robustness runs simulation.rounds epochs and allocates only the adapter uplink (no eta)"
+    return {"theory": f"{why}; FedsLLM's convergence constants are not used", "simulation.max_rounds": why,
+            **{f"optimizer.{name}": why for name in FL_UNUSED_OPTIMIZER}}
 
 
 STUDY = Study(
     kind="robustness", title="the optimizer's plan against its simulation in a cell that moves",
     run=run_robustness, figure="robustness.png", headline_meaning=HEADLINE,
     reads=frozenset({"seeds", "replan_intervals_s", "csi_delays_s"}),
-    schemes=("sfl",), scheme_hint="robustness compares FedsLLM's allocations (SFL): set scheme: sfl",
-    simulates=lambda s: True, solves_problem_17=lambda s: True, whole_prbs=lambda s: True,
-    problems=problems, check_cost=check_cost_of, dynamic_strategies=lambda s: True,
+    schemes=("sfl", "fl"), scheme_hint="robustness compares the allocations of SFL (FedsLLM's problem (17)) and of "
+                                       "FL's adapter uplink: set scheme: sfl or fl",
+    simulates=lambda s: True, solves_problem_17=lambda s: True, whole_prbs=is_sfl,
+    problems=problems, ignores=ignores, check_cost=check_cost_of, dynamic_strategies=lambda s: True,
 )

@@ -34,6 +34,7 @@ class FlPlan:
     track: object | None = None  # netsim.dynamics.ChannelTrack: a time-varying channel
     links: dict | None = None  # with a track: netsim.protocols.rounds.track_links
     participation: object | None = None  # netsim.participation.Participation: who trains each round
+    replan: object | None = None  # netsim.replanning.Replanning: the base station re-plans the adapter uplink
 
     @property
     def users(self) -> int:
@@ -67,6 +68,8 @@ def run_fl(env: simpy.Environment, plan: FlPlan, log: EventLog,
            on_round: Callable[[int, float], None] | None = None) -> Accounts:
     """Run FL to completion on `env` (the fed server's rounds, netsim.protocols.rounds)."""
     acc = Accounts.zeros(plan.users)
+    if plan.replan is not None:
+        plan.replan.start(plan)
     env.process(drive_rounds(env, plan, [1.0] * plan.rounds, log, acc, on_round, fl_round))
     env.run()
     return finish_accounts(acc)
