@@ -94,42 +94,47 @@ def measured_solve_s(planner, users: int, key: tuple | None = None) -> float:
 
 
 def solve_key(world: World) -> tuple:
-    """What a re-solve's time depends on: the users, what the planner averages over, the PRB rule."""
+    """What a re-solve's time depends on: the users, what the planner averages over, the PRB rule
+    (and whether it re-chooses eta, which callers append)."""
     scenario = world.scenario
     return (world.inputs.users, _planner_fading(scenario), *_prb(scenario))
 
 
 def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str = "scenario",
-                csi_delay_s: float | None = None, solve_s: float | None = None) -> ReplanSpec | None:
+                csi_delay_s: float | None = None, solve_s: float | None = None,
+                eta: str | None = None) -> ReplanSpec | None:
     """What simulate_sfl needs to re-plan `alloc` during the run (None unless proposed_replan).
 
-    `interval_s`, `csi_delay_s` override the scenario's (the robustness study's variants);
-    `solve_s` a measured solve time already in hand."""
+    `interval_s`, `csi_delay_s`, `eta` ('fixed' or 'rechosen') override the scenario's (the
+    robustness study's variants); `solve_s` a measured solve time already in hand."""
     if alloc.strategy != "proposed_replan":
         return None
     scenario = world.scenario
     scs, rule = _prb(scenario)
+    opt = scenario.optimizer
+    eta = opt.replan_eta if eta is None else eta
     planner = make_planner(world.inputs, alloc, _planner_fading(scenario), scenario.channel.rician_k_factor_db, scs,
-                           rule)
+                           rule, eta_search=opt.eta_search if eta == "rechosen" else None,
+                           eta_grid_step=opt.eta_grid_step)
     if solve_s is None:
-        opt = scenario.optimizer
         solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
-            measured_solve_s(planner, world.inputs.users, solve_key(world))
+            measured_solve_s(planner, world.inputs.users, (*solve_key(world), eta))
     first = alloc.details.get("first_plan_round_s")
     if first is None:
         raise InputError("proposed_replan's first plan is missing: make the allocations with "
                          "analysis.allocations.world_allocations", field="optimizer.strategies", value=alloc.strategy)
-    return _spec(world, planner, first, interval_s, csi_delay_s, solve_s)
+    return _spec(world, planner, first, interval_s, csi_delay_s, solve_s, eta)
 
 
 def _spec(world: World, planner, first_round_s, interval_s: float | None | str, csi_delay_s: float | None,
-          solve_s: float) -> ReplanSpec:
+          solve_s: float, eta: str = "fixed") -> ReplanSpec:
     """The re-planning settings of the scenario (or the study's variant) around `planner`."""
     opt, ch = world.scenario.optimizer, world.scenario.channel
     interval = opt.replan_interval_s if interval_s == "scenario" else interval_s
     settings = ReplanSettings(interval_s=interval, csi=opt.replan_csi,
                               csi_delay_s=ch.csi_delay_s if csi_delay_s is None else csi_delay_s,
-                              csi_error_db=ch.csi_error_db, solve_s=solve_s, signalling_s=opt.replan_signalling_s)
+                              csi_error_db=ch.csi_error_db, solve_s=solve_s, signalling_s=opt.replan_signalling_s,
+                              eta=eta)
     if interval is not None and interval < solve_s + settings.signalling_s:
         raise InputError(f"shorter than one re-plan takes ({solve_s:.3g} s to solve + {settings.signalling_s:g} s "
                          "to signal)", field="optimizer.replan_interval_s", value=interval)

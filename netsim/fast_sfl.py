@@ -139,7 +139,9 @@ def run_sfl_vectorised(plan: SflPlan, record: bool = True, on_round: Callable[[i
     now = 0.0
     if plan.replan is not None:
         plan.replan.start(plan)
-    for r, round_work in enumerate(plan.rounds):
+    r = 0
+    while r < len(plan.rounds):  # a base station that re-chooses eta changes the rounds left (netsim.replanning)
+        round_work = plan.rounds[r]
         draw = plan.participation.draw(now) if plan.participation is not None else all_users(plan.users, now)
         if draw.start_s > now:
             now = now + (draw.start_s - now)
@@ -147,6 +149,10 @@ def run_sfl_vectorised(plan: SflPlan, record: bool = True, on_round: Callable[[i
         replanned = None
         if plan.replan is not None:  # the base station may re-plan before the round's users start
             hold = plan.replan.before_round(plan, r, now, users, round_work, plan.aggregation_s)
+            round_work = plan.rounds[r]
+            if plan.replan.take_iterations_changed():  # it re-chose V
+                work_matrix = plan.iteration_work
+                n_iterations = np.array([len(w) for w in plan.iterations])
             if hold > 0:
                 replanned = _aggregation_record(now, hold, r, k_users, _REPLAN) if record else None
                 now = now + hold
@@ -204,6 +210,7 @@ def run_sfl_vectorised(plan: SflPlan, record: bool = True, on_round: Callable[[i
                 kept.append(cols)
         if on_round is not None:
             on_round(r, now)
+        r += 1
     return finish_accounts(acc), now, kept
 
 

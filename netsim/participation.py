@@ -181,6 +181,10 @@ class Participation:
         self._iterations = np.asarray(iterations_per_user, dtype=float)
         self._sim, self._rng, self._availability = sim, rng, availability
 
+    def set_iterations(self, iterations_per_user: np.ndarray) -> None:
+        """Local iterations per user from the next draw on (a base station that re-chose V)."""
+        self._iterations = np.asarray(iterations_per_user, dtype=float)
+
     def draw(self, ready_s: float) -> RoundDraw:
         """The next round, the fed server being ready at `ready_s`."""
         sim, k_users = self._sim, self.users

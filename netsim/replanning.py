@@ -29,12 +29,28 @@ import numpy as np
 
 from scenarios import fdma_rate_bps
 
-__all__ = ["ReplanSettings", "ReplanSpec", "Replanning", "Planner", "Uplink"]
+from .engine import work_fractions
+
+__all__ = ["Counts", "ReplanSettings", "ReplanSpec", "Replanning", "Planner", "Uplink"]
 
 # planner(known gain factor (K,) relative to the planned channel) ->
 #   (one bandwidth_hz (K,) per uplink it allocates, in the order of the Replanning's `uplinks`, ...,
-#    each user's predicted round seconds (K,) at one unit of round work)
-Planner = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+#    each user's predicted round seconds (K,) at one unit of round work[, (eta, V, I0) re-chosen])
+Planner = Callable[[np.ndarray], tuple]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a base station that re-chooses eta changes (SFL): the rounds and local iterations.
+
+    `eta`, `V`, `I0` of the first plan; `weights` (K,) each user's iterations per unit of V;
+    `max_rounds` the cap on simulated rounds (simulation.max_rounds)."""
+
+    eta: float
+    V: float
+    I0: float
+    weights: np.ndarray
+    max_rounds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,7 @@ class ReplanSettings:
     csi_error_db: float
     solve_s: float  # one re-solve, counted in the simulated time
     signalling_s: float  # the new grants reaching the users
+    eta: str = "fixed"  # 'fixed': the first plan's eta (V) throughout; 'rechosen' at every re-solve (SFL)
 
 
 @dataclass(frozen=True)
@@ -80,11 +97,12 @@ class Replanning:
 
     def __init__(self, settings: ReplanSettings, planner: Planner, uplinks: tuple[Uplink, ...],
                  initial: tuple[np.ndarray, ...], seed: int, factors: np.ndarray | None = None,
-                 large_scale: np.ndarray | None = None):
+                 large_scale: np.ndarray | None = None, counts: Counts | None = None):
         if len(initial) != len(uplinks) + 1:
             raise ValueError(f"the first plan needs one bandwidth per uplink ({len(uplinks)}) and the round seconds")
         self.settings, self.planner, self.uplinks = settings, planner, uplinks
         self.initial = tuple(np.asarray(a, dtype=float).copy() for a in initial)
+        self.first_counts = counts  # None: eta (V) stays the first plan's
         self._seed = seed
         self.factors, self.large_scale = factors, large_scale
         self._saved: dict = {}
@@ -103,19 +121,31 @@ class Replanning:
         self.checks = 0
         self.hold_s: list[float] = []
         self.predicted_round_s: list[float] = []
+        c = self.first_counts
+        self.counts = None if c is None else (c.eta, c.V, c.I0)
+        self.progress = 0.0  # the share of the convergence bound's rounds done (re-chosen eta)
+        self.eta_history: list[tuple[int, float, float, float]] = []  # (round, eta, V, I0) at each change
+        self.iterations_changed = False
         if plan is None:
             return
+        if c is not None:
+            if "rounds" not in self._saved:
+                self._saved.update(rounds=list(plan.rounds), iterations=[list(w) for w in plan.iterations])
+            plan.rounds[:] = self._saved["rounds"]
+            plan.iterations[:] = [list(w) for w in self._saved["iterations"]]
+            if plan.participation is not None:
+                plan.participation.set_iterations(np.array([len(w) for w in plan.iterations]))
         if plan.track is not None:
-            if not self._saved:
-                self._saved = {"links": dict(plan.links)}
+            if "links" not in self._saved:
+                self._saved["links"] = dict(plan.links)
             plan.links.clear()
             plan.links.update(self._saved["links"])
             plan.track.keep_s = self.settings.csi_delay_s
         else:
-            if not self._saved:
-                self._saved = {u.link: plan.table(u.link).copy() for u in self.uplinks}
+            if "tables" not in self._saved:
+                self._saved["tables"] = {u.link: plan.table(u.link).copy() for u in self.uplinks}
             for u in self.uplinks:
-                plan.table(u.link)[:] = self._saved[u.link]
+                plan.table(u.link)[:] = self._saved["tables"][u.link]
 
     def _csi(self, plan, at_s: float) -> np.ndarray:
         """The gain factors (K,) the base station knows at `at_s` (before the estimation error)."""
@@ -142,8 +172,12 @@ class Replanning:
             if s.csi_error_db > 0:
                 known = known * 10.0 ** (self.rng.normal(0.0, s.csi_error_db, size=known.size) / 10.0)
             if not np.array_equal(known, self.known):
-                *bands, round_s = (np.asarray(a, dtype=float) for a in self.planner(known))
-                self.bands, self.round_s, self.known = bands, round_s, known
+                answer = self.planner(known)
+                n = len(self.uplinks)
+                self.bands = [np.asarray(a, dtype=float) for a in answer[:n]]
+                self.round_s, self.known = np.asarray(answer[n], dtype=float), known
+                if self.counts is not None and answer[n + 1] != self.counts:
+                    self._new_counts(plan, r, answer[n + 1])
                 self.solves += 1
                 hold = s.solve_s + s.signalling_s
                 if plan.track is not None:
@@ -155,13 +189,42 @@ class Replanning:
             for u, band in zip(self.uplinks, self.bands):
                 plan.table(u.link)[r] = u.bits / fdma_rate_bps(band, u.snr_coeff_hz * factor)
         self.hold_s.append(hold)
+        if self.counts is not None:  # this round's work, and its share of the convergence bound
+            round_work = plan.rounds[r]
+            self.progress += round_work / self.counts[2]
         slowest = float(self.round_s[users].max()) if users.size else 0.0
         self.predicted_round_s.append(hold + (slowest + aggregation_s) * round_work)
         return hold
 
+    def _new_counts(self, plan, r: int, counts: tuple[float, float, float]) -> None:
+        """Re-chosen eta from round r on: each user's local iterations, and the rounds left, the
+        share of the bound's progress not yet made at I0(eta) rounds for the whole of it."""
+        eta, V, I0 = counts
+        self.counts = (eta, V, I0)
+        self.eta_history.append((r, eta, V, I0))
+        plan.iterations[:] = [work_fractions(V * w) for w in self.first_counts.weights]
+        if plan.participation is not None:
+            plan.participation.set_iterations(np.array([len(w) for w in plan.iterations]))
+        left = max(1.0 - self.progress, 0.0) * I0
+        rounds = work_fractions(left) or [left]
+        cap = self.first_counts.max_rounds
+        if cap is not None:
+            rounds = rounds[:max(cap - r, 1)]
+        plan.rounds[r:] = rounds
+        self.iterations_changed = True
+
+    def take_iterations_changed(self) -> bool:
+        """Whether the local iterations changed since the last call (the vectorised engine rebuilds its table)."""
+        changed, self.iterations_changed = self.iterations_changed, False
+        return changed
+
     def summary(self) -> dict:
         """What the base station did over the run: checks, re-solves, overhead, predictions."""
-        return {"replan_checks": self.checks, "replan_solves": self.solves,
-                "replan_overhead_s": float(np.sum(self.hold_s)),
-                "replan_predicted_s": float(np.sum(self.predicted_round_s)),
-                "replan_solve_s": self.settings.solve_s, "replan_signalling_s": self.settings.signalling_s}
+        out = {"replan_checks": self.checks, "replan_solves": self.solves,
+               "replan_overhead_s": float(np.sum(self.hold_s)),
+               "replan_predicted_s": float(np.sum(self.predicted_round_s)),
+               "replan_solve_s": self.settings.solve_s, "replan_signalling_s": self.settings.signalling_s}
+        if self.first_counts is not None:
+            out.update(replan_eta_changes=len(self.eta_history), replan_eta_final=self.counts[0],
+                       replan_V_final=self.counts[1], replan_rounds=len(self.predicted_round_s))
+        return out

@@ -27,7 +27,7 @@ from .engine import EventLog, gc_paused, scheduled_events, work_fractions
 from .errors import NetsimError
 from .protocols.rounds import LINK_ADAPTER_UP, LINK_UP, track_links
 from .protocols.sfl import SflPlan, run_sfl
-from .replanning import Replanning, ReplanSpec, Uplink
+from .replanning import Counts, Replanning, ReplanSpec, Uplink
 from scenarios.types import fdma_rate_bps
 
 
@@ -191,9 +191,14 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
         (csi_seed,) = rng.spawn(1)  # after plan_dynamics' three children: no other draw moves
         uplinks = (Uplink(LINK_UP, inputs.snr_coeff_main_hz * p_s, inputs.activation_bits),
                    Uplink(LINK_ADAPTER_UP, inputs.snr_coeff_fed_hz * p_c, inputs.adapter_bits))
+        counts = None
+        if replan.settings.eta == "rechosen":
+            counts = Counts(allocation.eta, allocation.V, allocation.I0, np.asarray(weights, dtype=float),
+                            sim.max_rounds)
         replanning = Replanning(replan.settings, replan.planner, uplinks,
                                 (allocation.b_s_hz, allocation.b_c_hz, replan.initial_round_s),
-                                int(csi_seed.integers(2**63)), factors=factors, large_scale=large_scale)
+                                int(csi_seed.integers(2**63)), factors=factors, large_scale=large_scale,
+                                counts=counts)
     return SflPlan(
         rounds=rounds, iterations=iterations, track=track, links=links, participation=participation,
         replan=replanning,

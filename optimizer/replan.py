@@ -28,14 +28,19 @@ import numpy as np
 from scenarios import Allocation, DelayInputs
 
 from .allocation import allocation_with_counts, verify_allocation
+from .delay_model import counts_for
 from .ergodic import effective_snr_coeff_hz, planning_rate_bps
 from .errors import OptimizerError
+from .eta_search import choose_eta, paper_eta_grid
+from .strategies import OptimisedBandwidth
 from .structured import PerRoundProblem, solve_per_round
 
-__all__ = ["plan_bandwidth", "predicted_round_s", "make_planner", "replan_initial_allocation", "robust_allocation"]
+__all__ = ["plan_bandwidth", "predicted_round_s", "make_planner", "rechoose_eta", "replan_initial_allocation",
+           "robust_allocation"]
 
 _MAX_FIXED_POINT = 100
 _FIXED_POINT_TOL = 1e-12
+_MAX_ETA_PASSES = 20
 
 
 def _compute_per_iteration_s(inputs: DelayInputs, cpu_fraction: np.ndarray | None) -> np.ndarray:
@@ -137,16 +142,49 @@ def _plan(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.n
     return b_s, b_c, round_s
 
 
+def rechoose_eta(inputs: DelayInputs, base: Allocation, c_main_hz: np.ndarray, c_fed_hz: np.ndarray, fading: str,
+                 k_factor_db: float = 6.0, eta_search: str = "exact", eta_grid_step: float = 0.01
+                 ) -> tuple[float, float, float]:
+    """(eta, V, I0) for the rest of a run on this channel, at `base`'s powers (delay-only).
+
+    What is left of the run is a share of the convergence bound's progress, and a round at eta
+    makes 1/I0(eta) of it, so the best eta for the rest minimises I0(eta)·P*(V(eta)), the same
+    T(eta) as for a whole run (optimizer.eta_search, exact or on the grid as `eta_search` says).
+    On planning rates (fading, samples) T is that of the effective c: the eta search on the
+    effective c at the current V alternates with plan_bandwidth's fixed point at the chosen V
+    until eta stops moving."""
+    p_s, p_c, _ = base.powers_and_clock()
+    grid = paper_eta_grid(eta_grid_step)
+    eta, V = base.eta, base.V
+    for _ in range(_MAX_ETA_PASSES):
+        _, _, eff_s, eff_c = plan_bandwidth(inputs, V, c_main_hz, c_fed_hz, fading, k_factor_db, base.cpu_fraction)
+        eff_inputs = dataclasses.replace(inputs, snr_coeff_main_hz=eff_s / p_s, snr_coeff_fed_hz=eff_c / p_c)
+        choice = choose_eta(OptimisedBandwidth(eff_inputs), inputs.a, inputs.v, inputs.counts, grid)
+        new = choice.eta if eta_search == "exact" else choice.eta_grid
+        settled = abs(new - eta) <= 1e-9 * eta
+        eta, V = new, counts_for(inputs, new)[0]
+        if settled or (fading == "none" and np.ndim(c_main_hz) == 1):
+            break
+    return eta, V, counts_for(inputs, eta)[1]
+
+
 def make_planner(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db: float = 6.0,
-                 scs_khz: int | None = None, rule: str = "min_max"):
+                 scs_khz: int | None = None, rule: str = "min_max", eta_search: str | None = None,
+                 eta_grid_step: float = 0.01):
     """The re-planner: known gain factors (K,) relative to the planned channel -> (b_s_hz, b_c_hz,
     predicted round seconds per user), at `base`'s V, powers and clocks. `fading`: what the planner
-    averages over ('none' when it knows the fading itself: full CSI)."""
+    averages over ('none' when it knows the fading itself: full CSI). With `eta_search` ('exact' or
+    'grid') it re-chooses eta too (rechoose_eta) and returns (b_s_hz, b_c_hz, round seconds,
+    (eta, V, I0)), the round seconds at the new V."""
     p_s, p_c, _ = base.powers_and_clock()
 
     def planner(known: np.ndarray):
-        return _plan(inputs, base, inputs.snr_coeff_main_hz * p_s * known, inputs.snr_coeff_fed_hz * p_c * known,
-                     fading, k_factor_db, scs_khz, rule)
+        c_main, c_fed = inputs.snr_coeff_main_hz * p_s * known, inputs.snr_coeff_fed_hz * p_c * known
+        if eta_search is None:
+            return _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule)
+        eta, V, I0 = rechoose_eta(inputs, base, c_main, c_fed, fading, k_factor_db, eta_search, eta_grid_step)
+        at = dataclasses.replace(base, eta=eta, V=V, I0=I0)
+        return (*_plan(inputs, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule), (eta, V, I0))
 
     return planner
 

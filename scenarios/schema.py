@@ -497,6 +497,11 @@ class OptimizerConfig(Section):
         "large_scale", description="proposed_replan: what the base station knows - 'large_scale' (path loss and "
                                    "shadowing at the users' positions; it plans on the ergodic rate over the "
                                    "fading) or 'full' (also the fading of that moment).")
+    replan_eta: Literal["fixed", "rechosen"] = Field(
+        "fixed", description="proposed_replan (SFL): 'fixed' keeps the first plan's eta (V) for the whole run; "
+                             "'rechosen' chooses eta again at every re-solve, for the rest of the run, with "
+                             "optimizer.eta_search (the run then ends when the convergence bound's rounds are done: "
+                             "a round at eta makes 1/I0(eta) of them). Needs channel.coherence_time_s.")
     replan_solve_s: NonNegativeFloat | None = Field(
         None, description="proposed_replan: seconds one re-solve takes, counted in the simulated time (null: measured "
                           "once per run of the study, on this machine, with the structured solver).")
@@ -609,6 +614,9 @@ class StudyConfig(Section):
     csi_delays_s: list[NonNegativeFloat] | None = Field(
         None, description="robustness: proposed_replan with each of these CSI delays (s), at every interval; null: "
                           "only channel.csi_delay_s.")
+    replan_etas: Annotated[list[Literal["fixed", "rechosen"]], Field(min_length=1)] | None = Field(
+        None, description="robustness (SFL): proposed_replan with eta fixed after the first plan and/or re-chosen at "
+                          "every re-solve, at every interval and CSI delay; null: only optimizer.replan_eta.")
     energy_budget_points: Annotated[int, Strict(), Ge(2), Le(200)] = Field(
         20, description="delay_energy: number of budgets when energy_budgets_j is null.")
     sensitivity_lipschitz_L: list[PositiveFloat] = Field(

@@ -16,7 +16,7 @@ from analysis import realise
 from analysis.allocations import world_allocations
 from analysis.replan import replan_spec
 from netsim import simulate_sfl
-from netsim.engine import EventLog
+from netsim.engine import KIND, EventLog, work_fractions
 from netsim.protocols.sfl import run_sfl
 from netsim.simulate import build_sfl_plan
 from optimizer.allocation import per_round_problem
@@ -162,9 +162,14 @@ study: {kind: %s, seeds: 2}
     (", csi_delay_s: 1e6", "", "robustness", "channel.csi_delay_s", "longer than the run"),
     (", csi_delay_s: -1", "", "robustness", "channel.csi_delay_s", "greater than or equal to 0"),
     ("", "", "latency_vs_power", "optimizer.strategies", "only the studies that simulate"),
+    ("", ", replan_eta: rechosen, energy_weight: 0.5", "robustness", "optimizer.replan_eta", "energy-aware"),
+    ("", ", replan_eta: rechosen", "robustness", "optimizer.replan_eta", "stragglers"),
 ])
 def test_bad_replanning_input_is_one_line_and_exit_2(tmp_path, capsys, channel, optimizer, kind, field, words):
-    path = _write(tmp_path, BASE % (channel, optimizer, kind))
+    text = BASE % (channel, optimizer, kind)
+    if words == "stragglers":
+        text += "simulation: {straggler_probability: 0.1}\n"
+    path = _write(tmp_path, text)
     code, out, err = run_cli(["validate", path], capsys)
     assert code == 2, (out, err)
     lines = [line for line in err.splitlines() if field in line]
@@ -212,3 +217,113 @@ def test_energy_aware_replanning_keeps_the_plans_powers_and_clocks():
     a, b = _run(scenario, world, replanned, "simpy"), _run(scenario, world, replanned, "vectorised")
     assert a.extra["replan_solves"] > 0
     assert b.total_delay_s == pytest.approx(a.total_delay_s, rel=1e-9)
+
+
+# ---- eta re-chosen at every re-solve (optimizer.replan_eta: rechosen) ----------------------------------------------
+
+WALKING = {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 3.0}
+
+
+def _rechosen(channel=None, optimizer=None, simulation=None, engine="simpy"):
+    scenario = _scenario(channel=channel or WALKING,
+                         optimizer={"replan_eta": "rechosen", "replan_interval_s": None, **(optimizer or {})},
+                         simulation={"engine": engine, **(simulation or {})})
+    world = realise(scenario)
+    alloc = world_allocations(world)["proposed_replan"]
+    plan = build_sfl_plan(world.inputs, alloc, scenario.simulation, scenario.radio, scenario.channel, world.channel,
+                          rng_for(scenario.seed, "simulation"), scenario.cell, replan_spec(world, alloc))
+    return scenario, world, alloc, plan
+
+
+def test_rechosen_eta_on_a_channel_that_does_not_move_is_the_fixed_eta_run_exactly():
+    still = {"fading": "none", "coherence_time_s": 0.05, "mobility_speed_mps": 0.0}
+    runs = {}
+    for eta in ("fixed", "rechosen"):
+        scenario = _scenario(channel=still, optimizer={"replan_eta": eta, "replan_interval_s": None},
+                             simulation={"participants_per_round": 5, "dropout_probability": 0.2})
+        world = realise(scenario)
+        runs[eta] = _run(scenario, world, world_allocations(world)["proposed_replan"], "vectorised")
+    assert runs["rechosen"].total_delay_s == runs["fixed"].total_delay_s
+    np.testing.assert_array_equal(runs["rechosen"].round_end_s, runs["fixed"].round_end_s)
+    assert runs["rechosen"].extra["replan_solves"] == 0 and runs["rechosen"].extra["replan_eta_changes"] == 0
+
+
+def test_rechosen_eta_engines_agree_and_rounds_make_the_bounds_progress():
+    """Both engines to 1e-9 with participation and drop-outs; the rounds run make exactly the
+    convergence bound's progress (sum of round work / I0 in force = 1); each round's local
+    iterations are V(eta) in force (the event table's forward passes)."""
+    sim = {"participants_per_round": 5, "dropout_probability": 0.2}
+    results = {}
+    for engine in ("simpy", "vectorised"):
+        scenario, world, alloc, _ = _rechosen(simulation=sim, engine=engine)
+        results[engine] = _run(scenario, world, alloc, engine)
+    a, b = results["simpy"], results["vectorised"]
+    assert a.extra["replan_eta_changes"] > 0
+    assert b.total_delay_s == pytest.approx(a.total_delay_s, rel=1e-9)
+    np.testing.assert_allclose(b.round_end_s, a.round_end_s, rtol=1e-9)
+    np.testing.assert_allclose(b.busy_s, a.busy_s, rtol=1e-9, atol=1e-12)
+    assert b.rounds == a.rounds and a.extra["replan_eta_final"] == b.extra["replan_eta_final"]
+
+    scenario, world, alloc, plan = _rechosen()  # everyone, no drop-outs: every iteration is in the table
+    log = EventLog(enabled=True)
+    run_sfl(simpy.Environment(), plan, log)
+    rep = plan.replan
+    changes = {r: (eta, V, I0) for r, eta, V, I0 in rep.eta_history}
+    counts, progress = (alloc.eta, alloc.V, alloc.I0), 0.0
+    frame = pd.DataFrame(log.rows, columns=["time_s", "duration_s", "node", "kind", "user", "bits", "round"])
+    forward = frame[frame["kind"] == KIND["client_forward"]].groupby(["round", "user"]).size()
+    for r, work in enumerate(plan.rounds):
+        counts = changes.get(r, counts)
+        progress += work / counts[2]
+        want = len(work_fractions(counts[1]))  # weights are 1 without a model
+        assert (forward.loc[r] == want).all(), r
+    assert progress == pytest.approx(1.0, abs=1e-12)
+    assert len(plan.rounds) == rep.summary()["replan_rounds"]
+
+
+def test_rechosen_eta_is_the_best_eta_for_the_channel_it_knows():
+    """With full CSI and no fading to average, each re-chosen eta minimises I0(eta)·P*(V(eta)) on
+    the channel the base station knew; P* by cvxpy (Clarabel), a solver the re-planner does not use."""
+    channel = {"fading": "none", "coherence_time_s": 0.05, "mobility_speed_mps": 20.0}
+    scenario, world, alloc, plan = _rechosen(channel=channel, optimizer={"replan_csi": "full"},
+                                             simulation={"max_rounds": 3})
+    run_sfl(simpy.Environment(), plan, EventLog(enabled=False))
+    rep = plan.replan
+    eta, V, I0 = rep.counts
+    assert rep.eta_history and eta != alloc.eta
+    known = rep.known
+    inputs = dataclasses.replace(world.inputs, snr_coeff_main_hz=world.inputs.snr_coeff_main_hz * known,
+                                 snr_coeff_fed_hz=world.inputs.snr_coeff_fed_hz * known)
+    solver = ConvexSolver(inputs.users)
+
+    def T(e):
+        from optimizer.delay_model import counts_for
+        v, i0 = counts_for(inputs, e)
+        return i0 * solver.solve(per_round_problem(inputs, v)).P_s
+
+    best = T(eta)
+    for other in (eta * 0.9, eta * 0.97, min(eta * 1.03, 0.999), min(eta * 1.1, 0.999), 0.5, 0.9):
+        assert best <= T(other) * (1 + 1e-6), other
+    assert rep.round_s.max() * I0 == pytest.approx(best, rel=1e-6)
+
+
+def test_robustness_variants_cross_intervals_delays_and_eta():
+    from analysis.studies.robustness import replan_variants
+
+    scenario = small_scenario(cell={"users": 6}, channel=WALKING,
+                              optimizer={"strategies": STRATEGIES, "replan_solve_s": 0.02},
+                              study={"kind": "robustness", "seeds": 2, "replan_intervals_s": [None, 2.0],
+                                     "replan_etas": ["fixed", "rechosen"]})
+    labels = [v[0] for v in replan_variants(scenario)]
+    assert labels == ["replan_every_round", "replan_every_round_eta", "replan_2s", "replan_2s_eta"]
+    assert [v[3] for v in replan_variants(scenario)] == ["fixed", "rechosen"] * 2
+
+
+def test_rechosen_eta_in_the_study_needs_a_channel_drawn_as_it_happens(tmp_path, capsys):
+    text = BASE.replace("channel: {fading: rayleigh, coherence_time_s: 0.05, mobility_speed_mps: 1.5%s}",
+                        "channel: {redraw_each_round: true%s}")
+    text = text % ("", "", "robustness") + "  replan_etas: [fixed, rechosen]\n"
+    text = text.replace("study: {kind: robustness, seeds: 2}\n  replan_etas", "study:\n  kind: robustness\n  seeds: 2\n"
+                        "  replan_etas")
+    code, out, err = run_cli(["validate", _write(tmp_path, text)], capsys)
+    assert code == 2 and "study.replan_etas" in err and "coherence_time_s" in err, err

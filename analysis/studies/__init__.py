@@ -69,6 +69,7 @@ def study_problems(scenario: Scenario) -> list[Problem]:
                                 "moves: only the studies that simulate an optimised bandwidth run them (simulate "
                                 "with scheme sfl; robustness with scheme sfl or fl)", scenario.optimizer.strategies,
                                 True))
+    problems += _rechosen_eta_problems(scenario)
     m = scenario.model
     if m is not None:
         schemes = study.schemes_run(scenario)
@@ -78,6 +79,31 @@ def study_problems(scenario: Scenario) -> list[Problem]:
         if m.cut_dtype != "auto" and all(_tier_count(s) == 1 for s in schemes):
             problems.append(Problem("model.cut_dtype", "FL cuts nothing: no tensor crosses a cut", m.cut_dtype, True))
     return problems + study.problems(scenario)
+
+
+def _rechosen_eta_problems(scenario: Scenario) -> list[Problem]:
+    """optimizer.replan_eta: rechosen changes the rounds and local iterations mid-run: SFL's delay-only
+    re-planner, on a channel drawn as it happens (per-round tables hold the planned rounds only)."""
+    opt, ch, sim = scenario.optimizer, scenario.channel, scenario.simulation
+    etas = scenario.study.replan_etas if scenario.study.kind == "robustness" else None
+    if etas is not None and "rechosen" in etas:
+        field, value = "study.replan_etas", etas
+    elif opt.replan_eta == "rechosen":
+        field, value = "optimizer.replan_eta", opt.replan_eta
+    else:
+        return []
+    if "proposed_replan" not in opt.strategies or scenario.scheme != "sfl":
+        return []
+    if opt.energy_budget_j is not None or opt.energy_weight is not None:
+        return [Problem(field, "the energy-aware plan keeps its eta, powers and clocks when it re-plans (re-choosing "
+                        "eta under an energy budget is not built); set replan_eta: fixed", value, True)]
+    if ch.redraw_each_round or not ch.time_varying:
+        return [Problem(field, "re-choosing eta changes the number of rounds, so it needs a channel drawn as it "
+                        "happens (channel.coherence_time_s), not a frozen or per-round table", value, True)]
+    if sim.straggler_probability > 0:
+        return [Problem(field, "stragglers are drawn for the planned rounds; re-choosing eta changes their number "
+                        "(not built together)", value, True)]
+    return []
 
 
 CROSS_SECTION_CHECKS.append(study_problems)
@@ -129,9 +155,9 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     return ignored
 
 
-REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_solve_s",
+REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_eta", "optimizer.replan_solve_s",
                  "optimizer.replan_signalling_s", "channel.csi_delay_s", "channel.csi_error_db",
-                 "study.replan_intervals_s", "study.csi_delays_s")
+                 "study.replan_intervals_s", "study.csi_delays_s", "study.replan_etas")
 
 
 def _dynamic_strategy_fields(scenario: Scenario) -> dict[str, str]:

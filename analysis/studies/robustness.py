@@ -51,15 +51,17 @@ def _seconds_text(value: float) -> str:
     return f"{value:g}".replace(".", "p") + "s"
 
 
-def replan_variants(scenario: Scenario) -> list[tuple[str, float | None, float]]:
-    """(label, re-plan interval or None for every round, CSI delay) of each proposed_replan run."""
+def replan_variants(scenario: Scenario) -> list[tuple[str, float | None, float, str]]:
+    """(label, re-plan interval or None for every round, CSI delay, eta fixed or rechosen) of each
+    proposed_replan run."""
     study, opt, ch = scenario.study, scenario.optimizer, scenario.channel
     intervals = study.replan_intervals_s if study.replan_intervals_s is not None else [opt.replan_interval_s]
     delays = study.csi_delays_s if study.csi_delays_s is not None else [ch.csi_delay_s]
-    if len(intervals) == 1 and len(delays) == 1:
-        return [("proposed_replan", intervals[0], delays[0])]
-    return [("replan_" + ("every_round" if i is None else _seconds_text(i)) + ("" if d == 0 else f"_csi{_seconds_text(d)}"),
-             i, d) for i in intervals for d in delays]
+    etas = study.replan_etas if study.replan_etas is not None and scenario.scheme == "sfl" else [opt.replan_eta]
+    if len(intervals) == 1 and len(delays) == 1 and len(etas) == 1:
+        return [("proposed_replan", intervals[0], delays[0], etas[0])]
+    return [("replan_" + ("every_round" if i is None else _seconds_text(i)) + ("" if d == 0 else f"_csi{_seconds_text(d)}")
+             + ("_eta" if e == "rechosen" else ""), i, d, e) for i in intervals for d in delays for e in etas]
 
 
 def _fl_simulator(world, sim):
@@ -96,17 +98,21 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
             return simulate_sfl(world.inputs, alloc, sim, scenario.radio, scenario.channel, world.channel, rng,
                                 energy=world.energy, cell=scenario.cell, replan=spec)
     runs: list[tuple[str, object, dict]] = []  # (label, allocation, replan overrides)
-    solve_s = None
+    solve_s: dict[str, float] = {}
     for name, alloc in allocations.items():
         if name != "proposed_replan":
             runs.append((name, alloc, {}))
             continue
-        if solve_s is None:
-            solve_s = scenario.optimizer.replan_solve_s
-            if solve_s is None:  # one measurement, shared by every variant and seed
-                solve_s = measured_solve_s(make_spec(world, alloc, solve_s=0.0).planner, users, key)
-        runs += [(label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s})
-                 for label, interval, delay in replan_variants(scenario)]
+        solve_s = {}  # one measurement per kind of re-solve (eta fixed or re-chosen), shared by the variants and seeds
+        for label, interval, delay, eta in replan_variants(scenario):
+            if eta not in solve_s:
+                solve_s[eta] = scenario.optimizer.replan_solve_s
+                if solve_s[eta] is None:
+                    spec = make_spec(world, alloc, solve_s=0.0, **({"eta": eta} if scenario.scheme == "sfl" else {}))
+                    solve_s[eta] = measured_solve_s(spec.planner, users, (*key, eta) if scenario.scheme == "sfl"
+                                                    else key)
+            runs.append((label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s[eta],
+                                        **({"eta": eta} if scenario.scheme == "sfl" else {})}))
     rows = []
     with progress_bar(len(runs) * scenario.study.seeds, "robustness", progress) as bar:
         for name, alloc, overrides in runs:
@@ -127,8 +133,9 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
                              "worst_user_j": float(energy["total_j"].max()) if energy else math.nan,
                              "engine": result.engine})
                 bar.update(1)
-    if solve_s is not None:
-        allocations["proposed_replan"].details["replan_solve_s"] = solve_s
+    if solve_s:
+        allocations["proposed_replan"].details["replan_solve_s"] = solve_s.get("fixed", next(iter(solve_s.values())))
+        allocations["proposed_replan"].details["replan_solve_s_by_eta"] = solve_s
     return pd.DataFrame(rows), allocations
 
 
@@ -195,10 +202,12 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
     metrics.update({planned_delay_metric(s): float(by.loc[s, "planned_s"]) for s in by.index})
     metrics.update({f"predicted_delay_{s}_s": float(by.loc[s, "predicted_s"]) for s in by.index})
     prb = {name: a.details["prb"]["rounding_cost_relative"] for name, a in allocations.items() if "prb" in a.details}
-    solve_s = allocations["proposed_replan"].details.get("replan_solve_s") if "proposed_replan" in allocations else None
+    details = allocations["proposed_replan"].details if "proposed_replan" in allocations else {}
+    solve_s, solve_by_eta = details.get("replan_solve_s"), details.get("replan_solve_s_by_eta", {})
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "robustness", "dynamics": dynamics,
                                       "metrics": metrics, "headline": headline_delays(metrics),
                                       "headline_meaning": HEADLINE, "replan_solve_s": solve_s,
+                                      "replan_solve_s_by_eta": solve_by_eta,
                                       "prb_rounding_cost_relative": prb, "table": table.to_dict(orient="records")})
     report = Report("Planned against simulated delay in a cell that moves", scenario.name, source)
     report.paragraph(f"The plan-once strategies are planned on the frozen channel at t = 0; each strategy is simulated "
@@ -210,10 +219,14 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
                          "fading; its prediction is its own expected delay (max over users of their expected time).")
     if solve_s is not None:
         report.paragraph(f"proposed_replan: the base station re-plans from what it knows "
-                         f"({scenario.optimizer.replan_csi.replace('_', '-')} CSI), each re-solve taking {solve_s:.3g} s "
-                         f"({'measured on this machine' if scenario.optimizer.replan_solve_s is None else 'as set'}) "
+                         f"({scenario.optimizer.replan_csi.replace('_', '-')} CSI), each re-solve taking "
+                         + " and ".join(f"{v:.3g} s" + (" with eta re-chosen" if k == "rechosen" else "")
+                                        for k, v in (solve_by_eta or {"fixed": solve_s}).items())
+                         + f" ({'measured on this machine' if scenario.optimizer.replan_solve_s is None else 'as set'}) "
                          f"plus {scenario.optimizer.replan_signalling_s:g} s of signalling, both counted in the "
-                         "simulated time; its prediction is the sum of its rounds' predictions.")
+                         "simulated time; its prediction is the sum of its rounds' predictions"
+                         + ("; variants ending in _eta re-choose eta (V) at every re-solve for the rest of the run."
+                            if "rechosen" in solve_by_eta else "."))
     lead = ""
     baselines = [s for s in ("EB", "FE", "BA") if s in by.index]
     if "proposed" in by.index and baselines:
@@ -286,7 +299,7 @@ def check_cost_of(scenario: Scenario) -> None:
         check_sfl_simulation(scenario, streamed=False)
 
 
-FL_UNUSED_OPTIMIZER = ("fixed_eta", "solver", "eta_search", "eta_grid_step", "max_delay_s")
+FL_UNUSED_OPTIMIZER = ("fixed_eta", "solver", "eta_search", "eta_grid_step", "max_delay_s", "replan_eta")
 
 
 def ignores(scenario: Scenario) -> dict[str, str]:
@@ -295,13 +308,14 @@ def ignores(scenario: Scenario) -> dict[str, str]:
         return {}
     why = "FL's robustness runs simulation.rounds epochs and allocates only the adapter uplink (no eta)"
     return {"theory": f"{why}; FedsLLM's convergence constants are not used", "simulation.max_rounds": why,
+            "study.replan_etas": why,
             **{f"optimizer.{name}": why for name in FL_UNUSED_OPTIMIZER}}
 
 
 STUDY = Study(
     kind="robustness", title="the optimizer's plan against its simulation in a cell that moves",
     run=run_robustness, figure="robustness.png", headline_meaning=HEADLINE,
-    reads=frozenset({"seeds", "replan_intervals_s", "csi_delays_s"}),
+    reads=frozenset({"seeds", "replan_intervals_s", "csi_delays_s", "replan_etas"}),
     schemes=("sfl", "fl"), scheme_hint="robustness compares the allocations of SFL (FedsLLM's problem (17)) and of "
                                        "FL's adapter uplink: set scheme: sfl or fl",
     simulates=lambda s: True, solves_problem_17=lambda s: True, whole_prbs=is_sfl,

@@ -176,11 +176,14 @@ def drive_rounds(env: simpy.Environment, plan, rounds: list[float], log: EventLo
     record = recorder(log)
     concurrency = getattr(plan, "server_concurrency", None)
     server = simpy.Resource(env, capacity=concurrency) if concurrency else None
-    for r, round_work in enumerate(rounds):
+    r = 0
+    while r < len(rounds):  # a base station that re-chooses eta changes the rounds left (netsim.replanning)
+        round_work = rounds[r]
         draw = yield from begin_round(env, plan)
         replan = getattr(plan, "replan", None)
         if replan is not None:  # the base station may re-plan before the round's users start
             hold = replan.before_round(plan, r, env.now, draw.users, round_work, plan.aggregation_s)
+            round_work = rounds[r]
             if hold > 0:
                 t = env.now
                 yield env.timeout(hold)
@@ -192,6 +195,7 @@ def drive_rounds(env: simpy.Environment, plan, rounds: list[float], log: EventLo
         close_round(acc, draw.users, np.array([p.value for p in procs], dtype=bool),
                     busy_of(clients, acc.busy_s.shape[0]))
         yield from end_round(env, plan, acc, r, round_work, record, FED_SERVER, on_round)
+        r += 1
 
 
 def finish_accounts(acc: Accounts, compute_kinds: tuple[str, ...] | None = None) -> Accounts:
