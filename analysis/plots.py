@@ -415,11 +415,13 @@ def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
                Line2D([], [], color="k", lw=1.6, label="median")]
     diamond = Line2D([], [], marker="D", color="k", ls="", label="prediction: the optimizer's plan (made once), or "
                                                                 "the sum of a re-planned run's rounds (mean)")
-    ax.legend(handles=[*box_key, diamond], loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=1)
+    # the legends go below the rotated tick labels, whose height grows with the longest label
+    below = -(0.08 + 0.0105 * max(len(s) for s in strategies))
+    ax.legend(handles=[*box_key, diamond], loc="upper center", bbox_to_anchor=(0.5, below), fontsize=7, ncol=1)
     ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--")
     ax_ratio.set_ylabel("simulated / predicted delay")
     ax_ratio.legend(handles=[*box_key, Line2D([], [], color="k", lw=0.8, ls="--", label="simulated = predicted")],
-                    loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=1)
+                    loc="upper center", bbox_to_anchor=(0.5, below), fontsize=7, ncol=1)
     fig.suptitle(title or "Predicted against simulated delay")
     return _save(fig, path)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from netsim.channel import downlink_snr_coeff_hz
 from netsim.dynamics import large_scale_samples
-from netsim.replanning import ReplanSettings, ReplanSpec
+from netsim.replanning import ReplanSettings, ReplanSpec, ShadowingForecast
 from netsim.schemes import fl_adapter_bits, fl_train_s
 from optimizer.ergodic import planning_rate_bps
 from optimizer.fl_bandwidth import FL_STRATEGIES, FlBandwidthPlan, fl_plan, make_fl_planner
@@ -126,6 +126,16 @@ def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str 
     return _spec(world, planner, first, interval_s, csi_delay_s, solve_s, eta)
 
 
+def _forecast(scenario: Scenario) -> ShadowingForecast | None:
+    """The shadowing forecast of optimizer.replan_shadowing 'forecast' (None: the shadowing as it is
+    now, or nothing to forecast: full CSI, users who stand still, no shadowing)."""
+    opt, ch = scenario.optimizer, scenario.channel
+    if opt.replan_shadowing != "forecast" or opt.replan_csi != "large_scale" or not ch.time_varying \
+            or ch.mobility_speed_mps == 0 or ch.shadowing_sigma_db == 0:
+        return None
+    return ShadowingForecast(ch.shadowing_sigma_db, ch.mobility_speed_mps, ch.shadowing_decorrelation_m)
+
+
 def _spec(world: World, planner, first_round_s, interval_s: float | None | str, csi_delay_s: float | None,
           solve_s: float, eta: str = "fixed") -> ReplanSpec:
     """The re-planning settings of the scenario (or the study's variant) around `planner`."""
@@ -134,7 +144,7 @@ def _spec(world: World, planner, first_round_s, interval_s: float | None | str, 
     settings = ReplanSettings(interval_s=interval, csi=opt.replan_csi,
                               csi_delay_s=ch.csi_delay_s if csi_delay_s is None else csi_delay_s,
                               csi_error_db=ch.csi_error_db, solve_s=solve_s, signalling_s=opt.replan_signalling_s,
-                              eta=eta)
+                              eta=eta, users=opt.replan_users, forecast=_forecast(world.scenario))
     if interval is not None and interval < solve_s + settings.signalling_s:
         raise InputError(f"shorter than one re-plan takes ({solve_s:.3g} s to solve + {settings.signalling_s:g} s "
                          "to signal)", field="optimizer.replan_interval_s", value=interval)

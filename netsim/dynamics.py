@@ -67,6 +67,7 @@ class ChannelTrack:
         self._target = uniform_in_cell(cell, self.users, rng) if self._speed > 0 else None
         self._buf = np.empty((4 * _CHUNK_BLOCKS, self.users))  # rows _start ... _start + _count - 1 in use
         self._large = np.empty_like(self._buf)  # the same rows without the fading: path loss and shadowing
+        self._shadow = np.empty_like(self._buf)  # the shadowing alone (dB), for a forecast of the rows to come
         self.keep_s = 0.0  # discard_before keeps this many seconds more (a re-planner's CSI delay)
         self._start = 0
         self._count = 0
@@ -106,9 +107,10 @@ class ChannelTrack:
             out[:, k] = self._walk_one(int(k), blocks)
         return out
 
-    def _draw_chunk(self) -> tuple[np.ndarray, np.ndarray]:
-        """The next _CHUNK_BLOCKS rows of gain factors, and of their path-loss-and-shadowing part.
-        Chunk boundaries are fixed, so the draws do not depend on who asks for which block when."""
+    def _draw_chunk(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next _CHUNK_BLOCKS rows of gain factors, of their path-loss-and-shadowing part, and of
+        the shadowing (dB). Chunk boundaries are fixed, so the draws do not depend on who asks for
+        which block when."""
         cfg, n, k = self._cfg, _CHUNK_BLOCKS, self.users
         first = self.blocks_drawn == 0
         if self._speed > 0:
@@ -129,29 +131,29 @@ class ChannelTrack:
             loss = path_loss_db(distance, cfg.path_loss_db_at_1km, cfg.path_loss_db_per_decade, cfg.min_distance_m)
             large_scale_db = loss + shadow
         fade = fading_power(cfg.fading, cfg.rician_k_factor_db, (n, k), self._rng)
-        if self._speed == 0:
-            return fade, np.ones((n, k))  # the planned large-scale gain, times the fading
+        if self._speed == 0:  # the planned large-scale gain, times the fading
+            return fade, np.ones((n, k)), np.broadcast_to(self._shadow_db, (n, k))
         large = 10.0 ** ((-large_scale_db - self._planned_gain_db) / 10.0)
         gains = fade * large
         if first:
             large[0] = 1.0  # block 0 is the planned state by construction (not 1 +- 1e-16 from the dB round trip)
-        return gains, large
+        return gains, large, shadow
 
     def _ensure(self, block: int) -> None:
+        names = ("_buf", "_large", "_shadow")
         while block >= self.blocks_drawn:
-            chunk, large = self._draw_chunk()
+            chunks = self._draw_chunk()
             if self._start + self._count + _CHUNK_BLOCKS > self._buf.shape[0]:  # compact, or grow x2
-                rows = self._buf[self._start:self._start + self._count]
-                large_rows = self._large[self._start:self._start + self._count]
                 cap = self._buf.shape[0] * (2 if self._count + _CHUNK_BLOCKS > self._buf.shape[0] // 2 else 1)
-                self._buf = np.empty((cap, self.users))
-                self._large = np.empty_like(self._buf)
-                self._buf[:self._count] = rows
-                self._large[:self._count] = large_rows
+                for name in names:
+                    rows = getattr(self, name)[self._start:self._start + self._count]
+                    fresh = np.empty((cap, self.users))
+                    fresh[:self._count] = rows
+                    setattr(self, name, fresh)
                 self._start = 0
             end = self._start + self._count
-            self._buf[end:end + _CHUNK_BLOCKS] = chunk
-            self._large[end:end + _CHUNK_BLOCKS] = large
+            for name, chunk in zip(names, chunks):
+                getattr(self, name)[end:end + _CHUNK_BLOCKS] = chunk
             self._count += _CHUNK_BLOCKS
 
     def discard_before(self, time_s: float) -> None:
@@ -163,7 +165,7 @@ class ChannelTrack:
             self._first += drop
 
     def _rows(self, table: str, block: np.ndarray, users: np.ndarray) -> np.ndarray:
-        """Rows of buffer `table` ('_buf' or '_large', read after drawing: drawing may reallocate it)."""
+        """Rows of buffer `table` ('_buf', '_large' or '_shadow', read after drawing: drawing may reallocate it)."""
         block = np.asarray(block, dtype=np.int64)
         self._ensure(int(block.max()))
         if block.min() < self._first:
@@ -177,6 +179,10 @@ class ChannelTrack:
     def large_scale_factor(self, block: np.ndarray, users: np.ndarray) -> np.ndarray:
         """The path-loss-and-shadowing part of `factor` (same shapes): what the users' positions give."""
         return self._rows("_large", block, users)
+
+    def shadowing_db(self, block: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """The shadowing (dB, a loss) of `users` in `block` (same shapes), part of large_scale_factor."""
+        return self._rows("_shadow", block, users)
 
     def transfer_s(self, bits: np.ndarray, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray,
                    start_s: np.ndarray, users: np.ndarray) -> np.ndarray:

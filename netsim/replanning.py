@@ -26,12 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 from scenarios import fdma_rate_bps
 
 from .engine import work_fractions
 
-__all__ = ["Counts", "ReplanSettings", "ReplanSpec", "Replanning", "Planner", "Uplink"]
+__all__ = ["Counts", "ReplanSettings", "ReplanSpec", "Replanning", "Planner", "ShadowingForecast", "Uplink"]
 
 # planner(known gain factor (K,) relative to the planned channel) ->
 #   (one bandwidth_hz (K,) per uplink it allocates, in the order of the Replanning's `uplinks`, ...,
@@ -64,6 +65,36 @@ class Uplink:
 
 
 @dataclass(frozen=True)
+class ShadowingForecast:
+    """How a base station that knows the large-scale channel now forecasts it over a plan's horizon.
+
+    Gudmundson's shadowing (netsim.dynamics) is a Gauss-Markov process in the distance walked: given
+    its value S now, S after t seconds at speed v is normal with mean rho·S and variance
+    sigma^2·(1 - rho^2), rho = exp(-v·t / d_corr) (Gudmundson 1991; the track's own model). The
+    path loss is taken as it is now (the direction of the walk is not known). `samples` gives the
+    gain factors at `points` times over the horizon x `quantiles` normal quantiles of that law: the
+    planner then plans on each user's expected seconds per bit over them (optimizer.ergodic's
+    harmonic mean), as the robust plan does over sampled walks."""
+
+    sigma_db: float
+    speed_mps: float
+    decorrelation_m: float
+    points: int = 8
+    quantiles: int = 8
+
+    def samples(self, known: np.ndarray, shadow_db: np.ndarray, age_s: float, horizon_s: float) -> np.ndarray:
+        """(K, points·quantiles) gain factors over [age_s, age_s + horizon_s] from `known` (K,) whose
+        shadowing is `shadow_db` (K,) (dB of loss), read `age_s` seconds ago."""
+        tau = age_s + (np.arange(self.points) + 0.5) * horizon_s / self.points
+        rho = np.exp(-self.speed_mps * tau / self.decorrelation_m)[:, None, None]
+        z = ndtri((np.arange(self.quantiles) + 0.5) / self.quantiles)[None, :, None]
+        shadow = np.asarray(shadow_db, dtype=float)[None, None, :]
+        change_db = (rho - 1.0) * shadow + np.sqrt(1.0 - rho**2) * self.sigma_db * z
+        factors = np.asarray(known, dtype=float)[None, None, :] * 10.0 ** (-change_db / 10.0)
+        return factors.reshape(-1, factors.shape[-1]).T
+
+
+@dataclass(frozen=True)
 class ReplanSettings:
     """When the base station re-plans and what it knows (seconds)."""
 
@@ -74,6 +105,8 @@ class ReplanSettings:
     solve_s: float  # one re-solve, counted in the simulated time
     signalling_s: float  # the new grants reaching the users
     eta: str = "fixed"  # 'fixed': the first plan's eta (V) throughout; 'rechosen' at every re-solve (SFL)
+    users: str = "all"  # plan for 'all' users, or the round's 'participants' (re-solved when they change)
+    forecast: ShadowingForecast | None = None  # large-scale CSI: plan on the shadowing's law over the horizon
 
 
 @dataclass(frozen=True)
@@ -113,7 +146,9 @@ class Replanning:
         """Reset to the first plan (and restore `plan`'s links or tables to it)."""
         *bands, round_s = (a.copy() for a in self.initial)
         self.bands, self.round_s = bands, round_s
-        self.known = np.ones_like(self.round_s)
+        self.known = np.ones_like(self.round_s)  # the CSI the plan in force was made on
+        self.latest = self.known  # the freshest CSI read
+        self.planned_for = None  # the users the plan in force serves (None: everyone)
         self.last_check_s = 0.0
         self.round_start_s: list[float] = []
         self.rng = np.random.default_rng(self._seed)
@@ -171,23 +206,35 @@ class Replanning:
             known = self._csi(plan, now_s - s.csi_delay_s)
             if s.csi_error_db > 0:
                 known = known * 10.0 ** (self.rng.normal(0.0, s.csi_error_db, size=known.size) / 10.0)
-            if not np.array_equal(known, self.known):
-                answer = self.planner(known)
-                n = len(self.uplinks)
-                self.bands = [np.asarray(a, dtype=float) for a in answer[:n]]
-                self.round_s, self.known = np.asarray(answer[n], dtype=float), known
-                if self.counts is not None and answer[n + 1] != self.counts:
-                    self._new_counts(plan, r, answer[n + 1])
-                self.solves += 1
-                hold = s.solve_s + s.signalling_s
-                if plan.track is not None:
-                    for u, band in zip(self.uplinks, self.bands):
-                        _, c, bits = plan.links[u.link]
-                        plan.links[u.link] = (band, c, bits)
+            if s.forecast is not None and plan.track is not None:  # the channel over the plan's horizon
+                block = int(max(now_s - s.csi_delay_s, 0.0) // plan.track.block_s)
+                everyone = np.arange(known.size)
+                shadow = plan.track.shadowing_db(np.full(known.size, block, dtype=np.int64), everyone)
+                known = s.forecast.samples(known, shadow, s.csi_delay_s, self._horizon_s(now_s))
+            self.latest = known
+        target = None if s.users == "all" or users.size == self.round_s.size else np.asarray(users)
+        new_csi = due and not np.array_equal(self.latest, self.known)
+        new_users = not (target is None and self.planned_for is None) and (
+            target is None or self.planned_for is None or not np.array_equal(target, self.planned_for))
+        if new_csi or new_users:
+            answer = self.planner(self.latest) if target is None else self.planner(self.latest, target)
+            n = len(self.uplinks)
+            self.bands = [np.asarray(a, dtype=float) for a in answer[:n]]
+            self.round_s, self.known, self.planned_for = np.asarray(answer[n], dtype=float), self.latest, target
+            if self.counts is not None and answer[n + 1] != self.counts:
+                self._new_counts(plan, r, answer[n + 1])
+            self.solves += 1
+            hold = s.solve_s + s.signalling_s
+            if plan.track is not None:
+                for u, band in zip(self.uplinks, self.bands):
+                    _, c, bits = plan.links[u.link]
+                    plan.links[u.link] = (band, c, bits)
         if plan.track is None and self.solves:  # this round's transfer times on the current bandwidths
             factor = self.factors[r]
             for u, band in zip(self.uplinks, self.bands):
-                plan.table(u.link)[r] = u.bits / fdma_rate_bps(band, u.snr_coeff_hz * factor)
+                with np.errstate(divide="ignore", invalid="ignore"):  # 0 Hz: a user left out of this plan
+                    rate = fdma_rate_bps(band, u.snr_coeff_hz * factor)
+                    plan.table(u.link)[r] = np.where(band > 0, u.bits / rate, np.inf)
         self.hold_s.append(hold)
         if self.counts is not None:  # this round's work, and its share of the convergence bound
             round_work = plan.rounds[r]
@@ -195,6 +242,12 @@ class Replanning:
         slowest = float(self.round_s[users].max()) if users.size else 0.0
         self.predicted_round_s.append(hold + (slowest + aggregation_s) * round_work)
         return hold
+
+    def _horizon_s(self, now_s: float) -> float:
+        """How long the plan made now is expected to serve: the interval to the next re-plan, or the
+        last round if that was longer (the first plan's slowest predicted round before any)."""
+        last = now_s - self.round_start_s[-2] if len(self.round_start_s) > 1 else float(np.max(self.initial[-1]))
+        return max(self.settings.interval_s or 0.0, last)
 
     def _new_counts(self, plan, r: int, counts: tuple[float, float, float]) -> None:
         """Re-chosen eta from round r on: each user's local iterations, and the rounds left, the

@@ -115,13 +115,23 @@ def fl_plan(strategy: str, busy_s: np.ndarray, adapter_bits: float, snr_coeff_hz
 def make_fl_planner(busy_s, adapter_bits: float, snr_coeff_hz: np.ndarray, band_hz: float, fading: str,
                     k_factor_db: float = 6.0):
     """FL's re-planner for netsim.replanning: known gain factors (K,) relative to the planned channel
+    (or samples (K, S) of them: a forecast),
+    and optionally the users to plan for (the round's participants; the others get no bandwidth)
     -> (bandwidth_hz (K,), predicted round seconds per user (K,)). `busy_s(known)` gives each user's
     seconds before its upload on that channel (the downlink depends on it) or is an array;
     `fading`: what the planner averages over ('none' when it knows the fading: full CSI)."""
     c = np.asarray(snr_coeff_hz, dtype=float)
 
-    def planner(known: np.ndarray):
-        busy = busy_s(known) if callable(busy_s) else busy_s
-        return fl_min_max_bandwidth(busy, adapter_bits, c * known, band_hz, fading, k_factor_db)
+    def planner(known: np.ndarray, users: np.ndarray | None = None):
+        known = np.asarray(known, dtype=float)
+        busy = np.asarray(busy_s(known) if callable(busy_s) else busy_s, dtype=float)
+        c_known = c * known if known.ndim == 1 else c[:, None] * known  # values (K,) or samples (K, S)
+        if users is None or len(users) == c.size:
+            return fl_min_max_bandwidth(busy, adapter_bits, c_known, band_hz, fading, k_factor_db)
+        users = np.asarray(users)
+        b_u, round_u = fl_min_max_bandwidth(busy[users], adapter_bits, c_known[users], band_hz, fading, k_factor_db)
+        b, round_s = np.zeros(c.size), np.full(c.size, np.inf)
+        b[users], round_s[users] = b_u, round_u
+        return b, round_s
 
     return planner

@@ -171,22 +171,47 @@ def rechoose_eta(inputs: DelayInputs, base: Allocation, c_main_hz: np.ndarray, c
 def make_planner(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db: float = 6.0,
                  scs_khz: int | None = None, rule: str = "min_max", eta_search: str | None = None,
                  eta_grid_step: float = 0.01):
-    """The re-planner: known gain factors (K,) relative to the planned channel -> (b_s_hz, b_c_hz,
+    """The re-planner: known gain factors (K,) relative to the planned channel (or samples (K, S) of
+    them: a forecast, planned on their expected seconds per bit), and optionally the
+    users to plan for (the round's participants; the others get no bandwidth) -> (b_s_hz, b_c_hz,
     predicted round seconds per user), at `base`'s V, powers and clocks. `fading`: what the planner
     averages over ('none' when it knows the fading itself: full CSI). With `eta_search` ('exact' or
     'grid') it re-chooses eta too (rechoose_eta) and returns (b_s_hz, b_c_hz, round seconds,
     (eta, V, I0)), the round seconds at the new V."""
-    p_s, p_c, _ = base.powers_and_clock()
-
-    def planner(known: np.ndarray):
-        c_main, c_fed = inputs.snr_coeff_main_hz * p_s * known, inputs.snr_coeff_fed_hz * p_c * known
+    def solve(inp: DelayInputs, alloc: Allocation, known: np.ndarray):
+        p_s, p_c, _ = alloc.powers_and_clock()
+        c_main, c_fed = _times(inp.snr_coeff_main_hz * p_s, known), _times(inp.snr_coeff_fed_hz * p_c, known)
         if eta_search is None:
-            return _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule)
-        eta, V, I0 = rechoose_eta(inputs, base, c_main, c_fed, fading, k_factor_db, eta_search, eta_grid_step)
-        at = dataclasses.replace(base, eta=eta, V=V, I0=I0)
-        return (*_plan(inputs, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule), (eta, V, I0))
+            return _plan(inp, alloc, c_main, c_fed, fading, k_factor_db, scs_khz, rule)
+        eta, V, I0 = rechoose_eta(inp, alloc, c_main, c_fed, fading, k_factor_db, eta_search, eta_grid_step)
+        at = dataclasses.replace(alloc, eta=eta, V=V, I0=I0)
+        return (*_plan(inp, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule), (eta, V, I0))
+
+    def planner(known: np.ndarray, users: np.ndarray | None = None):
+        if users is None or len(users) == inputs.users:
+            return solve(inputs, base, known)
+        users = np.asarray(users)
+        b_s_u, b_c_u, round_u, *counts = solve(inputs.of_users(users), base.of_users(users), known[users])
+        return (*_spread(inputs.users, users, b_s_u, b_c_u, round_u), *counts)
 
     return planner
+
+
+def _times(c_hz: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """c (K,) times gain factors (K,) or samples of them (K, S)."""
+    known = np.asarray(known, dtype=float)
+    return c_hz * known if known.ndim == 1 else c_hz[:, None] * known
+
+
+def _spread(k: int, users: np.ndarray, *per_user: np.ndarray) -> list[np.ndarray]:
+    """Bandwidths (and round seconds last) of `users` as (K,) arrays: 0 Hz for the others, who do
+    not transmit in the rounds this plan serves, and an infinite round."""
+    out = []
+    for j, values in enumerate(per_user):
+        full = np.full(k, np.inf if j == len(per_user) - 1 else 0.0)
+        full[users] = values
+        out.append(full)
+    return out
 
 
 def replan_initial_allocation(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db: float = 6.0,

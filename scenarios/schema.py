@@ -502,6 +502,15 @@ class OptimizerConfig(Section):
                              "'rechosen' chooses eta again at every re-solve, for the rest of the run, with "
                              "optimizer.eta_search (the run then ends when the convergence bound's rounds are done: "
                              "a round at eta makes 1/I0(eta) of them). Needs channel.coherence_time_s.")
+    replan_shadowing: Literal["now", "forecast"] = Field(
+        "forecast", description="proposed_replan with large-scale CSI on walking users: plan on the shadowing as it is "
+                           "'now', or on its 'forecast' over the plan's horizon (the interval, or the last round if "
+                           "longer): Gudmundson's Gauss-Markov law given the value now, the expected seconds per bit "
+                           "over 8 times x 8 quantiles.")
+    replan_users: Literal["all", "participants"] = Field(
+        "all", description="proposed_replan: plan the band for 'all' users (the others' share idles while they do "
+                           "not train) or for each round's 'participants' only, re-solving whenever they change "
+                           "(with the CSI last read: optimizer.replan_interval_s still says when it is read).")
     replan_solve_s: NonNegativeFloat | None = Field(
         None, description="proposed_replan: seconds one re-solve takes, counted in the simulated time (null: measured "
                           "once per run of the study, on this machine, with the structured solver).")

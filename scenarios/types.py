@@ -145,6 +145,14 @@ class DelayInputs:
         """tau_k / log2(1/eta) = v · (client + server seconds per iteration) = E_k (A/f_k + (1-A)/f_s)."""
         return self.v * self.weights * self.compute_seconds_per_iteration
 
+    def of_users(self, users: np.ndarray) -> DelayInputs:
+        """These inputs for the users `users` (indices) alone: the per-user arrays sliced, the bands whole."""
+        pick = lambda a: None if a is None else np.asarray(a)[users]  # noqa: E731
+        return replace(self, snr_coeff_main_hz=pick(self.snr_coeff_main_hz), snr_coeff_fed_hz=pick(self.snr_coeff_fed_hz),
+                       client_seconds_per_iteration=pick(self.client_seconds_per_iteration),
+                       server_seconds_per_iteration=pick(self.server_seconds_per_iteration),
+                       samples=pick(self.samples), iteration_weights=pick(self.iteration_weights))
+
     def with_snr(self, snr_coeff_main_hz: np.ndarray, snr_coeff_fed_hz: np.ndarray | None = None) -> DelayInputs:
         fed = snr_coeff_main_hz if snr_coeff_fed_hz is None else snr_coeff_fed_hz
         return replace(self, snr_coeff_main_hz=_array(snr_coeff_main_hz), snr_coeff_fed_hz=_array(fed))
@@ -238,6 +246,14 @@ class Allocation:
     @property
     def users(self) -> int:
         return int(self.b_s_hz.shape[0])
+
+    def of_users(self, users: np.ndarray) -> Allocation:
+        """This allocation's eta, counts, powers and clocks for the users `users` (indices) alone."""
+        pick = lambda a: None if a is None else np.asarray(a)[users]  # noqa: E731
+        return replace(self, b_s_hz=pick(self.b_s_hz), b_c_hz=pick(self.b_c_hz), t_s_s=pick(self.t_s_s),
+                       t_c_s=pick(self.t_c_s), T_k_s=pick(self.T_k_s), details=dict(self.details),
+                       power_main_fraction=pick(self.power_main_fraction),
+                       power_fed_fraction=pick(self.power_fed_fraction), cpu_fraction=pick(self.cpu_fraction))
 
     def to_dict(self) -> dict:
         out = {"T_s": self.T_s, "eta": self.eta, "I0": self.I0, "V": self.V, "solver": self.solver,

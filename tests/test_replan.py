@@ -134,7 +134,8 @@ def test_a_longer_interval_replans_less_and_a_csi_delay_plans_on_the_old_channel
         result = _run(scenario, world, world_allocations(world)["proposed_replan"], "vectorised")
         solves.append(result.extra["replan_solves"])
         rounds = np.diff(result.round_end_s, prepend=0.0)
-    assert solves[0] == 11 and 0 < solves[1] < solves[0], (solves, rounds)
+    # every round, the first included: the shadowing's forecast is not the planned channel
+    assert solves[0] == 12 and 0 < solves[1] < solves[0], (solves, rounds)
 
 
 def _write(tmp_path, scenario_text):
@@ -327,3 +328,77 @@ def test_rechosen_eta_in_the_study_needs_a_channel_drawn_as_it_happens(tmp_path,
                         "  replan_etas")
     code, out, err = run_cli(["validate", _write(tmp_path, text)], capsys)
     assert code == 2 and "study.replan_etas" in err and "coherence_time_s" in err, err
+
+
+# ---- the shadowing's forecast and plans for the round's participants -----------------------------------------------
+
+def test_the_tracks_shadowing_follows_the_gudmundson_law_the_forecast_plans_on():
+    """The track's shadowing t seconds on, given its value now: mean rho·S, variance sigma^2 (1 - rho^2),
+    rho = exp(-v t / d_corr) (Gudmundson 1991), over 20,000 walking users; the forecast's samples
+    are that law's quantiles."""
+    from netsim.channel import sample_channel
+    from netsim.dynamics import ChannelTrack
+    from netsim.replanning import ShadowingForecast
+    from scenarios import CellConfig, ChannelConfig, RadioConfig
+
+    k, sigma, v, d = 20_000, 8.0, 1.5, 50.0
+    cell = CellConfig(users=k, side_m=500, shape="square")
+    cfg = ChannelConfig(shadowing_sigma_db=sigma, coherence_time_s=0.05, mobility_speed_mps=v,
+                        shadowing_decorrelation_m=d)
+    state = sample_channel(cell, cfg, RadioConfig(), np.random.default_rng(7))
+    track = ChannelTrack(state, cfg, cell, np.random.default_rng(3))
+    users = np.arange(k)
+    now = track.shadowing_db(np.zeros(k, dtype=np.int64), users)
+    blocks = 200  # 10 s
+    later = track.shadowing_db(np.full(k, blocks, dtype=np.int64), users)
+    rho = np.exp(-v * blocks * 0.05 / d)
+    residual = later - rho * now
+    assert abs(residual.mean()) < 4 * sigma * np.sqrt(1 - rho**2) / np.sqrt(k)
+    assert residual.var() == pytest.approx(sigma**2 * (1 - rho**2), rel=0.05)
+    forecast = ShadowingForecast(sigma, v, d, points=1, quantiles=64)
+    samples = forecast.samples(np.ones(3), np.array([-10.0, 0.0, 15.0]), 0.0, 2 * blocks * 0.05)  # one time: 10 s
+    change_db = -10 * np.log10(samples)  # S_future - S_now
+    np.testing.assert_allclose(change_db.mean(axis=1), (rho - 1) * np.array([-10.0, 0.0, 15.0]), atol=1e-9)
+    assert change_db.std(axis=1) == pytest.approx(np.full(3, sigma * np.sqrt(1 - rho**2)), rel=0.03)
+
+
+def _participants_case(scheme):
+    channel = {"redraw_each_round": True, "fading": "rayleigh"}
+    optimizer = {"replan_csi": "full", "replan_users": "participants", "replan_interval_s": None}
+    simulation = {"max_rounds": 5, "participants_per_round": 4}
+    return _scenario(channel=channel, optimizer=optimizer, simulation=simulation)
+
+
+def test_plans_for_the_rounds_participants_give_the_others_nothing_and_each_round_its_optimum():
+    """With perfect, instant CSI and plans for each round's participants: the others get 0 Hz, the
+    participants the whole bands, and each round is its prediction (1e-9) and, less the hold,
+    problem (17)'s optimum over the participants alone as cvxpy finds it (1e-6)."""
+    scenario = _participants_case("sfl")
+    world = realise(scenario)
+    alloc = world_allocations(world)["proposed_replan"]
+    plan = build_sfl_plan(world.inputs, alloc, scenario.simulation, scenario.radio, scenario.channel, world.channel,
+                          rng_for(scenario.seed, "simulation"), scenario.cell, replan_spec(world, alloc))
+    rep = plan.replan
+    seen = {}
+    original = rep.before_round
+
+    def spy(plan_, r, now, users, work, agg):
+        hold = original(plan_, r, now, users, work, agg)
+        seen[r] = (users.copy(), rep.bands[0].copy(), rep.bands[1].copy(), hold)
+        return hold
+
+    rep.before_round = spy
+    acc = run_sfl(simpy.Environment(), plan, EventLog(enabled=False))
+    ends = np.asarray(acc.round_end_s)
+    simulated = np.diff(ends, prepend=0.0)
+    np.testing.assert_allclose(rep.predicted_round_s, simulated, rtol=1e-9)
+    for r, (users, b_s, b_c, hold) in seen.items():
+        others = np.setdiff1d(np.arange(world.inputs.users), users)
+        assert np.all(b_s[others] == 0) and np.all(b_c[others] == 0)
+        assert b_s[users].sum() == pytest.approx(scenario.radio.uplink_main_bandwidth_hz, rel=1e-9)
+        sub = world.inputs.of_users(users)
+        factor = rep.factors[r][users]
+        sub = dataclasses.replace(sub, snr_coeff_main_hz=sub.snr_coeff_main_hz * factor,
+                                  snr_coeff_fed_hz=sub.snr_coeff_fed_hz * factor)
+        optimum = ConvexSolver(users.size).solve(per_round_problem(sub, alloc.V)).P_s
+        assert simulated[r] - hold == pytest.approx(optimum, rel=1e-6), r

@@ -104,27 +104,42 @@ def test_fl_strategies_on_a_frozen_channel():
     assert again.extra["replan_solves"] == 0 and again.extra["replan_checks"] == 4
 
 
-def test_perfect_csi_every_round_each_round_is_its_prediction_and_cvxpys_optimum():
+@pytest.mark.parametrize("users", ["all", "participants"])
+def test_perfect_csi_every_round_each_round_is_its_prediction_and_cvxpys_optimum(users):
+    """Also when the base station plans for each round's participants only (4 of 6: the others get 0 Hz)."""
     scenario = _scenario(channel={"redraw_each_round": True, "coherence_time_s": None, "mobility_speed_mps": 0},
-                         simulation={"participants_per_round": None,
-                                                                          "rounds": 5, "downlink": False},
-                         optimizer={"replan_csi": "full", "replan_interval_s": None})
+                         simulation={"participants_per_round": None if users == "all" else 4, "rounds": 5,
+                                     "downlink": False},
+                         optimizer={"replan_csi": "full", "replan_interval_s": None, "replan_users": users})
     world = realise(scenario)
     plan = fl_allocations(world)["proposed_replan"]
-    result, fl = _run(world, plan)
+    sc = world.scenario
+    fl = build_fl_plan(world.profile, sc.compute, sc.radio, sc.simulation, sc.channel, world.channel,
+                       world.batches_per_round(), rng_for(sc.seed, "robustness/0"), cell=sc.cell,
+                       bandwidth_hz=plan.bandwidth_hz, replan=fl_replan_spec(world, plan))
+    rep, seen = fl.replan, {}
+    original = rep.before_round
+
+    def spy(plan_, r, now, participants, work, agg):
+        hold = original(plan_, r, now, participants, work, agg)
+        seen[r] = (participants.copy(), rep.bands[0].copy(), hold)
+        return hold
+
+    rep.before_round = spy
+    result = run_plan(fl, sc.simulation, sc.channel)
     rounds = np.diff(np.concatenate([[0.0], result.round_end_s]))
-    predicted = np.asarray(fl.replan.predicted_round_s)
-    np.testing.assert_allclose(rounds, predicted, rtol=1e-9)
-    assert result.extra["replan_solves"] == 4  # rounds 1..4 see a new channel
-    hold = np.asarray(fl.replan.hold_s)
+    np.testing.assert_allclose(rounds, np.asarray(rep.predicted_round_s), rtol=1e-9)
+    assert result.extra["replan_solves"] == (4 if users == "all" else 5)  # participants: round 0's set too
     busy = _fl_busy(world, "none")(np.ones(scenario.cell.users))
-    bits = float(fl.adapter_bits)
     from netsim.channel import round_gain_factors
     factors = round_gain_factors(world.channel, scenario.channel, 5, rng_for(scenario.seed, "robustness/0"))
     for r in (1, 3):
-        want = _cvxpy_min_max(busy, bits, world.channel.snr_coeff_hz * factors[r],
+        who, band, hold = seen[r]
+        assert band[who].sum() == pytest.approx(scenario.radio.uplink_fed_bandwidth_hz, rel=1e-9)
+        assert np.all(np.delete(band, who) == 0)
+        want = _cvxpy_min_max(busy[who], float(fl.adapter_bits), (world.channel.snr_coeff_hz * factors[r])[who],
                               scenario.radio.uplink_fed_bandwidth_hz)
-        assert rounds[r] - hold[r] == pytest.approx(want, rel=1e-6)
+        assert rounds[r] - hold == pytest.approx(want, rel=1e-6)
 
 
 def _write(tmp_path, data) -> str:

@@ -155,7 +155,8 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     return ignored
 
 
-REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_eta", "optimizer.replan_solve_s",
+REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_eta",
+                 "optimizer.replan_users", "optimizer.replan_shadowing", "optimizer.replan_solve_s",
                  "optimizer.replan_signalling_s", "channel.csi_delay_s", "channel.csi_error_db",
                  "study.replan_intervals_s", "study.csi_delays_s", "study.replan_etas")
 
@@ -172,6 +173,13 @@ def _dynamic_strategy_fields(scenario: Scenario) -> dict[str, str]:
                                            "static (no channel.coherence_time_s or redraw_each_round): it is proposed")
     if "robust" not in strategies:
         ignored["optimizer.robust_walks"] = "only strategy robust reads it (optimizer.strategies)"
+    ch = scenario.channel
+    if scenario.optimizer.replan_csi == "full":
+        ignored.setdefault("optimizer.replan_shadowing", "with replan_csi: full the planner knows the channel of the "
+                                                         "moment; the shadowing's forecast is for large-scale CSI")
+    elif not ch.time_varying or ch.mobility_speed_mps == 0 or ch.shadowing_sigma_db == 0:
+        ignored.setdefault("optimizer.replan_shadowing", "the shadowing does not move here (no walking users with "
+                                                         "shadowing on a time-varying channel): nothing to forecast")
     return ignored
 
 
