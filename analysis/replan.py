@@ -144,7 +144,8 @@ def _spec(world: World, planner, first_round_s, interval_s: float | None | str, 
     settings = ReplanSettings(interval_s=interval, csi=opt.replan_csi,
                               csi_delay_s=ch.csi_delay_s if csi_delay_s is None else csi_delay_s,
                               csi_error_db=ch.csi_error_db, solve_s=solve_s, signalling_s=opt.replan_signalling_s,
-                              eta=eta, users=opt.replan_users, forecast=_forecast(world.scenario))
+                              eta=eta, users=opt.replan_users, forecast=_forecast(world.scenario),
+                              prediction=opt.replan_prediction)
     if interval is not None and interval < solve_s + settings.signalling_s:
         raise InputError(f"shorter than one re-plan takes ({solve_s:.3g} s to solve + {settings.signalling_s:g} s "
                          "to signal)", field="optimizer.replan_interval_s", value=interval)

@@ -59,6 +59,7 @@ class ChannelTrack:
         self.block_s = float(channel.coherence_time_s)
         self.users = state.users
         self._cfg, self._cell, self._rng = channel, cell, rng
+        self.fading, self.k_factor_db = channel.fading, channel.rician_k_factor_db
         self._planned_gain_db = state.gain_db
         self._anchor_m = np.asarray(state.bs_position_m if anchors_m is None else anchors_m, dtype=float)
         self._xy = state.positions_m.astype(float).copy()

@@ -30,7 +30,11 @@ from scipy.special import ndtri
 
 from scenarios import fdma_rate_bps
 
+from .dynamics import fading_power
 from .engine import work_fractions
+
+MC_DRAWS = 128  # draws of the round for its Monte Carlo prediction
+MAX_BLOCKS = 64  # fading blocks drawn per transfer in it (beyond: their mean rate)
 
 __all__ = ["Counts", "ReplanSettings", "ReplanSpec", "Replanning", "Planner", "ShadowingForecast", "Uplink"]
 
@@ -106,6 +110,7 @@ class ReplanSettings:
     signalling_s: float  # the new grants reaching the users
     eta: str = "fixed"  # 'fixed': the first plan's eta (V) throughout; 'rechosen' at every re-solve (SFL)
     users: str = "all"  # plan for 'all' users, or the round's 'participants' (re-solved when they change)
+    prediction: str = "monte_carlo"  # a round's prediction: 'plan' (slowest expected time) or 'monte_carlo'
     forecast: ShadowingForecast | None = None  # large-scale CSI: plan on the shadowing's law over the horizon
 
 
@@ -152,6 +157,8 @@ class Replanning:
         self.last_check_s = 0.0
         self.round_start_s: list[float] = []
         self.rng = np.random.default_rng(self._seed)
+        self.mc_rng = np.random.default_rng([self._seed, 1])  # the prediction's own draws: the run's do not move
+        self.samples_s: np.ndarray | None = None
         self.solves = 0
         self.checks = 0
         self.hold_s: list[float] = []
@@ -239,9 +246,63 @@ class Replanning:
         if self.counts is not None:  # this round's work, and its share of the convergence bound
             round_work = plan.rounds[r]
             self.progress += round_work / self.counts[2]
-        slowest = float(self.round_s[users].max()) if users.size else 0.0
+        if new_csi or new_users or self.samples_s is None:  # a new plan (or the first): draw its rounds
+            self.samples_s = self._round_samples(plan) if self._monte_carlo(plan) else None
+        if not users.size:
+            slowest = 0.0
+        elif self.samples_s is not None:  # the expected slowest participant of the round
+            slowest = float(self.samples_s[:, users].max(axis=1).mean())
+        else:  # the slowest participant's expected time
+            slowest = float(self.round_s[users].max())
         self.predicted_round_s.append(hold + (slowest + aggregation_s) * round_work)
         return hold
+
+    def _monte_carlo(self, plan) -> bool:
+        """The Monte Carlo prediction applies where the planner averaged what the round will draw:
+        large-scale CSI on a channel that fades block by block."""
+        return (self.settings.prediction == "monte_carlo" and self.settings.csi == "large_scale"
+                and plan.track is not None and plan.track.fading != "none")
+
+    def _round_samples(self, plan) -> np.ndarray:
+        """(MC_DRAWS, K) draws of each user's round seconds (unit work) under the plan in force, on
+        the channel the base station expects: the large-scale gain one of what it knows (a sample of
+        its forecast, per draw and user), the fading drawn per block. Each transfer starts at a
+        uniform point of a block and goes on block by block at each block's rate, as the track's
+        transfers do, up to MAX_BLOCKS blocks (then at their mean rate). Stragglers and drop-outs
+        are not known."""
+        rng, track = self.mc_rng, plan.track
+        compute, transfers = plan.round_shape()
+        known = np.asarray(self.known, dtype=float)
+        k, block_s = compute.size, track.block_s
+        if known.ndim == 2:
+            large = known[np.arange(k)[None, :], rng.integers(known.shape[1], size=(MC_DRAWS, k))]
+        else:
+            large = np.broadcast_to(known, (MC_DRAWS, k))
+        total = np.broadcast_to(compute, (MC_DRAWS, k)).copy()
+        for link, work in transfers:
+            band, c, bits = plan.links[link]
+            c_draw = (c[None, :] * large)[..., None]
+            for column in work.T:
+                sent = (bits * column)[None, :, None]  # (1, K, 1)
+                if not np.any(sent > 0):
+                    continue
+                h = fading_power(track.fading, track.k_factor_db, (MC_DRAWS, k, MAX_BLOCKS), rng)
+                rate = fdma_rate_bps(band[None, :, None], c_draw * h)
+                span = np.full((MC_DRAWS, k, MAX_BLOCKS), block_s)
+                span[..., 0] = rng.random((MC_DRAWS, k)) * block_s  # what is left of the first block
+                carried = np.cumsum(rate * span, axis=2)
+                done = carried >= sent
+                j = np.argmax(done, axis=2)[..., None]
+                before = np.where(j > 0, np.take_along_axis(carried, np.maximum(j - 1, 0), axis=2), 0.0)
+                elapsed = np.where(j > 0, np.take_along_axis(np.cumsum(span, axis=2), np.maximum(j - 1, 0), axis=2),
+                                   0.0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    seconds = elapsed + (sent - before) / np.take_along_axis(rate, j, axis=2)
+                    beyond = span.sum(axis=2, keepdims=True) + (sent - carried[..., -1:]) / rate.mean(axis=2,
+                                                                                                       keepdims=True)
+                seconds = np.where(done.any(axis=2, keepdims=True), seconds, beyond)[..., 0]
+                total += np.where(sent[..., 0] > 0, seconds, 0.0)
+        return total
 
     def _horizon_s(self, now_s: float) -> float:
         """How long the plan made now is expected to serve: the interval to the next re-plan, or the

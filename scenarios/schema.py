@@ -507,6 +507,12 @@ class OptimizerConfig(Section):
                            "'now', or on its 'forecast' over the plan's horizon (the interval, or the last round if "
                            "longer): Gudmundson's Gauss-Markov law given the value now, the expected seconds per bit "
                            "over 8 times x 8 quantiles.")
+    replan_prediction: Literal["plan", "monte_carlo"] = Field(
+        "monte_carlo", description="proposed_replan's prediction of a round: the slowest participant's expected "
+                                   "time under the plan ('plan'), or the expected slowest participant over 128 draws "
+                                   "of the round's fading and of the large-scale channel the base station expects "
+                                   "('monte_carlo'; with large-scale CSI on a channel that fades block by block, "
+                                   "else as 'plan').")
     replan_users: Literal["all", "participants"] = Field(
         "all", description="proposed_replan: plan the band for 'all' users (the others' share idles while they do "
                            "not train) or for each round's 'participants' only, re-solving whenever they change "

@@ -402,3 +402,25 @@ def test_plans_for_the_rounds_participants_give_the_others_nothing_and_each_roun
                                   snr_coeff_fed_hz=sub.snr_coeff_fed_hz * factor)
         optimum = ConvexSolver(users.size).solve(per_round_problem(sub, alloc.V)).P_s
         assert simulated[r] - hold == pytest.approx(optimum, rel=1e-6), r
+
+
+def test_the_monte_carlo_prediction_is_the_mean_simulated_round():
+    """Users who stand still in Rayleigh block fading, planned once on large-scale CSI: every round
+    draws the same law, so the mean simulated round (the engine's block-by-block transfers) must
+    equal the prediction (the expected slowest user over 128 draws of the round), within the
+    sampling error of both; the slowest expected time ('plan') is well below it."""
+    channel = {"fading": "rayleigh", "coherence_time_s": 0.01, "mobility_speed_mps": 0.0}
+    results = {}
+    for prediction in ("monte_carlo", "plan"):
+        scenario = _scenario(channel=channel, optimizer={"replan_prediction": prediction},
+                             simulation={"engine": "vectorised"}, theory={"epsilon0": 1e-3})
+        world = realise(scenario)
+        alloc = world_allocations(world)["proposed_replan"]
+        results[prediction] = result = _run(scenario, world, alloc, "vectorised")
+        assert result.extra["replan_solves"] == 0
+    mc, plan = results["monte_carlo"], results["plan"]
+    rounds = np.diff(mc.round_end_s, prepend=0.0)
+    assert rounds.size >= 200
+    se = rounds.std() / np.sqrt(rounds.size)
+    assert mc.extra["replan_predicted_s"] / rounds.size == pytest.approx(rounds.mean(), abs=4 * se + 0.02 * rounds.mean())
+    assert plan.extra["replan_predicted_s"] < 0.9 * mc.extra["replan_predicted_s"]

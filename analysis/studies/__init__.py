@@ -156,7 +156,8 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
 
 
 REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_eta",
-                 "optimizer.replan_users", "optimizer.replan_shadowing", "optimizer.replan_solve_s",
+                 "optimizer.replan_users", "optimizer.replan_shadowing", "optimizer.replan_prediction",
+                 "optimizer.replan_solve_s",
                  "optimizer.replan_signalling_s", "channel.csi_delay_s", "channel.csi_error_db",
                  "study.replan_intervals_s", "study.csi_delays_s", "study.replan_etas")
 

@@ -43,6 +43,13 @@ class FlPlan:
     def table(self, link: int) -> np.ndarray | None:
         return {LINK_ADAPTER_UP: self.adapter_up_s, LINK_ADAPTER_DOWN: self.adapter_down_s}[link]
 
+    def round_shape(self) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+        """One round: each user's compute seconds (K,) (its epoch), and its transfers as (link, work
+        fractions (K, 1))."""
+        once = np.ones((self.users, 1))
+        down = [(LINK_ADAPTER_DOWN, once)] if self.adapter_down_s is not None else []
+        return self.batches * self.train_s, down + [(LINK_ADAPTER_UP, once)]
+
 
 def fl_round(client: RoundClient, round_work: float, stop_after: float):
     """Process: one user's FL round; True when its adapter arrived."""

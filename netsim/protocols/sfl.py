@@ -77,6 +77,19 @@ class SflPlan:
         return (self.uplink_activation_s, self.uplink_adapter_s, self.downlink_gradient_s,
                 self.downlink_adapter_s)[link]
 
+    def round_shape(self) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+        """One round at unit work: each user's compute seconds (K,), and its transfers as (link, work
+        fractions (K, n): one column per transfer on that link, 0 where a user has none)."""
+        work = self.iteration_work
+        compute = work.sum(axis=1) * (self.client_forward_s + self.client_backward_s + self.server_s)
+        once = np.ones((self.users, 1))
+        transfers = [(LINK_UP, work)]
+        if self.downlink_gradient_s is not None:
+            transfers.append((LINK_GRAD_DOWN, work))
+        if self.downlink_adapter_s is not None:
+            transfers.append((LINK_ADAPTER_DOWN, once))
+        return compute, transfers + [(LINK_ADAPTER_UP, once)]
+
 
 def sfl_round(client: RoundClient, round_work: float, stop_after: float):
     """Process: one user's SFL round (see the module docstring); returns True when its adapter arrived."""
