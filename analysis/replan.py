@@ -58,10 +58,9 @@ def dynamic_allocations(world: World, allocations: dict[str, Allocation]) -> dic
     if "robust" in out:
         base = out["robust"]
         fading = ch.fading if ch.time_varying else "none"  # a frozen channel's fading is the planned state's
-        horizon = base.T_s
+        horizon, robust = base.T_s, base
         for step in range(_ROBUST_HORIZON_PASSES):
-            if step:
-                horizon = robust.T_s
+            horizon = robust.T_s  # the first plan's delay, then the robust plan's own
             samples = large_scale_samples(world.channel, ch, scenario.cell, horizon, scenario.optimizer.robust_walks,
                                           rng_for(scenario.seed, "robust"))
             robust = robust_allocation(world.inputs, base, samples, fading, ch.rician_k_factor_db, scs, rule)
