@@ -74,15 +74,16 @@ def dynamic_allocations(world: World, allocations: dict[str, Allocation]) -> dic
 _MEASURED: dict[tuple, float] = {}  # one measurement per kind of problem and process: both doors agree
 
 
-def measured_solve_s(planner, users: int, key: tuple | None = None) -> float:
-    """The median wall time (s) of a re-solve on this machine: the planner on a perturbed channel.
-    With `key`, measured once per process and reused (runs in one process then agree exactly)."""
+def measured_solve_s(planner, users: int, key: tuple | None = None, samples: int = 1) -> float:
+    """The median wall time (s) of a re-solve on this machine: the planner on a perturbed channel
+    (`samples` per user: a forecast's), one after the other as a run's re-plans are. With `key`,
+    measured once per process and reused (runs in one process then agree exactly)."""
     if key is not None and key in _MEASURED:
         return _MEASURED[key]
     rng = np.random.default_rng(0)
     times = []
     for _ in range(_TIMED_SOLVES):
-        known = 10.0 ** (rng.normal(0.0, 1.0, size=users) / 10.0)
+        known = 10.0 ** (rng.normal(0.0, 1.0, size=(users, samples) if samples > 1 else users) / 10.0)
         start = time.perf_counter()
         planner(known)
         times.append(time.perf_counter() - start)
@@ -93,10 +94,16 @@ def measured_solve_s(planner, users: int, key: tuple | None = None) -> float:
 
 
 def solve_key(world: World) -> tuple:
-    """What a re-solve's time depends on: the users, what the planner averages over, the PRB rule
-    (and whether it re-chooses eta, which callers append)."""
+    """What a re-solve's time depends on: the users, what the planner averages over, the PRB rule,
+    the samples of a forecast (and whether it re-chooses eta, which callers append)."""
     scenario = world.scenario
-    return (world.inputs.users, _planner_fading(scenario), *_prb(scenario))
+    return (world.inputs.users, _planner_fading(scenario), *_prb(scenario), forecast_samples(scenario))
+
+
+def forecast_samples(scenario: Scenario) -> int:
+    """Samples per user the planner gets from the shadowing's forecast (1: the channel as it is)."""
+    forecast = _forecast(scenario)
+    return 1 if forecast is None else forecast.points * forecast.quantiles
 
 
 def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str = "scenario",
@@ -117,7 +124,7 @@ def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str 
                            eta_grid_step=opt.eta_grid_step)
     if solve_s is None:
         solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
-            measured_solve_s(planner, world.inputs.users, (*solve_key(world), eta))
+            measured_solve_s(planner, world.inputs.users, (*solve_key(world), eta), forecast_samples(scenario))
     first = alloc.details.get("first_plan_round_s")
     if first is None:
         raise InputError("proposed_replan's first plan is missing: make the allocations with "
@@ -228,7 +235,7 @@ def fl_planner(world: World):
 
 
 def fl_solve_key(world: World) -> tuple:
-    return ("fl", world.channel.users, _planner_fading(world.scenario))
+    return ("fl", world.channel.users, _planner_fading(world.scenario), forecast_samples(world.scenario))
 
 
 def fl_replan_spec(world: World, plan: FlBandwidthPlan, interval_s: float | None | str = "scenario",
@@ -240,5 +247,5 @@ def fl_replan_spec(world: World, plan: FlBandwidthPlan, interval_s: float | None
     if solve_s is None:
         opt = world.scenario.optimizer
         solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
-            measured_solve_s(planner, world.channel.users, fl_solve_key(world))
+            measured_solve_s(planner, world.channel.users, fl_solve_key(world), forecast_samples(world.scenario))
     return _spec(world, planner, plan.round_s, interval_s, csi_delay_s, solve_s)

@@ -27,7 +27,7 @@ from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
 from analysis import realise  # noqa: E402
 from analysis.allocations import world_allocations  # noqa: E402
-from analysis.replan import measured_solve_s, replan_spec, solve_key  # noqa: E402
+from analysis.replan import forecast_samples, measured_solve_s, replan_spec, solve_key  # noqa: E402
 from netsim import simulate_sfl  # noqa: E402
 from scenarios import SimulationConfig  # noqa: E402
 
@@ -52,7 +52,7 @@ def main() -> None:
         allocations = world_allocations(world)
         once, replanned = allocations["proposed"], allocations["proposed_replan"]
         solve_s = measured_solve_s(replan_spec(world, replanned, solve_s=0.0).planner, args.users,
-                                   (*solve_key(world), shadowing))
+                                   (*solve_key(world), prediction), forecast_samples(scenario))
         sim = SimulationConfig(max_rounds=args.rounds, participants_per_round=int(0.8 * args.users),
                                dropout_probability=0.05)
         for engine in engines:

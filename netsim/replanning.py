@@ -33,7 +33,8 @@ from scenarios import fdma_rate_bps
 from .dynamics import fading_power
 from .engine import work_fractions
 
-MC_DRAWS = 128  # draws of the round for its Monte Carlo prediction
+MC_DRAWS = 128  # draws of the round for its Monte Carlo prediction, up to 100 users; above, its cost stays
+MC_USER_DRAWS, MC_MIN_DRAWS = 12_800, 16  # bounded: draws x users at most 12,800, and at least 16 draws
 MAX_BLOCKS = 64  # fading blocks drawn per transfer in it (beyond: their mean rate)
 
 __all__ = ["Counts", "ReplanSettings", "ReplanSpec", "Replanning", "Planner", "ShadowingForecast", "Uplink"]
@@ -76,22 +77,24 @@ class ShadowingForecast:
     its value S now, S after t seconds at speed v is normal with mean rho·S and variance
     sigma^2·(1 - rho^2), rho = exp(-v·t / d_corr) (Gudmundson 1991; the track's own model). The
     path loss is taken as it is now (the direction of the walk is not known). `samples` gives the
-    gain factors at `points` times over the horizon x `quantiles` normal quantiles of that law: the
+    gain factors at `points` times over the horizon x `quantiles` normal mid-quantiles of that law
+    (scaled to its variance): the
     planner then plans on each user's expected seconds per bit over them (optimizer.ergodic's
     harmonic mean), as the robust plan does over sampled walks."""
 
     sigma_db: float
     speed_mps: float
     decorrelation_m: float
-    points: int = 8
-    quantiles: int = 8
+    points: int = 4
+    quantiles: int = 4
 
     def samples(self, known: np.ndarray, shadow_db: np.ndarray, age_s: float, horizon_s: float) -> np.ndarray:
         """(K, points·quantiles) gain factors over [age_s, age_s + horizon_s] from `known` (K,) whose
         shadowing is `shadow_db` (K,) (dB of loss), read `age_s` seconds ago."""
         tau = age_s + (np.arange(self.points) + 0.5) * horizon_s / self.points
         rho = np.exp(-self.speed_mps * tau / self.decorrelation_m)[:, None, None]
-        z = ndtri((np.arange(self.quantiles) + 0.5) / self.quantiles)[None, :, None]
+        z = ndtri((np.arange(self.quantiles) + 0.5) / self.quantiles)
+        z = (z / np.sqrt(np.mean(z**2)))[None, :, None]  # mid-quantiles scaled to the law's variance
         shadow = np.asarray(shadow_db, dtype=float)[None, None, :]
         change_db = (rho - 1.0) * shadow + np.sqrt(1.0 - rho**2) * self.sigma_db * z
         factors = np.asarray(known, dtype=float)[None, None, :] * 10.0 ** (-change_db / 10.0)
@@ -264,7 +267,7 @@ class Replanning:
                 and plan.track is not None and plan.track.fading != "none")
 
     def _round_samples(self, plan) -> np.ndarray:
-        """(MC_DRAWS, K) draws of each user's round seconds (unit work) under the plan in force, on
+        """(draws, K) draws of each user's round seconds (unit work) under the plan in force, on
         the channel the base station expects: the large-scale gain one of what it knows (a sample of
         its forecast, per draw and user), the fading drawn per block. Each transfer starts at a
         uniform point of a block and goes on block by block at each block's rate, as the track's
@@ -274,11 +277,12 @@ class Replanning:
         compute, transfers = plan.round_shape()
         known = np.asarray(self.known, dtype=float)
         k, block_s = compute.size, track.block_s
+        draws = max(MC_MIN_DRAWS, min(MC_DRAWS, MC_USER_DRAWS // k))  # fewer draws of a big cell's round
         if known.ndim == 2:
-            large = known[np.arange(k)[None, :], rng.integers(known.shape[1], size=(MC_DRAWS, k))]
+            large = known[np.arange(k)[None, :], rng.integers(known.shape[1], size=(draws, k))]
         else:
-            large = np.broadcast_to(known, (MC_DRAWS, k))
-        total = np.broadcast_to(compute, (MC_DRAWS, k)).copy()
+            large = np.broadcast_to(known, (draws, k))
+        total = np.broadcast_to(compute, (draws, k)).copy()
         for link, work in transfers:
             band, c, bits = plan.links[link]
             c_draw = (c[None, :] * large)[..., None]
@@ -286,10 +290,10 @@ class Replanning:
                 sent = (bits * column)[None, :, None]  # (1, K, 1)
                 if not np.any(sent > 0):
                     continue
-                h = fading_power(track.fading, track.k_factor_db, (MC_DRAWS, k, MAX_BLOCKS), rng)
+                h = fading_power(track.fading, track.k_factor_db, (draws, k, MAX_BLOCKS), rng)
                 rate = fdma_rate_bps(band[None, :, None], c_draw * h)
-                span = np.full((MC_DRAWS, k, MAX_BLOCKS), block_s)
-                span[..., 0] = rng.random((MC_DRAWS, k)) * block_s  # what is left of the first block
+                span = np.full((draws, k, MAX_BLOCKS), block_s)
+                span[..., 0] = rng.random((draws, k)) * block_s  # what is left of the first block
                 carried = np.cumsum(rate * span, axis=2)
                 done = carried >= sent
                 j = np.argmax(done, axis=2)[..., None]

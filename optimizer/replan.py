@@ -69,22 +69,30 @@ def predicted_round_s(inputs: DelayInputs, V: float, b_s_hz: np.ndarray, b_c_hz:
 
 
 def plan_bandwidth(inputs: DelayInputs, V: float, c_main_hz: np.ndarray, c_fed_hz: np.ndarray, fading: str,
-                   k_factor_db: float = 6.0, cpu_fraction: np.ndarray | None = None
+                   k_factor_db: float = 6.0, cpu_fraction: np.ndarray | None = None, warm: dict | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Problem (17) at V on planning rates: (b_s_hz, b_c_hz, effective c_s, effective c_c), each (K,).
 
-    `c_main_hz`, `c_fed_hz`: c = g·p/N0 at the allocation's powers, (K,) or samples (K, S)."""
+    `c_main_hz`, `c_fed_hz`: c = g·p/N0 at the allocation's powers, (K,) or samples (K, S). `warm`:
+    a dict that carries the last answer (bandwidths and Newton state) from one call to the next of
+    the same users and V, so that a re-plan starts where the last one ended (fewer fixed-point
+    and Newton steps; the same fixed point to its tolerance)."""
     single = np.ndim(c_main_hz) == 1 and np.ndim(c_fed_hz) == 1
     k = inputs.users
-    b_s = np.full(k, inputs.uplink_main_bandwidth_hz / k)
-    b_c = np.full(k, inputs.uplink_fed_bandwidth_hz / k)
+    key = (k, float(V))
+    last = warm.get("last") if warm is not None and warm.get("key") == key else None
+    if last is not None:
+        b_s, b_c, start = last
+    else:
+        b_s = np.full(k, inputs.uplink_main_bandwidth_hz / k)
+        b_c = np.full(k, inputs.uplink_fed_bandwidth_hz / k)
+        start = None
     if fading == "none" and single:
         eff_s, eff_c = np.asarray(c_main_hz, dtype=float), np.asarray(c_fed_hz, dtype=float)
     else:
         eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main_hz, fading, k_factor_db))
         eff_c = effective_snr_coeff_hz(b_c, planning_rate_bps(b_c, c_fed_hz, fading, k_factor_db))
     compute, w = _compute_per_iteration_s(inputs, cpu_fraction), _weights(inputs)
-    start = None
     for _ in range(_MAX_FIXED_POINT):
         prob = PerRoundProblem(V=float(V), compute_s=compute, c_s_hz=eff_s, c_c_hz=eff_c, s_bits=inputs.activation_bits,
                                s_c_bits=inputs.adapter_bits, B_s_hz=inputs.uplink_main_bandwidth_hz,
@@ -104,6 +112,8 @@ def plan_bandwidth(inputs: DelayInputs, V: float, c_main_hz: np.ndarray, c_fed_h
         eff_s, eff_c = new_s, new_c
         if moved <= _FIXED_POINT_TOL:
             break
+    if warm is not None:
+        warm.update(key=key, last=(b_s, b_c, start))
     return b_s, b_c, eff_s, eff_c
 
 
@@ -128,11 +138,12 @@ def _allocation(inputs: DelayInputs, base: Allocation, b_s: np.ndarray, b_c: np.
 
 
 def _plan(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.ndarray, fading: str,
-          k_factor_db: float, scs_khz: int | None, rule: str, prb: dict | None = None
+          k_factor_db: float, scs_khz: int | None, rule: str, prb: dict | None = None, warm: dict | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(b_s, b_c, predicted round seconds per user) on samples or values of c at the allocation's powers;
-    `prb` (a dict) receives the whole-PRB details when the scenario has PRBs."""
-    b_s, b_c, eff_s, eff_c = plan_bandwidth(inputs, base.V, c_main, c_fed, fading, k_factor_db, base.cpu_fraction)
+    `prb` (a dict) receives the whole-PRB details when the scenario has PRBs; `warm`: plan_bandwidth's."""
+    b_s, b_c, eff_s, eff_c = plan_bandwidth(inputs, base.V, c_main, c_fed, fading, k_factor_db, base.cpu_fraction,
+                                            warm)
     if scs_khz is not None:
         continuous = _allocation(inputs, base, b_s, b_c, eff_s, eff_c, base.strategy, {})
         b_s, b_c, details = _in_prbs(inputs, continuous, eff_s, eff_c, scs_khz, rule)
@@ -178,20 +189,28 @@ def make_planner(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db
     averages over ('none' when it knows the fading itself: full CSI). With `eta_search` ('exact' or
     'grid') it re-chooses eta too (rechoose_eta) and returns (b_s_hz, b_c_hz, round seconds,
     (eta, V, I0)), the round seconds at the new V."""
-    def solve(inp: DelayInputs, alloc: Allocation, known: np.ndarray):
+    warm: dict = {}  # the last answer, a start for the next re-plan of the same users (one planner per run)
+
+    def solve(inp: DelayInputs, alloc: Allocation, known: np.ndarray, same_users: bool):
         p_s, p_c, _ = alloc.powers_and_clock()
         c_main, c_fed = _times(inp.snr_coeff_main_hz * p_s, known), _times(inp.snr_coeff_fed_hz * p_c, known)
+        start = warm if same_users else warm.clear() or warm
         if eta_search is None:
-            return _plan(inp, alloc, c_main, c_fed, fading, k_factor_db, scs_khz, rule)
+            return _plan(inp, alloc, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=start)
         eta, V, I0 = rechoose_eta(inp, alloc, c_main, c_fed, fading, k_factor_db, eta_search, eta_grid_step)
         at = dataclasses.replace(alloc, eta=eta, V=V, I0=I0)
-        return (*_plan(inp, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule), (eta, V, I0))
+        return (*_plan(inp, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=start), (eta, V, I0))
 
     def planner(known: np.ndarray, users: np.ndarray | None = None):
-        if users is None or len(users) == inputs.users:
-            return solve(inputs, base, known)
+        everyone = users is None or len(users) == inputs.users
+        same = warm.get("users") is None if everyone else np.array_equal(warm.get("users", ()), users)
+        if everyone:
+            answer = solve(inputs, base, known, same)
+            warm["users"] = None
+            return answer
         users = np.asarray(users)
-        b_s_u, b_c_u, round_u, *counts = solve(inputs.of_users(users), base.of_users(users), known[users])
+        b_s_u, b_c_u, round_u, *counts = solve(inputs.of_users(users), base.of_users(users), known[users], same)
+        warm["users"] = users
         return (*_spread(inputs.users, users, b_s_u, b_c_u, round_u), *counts)
 
     return planner

@@ -506,7 +506,7 @@ class OptimizerConfig(Section):
         "forecast", description="proposed_replan with large-scale CSI on walking users: plan on the shadowing as it is "
                            "'now', or on its 'forecast' over the plan's horizon (the interval, or the last round if "
                            "longer): Gudmundson's Gauss-Markov law given the value now, the expected seconds per bit "
-                           "over 8 times x 8 quantiles.")
+                           "over 4 times x 4 quantiles.")
     replan_prediction: Literal["plan", "monte_carlo"] = Field(
         "monte_carlo", description="proposed_replan's prediction of a round: the slowest participant's expected "
                                    "time under the plan ('plan'), or the expected slowest participant over 128 draws "

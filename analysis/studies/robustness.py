@@ -33,7 +33,8 @@ from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
 from ..progress import progress_bar
 from ..report import Report
 from ..allocations import world_allocations
-from ..replan import fl_allocations, fl_replan_spec, fl_solve_key, measured_solve_s, replan_spec, solve_key
+from ..replan import (fl_allocations, fl_replan_spec, fl_solve_key, forecast_samples, measured_solve_s, replan_spec,
+                      solve_key)
 from ..world import realise
 from .base import Study, is_sfl
 
@@ -110,7 +111,7 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
                 if solve_s[eta] is None:
                     spec = make_spec(world, alloc, solve_s=0.0, **({"eta": eta} if scenario.scheme == "sfl" else {}))
                     solve_s[eta] = measured_solve_s(spec.planner, users, (*key, eta) if scenario.scheme == "sfl"
-                                                    else key)
+                                                    else key, forecast_samples(scenario))
             runs.append((label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s[eta],
                                         **({"eta": eta} if scenario.scheme == "sfl" else {})}))
     rows = []
