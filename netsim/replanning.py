@@ -5,15 +5,18 @@ re-plan) the base station reads the channel state information (CSI) it has: each
 relative to the planned state (netsim.dynamics.ChannelTrack, or the per-round table of a frozen
 or per-round-redrawn channel) as it was `csi_delay_s` ago, times a log-normal estimation error of
 `csi_error_db` (one draw per user and re-plan). 'large_scale' CSI is the path loss and shadowing
-at the users' positions (the planner then averages the fading: optimizer.ergodic); 'full' CSI
+at the users' positions (the planner then averages the fading: optimizer.ergodic), with the
+shadowing's forecast over the plan's horizon when it has one (ShadowingForecast); 'full' CSI
 adds the fading of that moment.
 
-When what it knows differs from what its current plan was made on, it re-solves (the injected
-`planner`, optimizer.replan: problem (17) at the first plan's V) and signals the new grants: the
-round then starts `solve_s + signalling_s` later (an activity 'replan' at the fed server, which
-sits at the base station). It allocates the uplinks it is given: SFL's activation and adapter
-uplinks (problem (17), optimizer.replan), or FL's adapter uplink (optimizer.fl_bandwidth). When nothing changed (a frozen channel), it keeps its plan and costs
-nothing, so the run is the plan-once run exactly.
+When what it knows differs from what its current plan was made on (or, planning for the round's
+participants, when they change), it re-solves (the injected `planner`) and signals the new
+grants: the round then starts `solve_s + signalling_s` later (an activity 'replan' at the fed
+server, which sits at the base station). It allocates the uplinks it is given: SFL's activation
+and adapter uplinks (problem (17), optimizer.replan, with eta kept or re-chosen: Counts), or FL's
+adapter uplink (optimizer.fl_bandwidth). When nothing changed (a frozen channel), it keeps its
+plan and costs nothing, so the run is the plan-once run exactly. Each round's prediction is the
+slowest participant's expected time, or a Monte Carlo of the round (`_round_samples`).
 
 Both engines (SimPy and netsim.fast_sfl) call `before_round` at the same point with the same
 arguments, so they see the same plans, delays and draws. The object keeps per-run state: `start`
@@ -78,9 +81,8 @@ class ShadowingForecast:
     sigma^2·(1 - rho^2), rho = exp(-v·t / d_corr) (Gudmundson 1991; the track's own model). The
     path loss is taken as it is now (the direction of the walk is not known). `samples` gives the
     gain factors at `points` times over the horizon x `quantiles` normal mid-quantiles of that law
-    (scaled to its variance): the
-    planner then plans on each user's expected seconds per bit over them (optimizer.ergodic's
-    harmonic mean), as the robust plan does over sampled walks."""
+    (scaled to its variance): the planner then plans on each user's expected seconds per bit over
+    them (optimizer.ergodic's harmonic mean), as the robust plan does over sampled walks."""
 
     sigma_db: float
     speed_mps: float
