@@ -25,7 +25,7 @@ from netsim.dynamics import large_scale_samples
 from netsim.replanning import ReplanSettings, ReplanSpec, ShadowingForecast
 from netsim.schemes import fl_adapter_bits, fl_train_s
 from optimizer.ergodic import planning_rate_bps
-from optimizer.fl_bandwidth import FL_STRATEGIES, FlBandwidthPlan, fl_plan, make_fl_planner
+from optimizer.fl_bandwidth import FlBandwidthPlan, fl_plan, make_fl_planner
 from optimizer.replan import make_planner, replan_initial_allocation, robust_allocation
 from scenarios import Allocation, InputError, Scenario, rng_for
 
@@ -187,43 +187,46 @@ def fl_allocations(world: World) -> dict[str, FlBandwidthPlan]:
     scenario = world.scenario
     if world.profile is None:
         raise InputError("FL is simulated from a model profile: add a model section", field="model", value=None)
-    ch, radio, rounds = scenario.channel, scenario.radio, scenario.simulation.rounds
+    ch, rounds = scenario.channel, scenario.simulation.rounds
     c = world.channel.snr_coeff_hz
-    adapter, band = fl_adapter_bits(world.profile), radio.uplink_fed_bandwidth_hz
-    k_db = ch.rician_k_factor_db
-    ones = np.ones(c.size)
+    adapter, band, k_db = fl_adapter_bits(world.profile), scenario.radio.uplink_fed_bandwidth_hz, ch.rician_k_factor_db
+    frozen_busy = _fl_busy(world, "none")(np.ones(c.size))
+    once = fl_plan("proposed", frozen_busy, adapter, c, band, rounds)  # on the frozen channel at t = 0, as SFL's
     out: dict[str, FlBandwidthPlan] = {}
     for name in scenario.optimizer.strategies:
-        if name not in FL_STRATEGIES:
-            raise InputError(f"FL allocates its adapter uplink by {', '.join(FL_STRATEGIES)} (FE is proposed and BA "
-                             "is EB when there is no eta to fix)", field="optimizer.strategies", value=name)
-        if name in ("EB", "proposed"):  # planned on the frozen channel at t = 0, as SFL's
-            out[name] = fl_plan(name, _fl_busy(world, "none")(ones), adapter, c, band, rounds)
+        if name == "proposed":
+            out[name] = once
         elif name == "proposed_replan":
             fading = _planner_fading(scenario)
-            plan = fl_plan(name, _fl_busy(world, fading)(ones), adapter, c, band, rounds, fading, k_db,
-                           {"first_plan": f"on the ergodic rate over {fading} fading" if fading != "none"
-                            else "on the planned channel"})
-            out[name] = plan
-        else:
-            fading = ch.fading if ch.time_varying else "none"
-            once = fl_plan("proposed", _fl_busy(world, "none")(ones), adapter, c, band, rounds)
-            horizon = once.T_s
-            for step in range(_ROBUST_HORIZON_PASSES):
-                samples = large_scale_samples(world.channel, ch, scenario.cell, horizon, scenario.optimizer.robust_walks,
-                                              rng_for(scenario.seed, "robust"))
-                if fading == "none" and samples.shape[1] == 1:  # a static channel: the plan-once allocation
-                    robust = dataclasses.replace(once, strategy=name, details={"robust": "static channel: the "
-                                                                               "plan-once allocation"})
-                    break
-                robust = fl_plan(name, _fl_busy(world, fading)(samples), adapter, c[:, None] * samples, band, rounds,
-                                 fading, k_db, {"robust_horizon_s": horizon,
-                                                "samples_per_user": int(samples.shape[1])})
-                if samples.shape[1] == 1 or step == _ROBUST_HORIZON_PASSES - 1:
-                    break
-                horizon = robust.T_s
-            out[name] = robust
+            out[name] = fl_plan(name, _fl_busy(world, fading)(np.ones(c.size)), adapter, c, band, rounds, fading,
+                                k_db, {"first_plan": "on the planned channel" if fading == "none"
+                                       else f"on the ergodic rate over {fading} fading"})
+        elif name == "robust":
+            out[name] = _fl_robust(world, once, adapter, band, k_db)
+        else:  # EB; fl_plan refuses what FL does not have (FE, BA)
+            out[name] = fl_plan(name, frozen_busy, adapter, c, band, rounds)
     return out
+
+
+def _fl_robust(world: World, once: FlBandwidthPlan, adapter: float, band: float, k_db: float) -> FlBandwidthPlan:
+    """FL's robust plan: the min-max shares on each user's expected seconds per bit over sampled walks
+    of the plan's duration (resampled once on its own delay), as SFL's (dynamic_allocations)."""
+    scenario, c = world.scenario, world.channel.snr_coeff_hz
+    ch = scenario.channel
+    fading = ch.fading if ch.time_varying else "none"
+    horizon, robust = once.T_s, once
+    for _ in range(_ROBUST_HORIZON_PASSES):
+        horizon = robust.T_s  # the plan-once delay, then the robust plan's own
+        samples = large_scale_samples(world.channel, ch, scenario.cell, horizon, scenario.optimizer.robust_walks,
+                                      rng_for(scenario.seed, "robust"))
+        if fading == "none" and samples.shape[1] == 1:  # a static channel: the plan-once allocation
+            return dataclasses.replace(once, strategy="robust", details={"robust": "static channel: the plan-once "
+                                                                                   "allocation"})
+        robust = fl_plan("robust", _fl_busy(world, fading)(samples), adapter, c[:, None] * samples, band, once.rounds,
+                         fading, k_db, {"robust_horizon_s": horizon, "samples_per_user": int(samples.shape[1])})
+        if samples.shape[1] == 1:
+            break
+    return robust
 
 
 def fl_planner(world: World):
@@ -239,8 +242,10 @@ def fl_solve_key(world: World) -> tuple:
 
 
 def fl_replan_spec(world: World, plan: FlBandwidthPlan, interval_s: float | None | str = "scenario",
-                   csi_delay_s: float | None = None, solve_s: float | None = None) -> ReplanSpec | None:
-    """What build_fl_plan needs to re-plan FL's adapter uplink during the run (None unless proposed_replan)."""
+                   csi_delay_s: float | None = None, solve_s: float | None = None,
+                   eta: str | None = None) -> ReplanSpec | None:
+    """What build_fl_plan needs to re-plan FL's adapter uplink during the run (None unless
+    proposed_replan); the arguments as replan_spec's (`eta`: FL has none, its epoch is fixed)."""
     if plan.strategy != "proposed_replan":
         return None
     planner = fl_planner(world)

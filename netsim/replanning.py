@@ -226,8 +226,9 @@ class Replanning:
             self.latest = known
         target = None if s.users == "all" or users.size == self.round_s.size else np.asarray(users)
         new_csi = due and not np.array_equal(self.latest, self.known)
-        new_users = not (target is None and self.planned_for is None) and (
-            target is None or self.planned_for is None or not np.array_equal(target, self.planned_for))
+        same_users = (target is None and self.planned_for is None) or (
+            target is not None and self.planned_for is not None and np.array_equal(target, self.planned_for))
+        new_users = not same_users
         if new_csi or new_users:
             answer = self.planner(self.latest) if target is None else self.planner(self.latest, target)
             n = len(self.uplinks)

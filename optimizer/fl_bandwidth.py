@@ -28,6 +28,7 @@ import numpy as np
 
 from .ergodic import effective_snr_coeff_hz, planning_rate_bps
 from .errors import OptimizerError
+from .replan import on_users
 from .structured import min_max_pool
 
 __all__ = ["FlBandwidthPlan", "FL_STRATEGIES", "fl_round_s", "fl_min_max_bandwidth", "fl_plan", "make_fl_planner"]
@@ -129,9 +130,7 @@ def make_fl_planner(busy_s, adapter_bits: float, snr_coeff_hz: np.ndarray, band_
         if users is None or len(users) == c.size:
             return fl_min_max_bandwidth(busy, adapter_bits, c_known, band_hz, fading, k_factor_db)
         users = np.asarray(users)
-        b_u, round_u = fl_min_max_bandwidth(busy[users], adapter_bits, c_known[users], band_hz, fading, k_factor_db)
-        b, round_s = np.zeros(c.size), np.full(c.size, np.inf)
-        b[users], round_s[users] = b_u, round_u
-        return b, round_s
+        b, round_s = fl_min_max_bandwidth(busy[users], adapter_bits, c_known[users], band_hz, fading, k_factor_db)
+        return on_users(c.size, users, b, 0.0), on_users(c.size, users, round_s, np.inf)
 
     return planner

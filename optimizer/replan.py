@@ -191,27 +191,25 @@ def make_planner(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db
     (eta, V, I0)), the round seconds at the new V."""
     warm: dict = {}  # the last answer, a start for the next re-plan of the same users (one planner per run)
 
-    def solve(inp: DelayInputs, alloc: Allocation, known: np.ndarray, same_users: bool):
+    def solve(inp: DelayInputs, alloc: Allocation, known: np.ndarray):
         p_s, p_c, _ = alloc.powers_and_clock()
         c_main, c_fed = _times(inp.snr_coeff_main_hz * p_s, known), _times(inp.snr_coeff_fed_hz * p_c, known)
-        start = warm if same_users else warm.clear() or warm
         if eta_search is None:
-            return _plan(inp, alloc, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=start)
+            return _plan(inp, alloc, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=warm)
         eta, V, I0 = rechoose_eta(inp, alloc, c_main, c_fed, fading, k_factor_db, eta_search, eta_grid_step)
         at = dataclasses.replace(alloc, eta=eta, V=V, I0=I0)
-        return (*_plan(inp, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=start), (eta, V, I0))
+        return (*_plan(inp, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=warm), (eta, V, I0))
 
     def planner(known: np.ndarray, users: np.ndarray | None = None):
-        everyone = users is None or len(users) == inputs.users
-        same = warm.get("users") is None if everyone else np.array_equal(warm.get("users", ()), users)
-        if everyone:
-            answer = solve(inputs, base, known, same)
-            warm["users"] = None
-            return answer
-        users = np.asarray(users)
-        b_s_u, b_c_u, round_u, *counts = solve(inputs.of_users(users), base.of_users(users), known[users], same)
-        warm["users"] = users
-        return (*_spread(inputs.users, users, b_s_u, b_c_u, round_u), *counts)
+        chosen = None if users is None or len(users) == inputs.users else np.asarray(users)
+        if not same_users(chosen, warm.get("users")):
+            warm.clear()  # another set of users: start cold
+        warm["users"] = chosen
+        if chosen is None:
+            return solve(inputs, base, known)
+        b_s, b_c, round_s, *counts = solve(inputs.of_users(chosen), base.of_users(chosen), known[chosen])
+        k = inputs.users
+        return on_users(k, chosen, b_s, 0.0), on_users(k, chosen, b_c, 0.0), on_users(k, chosen, round_s, np.inf), *counts
 
     return planner
 
@@ -222,14 +220,16 @@ def _times(c_hz: np.ndarray, known: np.ndarray) -> np.ndarray:
     return c_hz * known if known.ndim == 1 else c_hz[:, None] * known
 
 
-def _spread(k: int, users: np.ndarray, *per_user: np.ndarray) -> list[np.ndarray]:
-    """Bandwidths (and round seconds last) of `users` as (K,) arrays: 0 Hz for the others, who do
-    not transmit in the rounds this plan serves, and an infinite round."""
-    out = []
-    for j, values in enumerate(per_user):
-        full = np.full(k, np.inf if j == len(per_user) - 1 else 0.0)
-        full[users] = values
-        out.append(full)
+def same_users(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Whether two user selections (None: everyone) are the same."""
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+def on_users(k: int, users: np.ndarray, values: np.ndarray, others: float) -> np.ndarray:
+    """A (K,) array with `values` at `users` and `others` elsewhere: a plan for the round's
+    participants gives the others 0 Hz (and an infinite round; they do not transmit in it)."""
+    out = np.full(k, others)
+    out[users] = values
     return out
 
 

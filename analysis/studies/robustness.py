@@ -87,13 +87,13 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
         for name, plan in allocations.items():
             if name == "proposed_replan":
                 check_replan(scenario, plan)
-        make_spec, users, key = fl_replan_spec, world.channel.users, fl_solve_key(world)
+        make_spec, users, key = fl_replan_spec, world.channel.users, lambda eta: fl_solve_key(world)
         simulate = _fl_simulator(world, sim)
     else:
         allocations = world_allocations(world)
         check_allocations(allocations, scenario)
         check_dynamics(world, allocations)
-        make_spec, users, key = replan_spec, world.inputs.users, solve_key(world)
+        make_spec, users, key = replan_spec, world.inputs.users, lambda eta: (*solve_key(world), eta)
 
         def simulate(alloc, rng, spec):
             return simulate_sfl(world.inputs, alloc, sim, scenario.radio, scenario.channel, world.channel, rng,
@@ -109,11 +109,10 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
             if eta not in solve_s:
                 solve_s[eta] = scenario.optimizer.replan_solve_s
                 if solve_s[eta] is None:
-                    spec = make_spec(world, alloc, solve_s=0.0, **({"eta": eta} if scenario.scheme == "sfl" else {}))
-                    solve_s[eta] = measured_solve_s(spec.planner, users, (*key, eta) if scenario.scheme == "sfl"
-                                                    else key, forecast_samples(scenario))
+                    spec = make_spec(world, alloc, solve_s=0.0, eta=eta)
+                    solve_s[eta] = measured_solve_s(spec.planner, users, key(eta), forecast_samples(scenario))
             runs.append((label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s[eta],
-                                        **({"eta": eta} if scenario.scheme == "sfl" else {})}))
+                                        "eta": eta}))
     rows = []
     with progress_bar(len(runs) * scenario.study.seeds, "robustness", progress) as bar:
         for name, alloc, overrides in runs:
