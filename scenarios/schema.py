@@ -409,8 +409,9 @@ class EmulationConfig(Section):
     ray_address: str | None = Field(None, description="With launcher ray: the cluster to join ('auto', HOST:PORT; "
                                                       "null: a local Ray on this machine).")
     user_cpu_share: Annotated[Finite, Gt(0), Le(1)] = Field(
-        1.0, description="Run each user under a CPU quota of this share of one core (cgroups, root): a phone slower "
-                         "than this host. The users calibrate the simulator under it, so it gets the same factor.")
+        1.0, description="Each user computes at this share of this host's pace (a phone slower than the host): every "
+                         "step of its work is stretched by a wait to its duration / share, in the calibration as in "
+                         "the run, so the simulator gets the same factor. Needs no root and holds on a busy host.")
     calibration_steps: PositiveInt = Field(
         8, description="Steps each device times, in turn, to calibrate the simulator's compute (their mean per tier).")
     cores: PositiveInt | None = Field(

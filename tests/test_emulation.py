@@ -274,23 +274,19 @@ def test_contention_is_the_share_of_the_run_with_more_devices_computing_than_cor
 
 
 @pytest.mark.slow
-def test_slower_users_under_a_cpu_quota_are_calibrated_under_it(tmp_path, cli):
-    from netsim.testbed.cpu_quota import unavailable_reason
-
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+def test_slower_users_are_slower_per_step_and_calibrated_so(tmp_path, cli):
     code, _, err = cli("emulate", _write(tmp_path, emulation__user_cpu_share=0.3), "--out", tmp_path / "out")
     assert code == 0, err
     _check_run(tmp_path / "out")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     per_device = summary["calibration_s_per_device"]
     assert summary["metrics"]["round_error_max_pct"] < 25
-    # a user's step under 0.3 of a core takes longer than it would at full speed: its forward (less
-    # work than the server's step) is now slower than the unthrottled server's per-FLOP pace implies
+    # a user at 0.3 of the host's pace: each of its steps is stretched to at least 1 / 0.3 of its work,
+    # so its FLOP/s is at most 0.3 of what the same code does at full pace (0.7-1.4 of the server's
+    # here, idle or loaded), far below the server's (the exact stretch: tests/test_testbed.py)
     flops = summary["calibrated_flops_per_s"]
     assert flops["user_flops_per_s"] < 0.6 * flops["server_flops_per_s"], (flops, per_device)
-    assert "CPU quota of 0.3" in (tmp_path / "out" / "report.md").read_text()
+    assert "each user computed at 0.3 of this host's pace" in (tmp_path / "out" / "report.md").read_text()
 
 
 @pytest.mark.slow

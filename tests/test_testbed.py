@@ -140,29 +140,41 @@ def test_a_truncated_message_is_an_error_not_a_hang():
             wire.receive(b)
 
 
-def test_a_cpu_quota_holds_a_busy_process_to_its_share_of_a_core():
-    from netsim.testbed.cpu_quota import CpuQuotas, unavailable_reason
+def _busy(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
 
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    quotas = CpuQuotas(tag=f"splitsim-test-{busy.pid}")
-    try:
-        quotas.limit("user0", busy.pid, 0.25)
-        ticks = os.sysconf("SC_CLK_TCK")
 
-        def cpu_s() -> float:
-            fields = open(f"/proc/{busy.pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+class _Control:
+    """The coordinator's side of a device's control channel, scripted: what it asks, what it got."""
 
-        time.sleep(0.3)
-        before, start = cpu_s(), time.monotonic()
-        time.sleep(2.0)
-        share = (cpu_s() - before) / (time.monotonic() - start)
-        assert share == pytest.approx(0.25, abs=0.06)
-    finally:
-        busy.kill()
-        busy.wait()
-        quotas.close()
-    assert not any(g.exists() for g in quotas.root.glob(f"splitsim-test-{busy.pid}-*"))
+    def __init__(self, *asks):
+        self.asks, self.got = list(asks), []
+
+    def recv(self):
+        return self.asks.pop(0)
+
+    def send(self, message):
+        self.got.append(message)
+
+
+def test_a_slower_device_stretches_every_step_of_its_work_and_its_calibration_by_its_share():
+    from netsim.testbed.device import Device, DeviceSpec
+
+    spec = DeviceSpec(name="user0", role="sfl_user", user=0, model={}, cuts=(1,), users=1, rounds=1, local_steps=1,
+                      compute_share=0.25)
+    device = Device(spec, _Control(("calibrate", 1), ("go", {})))
+    for _ in range(3):  # short steps between idle gaps: what a CPU quota over a 10 ms period never slowed
+        with device.timed("user0", "client_forward", 0, 0):
+            _busy(0.004)
+        time.sleep(0.01)
+    durations = [end - start for start, end, *_ in device.events]
+    # each step took at least its work (4 ms) / 0.25: the wait comes after the work, whatever the host's load
+    assert all(d >= 0.016 for d in durations), durations
+    device.ready_and_wait(lambda steps: {"user_forward": [0.004] * steps})
+    (_, name, times), = [m for m in device.control.got if m[0] == "calibrated"]
+    assert name == "user0" and times["user_forward"][0] >= 0.016  # the calibration is stretched alike
+
+    full = Device(DeviceSpec(**{**spec.__dict__, "compute_share": 1.0}), _Control())
+    assert full.stretch(0.004) == 0.004  # a device at the host's pace waits for nothing

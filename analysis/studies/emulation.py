@@ -21,6 +21,7 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -96,13 +97,6 @@ def problems(scenario: Scenario) -> list[Problem]:
                                "application shaper", "kernel", True))
     elif em.ray_address is not None:
         out.append(Problem("emulation.ray_address", "read with emulation.launcher: ray only", em.ray_address, True))
-    if em.user_cpu_share < 1:
-        from netsim.testbed.cpu_quota import unavailable_reason as no_quota
-
-        reason = "Ray actors run where Ray places them" if em.launcher == "ray" else no_quota()
-        if reason:
-            out.append(Problem("emulation.user_cpu_share", f"a CPU quota cannot be set: {reason}", em.user_cpu_share,
-                               True))
     if em.shaper == "kernel" and em.launcher != "ray":
         from netsim.testbed.kernel import unavailable_reason
 
@@ -125,16 +119,19 @@ def ignores(scenario: Scenario) -> dict[str, str]:
 
 def profile_times(profile, scenario: Scenario) -> dict[str, float]:
     """The calibration's keys from the model profile's per-tier step times (measured on this host when
-    the profile was; no optimizer step): what `splitsim validate` estimates the run with."""
+    the profile was; no optimizer step), the users' slowed by emulation.user_cpu_share: what
+    `splitsim validate` estimates the run with."""
+    slower = scenario.emulation.user_cpu_share
     if scenario.scheme == "fl":
         whole = profile.whole()
-        return {"user_step": whole.forward_s + whole.backward_s}
+        return {"user_step": (whole.forward_s + whole.backward_s) / slower}
     if scenario.scheme == "splitllm":
         user, edge, cloud = profile.tiers(list(scenario.model.cut_layers))
-        return {"user_forward": user.forward_s, "user_backward": user.backward_s, "edge_forward": edge.forward_s,
-                "edge_backward": edge.backward_s, "cloud": cloud.forward_s + cloud.backward_s}
+        return {"user_forward": user.forward_s / slower, "user_backward": user.backward_s / slower,
+                "edge_forward": edge.forward_s, "edge_backward": edge.backward_s,
+                "cloud": cloud.forward_s + cloud.backward_s}
     user, server = profile.tiers([scenario.model.cut_layers[0]])
-    return {"user_forward": user.forward_s, "user_backward": user.backward_s,
+    return {"user_forward": user.forward_s / slower, "user_backward": user.backward_s / slower,
             "server": server.forward_s + server.backward_s}
 
 
@@ -184,9 +181,13 @@ def _calibrated_testbed(scenario: Scenario, world, calibration: dict[str, float]
     model = scenario.model.model_dump()
     if scenario.scheme == "sfl":
         allocation = world_allocations(world)[em.strategy]
-        return sfl_testbed(world, allocation, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
-    build = {"sl": sl_testbed, "fl": fl_testbed, "splitllm": splitllm_testbed}[scenario.scheme]
-    return build(world, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
+        testbed = sfl_testbed(world, allocation, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
+    else:
+        build = {"sl": sl_testbed, "fl": fl_testbed, "splitllm": splitllm_testbed}[scenario.scheme]
+        testbed = build(world, calibration, model, em.rounds, em.local_steps, seed=scenario.seed)
+    # slower users (emulation.user_cpu_share): each user device stretches its own steps, calibration included
+    testbed.specs[:] = [replace(s, compute_share=em.user_cpu_share) if s.user >= 0 else s for s in testbed.specs]
+    return testbed
 
 
 def _rate_field(scenario: Scenario, kind: str) -> str:
@@ -249,7 +250,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     setup_s = STARTUP_S_PER_DEVICE * len(estimate.specs) / max(cores, 1) + 120
     run_s = 3 * float(estimate.round_end_s[-1]) + 60
     # SIGTERM stops the devices as Ctrl-C does, by whichever door the run came (CLI or Python API):
-    # every process, namespace, cgroup and the work folder are removed on the way out
+    # every process, namespace and the work folder are removed on the way out
     with TermAsInterrupt(), tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
         if em.launcher == "ray":
             from ..testbed.ray_devices import RayDeviceGroup
@@ -259,21 +260,13 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
                 calibrated.update(group.calibration)
         else:
             prefix, address_of, kernel = _shaper(scenario, estimate)
-            quotas = _quotas(scenario)
-
-            def slow_users(name: str, pid: int) -> None:
-                if quotas is not None and name.startswith("user"):
-                    quotas.limit(name, pid, em.user_cpu_share)
-
             try:
-                with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of, slow_users) as group:
+                with DeviceGroup(estimate.specs, Path(workdir), ENTRY, prefix, address_of) as group:
                     events = group.run(setup_s, run_s, em.calibration_steps, on_calibrated)
                     calibrated.update(group.calibration)
             finally:
                 if kernel is not None:
                     kernel.close()
-                if quotas is not None:
-                    quotas.close()
     # the simulator's compute: the mean of the steps timed before and after the run
     per_device = pooled_means(calibrated["before"], calibrated["after"])
     calibration = role_times(per_device)
@@ -307,15 +300,6 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     return [f"rounds: median error {metrics['round_error_median_pct']:.2f} %, worst {metrics['round_error_max_pct']:.2f} "
             f"% (measured {metrics['measured_total_s']:.2f} s, predicted {metrics['predicted_total_s']:.2f} s)",
             f"-> {out}"]
-
-
-def _quotas(scenario: Scenario):
-    """CPU quotas for the users when `emulation.user_cpu_share` < 1 (netsim.testbed.cpu_quota)."""
-    if scenario.emulation.user_cpu_share >= 1:
-        return None
-    from netsim.testbed.cpu_quota import CpuQuotas
-
-    return CpuQuotas()
 
 
 def _shaper(scenario: Scenario, testbed):
@@ -385,7 +369,8 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
         f"({len(testbed.specs)}), each with its tier of `{scenario.model.source}` and its LoRA adapters, exchanging "
         f"the real tensors over TCP on links shaped by the {em.shaper} shaper to the simulator's rates"
         + (f" under the {em.strategy} allocation" if scenario.scheme == "sfl" else "")
-        + (f"; each user ran under a CPU quota of {em.user_cpu_share:g} of one core (a slower phone)"
+        + (f"; each user computed at {em.user_cpu_share:g} of this host's pace (a slower phone: every step of its "
+           "work, calibration included, stretched by a wait to its duration / that share)"
            if em.user_cpu_share < 1 else "") + ". The simulator was "
         f"calibrated on this host ({cores} core(s)) by the devices themselves: once every process had built and "
         f"warmed its tier, they timed {em.calibration_steps} steps of their work, one step of one device at a time, "

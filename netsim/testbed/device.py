@@ -56,6 +56,7 @@ class DeviceSpec:
     seed: int = 0
     warmup_steps: int = 5
     listen_host: str = HOST  # kernel shaper: 0.0.0.0 inside the device's namespace
+    compute_share: float = 1.0  # this device computes at this share of the host's pace (a slower phone: < 1)
 
 
 class Device:
@@ -90,6 +91,7 @@ class Device:
             if message[0] != "calibrate":
                 return message
             times = self._calibrate(message[1]) if self._calibrate is not None else {}
+            times = {phase: [self.stretch(seconds) for seconds in steps] for phase, steps in times.items()}
             self.control.send(("calibrated", self.spec.name, times))
 
     def after_run(self) -> None:
@@ -122,6 +124,18 @@ class Device:
         return ShapedSender(sock, link.rate_bps, latency_s=link.latency_s)
 
     # ---- work and messages -------------------------------------------------------------------------
+    def stretch(self, compute_s: float) -> float:
+        """Slow this device to `spec.compute_share` of the host's pace: after `compute_s` seconds of
+        work, wait until the work has taken compute_s / share in all; return the seconds it took in all
+        (measured, so a late wake-up counts). Each step is slowed by the same factor, whatever the
+        host's load or the gaps between steps (a CPU quota caps only the average over its period)."""
+        share = self.spec.compute_share
+        if share >= 1:
+            return compute_s
+        start = time.monotonic()
+        time.sleep(compute_s * (1 / share - 1))
+        return compute_s + time.monotonic() - start
+
     def record(self, start: float, end: float, node: str, kind: str, user: int, nbytes: int, round_index: int) -> None:
         self.events.append((start, end, node, kind, user, nbytes, round_index))
 
@@ -159,6 +173,7 @@ class _Timed:
 
     def __exit__(self, *exc):
         if exc[0] is None:
+            self.device.stretch(time.monotonic() - self.start)
             self.device.record(self.start, time.monotonic(), self.node, self.kind, self.user, 0, self.round)
 
 

@@ -53,11 +53,10 @@ def pooled_means(*calibrations: dict[str, dict[str, list[float]]]) -> dict[str, 
 class DeviceGroup:
     def __init__(self, specs: list[DeviceSpec], workdir: Path, entry: str,
                  command_prefix: Callable[[str], list[str]] = lambda name: [],
-                 address_of: Callable[[str, str, int], tuple[str, int]] = _loopback,
-                 on_started: Callable[[str, int], None] | None = None):
+                 address_of: Callable[[str, str, int], tuple[str, int]] = _loopback):
         self.specs = {s.name: s for s in specs}
         self.workdir = Path(workdir)
-        self.entry, self.prefix, self.address_of, self.on_started = entry, command_prefix, address_of, on_started
+        self.entry, self.prefix, self.address_of = entry, command_prefix, address_of
         self.processes: dict[str, subprocess.Popen] = {}
         self.conns: dict = {}  # name -> Connection
         self.listener = Listener(str(self.workdir / "control.sock"), family="AF_UNIX")
@@ -76,8 +75,6 @@ class DeviceGroup:
                 self.processes[name] = subprocess.Popen(
                     [*self.prefix(name), sys.executable, "-m", self.entry, str(path),
                      self.listener.address], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            if self.on_started is not None:  # e.g. a CPU quota (netsim.testbed.cpu_quota), before it calibrates
-                self.on_started(name, self.processes[name].pid)
         accepted: list = []
 
         def accept_all() -> None:
