@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import time
 
-from optimizer.energy.strategies import allocation_energy_j, optimise_with_energy
-from scenarios import Allocation
+from splitsim.optimizer.energy.strategies import allocation_energy_j, optimise_with_energy
+from splitsim.scenarios import Allocation
 
 from .world import World
 
-log = logging.getLogger("analysis")
+log = logging.getLogger("splitsim.analysis")
 
 
 def world_allocations(world: World) -> dict[str, Allocation]:
@@ -34,7 +34,7 @@ def world_allocations(world: World) -> dict[str, Allocation]:
         log.info("optimised in %.1f s", time.perf_counter() - start)
     scs_khz = world.scenario.radio.subcarrier_spacing_khz
     if scs_khz is not None:
-        from optimizer.prb import allocation_in_prbs
+        from splitsim.optimizer.prb import allocation_in_prbs
 
         rule = world.scenario.radio.prb_rule
         allocations = {name: allocation_in_prbs(world.inputs, alloc, scs_khz, rule)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from scenarios import InputError, Problem, Scenario, ScenarioError, load_scenario
-from scenarios.checks import explicit_paths, implausible_values, scenario_warnings, training_problems
+from splitsim.scenarios import InputError, Problem, Scenario, ScenarioError, load_scenario
+from splitsim.scenarios.checks import explicit_paths, implausible_values, scenario_warnings, training_problems
 
 from .guards import check_availability_trace, check_energy_aware, check_optimizer
 from .studies import STUDIES, ignored_reason, study_of

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scenarios import InputError, ScenarioError
+from splitsim.scenarios import InputError, ScenarioError
 
 from .interrupted import Interrupted, TermAsInterrupt
 
@@ -168,6 +168,29 @@ def run(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: O
     _run_study_command("run", file, out, scenario, progress, overwrite)
 
 
+@app.command()
+def example(name: Annotated[Optional[str], typer.Argument(help="A shipped scenario (see --list).",
+                                                          show_default=False)] = None,
+            out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, as for `run`.")] = None,
+            list_: Annotated[bool, typer.Option("--list", help="List the shipped scenarios and their files.")] = False,
+            progress: Progress = None, overwrite: Overwrite = False) -> None:
+    """Run a scenario shipped with splitsim (as `splitsim run` on its file), or list them: no clone needed.
+
+    Its file (to copy and edit) is printed first; `splitsim.example_path(NAME)` gives it in Python."""
+    from splitsim.scenarios import example_path, examples
+
+    if list_ or name is None:
+        for stem, path in examples().items():
+            typer.echo(f"{stem}\t{path}")
+        return
+    file = example_path(name)
+    if out is None:
+        raise InputError("say where the run's output goes: --out DIR", field="--out", value=None)
+    typer.echo(f"scenario: {file}")
+    scenario = _load(file, "run")
+    _run_study_command("run", file, out, scenario, progress, overwrite)
+
+
 def _run_study_command(command: str, file: Path, out: Path, scenario, progress, overwrite: bool) -> None:
     """Run the scenario's study into `out`; a study that trains resumes from its checkpoints."""
     from .commands import run_study
@@ -222,7 +245,7 @@ def emulate(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrit
 
 
 def _problem(field: str, message: str, value, file: Path):
-    from scenarios import Problem
+    from splitsim.scenarios import Problem
 
     return Problem(field, message, value, True, source=str(file))
 
@@ -272,7 +295,7 @@ class _EchoHandler(logging.Handler):
 def _show_progress_notes() -> None:
     handler = _EchoHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("learning", "analysis"):
+    for name in ("splitsim.learning", "splitsim.analysis"):
         logger = logging.getLogger(name)
         if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
             logger.addHandler(handler)
@@ -296,7 +319,7 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except RuntimeError as err:
-        from netsim.testbed.errors import DeviceFailure
+        from splitsim.netsim.testbed.errors import DeviceFailure
 
         if not isinstance(err, DeviceFailure):
             raise

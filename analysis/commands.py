@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenarios import Scenario
+from splitsim.scenarios import Scenario
 
 from .checking import check_resources
 from .studies import STUDIES

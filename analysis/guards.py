@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scenarios import Allocation, InputError, Scenario
+from splitsim.scenarios import Allocation, InputError, Scenario
 
 # Measured on the Fig. 2 cell (benchmarks/bench_sim_sweep.py: K = 50, BA, 1.09 M events for
 # 153.5 rounds × 35 local iterations × 50 users): 4.06 events per user-iteration.
@@ -121,7 +121,7 @@ def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, we
                       streamed: bool = False) -> None:
     """Before any SFL simulation: every strategy's run must fit the limits (`streamed`: its records
     go to a file round by round, so they need no memory)."""
-    from netsim.simulate import sfl_engine
+    from splitsim.netsim.simulate import sfl_engine
 
     simpy = sfl_engine(scenario.simulation) == "simpy"  # the vectorised engine schedules no SimPy event
     costs = {name: sfl_cost(allocation, scenario.cell.users, scenario.simulation.max_rounds, weights)
@@ -142,7 +142,7 @@ MAX_TRACK_ENTRIES = 2e8  # gain factors (8 bytes each) a time-varying channel ma
 def check_dynamics(world, allocations: dict[str, Allocation]) -> None:
     """Before simulating a cell that moves: a round deadline some user can meet, and a channel track
     that fits (round length / coherence time x users gain factors are held per round)."""
-    from optimizer.delay_model import compute_seconds_per_round
+    from splitsim.optimizer.delay_model import compute_seconds_per_round
 
     scenario = world.scenario
     sim, ch = scenario.simulation, scenario.channel
@@ -214,7 +214,7 @@ def check_energy(scenario: Scenario, budgets: list[float | None], field: str) ->
     every budget can be met at all, naming the user and the least energy it needs."""
     if scenario.scheme != "sfl":
         return
-    from optimizer.energy.strategies import check_budget, check_energy_size
+    from splitsim.optimizer.energy.strategies import check_budget, check_energy_size
 
     check_energy_size(scenario.cell.users)
     budgets = [b for b in budgets if b is not None]
@@ -250,6 +250,6 @@ def check_sfl_simulation(scenario: Scenario, streamed: bool) -> None:
 def check_availability_trace(scenario: Scenario) -> None:
     """Parse the availability trace now: a bad line costs no run."""
     if scenario.simulation.availability_trace is not None:
-        from netsim.participation import read_availability_trace
+        from splitsim.netsim.participation import read_availability_trace
 
         read_availability_trace(scenario.simulation.availability_trace, scenario.cell.users)

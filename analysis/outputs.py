@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scenarios import InputError, Scenario, scenario_to_dict, scenario_to_yaml
+from splitsim.scenarios import InputError, Scenario, scenario_to_dict, scenario_to_yaml
 
 
 @functools.lru_cache(maxsize=1)

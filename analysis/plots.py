@@ -431,7 +431,7 @@ def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path:
     """Left: rounds-to-target against local iterations V — every seed (censored ones at max_rounds,
     as upward triangles), the mean and its sigma per V, each fitted form, and the held-out check's
     runs (stars). Right: the residuals (measured mean - fitted) per form, in units of sigma."""
-    from optimizer.convergence_fit import FORM_TEXT, predict
+    from splitsim.optimizer.convergence_fit import FORM_TEXT, predict
 
     fig, (ax, res) = plt.subplots(1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     done = [r for r in runs if r["rounds_to_target"] is not None]
@@ -488,7 +488,7 @@ CATEGORY_COLOURS = {"compute": "#4c72b0", "uplink": "#dd8452", "downlink": "#55a
 def emulation_gantt(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Devices and links (rows) against time: each activity as a bar, measured above predicted on
     one time axis; colour = category (compute, uplink, downlink, backhaul, waiting)."""
-    from netsim.engine import CATEGORY_OF_KIND, KIND
+    from splitsim.netsim.engine import CATEGORY_OF_KIND, KIND
 
     nodes = sorted(set(measured["node"]) | set(predicted["node"]), key=lambda n: ("->" in n, n))
     row = {n: i for i, n in enumerate(nodes)}

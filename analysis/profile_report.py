@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from optimizer.delay_model import batches_per_user, samples_per_user
-from scenarios import Scenario, WorkloadProfile
+from splitsim.optimizer.delay_model import batches_per_user, samples_per_user
+from splitsim.scenarios import Scenario, WorkloadProfile
 
 GIB = 2**30
 

@@ -8,7 +8,7 @@ import time
 
 from tqdm import tqdm
 
-log = logging.getLogger("analysis")
+log = logging.getLogger("splitsim.analysis")
 
 
 def shows_bar(enabled: bool | None) -> bool:

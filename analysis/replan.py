@@ -20,14 +20,14 @@ import time
 
 import numpy as np
 
-from netsim.channel import downlink_snr_coeff_hz
-from netsim.dynamics import large_scale_samples
-from netsim.replanning import ReplanSettings, ReplanSpec, ShadowingForecast
-from netsim.schemes import fl_adapter_bits, fl_train_s
-from optimizer.ergodic import planning_rate_bps
-from optimizer.fl_bandwidth import FlBandwidthPlan, fl_plan, make_fl_planner
-from optimizer.replan import make_planner, replan_initial_allocation, robust_allocation
-from scenarios import Allocation, InputError, Scenario, rng_for
+from splitsim.netsim.channel import downlink_snr_coeff_hz
+from splitsim.netsim.dynamics import large_scale_samples
+from splitsim.netsim.replanning import ReplanSettings, ReplanSpec, ShadowingForecast
+from splitsim.netsim.schemes import fl_adapter_bits, fl_train_s
+from splitsim.optimizer.ergodic import planning_rate_bps
+from splitsim.optimizer.fl_bandwidth import FlBandwidthPlan, fl_plan, make_fl_planner
+from splitsim.optimizer.replan import make_planner, replan_initial_allocation, robust_allocation
+from splitsim.scenarios import Allocation, InputError, Scenario, rng_for
 
 from .world import World
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scenarios import InputError, Scenario
+from splitsim.scenarios import InputError, Scenario
 
 from .allocations import allocation_energy_summary, world_allocations
 from .guards import check_optimizer

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from netsim import SimulationResult, build_fl_plan, build_sl_plan, build_splitllm_plan, run_plan, simulate_sfl
-from optimizer import delay_inputs_from_profile, epoch_allocation
-from scenarios import DEVICES, InputError, WorkloadProfile, rng_for
+from splitsim.netsim import SimulationResult, build_fl_plan, build_sl_plan, build_splitllm_plan, run_plan, simulate_sfl
+from splitsim.optimizer import delay_inputs_from_profile, epoch_allocation
+from splitsim.scenarios import DEVICES, InputError, WorkloadProfile, rng_for
 
 from .world import World
 

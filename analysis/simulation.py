@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 
-from netsim import SimulationResult, simulate_sfl
-from scenarios import Allocation, InputError
+from splitsim.netsim import SimulationResult, simulate_sfl
+from splitsim.scenarios import Allocation, InputError
 
 from .allocations import world_allocations
 from .guards import check_allocations, check_dynamics

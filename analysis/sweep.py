@@ -35,9 +35,9 @@ from typing import Any
 
 import pandas as pd
 
-from scenarios import InputError, Problem, Scenario, ScenarioError, parse_scenario, read_yaml, set_path
-from scenarios.checks import implausible_values
-from scenarios.loader import resolve_paths
+from splitsim.scenarios import InputError, Problem, Scenario, ScenarioError, parse_scenario, read_yaml, set_path
+from splitsim.scenarios.checks import implausible_values
+from splitsim.scenarios.loader import resolve_paths
 
 from .interrupted import Interrupted, TermAsInterrupt
 from .outputs import claim_out_dir, package_version, scenario_digest, write_json, write_resolved_scenario
@@ -315,7 +315,7 @@ def grid_size(grid: list[tuple[str, list[Any]]]) -> int:
 def _base_of(scenario: str | Path | Scenario) -> tuple[Scenario, dict, Path | None, str]:
     """(scenario, its explicit data, the folder its relative paths are read from, a name for messages)
     of a scenario file or a Scenario object (splitsim.sweep takes both)."""
-    from scenarios import load_scenario
+    from splitsim.scenarios import load_scenario
 
     if isinstance(scenario, Scenario):
         return scenario, scenario.model_dump(mode="json", exclude_unset=True), None, scenario.name

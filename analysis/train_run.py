@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scenarios import Scenario
+from splitsim.scenarios import Scenario
 
 from . import plots
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
@@ -31,7 +31,7 @@ GIB = 2**30
 
 
 def _load_task(scenario: Scenario, split: str, vocab_size: int | None, arch: str):
-    from learning.data import load_cifar100, load_mrpc, make_tokenizer, synthetic_task
+    from splitsim.learning.data import load_cifar100, load_mrpc, make_tokenizer, synthetic_task
 
     t, m = scenario.training, scenario.model
     if t.dataset == "mrpc":
@@ -52,7 +52,7 @@ def _load_task(scenario: Scenario, split: str, vocab_size: int | None, arch: str
 
 
 def _settings(scenario: Scenario, scheme: str):
-    from learning.train import TrainSettings
+    from splitsim.learning.train import TrainSettings
 
     t, m = scenario.training, scenario.model
     return TrainSettings(scheme=scheme, cuts=tuple(m.cut_layers if scheme == "splitllm" else m.cut_layers[:1]),
@@ -77,8 +77,8 @@ def _fingerprint(scenario: Scenario, scheme: str, partition: str) -> str:
 
 def _check(scenario: Scenario) -> None:
     """What `splitsim validate` checks of a training scenario (scenarios.checks.training_problems)."""
-    from scenarios import ScenarioError
-    from scenarios.checks import training_problems
+    from splitsim.scenarios import ScenarioError
+    from splitsim.scenarios.checks import training_problems
 
     problems = training_problems(scenario)
     if problems:
@@ -91,9 +91,9 @@ def train_one(scenario: Scenario, scheme: str, partition: str, parts, associatio
     until `until(rows)` holds after a round; return (round rows, memory bytes)."""
     import torch
 
-    from learning import apply_lora, build_model, specs_from_config
-    from learning.profile import resolve_device
-    from learning.train import FederatedTrainer
+    from splitsim.learning import apply_lora, build_model, specs_from_config
+    from splitsim.learning.profile import resolve_device
+    from splitsim.learning.train import FederatedTrainer
 
     spec, lora = specs_from_config(scenario.model)
     model, arch = build_model(spec)
@@ -126,8 +126,8 @@ def train_one(scenario: Scenario, scheme: str, partition: str, parts, associatio
 
 
 def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
-    from learning.data import partition as split_users
-    from learning.data import partition_summary
+    from splitsim.learning.data import partition as split_users
+    from splitsim.learning.data import partition_summary
 
     _check(scenario)
     t = scenario.training
@@ -180,8 +180,8 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
 
 
 def _base_config(scenario: Scenario):
-    from learning import specs_from_config
-    from learning.models import build_config
+    from splitsim.learning import specs_from_config
+    from splitsim.learning.models import build_config
 
     spec, _ = specs_from_config(scenario.model)
     return build_config(spec)

@@ -7,12 +7,12 @@ from dataclasses import dataclass, replace
 import networkx as nx
 import numpy as np
 
-from netsim import (associate_users, build_topology, cross_link_gains, edge_link_state, sample_channel,
+from splitsim.netsim import (associate_users, build_topology, cross_link_gains, edge_link_state, sample_channel,
                     sample_edge_positions)
-from optimizer import delay_inputs_from_profile, sample_delay_inputs
-from optimizer.delay_model import batches_per_user
-from optimizer.energy.model import energy_inputs
-from scenarios import (ChannelState, DelayInputs, EnergyInputs, InputError, Scenario, WorkloadProfile, dbm_to_watt,
+from splitsim.optimizer import delay_inputs_from_profile, sample_delay_inputs
+from splitsim.optimizer.delay_model import batches_per_user
+from splitsim.optimizer.energy.model import energy_inputs
+from splitsim.scenarios import (ChannelState, DelayInputs, EnergyInputs, InputError, Scenario, WorkloadProfile, dbm_to_watt,
                        rng_for)
 
 
@@ -64,7 +64,7 @@ def load_profile(scenario: Scenario, remeasure: bool = False) -> WorkloadProfile
     if remeasure and scenario.model.profile_path is not None:
         raise InputError("remeasuring measures the model, but the scenario reads a stored profile; remove "
                          "model.profile_path to measure", field="model.profile_path", value=scenario.model.profile_path)
-    from learning import profile_from_config  # torch is imported only when a model is named
+    from splitsim.learning import profile_from_config  # torch is imported only when a model is named
 
     return profile_from_config(scenario.model, remeasure=remeasure)
 

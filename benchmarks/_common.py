@@ -20,7 +20,7 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
 
 def fig2_scenario(users: int, **sections):
     """The FedsLLM Fig. 2 scenario scaled to `users` (1,200 samples each), sections overridden."""
-    from scenarios import SCENARIO_DIR, load_scenario, parse_scenario, scenario_to_dict
+    from splitsim.scenarios import SCENARIO_DIR, load_scenario, parse_scenario, scenario_to_dict
 
     base = scenario_to_dict(load_scenario(SCENARIO_DIR / "fedsllm_fig2.yaml"))
     data = {**base, "cell": {**base["cell"], "users": users},

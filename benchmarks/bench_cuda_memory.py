@@ -16,9 +16,9 @@ import dataclasses
 
 from _common import print_table
 
-from learning import LoraSpec, ModelSpec
-from learning.cuda_memory import GIB, Recipe, fitting_length, whole_model_cuda_peak
-from learning.published_gpu_memory import (TORCHTUNE_LLAMA31_8B_QLORA_GIB, UNSLOTH_LLAMA31_8B_HF_FA2,
+from splitsim.learning import LoraSpec, ModelSpec
+from splitsim.learning.cuda_memory import GIB, Recipe, fitting_length, whole_model_cuda_peak
+from splitsim.learning.published_gpu_memory import (TORCHTUNE_LLAMA31_8B_QLORA_GIB, UNSLOTH_LLAMA31_8B_HF_FA2,
                                            UNSLOTH_RECIPE)
 
 SPEC = ModelSpec("llama-3.1-8b", task="causal_lm", weights="none", dtype="bfloat16", base_dtype="nf4")

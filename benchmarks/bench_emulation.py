@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import print_table  # noqa: E402
 
@@ -59,7 +58,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
     args = parser.parse_args()
     import splitsim
-    from scenarios import InputError, load_scenario
+    from splitsim.scenarios import InputError, load_scenario
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

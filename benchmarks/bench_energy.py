@@ -28,13 +28,13 @@ from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from analysis import realise  # noqa: E402
-from analysis.study_energy import budgets_for  # noqa: E402
-from optimizer import global_rounds, local_iterations  # noqa: E402
-from optimizer.energy.structured import solve_energy_kkt  # noqa: E402
-from optimizer.energy.reference import ipopt_round_objective  # noqa: E402
-from optimizer.energy.interior_point import solve_energy_rounds  # noqa: E402
-from optimizer.energy.strategies import energy_aware_allocation, round_problem  # noqa: E402
+from splitsim.analysis import realise  # noqa: E402
+from splitsim.analysis.study_energy import budgets_for  # noqa: E402
+from splitsim.optimizer import global_rounds, local_iterations  # noqa: E402
+from splitsim.optimizer.energy.structured import solve_energy_kkt  # noqa: E402
+from splitsim.optimizer.energy.reference import ipopt_round_objective  # noqa: E402
+from splitsim.optimizer.energy.interior_point import solve_energy_rounds  # noqa: E402
+from splitsim.optimizer.energy.strategies import energy_aware_allocation, round_problem  # noqa: E402
 
 
 def main() -> None:

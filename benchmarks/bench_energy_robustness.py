@@ -27,13 +27,13 @@ from _common import print_table  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from analysis.world import realise  # noqa: E402
-from optimizer import global_rounds, local_iterations, optimise  # noqa: E402
-from optimizer.energy.structured import solve_energy_kkt  # noqa: E402
-from optimizer.energy.interior_point import solve_energy_rounds  # noqa: E402
-from optimizer.energy.strategies import allocation_energy_j, minimum_energy_j, round_problem  # noqa: E402
-from optimizer.eta_search import paper_eta_grid  # noqa: E402
-from scenarios import parse_scenario  # noqa: E402
+from splitsim.analysis.world import realise  # noqa: E402
+from splitsim.optimizer import global_rounds, local_iterations, optimise  # noqa: E402
+from splitsim.optimizer.energy.structured import solve_energy_kkt  # noqa: E402
+from splitsim.optimizer.energy.interior_point import solve_energy_rounds  # noqa: E402
+from splitsim.optimizer.energy.strategies import allocation_energy_j, minimum_energy_j, round_problem  # noqa: E402
+from splitsim.optimizer.eta_search import paper_eta_grid  # noqa: E402
+from splitsim.scenarios import parse_scenario  # noqa: E402
 
 BUDGET_SHARES = (0.001, 0.05, 0.5, 0.95)
 

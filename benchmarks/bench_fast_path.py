@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
-from analysis import realise  # noqa: E402
-from analysis.runs import EventWriter  # noqa: E402
-from netsim import simulate_sfl  # noqa: E402
-from optimizer import equal_bandwidth_allocation  # noqa: E402
-from scenarios import SimulationConfig  # noqa: E402
+from splitsim.analysis import realise  # noqa: E402
+from splitsim.analysis.runs import EventWriter  # noqa: E402
+from splitsim.netsim import simulate_sfl  # noqa: E402
+from splitsim.optimizer import equal_bandwidth_allocation  # noqa: E402
+from splitsim.scenarios import SimulationConfig  # noqa: E402
 
 MOVING = {"channel": {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
           "study": {"kind": "simulate"}}

@@ -10,8 +10,8 @@ saved tensors + the measured transient. LoRA r = 8 on every linear layer, float3
 
 from __future__ import annotations
 
-from learning import LoraSpec, ModelSpec, profile_model
-from learning.measured_memory import measured_tier_peak_bytes
+from splitsim.learning import LoraSpec, ModelSpec, profile_model
+from splitsim.learning.measured_memory import measured_tier_peak_bytes
 
 CASES = [("bert-base", "classification", 128, [1], 0), ("bert-base", "classification", 128, [1], 1),
          ("bert-base", "classification", 128, [6], 0), ("gpt2", "classification", 256, [1], 0),

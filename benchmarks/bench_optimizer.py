@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
-from analysis import realise  # noqa: E402
-from optimizer import ConvexSolver, local_iterations, optimise, per_round_problem, solve_per_round  # noqa: E402
-from scenarios import SCENARIO_DIR, load_scenario  # noqa: E402
+from splitsim.analysis import realise  # noqa: E402
+from splitsim.optimizer import ConvexSolver, local_iterations, optimise, per_round_problem, solve_per_round  # noqa: E402
+from splitsim.scenarios import SCENARIO_DIR, load_scenario  # noqa: E402
 
 
 def sweep(world, powers, solver):

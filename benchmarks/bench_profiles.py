@@ -14,7 +14,7 @@ import sys
 
 CHILD = """
 import json, resource, sys, time
-from learning import LoraSpec, ModelSpec, profile_model
+from splitsim.learning import LoraSpec, ModelSpec, profile_model
 name, weights, seq = sys.argv[1], sys.argv[2], int(sys.argv[3])
 start = time.perf_counter()
 p = profile_model(ModelSpec(name, task="causal_lm", weights=weights), LoraSpec(rank=16), 1, seq,

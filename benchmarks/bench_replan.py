@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
-from analysis import realise  # noqa: E402
-from analysis.allocations import world_allocations  # noqa: E402
-from analysis.replan import forecast_samples, measured_solve_s, replan_spec, solve_key  # noqa: E402
-from netsim import simulate_sfl  # noqa: E402
-from scenarios import SimulationConfig  # noqa: E402
+from splitsim.analysis import realise  # noqa: E402
+from splitsim.analysis.allocations import world_allocations  # noqa: E402
+from splitsim.analysis.replan import forecast_samples, measured_solve_s, replan_spec, solve_key  # noqa: E402
+from splitsim.netsim import simulate_sfl  # noqa: E402
+from splitsim.scenarios import SimulationConfig  # noqa: E402
 
 MOVING = {"channel": {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
           "optimizer": {"strategies": ["proposed", "proposed_replan"]}, "study": {"kind": "simulate"}}

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
-from analysis import realise  # noqa: E402
-from netsim import simulate_sfl  # noqa: E402
-from optimizer import equal_bandwidth_allocation  # noqa: E402
-from scenarios import SimulationConfig  # noqa: E402
+from splitsim.analysis import realise  # noqa: E402
+from splitsim.netsim import simulate_sfl  # noqa: E402
+from splitsim.optimizer import equal_bandwidth_allocation  # noqa: E402
+from splitsim.scenarios import SimulationConfig  # noqa: E402
 
 
 def main() -> None:

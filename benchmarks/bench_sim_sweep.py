@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml  # noqa: E402
 from _common import fig2_scenario, print_table  # noqa: E402
 
-from analysis import realise  # noqa: E402
-from analysis.sweep import run_sweep  # noqa: E402
-from netsim import simulate_sfl  # noqa: E402
-from optimizer import equal_bandwidth_allocation  # noqa: E402
-from scenarios import SCENARIO_DIR, SimulationConfig, load_scenario, scenario_to_dict  # noqa: E402
+from splitsim.analysis import realise  # noqa: E402
+from splitsim.analysis.sweep import run_sweep  # noqa: E402
+from splitsim.netsim import simulate_sfl  # noqa: E402
+from splitsim.optimizer import equal_bandwidth_allocation  # noqa: E402
+from splitsim.scenarios import SCENARIO_DIR, SimulationConfig, load_scenario, scenario_to_dict  # noqa: E402
 
 
 def main() -> None:

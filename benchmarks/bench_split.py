@@ -23,8 +23,8 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 from _common import print_table  # noqa: E402
 
-from learning import LoraSpec, ModelSpec, apply_lora, build_model, profile_model, split_model, split_step  # noqa: E402
-from learning.profile import device_label, resolve_device, synthetic_batch  # noqa: E402
+from splitsim.learning import LoraSpec, ModelSpec, apply_lora, build_model, profile_model, split_model, split_step  # noqa: E402
+from splitsim.learning.profile import device_label, resolve_device, synthetic_batch  # noqa: E402
 
 
 def sync(device):

@@ -19,9 +19,9 @@ import torch
 
 from _common import print_table
 
-from learning import LoraSpec, ModelSpec, apply_lora, build_model
-from learning.data import partition, synthetic_task
-from learning.train import FederatedTrainer, TrainSettings
+from splitsim.learning import LoraSpec, ModelSpec, apply_lora, build_model
+from splitsim.learning.data import partition, synthetic_task
+from splitsim.learning.train import FederatedTrainer, TrainSettings
 
 
 def _model(name: str, seq: int):

@@ -11,11 +11,10 @@ import tempfile
 
 import splitsim
 
-REPO = Path(__file__).resolve().parent.parent if "__file__" in globals() else Path.cwd()
 OUT = Path(tempfile.mkdtemp(prefix="splitsim-example-"))
 
 # %% Load a scenario and change it: every change is validated as a scenario file is.
-scenario = splitsim.load_scenario(REPO / "scenarios" / "fedsllm_fig2.yaml")
+scenario = splitsim.load_scenario(splitsim.example_path("fedsllm_fig2"))  # shipped; or your own YAML
 scenario = splitsim.with_changes(scenario, {"cell.users": 10, "theory.epsilon0": 0.1,
                                             "study.tx_power_dbm": [0.0, 10.0, 20.0]})
 try:

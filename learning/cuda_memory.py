@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from scenarios.devices import ALLOCATOR_SLACK_FRACTION, CUDA_CONTEXT_BYTES, GIB  # the device terms' one source
+from splitsim.scenarios.devices import ALLOCATOR_SLACK_FRACTION, CUDA_CONTEXT_BYTES, GIB  # the device terms' one source
 
 __all__ = ["ALLOCATOR_SLACK_FRACTION", "CUDA_CONTEXT_BYTES", "GIB", "CudaPeak", "Recipe", "fitting_length",
            "kbit_activation_bytes", "kbit_upcast_bytes", "max_sequence_length", "unquantised_16bit_params",

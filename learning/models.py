@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from scenarios.presets import PRESETS as _PRESETS
-from scenarios.presets import FAMILIES, local_facts, preset_names, source_kind, suggest
+from splitsim.scenarios.presets import PRESETS as _PRESETS
+from splitsim.scenarios.presets import FAMILIES, local_facts, preset_names, source_kind, suggest
 
 from .errors import LearningError
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from scenarios.workload import BoundaryProfile, SegmentProfile, WorkloadProfile
+from splitsim.scenarios.workload import BoundaryProfile, SegmentProfile, WorkloadProfile
 
 from .errors import LearningError
 from .flops import flop_counter

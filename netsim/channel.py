@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios import CellConfig, ChannelConfig, ChannelState, RadioConfig, fdma_rate_bps
+from splitsim.scenarios import CellConfig, ChannelConfig, ChannelState, RadioConfig, fdma_rate_bps
 
 from .dynamics import fading_power
 from .geometry import path_loss_db, uniform_in_cell

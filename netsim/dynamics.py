@@ -24,7 +24,7 @@ import math
 import numpy as np
 from scipy.signal import lfilter
 
-from scenarios import CellConfig, ChannelConfig, ChannelState, fdma_rate_bps
+from splitsim.scenarios import CellConfig, ChannelConfig, ChannelState, fdma_rate_bps
 
 from .geometry import path_loss_db, uniform_in_cell
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios import EnergyInputs
-from scenarios.types import clock_power_w
+from splitsim.scenarios import EnergyInputs
+from splitsim.scenarios.types import clock_power_w
 
 from .engine import ACTIVITIES, KIND
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from scenarios import fdma_rate_bps
+from splitsim.scenarios import fdma_rate_bps
 
 # Activity kinds: (name, category). The index is what a record stores.
 ACTIVITIES: tuple[tuple[str, str], ...] = (

@@ -1,6 +1,6 @@
 """The simulator's bad-input error."""
 
-from scenarios.errors import InputError
+from splitsim.scenarios.errors import InputError
 
 
 class NetsimError(InputError):

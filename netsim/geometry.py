@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios import CellConfig
+from splitsim.scenarios import CellConfig
 
 
 def path_loss_db(distance_m: np.ndarray | float, db_at_1km: float = 128.1, db_per_decade: float = 37.6,

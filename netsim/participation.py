@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios import SimulationConfig
+from splitsim.scenarios import SimulationConfig
 
 from .errors import NetsimError
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-from scenarios import fdma_rate_bps
+from splitsim.scenarios import fdma_rate_bps
 
 from .dynamics import fading_power
 from .engine import work_fractions

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scenarios import (CellConfig, ChannelConfig, ChannelState, ComputeConfig, EnergyInputs, RadioConfig,
+from splitsim.scenarios import (CellConfig, ChannelConfig, ChannelState, ComputeConfig, EnergyInputs, RadioConfig,
                        SimulationConfig, WorkloadProfile)
-from scenarios.types import dbm_to_watt, fdma_rate_bps
+from splitsim.scenarios.types import dbm_to_watt, fdma_rate_bps
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors, round_gain_parts
 from .dynamics import fading_power

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from scenarios import (Allocation, CellConfig, ChannelConfig, ChannelState, DelayInputs, EnergyInputs, RadioConfig,
+from splitsim.scenarios import (Allocation, CellConfig, ChannelConfig, ChannelState, DelayInputs, EnergyInputs, RadioConfig,
                        SimulationConfig)
 
 from .channel import downlink_snr_coeff_hz, round_gain_parts
@@ -28,7 +28,7 @@ from .errors import NetsimError
 from .protocols.rounds import LINK_ADAPTER_UP, LINK_UP, track_links
 from .protocols.sfl import SflPlan, run_sfl
 from .replanning import Counts, Replanning, ReplanSpec, Uplink
-from scenarios.types import fdma_rate_bps
+from splitsim.scenarios.types import fdma_rate_bps
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from scenarios import CellConfig, ChannelState
+from splitsim.scenarios import CellConfig, ChannelState
 
 MAIN_SERVER = "main_server"
 FED_SERVER = "fed_server"

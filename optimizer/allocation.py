@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios import Allocation, DelayInputs
+from splitsim.scenarios import Allocation, DelayInputs
 
 from .delay_model import counts_for, per_user_delay_s
 from .energy.model import upload_seconds_at_power

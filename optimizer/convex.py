@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from scenarios.types import LN2, fdma_rate_bps
+from splitsim.scenarios.types import LN2, fdma_rate_bps
 
 from .structured import PerRoundProblem, solve_single_pool
 

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from scenarios import (
+from splitsim.scenarios import (
     ChannelState,
     ComputeConfig,
     DelayInputs,
@@ -25,7 +25,7 @@ from scenarios import (
     WorkloadConfig,
     WorkloadProfile,
 )
-from scenarios.types import fdma_rate_bps
+from splitsim.scenarios.types import fdma_rate_bps
 
 from .errors import OptimizerError
 
@@ -35,7 +35,7 @@ def convergence_constants(theory: TheoryConfig) -> tuple[float, float]:
     fitted to real training's rounds-to-target, R(V) = a / (1 - 2^(-V/v)) (`measured`: read from
     `theory.convergence_path`, scenarios/convergence_file.py)."""
     if theory.source == "measured":
-        from scenarios.convergence_file import measured_constants
+        from splitsim.scenarios.convergence_file import measured_constants
 
         return measured_constants(theory.convergence_path)
     L, gamma = theory.lipschitz_L, theory.strong_convexity_gamma
@@ -111,7 +111,7 @@ def split_samples(total: int, users: int, how: str, rng: np.random.Generator) ->
 def samples_per_user(workload: WorkloadConfig, users: int, seed: int) -> np.ndarray:
     """D_k of every user, shape (K,): the split the simulator and every table use (stream 'compute',
     whose first draw it is)."""
-    from scenarios import rng_for
+    from splitsim.scenarios import rng_for
 
     return split_samples(workload.dataset_samples, users, workload.data_split, rng_for(seed, "compute"))
 

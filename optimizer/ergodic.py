@@ -26,7 +26,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from scenarios.types import LN2, fdma_rate_bps
+from splitsim.scenarios.types import LN2, fdma_rate_bps
 
 __all__ = ["ergodic_rate_bps", "planning_rate_bps", "effective_snr_coeff_hz", "fading_quantiles"]
 

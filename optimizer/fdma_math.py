@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import lambertw
 
-from scenarios.types import LN2
+from splitsim.scenarios.types import LN2
 
 _SMALL = 1e-3  # below this x the series are used
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios import Allocation, DelayInputs
-from scenarios.nr import PRBS_PER_CHANNEL, prb_bandwidth_hz
-from scenarios.nr import prbs_in_channel as nr_prbs
+from splitsim.scenarios import Allocation, DelayInputs
+from splitsim.scenarios.nr import PRBS_PER_CHANNEL, prb_bandwidth_hz
+from splitsim.scenarios.nr import prbs_in_channel as nr_prbs
 
 from .allocation import allocation_with_counts
 from .delay_model import compute_seconds_per_round

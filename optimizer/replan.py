@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from scenarios import Allocation, DelayInputs
+from splitsim.scenarios import Allocation, DelayInputs
 
 from .allocation import allocation_with_counts, verify_allocation
 from .delay_model import counts_for

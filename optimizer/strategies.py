@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios import Allocation, DelayInputs, OptimizerConfig
+from splitsim.scenarios import Allocation, DelayInputs, OptimizerConfig
 
 from .allocation import (
     allocation_from_bandwidth,

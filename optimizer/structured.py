@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from scenarios.types import LN2
+from splitsim.scenarios.types import LN2
 
 from .fdma_math import bandwidth_for_time_hz, phi_derivatives
 

@@ -7,7 +7,7 @@
 # machine gets a CPU build: a locally available CPU wheel when pip resolves to one, else the
 # PyTorch CPU index. CUDA wheels are never downloaded on a CPU machine.
 #
-# Re-running is cheap: the install step is skipped while pyproject.toml is unchanged.
+# Re-running is cheap: the install step is skipped while pyproject.toml and setup.py are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +51,7 @@ else
 fi
 
 stamp="$VENV/.splitsim-install-stamp"
-want=$(cat pyproject.toml | cksum)
+want=$(cat pyproject.toml setup.py | cksum)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing splitsim and its dependencies from pyproject.toml"
   "$VPY" -m pip install --quiet -e ".[dev,pretrained,ray]"

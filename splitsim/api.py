@@ -21,14 +21,14 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.allocations import world_allocations
-from analysis.checking import check_scenario
-from analysis.outputs import claim_out_dir, record_outputs
-from analysis.simulation import simulations
-from analysis.world import World, load_profile
-from analysis.world import realise as _realise
-from netsim import SimulationResult
-from scenarios import Allocation, InputError, Scenario, WorkloadProfile, load_scenario, parse_scenario, set_path
+from splitsim.analysis.allocations import world_allocations
+from splitsim.analysis.checking import check_scenario
+from splitsim.analysis.outputs import claim_out_dir, record_outputs
+from splitsim.analysis.simulation import simulations
+from splitsim.analysis.world import World, load_profile
+from splitsim.analysis.world import realise as _realise
+from splitsim.netsim import SimulationResult
+from splitsim.scenarios import Allocation, InputError, Scenario, WorkloadProfile, load_scenario, parse_scenario, set_path
 
 
 def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, str]:
@@ -134,9 +134,9 @@ def run_study(scenario: str | Path | Scenario, out: str | Path, overwrite: bool 
               progress: bool = False) -> StudyResult:
     """Run the scenario's study (`study.kind`) into `out`, as `splitsim run` does (a study that
     trains, `convergence`, resumes from its checkpoints in the same folder)."""
-    from analysis.commands import run_study as _run_study
+    from splitsim.analysis.commands import run_study as _run_study
 
-    from analysis.studies import STUDIES
+    from splitsim.analysis.studies import STUDIES
 
     scenario, source = _scenario(scenario)
     check_scenario(scenario, "run", source)
@@ -154,7 +154,7 @@ def sweep(scenario: str | Path | Scenario, grid: dict[str, list], out: str | Pat
           overwrite: bool = False, progress: bool = False, max_points: int | None = None) -> pd.DataFrame:
     """Run the scenario's study over a grid ({"cell.users": [10, 20]}) as `splitsim sweep` does;
     return results.csv as a DataFrame (one row per point; headline columns `delay_<who>_s`)."""
-    from analysis.sweep import MAX_POINTS, run_sweep
+    from splitsim.analysis.sweep import MAX_POINTS, run_sweep
 
     if not isinstance(scenario, (str, Path, Scenario)):
         _scenario(scenario)  # the one-line error

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from scenarios import Scenario, parse_scenario
+from splitsim.scenarios import Scenario, parse_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SPLITSIM_SHARED_DIR", REPO.parent / "shared"))  # the data folder beside the repo
@@ -14,7 +14,7 @@ SHARED = Path(os.environ.get("SPLITSIM_SHARED_DIR", REPO.parent / "shared"))  # 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run `splitsim ARGS` in this process; return (exit status, stdout, stderr)."""
-    from analysis.cli import main
+    from splitsim.analysis.cli import main
 
     old = sys.argv
     sys.argv = ["splitsim", *map(str, args)]

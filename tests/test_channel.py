@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from netsim import associate_users, build_topology, path_loss_db, sample_channel, sample_edge_positions
-from scenarios import CellConfig, ChannelConfig, RadioConfig, fdma_rate_bps, rng_for
+from splitsim.netsim import associate_users, build_topology, path_loss_db, sample_channel, sample_edge_positions
+from splitsim.scenarios import CellConfig, ChannelConfig, RadioConfig, fdma_rate_bps, rng_for
 
 
 def test_path_loss_at_250_m_matches_hand_value():

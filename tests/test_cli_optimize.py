@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios import SCENARIO_DIR
+from splitsim.scenarios import SCENARIO_DIR
 
 
 def test_optimize_writes_allocation_json_that_can_be_re_evaluated_independently(cli, tmp_path):

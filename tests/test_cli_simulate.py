@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from scenarios import SCENARIO_DIR, load_scenario
+from splitsim.scenarios import SCENARIO_DIR, load_scenario
 
 
 def test_simulate_writes_summary_events_and_resolved_scenario(cli, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from helpers import REPO
-from optimizer.convergence_fit import (fedsllm_rounds, fit_all, fit_form, leave_one_out, predict, rounds_points)
+from splitsim.optimizer.convergence_fit import (fedsllm_rounds, fit_all, fit_form, leave_one_out, predict, rounds_points)
 
 TINY = REPO / "scenarios" / "tiny_convergence.yaml"
 
@@ -70,7 +70,7 @@ def test_censored_runs_are_kept_as_lower_bounds_and_a_v_nobody_reached_is_left_o
 # ---- local steps as the unit of local work --------------------------------------------------------
 
 def test_local_steps_take_exactly_v_batches_and_see_the_data_evenly():
-    from learning.train import FederatedTrainer, TrainSettings
+    from splitsim.learning.train import FederatedTrainer, TrainSettings
 
     rows = np.arange(50)  # 6 full batches of 8 a pass
     settings = TrainSettings(scheme="sfl", cuts=(1,), batch_size=8, optimizer="adamw", lr_user=1e-3, lr_edge=1e-3,
@@ -133,9 +133,9 @@ def test_convergence_writes_every_curve_the_fit_and_the_check(tiny_curve):
 
 def test_the_optimiser_on_the_measured_curve_picks_the_v_that_minimises_rounds_times_round_time(tiny_curve,
                                                                                                  tmp_path, cli):
-    from analysis.studies.convergence import round_seconds_at
-    from analysis.world import realise
-    from scenarios import load_scenario
+    from splitsim.analysis.studies.convergence import round_seconds_at
+    from splitsim.analysis.world import realise
+    from splitsim.scenarios import load_scenario
 
     curve = tmp_path / "curve.json"
     shutil.copy(tiny_curve / "convergence.json", curve)
@@ -266,7 +266,7 @@ def test_an_interrupted_measurement_says_how_to_resume_and_resumes_to_the_same_c
     import time
 
     env = {**os.environ, "SPLITSIM_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "analysis.cli", "convergence", str(TINY), "--out", str(tmp_path / "o"), "--no-progress"]
+    cmd = [sys.executable, "-m", "splitsim.analysis.cli", "convergence", str(TINY), "--out", str(tmp_path / "o"), "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not any((tmp_path / "cache" / "convergence").glob("*.pt")):

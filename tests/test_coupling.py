@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from analysis import realise
-from netsim import simulate_sfl
-from optimizer import optimise
-from scenarios import SCENARIO_DIR, WorkloadProfile
+from splitsim.analysis import realise
+from splitsim.netsim import simulate_sfl
+from splitsim.optimizer import optimise
+from splitsim.scenarios import SCENARIO_DIR, WorkloadProfile
 
 from helpers import small_scenario
 
@@ -85,7 +85,7 @@ def test_scheme_and_cut_count_must_agree(tmp_path, cli):
 
 
 def test_shipped_table_ii_scenarios_validate_and_name_the_paper_settings():
-    from scenarios import load_scenario
+    from splitsim.scenarios import load_scenario
 
     mrpc = load_scenario(SCENARIO_DIR / "splitllm_mrpc.yaml")
     cifar = load_scenario(SCENARIO_DIR / "splitllm_cifar100.yaml")

@@ -9,11 +9,11 @@ import warnings
 
 import pytest
 
-from learning import LoraSpec, ModelSpec
-from learning.bnb_reference import bitsandbytes_available
-from learning.cuda_memory import (GIB, Recipe, kbit_activation_bytes, kbit_upcast_bytes, max_sequence_length,
+from splitsim.learning import LoraSpec, ModelSpec
+from splitsim.learning.bnb_reference import bitsandbytes_available
+from splitsim.learning.cuda_memory import (GIB, Recipe, kbit_activation_bytes, kbit_upcast_bytes, max_sequence_length,
                                   unquantised_16bit_params)
-from scenarios.devices import ALLOCATOR_SLACK_FRACTION, CUDA_CONTEXT_BYTES, DEVICES
+from splitsim.scenarios.devices import ALLOCATOR_SLACK_FRACTION, CUDA_CONTEXT_BYTES, DEVICES
 
 needs_bnb = pytest.mark.skipif(not bitsandbytes_available(), reason="bitsandbytes is not installed (dev extra)")
 
@@ -36,7 +36,7 @@ def _quiet():
 
 def _kbit_prepare(monkeypatch) -> None:
     """From now on, the quantised models of learning/bnb_reference.py go through peft's preparation."""
-    import learning.bnb_reference as reference
+    import splitsim.learning.bnb_reference as reference
 
     build = reference.build_quantised_model
 
@@ -55,7 +55,7 @@ def test_peft_upcasts_exactly_the_parameters_counted_as_unquantised():
     count keeps in 16 bits: the embeddings, the head and the norms."""
     from peft import prepare_model_for_kbit_training
 
-    from learning.bnb_reference import build_quantised_model, stored_bytes
+    from splitsim.learning.bnb_reference import build_quantised_model, stored_bytes
 
     spec = _spec()
     model, _ = build_quantised_model(spec)
@@ -70,7 +70,7 @@ def test_kbit_preparation_adds_to_a_checkpointed_step_what_the_formula_says(monk
     """The server tier (3 blocks and the head) of a checkpointed QLoRA step, measured by the CPU
     allocator with and without peft's preparation: the difference is the upcast head and norms plus
     the float32 residual stream and logits, within 5 %."""
-    from learning.measured_memory import measured_tier_peak_bytes
+    from splitsim.learning.measured_memory import measured_tier_peak_bytes
 
     spec, lora, batch = _spec(), LoraSpec(rank=4, train_head=False), 2
     plain = measured_tier_peak_bytes(spec, lora, batch, sequence_length, [1], 1, checkpointing=True)
@@ -93,7 +93,7 @@ def test_longest_sequences_match_unsloths_measured_ones():
     longest sequence each card fits is within 10 % of what Unsloth measured with transformers + peft
     ('Hugging Face + FA2'), and an 8 GB card fits none, as measured. Without the CUDA and recipe
     terms the same estimate is 34-92 % too long (benchmarks/bench_cuda_memory.py)."""
-    from learning.published_gpu_memory import UNSLOTH_LLAMA31_8B_HF_FA2, UNSLOTH_RECIPE
+    from splitsim.learning.published_gpu_memory import UNSLOTH_LLAMA31_8B_HF_FA2, UNSLOTH_RECIPE
 
     r = UNSLOTH_RECIPE
     spec = ModelSpec("llama-3.1-8b", task="causal_lm", weights="none", dtype=r["dtype"], base_dtype=r["base_dtype"])

@@ -11,13 +11,13 @@ import pytest
 import scipy.stats as st
 import yaml
 
-from analysis import realise
-from netsim import simulate_sfl
-from netsim.dynamics import ChannelTrack
-from netsim.participation import SyntheticAvailability
-from optimizer import equal_bandwidth_allocation
-from optimizer.prb import PRBS_PER_CHANNEL, allocation_in_prbs, prb_bandwidth_hz, round_to_prbs
-from scenarios import SimulationConfig, rng_for
+from splitsim.analysis import realise
+from splitsim.netsim import simulate_sfl
+from splitsim.netsim.dynamics import ChannelTrack
+from splitsim.netsim.participation import SyntheticAvailability
+from splitsim.optimizer import equal_bandwidth_allocation
+from splitsim.optimizer.prb import PRBS_PER_CHANNEL, allocation_in_prbs, prb_bandwidth_hz, round_to_prbs
+from splitsim.scenarios import SimulationConfig, rng_for
 
 from helpers import small_scenario
 
@@ -302,8 +302,8 @@ def test_min_max_prbs_are_no_slower_than_rounding_and_optimal_on_a_tiny_cell():
     """Brute force over every split of a small PRB pool (the other pool fixed): the greedy is optimal."""
     import itertools
 
-    from optimizer import optimise
-    from optimizer.prb import _PrbDelays, min_max_prbs
+    from splitsim.optimizer import optimise
+    from splitsim.optimizer.prb import _PrbDelays, min_max_prbs
 
     scenario = small_scenario(seed=2, cell={"users": 4})
     world = realise(scenario)
@@ -322,9 +322,9 @@ def test_min_max_prbs_are_no_slower_than_rounding_and_optimal_on_a_tiny_cell():
 def test_fl_rounds_with_users_who_come_and_go_against_their_closed_form():
     """FL through the shared round driver: everyone = the barrier form; a deadline cuts every round at
     min(deadline, slowest); a drop-out trains a uniform number of batches and never uploads."""
-    from netsim import FlPlan, run_plan
-    from netsim.participation import Participation
-    from scenarios import ChannelConfig
+    from splitsim.netsim import FlPlan, run_plan
+    from splitsim.netsim.participation import Participation
+    from splitsim.scenarios import ChannelConfig
 
     rng = np.random.default_rng(3)
     rounds, users = 5, 7
@@ -360,7 +360,7 @@ def test_fl_rounds_with_users_who_come_and_go_against_their_closed_form():
 
 @pytest.mark.parametrize("scheme", ["fl", "sl"])
 def test_fl_and_sl_on_a_time_varying_channel_from_a_profile(scheme):
-    from analysis.schemes import run_scheme
+    from splitsim.analysis.schemes import run_scheme
 
     model = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1]}
 
@@ -379,9 +379,9 @@ def test_fl_and_sl_on_a_time_varying_channel_from_a_profile(scheme):
 def test_sl_turns_with_users_who_come_and_go_against_their_closed_form():
     """SL: users in turn. Everyone = the sum of the turns; a deadline ends the round there (later
     turns skipped, the cut one wasted); a drop-out hands the model on after a partial epoch."""
-    from netsim import SlPlan, run_plan
-    from netsim.participation import Participation
-    from scenarios import ChannelConfig
+    from splitsim.netsim import SlPlan, run_plan
+    from splitsim.netsim.participation import Participation
+    from splitsim.scenarios import ChannelConfig
 
     rng = np.random.default_rng(5)
     rounds, users = 4, 5
@@ -412,8 +412,8 @@ def test_sl_turns_with_users_who_come_and_go_against_their_closed_form():
 
 
 def test_an_fl_deadline_no_user_can_meet_is_refused_before_the_run():
-    from netsim import FlPlan, NetsimError, run_plan
-    from scenarios import ChannelConfig
+    from splitsim.netsim import FlPlan, NetsimError, run_plan
+    from splitsim.scenarios import ChannelConfig
 
     plan = FlPlan(rounds=2, batches=np.array([3, 4]), train_s=1.0, adapter_up_s=np.ones((2, 2)), adapter_down_s=None,
                   adapter_bits=1e6)
@@ -425,7 +425,7 @@ def test_an_fl_deadline_no_user_can_meet_is_refused_before_the_run():
 def test_splitllm_turns_with_users_who_come_and_go():
     """Everyone every round reproduces the static SplitLLM run exactly; a deadline stops the users'
     work there (the edges then forward what they hold); a frozen track is the static channel."""
-    from analysis.schemes import run_scheme
+    from splitsim.analysis.schemes import run_scheme
 
     model = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1, 2]}
 
@@ -453,8 +453,8 @@ def test_splitllm_turns_with_users_who_come_and_go():
 
 
 def test_round_level_events_for_an_epoch_scheme():
-    from netsim import FlPlan, run_plan
-    from scenarios import ChannelConfig
+    from splitsim.netsim import FlPlan, run_plan
+    from splitsim.scenarios import ChannelConfig
 
     plan = FlPlan(rounds=2, batches=np.array([3, 4]), train_s=1.0, adapter_up_s=np.ones((2, 2)), adapter_down_s=None,
                   adapter_bits=1e6)
@@ -465,7 +465,7 @@ def test_round_level_events_for_an_epoch_scheme():
 
 def test_editing_a_trace_file_is_a_new_run(tmp_path):
     """The run's identity includes the contents of the trace it reads, not only its name."""
-    from analysis.outputs import scenario_digest
+    from splitsim.analysis.outputs import scenario_digest
 
     trace = tmp_path / "trace.csv"
     trace.write_text("user,start_s,end_s\n0,0,5\n")
@@ -487,8 +487,8 @@ def _compositions(total: int, parts: int):
 def test_min_max_prbs_with_two_pools_equal_brute_force():
     """#22.8: both pools free. The greedy missed the optimum in 4 of 300 small cells (up to 1.8 %);
     the exact search must equal brute force over every split of both pools in every cell."""
-    from optimizer import optimise
-    from optimizer.prb import _greedy_min_max, _PrbDelays, min_max_prbs
+    from splitsim.optimizer import optimise
+    from splitsim.optimizer.prb import _greedy_min_max, _PrbDelays, min_max_prbs
 
     prb_hz = prb_bandwidth_hz(15)
     rng = np.random.default_rng(8)

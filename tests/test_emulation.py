@@ -56,7 +56,7 @@ def device_processes() -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"analysis.testbed.device" in cmdline and int(entry.name) != os.getpid():
+        if b"splitsim.analysis.testbed.device" in cmdline and int(entry.name) != os.getpid():
             pids.append(int(entry.name))
     return pids
 
@@ -105,7 +105,7 @@ def test_a_one_round_two_user_emulation_is_compared_end_to_end(tmp_path, cli):
 
 @pytest.mark.slow
 def test_the_kernel_shaper_variant_runs_in_namespaces_and_removes_them(tmp_path, cli):
-    from netsim.testbed.kernel import PREFIX, unavailable_reason
+    from splitsim.netsim.testbed.kernel import PREFIX, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
@@ -121,9 +121,9 @@ def test_the_kernel_shaper_variant_runs_in_namespaces_and_removes_them(tmp_path,
 
 def _group(tmp_path, broken: str | None = None, rounds: int = 30):
     """A DeviceGroup of the tiny SFL case; `broken` names a device whose model cannot be built."""
-    from netsim.testbed.device import DeviceSpec, LinkSpec
-    from netsim.testbed.launch import DeviceGroup
-    from scenarios.schema import ModelConfig
+    from splitsim.netsim.testbed.device import DeviceSpec, LinkSpec
+    from splitsim.netsim.testbed.launch import DeviceGroup
+    from splitsim.scenarios.schema import ModelConfig
 
     model = ModelConfig(**TINY["model"]).model_dump()
     common = dict(cuts=(1,), users=2, rounds=rounds, local_steps=2)
@@ -134,12 +134,12 @@ def _group(tmp_path, broken: str | None = None, rounds: int = 30):
     if broken is not None:
         specs = [s if s.name != broken else DeviceSpec(**{**s.__dict__, "model": {**model, "source": "no-such-model"}})
                  for s in specs]
-    return DeviceGroup(specs, tmp_path, "analysis.testbed.device")
+    return DeviceGroup(specs, tmp_path, "splitsim.analysis.testbed.device")
 
 
 @pytest.mark.slow
 def test_a_device_that_fails_to_start_stops_the_run_and_says_which(tmp_path):
-    from netsim.testbed.errors import DeviceFailure
+    from splitsim.netsim.testbed.errors import DeviceFailure
 
     before = set(device_processes())
     with pytest.raises(DeviceFailure, match="device user1 failed while starting"), _group(tmp_path, "user1") as group:
@@ -149,7 +149,7 @@ def test_a_device_that_fails_to_start_stops_the_run_and_says_which(tmp_path):
 
 @pytest.mark.slow
 def test_a_device_killed_mid_run_stops_the_run_says_which_and_leaves_no_process(tmp_path):
-    from netsim.testbed.errors import DeviceFailure
+    from splitsim.netsim.testbed.errors import DeviceFailure
 
     before = set(device_processes())
     group = _group(tmp_path, rounds=1000)
@@ -206,7 +206,7 @@ def test_devices_that_would_contend_for_the_cores_are_refused_before_any_process
 
 
 def test_the_kernel_shaper_without_the_rights_is_refused(tmp_path, cli, monkeypatch):
-    import netsim.testbed.kernel as kernel
+    import splitsim.netsim.testbed.kernel as kernel
 
     monkeypatch.setattr(kernel, "unavailable_reason", lambda: "creating network namespaces needs root")
     code, _, err = cli("validate", _write(tmp_path, emulation__shaper="kernel"))
@@ -243,7 +243,7 @@ def _frame(rows):
 
 
 def test_the_comparison_sums_busy_seconds_per_kind_and_times_rounds_by_their_last_activity():
-    from netsim.testbed.compare import comparison, round_errors
+    from splitsim.netsim.testbed.compare import comparison, round_errors
 
     predicted = _frame([(0.0, 1.0, "user0", "client_forward", 0, 0, 0), (1.0, 3.0, "user0->main_server",
                         "uplink_activation", 0, 0, 100), (3.0, 4.0, "user0", "client_forward", 0, 1, 0),
@@ -263,7 +263,7 @@ def test_the_comparison_sums_busy_seconds_per_kind_and_times_rounds_by_their_las
 
 
 def test_contention_is_the_share_of_the_run_with_more_devices_computing_than_cores():
-    from netsim.testbed.compare import compute_overlap
+    from splitsim.netsim.testbed.compare import compute_overlap
 
     schedule = _frame([(0.0, 2.0, "user0", "client_forward", 0, 0, 0), (0.0, 1.0, "user1", "client_forward", 1, 0, 0),
                        (0.5, 1.5, "main_server", "server_compute", 0, 0, 0),
@@ -295,13 +295,13 @@ def test_an_interrupted_emulation_leaves_no_process_namespace_or_cgroup(tmp_path
     import subprocess
     import sys
 
-    from netsim.testbed.kernel import PREFIX, unavailable_reason
+    from splitsim.netsim.testbed.kernel import PREFIX, unavailable_reason
 
     if shaper == "kernel" and unavailable_reason():
         pytest.skip(unavailable_reason())
     before = set(device_processes())
     path = _write(tmp_path, emulation={**TINY["emulation"], "rounds": 200, "shaper": shaper, "max_seconds": 3000})
-    command = ["-m", "analysis.cli", "emulate", str(path), "--out", str(tmp_path / "out")] if door == "cli" else \
+    command = ["-m", "splitsim.analysis.cli", "emulate", str(path), "--out", str(tmp_path / "out")] if door == "cli" else \
         ["-c", f"import splitsim; splitsim.run_study({str(path)!r}, {str(tmp_path / 'out')!r})"]
     scratch = tmp_path / "tmp"  # the run's work folder goes here: it must be gone afterwards
     scratch.mkdir()

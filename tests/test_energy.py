@@ -7,16 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from optimizer import OptimizerError, optimise
-from optimizer.energy.structured import solve_energy_kkt
-from optimizer.energy.reference import ipopt_round_objective, nlp_round_objective
-from optimizer.energy.model import transmit_energy_j, upload_seconds_at_power, wideband_transmit_energy_j
-from optimizer.energy.interior_point import solve_energy_rounds
-from optimizer.energy.strategies import (allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy,
+from splitsim.optimizer import OptimizerError, optimise
+from splitsim.optimizer.energy.structured import solve_energy_kkt
+from splitsim.optimizer.energy.reference import ipopt_round_objective, nlp_round_objective
+from splitsim.optimizer.energy.model import transmit_energy_j, upload_seconds_at_power, wideband_transmit_energy_j
+from splitsim.optimizer.energy.interior_point import solve_energy_rounds
+from splitsim.optimizer.energy.strategies import (allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy,
                                          round_problem)
-from optimizer.strategies import OptimisedBandwidth
-from scenarios import EnergyInputs, OptimizerConfig
-from scenarios.types import DelayInputs
+from splitsim.optimizer.strategies import OptimisedBandwidth
+from splitsim.scenarios import EnergyInputs, OptimizerConfig
+from splitsim.scenarios.types import DelayInputs
 
 LN2 = math.log(2.0)
 
@@ -172,9 +172,9 @@ def test_per_user_newton_settles_the_users_where_the_bracketed_roots_do(shift):
     (per-user Newton from a first-order prediction, or from prices `shift` log-units off, with the
     bracketed roots for whoever it leaves) gives the users of a 60-user cell the same prices, binding
     set and responses as the nested bracketed roots alone, a different algorithm."""
-    from optimizer.energy.structured import round_time_floor_s
-    from optimizer.energy.structured_settle import _settle, _settle_users
-    from optimizer.energy.structured_user import _Point
+    from splitsim.optimizer.energy.structured import round_time_floor_s
+    from splitsim.optimizer.energy.structured_settle import _settle, _settle_users
+    from splitsim.optimizer.energy.structured_user import _Point
 
     inputs, energy = random_inputs(np.random.default_rng(5), 60)
     V = np.array([6.0])
@@ -182,7 +182,7 @@ def test_per_user_newton_settles_the_users_where_the_bracketed_roots_do(shift):
     prob = round_problem(inputs, energy, V, np.array([float(np.median(free.energy_j[0]))]))
     assert solve_energy_kkt(prob).converged[0]
     # a settled point at the answer's globals, whose prediction then starts the settle at moved globals
-    import optimizer.energy.structured as kkt
+    import splitsim.optimizer.energy.structured as kkt
 
     z, g = kkt._start(prob)
     g[:, 0] = np.maximum(g[:, 0], round_time_floor_s(prob)) * 1.5
@@ -205,11 +205,11 @@ def _fig2_eta_grid_problem(seed: int, users: int, budget_share: float, energy: d
     """The eta grid's (or `etas`') per-round problems of a FedsLLM cell (`seed`, `energy` settings),
     with a budget `budget_share` of the way from the least energy any allocation needs to what the
     delay-optimal one spends."""
-    from scenarios import parse_scenario
+    from splitsim.scenarios import parse_scenario
 
-    from analysis.world import realise
-    from optimizer import global_rounds, local_iterations
-    from optimizer.eta_search import paper_eta_grid
+    from splitsim.analysis.world import realise
+    from splitsim.optimizer import global_rounds, local_iterations
+    from splitsim.optimizer.eta_search import paper_eta_grid
 
     world = realise(parse_scenario({"name": "e", "seed": seed, "cell": {"users": users}, "theory": {"epsilon0": 0.2},
                                     "study": {"kind": "simulate"}, "energy": energy or {}}))
@@ -227,7 +227,7 @@ def test_structured_solver_crosses_a_kink_that_stalls_newton(monkeypatch):
     """Regression: one user with a clock floor, idle power and a weighted objective, at eta = 0.35:
     Newton on the globals stalls at a kink of the user's response and Powell's hybrid method must
     carry the solve across; the answer equals the interior point's and IPOPT's."""
-    import optimizer.energy.structured as kkt_module
+    import splitsim.optimizer.energy.structured as kkt_module
 
     _, _, prob = _fig2_eta_grid_problem(1, 1, 0.5, {"min_user_cpu_hz": 0.5e9, "idle_power_w": 0.05}, 0.3,
                                         np.array([0.35]))
@@ -263,7 +263,7 @@ def test_structured_solver_solves_every_eta_of_a_small_cell(seed, budget_share):
 def test_each_solver_retries_what_the_other_leaves_unconverged(monkeypatch, primary_users_limit, primary, second):
     """A problem the first solver leaves unconverged is solved again by the other, and the
     allocation is the one the first alone would have given."""
-    import optimizer.energy.strategies as strategies
+    import splitsim.optimizer.energy.strategies as strategies
 
     monkeypatch.setattr(strategies, "BARRIER_MAX_USERS", primary_users_limit)
     world, budget, _ = _fig2_eta_grid_problem(0, 6, 0.5)
@@ -285,8 +285,8 @@ def test_each_solver_retries_what_the_other_leaves_unconverged(monkeypatch, prim
 def test_energy_aware_allocation_beyond_the_interior_point_limit():
     """250 users (above the interior point's 200): the structured solver alone; the budget holds,
     the allocation verifies, and its round at the chosen eta equals IPOPT's."""
-    from optimizer.delay_model import counts_for
-    from optimizer.energy.strategies import BARRIER_MAX_USERS, energy_aware_allocation
+    from splitsim.optimizer.delay_model import counts_for
+    from splitsim.optimizer.energy.strategies import BARRIER_MAX_USERS, energy_aware_allocation
 
     inputs, energy = random_inputs(np.random.default_rng(11), BARRIER_MAX_USERS + 50)
     e_min, _ = minimum_energy_j(inputs, energy)
@@ -314,11 +314,11 @@ def test_budget_below_the_least_energy_is_refused_with_the_user_and_its_need():
 
 
 def test_energy_aware_allocation_meets_budget_and_simulates_to_the_same_energy():
-    from scenarios import parse_scenario
+    from splitsim.scenarios import parse_scenario
 
-    from analysis.allocations import world_allocations
-    from analysis.simulation import simulate_allocation
-    from analysis.world import realise
+    from splitsim.analysis.allocations import world_allocations
+    from splitsim.analysis.simulation import simulate_allocation
+    from splitsim.analysis.world import realise
 
     scenario = parse_scenario({"name": "e", "cell": {"users": 6}, "theory": {"epsilon0": 0.2},
                                "optimizer": {"energy_budget_j": 1.0}, "study": {"kind": "simulate"}})
@@ -342,9 +342,9 @@ def test_energy_aware_allocation_meets_budget_and_simulates_to_the_same_energy()
 
 
 def test_delay_energy_study_writes_front(tmp_path):
-    from scenarios import parse_scenario
+    from splitsim.scenarios import parse_scenario
 
-    from analysis.commands import run_study
+    from splitsim.analysis.commands import run_study
 
     scenario = parse_scenario({"name": "front", "cell": {"users": 5}, "theory": {"epsilon0": 0.2},
                                "study": {"kind": "delay_energy", "energy_budget_points": 3, "tx_power_dbm": [5.0, 10.0]}})
@@ -365,7 +365,7 @@ def test_a_budget_just_above_the_least_energy_is_met_inside_its_narrow_eta_windo
     """1.0005 x the least energy: the window of feasible eta is a few hundredths wide, between the
     coarse grid's points; the search must find it and the allocation meet the budget. The best delay
     is checked against a dense scan of the window (100 etas, the round problem solved at each)."""
-    from optimizer.energy.strategies import _EtaObjective, energy_aware_allocation, feasible_eta_interval
+    from splitsim.optimizer.energy.strategies import _EtaObjective, energy_aware_allocation, feasible_eta_interval
 
     old_grid = np.arange(1, 20) * 0.05
     for seed in range(100):  # a cell whose window falls between the old coarse grid's points
@@ -390,8 +390,8 @@ def test_a_budget_just_above_the_least_energy_is_met_inside_its_narrow_eta_windo
 def test_with_integer_counts_a_budget_only_one_v_meets_is_found():
     from dataclasses import replace
 
-    from optimizer.delay_model import global_rounds
-    from optimizer.energy.strategies import energy_aware_allocation, round_problem
+    from splitsim.optimizer.delay_model import global_rounds
+    from splitsim.optimizer.energy.strategies import energy_aware_allocation, round_problem
 
     inputs, energy = random_inputs(np.random.default_rng(5), 4)
     inputs = replace(inputs, counts="integer")

@@ -15,9 +15,9 @@ import pytest
 from pydantic import BaseModel
 
 import splitsim
-from analysis.studies import ignored_fields, ignored_reason
+from splitsim.analysis.studies import ignored_fields, ignored_reason
 from helpers import REPO
-from scenarios import Scenario, ScenarioError
+from splitsim.scenarios import Scenario, ScenarioError
 
 
 def _leaves(model: type[BaseModel], prefix: str) -> list[str]:

@@ -132,7 +132,7 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path, cli):
 def test_a_sweep_without_a_terminal_logs_its_progress(tmp_path, caplog):
     import splitsim
 
-    with caplog.at_level(logging.INFO, logger="analysis"):
+    with caplog.at_level(logging.INFO, logger="splitsim.analysis"):
         splitsim.sweep(REPO / "scenarios" / "tiny_sfl.yaml", {"theory.epsilon0": [0.1, 0.2, 0.3]}, tmp_path / "s",
                        workers=1)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep: ")]
@@ -168,7 +168,7 @@ def test_the_readmes_sweep_columns_exist_in_a_fig2_sweep(tmp_path):
 
 
 def test_sweep_labels_show_units_not_raw_numbers():
-    from analysis.plots import field_label, field_value
+    from splitsim.analysis.plots import field_label, field_value
 
     assert field_label("radio.uplink_main_bandwidth_hz") == ("uplink main bandwidth", 1e6, "MHz")
     assert field_value("radio.uplink_main_bandwidth_hz", 1e7) == "10 MHz"
@@ -178,7 +178,7 @@ def test_sweep_labels_show_units_not_raw_numbers():
 def test_a_hub_id_that_cannot_be_loaded_fails_validate_in_one_line(tmp_path, cli, monkeypatch):
     """Offline and not cached: one line at validate, not a minute of retries inside profile (#22.13).
     No test touches the network: the probe is replaced where it would connect."""
-    import scenarios.hub as hub
+    import splitsim.scenarios.hub as hub
 
     path = tmp_path / "hub.yaml"
     path.write_text("model:\n  source: some-org/some-model\n  cut_layers: [2]\n  sequence_length: 64\n")
@@ -240,7 +240,7 @@ def test_the_api_remeasures_a_profile_as_the_command_does(tmp_path, caplog):
     scenario = splitsim.parse_scenario({"model": {"source": "bert-tiny", "cut_layers": [1], "sequence_length": 16,
                                                   "batch_size": 2}})
     splitsim.profile(scenario)  # measured, or read from the cache
-    with caplog.at_level(logging.INFO, logger="learning"):
+    with caplog.at_level(logging.INFO, logger="splitsim.learning"):
         again = splitsim.profile(scenario, remeasure=True)
     assert any("profiled bert-tiny" in r.getMessage() for r in caplog.records)
     assert again.environment["load_per_cpu"] is not None

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from learning import (
+from splitsim.learning import (
     LearningError,
     LoraSpec,
     ModelSpec,
@@ -20,8 +20,8 @@ from learning import (
     split_step,
     synthetic_batch,
 )
-from learning.models import block_list
-from scenarios import WorkloadProfile
+from splitsim.learning.models import block_list
+from splitsim.scenarios import WorkloadProfile
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -269,9 +269,9 @@ def test_the_adapters_dtype_is_what_the_scenario_says_and_what_the_profile_count
     """#22.6: peft holds adapters in float32 over a bfloat16 model unless told otherwise
     (autocast_adapter_dtype); model.lora.dtype chooses, and the profile's trainable bytes (what
     FedAvg moves, the gradients, the optimizer state) follow peft's own parameters."""
-    from learning import ModelSpec, profile_model
-    from learning.lora import LoraSpec, apply_lora
-    from learning.models import build_model
+    from splitsim.learning import ModelSpec, profile_model
+    from splitsim.learning.lora import LoraSpec, apply_lora
+    from splitsim.learning.models import build_model
 
     for lora_dtype, nbytes in (("float32", 4), ("auto", 2)):
         model, arch = build_model(ModelSpec("bert-tiny", dtype="bfloat16"))

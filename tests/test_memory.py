@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learning import LoraSpec, ModelSpec, profile_model
-from learning.live_memory import LiveBytes
-from learning.measured_memory import allocator_peak_bytes, measured_tier_peak_bytes
+from splitsim.learning import LoraSpec, ModelSpec, profile_model
+from splitsim.learning.live_memory import LiveBytes
+from splitsim.learning.measured_memory import allocator_peak_bytes, measured_tier_peak_bytes
 
 
 def test_live_bytes_follows_the_allocator():
@@ -82,10 +82,10 @@ def test_checkpointing_adds_one_forward_of_the_blocks(name, task):
     """FLOPs of a real checkpointed split step (every tier checkpointed) against the profile's
     count: the blocks' forward once more. torch stops recomputing once every saved tensor is back,
     so a block that ends in a matmul whose output nothing saves skips it: < 0.5 %."""
-    from learning import apply_lora, build_model
-    from learning.flops import flop_counter
-    from learning.profile import synthetic_batch
-    from learning.split import split_model, split_step
+    from splitsim.learning import apply_lora, build_model
+    from splitsim.learning.flops import flop_counter
+    from splitsim.learning.profile import synthetic_batch
+    from splitsim.learning.split import split_model, split_step
 
     lora, cuts = LoraSpec(rank=4), [2]
     profile = profile_model(ModelSpec(name, task=task), lora, 2, 32, use_cache=False, timed=False)

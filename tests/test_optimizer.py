@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from analysis import realise
-from netsim import simulate_sfl
-from optimizer import (
+from splitsim.analysis import realise
+from splitsim.netsim import simulate_sfl
+from splitsim.optimizer import (
     ConvexSolver,
     OptimizerError,
     PerRoundProblem,
@@ -28,8 +28,8 @@ from optimizer import (
     solve_single_pool,
     verify_allocation,
 )
-from optimizer.fdma_math import bandwidth_for_time_hz, phi, phi_derivatives, phi_inverse
-from scenarios import OptimizerConfig, TheoryConfig, fdma_rate_bps
+from splitsim.optimizer.fdma_math import bandwidth_for_time_hz, phi, phi_derivatives, phi_inverse
+from splitsim.scenarios import OptimizerConfig, TheoryConfig, fdma_rate_bps
 
 from helpers import small_scenario
 
@@ -126,7 +126,7 @@ def test_symmetric_case_equals_single_pool_lambert_w_bisection(seed):
     P_pool, b = solve_single_pool(prob)
     # start Newton far away (equal bandwidth) so it has to find the optimum by itself
     k = len(b)
-    from optimizer.structured import _consistent_state
+    from splitsim.optimizer.structured import _consistent_state
 
     u = np.log(prob.c_s_hz * k / prob.B_s_hz)[None, :]
     far = _consistent_state(prob, np.array([prob.V]), u, u.copy()).row(0)
@@ -187,7 +187,7 @@ def test_exact_eta_search_beats_grid_and_matches_brute_force(counts):
     opt = optimise(inputs, OptimizerConfig(strategies=["proposed"]))["proposed"]
     assert opt.T_s <= opt.details["T_grid_s"] * (1 + 1e-12)
     # brute force on a fine grid with the equal-bandwidth rule (cheap and independent of Newton)
-    from optimizer import EqualBandwidth
+    from splitsim.optimizer import EqualBandwidth
 
     rule = EqualBandwidth(inputs)
     fine = np.linspace(1e-3, 0.999, 20001)

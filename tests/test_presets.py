@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from learning import LoraSpec, apply_lora
-from learning.models import build_config, ModelSpec, find_block_path
-from scenarios.presets import PRESETS
+from splitsim.learning import LoraSpec, apply_lora
+from splitsim.learning.models import build_config, ModelSpec, find_block_path
+from splitsim.scenarios.presets import PRESETS
 
 # Total parameters as published for each checkpoint (the hub's safetensors metadata, shown on
 # each model page as "Model size"; for Llama also Meta's model cards: 1.24 B, 3.21 B, 8.03 B, 70.6 B).
@@ -29,7 +29,7 @@ PUBLISHED_PARAMETERS = {
 
 
 def meta_model(name: str, task: str = "causal_lm"):
-    from learning.models import _model_class, architecture_of
+    from splitsim.learning.models import _model_class, architecture_of
 
     config = build_config(ModelSpec(name, task=task))
     with torch.device("meta"):
@@ -85,8 +85,8 @@ def test_the_block_finder_falls_back_to_the_longest_list_of_identical_blocks():
 # ---- weight-free profiles (model.weights: none) ---------------------------------------------------
 
 def _profiles(name: str, batch: int, seq: int | None, rank: int = 2):
-    from learning import ModelSpec as Spec
-    from learning import profile_model
+    from splitsim.learning import ModelSpec as Spec
+    from splitsim.learning import profile_model
 
     real = profile_model(Spec(name), LoraSpec(rank=rank), batch, seq, use_cache=False, timed=False)
     free = profile_model(Spec(name, weights="none"), LoraSpec(rank=rank), batch, seq, use_cache=False, timed=False)
@@ -131,7 +131,7 @@ def test_weight_free_equals_real_on_a_model_over_100m_parameters():
 # ---- memory levers ------------------------------------------------------------------------------
 
 def test_nf4_storage_is_the_qlora_papers_4_127_bits_per_weight():
-    from learning.quant import NF4_CONSTANT_BYTES, quantised_weight_bytes
+    from splitsim.learning.quant import NF4_CONSTANT_BYTES, quantised_weight_bytes
 
     numel = 4096 * 14336  # one Llama-3.1-8B MLP projection
     # per weight, less the tensor's code tables and offset (1,092 bytes: 2e-5 bits a weight here)
@@ -142,8 +142,8 @@ def test_nf4_storage_is_the_qlora_papers_4_127_bits_per_weight():
 
 
 def test_quantising_the_base_changes_only_the_frozen_linear_bytes():
-    from learning import ModelSpec as Spec
-    from learning import profile_model
+    from splitsim.learning import ModelSpec as Spec
+    from splitsim.learning import profile_model
 
     def profile(base):
         return profile_model(Spec("llama-tiny", task="causal_lm", weights="none", dtype="bfloat16", base_dtype=base),
@@ -153,7 +153,7 @@ def test_quantising_the_base_changes_only_the_frozen_linear_bytes():
     model, arch = meta_model("llama-tiny")
     blocks = model.get_submodule(find_block_path(model, "decoder"))
     linear = [m for m in blocks.modules() if isinstance(m, nn.Linear)]
-    from learning.quant import quantised_weight_bytes
+    from splitsim.learning.quant import quantised_weight_bytes
 
     saved = sum(2 * m.weight.numel() - quantised_weight_bytes(m.weight.numel(), m.out_features, "nf4") for m in linear)
     assert bf16.whole().param_bytes - nf4.whole().param_bytes == saved
@@ -176,7 +176,7 @@ def test_vit_forward_flops_equal_deits_published_counts(name, tmp_path):
     closed form 2·tokens·r·(in + out), halved, round to the published multiply-add counts."""
     from transformers import ViTConfig
 
-    from learning import profile_model
+    from splitsim.learning import profile_model
 
     hidden, heads, published = DEIT_PUBLISHED_GMAC[name]
     ViTConfig(hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden, num_hidden_layers=12,
@@ -200,8 +200,8 @@ def _peft_counts(name: str, rank: int) -> tuple[int, int]:
 
 
 def _whole_tier_counts(name: str, rank: int):
-    from learning import ModelSpec as Spec
-    from learning import profile_model
+    from splitsim.learning import ModelSpec as Spec
+    from splitsim.learning import profile_model
 
     profile = profile_model(Spec(name, task="causal_lm", weights="none"), LoraSpec(rank=rank), 1, 16,
                             use_cache=False, timed=False)

@@ -8,8 +8,8 @@ import warnings
 
 import pytest
 
-from learning import LoraSpec, ModelSpec, profile_model
-from learning.bnb_reference import bitsandbytes_available
+from splitsim.learning import LoraSpec, ModelSpec, profile_model
+from splitsim.learning.bnb_reference import bitsandbytes_available
 
 pytestmark = pytest.mark.skipif(not bitsandbytes_available(), reason="bitsandbytes is not installed (dev extra)")
 
@@ -35,8 +35,8 @@ def test_each_layer_stores_what_the_accounting_counts(base):
     """Every linear layer bitsandbytes quantised: its packed weight and every tensor of its
     quantisation state (absmax, their double quantisation, the code tables, the offset; int8's row
     scales) add up to `quantised_weight_bytes`, byte for byte."""
-    from learning.bnb_reference import build_quantised_model, quantised_linears, stored_bytes
-    from learning.quant import quantised_weight_bytes
+    from splitsim.learning.bnb_reference import build_quantised_model, quantised_linears, stored_bytes
+    from splitsim.learning.quant import quantised_weight_bytes
 
     model, _ = build_quantised_model(wide(base))
     layers = quantised_linears(model)
@@ -53,7 +53,7 @@ def test_the_profiles_base_is_the_checkpoint_transformers_writes(base, dtype, tm
     4-bit / 8-bit checkpoint layout), less what the checkpoint keeps as serialisation metadata:
     nf4's quant-state JSON (which carries the fp32 absmax offset, held in memory as a tensor) and
     int8's one-byte weight-format marker."""
-    from learning.bnb_reference import build_quantised_model, checkpoint_tensor_bytes
+    from splitsim.learning.bnb_reference import build_quantised_model, checkpoint_tensor_bytes
 
     model, _ = build_quantised_model(wide(base, dtype))
     tensors = checkpoint_tensor_bytes(model, tmp_path / "quantised")
@@ -72,7 +72,7 @@ def test_a_qlora_tier_is_within_5_percent_of_bitsandbytes_measured_peak(dtype, t
     """A real QLoRA step (nf4 base quantised by bitsandbytes, peft's bitsandbytes LoRA layers) of
     either tier at cut 2, in steady state, measured by the CPU allocator, against the weight-free
     profile's figure: within 5 % and never more than 1 % below."""
-    from learning.measured_memory import measured_tier_peak_bytes
+    from splitsim.learning.measured_memory import measured_tier_peak_bytes
 
     lora = LoraSpec(rank=8)
     measured = measured_tier_peak_bytes(wide("nf4", dtype), lora, 4, 128, [2], tier)
@@ -86,7 +86,7 @@ def test_the_dequantised_weight_is_in_the_peak():
     """With few tokens the weight bitsandbytes dequantises for each matmul (4 MiB for an MLP
     projection in fp32) is the largest thing a step allocates: the accounting that left it out was
     15 % below the measured peak of a 16-token step; now it is never below and at most 8 % above."""
-    from learning.measured_memory import measured_tier_peak_bytes
+    from splitsim.learning.measured_memory import measured_tier_peak_bytes
 
     lora = LoraSpec(rank=8)
     measured = measured_tier_peak_bytes(wide("nf4"), lora, 1, 16, [2], 0)

@@ -12,17 +12,17 @@ import pytest
 import simpy
 from scipy import integrate
 
-from analysis import realise
-from analysis.allocations import world_allocations
-from analysis.replan import replan_spec
-from netsim import simulate_sfl
-from netsim.engine import KIND, EventLog, work_fractions
-from netsim.protocols.sfl import run_sfl
-from netsim.simulate import build_sfl_plan
-from optimizer.allocation import per_round_problem
-from optimizer.convex import ConvexSolver
-from optimizer.ergodic import effective_snr_coeff_hz, ergodic_rate_bps
-from scenarios import fdma_rate_bps, rng_for
+from splitsim.analysis import realise
+from splitsim.analysis.allocations import world_allocations
+from splitsim.analysis.replan import replan_spec
+from splitsim.netsim import simulate_sfl
+from splitsim.netsim.engine import KIND, EventLog, work_fractions
+from splitsim.netsim.protocols.sfl import run_sfl
+from splitsim.netsim.simulate import build_sfl_plan
+from splitsim.optimizer.allocation import per_round_problem
+from splitsim.optimizer.convex import ConvexSolver
+from splitsim.optimizer.ergodic import effective_snr_coeff_hz, ergodic_rate_bps
+from splitsim.scenarios import fdma_rate_bps, rng_for
 
 from helpers import run_cli, small_scenario
 
@@ -298,7 +298,7 @@ def test_rechosen_eta_is_the_best_eta_for_the_channel_it_knows():
     solver = ConvexSolver(inputs.users)
 
     def T(e):
-        from optimizer.delay_model import counts_for
+        from splitsim.optimizer.delay_model import counts_for
         v, i0 = counts_for(inputs, e)
         return i0 * solver.solve(per_round_problem(inputs, v)).P_s
 
@@ -309,7 +309,7 @@ def test_rechosen_eta_is_the_best_eta_for_the_channel_it_knows():
 
 
 def test_robustness_variants_cross_intervals_delays_and_eta():
-    from analysis.studies.robustness import replan_variants
+    from splitsim.analysis.studies.robustness import replan_variants
 
     scenario = small_scenario(cell={"users": 6}, channel=WALKING,
                               optimizer={"strategies": STRATEGIES, "replan_solve_s": 0.02},
@@ -336,10 +336,10 @@ def test_the_tracks_shadowing_follows_the_gudmundson_law_the_forecast_plans_on()
     """The track's shadowing t seconds on, given its value now: mean rho·S, variance sigma^2 (1 - rho^2),
     rho = exp(-v t / d_corr) (Gudmundson 1991), over 20,000 walking users; the forecast's samples
     are that law's quantiles."""
-    from netsim.channel import sample_channel
-    from netsim.dynamics import ChannelTrack
-    from netsim.replanning import ShadowingForecast
-    from scenarios import CellConfig, ChannelConfig, RadioConfig
+    from splitsim.netsim.channel import sample_channel
+    from splitsim.netsim.dynamics import ChannelTrack
+    from splitsim.netsim.replanning import ShadowingForecast
+    from splitsim.scenarios import CellConfig, ChannelConfig, RadioConfig
 
     k, sigma, v, d = 20_000, 8.0, 1.5, 50.0
     cell = CellConfig(users=k, side_m=500, shape="square")

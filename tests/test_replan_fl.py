@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import realise
-from analysis.replan import _fl_busy, fl_allocations, fl_replan_spec
-from netsim import build_fl_plan, run_plan
-from optimizer.fl_bandwidth import fl_min_max_bandwidth
-from scenarios import fdma_rate_bps, parse_scenario, rng_for
+from splitsim.analysis import realise
+from splitsim.analysis.replan import _fl_busy, fl_allocations, fl_replan_spec
+from splitsim.netsim import build_fl_plan, run_plan
+from splitsim.optimizer.fl_bandwidth import fl_min_max_bandwidth
+from splitsim.scenarios import fdma_rate_bps, parse_scenario, rng_for
 
 from helpers import run_cli
 
@@ -131,7 +131,7 @@ def test_perfect_csi_every_round_each_round_is_its_prediction_and_cvxpys_optimum
     np.testing.assert_allclose(rounds, np.asarray(rep.predicted_round_s), rtol=1e-9)
     assert result.extra["replan_solves"] == (4 if users == "all" else 5)  # participants: round 0's set too
     busy = _fl_busy(world, "none")(np.ones(scenario.cell.users))
-    from netsim.channel import round_gain_factors
+    from splitsim.netsim.channel import round_gain_factors
     factors = round_gain_factors(world.channel, scenario.channel, 5, rng_for(scenario.seed, "robustness/0"))
     for r in (1, 3):
         who, band, hold = seen[r]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import SCENARIO_DIR, Scenario, ScenarioError, load_scenario, parse_scenario, scenario_to_yaml, set_path
+from splitsim.scenarios import SCENARIO_DIR, Scenario, ScenarioError, load_scenario, parse_scenario, scenario_to_yaml, set_path
 
 SHIPPED = sorted(SCENARIO_DIR.glob("*.yaml"))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import realise
-from analysis.schemes import run_scheme, scheme_memory_bytes
-from netsim import FlPlan, SlPlan, SplitLlmPlan, run_plan
-from scenarios import ChannelConfig, SimulationConfig
+from splitsim.analysis import realise
+from splitsim.analysis.schemes import run_scheme, scheme_memory_bytes
+from splitsim.netsim import FlPlan, SlPlan, SplitLlmPlan, run_plan
+from splitsim.scenarios import ChannelConfig, SimulationConfig
 
 from helpers import small_scenario
 
@@ -126,9 +126,9 @@ def test_sfl_epoch_run_equals_its_allocation():
     world = tiny_world()
     outcome = run_scheme(world, "sfl")
     # three rounds of one local epoch; the DES equals the delay model of the epoch allocation
-    from optimizer import delay_inputs_from_profile, epoch_allocation
+    from splitsim.optimizer import delay_inputs_from_profile, epoch_allocation
     from dataclasses import replace
-    from scenarios import rng_for
+    from splitsim.scenarios import rng_for
 
     s = world.scenario
     model = s.model.model_copy(update={"cut_layers": [1]})
@@ -176,8 +176,8 @@ def test_simulate_command_runs_the_scenarios_scheme(cli, tmp_path):
 
 def test_tiers_are_checked_against_what_the_device_leaves_to_the_app():
     """#22.5: a phone's OS keeps part of its RAM; a tier is checked against the rest."""
-    from analysis.schemes import fits, tier_limits
-    from scenarios import DEVICES, parse_scenario
+    from splitsim.analysis.schemes import fits, tier_limits
+    from splitsim.scenarios import DEVICES, parse_scenario
 
     phone = DEVICES["phone-8gb"]
     assert phone.usable_memory_bytes == phone.memory_bytes - int(2.5e9)

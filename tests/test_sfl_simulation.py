@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from analysis import realise
-from netsim import NetsimError, simulate_sfl
-from optimizer import equal_bandwidth_allocation
-from scenarios import Allocation, SimulationConfig
+from splitsim.analysis import realise
+from splitsim.netsim import NetsimError, simulate_sfl
+from splitsim.optimizer import equal_bandwidth_allocation
+from splitsim.scenarios import Allocation, SimulationConfig
 
 from helpers import small_scenario
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scenarios import SCENARIO_DIR, load_scenario
+from splitsim.scenarios import SCENARIO_DIR, load_scenario
 
 TINY_MODEL = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32}
 
@@ -212,7 +212,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path):
     base = tmp_path / "b.yaml"
     base.write_text(SWEEP_BASE)
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "analysis.cli", "sweep", str(base), "--set", "cell.users=2,3,4,5,6,7,8,9",
+    cmd = [sys.executable, "-m", "splitsim.analysis.cli", "sweep", str(base), "--set", "cell.users=2,3,4,5,6,7,8,9",
            "--out", str(out), "--workers", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -261,8 +261,8 @@ def test_one_local_iteration_is_one_mini_batch_step_in_delay_and_traffic_alike(t
     a, b = tables
     assert list(a["T_proposed_s"]) == list(b["T_proposed_s"])
     assert list(a["user_traffic_gib_per_round"]) == list(b["user_traffic_gib_per_round"])
-    from optimizer import convergence_constants
-    from optimizer.delay_model import local_iterations
+    from splitsim.optimizer import convergence_constants
+    from splitsim.optimizer.delay_model import local_iterations
 
     profile = splitsim.profile(scenario)
     _, v = convergence_constants(scenario.theory)

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from netsim.testbed import ShapedSender
-from netsim.testbed.kernel import KernelLinks, unavailable_reason
-from netsim.testbed.probe import goodput_bps, receive_all
+from splitsim.netsim.testbed import ShapedSender
+from splitsim.netsim.testbed.kernel import KernelLinks, unavailable_reason
+from splitsim.netsim.testbed.probe import goodput_bps, receive_all
 
 
 class _FakeSocket:
@@ -92,7 +92,7 @@ def test_the_kernel_shaper_delivers_its_rate_within_2_percent_and_leaves_nothing
         links.add_device("user")
         links.add_device("server")
         user_ip, server_ip = links.link("user", "server", rate_bps, rate_bps)
-        receiver = subprocess.Popen(links.command("server", [sys.executable, "-m", "netsim.testbed.probe", server_ip,
+        receiver = subprocess.Popen(links.command("server", [sys.executable, "-m", "splitsim.netsim.testbed.probe", server_ip,
                                                              "5001"]), stdout=subprocess.PIPE, text=True)
         try:
             assert receiver.stdout.readline().strip() == "ready"
@@ -110,7 +110,7 @@ def test_the_kernel_shaper_delivers_its_rate_within_2_percent_and_leaves_nothing
 def test_tensors_cross_the_wire_bit_for_bit_with_a_stated_overhead():
     import torch
 
-    from netsim.testbed import wire
+    from splitsim.netsim.testbed import wire
 
     tensors = {"hidden": torch.randn(4, 16, 32).to(torch.bfloat16), "mask": torch.ones(4, 16, dtype=torch.bool),
                "ids": torch.arange(64).reshape(4, 16), "lora_A": torch.randn(8, 32), "empty": torch.zeros(0)}
@@ -129,7 +129,7 @@ def test_tensors_cross_the_wire_bit_for_bit_with_a_stated_overhead():
 
 
 def test_a_truncated_message_is_an_error_not_a_hang():
-    from netsim.testbed import wire
+    from splitsim.netsim.testbed import wire
 
     a, b = socket.socketpair()
     with b:
@@ -160,7 +160,7 @@ class _Control:
 
 
 def test_a_slower_device_stretches_every_step_of_its_work_and_its_calibration_by_its_share():
-    from netsim.testbed.device import Device, DeviceSpec
+    from splitsim.netsim.testbed.device import Device, DeviceSpec
 
     spec = DeviceSpec(name="user0", role="sfl_user", user=0, model={}, cuts=(1,), users=1, rounds=1, local_steps=1,
                       compute_share=0.25)

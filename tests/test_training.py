@@ -18,10 +18,10 @@ import pytest
 import torch
 import yaml
 
-from learning import LearningError, LoraSpec, ModelSpec, apply_lora, build_model
-from learning.data import HashTokenizer, load_cifar100, load_mrpc, partition, partition_summary, read_mrpc, synthetic_task
-from learning.fedavg import fedavg
-from learning.train import FederatedTrainer, TrainSettings, classification_metrics
+from splitsim.learning import LearningError, LoraSpec, ModelSpec, apply_lora, build_model
+from splitsim.learning.data import HashTokenizer, load_cifar100, load_mrpc, partition, partition_summary, read_mrpc, synthetic_task
+from splitsim.learning.fedavg import fedavg
+from splitsim.learning.train import FederatedTrainer, TrainSettings, classification_metrics
 
 from helpers import SHARED
 
@@ -238,7 +238,7 @@ def test_resumed_training_equals_an_uninterrupted_run(cli, tmp_path):
 def _train_until_the_first_checkpoint(path: Path, out: Path, **popen) -> tuple[list[str], subprocess.Popen]:
     """(the command, its process) of `splitsim train` started in the background and left running
     until its first checkpoint (SplitLLM, IID) is written."""
-    cmd = [sys.executable, "-m", "analysis.cli", "train", str(path), "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "splitsim.analysis.cli", "train", str(path), "--out", str(out), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **popen)
     deadline = time.time() + 180
     while time.time() < deadline and not (out / "checkpoints" / "splitllm-iid.pt").exists():
@@ -336,7 +336,7 @@ def test_evaluation_in_length_sorted_trimmed_batches_equals_the_padded_one(sourc
     """Rows of many lengths (padding masked): the trimmed batches give the padded batches' loss,
     accuracy and F1 (the logits of the real tokens do not depend on masked padding); left-padded
     rows are not cut."""
-    from learning.data import TaskData
+    from splitsim.learning.data import TaskData
 
     base = synthetic_task("text", 150, 2, seed=3, vocab_size=1000, sequence_length=24)
     lengths = torch.randint(3, 25, (150,), generator=torch.Generator().manual_seed(0))

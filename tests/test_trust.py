@@ -92,7 +92,7 @@ def _slow_sweep(tmp_path: Path) -> tuple[list[str], Path]:
         "name": "slow", "seed": 7, "cell": {"users": 40}, "workload": {"dataset_samples": 4000},
         "theory": {"epsilon0": 0.01}, "simulation": {"record_events": False}, "study": {"kind": "simulate"}})
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "analysis.cli", "sweep", str(base), "--set", "seed=1,2,3,4,5,6,7,8",
+    cmd = [sys.executable, "-m", "splitsim.analysis.cli", "sweep", str(base), "--set", "seed=1,2,3,4,5,6,7,8",
            "--out", str(out), "--workers", "2"]
     return cmd, out
 
@@ -156,8 +156,8 @@ def test_sweeping_a_field_the_study_does_not_read_is_an_error(cli, tmp_path):
 
 
 def test_the_readmes_sweep_example_changes_every_row():
-    from analysis.sweep import expand_grid, parse_set
-    from scenarios import read_yaml
+    from splitsim.analysis.sweep import expand_grid, parse_set
+    from splitsim.scenarios import read_yaml
 
     readme = (REPO / "README.md").read_text()
     command = readme[readme.index(".venv/bin/splitsim sweep"):].split("```")[0]
@@ -192,7 +192,7 @@ def test_a_field_set_in_a_file_that_does_nothing_is_a_warning(cli, tmp_path):
 # ---- 4. comparisons on equal terms -----------------------------------------------------------------
 
 def _splitllm_world(edges: int, spectrum: str, downlink: bool = False):
-    from analysis import realise
+    from splitsim.analysis import realise
 
     return realise(small_scenario(scheme="splitllm", cell={"users": 8, "edge_servers": edges},
                                   radio={"edge_spectrum": spectrum}, model={**TINY_MODEL, "cut_layers": [1, 3]},
@@ -201,8 +201,8 @@ def _splitllm_world(edges: int, spectrum: str, downlink: bool = False):
 
 
 def _plan(world):
-    from netsim import build_splitllm_plan
-    from scenarios import rng_for
+    from splitsim.netsim import build_splitllm_plan
+    from splitsim.scenarios import rng_for
 
     s = world.scenario
     return build_splitllm_plan(world.profile, s.model.cut_layers, s.compute, s.radio, s.simulation, s.channel,
@@ -249,7 +249,7 @@ def test_splitllm_full_reuse_sees_the_other_edges_users():
 
 
 def test_with_one_edge_both_spectrum_plans_agree():
-    from analysis.schemes import run_scheme
+    from splitsim.analysis.schemes import run_scheme
 
     a = run_scheme(_splitllm_world(1, "orthogonal"), "splitllm").result.total_delay_s
     b = run_scheme(_splitllm_world(1, "reuse"), "splitllm").result.total_delay_s
@@ -269,8 +269,8 @@ def test_scheme_comparison_states_its_spectrum_plan(cli, tmp_path):
 
 
 def test_profile_tables_count_sl_adapters_and_the_simulators_batches():
-    from analysis import realise
-    from analysis.profile_report import batches_per_round, traffic_table
+    from splitsim.analysis import realise
+    from splitsim.analysis.profile_report import batches_per_round, traffic_table
 
     scenario = small_scenario(cell={"users": 7}, workload={"dataset_samples": 250, "data_split": "multinomial"},
                               model={**TINY_MODEL, "cut_layers": [1]})
@@ -382,7 +382,7 @@ def test_profile_says_when_it_measures_and_when_it_reads_the_cache(cli, tmp_path
 # ---- 9. a workflow from Python ---------------------------------------------------------------------
 
 def test_model_copy_validates():
-    from scenarios import ScenarioError
+    from splitsim.scenarios import ScenarioError
 
     scenario = small_scenario()
     with pytest.raises(ScenarioError, match="users"):
@@ -450,8 +450,8 @@ def test_zero_workers_is_an_error(cli, tmp_path):
 
 
 def test_relative_paths_resolve_against_the_scenario_file(cli, tmp_path, monkeypatch):
-    from analysis.world import load_profile
-    from scenarios import load_scenario
+    from splitsim.analysis.world import load_profile
+    from splitsim.scenarios import load_scenario
 
     folder = tmp_path / "study"
     folder.mkdir()
@@ -468,7 +468,7 @@ def test_relative_paths_resolve_against_the_scenario_file(cli, tmp_path, monkeyp
 @pytest.fixture
 def figures(monkeypatch):
     """Keep each figure a plot function makes (instead of saving and closing it)."""
-    import analysis.plots as plots
+    import splitsim.analysis.plots as plots
 
     kept = []
     monkeypatch.setattr(plots, "_save", lambda fig, path, **layout: kept.append(fig) or path)
@@ -476,7 +476,7 @@ def figures(monkeypatch):
 
 
 def test_cut_plot_shows_every_tier_against_its_limit_and_traffic_on_its_own_axis(figures, tmp_path):
-    from analysis import plots
+    from splitsim.analysis import plots
 
     table = pd.DataFrame({"cut": [1, 2, 3], "user_memory_gib": [0.3, 0.6, 0.9], "server_memory_gib": [30.0, 20.0, 9.0],
                           "feasible": [False, True, True], "T_proposed_s": [1.0, 2.0, 3.0], "T_BA_s": [2.0, 3.0, 4.0],
@@ -496,7 +496,7 @@ def test_cut_plot_shows_every_tier_against_its_limit_and_traffic_on_its_own_axis
 
 
 def test_scheme_comparison_memory_is_on_a_log_axis_and_colours_follow_the_schemes(figures, tmp_path):
-    from analysis import plots
+    from splitsim.analysis import plots
 
     table = pd.DataFrame({"label": ["SplitLLM", "FL"], "delay_s": [10.0, 5.0], "user_traffic_gib_per_round": [0.1, 0.01],
                           "user_memory_gib": [0.26, 2.1], "edge_memory_gib": [0.8, np.nan],
@@ -509,7 +509,7 @@ def test_scheme_comparison_memory_is_on_a_log_axis_and_colours_follow_the_scheme
 
 
 def test_joint_cut_plot_shows_delay_eta_and_bandwidth(figures, tmp_path):
-    from analysis import plots
+    from splitsim.analysis import plots
 
     table = pd.DataFrame({"cut": [1, 2], "T_proposed_s": [10.0, 12.0], "eta_proposed": [0.9, 0.8],
                           "feasible": [True, False]})
@@ -529,7 +529,7 @@ def test_interrupted_study_says_how_to_rerun_and_the_rerun_completes(tmp_path):
         "name": "front", "cell": {"users": 6}, "theory": {"epsilon0": 0.2},
         "study": {"kind": "delay_energy", "energy_budget_points": 200, "tx_power_dbm": [10.0]}})
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "analysis.cli", "run", str(path), "--out", str(out)]
+    cmd = [sys.executable, "-m", "splitsim.analysis.cli", "run", str(path), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120

@@ -70,7 +70,7 @@ def _same(a, b, where=""):
 
 def _json_like(data):
     """What write_json makes of a Python summary: numpy to lists, non-finite floats to None."""
-    from analysis.outputs import _clean
+    from splitsim.analysis.outputs import _clean
 
     return _clean(data)
 
@@ -167,7 +167,7 @@ def test_optimise_in_python_keeps_whole_prbs_and_the_energy_budget():
                                    {"optimizer.energy_budget_j": budget, "study.kind": "simulate",
                                     "study.tx_power_dbm": [10.0]})
     world = splitsim.realise(energy)
-    from analysis.allocations import allocation_energy_summary
+    from splitsim.analysis.allocations import allocation_energy_summary
 
     proposed = splitsim.optimise(world)["proposed"]
     assert allocation_energy_summary(world, proposed)["worst_user_j"] <= budget * (1 + 1e-6)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import difflib
 
-from scenarios import DYNAMIC_STRATEGIES, Problem, Scenario
-from scenarios.checks import dynamics_applied, generic_ignored_fields
-from scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
+from splitsim.scenarios import DYNAMIC_STRATEGIES, Problem, Scenario
+from splitsim.scenarios.checks import dynamics_applied, generic_ignored_fields
+from splitsim.scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
 
 from . import (convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
                scheme_comparison, simulate)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scenarios import Problem, Scenario
+from splitsim.scenarios import Problem, Scenario
 
 SCHEMES = ("sfl", "splitllm", "fl", "sl")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scenarios import InputError, Problem, Scenario
+from splitsim.scenarios import InputError, Problem, Scenario
 
 from .. import plots
 from ..metrics import delay_metric
@@ -64,14 +64,14 @@ def run_scenario(scenario: Scenario, local_steps: int, seed: int) -> Scenario:
 
 
 def cache_dir() -> Path:
-    from learning.profile import cache_dir as profiles
+    from splitsim.learning.profile import cache_dir as profiles
 
     return profiles().parent / "convergence"
 
 
 def _train_runs(scenario: Scenario, plan: list[tuple[int, int]], data, world, progress: bool | None) -> list[dict]:
     """Train (or resume, or reuse from the cache) every (V, seed) of `plan`; one dict per run."""
-    from learning.data import partition as split_users
+    from splitsim.learning.data import partition as split_users
 
     from ..train_run import _fingerprint, train_one
 
@@ -102,7 +102,7 @@ def _train_runs(scenario: Scenario, plan: list[tuple[int, int]], data, world, pr
 
 def strategy_table(world, scenario: Scenario, constants: dict[str, tuple[float, float]]) -> pd.DataFrame:
     """Per (source, strategy): the chosen eta and V, the rounds and the delay to the target."""
-    from optimizer import optimise
+    from splitsim.optimizer import optimise
 
     rows = []
     for source, (a, v) in constants.items():
@@ -114,7 +114,7 @@ def strategy_table(world, scenario: Scenario, constants: dict[str, tuple[float, 
 
 def round_seconds_at(world, scenario: Scenario, local_steps: int, v: float) -> float:
     """The optimised round time (bandwidth chosen) at V local steps: FE's allocation at eta = 2^(-V/v)."""
-    from optimizer import optimise
+    from splitsim.optimizer import optimise
 
     eta = 2.0 ** (-local_steps / v)
     at_v = scenario.optimizer.model_copy(update={"strategies": ["FE"], "fixed_eta": eta})
@@ -123,9 +123,9 @@ def round_seconds_at(world, scenario: Scenario, local_steps: int, v: float) -> f
 
 
 def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
-    from optimizer import convergence_constants
-    from optimizer.convergence_fit import fedsllm_rounds, fit_all, leave_one_out, rounds_points
-    from scenarios.convergence_file import CONVERGENCE_FORMAT, scenario_identity
+    from splitsim.optimizer import convergence_constants
+    from splitsim.optimizer.convergence_fit import fedsllm_rounds, fit_all, leave_one_out, rounds_points
+    from splitsim.scenarios.convergence_file import CONVERGENCE_FORMAT, scenario_identity
 
     from ..train_run import _base_config, _check, _load_task
     from ..world import realise
@@ -279,7 +279,7 @@ def _report(scenario, source, out, runs, points, never, fits, holdout, strategie
 
 
 def problems(scenario: Scenario) -> list[Problem]:
-    from scenarios.checks import training_problems
+    from splitsim.scenarios.checks import training_problems
 
     out = []
     if scenario.model is not None and scenario.scheme in STUDY_SCHEMES:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from netsim import simulate_sfl
-from optimizer import delay_inputs_from_profile, optimise
-from optimizer.energy.strategies import allocation_energy_j
-from scenarios import InputError, Problem, Scenario, rng_for
-from scenarios.checks import model_facts
+from splitsim.netsim import simulate_sfl
+from splitsim.optimizer import delay_inputs_from_profile, optimise
+from splitsim.optimizer.energy.strategies import allocation_energy_j
+from splitsim.scenarios import InputError, Problem, Scenario, rng_for
+from splitsim.scenarios.checks import model_facts
 
 from .. import plots
 from ..guards import check_allocations

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimizer import optimise
-from optimizer.energy.strategies import allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy
-from scenarios import Problem, Scenario
+from splitsim.optimizer import optimise
+from splitsim.optimizer.energy.strategies import allocation_energy_j, check_budget, minimum_energy_j, optimise_with_energy
+from splitsim.scenarios import Problem, Scenario
 
 from .. import plots
 from ..guards import check_energy

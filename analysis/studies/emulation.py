@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scenarios import InputError, Problem, Scenario
+from splitsim.scenarios import InputError, Problem, Scenario
 
 from .. import plots
 from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
@@ -37,8 +37,8 @@ from .base import Study
 HEADLINE = ("the absolute relative error (%) of the simulator's round durations against the rounds measured on "
             "real device processes over shaped links: median and worst over the rounds")
 STUDY_SCHEMES = ("sfl", "sl", "fl", "splitllm")
-ENTRY = "analysis.testbed.device"
-"""The device processes' entry module (`python -m analysis.testbed.device SPEC CONTROL`)."""
+ENTRY = "splitsim.analysis.testbed.device"
+"""The device processes' entry module (`python -m splitsim.analysis.testbed.device SPEC CONTROL`)."""
 LOOPBACK_MAX_BPS = 5e9
 """The fastest link the application shaper is asked to realise: well below what loopback TCP carries
 on a small host (tens of Gbit/s), so that the pacing, not the host, sets the rate."""
@@ -98,7 +98,7 @@ def problems(scenario: Scenario) -> list[Problem]:
     elif em.ray_address is not None:
         out.append(Problem("emulation.ray_address", "read with emulation.launcher: ray only", em.ray_address, True))
     if em.shaper == "kernel" and em.launcher != "ray":
-        from netsim.testbed.kernel import unavailable_reason
+        from splitsim.netsim.testbed.kernel import unavailable_reason
 
         reason = unavailable_reason()
         if reason:
@@ -142,7 +142,7 @@ def check_host(scenario: Scenario, world):
     host's cores (checked again once the devices have calibrated)."""
     import torch
 
-    from learning.profile import available_memory_bytes, specs_from_config, weight_bytes
+    from splitsim.learning.profile import available_memory_bytes, specs_from_config, weight_bytes
 
     from ..schemes import scheme_memory_bytes
 
@@ -174,8 +174,8 @@ def role_times(per_device: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def _calibrated_testbed(scenario: Scenario, world, calibration: dict[str, float]):
-    from analysis.allocations import world_allocations
-    from netsim.testbed.plans import fl_testbed, sfl_testbed, sl_testbed, splitllm_testbed
+    from splitsim.analysis.allocations import world_allocations
+    from splitsim.netsim.testbed.plans import fl_testbed, sfl_testbed, sl_testbed, splitllm_testbed
 
     em = scenario.emulation
     model = scenario.model.model_dump()
@@ -203,7 +203,7 @@ def _rate_field(scenario: Scenario, kind: str) -> str:
 
 def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
     """What the calibrated, simulated plan says this host cannot do: one line naming the field."""
-    from netsim.testbed.compare import compute_overlap
+    from splitsim.netsim.testbed.compare import compute_overlap
 
     em = scenario.emulation
     fastest = testbed.links.loc[testbed.links["rate_bps"].idxmax()]
@@ -227,8 +227,8 @@ def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
 
 
 def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
-    from netsim.testbed.compare import comparison, events_frame, predicted_frame, round_errors
-    from netsim.testbed.launch import DeviceGroup, means, pooled_means
+    from splitsim.netsim.testbed.compare import comparison, events_frame, predicted_frame, round_errors
+    from splitsim.netsim.testbed.launch import DeviceGroup, means, pooled_means
 
     from ..interrupted import TermAsInterrupt
 
@@ -315,8 +315,8 @@ def _kernel_shaper(testbed):
     only their latency."""
     from dataclasses import replace
 
-    from netsim.testbed.device import LinkSpec
-    from netsim.testbed.kernel import KernelLinks
+    from splitsim.netsim.testbed.device import LinkSpec
+    from splitsim.netsim.testbed.kernel import KernelLinks
 
     links = KernelLinks()
     try:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from optimizer import convergence_constants, optimise
-from optimizer.energy.strategies import allocation_energy_j
-from scenarios import Problem, Scenario, TheoryConfig
+from splitsim.optimizer import convergence_constants, optimise
+from splitsim.optimizer.energy.strategies import allocation_energy_j
+from splitsim.scenarios import Problem, Scenario, TheoryConfig
 
 from .. import plots
 from ..metrics import delay_metric, reduction_metric

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from netsim import build_fl_plan, run_plan, simulate_sfl
-from optimizer.fl_bandwidth import FL_STRATEGIES
-from scenarios import Problem, Scenario, rng_for
+from splitsim.netsim import build_fl_plan, run_plan, simulate_sfl
+from splitsim.optimizer.fl_bandwidth import FL_STRATEGIES
+from splitsim.scenarios import Problem, Scenario, rng_for
 
 from .. import plots
 from ..guards import (check_allocations, check_availability_trace, check_cost, check_dynamics, check_replan,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scenarios import Problem, Scenario
+from splitsim.scenarios import Problem, Scenario
 
 from .. import plots
 from ..guards import check_availability_trace, check_cost, epoch_cost

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenarios import Problem, Scenario
+from splitsim.scenarios import Problem, Scenario
 
 from ..guards import check_availability_trace, check_cost, check_energy_aware, check_sfl_simulation, epoch_cost
 from ..runs import SIMULATE_HEADLINE, run_simulate

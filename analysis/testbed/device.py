@@ -1,4 +1,4 @@
-"""A testbed device process: `python -m analysis.testbed.device SPEC CONTROL` (netsim.testbed.launch
+"""A testbed device process: `python -m splitsim.analysis.testbed.device SPEC CONTROL` (netsim.testbed.launch
 starts it; netsim.testbed.device.main runs it with the roles of analysis/testbed/roles.py)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__":
-    from netsim.testbed.device import main
+    from splitsim.netsim.testbed.device import main
 
     from .roles import ROLES
 

@@ -23,9 +23,9 @@ import threading
 import time
 from pathlib import Path
 
-from netsim.testbed.device import DeviceSpec, run_device
-from netsim.testbed.errors import DeviceFailure
-from netsim.testbed.launch import POLL_S, DeviceGroup
+from splitsim.netsim.testbed.device import DeviceSpec, run_device
+from splitsim.netsim.testbed.errors import DeviceFailure
+from splitsim.netsim.testbed.launch import POLL_S, DeviceGroup
 
 
 class _QueueControl:

@@ -30,10 +30,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from scenarios.schema import ModelConfig
+from splitsim.scenarios.schema import ModelConfig
 
-from learning.tier_model import TierModel, fedavg_into
-from netsim.testbed.device import Device
+from splitsim.learning.tier_model import TierModel, fedavg_into
+from splitsim.netsim.testbed.device import Device
 
 MAIN, FED, CLOUD = "main_server", "fed_server", "cloud"
 

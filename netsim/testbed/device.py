@@ -1,7 +1,7 @@
 """A device of the testbed: one OS process, its sockets, its shaped links and its measured events.
 
 Every device (a user, the main or fed server, an edge, the cloud, the aggregator) is its own process,
-`python -m analysis.testbed.device SPEC CONTROL` (started by netsim.testbed.launch, inside its network
+`python -m splitsim.analysis.testbed.device SPEC CONTROL` (started by netsim.testbed.launch, inside its network
 namespace when the kernel shaps the links), talking to the coordinator over a Unix socket (which
 crosses network namespaces). It builds its tier of the model and warms it up, opens
 its listening socket if it serves, reports ready, times its share of a step when the coordinator asks
@@ -197,7 +197,7 @@ def run_device(spec: DeviceSpec, control, roles: dict) -> bool:
 
 
 def main(spec_path: str, control_path: str, roles: dict) -> None:
-    """A device process (`python -m analysis.testbed.device SPEC CONTROL`): read its spec, connect to
+    """A device process (`python -m splitsim.analysis.testbed.device SPEC CONTROL`): read its spec, connect to
     the coordinator, run its role; exit with status 1 after a failure (reported with the device's name)."""
     import pickle
     from multiprocessing.connection import Client

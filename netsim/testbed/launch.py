@@ -1,7 +1,7 @@
 """Start the device processes, let them go together, collect their events, and leave nothing behind.
 
 `DeviceGroup(specs, workdir, entry)` starts one process per `DeviceSpec` (`python -m ENTRY SPEC CONTROL`,
-the device's entry module: analysis.testbed.device,
+the device's entry module: splitsim.analysis.testbed.device,
 prefixed by `command_prefix(name)`: `ip netns exec NS` under the kernel shaper), each connected to
 the coordinator by a Unix socket in `workdir`. It waits until every device has built and warmed its
 tier and reported ready (servers with their port), has each time its work in turn (calibration),
@@ -66,8 +66,8 @@ class DeviceGroup:
 
     def _start(self) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        root = str(Path(__file__).resolve().parents[2])  # the repository's top level: netsim, learning, ...
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        # the devices import the same splitsim as this process (installed, editable, or on a path)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         for name, spec in self.specs.items():
             path = self.workdir / f"{name}.spec"
             path.write_bytes(pickle.dumps(spec))

@@ -81,7 +81,7 @@ def sfl_testbed(world, allocation, calibration: dict[str, float], model: dict, r
 
 def _scheme_plan(world, scheme: str, rounds: int, local_steps: int):
     """The simulator's SL / FL / SplitLLM plan for `rounds` rounds of `local_steps` batches per user."""
-    from scenarios import rng_for
+    from splitsim.scenarios import rng_for
 
     from ..schemes import build_fl_plan, build_sl_plan, build_splitllm_plan
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import lambertw
 
-from scenarios.types import LN2, fdma_rate_bps
+from splitsim.scenarios.types import LN2, fdma_rate_bps
 
 from .problem import EnergyRoundProblem, EnergyRoundSolution
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios.types import LN2, EnergyInputs, clock_power_w, fdma_rate_bps
+from splitsim.scenarios.types import LN2, EnergyInputs, clock_power_w, fdma_rate_bps
 
 
 def compute_power_w(kappa_j_s2: float, cpu_hz: float | np.ndarray) -> float | np.ndarray:
@@ -100,7 +100,7 @@ def energy_inputs(compute, energy, radio, users: int, from_profile: bool) -> Ene
     the user device class's power (a model's FLOP workload), p_max from radio.max_tx_power_dbm.
 
     `compute`, `energy`, `radio`: the scenario's ComputeConfig, EnergyConfig and RadioConfig."""
-    from scenarios import DEVICES, dbm_to_watt
+    from splitsim.scenarios import DEVICES, dbm_to_watt
 
     if from_profile:
         power = energy.user_power_w if energy.user_power_w is not None else DEVICES[compute.user_device].power_w

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from scenarios.types import LN2
+from splitsim.scenarios.types import LN2
 
 @dataclass(frozen=True)
 class EnergyRoundProblem:

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from scenarios import Allocation, DelayInputs, EnergyInputs, OptimizerConfig
+from splitsim.scenarios import Allocation, DelayInputs, EnergyInputs, OptimizerConfig
 
 from ..allocation import allocation_with_counts, verify_allocation
 from ..delay_model import counts_for, global_rounds, local_iterations

@@ -62,7 +62,7 @@ import math
 import numpy as np
 import scipy.optimize
 
-from scenarios.types import LN2
+from splitsim.scenarios.types import LN2
 
 from ..fdma_math import phi_derivatives
 from ..structured import PerRoundProblem, solve_per_round

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from scenarios.types import LN2
+from splitsim.scenarios.types import LN2
 
 from ..fdma_math import phi_derivatives
 from .problem import EnergyRoundProblem
