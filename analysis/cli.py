@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 from enum import Enum
@@ -305,6 +306,10 @@ def _show_progress_notes() -> None:
 def main() -> None:
     """Console entry point: runs the app, turning bad input into one-line errors and exit status 2."""
     _show_progress_notes()
+    # a user's own strategy module ("my_strategies:greedy") may sit in the folder the command runs
+    # in, as with `python -m`; appended, so it never shadows an installed package
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         app()
     except InputError as err:

@@ -1,7 +1,9 @@
 """The four strategies of FedsLLM Fig. 2, each an `Allocation`:
 
 - proposed: bandwidth and eta optimised;      - EB: equal bandwidth, eta optimised;
-- FE: eta fixed (0.1), bandwidth optimised;   - BA: eta fixed and equal bandwidth.
+- FE: eta fixed (0.1), bandwidth optimised;   - BA: eta fixed and equal bandwidth;
+
+and any strategy of the user's (optimizer.custom), derived and verified as these are.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from splitsim.scenarios import Allocation, DelayInputs, OptimizerConfig
+from splitsim.scenarios.custom_strategies import is_custom
 
 from .allocation import (
     allocation_from_bandwidth,
@@ -19,6 +22,7 @@ from .allocation import (
 )
 from .baselines import equal_bandwidth_allocation
 from .convex import ConvexSolver, per_round_time_s
+from .custom import custom_allocation
 from .delay_model import local_iterations, upload_seconds
 from .errors import OptimizerError
 from .eta_search import EtaChoice, choose_eta, paper_eta_grid
@@ -147,7 +151,9 @@ def optimise(inputs: DelayInputs, config: OptimizerConfig, method: str | None = 
             out[strategy] = Allocation(**{**proposed.__dict__, "strategy": strategy,
                                           "details": dict(proposed.details)})
             continue
-        if strategy == "BA":
+        if is_custom(strategy):  # a user's own (optimizer.custom)
+            alloc = custom_allocation(strategy, inputs, config)
+        elif strategy == "BA":
             alloc = equal_bandwidth_allocation(inputs, config.fixed_eta, "BA")
         elif strategy == "EB":
             choice = choose_eta(EqualBandwidth(inputs), inputs.a, inputs.v, inputs.counts, grid)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le, Len, Lt
-from pydantic import (AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator,
+from pydantic import (AfterValidator, AllowInfNan, BaseModel, WithJsonSchema, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from .custom_strategies import BUILT_IN, is_custom, resolve_strategy
 from .errors import ScenarioError
 from .validation import problems_from_validation
 
@@ -29,7 +30,17 @@ PointM = Annotated[list[Finite], Len(2, 2)]
 
 Scheme = Literal["sfl", "splitllm", "fl", "sl"]
 DeviceName = Literal[tuple(DEVICES)]  # type: ignore[valid-type]
-Strategy = Literal["proposed", "EB", "FE", "BA", "proposed_replan", "robust"]
+def _strategy_name(name: str) -> str:
+    """A built-in strategy, or a user's that resolves (scenarios.custom_strategies)."""
+    if is_custom(name):
+        resolve_strategy(name)
+    return name
+
+
+Strategy = Annotated[str, Strict(), AfterValidator(_strategy_name), WithJsonSchema(
+    {"type": "string", "anyOf": [{"enum": list(BUILT_IN)}, {"pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"},
+                                 {"pattern": r"^[A-Za-z_]\w*$"}],
+     "description": "a built-in strategy, a user's 'package.module:function', or a registered name"})]
 ALL_STRATEGIES: tuple[str, ...] = ("proposed", "EB", "FE", "BA")  # the default: FedsLLM Fig. 2's four
 # Strategies for a cell that moves (studies that simulate SFL): the proposed plan re-made during the
 # run from the channel the base station knows (netsim.replanning), and one made once for the channel
@@ -474,7 +485,11 @@ class OptimizerConfig(Section):
 
     fixed_eta: OpenUnitFloat = Field(0.1, description="eta of the FE and BA baselines (FedsLLM: 0.1).")
     strategies: list[Strategy] = Field(
-        list(ALL_STRATEGIES), min_length=1, description="Allocation strategies to compute.")
+        list(ALL_STRATEGIES), min_length=1,
+        description="Allocation strategies to compute: built-ins (proposed, EB, FE, BA; proposed_replan and robust for "
+                    "a cell that moves) and your own, as 'package.module:function', a name given to "
+                    "splitsim.register_strategy, or an entry point of group splitsim.strategies (see the docs' "
+                    "'Your own strategy').")
     solver: Literal["structured", "cvxpy"] = Field(
         "structured", description="Bandwidth solver: 'structured' (Newton on the optimality conditions) or "
                                   "'cvxpy' (Clarabel); each falls back to the other.")

@@ -10,6 +10,7 @@
     runs = splitsim.simulate(world)                                  # every run `splitsim simulate` makes
     study = splitsim.run_study(scenario, "out/study")                # tables, summary, figures
     table = splitsim.sweep(splitsim.example_path("fedsllm_fig2"), {"cell.users": [10, 20]}, "out/sweep")
+    splitsim.register_strategy("mine", my_strategy)                  # your own, beside proposed, EB, FE, BA
 
 The `splitsim` command line calls the same functions (see splitsim.api for which). The parts live
 below this one namespace: `splitsim.scenarios` (typed scenarios), `splitsim.netsim` (the cell and
@@ -28,6 +29,8 @@ _HOMES = {
                      "sweep", "validate", "with_changes"),
     "splitsim.scenarios": ("InputError", "Scenario", "ScenarioError", "example_path", "examples", "load_scenario",
                            "parse_scenario"),
+    "splitsim.scenarios.custom_strategies": ("register_strategy",),
+    "splitsim.optimizer.custom": ("StrategyDecision", "StrategyProblem"),
 }
 _HOME_OF = {name: home for home, names in _HOMES.items() for name in names}
 
