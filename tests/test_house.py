@@ -171,8 +171,8 @@ def test_bad_input_costs_run_no_more_than_validate(tmp_path, cli, command):
     assert not (tmp_path / command).exists()
 
 
-def test_the_readmes_sweep_columns_exist_in_a_fig2_sweep(tmp_path):
-    """The README's snippet selects delay_proposed_s and delay_BA_s: every study's headline names."""
+def test_the_docs_sweep_columns_exist_in_a_fig2_sweep(tmp_path):
+    """The sweeps page's snippet selects delay_proposed_s and delay_BA_s: every study's headline names."""
     import splitsim
 
     table = splitsim.sweep(REPO / "scenarios" / "fedsllm_fig2.yaml", {"cell.users": [4, 6]}, tmp_path / "s", workers=1)

@@ -155,11 +155,11 @@ def test_sweeping_a_field_the_study_does_not_read_is_an_error(cli, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_the_readmes_sweep_example_changes_every_row():
+def test_the_docs_sweep_example_changes_every_row():
     from splitsim.analysis.sweep import expand_grid, parse_set
     from splitsim.scenarios import read_yaml
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "sweeps.md").read_text()
     command = readme[readme.index(".venv/bin/splitsim sweep"):].split("```")[0]
     sets = [part.split()[0] for part in command.split("--set ")[1:]]
     path = REPO / command.split()[2]
@@ -403,13 +403,13 @@ def test_with_changes_validates_like_a_file():
 
 
 @pytest.mark.slow
-def test_the_readmes_python_example_runs(tmp_path, monkeypatch):
-    readme = (REPO / "README.md").read_text()
+def test_the_docs_python_example_runs(tmp_path, monkeypatch):
+    readme = (REPO / "docs" / "getting-started.md").read_text()
     section = readme[readme.index("## From Python"):]
     code = section[section.index("```python") + len("```python"):].split("```")[0]
     monkeypatch.chdir(REPO)
     namespace = {"OUT": tmp_path}
-    exec(compile(code.replace('"out/', 'OUT / "'), "README.md", "exec"), namespace)
+    exec(compile(code.replace('"out/', 'OUT / "'), "docs/getting-started.md", "exec"), namespace)
     assert namespace["table"].loc["proposed", "T_s"] < namespace["table"].loc["BA", "T_s"]
 
 
