@@ -30,6 +30,7 @@ _HOMES = {
     "splitsim.scenarios": ("InputError", "Scenario", "ScenarioError", "example_path", "examples", "load_scenario",
                            "parse_scenario"),
     "splitsim.scenarios.custom_strategies": ("register_strategy",),
+    "splitsim.scenarios.nr_tbs": ("transport_block_bits",),
     "splitsim.optimizer.custom": ("StrategyDecision", "StrategyProblem"),
 }
 _HOME_OF = {name: home for home, names in _HOMES.items() for name in names}
