@@ -78,6 +78,13 @@ def check_scenario(scenario: Scenario, command: str = "run", source: str = "") -
         problems = training_problems(scenario)
         if problems:
             raise ScenarioError([replace(p, source=source) for p in problems])
+    elif command == "link":
+        from .link import link_problems
+
+        problems = link_problems(scenario)
+        if problems:
+            raise ScenarioError([replace(p, source=source) for p in problems])
+        return [replace(w, source=source) for w in scenario_warnings(scenario)]
     else:
         try:
             check_resources(scenario, command)

@@ -170,6 +170,19 @@ def run(file: ScenarioFile, out: OutDir, progress: Progress = None, overwrite: O
 
 
 @app.command()
+def link(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> None:
+    """The scenario's NR uplink curve beside Shannon (radio.nr, radio.subcarrier_spacing_khz): MCS,
+    BLER and goodput per Hz against SINR; write link.csv, link.png, summary.json, report.md."""
+    from .link import run_link
+
+    scenario = _load(file, "link")
+    out = _claim(out, "link", scenario, overwrite)
+    with _interruptible("link", file, out):
+        for line in run_link(scenario, out, source=str(file)):
+            typer.echo(line)
+
+
+@app.command()
 def example(name: Annotated[Optional[str], typer.Argument(help="A shipped scenario (see --list).",
                                                           show_default=False)] = None,
             out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, as for `run`.")] = None,

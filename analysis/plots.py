@@ -514,3 +514,25 @@ def emulation_gantt(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path,
     if title:
         fig.suptitle(title, x=0.01, ha="left", fontsize=11)
     return _save(fig, path, rect=(0, 0, 1, 0.96))
+
+
+def link_curve(table: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Goodput per Hz against SINR (dB): the NR uplink over its TDD pattern, the same with every slot
+    uplink, and Shannon's log2(1 + SINR); a second panel with each as a share of Shannon."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.2), sharex=True, height_ratios=(3, 2))
+    x = table["sinr_db"]
+    top.plot(x, table["shannon_bps_per_hz"], color="0.3", label="Shannon, log2(1 + SINR)")
+    top.plot(x, table["goodput_fdd_bps_per_hz"], color="C0", label="NR, every slot uplink (FDD)")
+    top.plot(x, table["goodput_bps_per_hz"], color="C3", label="NR over the TDD pattern")
+    top.set_ylabel("bit/s per Hz")
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.plot(x, table["goodput_fdd_over_shannon"], color="C0")
+    bottom.plot(x, table["goodput_over_shannon"], color="C3")
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("share of Shannon")
+    bottom.set_xlabel("SINR (dB)")
+    bottom.grid(alpha=0.3)
+    if title:
+        top.set_title(title, fontsize=9)
+    return _save(fig, path)

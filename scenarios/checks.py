@@ -202,7 +202,8 @@ def generic_ignored_fields(scenario: Scenario) -> dict[str, str]:
     replaces, what only training reads. A study's own (analysis.studies.ignored_fields) come on top."""
     ignored = {"training": "only `splitsim train` and study 'convergence' read it",
                "convergence": "only study 'convergence' reads it",
-               "emulation": "only study 'emulation' (`splitsim emulate`) reads it"}
+               "emulation": "only study 'emulation' (`splitsim emulate`) reads it",
+               "radio.nr": "only `splitsim link` reads it: the simulator and the optimiser run on the Shannon rate"}
     if scenario.theory.source == "measured":
         why = "theory.source is 'measured': (a, v) are fitted to real training, not derived from the bound's constants"
         for name in ("lipschitz_L", "strong_convexity_gamma", "xi", "delta", "epsilon0"):

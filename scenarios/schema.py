@@ -153,6 +153,42 @@ class ChannelConfig(Section):
         return self.coherence_time_s is not None
 
 
+class NrLinkConfig(Section):
+    """The 5G NR uplink as deployed (netsim.nr_link): TDD slots, MCS table, resource elements and link
+    adaptation. Read by `splitsim link` (the link curve beside Shannon); the simulator and the
+    optimiser still run on the Shannon rate."""
+
+    tdd_pattern: Annotated[str, Strict()] = Field(
+        "DDDSU", pattern=r"^(FDD|[DSU]{1,40})$",
+        description="Slot pattern of the TDD carrier, repeated (D: downlink, U: uplink, S: special), e.g. DDDSU "
+                    "or DDDDDDDSUU on n78; FDD: every slot uplink.")
+    special_slot_symbols: Annotated[list[NonNegativeInt], Len(3, 3)] = Field(
+        [10, 2, 2], description="A special slot's [downlink, guard, uplink] OFDM symbols (14 in all; 3GPP TS 38.213 "
+                                "slot format; 10:2:2 is common on n78).")
+    mcs_table: Literal["qam64", "qam256"] = Field(
+        "qam64", description="PUSCH MCS table (TS 38.214 Tables 5.1.3.1-1 and -2, without transform precoding).")
+    dmrs_re_per_prb: NonNegativeInt = Field(
+        12, description="DMRS resource elements per PRB and slot (one front-loaded type-1 symbol: 12).")
+    overhead_re_per_prb: NonNegativeInt = Field(
+        0, description="Other resource elements per PRB and slot that carry no data (N_oh of TS 38.214 §5.1.3.2).")
+    layers: Annotated[int, Strict(), Ge(1), Le(4)] = Field(1, description="MIMO layers of a user's PUSCH.")
+    bler_target: OpenUnitFloat = Field(
+        0.1, description="Block error rate link adaptation aims at: the highest MCS at or below it is used.")
+    harq_max_transmissions: Annotated[int, Strict(), Ge(1), Le(16)] = Field(
+        4, description="HARQ transmissions of a transport block before it is lost (each failed one costs its slot).")
+
+    @model_validator(mode="after")
+    def _slots(self) -> NrLinkConfig:
+        if sum(self.special_slot_symbols) != 14:
+            raise ValueError(f"special_slot_symbols must add up to the slot's 14 symbols, got "
+                             f"{self.special_slot_symbols} (sum {sum(self.special_slot_symbols)})")
+        uplink = self.tdd_pattern == "FDD" or "U" in self.tdd_pattern or (
+            "S" in self.tdd_pattern and self.special_slot_symbols[2] > 0)
+        if not uplink:
+            raise ValueError(f"tdd_pattern {self.tdd_pattern!r} has no uplink symbol")
+        return self
+
+
 class RadioConfig(Section):
     """Radio resources: FDMA uplink budgets, transmit powers, downlink and backhaul."""
 
@@ -180,6 +216,8 @@ class RadioConfig(Section):
                                          "(not EB, BA) the whole PRBs that minimise the slowest user's delay.")
     backhaul_rate_bps: PositiveFloat = Field(1e9, description="Edge-to-cloud backhaul rate per edge (bit/s).")
     backhaul_latency_s: NonNegativeFloat = Field(0.005, description="Edge-to-cloud one-way latency (s).")
+    nr: NrLinkConfig = Field(default_factory=NrLinkConfig,
+                             description="The NR uplink's slots, MCS and link adaptation (`splitsim link`).")
 
 
 class ComputeConfig(Section):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up splitsim in ./.venv: Python >= 3.11, torch installed the safe way, then the project
-# itself from its pyproject.toml (editable, with the dev, pretrained, ray and docs extras).
+# itself from its pyproject.toml (editable, with the dev, pretrained, ray, docs and nr extras).
 #
 # torch: an importable torch (in the venv or in the interpreter that makes it) is used as is.
 # Otherwise a machine with an NVIDIA GPU gets the default wheel (with CUDA), and any other
@@ -54,7 +54,7 @@ stamp="$VENV/.splitsim-install-stamp"
 want=$(cat pyproject.toml setup.py | cksum)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing splitsim and its dependencies from pyproject.toml"
-  "$VPY" -m pip install --quiet -e ".[dev,pretrained,ray,docs]"
+  "$VPY" -m pip install --quiet -e ".[dev,pretrained,ray,docs,nr]"
   printf '%s' "$want" > "$stamp"
 fi
 log "ready: $("$VENV/bin/splitsim" --version)"
