@@ -112,6 +112,7 @@ def tiny_curve(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_convergence_writes_every_curve_the_fit_and_the_check(tiny_curve):
     doc = json.loads((tiny_curve / "convergence.json").read_text())
     assert {p.name for p in tiny_curve.iterdir()} >= {"convergence.json", "convergence.csv", "convergence.png",
@@ -131,6 +132,7 @@ def test_convergence_writes_every_curve_the_fit_and_the_check(tiny_curve):
     assert set(summary["headline"]) == {"delay_proposed_s", "delay_EB_s", "delay_FE_s", "delay_BA_s"}
 
 
+@pytest.mark.slow
 def test_the_optimiser_on_the_measured_curve_picks_the_v_that_minimises_rounds_times_round_time(tiny_curve,
                                                                                                  tmp_path, cli):
     from splitsim.analysis.studies.convergence import round_seconds_at
@@ -162,6 +164,7 @@ def test_the_optimiser_on_the_measured_curve_picks_the_v_that_minimises_rounds_t
     assert proposed["V"] == pytest.approx(grid[best], abs=0.1)
 
 
+@pytest.mark.slow
 def test_a_rerun_reuses_every_run_with_identical_inputs(tiny_curve, tmp_path, cli):
     import time
 
@@ -206,6 +209,7 @@ def test_an_unusable_convergence_file_is_one_line(tmp_path, cli, content, messag
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_curve_measured_for_another_setting_is_refused(tiny_curve, tmp_path, cli):
     shutil.copy(tiny_curve / "convergence.json", tmp_path / "curve.json")
 

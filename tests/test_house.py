@@ -111,6 +111,7 @@ def test_dependencies_point_one_way():
         assert reached <= allowed[package], (module, reached - allowed[package])
 
 
+@pytest.mark.slow
 def test_a_rerun_deletes_only_what_splitsim_wrote(tmp_path, cli):
     scenario = REPO / "scenarios" / "tiny_sfl.yaml"
     out = tmp_path / "out"
@@ -142,6 +143,7 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path, cli):
     assert code == 2 and err.strip() == "error: --max-points: must be at least 1 (got 0)"
 
 
+@pytest.mark.slow
 def test_a_sweep_without_a_terminal_logs_its_progress(tmp_path, caplog):
     import splitsim
 

@@ -39,9 +39,11 @@ def test_live_bytes_follows_the_allocator():
 CASES = [("bert-base", "classification", 128, [1], 0), ("bert-base", "classification", 128, [1], 1),
          ("gpt2", "classification", 128, [2], 0), ("llama-tiny", "causal_lm", 128, [1], 0),
          ("llama-tiny", "causal_lm", 128, [2], 1)]
+FULL_SIZE = pytest.mark.slow  # the full-size models' cases (10-13 s each); the tiny ones stay in the quick path
 
 
-@pytest.mark.parametrize("name,task,seq,cuts,tier", CASES,
+@pytest.mark.parametrize("name,task,seq,cuts,tier",
+                         [pytest.param(*c, marks=() if "tiny" in c[0] else FULL_SIZE) for c in CASES],
                          ids=[f"{c[0]}-cut{c[3][0]}-{('user', 'server')[c[4]]}" for c in CASES])
 def test_tier_memory_is_within_5_percent_of_the_measured_peak(name, task, seq, cuts, tier):
     """Parameters, gradients, optimizer state, saved tensors and the measured transient of a tier,
@@ -59,9 +61,10 @@ def test_tier_memory_is_within_5_percent_of_the_measured_peak(name, task, seq, c
 
 # ---- gradient checkpointing per tier ------------------------------------------------------------
 
-@pytest.mark.parametrize("name,task,seq,cuts,tier", [("bert-base", "classification", 128, [6], 0),
-                                                     ("gpt2", "classification", 128, [1], 1),
-                                                     ("llama-tiny", "causal_lm", 128, [3], 0)])
+@pytest.mark.parametrize("name,task,seq,cuts,tier", [
+    pytest.param("bert-base", "classification", 128, [6], 0, marks=FULL_SIZE),
+    pytest.param("gpt2", "classification", 128, [1], 1, marks=FULL_SIZE),
+    ("llama-tiny", "causal_lm", 128, [3], 0)])
 def test_checkpointed_tier_memory_bounds_the_measured_peak(name, task, seq, cuts, tier):
     """A tier that recomputes its blocks (torch.utils.checkpoint per block, measured by the
     allocator) against the profile's accounting: never below, at most 10 % above (torch's

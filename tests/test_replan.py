@@ -249,6 +249,7 @@ def test_rechosen_eta_on_a_channel_that_does_not_move_is_the_fixed_eta_run_exact
     assert runs["rechosen"].extra["replan_solves"] == 0 and runs["rechosen"].extra["replan_eta_changes"] == 0
 
 
+@pytest.mark.slow
 def test_rechosen_eta_engines_agree_and_rounds_make_the_bounds_progress():
     """Both engines to 1e-9 with participation and drop-outs; the rounds run make exactly the
     convergence bound's progress (sum of round work / I0 in force = 1); each round's local
