@@ -181,7 +181,7 @@ def check_replan(scenario: Scenario, alloc: Allocation) -> None:
         if interval is not None and interval > run_s:
             raise InputError(f"longer than the run: proposed_replan's plan takes {run_s:.4g} s, so it would never "
                              "re-plan", field=interval_field, value=interval)
-        if interval is not None and opt.replan_solve_s is not None and \
+        if interval is not None and opt.replan_solve_s != "measured" and \
                 interval < opt.replan_solve_s + opt.replan_signalling_s:
             raise InputError(f"shorter than one re-plan takes ({opt.replan_solve_s:g} s to solve + "
                              f"{opt.replan_signalling_s:g} s to signal)", field=interval_field, value=interval)

@@ -8,9 +8,9 @@ for SFL (problem (17)) and for FL (its adapter uplink: optimizer.fl_bandwidth, `
   over the plan's duration (netsim.dynamics.large_scale_samples, stream "robust") and the fading.
 
 `replan_spec` gives simulate_sfl what the re-planning base station needs for proposed_replan
-(None for a plan-once strategy). The seconds one re-solve takes are measured here, on this
-machine, once per process and kind of problem (so runs in one process agree exactly), unless
-optimizer.replan_solve_s fixes them.
+(None for a plan-once strategy). The seconds one re-solve takes are optimizer.replan_solve_s: the
+base station's modelled budget by default (the same numbers on any host); with 'measured', timed
+here, on this machine, once per process and kind of problem (so runs in one process agree exactly).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str 
                            rule, eta_search=opt.eta_search if eta == "rechosen" else None,
                            eta_grid_step=opt.eta_grid_step)
     if solve_s is None:
-        solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
+        solve_s = opt.replan_solve_s if opt.replan_solve_s != "measured" else \
             measured_solve_s(planner, world.inputs.users, (*solve_key(world), eta), forecast_samples(scenario))
     first = alloc.details.get("first_plan_round_s")
     if first is None:
@@ -251,6 +251,6 @@ def fl_replan_spec(world: World, plan: FlBandwidthPlan, interval_s: float | None
     planner = fl_planner(world)
     if solve_s is None:
         opt = world.scenario.optimizer
-        solve_s = opt.replan_solve_s if opt.replan_solve_s is not None else \
+        solve_s = opt.replan_solve_s if opt.replan_solve_s != "measured" else \
             measured_solve_s(planner, world.channel.users, fl_solve_key(world), forecast_samples(world.scenario))
     return _spec(world, planner, plan.round_s, interval_s, csi_delay_s, solve_s)

@@ -41,6 +41,16 @@ from .base import Study, is_sfl
 HEADLINE = "each strategy's simulated training delay, the mean over study.seeds seeds of the dynamics"
 
 
+def _solve_source(scenario: Scenario) -> str:
+    """Where the counted re-solve time comes from (optimizer.replan_solve_s)."""
+    from splitsim.scenarios.schema import REPLAN_SOLVE_BUDGET_S
+
+    value = scenario.optimizer.replan_solve_s
+    if value == "measured":
+        return "measured on this machine: host-dependent"
+    return "the base station's modelled budget" if value == REPLAN_SOLVE_BUDGET_S else "as set"
+
+
 def _planned_delay_s(alloc, max_rounds: int | None) -> float:
     """The optimizer's delay for the rounds simulated (all I0, or the first max_rounds; FL: its rounds)."""
     if max_rounds is None or max_rounds >= alloc.I0:
@@ -108,7 +118,7 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
         for label, interval, delay, eta in replan_variants(scenario):
             if eta not in solve_s:
                 solve_s[eta] = scenario.optimizer.replan_solve_s
-                if solve_s[eta] is None:
+                if solve_s[eta] == "measured":
                     spec = make_spec(world, alloc, solve_s=0.0, eta=eta)
                     solve_s[eta] = measured_solve_s(spec.planner, users, key(eta), forecast_samples(scenario))
             runs.append((label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s[eta],
@@ -207,6 +217,7 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
     write_json(out / "summary.json", {"scenario": scenario.name, "study": "robustness", "dynamics": dynamics,
                                       "metrics": metrics, "headline": headline_delays(metrics),
                                       "headline_meaning": HEADLINE, "replan_solve_s": solve_s,
+                                      "replan_solve_s_source": _solve_source(scenario),
                                       "replan_solve_s_by_eta": solve_by_eta,
                                       "prb_rounding_cost_relative": prb, "table": table.to_dict(orient="records")})
     report = Report("Planned against simulated delay in a cell that moves", scenario.name, source)
@@ -222,7 +233,7 @@ def run_robustness(scenario: Scenario, out_dir: str | Path, source: str = "", pr
                          f"({scenario.optimizer.replan_csi.replace('_', '-')} CSI), each re-solve taking "
                          + " and ".join(f"{v:.3g} s" + (" with eta re-chosen" if k == "rechosen" else "")
                                         for k, v in (solve_by_eta or {"fixed": solve_s}).items())
-                         + f" ({'measured on this machine' if scenario.optimizer.replan_solve_s is None else 'as set'}) "
+                         + f" ({_solve_source(scenario)}) "
                          f"plus {scenario.optimizer.replan_signalling_s:g} s of signalling, both counted in the "
                          "simulated time; its prediction is the sum of its rounds' predictions"
                          + ("; variants ending in _eta re-choose eta (V) at every re-solve for the rest of the run."

@@ -1,0 +1,63 @@
+"""Simulated results do not depend on the host (issue 34, item 4): the re-solve time a re-planned
+run counts is the base station's modelled budget unless the scenario asks for 'measured'."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+import splitsim.analysis.replan as replan
+from splitsim.scenarios.schema import REPLAN_SOLVE_BUDGET_S
+
+SCENARIO = {"name": "moving", "seed": 3, "cell": {"users": 6}, "workload": {"dataset_samples": 600},
+            "theory": {"epsilon0": 0.2},
+            "channel": {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
+            "optimizer": {"strategies": ["proposed", "EB", "proposed_replan"], "replan_interval_s": 0.5},
+            "study": {"kind": "robustness", "seeds": 2}}
+
+
+def _run(tmp_path, cli, name: str, **optimizer) -> dict:
+    data = json.loads(json.dumps(SCENARIO))
+    data["optimizer"].update(optimizer)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("run", path, "--out", tmp_path / name, "--no-progress")
+    assert code == 0, err
+    return json.loads((tmp_path / name / "summary.json").read_text())
+
+
+def test_two_runs_on_hosts_of_any_speed_give_identical_numbers(tmp_path, cli, monkeypatch):
+    # a host of one speed, then a host ten times slower: the default never times the solver
+    import splitsim.analysis.studies.robustness as robustness
+
+    for module in (replan, robustness):
+        monkeypatch.setattr(module, "measured_solve_s", lambda *a, **k: pytest.fail("the default timed this host"))
+    monkeypatch.setattr(replan, "_MEASURED", {})
+    first = _run(tmp_path, cli, "first")
+    second = _run(tmp_path, cli, "second")
+    assert first["metrics"] == second["metrics"]
+    assert first["replan_solve_s"] == REPLAN_SOLVE_BUDGET_S
+    assert first["replan_solve_s_source"] == "the base station's modelled budget"
+
+
+def test_measured_solve_time_is_an_explicit_option_and_is_recorded(tmp_path, cli, monkeypatch):
+    import splitsim.analysis.studies.robustness as robustness
+
+    monkeypatch.setattr(robustness, "measured_solve_s", lambda *a, **k: 0.123)
+    summary = _run(tmp_path, cli, "measured", replan_solve_s="measured")
+    assert summary["replan_solve_s"] == 0.123
+    assert summary["replan_solve_s_source"].startswith("measured on this machine")
+    report = (tmp_path / "measured" / "report.md").read_text()
+    assert "0.123 s" in report and "host-dependent" in report
+
+
+@pytest.mark.parametrize("value", ["fast", -1.0, float("nan"), True])
+def test_a_bad_solve_time_is_one_line(tmp_path, cli, value):
+    data = json.loads(json.dumps(SCENARIO))
+    data["optimizer"]["replan_solve_s"] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "optimizer.replan_solve_s" in err, err
