@@ -95,9 +95,17 @@ def check_scenario(scenario: Scenario, command: str = "run", source: str = "") -
     return [replace(w, source=source) for w in warnings]
 
 
-def load_checked(path: str | Path, command: str = "run") -> tuple[Scenario, list[Problem]]:
-    """Load a scenario file and check it for `command`: (scenario, warnings)."""
+def load_checked(path: str | Path, command: str = "run", changes: dict | None = None) -> tuple[Scenario, list[Problem]]:
+    """Load a scenario file, apply a command option's `changes` (dotted paths), check it for
+    `command`: (scenario, warnings)."""
     scenario = load_scenario(path)
+    if changes:
+        from splitsim.scenarios import parse_scenario, set_path
+
+        data = scenario.model_dump(mode="json", exclude_unset=True)
+        for dotted, value in changes.items():
+            data = set_path(data, dotted, value)
+        scenario = parse_scenario(data, source=str(path), base_dir=Path(path).parent)
     return scenario, check_scenario(scenario, command, str(path))
 
 

@@ -50,11 +50,12 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _load(path: Path, command: str):
-    """Load and check a scenario for `command` (every check that needs no work), print its warnings."""
+def _load(path: Path, command: str, changes: dict | None = None):
+    """Load and check a scenario for `command` (every check that needs no work), print its warnings.
+    `changes` ({"simulation.record_events": False}) apply before the checks, as the command's options."""
     from .checking import load_checked
 
-    scenario, warnings = load_checked(path, command)
+    scenario, warnings = load_checked(path, command, changes)
     for problem in warnings:
         typer.echo(f"warning: {problem.line()}", err=True)
     return scenario
@@ -151,7 +152,8 @@ def simulate(file: ScenarioFile, out: OutDir,
     """Simulate the scenario's scheme (SFL: every allocation strategy); write summary, events, scenario."""
     from .runs import run_simulate
 
-    scenario = _load(file, "simulate")
+    # --events none keeps no record at all: the checks (and the memory guard) see it so
+    scenario = _load(file, "simulate", {"simulation.record_events": False} if events == EventsFormat.none else None)
     out = _claim(out, "simulate", scenario, overwrite)
     with _interruptible("simulate", file, out):
         summaries = run_simulate(scenario, out, source=str(file), events_format=events.value, progress=progress)

@@ -113,8 +113,9 @@ def check_cost(cost: Cost, scenario: Scenario, label: str, simpy: bool = True, r
         need, have = cost.records * RECORD_BYTES, available_memory_bytes() * MEMORY_SHARE
         if need > have:
             raise InputError(f"{label}: recording {cost.records:.3g} activities needs about {_gib(need)}, more than "
-                             f"the {_gib(have)} this machine can spare; set simulation.record_events: false or "
-                             "simulation.max_rounds", field="simulation.record_events", value=True)
+                             f"the {_gib(have)} this machine can spare; set simulation.record_events: false (`splitsim "
+                             "simulate --events none` does) or simulation.max_rounds", field="simulation.record_events",
+                             value=True)
 
 
 def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, weights=None,

@@ -59,3 +59,18 @@ def test_simulate_bad_scenario_exits_2(cli, tmp_path):
     bad.write_text("cell: {users: -3}\n")
     code, _, err = cli("simulate", bad, "--out", tmp_path / "o")
     assert code == 2 and "cell.users" in err
+
+
+def test_events_none_keeps_no_record_so_the_memory_guard_does_not_refuse_it(tmp_path, cli, monkeypatch):
+    """issue 34, item 13: `--events none` means no record is kept (it used to keep every record in
+    memory, since none was streamed to a file, and the memory guard refused the run)."""
+    import splitsim.analysis.guards as guards
+
+    monkeypatch.setattr(guards, "RECORD_BYTES", 2**40)  # records a TiB each: no host could hold them
+    code, _, err = cli("simulate", SCENARIO_DIR / "tiny_sfl.yaml", "--out", tmp_path / "kept")
+    assert code == 0, err  # streamed to events.parquet round by round: no memory needed
+    code, out, err = cli("simulate", SCENARIO_DIR / "tiny_sfl.yaml", "--out", tmp_path / "none", "--events", "none")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "none" / "summary.json").read_text())
+    assert summary["events_file"] is None and not list((tmp_path / "none").glob("events.*"))
+    assert all(run["records"] == 0 for run in summary["simulations"].values())
