@@ -262,6 +262,8 @@ PLAUSIBLE: dict[str, tuple[float, float, str, str]] = {
     "compute.user_cpu_hz": (1e7, 1e11, "Hz", "2 GHz is 2e9"),
     "compute.server_cpu_hz": (1e7, 1e13, "Hz", "20 GHz is 20e9"),
     "energy.min_user_cpu_hz": (0.0, 1e11, "Hz", "200 MHz is 2e8"),
+    # FedsLLM §IV uses 1e-3; the rounds grow with log(1/epsilon0), so 1e-300 asks for ~100x the rounds
+    "theory.epsilon0": (1e-9, 0.5, "", "FedsLLM's target is 1e-3; the bound's rounds grow as log(1/epsilon0)"),
 }
 
 
@@ -275,8 +277,9 @@ def implausible_values(scenario: Scenario) -> list[Problem]:
                 (path == "cell.side_m" and scenario.cell.shape != "square"):
             continue
         if not low <= value <= high:
-            problems.append(Problem(path, f"{value:g} {unit} is outside {low:g} ... {high:g} {unit}, the plausible "
-                                    f"range: a unit slip? ({hint})", value, True))
+            unit_text = f" {unit}" if unit else ""
+            problems.append(Problem(path, f"{value:g}{unit_text} is outside {low:g} ... {high:g}{unit_text}, the "
+                                    f"plausible range: a {'unit ' if unit else ''}slip? ({hint})", value, True))
     noise = scenario.channel.noise_psd_dbm_per_hz
     if not -180 <= noise <= -160:
         problems.append(Problem("channel.noise_psd_dbm_per_hz", "far from thermal noise (-174 dBm/Hz at 290 K)",

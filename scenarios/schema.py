@@ -11,7 +11,7 @@ import math
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le, Len, Lt
-from pydantic import (AfterValidator, AllowInfNan, BaseModel, WithJsonSchema, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator,
+from pydantic import (AfterValidator, AllowInfNan, BeforeValidator, BaseModel, WithJsonSchema, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
 from .custom_strategies import BUILT_IN, is_custom, resolve_strategy
@@ -25,8 +25,17 @@ Finite = Annotated[float, Strict(), AllowInfNan(False)]
 PositiveFloat = Annotated[Finite, Gt(0)]
 NonNegativeFloat = Annotated[Finite, Ge(0)]
 OpenUnitFloat = Annotated[Finite, Gt(0), Lt(1)]
-PositiveInt = Annotated[int, Strict(), Gt(0)]
-NonNegativeInt = Annotated[int, Strict(), Ge(0)]
+def _whole_number(value):
+    """A count written as a whole-number float (6e4, 60000.0: YAML and JSON writers do this) is that
+    integer; a fraction, a string or a bool stays an error (the strict check after this says so)."""
+    if isinstance(value, float) and not isinstance(value, bool) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_whole_number), Strict()]
+PositiveInt = Annotated[Int, Gt(0)]
+NonNegativeInt = Annotated[Int, Ge(0)]
 PointM = Annotated[list[Finite], Len(2, 2)]
 
 Scheme = Literal["sfl", "splitllm", "fl", "sl"]
@@ -178,10 +187,10 @@ class NrLinkConfig(Section):
         12, description="DMRS resource elements per PRB and slot (one front-loaded type-1 symbol: 12).")
     overhead_re_per_prb: NonNegativeInt = Field(
         0, description="Other resource elements per PRB and slot that carry no data (N_oh of TS 38.214 §5.1.3.2).")
-    layers: Annotated[int, Strict(), Ge(1), Le(4)] = Field(1, description="MIMO layers of a user's PUSCH.")
+    layers: Annotated[Int, Ge(1), Le(4)] = Field(1, description="MIMO layers of a user's PUSCH.")
     bler_target: OpenUnitFloat = Field(
         0.1, description="Block error rate link adaptation aims at: the highest MCS at or below it is used.")
-    harq_max_transmissions: Annotated[int, Strict(), Ge(1), Le(16)] = Field(
+    harq_max_transmissions: Annotated[Int, Ge(1), Le(16)] = Field(
         4, description="HARQ transmissions of a transport block before it is lost (each failed one costs its slot).")
 
     @model_validator(mode="after")
@@ -599,7 +608,7 @@ class OptimizerConfig(Section):
         0.001, description="proposed_replan: seconds for the new grants to reach the users after a re-solve "
                            "(default: one slot, 1 ms at 15 kHz (3GPP TS 38.211 Sec. 4.3.2), the DCI of dynamically "
                            "scheduled grants; configured grants need an RRCReconfiguration, 10 ms (TS 38.331 Sec. 12)).")
-    robust_walks: Annotated[int, Strict(), Ge(1), Le(1000)] = Field(
+    robust_walks: Annotated[Int, Ge(1), Le(1000)] = Field(
         8, description="robust: sampled random-waypoint walks per user from which the plan's expected rates come.")
 
 
@@ -696,7 +705,7 @@ class StudyConfig(Section):
     energy_budgets_j: Annotated[list[PositiveFloat], Field(min_length=2)] | None = Field(
         None, description="delay_energy: the per-user budgets (J) of the proposed front (null: energy_budget_points "
                           "budgets from just above the least energy a user needs to the delay-optimal allocation's).")
-    seeds: Annotated[int, Strict(), Ge(2), Le(10_000)] = Field(
+    seeds: Annotated[Int, Ge(2), Le(10_000)] = Field(
         20, description="robustness: simulated realisations of the dynamics per strategy (seeds 0 ... seeds-1).")
     replan_intervals_s: list[PositiveFloat | None] | None = Field(
         None, description="robustness: proposed_replan at each of these re-plan intervals (s; null in the list: every "
@@ -707,7 +716,7 @@ class StudyConfig(Section):
     replan_etas: Annotated[list[Literal["fixed", "rechosen"]], Field(min_length=1)] | None = Field(
         None, description="robustness (SFL): proposed_replan with eta fixed after the first plan and/or re-chosen at "
                           "every re-solve, at every interval and CSI delay; null: only optimizer.replan_eta.")
-    energy_budget_points: Annotated[int, Strict(), Ge(2), Le(200)] = Field(
+    energy_budget_points: Annotated[Int, Ge(2), Le(200)] = Field(
         20, description="delay_energy: number of budgets when energy_budgets_j is null.")
     sensitivity_lipschitz_L: list[PositiveFloat] = Field(
         [0.5, 1.0, 2.0, 5.0, 10.0, 15.0], description="L values of the sensitivity table (latency_vs_power).")

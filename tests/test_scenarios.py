@@ -171,3 +171,29 @@ def test_scenario_is_immutable():
 
 def test_shipped_files_are_package_data():
     assert Path(SCENARIO_DIR, "fedsllm_fig2.yaml").is_file()
+
+
+@pytest.mark.parametrize("value, expected", [(6e4, 60000), (60000.0, 60000), (600, 600)])
+def test_a_count_written_as_a_whole_number_float_is_that_integer(value, expected):
+    """issue 34, item 12: `dataset_samples: 6e4` is 60,000 samples, not 'not a valid integer'."""
+    from splitsim.scenarios import parse_scenario
+
+    scenario = parse_scenario({"name": "x", "workload": {"dataset_samples": value}, "cell": {"users": 8.0}})
+    assert scenario.workload.dataset_samples == expected and isinstance(scenario.workload.dataset_samples, int)
+    assert scenario.cell.users == 8 and isinstance(scenario.cell.users, int)
+
+
+@pytest.mark.parametrize("value", [8.5, "8", True, float("inf")])
+def test_a_count_that_is_not_a_whole_number_is_still_refused(value):
+    from splitsim.scenarios import ScenarioError, parse_scenario
+
+    with pytest.raises(ScenarioError, match="cell.users"):
+        parse_scenario({"name": "x", "cell": {"users": value}})
+
+
+def test_an_implausible_accuracy_target_is_a_warning(tmp_path, cli):
+    """issue 34, item 12: epsilon0 = 1e-300 is legal but asks for ~100x FedsLLM's rounds."""
+    path = tmp_path / "eps.yaml"
+    path.write_text("name: eps\ntheory: {epsilon0: 1.0e-300}\n")
+    code, _, err = cli("validate", path)
+    assert code == 0 and "theory.epsilon0" in err and "plausible" in err
