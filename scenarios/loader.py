@@ -57,6 +57,9 @@ def read_yaml(text: str, source: str = "") -> dict:
         raise ScenarioError(Problem("", "file is empty; expected a mapping of scenario sections", source=source))
     try:
         data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ScenarioError(Problem("", "YAML nested too deeply to read (a scenario is a few levels deep)",
+                                    source=source)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -67,7 +70,32 @@ def read_yaml(text: str, source: str = "") -> dict:
     if not isinstance(data, dict):
         raise ScenarioError(Problem("", f"top level must be a mapping of scenario sections, not a {type(data).__name__}",
                                     data, True, source=source))
+    _check_size(data, source)
     return data
+
+
+MAX_VALUES = 1_000_000  # values a scenario may expand to (the largest shipped: a few thousand)
+MAX_DEPTH = 64  # nesting a scenario may have (the deepest shipped: 4)
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse data that expands past MAX_VALUES values or MAX_DEPTH levels once YAML aliases are
+    followed (a 'billion laughs' file is small as text and astronomical as data): counted without
+    expanding anything, stopping at the first value past the budget."""
+    count, stack = 0, [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ScenarioError(Problem("", f"the YAML expands to more than {MAX_VALUES:,} values (aliases that "
+                                        "repeat aliases?); a scenario holds a few thousand", source=source))
+        if depth > MAX_DEPTH:
+            raise ScenarioError(Problem("", f"the YAML is nested more than {MAX_DEPTH} levels deep; a scenario is a "
+                                        "few levels deep", source=source))
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def resolve_paths(data: dict, base_dir: str | Path) -> dict:

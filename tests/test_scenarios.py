@@ -197,3 +197,26 @@ def test_an_implausible_accuracy_target_is_a_warning(tmp_path, cli):
     path.write_text("name: eps\ntheory: {epsilon0: 1.0e-300}\n")
     code, _, err = cli("validate", path)
     assert code == 0 and "theory.epsilon0" in err and "plausible" in err
+
+
+def _laughs(levels: int = 9) -> str:
+    """A 'billion laughs' YAML: each level an alias list of nine of the previous (9^levels values)."""
+    text = "name: bomb\nworkload: {}\nx0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for i in range(1, levels):
+        text += f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 9) + "]\n"
+    return text
+
+
+@pytest.mark.parametrize("text, words", [
+    (_laughs(), "expands to more than"),
+    ("name: deep\nmodel: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ("name: deep\nmodel: " + "[" * 100 + "]" * 100 + "\n", "nested more than 64 levels"),
+])
+def test_a_yaml_bomb_or_deep_nesting_is_one_line_and_exit_2(tmp_path, cli, text, words):
+    """issue 34, item 11: aliases are counted, not expanded, before anything copies them; a file
+    nested past the parser's recursion is refused, not a traceback."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    code, _, err = cli("validate", path)
+    assert code == 2 and words in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
