@@ -40,8 +40,9 @@ STUDY_SCHEMES = ("sfl", "sl", "fl", "splitllm")
 ENTRY = "splitsim.analysis.testbed.device"
 """The device processes' entry module (`python -m splitsim.analysis.testbed.device SPEC CONTROL`)."""
 LOOPBACK_MAX_BPS = 5e9
-"""The fastest link the application shaper is asked to realise: well below what loopback TCP carries
-on a small host (tens of Gbit/s), so that the pacing, not the host, sets the rate."""
+"""The fastest link a shaper is asked to realise: well below what loopback TCP carries on a small host
+(tens of Gbit/s), so that the pacing, not the host, sets the rate; and for the kernel shaper, below
+the 8.2 Gbit/s at which its tbf queue of QUEUE_SECONDS of traffic would pass tc's 32-bit byte limit."""
 STARTUP_S_PER_DEVICE = 15.0
 """Budget to start a device process (import torch, build and warm its tier) on a loaded 2-core host."""
 PROCESS_OVERHEAD_BYTES = 450 * 2**20
@@ -207,10 +208,11 @@ def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
 
     em = scenario.emulation
     fastest = testbed.links.loc[testbed.links["rate_bps"].idxmax()]
-    if fastest["rate_bps"] > LOOPBACK_MAX_BPS and em.shaper == "application":
+    if fastest["rate_bps"] > LOOPBACK_MAX_BPS:
         field = _rate_field(scenario, fastest["kind"])
+        where = "on loopback" if em.shaper == "application" else "on a veth pair (tc tbf)"
         raise InputError(f"link {fastest['link']} would run at {fastest['rate_bps'] / 1e9:.3g} Gbit/s, faster than the "
-                         f"application shaper can realise on loopback ({LOOPBACK_MAX_BPS / 1e9:.3g} Gbit/s)",
+                         f"{em.shaper} shaper can realise {where} ({LOOPBACK_MAX_BPS / 1e9:.3g} Gbit/s)",
                          field=field, value=getattr(scenario.radio, field.split(".")[1]))
     total = float(testbed.round_end_s[-1]) if len(testbed.round_end_s) else 0.0
     if total > em.max_seconds:
