@@ -37,6 +37,9 @@ Int = Annotated[int, BeforeValidator(_whole_number), Strict()]
 PositiveInt = Annotated[Int, Gt(0)]
 NonNegativeInt = Annotated[Int, Ge(0)]
 PointM = Annotated[list[Finite], Len(2, 2)]
+# A transmit power: -100 dBm (0.1 fW) ... 100 dBm (10 MW) bounds every physical radio; the plausible
+# range of a user device (-30 ... 40 dBm) is a warning (scenarios.checks).
+PowerDbm = Annotated[Finite, Ge(-100), Le(100)]
 
 Scheme = Literal["sfl", "splitllm", "fl", "sl"]
 DeviceName = Literal[tuple(DEVICES)]  # type: ignore[valid-type]
@@ -212,11 +215,11 @@ class RadioConfig(Section):
         20e6, description="B_s: total uplink bandwidth to the main server (Hz).")
     uplink_fed_bandwidth_hz: PositiveFloat = Field(
         20e6, description="B_c: total uplink bandwidth to the fed server (Hz), a separate budget.")
-    max_tx_power_dbm: Finite = Field(10.0, description="Maximum user transmit power in dBm (FedsLLM Fig. 2 x-axis).")
+    max_tx_power_dbm: PowerDbm = Field(10.0, description="Maximum user transmit power in dBm (FedsLLM Fig. 2 x-axis).")
     downlink_bandwidth_hz: PositiveFloat = Field(
         20e6, description="Downlink bandwidth, shared equally (FDMA) among the users receiving (Hz).")
-    bs_tx_power_dbm: Finite = Field(46.0, description="Base-station transmit power on the downlink in dBm.")
-    edge_tx_power_dbm: Finite = Field(30.0, description="Edge-server (small cell) transmit power in dBm.")
+    bs_tx_power_dbm: PowerDbm = Field(46.0, description="Base-station transmit power on the downlink in dBm.")
+    edge_tx_power_dbm: PowerDbm = Field(30.0, description="Edge-server (small cell) transmit power in dBm.")
     edge_spectrum: Literal["orthogonal", "reuse"] = Field(
         "orthogonal", description="How SplitLLM's M edge cells share the uplink band B_s (and the downlink band): "
                                   "'orthogonal', a sub-band B_s/M per edge, so all edges together use the B_s that "
@@ -698,7 +701,7 @@ class StudyConfig(Section):
         None, description="Candidate cut layers of the cut studies (null: every cut 1 ... N-1).")
     user_memory_limit_gib: PositiveFloat | None = Field(
         None, description="User device memory limit for the cut studies (null: the user device class's memory).")
-    tx_power_dbm: list[Finite] = Field(
+    tx_power_dbm: list[PowerDbm] = Field(
         [0.0, 5.0, 10.0, 15.0, 20.0], min_length=1, description="Maximum transmit powers to sweep (dBm).")
     simulate_points: bool = Field(
         False, description="Also simulate every (power, strategy) point and report the simulated delay.")

@@ -375,3 +375,24 @@ def test_sl_fl_and_splitllm_run_in_the_simulators_order_and_sizes(scheme, tmp_pa
     planned = predicted[predicted["bytes"] > 0].groupby(["node", "kind"])["bytes"].sum()
     overhead = (moved - planned) / count(measured).loc[moved.index]
     assert ((overhead > 0) & (overhead < 8192)).all(), overhead
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"cell": {"users": 1000}}, "device processes need more than"),
+    ({"scheme": "fl", "cell": {"users": 6}, "emulation": {**TINY["emulation"], "cores": 2}}, "train at once"),
+])
+def test_validate_refuses_what_run_would_refuse_on_this_host(tmp_path, cli, changes, words):
+    """issue 34, item 10: `validate` said ok to a 1,000-user and a 6-user FL emulation that `run`
+    refused a minute later; both are known without a profile."""
+    path = _write(tmp_path, **changes)
+    code, _, err = cli("validate", path)
+    assert code == 2 and "cell.users" in err and words in err, err
+
+
+def test_an_absurd_transmit_power_is_a_field_error(tmp_path, cli):
+    """issue 34, item 10: study.tx_power_dbm: 1e308 ran into a numpy overflow, then an error naming an
+    internal field; it is refused at validate, naming the field."""
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"name": "p", "study": {"kind": "latency_vs_power", "tx_power_dbm": [0, 1e308]}}))
+    code, _, err = cli("validate", path)
+    assert code == 2 and "study.tx_power_dbm[1]" in err and "100" in err, err

@@ -88,6 +88,8 @@ def problems(scenario: Scenario) -> list[Problem]:
     if scenario.model is not None and scenario.model.weights == "none":
         out.append(Problem("model.weights", "the emulation runs real steps: the model needs weights (auto or random)",
                            "none", True))
+    if em.launcher != "ray":  # one host: what it cannot hold or run at once, known without a profile
+        out += _host_problems(scenario)
     if em.launcher == "ray":
         import importlib.util
 
@@ -105,6 +107,36 @@ def problems(scenario: Scenario) -> list[Problem]:
         if reason:
             out.append(Problem("emulation.shaper", f"the kernel shaper cannot run here: {reason}", "kernel", True))
     return out
+
+
+def _host_problems(scenario: Scenario) -> list[Problem]:
+    """This host against the run, before any profile: the device processes' fixed memory (each holds
+    an interpreter, torch and transformers: PROCESS_OVERHEAD_BYTES, before its model), and FL's users,
+    who all train at once every round (more than the cores would contend; the check after the profile
+    covers the other schemes, whose overlap depends on their step and link times)."""
+    out = []
+    devices, cores = device_count(scenario), scenario.emulation.cores or host_cores()
+    free = _free_memory_bytes()
+    if free is not None and devices * PROCESS_OVERHEAD_BYTES > free:
+        out.append(Problem("cell.users", f"{devices} device processes need more than {devices * PROCESS_OVERHEAD_BYTES / 2**30:.1f} "
+                           f"GiB before any model (each {PROCESS_OVERHEAD_BYTES / 2**20:.0f} MiB: Python, torch, "
+                           f"transformers), more than the {free / 2**30:.1f} GiB free here", scenario.cell.users, True))
+    if scenario.scheme == "fl" and scenario.cell.users > cores:
+        out.append(Problem("cell.users", f"FL's {scenario.cell.users} users train at once every round, more than this "
+                           f"host's {cores} core(s): their compute would contend (the simulator does not model it); "
+                           "fewer users, or emulation.cores if the host has more", scenario.cell.users, True))
+    return out
+
+
+def _free_memory_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (None where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def ignores(scenario: Scenario) -> dict[str, str]:
