@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -325,6 +327,65 @@ def test_an_interrupted_emulation_leaves_no_process_namespace_or_cgroup(tmp_path
     if shaper == "kernel":
         namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert f"{PREFIX}{run.pid}" not in namespaces
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shaper", ["application", "kernel"])
+def test_a_killed_coordinators_devices_die_with_it_and_the_next_run_removes_what_it_left(tmp_path, shaper,
+                                                                                       monkeypatch):
+    """issue 34, item 7: SIGKILL of `splitsim emulate` orphaned its devices for 60-90 s and left its
+    namespaces and work folder, and the next run neither cleaned up nor said so."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from splitsim.analysis.studies.emulation import remove_stale_runs
+    from splitsim.netsim.testbed.kernel import PREFIX, unavailable_reason
+
+    if shaper == "kernel" and unavailable_reason():
+        pytest.skip(unavailable_reason())
+    before = set(device_processes())
+    path = _write(tmp_path, emulation={**TINY["emulation"], "rounds": 200, "shaper": shaper, "max_seconds": 3000})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = subprocess.Popen([sys.executable, "-m", "splitsim.analysis.cli", "emulate", str(path), "--out",
+                            str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "err.txt", "w"),
+                           env={**os.environ, "TMPDIR": str(scratch)})
+    deadline = time.monotonic() + 240
+    while len(set(device_processes()) - before) < 4:  # every device started
+        assert run.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()
+        time.sleep(0.2)
+    time.sleep(3)
+    run.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the coordinator
+    run.wait()
+    deadline = time.monotonic() + 30  # the kernel kills the devices at once (PR_SET_PDEATHSIG)
+    while set(device_processes()) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(device_processes()) - before
+    assert list(scratch.glob("splitsim-emulate-*"))  # left behind: only the next run can remove it
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    lines = remove_stale_runs()
+    assert len(lines) == 1 and "work folder(s)" in lines[0], lines
+    assert not list(scratch.glob("splitsim-emulate-*"))
+    if shaper == "kernel":
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"{PREFIX}{run.pid}" not in namespaces
+    assert remove_stale_runs() == []  # nothing left to say
+
+
+def test_a_dead_runs_work_folder_is_removed_and_a_live_ones_kept(tmp_path, monkeypatch):
+    import tempfile
+
+    from splitsim.analysis.studies.emulation import WORKDIR_PREFIX, remove_stale_runs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"{WORKDIR_PREFIX}{dead.pid}-abc").mkdir()
+    (tmp_path / f"{WORKDIR_PREFIX}{os.getpid()}-def").mkdir()  # this process: alive
+    lines = remove_stale_runs()
+    assert len(lines) == 1 and f"{WORKDIR_PREFIX}{dead.pid}-abc" in lines[0]
+    assert [p.name for p in tmp_path.iterdir()] == [f"{WORKDIR_PREFIX}{os.getpid()}-def"]
 
 
 @pytest.mark.parametrize("shaper", ["application", "kernel"])

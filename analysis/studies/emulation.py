@@ -17,6 +17,7 @@ rounds' durations; `run_error_pct`, the signed error of the whole run, beside th
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -49,6 +50,36 @@ PROCESS_OVERHEAD_BYTES = 450 * 2**20
 """Resident memory of a device process besides its model and its step: the interpreter, torch and
 transformers (measured: an FL aggregator holding MiniLM-L6, 0.09 GB of weights, resides in 0.55 GB; a
 training FL user in 0.97 GB, its whole-model step on top)."""
+
+
+WORKDIR_PREFIX = "splitsim-emulate-"
+"""A run's work folder in the temporary directory: this prefix, the coordinator's pid, a random tail."""
+log = logging.getLogger("splitsim.analysis")
+
+
+def remove_stale_runs() -> list[str]:
+    """Remove what emulations killed with SIGKILL left: their network namespaces (kernel shaper) and
+    work folders, each named with a coordinator pid that no longer runs; one line saying what was
+    removed (none when there was nothing). Their devices died with them (die_with_coordinator)."""
+    import shutil
+
+    lines = []
+    folders = []
+    candidates = [*Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"), *Path("/tmp").glob("splitsim-ctl-*")]
+    for folder in candidates:
+        pid = folder.name.removeprefix(WORKDIR_PREFIX).removeprefix("splitsim-ctl-").split("-")[0]
+        if folder.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folders.append(folder.name)
+    namespaces = []
+    from splitsim.netsim.testbed.kernel import remove_stale, unavailable_reason
+
+    if unavailable_reason() is None:
+        namespaces = remove_stale()
+    if folders or namespaces:
+        lines.append(f"removed what emulations killed before finishing left: {len(namespaces)} network namespace(s), "
+                     f"{len(folders)} work folder(s) ({', '.join(folders + namespaces)[:200]})")
+    return lines
 
 
 def host_cores() -> int:
@@ -285,7 +316,9 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     run_s = 3 * float(estimate.round_end_s[-1]) + 60
     # SIGTERM stops the devices as Ctrl-C does, by whichever door the run came (CLI or Python API):
     # every process, namespace and the work folder are removed on the way out
-    with TermAsInterrupt(), tempfile.TemporaryDirectory(prefix="splitsim-emulate-") as workdir:
+    for line in remove_stale_runs():
+        log.warning(line)
+    with TermAsInterrupt(), tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as workdir:
         if em.launcher == "ray":
             from ..testbed.ray_devices import RayDeviceGroup
 

@@ -18,6 +18,7 @@ bytes are the message's bytes on the wire (netsim.testbed.wire: the tensors plus
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -196,11 +197,34 @@ def run_device(spec: DeviceSpec, control, roles: dict) -> bool:
         return False
 
 
+COORDINATOR_PID_ENV = "SPLITSIM_COORDINATOR_PID"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_coordinator() -> None:
+    """Ask the kernel to kill this process when the coordinator that started it dies (a SIGKILLed
+    `splitsim emulate` leaves no device behind), and exit now if it already has. Linux only; elsewhere
+    the control socket's end stops the device at its next message."""
+    import ctypes
+    import signal
+
+    expected = os.environ.get(COORDINATOR_PID_ENV)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if expected is not None and os.getppid() != int(expected):  # the coordinator died before the prctl
+        os._exit(1)
+
+
 def main(spec_path: str, control_path: str, roles: dict) -> None:
     """A device process (`python -m splitsim.analysis.testbed.device SPEC CONTROL`): read its spec, connect to
     the coordinator, run its role; exit with status 1 after a failure (reported with the device's name)."""
     import pickle
     from multiprocessing.connection import Client
+
+    die_with_coordinator()
 
     with open(spec_path, "rb") as f:
         spec: DeviceSpec = pickle.load(f)

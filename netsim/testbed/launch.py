@@ -17,15 +17,17 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Listener, wait
 from pathlib import Path
 
-from .device import HOST, DeviceSpec
+from .device import COORDINATOR_PID_ENV, HOST, DeviceSpec
 from .errors import DeviceFailure
 
 POLL_S = 0.2
@@ -50,6 +52,18 @@ def pooled_means(*calibrations: dict[str, dict[str, list[float]]]) -> dict[str, 
     return means(pooled)
 
 
+UNIX_PATH_MAX = 107  # bytes of a Unix socket's path (sun_path, Linux), its terminating NUL aside
+
+
+def _short_socket_dir(workdir: Path) -> Path:
+    """Where the control socket goes: the work folder, or, when its path is too long for a Unix
+    socket (a deep TMPDIR), a folder of its own under /tmp (a path socket, not an abstract one: the
+    devices in other network namespaces must reach it), removed on close."""
+    if len(str(workdir / "control.sock").encode()) <= UNIX_PATH_MAX:
+        return workdir
+    return Path(tempfile.mkdtemp(prefix=f"splitsim-ctl-{os.getpid()}-", dir="/tmp"))
+
+
 class DeviceGroup:
     def __init__(self, specs: list[DeviceSpec], workdir: Path, entry: str,
                  command_prefix: Callable[[str], list[str]] = lambda name: [],
@@ -59,13 +73,15 @@ class DeviceGroup:
         self.entry, self.prefix, self.address_of = entry, command_prefix, address_of
         self.processes: dict[str, subprocess.Popen] = {}
         self.conns: dict = {}  # name -> Connection
-        self.listener = Listener(str(self.workdir / "control.sock"), family="AF_UNIX")
+        self._socket_dir = _short_socket_dir(self.workdir)
+        self.listener = Listener(str(self._socket_dir / "control.sock"), family="AF_UNIX")
         self._closed = False
         self.running = False  # every device has its go
         atexit.register(self.close)
 
     def _start(self) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+               COORDINATOR_PID_ENV: str(os.getpid())}  # the devices die with this process (device.die_with_coordinator)
         # the devices import the same splitsim as this process (installed, editable, or on a path)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         for name, spec in self.specs.items():
@@ -206,6 +222,8 @@ class DeviceGroup:
         for conn in self.conns.values():
             conn.close()
         self.listener.close()
+        if self._socket_dir != self.workdir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def __enter__(self) -> DeviceGroup:
         return self
