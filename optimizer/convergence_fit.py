@@ -166,3 +166,104 @@ def leave_one_out(points: list[RoundsPoint]) -> list[dict]:
                      "error_pct": 100.0 * (guess - held.mean_rounds) / held.mean_rounds, "a": fit.params["a"],
                      "v": fit.params["v"]})
     return rows
+
+
+# ---- one new seed's rounds: a prediction interval ------------------------------------------------
+# Seeds scatter multiplicatively (runs at one V differ by ~20 %, more at few local steps), so each
+# run's rounds are modelled as R(V) · exp(e), e ~ N(0, s²), with R the FedsLLM form. (a, v, s) are
+# fitted by maximum likelihood on every run (not on per-V means), a run that never reached the target
+# entering as censored: its rounds are only known to exceed the rounds it trained (Tobit likelihood).
+# A new seed's log-rounds at V then has variance s² (its own scatter) + gᵀ C g (the fit's uncertainty,
+# C the inverse observed information of (ln a, ln v), g the gradient of ln R(V)); the interval is
+# ln R(V) ± t_{n-2} · sqrt(...) with s² and C corrected by n / (n - 2) from their ML values (n runs, 2
+# constants of the curve):
+# the standard nonlinear-regression prediction interval (Seber & Wild, "Nonlinear Regression", 1989,
+# §5.1), held against simulated data in tests/test_convergence_interval.py (coverage of new draws).
+
+
+@dataclass(frozen=True)
+class SeedFit:
+    """The FedsLLM form fitted to every run, with the seeds' log-scatter and the fit's covariance."""
+
+    a: float
+    v: float
+    log_sigma: float  # s: standard deviation of ln(rounds) across seeds, bias-corrected
+    covariance: np.ndarray  # (2, 2): of (ln a, ln v)
+    runs: int
+    censored: int
+
+    def interval(self, local_steps, level: float = 0.9) -> dict:
+        """{'rounds': R(V), 'low', 'high'}: the `level` prediction interval of one new seed's rounds."""
+        from scipy.stats import t as student_t
+
+        V = np.asarray(local_steps, dtype=float)
+        center = fedsllm_rounds(V, self.a, self.v)
+        grad = _log_form_gradient(V, self.v)
+        fit_var = np.einsum("...i,ij,...j->...", grad, self.covariance, grad)
+        spread = np.sqrt(self.log_sigma**2 + fit_var)
+        q = student_t.ppf(0.5 + level / 2, max(self.runs - 2, 1))
+        return {"rounds": center, "low": center * np.exp(-q * spread), "high": center * np.exp(q * spread)}
+
+
+def _log_form_gradient(V: np.ndarray, v: float) -> np.ndarray:
+    """d ln R / d(ln a, ln v) for R = a / (1 - 2^(-V/v)): (1, (V ln2 / v) 2^(-V/v) / (1 - 2^(-V/v)))."""
+    x = np.exp2(-V / v)
+    return np.stack([np.ones_like(V), (V * math.log(2) / v) * x / (1 - x)], axis=-1)
+
+
+def fit_seeds(runs: list[dict]) -> SeedFit:
+    """Maximum-likelihood fit of R(V)·exp(N(0, s²)) to every run (dicts with local_steps,
+    rounds_to_target — None when censored — and rounds_trained, the censoring bound)."""
+    from scipy.optimize import minimize
+    from scipy.stats import norm
+
+    V = np.array([float(r["local_steps"]) for r in runs])
+    hit = np.array([r["rounds_to_target"] is not None for r in runs])
+    y = np.log(np.array([float(r["rounds_to_target"] if r["rounds_to_target"] is not None else r["rounds_trained"])
+                         for r in runs]))
+    if hit.sum() < 3 or len(set(V[hit])) < 2:
+        raise ValueError("a prediction interval needs at least 3 runs that reached the target, at 2 or more V")
+
+    def nll(theta):
+        ln_a, ln_v, ln_s = np.clip(theta, -50.0, 50.0)
+        with np.errstate(all="ignore"):
+            mu = np.log(fedsllm_rounds(V, math.exp(ln_a), math.exp(ln_v)))
+            s = math.exp(ln_s)
+            z = (y - mu) / s
+            value = -(np.sum(norm.logpdf(z[hit]) - ln_s) + np.sum(norm.logsf(z[~hit])))
+        return float(value) if np.isfinite(value) else 1e300
+
+    points, _ = rounds_points(runs if all("rounds_to_target" in r for r in runs) else runs,
+                              max_rounds=int(max(np.exp(y))) + 1)
+    start = fit_form("fedsllm", points).params if len(points) >= 2 else {"a": float(np.exp(y.min())), "v": 2.0}
+    best = None
+    for ln_s0 in (math.log(0.1), math.log(0.3)):
+        x0 = np.array([math.log(start["a"]), math.log(start["v"]), ln_s0])
+        for method in ("BFGS", "Nelder-Mead"):  # BFGS is fast; Nelder-Mead where it stalls
+            result = minimize(nll, x0, method=method, options={"maxiter": 20000} if method == "Nelder-Mead" else {})
+            if result.success:
+                break
+        if best is None or result.fun < best.fun:
+            best = result
+    ln_a, ln_v, ln_s = best.x
+    n = len(runs)
+    hessian = _numeric_hessian(nll, best.x)
+    try:
+        covariance = np.linalg.inv(hessian)[:2, :2]
+    except np.linalg.LinAlgError:
+        covariance = np.full((2, 2), np.inf)
+    sigma = math.exp(ln_s) * math.sqrt(n / max(n - 2, 1))
+    covariance = covariance * (n / max(n - 2, 1))
+    return SeedFit(math.exp(ln_a), math.exp(ln_v), sigma, covariance, n, int((~hit).sum()))
+
+
+def _numeric_hessian(f, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Central-difference Hessian of a scalar function (the negative log-likelihood's)."""
+    k = len(x)
+    h = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i, k):
+            e_i, e_j = np.eye(k)[i] * step, np.eye(k)[j] * step
+            value = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j) + f(x - e_i - e_j)) / (4 * step * step)
+            h[i, j] = h[j, i] = value
+    return h

@@ -25,8 +25,8 @@ from __future__ import annotations
 from importlib import import_module
 
 _HOMES = {
-    "splitsim.api": ("StudyResult", "allocation_table", "optimise", "profile", "realise", "run_study", "simulate",
-                     "sweep", "validate", "with_changes"),
+    "splitsim.api": ("StudyResult", "allocation_table", "optimise", "profile", "realise", "rounds_to_target",
+                     "run_study", "simulate", "sweep", "validate", "with_changes"),
     "splitsim.scenarios": ("InputError", "Scenario", "ScenarioError", "example_path", "examples", "load_scenario",
                            "parse_scenario"),
     "splitsim.scenarios.custom_strategies": ("register_strategy",),

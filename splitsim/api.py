@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from splitsim.analysis.allocations import world_allocations
@@ -166,3 +167,35 @@ def sweep(scenario: str | Path | Scenario, grid: dict[str, list], out: str | Pat
 
 __all__ = ["StudyResult", "allocation_table", "optimise", "profile", "realise", "run_study", "simulate", "sweep",
            "validate", "with_changes"]
+
+
+def rounds_to_target(convergence_path: str | Path, local_steps: float, level: float = 0.9) -> dict:
+    """Rounds one new seed needs to reach a measured convergence curve's target at `local_steps` (V),
+    with its `level` prediction interval: {"rounds", "low", "high", "level", "form", "runs"}.
+
+    The curve is the FedsLLM form R(V) = a / (1 - 2^(-V/v)) fitted by maximum likelihood to every run
+    of the file (`splitsim convergence`'s convergence.json; a run that never reached the target counts
+    as a lower bound), seeds scattering log-normally around it; the interval holds the seeds' scatter
+    and the fit's uncertainty (splitsim.optimizer.convergence_fit.fit_seeds)."""
+    from splitsim.optimizer.convergence_fit import fit_seeds
+    from splitsim.scenarios.convergence_file import ConvergenceFileError, read_convergence
+
+    try:
+        V = float(local_steps)
+    except (TypeError, ValueError):
+        raise InputError("must be a number of local steps", field="local_steps", value=local_steps) from None
+    if not V > 0 or not np.isfinite(V):
+        raise InputError("must be a positive number of local steps", field="local_steps", value=local_steps)
+    if not 0 < level < 1:
+        raise InputError("must be in (0, 1)", field="level", value=level)
+    try:
+        data = read_convergence(convergence_path)
+    except ConvergenceFileError as err:
+        raise InputError(str(err), field="convergence_path", value=str(convergence_path)) from None
+    try:
+        fit = fit_seeds(data["runs"])
+    except ValueError as err:
+        raise InputError(str(err), field="convergence_path", value=str(convergence_path)) from None
+    interval = fit.interval(V, level)
+    return {"rounds": float(interval["rounds"]), "low": float(interval["low"]), "high": float(interval["high"]),
+            "level": level, "form": "a / (1 - 2^(-V/v))", "runs": fit.runs}
