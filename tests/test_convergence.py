@@ -128,6 +128,16 @@ def test_convergence_writes_every_curve_the_fit_and_the_check(tiny_curve):
     assert len(doc["holdout"]) == 4
     check = doc["check"]
     assert check["seeds"] == [100] and all(r["seed"] == 100 for r in check["runs"])
+    # issue 34, item 3: the check is judged by the 90 % interval for a new seed, its seconds are called
+    # simulated (measured rounds x simulated round time) and the real training's wall time stands beside
+    assert "measured_s" not in check and "within_target" not in check
+    if check["measured_rounds"] is not None:
+        band = check["interval_90"]
+        assert check["within_interval"] == (band["low"] <= check["measured_rounds"] <= band["high"])
+        assert check["simulated_s_at_measured_rounds"] == pytest.approx(check["measured_rounds"] * check["round_s"])
+    assert check["train_wall_s"] == pytest.approx(sum(r["train_wall_s"] for r in check["runs"])) and check["train_wall_s"] > 0
+    report = (tiny_curve / "report.md").read_text()
+    assert "real training took" in report and "simulated round time" in report
     summary = json.loads((tiny_curve / "summary.json").read_text())
     assert set(summary["headline"]) == {"delay_proposed_s", "delay_EB_s", "delay_FE_s", "delay_BA_s"}
 
