@@ -103,6 +103,29 @@ def test_a_one_round_two_user_emulation_is_compared_end_to_end(tmp_path, cli):
     # communication-bound: the shaped uploads set the round; a loaded 2-core CI host stays well inside this
     assert summary["metrics"]["round_error_max_pct"] < 25, table.to_string()
     assert set(device_processes()) <= before
+    # issue 34, item 9: the host's own load before and after, the drift flag and how compute-bound it is
+    host = summary["host"]
+    assert {"load_before", "load_after", "busy", "calibration_drifted", "compute_elasticity", "bound"} <= set(host)
+    assert host["bound"] == "communication" and 0 <= host["compute_elasticity"] < 0.5
+    assert set(host["calibration_drifted"]) <= set(summary["calibration_drift_pct"])
+    assert all(abs(summary["calibration_drift_pct"][p]) > 10 for p in host["calibration_drifted"])
+    assert "This host besides the run" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_busy_host_is_detected():
+    """Three processes spinning on this host's cores: whatever else runs, more than 0.5 runnable per core."""
+    from splitsim.netsim.testbed.host_load import sample
+
+    cores = len(os.sched_getaffinity(0))
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores + 1)]
+    try:
+        time.sleep(0.3)
+        load = sample(seconds=1.0)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    assert load["busy"] and load["runnable_per_core"] > 0.5, load
 
 
 @pytest.mark.slow

@@ -318,6 +318,9 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     # every process, namespace and the work folder are removed on the way out
     for line in remove_stale_runs():
         log.warning(line)
+    from splitsim.netsim.testbed.host_load import sample as host_load
+
+    load_before = host_load()  # before any device computes: this host's own load
     with TermAsInterrupt(), tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as workdir:
         if em.launcher == "ray":
             from ..testbed.ray_devices import RayDeviceGroup
@@ -334,12 +337,19 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
             finally:
                 if kernel is not None:
                     kernel.close()
+    load_after = host_load()  # every device has exited
     # the simulator's compute: the mean of the steps timed before and after the run
     per_device = pooled_means(calibrated["before"], calibrated["after"])
     calibration = role_times(per_device)
     before, after = role_times(means(calibrated["before"])), role_times(means(calibrated["after"]))
     drift = {phase: 100 * (after[phase] / before[phase] - 1) for phase in calibration}
+    drifted = sorted(phase for phase, pct in drift.items() if abs(pct) > DRIFT_BOUND_PCT)
     testbed = _calibrated_testbed(scenario, world, calibration)
+    elasticity = _compute_elasticity(scenario, world, calibration, testbed)
+    host = {"load_before": load_before, "load_after": load_after,
+            "busy": bool(load_before["busy"] or load_after["busy"]), "calibration_drift_bound_pct": DRIFT_BOUND_PCT,
+            "calibration_drifted": drifted, "compute_elasticity": elasticity,
+            "bound": "compute" if elasticity >= 0.5 else "communication"}
     predicted = predicted_frame(testbed.predicted)
     measured = events_frame([row for rows in events.values() for row in rows])
     table = comparison(measured, predicted)
@@ -356,17 +366,45 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
                           title=f"{scenario.name}: {scenario.scheme.upper()}, {scenario.cell.users} users, cut "
                                 f"{scenario.model.cut_layers}, measured vs simulated")
     flops = _calibrated_flops(world.profile, scenario, calibration)
-    _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured, drift)
+    _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured, drift, host)
     write_json(out / "summary.json", {
         "scenario": scenario.name, "study": "emulation", "scheme": scenario.scheme, "metrics": metrics,
         "headline": ["round_error_median_pct", "round_error_max_pct"], "headline_meaning": HEADLINE,
         "calibration_s": calibration, "calibration_s_per_device": per_device,
         "calibration_drift_pct": drift,
-        "calibrated_flops_per_s": flops, "shaper": em.shaper, "cores": cores,
+        "calibrated_flops_per_s": flops, "shaper": em.shaper, "cores": cores, "host": host,
         "wall_s": time.perf_counter() - started})
+    warnings = _host_warnings(host)
     return [f"rounds: median error {metrics['round_error_median_pct']:.2f} %, worst {metrics['round_error_max_pct']:.2f} "
-            f"% (measured {metrics['measured_total_s']:.2f} s, predicted {metrics['predicted_total_s']:.2f} s)",
-            f"-> {out}"]
+            f"% (measured {metrics['measured_total_s']:.2f} s, predicted {metrics['predicted_total_s']:.2f} s); "
+            f"{host['bound']}-bound (elasticity to compute {elasticity:.2f})", *warnings, f"-> {out}"]
+
+
+DRIFT_BOUND_PCT = 10.0
+"""A tier's calibrated step that moved more than this between before and after the run is flagged: the
+host's speed changed under the run, and compute-bound rounds carry that error."""
+
+
+def _compute_elasticity(scenario: Scenario, world, calibration: dict[str, float], testbed) -> float:
+    """d ln(run time) / d ln(compute): the simulated run with every calibrated step 1 % longer (0: the
+    links set the time, 1: the compute does)."""
+    slower = _calibrated_testbed(scenario, world, {k: 1.01 * v for k, v in calibration.items()})
+    base, more = float(testbed.round_end_s[-1]), float(slower.round_end_s[-1])
+    return (more / base - 1) / 0.01 if base > 0 else 0.0
+
+
+def _host_warnings(host: dict) -> list[str]:
+    out = []
+    if host["busy"]:
+        worst = max(x["runnable_per_core"] or 0.0 for x in (host["load_before"], host["load_after"]))
+        out.append(f"warning: other work ran on this host ({worst:.2f} runnable processes per core besides the run): "
+                   "the devices' compute competed with it, so compute-bound rounds are less exact")
+    if host["calibration_drifted"]:
+        out.append(f"warning: the calibrated step of {', '.join(host['calibration_drifted'])} moved more than "
+                   f"{host['calibration_drift_bound_pct']:g} % between before and after the run (the host's speed "
+                   f"changed); this case is {host['bound']}-bound (elasticity to compute "
+                   f"{host['compute_elasticity']:.2f})")
+    return out
 
 
 def _shaper(scenario: Scenario, testbed):
@@ -427,7 +465,8 @@ def _calibrated_flops(profile, scenario: Scenario, calibration: dict[str, float]
             "server_flops_per_s": server.flops / calibration["server"]}
 
 
-def _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured, drift) -> None:
+def _report(scenario, source, out, table, testbed, calibration, flops, metrics, cores, measured, drift,
+            host: dict) -> None:
     em = scenario.emulation
     report = Report(f"Emulation of {scenario.name}: measured against simulated", scenario.name, source)
     report.paragraph(
@@ -457,6 +496,20 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
                                for k, v in calibration.items()]),
                  "Calibration: mean seconds per step of each tier's work in the device processes, before and after "
                  "the run (how much the host's speed drifted meanwhile beside it):")
+    before, after = host["load_before"], host["load_after"]
+
+    def load_text(x: dict) -> str:
+        pressure = "" if x["cpu_pressure_pct"] is None else f", CPU pressure {x['cpu_pressure_pct']:.1f} %"
+        return f"{x['runnable_per_core']:.2f} runnable processes per core{pressure}" if x["runnable_per_core"] \
+            is not None else "not measurable here"
+
+    report.paragraph(f"**This host besides the run:** before the devices started {load_text(before)}; after they "
+                     f"exited {load_text(after)} ({'busy: other work competed for the cores' if host['busy'] else 'quiet'}). "
+                     f"The case is {host['bound']}-bound: the simulated run grows by {host['compute_elasticity']:.2f} % "
+                     "per 1 % of compute time. "
+                     + (f"Calibration drift beyond {host['calibration_drift_bound_pct']:g} %: "
+                        f"{', '.join(host['calibration_drifted'])}." if host["calibration_drifted"] else
+                        f"No tier's calibration drifted beyond {host['calibration_drift_bound_pct']:g} %."))
     report.table(pd.DataFrame([{"field": f"compute.{k}", "value": v} for k, v in flops.items()]),
                  "The same as FLOP/s (tier FLOPs / measured seconds):")
     rates = testbed.links.groupby("kind")["rate_bps"].agg(["min", "max"]).reset_index()
