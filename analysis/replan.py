@@ -44,6 +44,17 @@ def _prb(scenario: Scenario) -> tuple[int | None, str]:
     return scenario.radio.subcarrier_spacing_khz, scenario.radio.prb_rule
 
 
+def _bandwidth(scenario: Scenario):
+    """What chooses proposed_replan's bandwidths: None (problem (17)) or a user's strategy
+    (optimizer.replan_strategy)."""
+    opt = scenario.optimizer
+    if opt.replan_strategy == "proposed":
+        return None
+    from splitsim.optimizer.replan import custom_bandwidth
+
+    return custom_bandwidth(opt.replan_strategy, opt)
+
+
 def dynamic_allocations(world: World, allocations: dict[str, Allocation]) -> dict[str, Allocation]:
     """`allocations` with proposed_replan and robust (when present) planned for the cell's dynamics."""
     scenario = world.scenario
@@ -52,7 +63,7 @@ def dynamic_allocations(world: World, allocations: dict[str, Allocation]) -> dic
     out = dict(allocations)
     if "proposed_replan" in out:
         alloc, round_s = replan_initial_allocation(world.inputs, out["proposed_replan"], _planner_fading(scenario),
-                                                   ch.rician_k_factor_db, scs, rule)
+                                                   ch.rician_k_factor_db, scs, rule, _bandwidth(scenario))
         alloc.details["first_plan_round_s"] = round_s
         out["proposed_replan"] = alloc
     if "robust" in out:
@@ -121,7 +132,7 @@ def replan_spec(world: World, alloc: Allocation, interval_s: float | None | str 
     eta = opt.replan_eta if eta is None else eta
     planner = make_planner(world.inputs, alloc, _planner_fading(scenario), scenario.channel.rician_k_factor_db, scs,
                            rule, eta_search=opt.eta_search if eta == "rechosen" else None,
-                           eta_grid_step=opt.eta_grid_step)
+                           eta_grid_step=opt.eta_grid_step, bandwidth=_bandwidth(scenario))
     if solve_s is None:
         solve_s = opt.replan_solve_s if opt.replan_solve_s != "measured" else \
             measured_solve_s(planner, world.inputs.users, (*solve_key(world), eta), forecast_samples(scenario))

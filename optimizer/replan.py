@@ -35,7 +35,7 @@ from .eta_search import choose_eta, paper_eta_grid
 from .strategies import OptimisedBandwidth
 from .structured import PerRoundProblem, solve_per_round
 
-__all__ = ["plan_bandwidth", "predicted_round_s", "make_planner", "rechoose_eta", "replan_initial_allocation",
+__all__ = ["custom_bandwidth", "plan_bandwidth", "predicted_round_s", "make_planner", "rechoose_eta", "replan_initial_allocation",
            "robust_allocation"]
 
 _MAX_FIXED_POINT = 100
@@ -138,12 +138,13 @@ def _allocation(inputs: DelayInputs, base: Allocation, b_s: np.ndarray, b_c: np.
 
 
 def _plan(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.ndarray, fading: str,
-          k_factor_db: float, scs_khz: int | None, rule: str, prb: dict | None = None, warm: dict | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          k_factor_db: float, scs_khz: int | None, rule: str, prb: dict | None = None, warm: dict | None = None,
+          bandwidth=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(b_s, b_c, predicted round seconds per user) on samples or values of c at the allocation's powers;
-    `prb` (a dict) receives the whole-PRB details when the scenario has PRBs; `warm`: plan_bandwidth's."""
-    b_s, b_c, eff_s, eff_c = plan_bandwidth(inputs, base.V, c_main, c_fed, fading, k_factor_db, base.cpu_fraction,
-                                            warm)
+    `prb` (a dict) receives the whole-PRB details when the scenario has PRBs; `warm`: plan_bandwidth's;
+    `bandwidth`: what chooses the bandwidths (plan_bandwidth, problem (17)'s; or custom_bandwidth)."""
+    bandwidth = plan_bandwidth if bandwidth is None else bandwidth
+    b_s, b_c, eff_s, eff_c = bandwidth(inputs, base.V, c_main, c_fed, fading, k_factor_db, base.cpu_fraction, warm)
     if scs_khz is not None:
         continuous = _allocation(inputs, base, b_s, b_c, eff_s, eff_c, base.strategy, {})
         b_s, b_c, details = _in_prbs(inputs, continuous, eff_s, eff_c, scs_khz, rule)
@@ -181,21 +182,22 @@ def rechoose_eta(inputs: DelayInputs, base: Allocation, c_main_hz: np.ndarray, c
 
 def make_planner(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db: float = 6.0,
                  scs_khz: int | None = None, rule: str = "min_max", eta_search: str | None = None,
-                 eta_grid_step: float = 0.01):
+                 eta_grid_step: float = 0.01, bandwidth=None):
     """The re-planner: known gain factors (K,) relative to the planned channel (or samples (K, S) of
     them: a forecast, planned on their expected seconds per bit), and optionally the
     users to plan for (the round's participants; the others get no bandwidth) -> (b_s_hz, b_c_hz,
     predicted round seconds per user), at `base`'s V, powers and clocks. `fading`: what the planner
     averages over ('none' when it knows the fading itself: full CSI). With `eta_search` ('exact' or
     'grid') it re-chooses eta too (rechoose_eta) and returns (b_s_hz, b_c_hz, round seconds,
-    (eta, V, I0)), the round seconds at the new V."""
+    (eta, V, I0)), the round seconds at the new V. `bandwidth` chooses the bandwidths (default:
+    problem (17)'s plan_bandwidth; custom_bandwidth asks a user's strategy)."""
     warm: dict = {}  # the last answer, a start for the next re-plan of the same users (one planner per run)
 
     def solve(inp: DelayInputs, alloc: Allocation, known: np.ndarray):
         p_s, p_c, _ = alloc.powers_and_clock()
         c_main, c_fed = _times(inp.snr_coeff_main_hz * p_s, known), _times(inp.snr_coeff_fed_hz * p_c, known)
         if eta_search is None:
-            return _plan(inp, alloc, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=warm)
+            return _plan(inp, alloc, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=warm, bandwidth=bandwidth)
         eta, V, I0 = rechoose_eta(inp, alloc, c_main, c_fed, fading, k_factor_db, eta_search, eta_grid_step)
         at = dataclasses.replace(alloc, eta=eta, V=V, I0=I0)
         return (*_plan(inp, at, c_main, c_fed, fading, k_factor_db, scs_khz, rule, warm=warm), (eta, V, I0))
@@ -234,22 +236,24 @@ def on_users(k: int, users: np.ndarray, values: np.ndarray, others: float) -> np
 
 
 def replan_initial_allocation(inputs: DelayInputs, base: Allocation, fading: str, k_factor_db: float = 6.0,
-                              scs_khz: int | None = None, rule: str = "min_max") -> tuple[Allocation, np.ndarray]:
+                              scs_khz: int | None = None, rule: str = "min_max", bandwidth=None
+                              ) -> tuple[Allocation, np.ndarray]:
     """proposed_replan's first plan, made before the run on the planned channel the way its
     re-plans are made (`fading`: what the planner averages over), and its predicted round seconds
     per user (K,). With nothing to average ('none') it is `base` (the proposed plan) itself."""
     p_s, p_c, _ = base.powers_and_clock()
     c_main, c_fed = inputs.snr_coeff_main_hz * p_s, inputs.snr_coeff_fed_hz * p_c
-    if fading == "none":
+    if fading == "none" and bandwidth is None:
         alloc = dataclasses.replace(base, strategy="proposed_replan", details=dict(base.details))
         return alloc, predicted_round_s(inputs, base.V, base.b_s_hz, base.b_c_hz, c_main, c_fed, "none", k_factor_db,
                                         base.cpu_fraction)
     prb: dict = {}
-    b_s, b_c, round_s = _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule, prb)
+    b_s, b_c, round_s = _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule, prb, bandwidth=bandwidth)
     eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main, fading, k_factor_db))
     eff_c = effective_snr_coeff_hz(b_c, planning_rate_bps(b_c, c_fed, fading, k_factor_db))
     alloc = _allocation(inputs, base, b_s, b_c, eff_s, eff_c, "proposed_replan",
-                        {**base.details, "first_plan": f"on the ergodic rate over {fading} fading",
+                        {**base.details, "first_plan": (f"by {bandwidth.strategy_name}" if bandwidth is not None else
+                                                        f"on the ergodic rate over {fading} fading"),
                          **({"prb": prb} if prb else {})})
     return alloc, round_s
 
@@ -284,3 +288,24 @@ def robust_allocation(inputs: DelayInputs, base: Allocation, samples: np.ndarray
         raise OptimizerError("robust allocation: its delay does not match the planning rates",
                              field="optimizer.strategies", value="robust")
     return alloc
+
+
+def custom_bandwidth(name: str, config, strategy=None):
+    """A bandwidth planner (plan_bandwidth's signature) that asks a user's strategy (optimizer.custom)
+    at every re-plan: it gets problem (17)'s inputs on the channel the base station knows (c at the
+    plan's powers; a forecast's samples by their mean), and its bandwidths are checked as at planning
+    time. The run keeps the first plan's eta (V, rounds): the strategy's own eta is not used here."""
+    from .custom import custom_allocation
+
+    def plan(inputs: DelayInputs, V: float, c_main: np.ndarray, c_fed: np.ndarray, fading: str, k_factor_db: float,
+             cpu_fraction=None, warm=None):
+        mean = lambda c: c if np.ndim(c) == 1 else np.mean(c, axis=1)  # noqa: E731
+        known = dataclasses.replace(inputs, snr_coeff_main_hz=mean(c_main), snr_coeff_fed_hz=mean(c_fed))
+        alloc = custom_allocation(name, known, config, strategy)
+        b_s, b_c = alloc.b_s_hz, alloc.b_c_hz
+        eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main, fading, k_factor_db))
+        eff_c = effective_snr_coeff_hz(b_c, planning_rate_bps(b_c, c_fed, fading, k_factor_db))
+        return b_s, b_c, eff_s, eff_c
+
+    plan.strategy_name = name
+    return plan

@@ -575,6 +575,21 @@ class OptimizerConfig(Section):
                              "'rechosen' chooses eta again at every re-solve, for the rest of the run, with "
                              "optimizer.eta_search (the run then ends when the convergence bound's rounds are done: "
                              "a round at eta makes 1/I0(eta) of them). Needs channel.coherence_time_s.")
+    replan_strategy: Annotated[str, Strict()] = Field(
+        "proposed", description="proposed_replan (SFL): what chooses the bandwidths at each re-plan: 'proposed' "
+                                "(problem (17), exact) or a strategy of your own ('package.module:function', a "
+                                "registered name: optimizer.custom), asked on the channel the base station knows. The "
+                                "run keeps the first plan's eta either way.")
+
+    @field_validator("replan_strategy")
+    @classmethod
+    def _replan_strategy(cls, value: str) -> str:
+        if value != "proposed":
+            if not is_custom(value):
+                raise ValueError(f"must be 'proposed' or a strategy of your own, not the built-in {value!r}")
+            resolve_strategy(value)
+        return value
+
     replan_shadowing: Literal["now", "forecast"] = Field(
         "forecast", description="proposed_replan with large-scale CSI on walking users: plan on the shadowing as it is "
                            "'now', or on its 'forecast' over the plan's horizon (the interval, or the last round if "

@@ -190,3 +190,42 @@ def test_the_shipped_example_shows_its_rows_beside_the_four(tmp_path):
     assert delays["proposed"] == min(delays.values())
     assert delays["my_strategies:EqualTimeGreedy"] < delays["EB"]
     assert delays["my_strategies:proportional_fair"] > delays["BA"]
+
+
+def test_a_custom_strategy_re_plans_through_the_same_hook(strategies_module):
+    """optimizer.replan_strategy: the user's strategy chooses proposed_replan's bandwidths at every
+    re-plan. Oracle: equal shares re-planned at no cost are the plan-once equal-share allocation at the
+    proposed plan's eta (BA's closed form at that eta), simulated under the same dynamics."""
+    from splitsim.optimizer.baselines import equal_bandwidth_allocation
+
+    mine = f"{strategies_module}:equal_split"
+    scenario = small_scenario(channel={"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
+                              optimizer={"strategies": ["proposed", "proposed_replan"], "replan_strategy": mine,
+                                         "replan_interval_s": 0.5, "replan_solve_s": 0.0,
+                                         "replan_signalling_s": 0.0})
+    world = splitsim.realise(scenario)
+    allocations = splitsim.optimise(world)
+    replanned = allocations["proposed_replan"]
+    assert replanned.eta == allocations["proposed"].eta
+    np.testing.assert_allclose(replanned.b_s_hz, world.inputs.uplink_main_bandwidth_hz / world.inputs.users)
+    fixed = equal_bandwidth_allocation(world.inputs, replanned.eta, "equal_at_proposed_eta")
+    a = splitsim.simulate(world, replanned)
+    b = splitsim.simulate(world, fixed)
+    assert a.extra["replan_solves"] > 0  # it did re-plan, and each re-plan asked the strategy
+    assert a.total_delay_s == pytest.approx(b.total_delay_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"optimizer": {"strategies": ["proposed_replan"], "replan_strategy": "EB"}}, "not the built-in"),
+    ({"optimizer": {"strategies": ["proposed_replan"], "replan_strategy": "json:dumps", "replan_eta": "rechosen"}},
+     "replan_eta: fixed"),
+])
+def test_a_replan_strategy_that_cannot_work_is_refused(tmp_path, cli, changes, words):
+    data = {"name": "r", "seed": 1, "cell": {"users": 6}, "workload": {"dataset_samples": 600},
+            "theory": {"epsilon0": 0.2},
+            "channel": {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
+            "study": {"kind": "simulate"}, **changes}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 2 and "optimizer.replan_strategy" in err and words in err, err

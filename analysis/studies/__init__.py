@@ -70,6 +70,7 @@ def study_problems(scenario: Scenario) -> list[Problem]:
                                 "with scheme sfl; robustness with scheme sfl or fl)", scenario.optimizer.strategies,
                                 True))
     problems += _rechosen_eta_problems(scenario)
+    problems += _replan_strategy_problems(scenario)
     m = scenario.model
     if m is not None:
         schemes = study.schemes_run(scenario)
@@ -79,6 +80,22 @@ def study_problems(scenario: Scenario) -> list[Problem]:
         if m.cut_dtype != "auto" and all(_tier_count(s) == 1 for s in schemes):
             problems.append(Problem("model.cut_dtype", "FL cuts nothing: no tensor crosses a cut", m.cut_dtype, True))
     return problems + study.problems(scenario)
+
+
+def _replan_strategy_problems(scenario: Scenario) -> list[Problem]:
+    """A strategy of the user's re-plans SFL's bandwidths at the first plan's eta: not FL's adapter
+    uplink (its own min-max planner), not with eta re-chosen (that is problem (17)'s search)."""
+    opt = scenario.optimizer
+    if opt.replan_strategy == "proposed" or "proposed_replan" not in opt.strategies:
+        return []
+    if scenario.scheme != "sfl":
+        return [Problem("optimizer.replan_strategy", f"a strategy of your own re-plans SFL's bandwidths; scheme "
+                        f"'{scenario.scheme}' re-plans with its own planner", opt.replan_strategy, True)]
+    etas = scenario.study.replan_etas if scenario.study.kind == "robustness" else None
+    if opt.replan_eta == "rechosen" or (etas is not None and "rechosen" in etas):
+        return [Problem("optimizer.replan_strategy", "re-choosing eta is problem (17)'s search; a strategy of your own "
+                        "re-plans at the first plan's eta: set replan_eta: fixed", opt.replan_strategy, True)]
+    return []
 
 
 def _rechosen_eta_problems(scenario: Scenario) -> list[Problem]:
@@ -156,6 +173,7 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
 
 
 REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_eta",
+                 "optimizer.replan_strategy",
                  "optimizer.replan_users", "optimizer.replan_shadowing", "optimizer.replan_prediction",
                  "optimizer.replan_solve_s",
                  "optimizer.replan_signalling_s", "channel.csi_delay_s", "channel.csi_error_db",
