@@ -61,3 +61,18 @@ def test_a_bad_solve_time_is_one_line(tmp_path, cli, value):
     path.write_text(yaml.safe_dump(data))
     code, _, err = cli("validate", path)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "optimizer.replan_solve_s" in err, err
+
+
+def test_a_robustness_run_without_a_terminal_says_how_far_it_is(tmp_path, capsys):
+    """issue 34, item 16: `splitsim run` of a robustness study into a log file printed nothing for its
+    whole run; it now logs a line about every 5 % of its runs, with the time left."""
+    from helpers import run_cli
+
+    data = json.loads(json.dumps(SCENARIO))
+    path = tmp_path / "quiet.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = run_cli(["run", path, "--out", tmp_path / "out", "--no-progress"], capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("robustness: ")]
+    assert lines and lines[-1].startswith("robustness: 6 of 6 runs"), err
+    assert any("min left" in line for line in lines[:-1]), lines

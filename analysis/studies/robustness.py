@@ -30,7 +30,7 @@ from ..guards import (check_allocations, check_availability_trace, check_cost, c
                       check_sfl_simulation, epoch_cost)
 from ..metrics import delay_metric, headline_delays, p95_delay_metric, planned_delay_metric
 from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
-from ..progress import progress_bar
+from ..progress import ProgressLog, progress_bar, shows_bar
 from ..report import Report
 from ..allocations import world_allocations
 from ..replan import (fl_allocations, fl_replan_spec, fl_solve_key, forecast_samples, measured_solve_s, replan_spec,
@@ -124,6 +124,8 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
             runs.append((label, alloc, {"interval_s": interval, "csi_delay_s": delay, "solve_s": solve_s[eta],
                                         "eta": eta}))
     rows = []
+    # without a terminal (a log file, a batch job), a line about every 5 % of the runs with the time left
+    quiet = None if shows_bar(progress) else ProgressLog(len(runs) * scenario.study.seeds, "robustness", "runs")
     with progress_bar(len(runs) * scenario.study.seeds, "robustness", progress) as bar:
         for name, alloc, overrides in runs:
             planned = _planned_delay_s(alloc, sim.max_rounds if scenario.scheme == "sfl" else None)
@@ -143,6 +145,8 @@ def robustness_runs(scenario: Scenario, progress: bool | None = None) -> tuple[p
                              "worst_user_j": float(energy["total_j"].max()) if energy else math.nan,
                              "engine": result.engine})
                 bar.update(1)
+                if quiet is not None:
+                    quiet.step()
     if solve_s:
         allocations["proposed_replan"].details["replan_solve_s"] = solve_s.get("fixed", next(iter(solve_s.values())))
         allocations["proposed_replan"].details["replan_solve_s_by_eta"] = solve_s
