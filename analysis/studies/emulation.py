@@ -223,8 +223,18 @@ def check_host(scenario: Scenario, world):
                          f"the model, {weights / 2**30:.2f} GiB, its tier's step, up to {step / 2**30:.2f} GiB, and "
                          f"torch), more than the {free / 2**30:.1f} GiB free here", field="cell.users", value=cell.users)
     testbed = _calibrated_testbed(scenario, world, profile_times(world.profile, scenario))
-    _check_plan(scenario, testbed, scenario.emulation.cores or host_cores())
+    # the contention check needs this host's step times: a profile measured under load (or elsewhere)
+    # would refuse or admit the wrong cases, so then it waits for the devices' own calibration
+    _check_plan(scenario, testbed, scenario.emulation.cores or host_cores(), contention=not profile_under_load(world))
     return testbed
+
+
+def profile_under_load(world) -> bool:
+    """Whether the profile's step times were measured with other work running (learning.profile)."""
+    from splitsim.learning.profile import LOADED_PER_CPU
+
+    load = world.profile.environment.get("load_per_cpu")
+    return load is not None and load > LOADED_PER_CPU
 
 
 def role_times(per_device: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -265,7 +275,7 @@ def _rate_field(scenario: Scenario, kind: str) -> str:
     return "radio.uplink_main_bandwidth_hz"
 
 
-def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
+def _check_plan(scenario: Scenario, testbed, cores: int, contention: bool = True) -> None:
     """What the calibrated, simulated plan says this host cannot do: one line naming the field."""
     from splitsim.netsim.testbed.compare import compute_overlap
 
@@ -284,7 +294,7 @@ def _check_plan(scenario: Scenario, testbed, cores: int) -> None:
                          f"({em.max_seconds:g} s; slowest link: {slowest['link']} at {slowest['rate_bps'] / 1e6:.3g} "
                          "Mbit/s)", field="emulation.max_seconds", value=em.max_seconds)
     most, share = compute_overlap(testbed.predicted, cores)
-    if share > em.max_contention_share:
+    if contention and share > em.max_contention_share:
         raise InputError(f"up to {most} devices would compute at once, more than this host's {cores} core(s) for "
                          f"{100 * share:.1f} % of the run (their compute would contend; the simulator does not model "
                          f"it): fewer users, slower links, or emulation.max_contention_share above {share:.2f}",
@@ -373,6 +383,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
         "calibration_s": calibration, "calibration_s_per_device": per_device,
         "calibration_drift_pct": drift,
         "calibrated_flops_per_s": flops, "shaper": em.shaper, "cores": cores, "host": host,
+        "profile_load_per_cpu": world.profile.environment.get("load_per_cpu"),
         "wall_s": time.perf_counter() - started})
     warnings = _host_warnings(host)
     return [f"rounds: median error {metrics['round_error_median_pct']:.2f} %, worst {metrics['round_error_max_pct']:.2f} "
