@@ -126,10 +126,17 @@ def profile(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False,
     """Measure the scenario model's split steps at every cut; write profile.json and print tables."""
     from .runs import run_profile
 
-    scenario = _load(file, "profile")
-    out = _claim(out, "profile", scenario, overwrite)
-    with _interruptible("profile", file, out):
-        for line in run_profile(scenario, out, source=str(file), remeasure=remeasure):
+    _one_shot("profile", file, out, overwrite,
+              lambda scenario, folder: run_profile(scenario, folder, source=str(file), remeasure=remeasure))
+
+
+def _one_shot(command: str, file: Path, out: Path, overwrite: bool, lines) -> None:
+    """Load and check `file` for `command`, claim `out`, print the lines `lines(scenario, out)` yields;
+    Ctrl-C says what is left (a command that does not resume)."""
+    scenario = _load(file, command)
+    out = _claim(out, command, scenario, overwrite)
+    with _interruptible(command, file, out):
+        for line in lines(scenario, out):
             typer.echo(line)
 
 
@@ -138,11 +145,7 @@ def optimize(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> N
     """Allocate bandwidth and eta for every strategy (proposed, EB, FE, BA); write allocation.json."""
     from .runs import run_optimize
 
-    scenario = _load(file, "optimize")
-    out = _claim(out, "optimize", scenario, overwrite)
-    with _interruptible("optimize", file, out):
-        for line in run_optimize(scenario, out, source=str(file)):
-            typer.echo(line)
+    _one_shot("optimize", file, out, overwrite, lambda scenario, folder: run_optimize(scenario, folder, source=str(file)))
 
 
 @app.command()
@@ -177,11 +180,7 @@ def link(file: ScenarioFile, out: OutDir, overwrite: Overwrite = False) -> None:
     BLER and goodput per Hz against SINR; write link.csv, link.png, summary.json, report.md."""
     from .link import run_link
 
-    scenario = _load(file, "link")
-    out = _claim(out, "link", scenario, overwrite)
-    with _interruptible("link", file, out):
-        for line in run_link(scenario, out, source=str(file)):
-            typer.echo(line)
+    _one_shot("link", file, out, overwrite, lambda scenario, folder: run_link(scenario, folder, source=str(file)))
 
 
 @app.command()

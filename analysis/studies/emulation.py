@@ -147,8 +147,10 @@ def _host_problems(scenario: Scenario) -> list[Problem]:
     covers the other schemes, whose overlap depends on their step and link times)."""
     out = []
     devices, cores = device_count(scenario), scenario.emulation.cores or host_cores()
-    free = _free_memory_bytes()
-    if free is not None and devices * PROCESS_OVERHEAD_BYTES > free:
+    from ..guards import available_memory_bytes
+
+    free = available_memory_bytes()
+    if devices * PROCESS_OVERHEAD_BYTES > free:
         out.append(Problem("cell.users", f"{devices} device processes need more than {devices * PROCESS_OVERHEAD_BYTES / 2**30:.1f} "
                            f"GiB before any model (each {PROCESS_OVERHEAD_BYTES / 2**20:.0f} MiB: Python, torch, "
                            f"transformers), more than the {free / 2**30:.1f} GiB free here", scenario.cell.users, True))
@@ -157,17 +159,6 @@ def _host_problems(scenario: Scenario) -> list[Problem]:
                            f"host's {cores} core(s): their compute would contend (the simulator does not model it); "
                            "fewer users, or emulation.cores if the host has more", scenario.cell.users, True))
     return out
-
-
-def _free_memory_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo (None where there is none)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def ignores(scenario: Scenario) -> dict[str, str]:
