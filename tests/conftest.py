@@ -7,6 +7,17 @@ import pytest
 from helpers import run_cli
 
 
+TIMED_MODULES = ("test_emulation.py", "test_testbed.py")
+"""Modules whose tests time real processes and links: marked `testbed`, so that scripts/test.sh can run
+them alone after the rest (which it runs on two processes)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in TIMED_MODULES:
+            item.add_marker(pytest.mark.testbed)
+
+
 @pytest.fixture
 def cli(capsys):
     """Call as cli("validate", path, ...) -> (exit status, stdout, stderr)."""
