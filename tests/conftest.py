@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from helpers import run_cli
 
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes on two cores: one thread each, not two
+    import torch
+
+    torch.set_num_threads(1)
 
 TIMED_MODULES = ("test_emulation.py", "test_testbed.py")
 """Modules whose tests time real processes and links: marked `testbed`, so that scripts/test.sh can run
