@@ -11,8 +11,8 @@ import math
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le, Len, Lt
-from pydantic import (AfterValidator, AllowInfNan, BeforeValidator, BaseModel, WithJsonSchema, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError,
+                      ValidationInfo, WithJsonSchema, field_validator, model_validator)
 
 from .custom_strategies import BUILT_IN, is_custom, resolve_strategy
 from .errors import ScenarioError
@@ -25,6 +25,8 @@ Finite = Annotated[float, Strict(), AllowInfNan(False)]
 PositiveFloat = Annotated[Finite, Gt(0)]
 NonNegativeFloat = Annotated[Finite, Ge(0)]
 OpenUnitFloat = Annotated[Finite, Gt(0), Lt(1)]
+
+
 def _whole_number(value):
     """A count written as a whole-number float (6e4, 60000.0: YAML and JSON writers do this) is that
     integer; a fraction, a string or a bool stays an error (the strict check after this says so)."""
@@ -43,6 +45,8 @@ PowerDbm = Annotated[Finite, Ge(-100), Le(100)]
 
 Scheme = Literal["sfl", "splitllm", "fl", "sl"]
 DeviceName = Literal[tuple(DEVICES)]  # type: ignore[valid-type]
+
+
 def _strategy_name(name: str) -> str:
     """A built-in strategy, or a user's that resolves (scenarios.custom_strategies)."""
     if is_custom(name):
@@ -54,6 +58,7 @@ Strategy = Annotated[str, Strict(), AfterValidator(_strategy_name), WithJsonSche
     {"type": "string", "anyOf": [{"enum": list(BUILT_IN)}, {"pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"},
                                  {"pattern": r"^[A-Za-z_]\w*$"}],
      "description": "a built-in strategy, a user's 'package.module:function', or a registered name"})]
+
 # The base station's budget for one re-solve of problem (17) during a run (optimizer.replan_solve_s): a
 # modelled constant, so that simulated results never depend on the host. 50 ms sits between what the
 # structured re-solve (K = 50 users, forecast of 16 samples a user, whole PRBs) measured on a fast host

@@ -4,7 +4,6 @@ gone after it closes. The kernel variant needs root and skips with the reason el
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

@@ -18,7 +18,6 @@ rounds' durations; `run_error_pct`, the signed error of the whole run, beside th
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import time
@@ -422,9 +421,6 @@ def _kernel_shaper(testbed):
     tbf bucket refilled while a link was idle would let a message's first 32 KiB through at line
     rate (221 kB adapters arrived 13-14 % early); paced, nothing exceeds the rate and tbf shapes the
     wire below it."""
-    from dataclasses import replace
-
-    from splitsim.netsim.testbed.device import LinkSpec
     from splitsim.netsim.testbed.kernel import KernelLinks
 
     links = KernelLinks()
