@@ -25,7 +25,7 @@ from __future__ import annotations
 from importlib import import_module
 
 _HOMES = {
-    "splitsim.api": ("StudyResult", "allocation_table", "optimise", "profile", "realise", "rounds_to_target",
+    "splitsim.api": ("StudyResult", "allocation_table", "link_curve", "optimise", "profile", "realise", "rounds_to_target",
                      "run_study", "simulate", "sweep", "validate", "with_changes"),
     "splitsim.scenarios": ("InputError", "Scenario", "ScenarioError", "example_path", "examples", "load_scenario",
                            "parse_scenario"),

@@ -8,6 +8,7 @@
 | `profile(scenario)`         | `splitsim profile`  | analysis.world.load_profile                  |
 | `run_study(scenario, out)`  | `splitsim run`      | analysis.runs.run_study                      |
 | `sweep(file or scenario,..)`| `splitsim sweep`    | analysis.sweep.run_sweep                     |
+| `link_curve(file or scenario)` | `splitsim link` | analysis.link.link_table                     |
 
 tests/test_two_doors.py runs every shipped scenario through both doors and compares the outputs.
 """
@@ -199,3 +200,14 @@ def rounds_to_target(convergence_path: str | Path, local_steps: float, level: fl
     interval = fit.interval(V, level)
     return {"rounds": float(interval["rounds"]), "low": float(interval["low"]), "high": float(interval["high"]),
             "level": level, "form": "a / (1 - 2^(-V/v))", "runs": fit.runs}
+
+
+def link_curve(scenario: str | Path | Scenario) -> pd.DataFrame:
+    """The scenario's NR uplink curve beside Shannon, as `splitsim link` writes it to link.csv (the
+    same checks, the same function: analysis.link.link_table): per SINR the MCS, BLER, goodput per Hz
+    over the TDD pattern and with every slot uplink, and Shannon's log2(1 + SINR)."""
+    from splitsim.analysis.link import link_table
+
+    scenario, source = _scenario(scenario)
+    check_scenario(scenario, "link", source)
+    return link_table(scenario)

@@ -143,3 +143,18 @@ def test_the_docs_table_is_what_the_example_gives(tmp_path, cli):
     assert f"{summary['peak_rate_bps'] / 1e6:.1f} Mbit/s" in page
     assert f"{summary['peak_rate_with_tdd_share_bps'] / 1e6:.1f} Mbit/s" in page
     assert f"{100 * summary['uplink_symbol_share']:.1f} %" in page
+
+
+def test_python_and_the_command_give_the_same_curve(tmp_path, cli):
+    """One door: splitsim.link_curve is what `splitsim link` writes to link.csv."""
+    import splitsim
+    from helpers import REPO
+
+    example = REPO / "examples" / "nr_uplink" / "n78.yaml"
+    code, _, err = cli("link", example, "--out", tmp_path / "out")
+    assert code == 0, err
+    written = pd.read_csv(tmp_path / "out" / "link.csv")
+    pd.testing.assert_frame_equal(splitsim.link_curve(example).reset_index(drop=True), written, check_dtype=False,
+                                  rtol=1e-12)
+    with pytest.raises(splitsim.ScenarioError, match="radio.subcarrier_spacing_khz"):
+        splitsim.link_curve(splitsim.parse_scenario({"name": "x"}))
