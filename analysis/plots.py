@@ -28,14 +28,21 @@ def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1
     return path
 
 
-def latency_vs_power(table: pd.DataFrame, path: Path, title: str = "") -> Path:
+def latency_vs_power(table: pd.DataFrame, path: Path, title: str = "", beside: pd.DataFrame | None = None,
+                     labels: tuple[str, str] = ("", "")) -> Path:
     """One curve per strategy: training delay (s, log scale) against max transmit power (dBm);
-    ticks at the swept powers."""
+    ticks at the swept powers. With `beside` (the same cell on another link model), its curves
+    dashed and hollow, each table's strategies labelled with `labels`."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for strategy, group in table.groupby("strategy", sort=False):
-        color, marker = STRATEGY_STYLE.get(strategy, (None, "o"))
-        g = group.sort_values("tx_power_dbm")
-        ax.plot(g["tx_power_dbm"], g["T_s"], marker=marker, color=color, label=STRATEGY_LABEL.get(strategy, strategy))
+    for frame, style, suffix in ((table, "-", labels[0]), (beside, "--", labels[1])):
+        if frame is None:
+            continue
+        for strategy, group in frame.groupby("strategy", sort=False):
+            color, marker = STRATEGY_STYLE.get(strategy, (None, "o"))
+            g = group.sort_values("tx_power_dbm")
+            ax.plot(g["tx_power_dbm"], g["T_s"], style, marker=marker, color=color,
+                    mfc=color if style == "-" else "none",
+                    label=STRATEGY_LABEL.get(strategy, strategy) + (f" ({suffix})" if suffix else ""))
     powers = sorted(table["tx_power_dbm"].unique())
     if len(powers) <= 12:
         ax.set_xticks(powers, [f"{p:g}" for p in powers])

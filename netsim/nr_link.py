@@ -17,6 +17,7 @@ and 12 · Δf · T_slot = 180 for every numerology (12 sub-carriers of 15·2^μ 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -27,6 +28,7 @@ from splitsim.scenarios.nr_tbs import MCS_TABLES, SYMBOLS_PER_SLOT, mcs, transpo
 RE_SECONDS_PER_PRB_SLOT = 180.0  # 12 sub-carriers x (15·2^μ kHz) x (1 / 2^μ ms): Hz·s of one PRB-slot
 MCS_TABLE_INDEX = {"qam64": 1, "qam256": 2}  # TS 38.214 Tables 5.1.3.1-1 and -2 (Sionna's table_index)
 PUSCH_CATEGORY = 0  # Sionna's MCS category for PUSCH
+PDSCH_CATEGORY = 1  # and for PDSCH
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class UplinkSlots:
 
     pattern: str  # "DDDSU", "DDDDDDDSUU", or "FDD"
     special_uplink_symbols: int  # uplink symbols of a special slot
+    special_downlink_symbols: int = 0  # downlink symbols of a special slot
 
     @property
     def slots(self) -> int:
@@ -47,6 +50,10 @@ class UplinkSlots:
     @property
     def special_slots(self) -> int:
         return 0 if self.pattern == "FDD" else self.pattern.count("S")
+
+    @property
+    def downlink_slots(self) -> int:
+        return 1 if self.pattern == "FDD" else self.pattern.count("D")
 
     @property
     def uplink_symbol_share(self) -> float:
@@ -86,10 +93,10 @@ def segmentation(tbs_bits: np.ndarray, code_rate: np.ndarray) -> tuple[np.ndarra
 
 
 def bler(mcs_index: np.ndarray, mcs_table: str, cb_bits: np.ndarray, sinr_db: np.ndarray,
-         blocks: np.ndarray | int = 1) -> np.ndarray:
+         blocks: np.ndarray | int = 1, category: int = PUSCH_CATEGORY) -> np.ndarray:
     """Block error rate of a transport block of `blocks` code blocks of `cb_bits` at the SINR (AWGN,
-    flat): Sionna's tables for one code block, 1 − (1 − BLER_cb)^C for the C blocks that must all
-    decode. MCS that the tables do not hold give 1 (never chosen)."""
+    flat): Sionna's tables (PUSCH, or PDSCH with `category` 1) for one code block, 1 − (1 − BLER_cb)^C
+    for the C blocks that must all decode. MCS that the tables do not hold give 1 (never chosen)."""
     import torch
 
     shape = np.broadcast(mcs_index, cb_bits, sinr_db).shape
@@ -97,7 +104,7 @@ def bler(mcs_index: np.ndarray, mcs_table: str, cb_bits: np.ndarray, sinr_db: np
     cbs = torch.as_tensor(np.broadcast_to(np.minimum(cb_bits, 8448), shape).astype(np.int32))
     snr = torch.as_tensor(10 ** (np.broadcast_to(sinr_db, shape) / 10), dtype=torch.float32)
     table = torch.full(shape, MCS_TABLE_INDEX[mcs_table], dtype=torch.int32)
-    category = torch.full(shape, PUSCH_CATEGORY, dtype=torch.int32)
+    category = torch.full(shape, category, dtype=torch.int32)
     out = _phy_abstraction().get_bler(m, table, category, cbs, snr).double().numpy()
     per_block = np.where(np.isfinite(out), np.clip(out, 0.0, 1.0), 1.0)
     return 1 - (1 - per_block) ** np.broadcast_to(blocks, shape)
@@ -105,7 +112,8 @@ def bler(mcs_index: np.ndarray, mcs_table: str, cb_bits: np.ndarray, sinr_db: np
 
 @dataclass(frozen=True)
 class NrUplink:
-    """An NR uplink carrier: numerology, PRBs, TDD pattern, MCS table and link adaptation."""
+    """An NR carrier's uplink (or, with `downlink`, its downlink: the D slots and symbols, PDSCH's
+    BLER tables): numerology, PRBs, TDD pattern, MCS table and link adaptation."""
 
     scs_khz: int
     n_prb: int
@@ -116,12 +124,18 @@ class NrUplink:
     layers: int = 1
     bler_target: float = 0.1
     harq_max_transmissions: int = 4
+    downlink: bool = False
 
     def _slot_kinds(self) -> list[tuple[int, int]]:
-        """(symbols, how many per pattern) of the slots that carry uplink data."""
-        kinds = [(SYMBOLS_PER_SLOT, self.slots.uplink_slots)]
-        if self.slots.special_slots and self.slots.special_uplink_symbols > 0:
-            kinds.append((self.slots.special_uplink_symbols, self.slots.special_slots))
+        """(symbols, how many per pattern) of the slots that carry data in this direction."""
+        if self.downlink:
+            kinds = [(SYMBOLS_PER_SLOT, self.slots.downlink_slots)]
+            special = self.slots.special_downlink_symbols
+        else:
+            kinds = [(SYMBOLS_PER_SLOT, self.slots.uplink_slots)]
+            special = self.slots.special_uplink_symbols
+        if self.slots.special_slots and special > 0:
+            kinds.append((special, self.slots.special_slots))
         return kinds
 
     def curve(self, sinr_db: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,7 +155,8 @@ class NrUplink:
             tbs = np.array([transport_block_bits(i, self.n_prb, symbols, self.mcs_table, self.dmrs_re_per_prb,
                                                  self.overhead_re_per_prb, self.layers) for i in indices], float)
             cb_bits, blocks = segmentation(tbs, rates)
-            errors = bler(indices[:, None], self.mcs_table, cb_bits[:, None], sinr_db[None, :], blocks[:, None])
+            errors = bler(indices[:, None], self.mcs_table, cb_bits[:, None], sinr_db[None, :], blocks[:, None],
+                          PDSCH_CATEGORY if self.downlink else PUSCH_CATEGORY)
             ok = (errors <= self.bler_target) & (tbs[:, None] > 0)
             best = np.where(ok.any(axis=0), count - 1 - np.argmax(ok[::-1], axis=0), -1)
             delivered = np.where(best >= 0, tbs[best] * (1 - errors[best, np.arange(len(sinr_db))]), 0.0)
@@ -161,3 +176,156 @@ class NrUplink:
             "goodput_fdd_bps_per_hz": fdd_bits / denominator,
             "shannon_bps_per_hz": np.log2(1 + 10 ** (sinr_db / 10)),
         }
+
+
+# The SINR grid (dB) on which NrUplink.curve is tabulated for NrRate: below its start no MCS decodes,
+# above its end the top MCS is error-free; 0.05 dB steps, linear between them.
+CURVE_GRID_DB = np.round(np.arange(-15.0, 40.0 + 1e-9, 0.05), 10)
+# NrRate's table is indexed by the SINR one PRB would have with all of the user's power (dB), up to
+# the top of CURVE_GRID_DB plus 10·log10(275 PRBs).
+ONE_PRB_GRID_DB = np.round(np.arange(-15.0, 65.0 + 1e-9, 0.05), 10)
+GRID_STEP_DB = 0.05
+
+
+class _GoodputTable:
+    """G[n, y]: the goodput (bit/s per Hz of one PRB) of a user holding n PRBs whose power on one PRB
+    alone gives the SINR y (ONE_PRB_GRID_DB). Spread over m PRBs its SINR is y − 10·log10(m) (dB);
+    it sends on the m <= n that deliver the most: G[n] = max_{m<=n} m·eta_m(y − 10·log10 m), with
+    eta_m NrUplink.curve's goodput per Hz on m PRBs over the TDD pattern. So G[n] >= G[n−1] at every
+    grid point, and (linear between grid points) the rate never falls when PRBs are added. Rows are
+    built up to the most PRBs asked for."""
+
+    def __init__(self, link: NrUplink):
+        self.link = link
+        self.table = np.zeros((1, ONE_PRB_GRID_DB.size))  # row 0: no PRB delivers nothing
+
+    def rows(self, most_prbs: int) -> np.ndarray:
+        """G with at least `most_prbs` + 1 rows."""
+        have = self.table.shape[0] - 1
+        if most_prbs > have:
+            from dataclasses import replace
+
+            rows = [self.table]
+            best = self.table[-1]
+            for m in range(have + 1, most_prbs + 1):
+                eta = replace(self.link, n_prb=m).curve(CURVE_GRID_DB)["goodput_bps_per_hz"]
+                on_m = m * np.interp(ONE_PRB_GRID_DB - 10.0 * math.log10(m), CURVE_GRID_DB, eta, left=0.0,
+                                     right=eta[-1])
+                best = np.maximum(best, on_m)
+                rows.append(best[None, :])
+            self.table = np.vstack(rows)
+        return self.table
+
+
+@lru_cache(maxsize=16)
+def _goodput_table(link: NrUplink) -> _GoodputTable:
+    return _GoodputTable(link)
+
+
+class NrRate:
+    """The NR link model: the expected goodput (bit/s) of a user's whole PRBs at c = g·p/N0 (Hz).
+
+    A user holding b Hz has n = floor(b / prb_hz) PRBs; with its power on one PRB the SINR would be
+    y = c / prb_hz less `interference_over_thermal_db`, spread over m PRBs y/m. Link adaptation picks
+    the MCS and the number of PRBs m <= n to send on (a power-limited user concentrates its power, as
+    a scheduler that reads its power headroom has it do), each slot delivers TBS·(1 − BLER) (HARQ
+    resends what fails), only the TDD pattern's slots in this direction carry. So the rate never
+    falls when PRBs are added, and is 0 where even one PRB decodes no MCS (out of coverage).
+    Tables: _GoodputTable, linear in y between 0.05 dB grid points. Shapes broadcast."""
+
+    name = "nr"
+
+    def __init__(self, link: NrUplink, prb_hz: float, interference_over_thermal_db: float = 0.0):
+        from dataclasses import replace
+
+        self.link = replace(link, n_prb=0)  # the tables are per PRB count
+        self.prb_hz = float(prb_hz)
+        self.interference_over_thermal_db = float(interference_over_thermal_db)
+        self._table = _goodput_table(self.link)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NrRate) and (self.link, self.prb_hz, self.interference_over_thermal_db) == (
+            other.link, other.prb_hz, other.interference_over_thermal_db)
+
+    def __hash__(self) -> int:
+        return hash((self.link, self.prb_hz, self.interference_over_thermal_db))
+
+    def __repr__(self) -> str:
+        return f"NrRate({self.link}, prb_hz={self.prb_hz:g}, iot_db={self.interference_over_thermal_db:g})"
+
+    def prbs(self, bandwidth_hz: float | np.ndarray) -> np.ndarray:
+        """Whole PRBs in `bandwidth_hz` (a rounding error of 1e-6 PRB forgiven)."""
+        return np.floor(np.asarray(bandwidth_hz, dtype=float) / self.prb_hz + 1e-6).astype(np.int64)
+
+    def one_prb_sinr_db(self, snr_coeff_hz: float | np.ndarray) -> np.ndarray:
+        """y: the SINR (dB) of one PRB carrying all of the user's power."""
+        with np.errstate(divide="ignore"):
+            return 10.0 * np.log10(np.asarray(snr_coeff_hz, dtype=float) / self.prb_hz) - \
+                self.interference_over_thermal_db
+
+    def rate_bps(self, bandwidth_hz: float | np.ndarray, snr_coeff_hz: float | np.ndarray) -> np.ndarray:
+        b, c = np.broadcast_arrays(np.asarray(bandwidth_hz, dtype=float), np.asarray(snr_coeff_hz, dtype=float))
+        n = np.maximum(self.prbs(b), 0)
+        table = self._table.rows(int(n.max(initial=0)))
+        position = (self.one_prb_sinr_db(c) - ONE_PRB_GRID_DB[0]) / GRID_STEP_DB
+        position = np.clip(np.nan_to_num(position, nan=-1.0, neginf=-1.0), -1.0, ONE_PRB_GRID_DB.size - 1.0)
+        low = np.clip(position.astype(np.int64), 0, ONE_PRB_GRID_DB.size - 2)
+        frac = np.clip(position - low, 0.0, 1.0)
+        flat = table.ravel()
+        index = n * ONE_PRB_GRID_DB.size + low
+        per_prb_hz = flat[index] * (1.0 - frac) + flat[index + 1] * frac
+        return np.where(position < 0, 0.0, per_prb_hz * self.prb_hz)
+
+    def least_sinr_db(self) -> float:
+        """The SINR (dB) below which one PRB decodes no MCS: the edge of coverage."""
+        row = self._table.rows(1)[1]
+        return float(ONE_PRB_GRID_DB[np.argmax(row > 0)]) if np.any(row > 0) else math.inf
+
+    def shannon_fit(self, prbs_per_user: float) -> tuple[float, float]:
+        """(alpha, Gamma) of alpha·log2(1 + SNR/Gamma) fitted to the goodput per Hz of n = round(prbs_per_user)
+        PRBs (the user sending on all n), in the manner of 3GPP TR 36.942 Annex A (an attenuated
+        Shannon bound): least squares in the relative error over the SINRs where it delivers, up to
+        where it reaches its cap. Gamma includes the rise over thermal (the fit is in SNR)."""
+        from dataclasses import replace
+
+        n = int(min(max(round(prbs_per_user), 1), 275))
+        eta = replace(self.link, n_prb=n).curve(CURVE_GRID_DB)["goodput_bps_per_hz"]
+        top = eta.max()
+        if top <= 0:
+            return 1.0, 1.0
+        use = (eta > 0) & (eta <= 0.999 * top)
+        use[np.argmax(eta > 0.999 * top)] = True
+        snr = 10 ** ((CURVE_GRID_DB[use] + self.interference_over_thermal_db) / 10)
+        eta = eta[use]
+        best = (math.inf, 1.0, 1.0)
+        for gamma in np.geomspace(0.25, 40.0, 400):
+            f = np.log2(1 + snr / gamma) / eta  # alpha·f ≈ 1
+            alpha = float(f.sum() / (f * f).sum())
+            err = float(((alpha * f - 1) ** 2).sum())
+            if err < best[0]:
+                best = (err, alpha, float(gamma))
+        return best[1], best[2]
+
+
+def nr_carrier(radio, downlink: bool = False) -> NrUplink:
+    """The NrUplink (no PRB count) of a scenario's `radio` section (radio.nr, radio.subcarrier_spacing_khz)."""
+    nr = radio.nr
+    down, _, up = nr.special_slot_symbols
+    return NrUplink(scs_khz=radio.subcarrier_spacing_khz, n_prb=0,
+                    slots=UplinkSlots(nr.tdd_pattern, up, down), mcs_table=nr.mcs_table,
+                    dmrs_re_per_prb=nr.dmrs_re_per_prb, overhead_re_per_prb=nr.overhead_re_per_prb, layers=nr.layers,
+                    bler_target=nr.bler_target, harq_max_transmissions=nr.harq_max_transmissions, downlink=downlink)
+
+
+def link_rates(radio):
+    """(uplink, downlink) link models of a scenario's `radio` section: Shannon's, or with
+    `radio.link_model: nr` the NR goodput on whole PRBs (NrRate)."""
+    from splitsim.scenarios.types import SHANNON
+
+    if radio.link_model == "shannon":
+        return SHANNON, SHANNON
+    from splitsim.scenarios.nr import prb_bandwidth_hz
+
+    prb_hz = prb_bandwidth_hz(radio.subcarrier_spacing_khz)
+    iot = radio.nr.interference_over_thermal_db
+    return (NrRate(nr_carrier(radio), prb_hz, iot), NrRate(nr_carrier(radio, downlink=True), prb_hz, iot))

@@ -28,7 +28,6 @@ from .errors import NetsimError
 from .protocols.rounds import LINK_ADAPTER_UP, LINK_UP, track_links
 from .protocols.sfl import SflPlan, run_sfl
 from .replanning import Counts, Replanning, ReplanSpec, Uplink
-from splitsim.scenarios.types import fdma_rate_bps
 
 
 @dataclass
@@ -165,14 +164,15 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     p_s, p_c, cpu = allocation.powers_and_clock()
     c_main = inputs.snr_coeff_main_hz[None, :] * factors * p_s
     c_fed = inputs.snr_coeff_fed_hz[None, :] * factors * p_c
-    up = inputs.activation_bits / fdma_rate_bps(allocation.b_s_hz[None, :], c_main)
-    adapter_up = inputs.adapter_bits / fdma_rate_bps(allocation.b_c_hz[None, :], c_fed)
+    uplink_rate = inputs.uplink_rate.rate_bps  # Shannon's, or the NR link's (netsim.nr_link.NrRate)
+    up = _seconds(inputs.activation_bits, uplink_rate(allocation.b_s_hz[None, :], c_main))
+    adapter_up = _seconds(inputs.adapter_bits, uplink_rate(allocation.b_c_hz[None, :], c_fed))
     grad_down = adapter_down = None
     if sim.downlink:
         c_down = downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm)[None, :] * factors
-        rate_down = fdma_rate_bps(radio.downlink_bandwidth_hz / inputs.users, c_down)
-        grad_down = inputs.gradient_bits / rate_down
-        adapter_down = inputs.adapter_bits / rate_down
+        rate_down = inputs.downlink_rate.rate_bps(radio.downlink_bandwidth_hz / inputs.users, c_down)
+        grad_down = _seconds(inputs.gradient_bits, rate_down)
+        adapter_down = _seconds(inputs.adapter_bits, rate_down)
     client = inputs.client_seconds_per_iteration / cpu
     share = inputs.client_forward_share
     weights = inputs.iteration_weights if inputs.iteration_weights is not None else np.ones(inputs.users)
@@ -209,6 +209,12 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
         gradient_bits=inputs.gradient_bits, server_concurrency=sim.server_concurrency,
         slowdown=straggler_slowdown(sim, n_rounds, inputs.users, rng),
     )
+
+
+def _seconds(bits: float, rate_bps: np.ndarray) -> np.ndarray:
+    """bits / rate; a link that delivers nothing (an NR user out of coverage) takes forever."""
+    with np.errstate(divide="ignore"):
+        return np.where(rate_bps > 0, bits / rate_bps, np.inf)
 
 
 def plan_dynamics(sim: SimulationConfig, channel_cfg: ChannelConfig, link: ChannelState, cell: CellConfig | None,

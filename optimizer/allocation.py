@@ -79,8 +79,8 @@ def allocation_with_counts(inputs: DelayInputs, V: float, I0: float, b_s_hz: np.
     b_c = b_c * min(1.0, inputs.uplink_fed_bandwidth_hz / float(b_c.sum()))
     p_s = 1.0 if power_main_fraction is None else power_main_fraction
     p_c = 1.0 if power_fed_fraction is None else power_fed_fraction
-    t_s = upload_seconds_at_power(inputs.activation_bits, b_s, inputs.snr_coeff_main_hz, p_s)
-    t_c = upload_seconds_at_power(inputs.adapter_bits, b_c, inputs.snr_coeff_fed_hz, p_c)
+    t_s = upload_seconds_at_power(inputs.activation_bits, b_s, inputs.snr_coeff_main_hz, p_s, inputs.uplink_rate)
+    t_c = upload_seconds_at_power(inputs.adapter_bits, b_c, inputs.snr_coeff_fed_hz, p_c, inputs.uplink_rate)
     T_k = per_user_delay_s(inputs, V, I0, t_s, t_c, cpu_fraction)
     return Allocation(strategy=strategy, eta=float(eta), V=float(V), I0=float(I0), T_s=float(np.max(T_k)),
                       b_s_hz=b_s, b_c_hz=b_c, t_s_s=t_s, t_c_s=t_c, T_k_s=T_k, solver=solver,
@@ -109,8 +109,10 @@ def verify_allocation(inputs: DelayInputs, alloc: Allocation, rel_tol: float = 1
         problems.append(f"sum b_s = {alloc.b_s_hz.sum():.9g} Hz exceeds B_s = {inputs.uplink_main_bandwidth_hz:.9g}")
     if alloc.b_c_hz.sum() > inputs.uplink_fed_bandwidth_hz * (1 + rel_tol):
         problems.append(f"sum b_c = {alloc.b_c_hz.sum():.9g} Hz exceeds B_c = {inputs.uplink_fed_bandwidth_hz:.9g}")
-    need_s = upload_seconds_at_power(inputs.activation_bits, alloc.b_s_hz, inputs.snr_coeff_main_hz, p_s)
-    need_c = upload_seconds_at_power(inputs.adapter_bits, alloc.b_c_hz, inputs.snr_coeff_fed_hz, p_c)
+    need_s = upload_seconds_at_power(inputs.activation_bits, alloc.b_s_hz, inputs.snr_coeff_main_hz, p_s,
+                                     inputs.uplink_rate)
+    need_c = upload_seconds_at_power(inputs.adapter_bits, alloc.b_c_hz, inputs.snr_coeff_fed_hz, p_c,
+                                     inputs.uplink_rate)
     if np.any(alloc.t_s_s < need_s * (1 - rel_tol)):
         problems.append("some t_s is shorter than s / r(b_s): the rate constraint (17b) is violated")
     if np.any(alloc.t_c_s < need_c * (1 - rel_tol)):

@@ -75,9 +75,9 @@ class _PrbDelays:
         """T_k of the users `pick` selects, with PRBs `n_main`, `n_fed` (already of those users)."""
         inputs, alloc = self.inputs, self.alloc
         t_s = upload_seconds_at_power(inputs.activation_bits, n_main * self.prb_hz, inputs.snr_coeff_main_hz[pick],
-                                      self.p_s[pick])
+                                      self.p_s[pick], inputs.uplink_rate)
         t_c = upload_seconds_at_power(inputs.adapter_bits, n_fed * self.prb_hz, inputs.snr_coeff_fed_hz[pick],
-                                      self.p_c[pick])
+                                      self.p_c[pick], inputs.uplink_rate)
         return alloc.I0 * (self.tau[pick] + t_c + alloc.V * inputs.weights[pick] * t_s)
 
 

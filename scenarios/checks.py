@@ -119,7 +119,55 @@ def section_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("energy.min_user_cpu_hz", f"must be below compute.user_cpu_hz "
                                 f"({scenario.compute.user_cpu_hz:g} Hz), the highest clock", scenario.energy.min_user_cpu_hz,
                                 True))
-    return problems + dynamics_problems(scenario)
+    return problems + dynamics_problems(scenario) + nr_link_problems(scenario)
+
+
+# Where the NR link model (radio.link_model: nr) is built: SFL's problem (17) in the studies that
+# plan and simulate it on a still cell. Elsewhere it is refused, not silently replaced by Shannon's.
+NR_LINK_STUDIES = ("simulate", "latency_vs_power")
+
+
+def nr_link_problems(scenario: Scenario) -> list[Problem]:
+    """What radio.link_model: nr needs: whole PRBs, SFL on a still cell in the studies that run it,
+    Sionna, and a downlink share of whole PRBs per user."""
+    radio = scenario.radio
+    if radio.link_model != "nr":
+        return []
+    import importlib.util
+
+    problems = []
+    scs = radio.subcarrier_spacing_khz
+    if scs is None:
+        problems.append(Problem("radio.subcarrier_spacing_khz", "the NR link (radio.link_model: nr) runs on whole PRBs:"
+                                " set the spacing to 15, 30 or 60 kHz", None, True))
+    if scenario.scheme != "sfl" or scenario.study.kind not in NR_LINK_STUDIES:
+        problems.append(Problem("radio.link_model", f"the NR link is built for scheme sfl in the studies "
+                                f"{', '.join(NR_LINK_STUDIES)} (here scheme {scenario.scheme}, study "
+                                f"{scenario.study.kind}); set link_model: shannon", "nr", True))
+    if scenario.channel.time_varying:
+        problems.append(Problem("radio.link_model", "the NR link is not built for a time-varying channel yet (a fading "
+                                "channel or walking users); set link_model: shannon or channel.coherence_time_s: null",
+                                "nr", True))
+    optimizer = scenario.optimizer
+    if optimizer.energy_budget_j is not None or optimizer.energy_weight is not None:
+        problems.append(Problem("radio.link_model", "the energy-aware allocation inverts Shannon's rate for the least "
+                                "power; on the NR link set link_model: shannon or drop optimizer.energy_budget_j and "
+                                "energy_weight", "nr", True))
+    moving = [s for s in optimizer.strategies if s in ("proposed_replan", "robust")]
+    if moving:
+        problems.append(Problem("optimizer.strategies", f"{' and '.join(moving)} plan(s) for a cell that moves, which "
+                                "the NR link does not model yet", optimizer.strategies, True))
+    if scs is not None and scenario.simulation.downlink:
+        prbs = prbs_in_channel(radio.downlink_bandwidth_hz, scs)
+        if prbs is None or prbs < scenario.cell.users:
+            problems.append(Problem("radio.downlink_bandwidth_hz", f"the NR downlink gives each of the "
+                                    f"{scenario.cell.users} users whole PRBs of an NR channel at {scs} kHz: "
+                                    + ("not an NR channel bandwidth" if prbs is None else f"{prbs} PRBs are too few"),
+                                    radio.downlink_bandwidth_hz, True))
+    if importlib.util.find_spec("sionna") is None:
+        problems.append(Problem("radio.link_model", "the NR link needs sionna-no-rt (pip install 'splitsim[nr]')",
+                                "nr", True))
+    return problems
 
 
 def dynamics_applied(scenario: Scenario) -> list[str]:
@@ -202,8 +250,10 @@ def generic_ignored_fields(scenario: Scenario) -> dict[str, str]:
     replaces, what only training reads. A study's own (analysis.studies.ignored_fields) come on top."""
     ignored = {"training": "only `splitsim train` and study 'convergence' read it",
                "convergence": "only study 'convergence' reads it",
-               "emulation": "only study 'emulation' (`splitsim emulate`) reads it",
-               "radio.nr": "only `splitsim link` reads it: the simulator and the optimiser run on the Shannon rate"}
+               "emulation": "only study 'emulation' (`splitsim emulate`) reads it"}
+    if scenario.radio.link_model == "shannon":
+        ignored["radio.nr"] = ("radio.link_model is 'shannon': only `splitsim link` reads it; the simulator and the "
+                               "optimiser run on the Shannon rate")
     if scenario.theory.source == "measured":
         why = "theory.source is 'measured': (a, v) are fitted to real training, not derived from the bound's constants"
         for name in ("lipschitz_L", "strong_convexity_gamma", "xi", "delta", "epsilon0"):

@@ -178,9 +178,9 @@ class ChannelConfig(Section):
 
 
 class NrLinkConfig(Section):
-    """The 5G NR uplink as deployed (netsim.nr_link): TDD slots, MCS table, resource elements and link
-    adaptation. Read by `splitsim link` (the link curve beside Shannon); the simulator and the
-    optimiser still run on the Shannon rate."""
+    """The 5G NR link as deployed (netsim.nr_link): TDD slots, MCS table, resource elements and link
+    adaptation. Read by `splitsim link` (the link curve beside Shannon) and, with
+    `radio.link_model: nr`, by the simulator and the optimiser."""
 
     tdd_pattern: Annotated[str, Strict()] = Field(
         "DDDSU", pattern=r"^(FDD|[DSU]{1,40})$",
@@ -200,6 +200,8 @@ class NrLinkConfig(Section):
         0.1, description="Block error rate link adaptation aims at: the highest MCS at or below it is used.")
     harq_max_transmissions: Annotated[Int, Ge(1), Le(16)] = Field(
         4, description="HARQ transmissions of a transport block before it is lost (each failed one costs its slot).")
+    interference_over_thermal_db: Annotated[Finite, Ge(0), Le(30)] = Field(
+        0.0, description="Rise over thermal noise from neighbouring cells' load (dB): the SINR is the SNR less it.")
 
     @model_validator(mode="after")
     def _slots(self) -> NrLinkConfig:
@@ -240,8 +242,13 @@ class RadioConfig(Section):
                                          "(not EB, BA) the whole PRBs that minimise the slowest user's delay.")
     backhaul_rate_bps: PositiveFloat = Field(1e9, description="Edge-to-cloud backhaul rate per edge (bit/s).")
     backhaul_latency_s: NonNegativeFloat = Field(0.005, description="Edge-to-cloud one-way latency (s).")
+    link_model: Literal["shannon", "nr"] = Field(
+        "shannon", description="The rate of a user's band: 'shannon', b·log2(1 + SNR) sent all the time (FedsLLM's "
+                               "model); 'nr', the expected goodput of a 5G NR link on whole PRBs (radio.nr: TDD slots, "
+                               "MCS and TBS, BLER and HARQ; netsim.nr_link).")
     nr: NrLinkConfig = Field(default_factory=NrLinkConfig,
-                             description="The NR uplink's slots, MCS and link adaptation (`splitsim link`).")
+                             description="The NR link's slots, MCS and link adaptation (`splitsim link`; the "
+                                         "simulator and optimiser with link_model: nr).")
 
 
 class ComputeConfig(Section):

@@ -34,6 +34,30 @@ def fdma_rate_bps(bandwidth_hz: float | np.ndarray, snr_coeff_hz: float | np.nda
     return np.where(np.isinf(b), c / LN2, rate)
 
 
+class ShannonRate:
+    """The FedsLLM paper's link: `fdma_rate_bps`, a band sent all the time at Shannon capacity.
+
+    A link model is any object with `name` and `rate_bps(bandwidth_hz, snr_coeff_hz)` (shapes
+    broadcast, bit/s); the NR link (netsim.nr_link.NrRate) is the other one."""
+
+    name = "shannon"
+
+    def rate_bps(self, bandwidth_hz: float | np.ndarray, snr_coeff_hz: float | np.ndarray) -> np.ndarray:
+        return fdma_rate_bps(bandwidth_hz, snr_coeff_hz)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ShannonRate)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return "ShannonRate()"
+
+
+SHANNON = ShannonRate()
+
+
 def clock_power_w(power_full_w: float | np.ndarray, cpu_fraction: float | np.ndarray) -> np.ndarray:
     """Dynamic power of a processor clocked at cpu_fraction·f_max: P_full·fraction^3 (power ~ f·V^2 with
     V ~ f; so a fixed amount of work, taking 1/fraction as long, costs fraction^2 of its energy:
@@ -127,10 +151,28 @@ class DelayInputs:
     samples: np.ndarray  # D_k
     client_forward_share: float = 1.0 / 3.0  # share of client compute before the upload (forward)
     iteration_weights: np.ndarray | None = None  # (K,) user k runs V·w_k local iterations (None: all 1)
+    uplink_rate: Any = SHANNON  # the link model of both uplinks: rate_bps(bandwidth_hz, snr_coeff_hz)
+    downlink_rate: Any = SHANNON  # the link model of the downlink
 
     @property
     def users(self) -> int:
         return int(self.snr_coeff_main_hz.shape[0])
+
+    @property
+    def link_model(self) -> str:
+        return self.uplink_rate.name
+
+    def shannon_surrogate(self, prbs_per_user: float) -> DelayInputs:
+        """Inputs on which problem (17)'s Shannon solvers stand in for the link model: its rate
+        fitted as alpha·b·log2(1 + c/(Gamma·b)) near `prbs_per_user` PRBs (the link's
+        `shannon_fit`), i.e. c/Gamma and bits/alpha on Shannon's rate. Shannon inputs are returned
+        as they are."""
+        if self.uplink_rate == SHANNON:
+            return self
+        alpha, gamma = self.uplink_rate.shannon_fit(prbs_per_user)
+        return replace(self, snr_coeff_main_hz=self.snr_coeff_main_hz / gamma,
+                       snr_coeff_fed_hz=self.snr_coeff_fed_hz / gamma, activation_bits=self.activation_bits / alpha,
+                       adapter_bits=self.adapter_bits / alpha, uplink_rate=SHANNON, downlink_rate=SHANNON)
 
     @property
     def weights(self) -> np.ndarray:
@@ -163,7 +205,7 @@ class DelayInputs:
             "a": self.a, "v": self.v, "counts": self.counts,
             "B_s_hz": self.uplink_main_bandwidth_hz, "B_c_hz": self.uplink_fed_bandwidth_hz,
             "s_bits": self.activation_bits, "s_c_bits": self.adapter_bits, "gradient_bits": self.gradient_bits,
-            "client_forward_share": self.client_forward_share,
+            "client_forward_share": self.client_forward_share, "link_model": self.link_model,
             "users": [
                 {"c_hz": float(cs), "c_fed_hz": float(cc), "tau_coeff_s": float(tau),
                  "client_s_per_iter": float(cl), "server_s_per_iter": float(sv), "samples": int(d),
@@ -281,5 +323,5 @@ class Allocation:
                       if users and name in users[0]})
 
 
-__all__ = ["LN2", "ChannelState", "DelayInputs", "EnergyInputs", "Allocation", "clock_power_w", "fdma_rate_bps",
+__all__ = ["LN2", "SHANNON", "ShannonRate", "ChannelState", "DelayInputs", "EnergyInputs", "Allocation", "clock_power_w", "fdma_rate_bps",
            "dbm_to_watt"]

@@ -10,6 +10,7 @@ import pandas as pd
 from splitsim.optimizer import convergence_constants, optimise
 from splitsim.optimizer.energy.strategies import allocation_energy_j
 from splitsim.scenarios import Problem, Scenario, TheoryConfig
+from splitsim.scenarios.types import SHANNON
 
 from .. import plots
 from ..metrics import delay_metric, reduction_metric
@@ -36,16 +37,24 @@ def power_sweep_table(world: World, powers: list[float], progress: bool | None =
     from ..guards import check_allocations
     from ..simulation import simulate_allocation
 
+    from ..allocations import OutOfCoverage, planned_allocations
+
     scenario = world.scenario
     rows = []
     for power in _progress(powers, "powers", progress):
         at_power = world.at_tx_power(power)
-        allocations = optimise(at_power.inputs, scenario.optimizer)
+        try:
+            allocations = planned_allocations(at_power.inputs, at_power.energy, scenario)
+        except OutOfCoverage as gap:  # no strategy trains: every user's update is needed each round
+            rows += [{"tx_power_dbm": float(power), "strategy": name, "T_s": float("inf"),
+                      "users_out_of_coverage": len(gap.users)} for name in scenario.optimizer.strategies]
+            continue
         if simulate_points:
             check_allocations(allocations, scenario)
         for name, alloc in allocations.items():
             spent = allocation_energy_j(at_power.inputs, at_power.energy, alloc)["total_j"]
-            row = {"tx_power_dbm": float(power), "strategy": name, "T_s": alloc.T_s, "eta": alloc.eta,
+            row = {"tx_power_dbm": float(power), "strategy": name, "T_s": alloc.T_s, "users_out_of_coverage": 0,
+                   "eta": alloc.eta,
                    "worst_user_j": float(spent.max()), "mean_user_j": float(spent.mean()),
                    "V": alloc.V, "I0": alloc.I0, "T_grid_s": alloc.details.get("T_grid_s", alloc.T_s),
                    "eta_grid": alloc.details.get("eta_grid", alloc.eta), "solver": alloc.solver}
@@ -89,14 +98,21 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     study = scenario.study
     table = power_sweep_table(world, study.tx_power_dbm, progress, study.simulate_points)
     table.to_csv(out / "latency_vs_power.csv", index=False)
+    nr = scenario.radio.link_model == "nr"
+    shannon_table = None
+    if nr:  # the same cell on Shannon's rate, side by side: what the deployed radio changes
+        shannon_world = replace(world, inputs=replace(world.inputs, uplink_rate=SHANNON, downlink_rate=SHANNON))
+        shannon_table = power_sweep_table(shannon_world, study.tx_power_dbm, progress, False)
+        shannon_table.to_csv(out / "latency_vs_power_shannon.csv", index=False)
     plots.latency_vs_power(table, out / "latency_vs_power.png",
                            f"Training delay against the users' transmit power ({scenario.name})\n"
                            f"K = {scenario.cell.users} users, B_s = {scenario.radio.uplink_main_bandwidth_hz / 1e6:g} MHz, "
                            f"B_c = {scenario.radio.uplink_fed_bandwidth_hz / 1e6:g} MHz; rounds from "
-                           + ("measured convergence" if scenario.theory.source == "measured" else "FedsLLM's bound"))
+                           + ("measured convergence" if scenario.theory.source == "measured" else "FedsLLM's bound"),
+                           beside=shannon_table, labels=("NR", "Shannon") if nr else ("", ""))
     reductions = mean_reductions(table)
     measured = scenario.theory.source == "measured"
-    sensitivity = pd.DataFrame() if measured else theory_sensitivity(
+    sensitivity = pd.DataFrame() if measured or nr else theory_sensitivity(
         world, study.tx_power_dbm, study.sensitivity_lipschitz_L, study.sensitivity_gamma_over_L, progress)
     if not measured:
         sensitivity.to_csv(out / "reduction_vs_theory.csv", index=False)
@@ -117,6 +133,7 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
         "headline_meaning": HEADLINE,
         "scenario": scenario.name, "study": "latency_vs_power", "mean_reduction_pct": reductions,
         "theory": theory_summary(scenario.theory, a, v),
+        **({"link": link_summary(table, shannon_table)} if shannon_table is not None else {}),
         **({"bound_mean_reduction_pct": mean_reductions(bound_table)} if bound_table is not None else {}),
         "paper_reduction_vs_BA_pct": 47.63, "rows": table.to_dict(orient="records")})
 
@@ -145,6 +162,20 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
                          + "; on the measured curve: "
                          + ", ".join(f"{reductions[b]:.2f} % vs {b}" for b in ("BA", "EB", "FE") if b in reductions)
                          + ".")
+    if shannon_table is not None:
+        link = link_summary(table, shannon_table)
+        report.table(pd.DataFrame(link["per_power"]),
+                     "The same cell on Shannon's rate (FedsLLM's model) beside the NR link: each strategy's delay (s) "
+                     "and NR / Shannon:")
+        report.paragraph("Mean reduction of the proposed scheme on Shannon's rate: "
+                         + ", ".join(f"{link['shannon_mean_reduction_pct'][b]:.2f} % vs {b}" for b in ("BA", "EB", "FE")
+                                     if b in link["shannon_mean_reduction_pct"])
+                         + "; on the NR link: "
+                         + ", ".join(f"{reductions[b]:.2f} % vs {b}" for b in ("BA", "EB", "FE") if b in reductions)
+                         + f". NR link: {world.inputs.uplink_rate.link.slots.pattern} at "
+                         f"{scenario.radio.subcarrier_spacing_khz} kHz, {scenario.radio.nr.mcs_table}, BLER target "
+                         f"{scenario.radio.nr.bler_target:g}; problem (17) solved on its attenuated-Shannon fit, whole "
+                         f"PRBs chosen on the NR goodput ({scenario.radio.prb_rule}).")
     energy = table.pivot_table(index="tx_power_dbm", columns="strategy", values="worst_user_j").reset_index()
     report.table(energy, "Energy of the worst user over the training (J) per strategy (full power and clock):")
     if len(sensitivity):
@@ -160,6 +191,17 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     lines += [f"mean reduction of proposed vs {b}: {reductions[b]:.2f} %" for b in ("BA", "EB", "FE") if b in reductions]
     lines.append(f"-> {out}")
     return lines
+
+
+def link_summary(nr_table: pd.DataFrame, shannon_table: pd.DataFrame) -> dict:
+    """NR against Shannon on the same cell: per power and strategy both delays and their ratio, the
+    mean ratio per strategy, and the proposed scheme's mean reductions on each link."""
+    both = nr_table[["tx_power_dbm", "strategy", "T_s"]].merge(
+        shannon_table[["tx_power_dbm", "strategy", "T_s"]], on=["tx_power_dbm", "strategy"], suffixes=("_nr", "_shannon"))
+    both["nr_over_shannon"] = both["T_s_nr"] / both["T_s_shannon"]
+    return {"per_power": both.to_dict(orient="records"),
+            "mean_nr_over_shannon": {n: float(g["nr_over_shannon"].mean()) for n, g in both.groupby("strategy", sort=False)},
+            "shannon_mean_reduction_pct": mean_reductions(shannon_table), "nr_mean_reduction_pct": mean_reductions(nr_table)}
 
 
 def theory_summary(theory: TheoryConfig, a: float, v: float) -> dict:
@@ -192,6 +234,9 @@ def ignores(scenario: Scenario) -> dict[str, str]:
     if scenario.theory.source == "measured":
         for name in ("sensitivity_lipschitz_L", "sensitivity_gamma_over_L"):
             ignored[f"study.{name}"] = "the sensitivity to L and gamma is the bound's; theory.source is 'measured'"
+    elif scenario.radio.link_model == "nr":
+        for name in ("sensitivity_lipschitz_L", "sensitivity_gamma_over_L"):
+            ignored[f"study.{name}"] = "the sensitivity to L and gamma is computed on Shannon's link (link_model: shannon)"
     return ignored
 
 
@@ -201,5 +246,5 @@ STUDY = Study(
     reads=frozenset({"tx_power_dbm", "simulate_points", "sensitivity_lipschitz_L", "sensitivity_gamma_over_L"}),
     schemes=("sfl",), scheme_hint="latency_vs_power solves FedsLLM problem (17), which is SFL's: set scheme: sfl (use "
                                   "scheme_comparison to compare schemes)",
-    solves_problem_17=lambda s: True, problems=problems, ignores=ignores,
+    solves_problem_17=lambda s: True, problems=problems, ignores=ignores, whole_prbs=lambda s: True,
 )

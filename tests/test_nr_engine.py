@@ -1,0 +1,209 @@
+"""The NR link model (radio.link_model: nr) in the optimiser and both engines, held against the
+link curve (itself held against Sionna's tables: test_nr_link.py), a slot-by-slot transfer with
+drawn block errors, exhaustive PRB search, and the delay model's closed form."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("sionna", reason="the NR link model needs sionna-no-rt (pip install 'splitsim[nr]')")
+
+from helpers import small_scenario  # noqa: E402
+
+from splitsim.netsim.nr_link import NrRate, NrUplink, UplinkSlots  # noqa: E402
+
+PRB_HZ = 360e3  # 30 kHz spacing
+
+
+@pytest.fixture(scope="module")
+def tdd():
+    return NrUplink(30, 0, UplinkSlots("DDDSU", 2, 10))
+
+
+def _nr(**radio):
+    return {"link_model": "nr", "subcarrier_spacing_khz": 30, "uplink_main_bandwidth_hz": 10e6,
+            "uplink_fed_bandwidth_hz": 10e6, "prb_rule": "min_max", **radio}
+
+
+def test_the_rate_is_the_best_number_of_prbs_on_the_link_curve(tdd):
+    """NrRate(n PRBs, c) = max over m <= n of m PRBs' goodput at the SINR of the power on m PRBs,
+    each computed here from NrUplink.curve at that exact SINR (no table). The tables interpolate
+    between 0.05 dB grid points, and the goodput jumps where the MCS changes: so the rate lies within
+    what the direct computation gives 0.05 dB either side."""
+    rate = NrRate(tdd, PRB_HZ)
+    from dataclasses import replace
+
+    curves = {m: replace(tdd, n_prb=m) for m in range(1, 9)}
+    for y_db in (-1.0, 3.3, 8.0, 17.5, 30.0, 4.21):  # SINR of one PRB with all the power
+        c = 10 ** (y_db / 10) * PRB_HZ
+        for n in (1, 3, 8):
+            around = y_db + np.linspace(-0.05, 0.05, 11)
+            direct = np.max([m * PRB_HZ * curves[m].curve(around - 10 * np.log10(m))["goodput_bps_per_hz"]
+                             for m in range(1, n + 1)], axis=0)
+            got = float(rate.rate_bps(n * PRB_HZ, c))
+            assert direct.min() * (1 - 1e-9) <= got <= direct.max() * (1 + 1e-9), (y_db, n, got, direct)
+            if np.ptp(direct) == 0:  # no MCS change nearby: equal
+                assert got == pytest.approx(direct[5], rel=1e-3), (y_db, n)
+
+
+def test_the_rate_never_falls_with_prbs_and_is_zero_out_of_coverage(tdd):
+    rate = NrRate(tdd, PRB_HZ)
+    c = np.geomspace(1e3, 1e11, 400)
+    rates = np.stack([rate.rate_bps(n * PRB_HZ, c) for n in range(1, 40)])
+    assert np.all(np.diff(rates, axis=0) >= 0)
+    edge = rate.least_sinr_db()
+    assert -6 < edge < 0  # MCS 0 of the 64QAM table (R = 120/1024, QPSK) at 10 % BLER
+    below = 10 ** ((edge - 0.5) / 10) * PRB_HZ
+    assert np.all(rate.rate_bps(np.arange(1, 20) * PRB_HZ, below) == 0)
+    assert rate.rate_bps(0.5 * PRB_HZ, 1e12) == 0  # less than one PRB carries nothing
+
+
+def test_the_expected_goodput_is_the_mean_of_a_slot_by_slot_transfer(tdd):
+    """A transfer simulated slot by slot, block errors drawn (netsim.nr_slots), takes on average
+    bits / NrRate's rate, where the rate uses all the PRBs (high enough SINR): within 1 %."""
+    from dataclasses import replace
+
+    from splitsim.netsim.nr_slots import transfer_seconds
+
+    rate = NrRate(tdd, PRB_HZ)
+    rng = np.random.default_rng(7)
+    n, bits = 10, 2e6
+    for sinr_db in (5.0, 12.0, 20.0):
+        c = 10 ** (sinr_db / 10) * n * PRB_HZ
+        expected_s = bits / float(rate.rate_bps(n * PRB_HZ, c))
+        measured = transfer_seconds(replace(tdd, n_prb=n), bits, sinr_db, rng, draws=300)
+        assert measured.mean() == pytest.approx(expected_s, rel=0.01), sinr_db
+
+
+def test_the_shannon_fit_is_close_where_the_link_delivers(tdd):
+    rate = NrRate(tdd, PRB_HZ)
+    alpha, gamma = rate.shannon_fit(4)
+    assert 0.05 < alpha < 0.4 and 0.5 < gamma < 10
+    from splitsim.netsim.nr_link import CURVE_GRID_DB
+
+    sinr_db = np.arange(0.0, 15.0, 0.5)
+    fit = alpha * np.log2(1 + 10 ** (sinr_db / 10) / gamma)
+    from dataclasses import replace
+
+    eta = replace(tdd, n_prb=4).curve(sinr_db)["goodput_bps_per_hz"]
+    assert np.median(np.abs(fit / eta - 1)) < 0.15 and CURVE_GRID_DB[0] <= sinr_db[0]
+
+
+def _nr_world(users=3, engine="auto", **radio):
+    from splitsim.analysis.world import realise
+
+    scenario = small_scenario(cell={"users": users}, radio=_nr(**radio), optimizer={"fixed_eta": 0.3},
+                              study={"kind": "simulate"}, simulation={"engine": engine})
+    return scenario, realise(scenario)
+
+
+def test_min_max_prbs_on_the_nr_link_equal_exhaustive_search():
+    """The whole PRBs of both pools that minimise the slowest user's delay on the NR goodput: the
+    min-plus programme of optimizer.prb against every split of 9 main and 7 fed PRBs among 3 users."""
+    from splitsim.optimizer import optimise
+    from splitsim.optimizer.prb import _PrbDelays, min_max_prbs
+
+    scenario, world = _nr_world(users=3)
+    inputs = world.inputs
+    alloc = optimise(inputs.shannon_surrogate(3), scenario.optimizer)["proposed"]
+    delay = _PrbDelays(inputs, alloc, PRB_HZ)
+    n_main, n_fed = min_max_prbs(inputs, alloc, 9, 7, PRB_HZ)
+    ours = float(delay(n_main, n_fed).max())
+
+    def splits(total, k):
+        for cut in itertools.combinations(range(1, total), k - 1):
+            yield np.diff([0, *cut, total])
+
+    best = min(float(delay(np.asarray(m), np.asarray(f)).max()) for m in splits(9, 3) for f in splits(7, 3))
+    assert n_main.sum() == 9 and n_fed.sum() == 7
+    assert ours == pytest.approx(best, rel=1e-12)
+
+
+def test_both_engines_give_the_delay_models_answer_on_the_nr_link():
+    """Simulated SFL on the NR link (paper mode: no downlink, still channel): SimPy and the
+    vectorised engine agree, and both equal the delay model's T on the NR rate (eq. (15))."""
+    from splitsim.analysis.allocations import world_allocations
+    from splitsim.analysis.simulation import simulate_allocation
+    from splitsim.scenarios.types import fdma_rate_bps
+
+    worlds = {engine: _nr_world(users=4, engine=engine)[1] for engine in ("simpy", "vectorised")}
+    allocations = world_allocations(worlds["simpy"])
+    assert {a.details["link"]["link_model"] for a in allocations.values()} == {"nr"}
+    for name, alloc in allocations.items():
+        results = {engine: simulate_allocation(w, alloc, progress=False) for engine, w in worlds.items()}
+        assert {r.engine for r in results.values()} == {"simpy", "vectorised"}
+        assert results["simpy"].total_delay_s == pytest.approx(results["vectorised"].total_delay_s, rel=1e-9), name
+        assert results["simpy"].total_delay_s == pytest.approx(alloc.T_s, rel=1e-9), name
+        inputs = worlds["simpy"].inputs
+        nr_s = inputs.activation_bits / inputs.uplink_rate.rate_bps(alloc.b_s_hz, inputs.snr_coeff_main_hz)
+        shannon_s = inputs.activation_bits / fdma_rate_bps(alloc.b_s_hz, inputs.snr_coeff_main_hz)
+        assert np.allclose(alloc.t_s_s, nr_s) and np.all(nr_s > 3 * shannon_s)
+
+
+def test_the_shannon_link_is_the_default_and_unchanged():
+    from splitsim.analysis.world import realise
+    from splitsim.scenarios.types import SHANNON
+
+    plain = small_scenario()
+    explicit = small_scenario(radio={"link_model": "shannon"})
+    assert realise(plain).inputs.uplink_rate == SHANNON
+    from splitsim.analysis.allocations import world_allocations
+
+    a, b = world_allocations(realise(plain)), world_allocations(realise(explicit))
+    for name in a:
+        assert a[name].T_s == b[name].T_s and np.array_equal(a[name].b_s_hz, b[name].b_s_hz)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"radio": {"link_model": "nr"}}, "radio.subcarrier_spacing_khz"),
+    ({"scheme": "fl", "study": {"kind": "simulate"}}, "radio.link_model"),
+    ({"study": {"kind": "delay_energy"}}, "radio.link_model"),
+    ({"channel": {"fading": "rayleigh", "coherence_time_s": 0.05}}, "radio.link_model"),
+    ({"optimizer": {"energy_weight": 0.5}}, "radio.link_model"),
+    ({"radio": {"nr": {"bler_target": 1.0}}}, "radio.nr.bler_target"),
+    ({"radio": {"nr": {"tdd_pattern": "DDXU"}}}, "radio.nr.tdd_pattern"),
+    ({"radio": {"nr": {"special_slot_symbols": [10, 2, 1]}}}, "radio.nr"),
+    ({"radio": {"nr": {"mcs_table": "qam1024"}}}, "radio.nr.mcs_table"),
+    ({"radio": {"subcarrier_spacing_khz": 60, "uplink_main_bandwidth_hz": 5e6}}, "radio.uplink_main_bandwidth_hz"),
+    ({"simulation": {"downlink": True}, "radio": {"downlink_bandwidth_hz": 5e6}, "cell": {"users": 30}},
+     "radio.downlink_bandwidth_hz"),
+])
+def test_what_the_nr_link_cannot_run_is_one_line_and_exit_2_at_validate(tmp_path, cli, changes, field):
+    data = {"name": "nr", "cell": {"users": 4}, "radio": _nr(), "study": {"kind": "simulate"}}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            merged = {**data[key], **value}
+            if key == "radio" and "nr" in value:
+                merged["nr"] = value["nr"]
+            if value.get("link_model") == "nr" and key == "radio":
+                merged = {"link_model": "nr"}
+            data[key] = merged
+        else:
+            data[key] = value
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 2 and field in err and "Traceback" not in err, err
+
+
+def test_latency_vs_power_on_nr_puts_shannons_answer_beside_it(tmp_path, cli):
+    data = {"name": "nr_power", "seed": 3, "cell": {"users": 4}, "workload": {"dataset_samples": 600},
+            "theory": {"epsilon0": 0.2}, "radio": _nr(),
+            "study": {"kind": "latency_vs_power", "tx_power_dbm": [10, 20]}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out, err = cli("run", path, "--out", tmp_path / "out")
+    assert code == 0, err
+    import json
+
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    ratios = summary["link"]["mean_nr_over_shannon"]
+    assert set(ratios) == {"proposed", "EB", "FE", "BA"}
+    # the TDD uplink share alone (2 of 5 slots' 14 symbols less the special slot's 12) caps NR at
+    # 0.23 of the time, the MCS table at 5.55 bit/s/Hz: every delay is several times Shannon's
+    assert all(r > 3 for r in ratios.values()), ratios
+    assert (tmp_path / "out" / "latency_vs_power_shannon.csv").exists()
