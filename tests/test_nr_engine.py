@@ -207,3 +207,27 @@ def test_latency_vs_power_on_nr_puts_shannons_answer_beside_it(tmp_path, cli):
     # 0.23 of the time, the MCS table at 5.55 bit/s/Hz: every delay is several times Shannon's
     assert all(r > 3 for r in ratios.values()), ratios
     assert (tmp_path / "out" / "latency_vs_power_shannon.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_docs_fig2_nr_numbers_are_what_the_study_gives(tmp_path, cli):
+    import json
+
+    from helpers import REPO
+
+    code, _, err = cli("run", REPO / "scenarios" / "fig2_nr.yaml", "--out", tmp_path / "out", "--no-progress")
+    assert code == 0, err
+    link = json.loads((tmp_path / "out" / "summary.json").read_text())["link"]
+    at = {(r["tx_power_dbm"], r["strategy"]): r for r in link["per_power"]}
+    page = (REPO / "docs" / "nr-link.md").read_text()
+    block = page.split("<!-- fig2-nr-table -->")[1].split("<!-- /fig2-nr-table -->")[0]
+    rows = [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
+    assert [r[0] for r in rows] == ["proposed", "EB", "FE", "BA"]
+    for strategy, nr_s, shannon_s, ratio in rows:
+        assert int(nr_s) == round(at[(10.0, strategy)]["T_s_nr"])
+        assert int(shannon_s) == round(at[(10.0, strategy)]["T_s_shannon"])
+        assert float(ratio) == round(link["mean_nr_over_shannon"][strategy], 2)
+    sentence = page.split("<!-- fig2-nr-reductions -->")[1].split("<!-- /fig2-nr-reductions -->")[0]
+    nr, shannon = link["nr_mean_reduction_pct"], link["shannon_mean_reduction_pct"]
+    assert all(f"{nr[b]:.1f} %" in sentence for b in ("BA", "EB", "FE"))
+    assert all(f"{shannon[b]:.1f} %" in sentence for b in ("BA", "EB", "FE"))
