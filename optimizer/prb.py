@@ -80,6 +80,18 @@ class _PrbDelays:
                                       self.p_c[pick], inputs.uplink_rate)
         return alloc.I0 * (self.tau[pick] + t_c + alloc.V * inputs.weights[pick] * t_s)
 
+    def parts(self, most_main: int, most_fed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """T_k = A[k, n_main - 1] + B[k, n_fed - 1] + C[k]: the main-pool part A (K, most_main), the
+        fed-pool part B (K, most_fed) and the compute C (K,), for 1 ... most PRBs of each pool."""
+        inputs, alloc = self.inputs, self.alloc
+        main_hz = np.arange(1, most_main + 1)[None, :] * self.prb_hz
+        fed_hz = np.arange(1, most_fed + 1)[None, :] * self.prb_hz
+        t_s = upload_seconds_at_power(inputs.activation_bits, main_hz, inputs.snr_coeff_main_hz[:, None],
+                                      self.p_s[:, None], inputs.uplink_rate)
+        t_c = upload_seconds_at_power(inputs.adapter_bits, fed_hz, inputs.snr_coeff_fed_hz[:, None],
+                                      self.p_c[:, None], inputs.uplink_rate)
+        return alloc.I0 * alloc.V * inputs.weights[:, None] * t_s, alloc.I0 * t_c, alloc.I0 * self.tau
+
 
 def min_max_prbs(inputs: DelayInputs, alloc: Allocation, prbs_main: int, prbs_fed: int,
                  prb_hz: float) -> tuple[np.ndarray, np.ndarray]:
@@ -90,67 +102,106 @@ def min_max_prbs(inputs: DelayInputs, alloc: Allocation, prbs_main: int, prbs_fe
     each pool's PRBs. For a target T, the least fed PRBs user k needs with n main PRBs is a lookup; a
     target is reachable iff the users' choices fit both pools, which a dynamic programme over users
     decides exactly (min-plus: the fewest fed PRBs for each count of main PRBs). The least reachable
-    target is bisected between the slowest user with every spare PRB (below) and the greedy's answer
-    (above: PRB by PRB to the slowest user, from the pool that cuts its T_k most — optimal with one
-    pool, up to 1.8 % worse with two)."""
+    target is bisected between the slowest user with every spare PRB (below) and the rounded
+    allocation's (above) until the bracket holds few of the values some user's T_k takes at some PRB
+    counts (the optimum is one of them); those are then searched in order. (`_greedy_min_max`, PRB by
+    PRB to the slowest user, is optimal with one pool and up to 1.8 % worse with two.)"""
     k = inputs.users
     delay = _PrbDelays(inputs, alloc, prb_hz)
-    greedy_main, greedy_fed = _greedy_min_max(delay, k, prbs_main, prbs_fed)
-    upper = float(delay(greedy_main, greedy_fed).max())
     most_main, most_fed = prbs_main - k + 1, prbs_fed - k + 1  # the most one user can hold
-    n_main, n_fed = np.arange(1, most_main + 1), np.arange(1, most_fed + 1)
-    ones = np.ones(k, dtype=np.int64)
     # per user and PRB count: the main-pool part A (K, most_main) and the fed-pool part B (K, most_fed) of T_k
-    main_part = np.stack([delay(ones * n, ones, slice(None)) for n in n_main], axis=1)
-    fed_part = np.stack([delay(ones, ones * n, slice(None)) for n in n_fed], axis=1)
-    base = delay(ones, ones)  # T_k at one PRB each: A(1) + B(1) + C
-    C = base - main_part[:, 0] - fed_part[:, 0]
+    main_part, fed_part, C = delay.parts(most_main, most_fed)
     lower = float(np.max(main_part[:, -1] + fed_part[:, -1] + C))
-    best = (greedy_main, greedy_fed)
-    if upper <= lower * (1 + 1e-12):
+    best = (round_to_prbs(alloc.b_s_hz, alloc.b_s_hz.sum(), prbs_main),
+            round_to_prbs(alloc.b_c_hz, alloc.b_c_hz.sum(), prbs_fed))  # feasible: the bisection's first upper bound
+    hi = _slowest(best, main_part, fed_part, C)
+    lo = lower
+    if hi <= lo * (1 + 1e-12):
         return best
-    lo, hi = lower, upper
+    values = None
     while hi - lo > 1e-12 * hi:
+        if values is None and hi - lo < 0.01 * hi:  # a narrow bracket: the optimum is one of few values
+            values = main_part[:, :, None] + fed_part[:, None, :] + C[:, None, None]
+        if values is not None:
+            inside = values[(values >= lo) & (values < hi)]  # lo itself may be the optimum (the lower bound)
+            if inside.size <= 4096:
+                return _smallest_feasible(np.unique(inside), best, main_part, fed_part, C, prbs_main, prbs_fed)
         mid = 0.5 * (lo + hi)
         found = _fit_target(mid, main_part, fed_part, C, prbs_main, prbs_fed)
         if found is None:
             lo = mid
-        else:
-            hi, best = mid, found
+        else:  # what the found PRBs give is at most mid: the next upper bound
+            best = found
+            hi = min(mid, _slowest(found, main_part, fed_part, C))
     return best
+
+
+def _smallest_feasible(candidates: np.ndarray, best: tuple[np.ndarray, np.ndarray], main_part: np.ndarray,
+                       fed_part: np.ndarray, C: np.ndarray, prbs_main: int, prbs_fed: int):
+    """The optimum when it is one of the sorted `candidates` (some user's T_k at some PRB counts) or
+    the upper bound `best` gives: binary search for the smallest target the pools can meet."""
+    low, high = 0, candidates.size  # candidates[high] (beyond the end: best) is feasible
+    while low < high:
+        middle = (low + high) // 2
+        found = _fit_target(candidates[middle] * (1 + 1e-13), main_part, fed_part, C, prbs_main, prbs_fed)
+        if found is None:
+            low = middle + 1
+        else:
+            best, high = found, middle
+    return best
+
+
+def _slowest(prbs: tuple[np.ndarray, np.ndarray], main_part: np.ndarray, fed_part: np.ndarray,
+             C: np.ndarray) -> float:
+    """max_k T_k of whole PRBs (n_main, n_fed) from the parts."""
+    users = np.arange(C.size)
+    return float(np.max(main_part[users, prbs[0] - 1] + fed_part[users, prbs[1] - 1] + C))
 
 
 def _fit_target(target: float, main_part: np.ndarray, fed_part: np.ndarray, C: np.ndarray, prbs_main: int,
                 prbs_fed: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """PRBs (main, fed) with every T_k <= target within both pools, or None when none exist."""
+    """PRBs (main, fed) with every T_k <= target within both pools, or None when none exist.
+
+    need[k, j]: the fewest fed PRBs user k needs with j + 1 main PRBs (fed_part[k] decreases: count the
+    fed counts still too slow). Only the main counts where need drops are worth taking (more main
+    PRBs for the same fed need are dominated), so the min-plus programme over users (dp[m]: the fewest
+    fed PRBs for the users so far holding m main PRBs) runs over those few options per user."""
     k, most_main = main_part.shape
     most_fed = fed_part.shape[1]
-    # need[k, j]: the fewest fed PRBs user k needs with j + 1 main PRBs (most_fed + 1: impossible)
     room = target - C[:, None] - main_part  # (K, most_main): what the fed upload may take
-    need = np.empty((k, most_main), dtype=np.int64)
-    for user in range(k):  # fed_part[user] decreases: count the PRB counts that are still too slow
-        need[user] = 1 + np.searchsorted(-fed_part[user], -room[user], side="left")
-    cost = np.where(need <= most_fed, need, np.iinfo(np.int64).max // 4)
+    need = 1 + (fed_part[:, None, :] > room[:, :, None]).sum(axis=2)  # (K, most_main)
+    feasible = need <= most_fed
+    if not feasible.any(axis=1).all():
+        return None
+    previous = np.concatenate([np.full((k, 1), most_fed + 1), need[:, :-1]], axis=1)
+    useful = feasible & (need < previous)  # need drops here: the Pareto options of each user
+    first = np.argmax(feasible, axis=1)  # the fewest main PRBs each user can do with
+    if int(first.sum()) + k > prbs_main or int(need[:, -1].sum()) > prbs_fed:
+        return None
     big = np.iinfo(np.int64).max // 4
-    # dp[m]: the fewest fed PRBs for the users so far holding m main PRBs in all
-    dp = np.full(prbs_main + 1, big, dtype=np.int64)
-    dp[0] = 0
-    choice = np.zeros((k, prbs_main + 1), dtype=np.int64)
-    m_idx = np.arange(prbs_main + 1)[:, None]
-    j_idx = np.arange(1, most_main + 1)[None, :]
-    prev = m_idx - j_idx  # (M+1, most_main): main PRBs before this user takes j
-    valid = prev >= 0
+    users, js0 = np.nonzero(useful)  # row-major: each user's options in order of main PRBs
+    splits = np.cumsum(np.bincount(users, minlength=k))[:-1]
+    all_js, all_costs = np.split(js0 + 1, splits), np.split(need[users, js0], splits)
+    pad = most_main  # dp padded with `big` below 0 main PRBs: dp_padded[pad + m - j] = dp[m - j]
+    dp_padded = np.full(pad + prbs_main + 1, big, dtype=np.int64)
+    dp_padded[pad] = 0
+    m_idx = np.arange(prbs_main + 1)[:, None] + pad
+    rows = np.arange(prbs_main + 1)
+    options, picks = [], []
     for user in range(k):
-        cand = np.where(valid, dp[np.clip(prev, 0, None)] + cost[user][None, :], big)
+        js, cost = all_js[user], all_costs[user]
+        cand = dp_padded[m_idx - js[None, :]] + cost[None, :]
         pick = np.argmin(cand, axis=1)
-        dp = np.minimum(cand[np.arange(prbs_main + 1), pick], big)
-        choice[user] = pick + 1
+        dp_padded[pad:] = np.minimum(cand[rows, pick], big)
+        options.append(js)
+        picks.append(pick)
+    dp = dp_padded[pad:]
     m = int(np.argmin(dp))
     if dp[m] > prbs_fed:
         return None
     n_main = np.empty(k, dtype=np.int64)
     for user in range(k - 1, -1, -1):
-        n_main[user] = choice[user, m]
+        n_main[user] = options[user][picks[user][m]]
         m -= n_main[user]
     n_fed = need[np.arange(k), n_main - 1]
     # spare PRBs go to the slowest users: never slower, and each pool used exactly
