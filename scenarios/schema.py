@@ -60,11 +60,12 @@ Strategy = Annotated[str, Strict(), AfterValidator(_strategy_name), WithJsonSche
      "description": "a built-in strategy, a user's 'package.module:function', or a registered name"})]
 
 # The base station's budget for one re-solve of problem (17) during a run (optimizer.replan_solve_s): a
-# modelled constant, so that simulated results never depend on the host. 50 ms sits between what the
-# structured re-solve (K = 50 users, forecast of 16 samples a user, whole PRBs) measured on a fast host
-# (0.042 s) and on the 2-core development VM (0.11 s idle, 0.153 s loaded) (issue 34's measurements),
-# and is 50 slots of 1 ms at 15 kHz (TS 38.211 §4.3.2): a re-plan every few seconds fits it.
-REPLAN_SOLVE_BUDGET_S = 0.05
+# modelled constant, so that simulated results never depend on the host. 20 ms is about what the
+# structured re-solve with the exact whole PRBs (K = 50 users, 106 PRBs a pool) takes on the 2-core
+# development VM: median 12 ms with the channel known, 23 ms with a forecast of 16 samples a user
+# (`python benchmarks/bench_replan.py --solve-only`); a base station's server is faster. It is 20
+# slots of 1 ms at 15 kHz (TS 38.211 §4.3.2).
+REPLAN_SOLVE_BUDGET_S = 0.02
 ALL_STRATEGIES: tuple[str, ...] = ("proposed", "EB", "FE", "BA")  # the default: FedsLLM Fig. 2's four
 # Strategies for a cell that moves (studies that simulate SFL): the proposed plan re-made during the
 # run from the channel the base station knows (netsim.replanning), and one made once for the channel
