@@ -2,7 +2,7 @@
 
 For SINR from −10 to 30 dB (0.1 dB steps): the MCS link adaptation chooses, its spectral
 efficiency, BLER and residual BLER after HARQ, the goodput per Hz over the TDD pattern and with
-every slot uplink, and Shannon's log2(1 + SINR) (netsim.nr_link). Writes `link.csv`, `link.png`,
+every slot uplink, and Shannon's log2(1 + SINR) (scenarios.nr_link). Writes `link.csv`, `link.png`,
 `summary.json` (with `peak_rate_bps`: TS 38.306 §4.1.2's approximate maximum uplink rate of the
 carrier, before the TDD share) and `report.md`.
 """
@@ -54,7 +54,7 @@ def _carrier_prbs(scenario: Scenario) -> int:
 
 
 def nr_uplink(scenario: Scenario):
-    from splitsim.netsim.nr_link import NrUplink, UplinkSlots
+    from splitsim.scenarios.nr_link import NrUplink, UplinkSlots
 
     nr = scenario.radio.nr
     return NrUplink(scs_khz=scenario.radio.subcarrier_spacing_khz, n_prb=_carrier_prbs(scenario),

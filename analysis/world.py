@@ -72,8 +72,8 @@ def load_profile(scenario: Scenario, remeasure: bool = False) -> WorkloadProfile
 def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World:
     """Draw the channel (stream 'channel'), edge positions ('edges') and compute demand ('compute').
 
-    With a `model`, message sizes and compute come from its profile (passed in, or loaded); with
-    `radio.link_model: nr` the inputs carry the NR link (netsim.nr_link.link_rates)."""
+    With a `model`, message sizes and compute come from its profile (passed in, or loaded); the inputs
+    carry the radio's link models (scenarios.nr_link.link_rates)."""
     channel = sample_channel(scenario.cell, scenario.channel, scenario.radio, rng_for(scenario.seed, "channel"))
     edges = sample_edge_positions(scenario.cell, rng_for(scenario.seed, "edges"))
     profile = profile if profile is not None else load_profile(scenario)
@@ -83,11 +83,6 @@ def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World
     else:
         inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio,
                                            scenario.model, profile, channel, rng_for(scenario.seed, "compute"))
-    if scenario.radio.link_model != "shannon":
-        from splitsim.netsim.nr_link import link_rates
-
-        uplink_rate, downlink_rate = link_rates(scenario.radio)
-        inputs = replace(inputs, uplink_rate=uplink_rate, downlink_rate=downlink_rate)
     association = edge_link = cross_gain = None
     if len(edges):
         association = associate_users(channel.positions_m, edges)

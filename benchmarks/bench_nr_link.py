@@ -31,7 +31,7 @@ from _common import best_of, fig2_scenario, print_table  # noqa: E402
 
 from splitsim.analysis import realise  # noqa: E402
 from splitsim.netsim import simulate_sfl  # noqa: E402
-from splitsim.netsim.nr_link import link_rates  # noqa: E402
+from splitsim.scenarios.nr_link import link_rates  # noqa: E402
 from splitsim.optimizer.allocation import allocation_from_bandwidth  # noqa: E402
 from splitsim.scenarios import SCENARIO_DIR, SimulationConfig, load_scenario  # noqa: E402
 from splitsim.scenarios.schema import RadioConfig  # noqa: E402

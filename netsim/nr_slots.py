@@ -14,7 +14,7 @@ import numpy as np
 
 from splitsim.scenarios.nr_tbs import MCS_TABLES, SYMBOLS_PER_SLOT, mcs, transport_block_bits
 
-from .nr_link import NrUplink, bler, segmentation, PDSCH_CATEGORY, PUSCH_CATEGORY
+from splitsim.scenarios.nr_link import PDSCH_CATEGORY, PUSCH_CATEGORY, NrUplink, bler, segmentation
 
 
 def slot_schedule(link: NrUplink) -> list[int]:

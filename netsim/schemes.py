@@ -15,7 +15,8 @@ import numpy as np
 
 from splitsim.scenarios import (CellConfig, ChannelConfig, ChannelState, ComputeConfig, EnergyInputs, RadioConfig,
                        SimulationConfig, WorkloadProfile)
-from splitsim.scenarios.types import dbm_to_watt, fdma_rate_bps
+from splitsim.scenarios.nr_link import equal_share_hz, link_rates
+from splitsim.scenarios.types import dbm_to_watt
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors, round_gain_parts
 from .dynamics import fading_power
@@ -78,15 +79,16 @@ def edge_spectrum(radio: RadioConfig, edges: int, band_hz: float, snr_coeff_hz: 
     """(band per edge in Hz, effective c = g·p/N0 per user) under `radio.edge_spectrum`.
 
     orthogonal: band/M each, no interference. reuse: the whole band, each user's interference
-    `interference_w` (K,) folded into c so that fdma_rate_bps gives B·log2(1 + p·g/(N0·B + I_k)):
+    `interference_w` (K,) folded into c so that Shannon's rate (scenarios.types.fdma_rate_bps) gives
+    B·log2(1 + p·g/(N0·B + I_k)):
     c_eff = c·N0·B/(N0·B + I_k)."""
     if radio.edge_spectrum == "orthogonal":
-        return band_hz / edges, snr_coeff_hz
+        return equal_share_hz(radio, band_hz, edges), snr_coeff_hz
     if interference_w is None:
         raise NetsimError("full reuse needs the users' gains to every edge", field="radio.edge_spectrum",
                           value=radio.edge_spectrum)
     noise_w = dbm_to_watt(noise_psd_dbm_per_hz) * band_hz
-    return band_hz, snr_coeff_hz * noise_w / (noise_w + interference_w)
+    return equal_share_hz(radio, band_hz), snr_coeff_hz * noise_w / (noise_w + interference_w)
 
 
 def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: ComputeConfig, radio: RadioConfig,
@@ -124,13 +126,14 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
         down_interference = downlink_interference_w(cross_gain, association, dbm_to_watt(radio.edge_tx_power_dbm))
     up_band, c_up = edge_spectrum(radio, edges, radio.uplink_main_bandwidth_hz, edge_link.snr_coeff_hz,
                                   up_interference, noise)
-    up_rate = fdma_rate_bps(up_band, c_up[None, :] * factors)
+    uplink, downlink = link_rates(radio)
+    up_rate = uplink.rate_bps(up_band, c_up[None, :] * factors)
     down = None
     if sim.downlink:
         down_band, c_down = edge_spectrum(radio, edges, radio.downlink_bandwidth_hz,
                                           downlink_snr_coeff_hz(edge_link, radio.edge_tx_power_dbm),
                                           down_interference, noise)
-        down = fdma_rate_bps(down_band, c_down[None, :] * factors)
+        down = downlink.rate_bps(down_band, c_down[None, :] * factors)
     haul = lambda b: radio.backhaul_latency_s + b / radio.backhaul_rate_bps  # noqa: E731
     edge_users = [[int(u) for u in np.flatnonzero(association == m)] for m in range(edges)]
     return SplitLlmPlan(
@@ -177,11 +180,13 @@ def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, ra
     bits = {"activation": 8.0 * (b.forward_bytes + b.side_bytes), "gradient": 8.0 * b.backward_bytes,
             "user_adapter": user_adapter}
     factors = round_gain_factors(link, channel_cfg, sim.rounds, rng)
-    up_rate = fdma_rate_bps(radio.uplink_main_bandwidth_hz, link.snr_coeff_hz[None, :] * factors)
+    uplink, downlink = link_rates(radio)  # the active user has the whole band
+    up_rate = uplink.rate_bps(equal_share_hz(radio, radio.uplink_main_bandwidth_hz),
+                              link.snr_coeff_hz[None, :] * factors)
     down = None
     if sim.downlink:
-        down = fdma_rate_bps(radio.downlink_bandwidth_hz,
-                             downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
+        down = downlink.rate_bps(equal_share_hz(radio, radio.downlink_bandwidth_hz),
+                                 downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
     return SlPlan(rounds=sim.rounds, batches=batches, user_forward_s=uf, user_backward_s=ub, server_s=sf + sb,
                   uplink_s=_seconds(bits["activation"], up_rate),
                   downlink_gradient_s=None if down is None else _seconds(bits["gradient"], down),
@@ -226,18 +231,19 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
     train = fl_train_s(profile, compute)
     adapter = fl_adapter_bits(profile)
     if bandwidth_hz is None:
-        bandwidth_hz = np.full(k, radio.uplink_fed_bandwidth_hz / k)
+        bandwidth_hz = np.full(k, equal_share_hz(radio, radio.uplink_fed_bandwidth_hz, k))
     bandwidth_hz = np.asarray(bandwidth_hz, dtype=float)
     if bandwidth_hz.shape != (k,) or not np.all(np.isfinite(bandwidth_hz)) or np.any(bandwidth_hz <= 0) \
             or bandwidth_hz.sum() > radio.uplink_fed_bandwidth_hz * (1 + 1e-9):
         raise NetsimError(f"FL's shares need one finite bandwidth > 0 per user ({k}), summing to at most "
                           "radio.uplink_fed_bandwidth_hz", field="bandwidth_hz", value=float(bandwidth_hz.sum()))
     factors, large_scale = round_gain_parts(link, channel_cfg, sim.rounds, rng)
-    up_rate = fdma_rate_bps(bandwidth_hz[None, :], link.snr_coeff_hz[None, :] * factors)
+    uplink, downlink = link_rates(radio)
+    up_rate = uplink.rate_bps(bandwidth_hz[None, :], link.snr_coeff_hz[None, :] * factors)
     down = None
     if sim.downlink:
-        down = fdma_rate_bps(radio.downlink_bandwidth_hz / k,
-                             downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
+        down = downlink.rate_bps(equal_share_hz(radio, radio.downlink_bandwidth_hz, k),
+                                 downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)[None, :] * factors)
     slowdown = straggler_slowdown(sim, sim.rounds, k, rng)
     track, participation = plan_dynamics(sim, channel_cfg, link, cell, batches, rng)
     links = None

@@ -19,6 +19,8 @@ import simpy
 from splitsim.scenarios import (Allocation, CellConfig, ChannelConfig, ChannelState, DelayInputs, EnergyInputs, RadioConfig,
                        SimulationConfig)
 
+from splitsim.scenarios.nr_link import equal_share_hz
+
 from .channel import downlink_snr_coeff_hz, round_gain_parts
 from .dynamics import ChannelTrack
 from .participation import Participation, availability_for
@@ -164,13 +166,14 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     p_s, p_c, cpu = allocation.powers_and_clock()
     c_main = inputs.snr_coeff_main_hz[None, :] * factors * p_s
     c_fed = inputs.snr_coeff_fed_hz[None, :] * factors * p_c
-    uplink_rate = inputs.uplink_rate.rate_bps  # Shannon's, or the NR link's (netsim.nr_link.NrRate)
+    uplink_rate = inputs.uplink_rate.rate_bps  # Shannon's, or the NR link's (scenarios.nr_link.NrRate)
     up = _seconds(inputs.activation_bits, uplink_rate(allocation.b_s_hz[None, :], c_main))
     adapter_up = _seconds(inputs.adapter_bits, uplink_rate(allocation.b_c_hz[None, :], c_fed))
     grad_down = adapter_down = None
     if sim.downlink:
         c_down = downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm)[None, :] * factors
-        rate_down = inputs.downlink_rate.rate_bps(radio.downlink_bandwidth_hz / inputs.users, c_down)
+        rate_down = inputs.downlink_rate.rate_bps(equal_share_hz(radio, radio.downlink_bandwidth_hz, inputs.users),
+                                                  c_down)
         grad_down = _seconds(inputs.gradient_bits, rate_down)
         adapter_down = _seconds(inputs.adapter_bits, rate_down)
     client = inputs.client_seconds_per_iteration / cpu

@@ -25,6 +25,7 @@ from .convex import ConvexSolver, per_round_time_s
 from .custom import custom_allocation
 from .delay_model import local_iterations, upload_seconds
 from .errors import OptimizerError
+from .link_plan import on_link, on_shannon
 from .eta_search import EtaChoice, choose_eta, paper_eta_grid
 from .structured import NewtonState, solve_per_round, solve_per_round_batch
 
@@ -136,7 +137,11 @@ def _chosen_eta(choice: EtaChoice, config: OptimizerConfig) -> float:
 
 
 def optimise(inputs: DelayInputs, config: OptimizerConfig, method: str | None = None) -> dict[str, Allocation]:
-    """Allocations of `config.strategies`, each verified against problem (17)'s constraints."""
+    """Allocations of `config.strategies`, each verified against problem (17)'s constraints. On a link
+    other than Shannon's (the NR link) they are made on its fit and put in whole PRBs on the link
+    itself (optimizer.link_plan)."""
+    if not on_shannon(inputs):
+        return on_link(inputs, lambda fitted: optimise(fitted, config, method))
     check_inputs(inputs)
     method = method or config.solver
     grid = paper_eta_grid(config.eta_grid_step)
@@ -189,8 +194,11 @@ def epoch_allocation(inputs: DelayInputs, rounds: int, bandwidth: str = "optimis
     """SFL run as epochs: V = 1 (one local epoch of `iteration_weights` batches) and I0 = `rounds`.
 
     `bandwidth` 'optimised' solves problem (17) for that per-round workload (the FedsLLM allocation
-    without eta); 'equal' gives every user B_s/K and B_c/K.
+    without eta); 'equal' gives every user B_s/K and B_c/K. On the NR link: in whole PRBs
+    (optimizer.link_plan).
     """
+    if not on_shannon(inputs):
+        return on_link(inputs, lambda fitted: {"epoch": epoch_allocation(fitted, rounds, bandwidth, method)})["epoch"]
     check_inputs(inputs)
     k = inputs.users
     if bandwidth == "equal":

@@ -122,14 +122,14 @@ def section_problems(scenario: Scenario) -> list[Problem]:
     return problems + dynamics_problems(scenario) + nr_link_problems(scenario)
 
 
-# Where the NR link model (radio.link_model: nr) is built: SFL's problem (17) in the studies that
-# plan and simulate it on a still cell. Elsewhere it is refused, not silently replaced by Shannon's.
-NR_LINK_STUDIES = ("simulate", "latency_vs_power")
+# Where the NR link model (radio.link_model: nr) is built: the studies that plan and simulate the
+# schemes on a still cell. Elsewhere it is refused, not silently replaced by Shannon's.
+NR_LINK_STUDIES = ("simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut")
 
 
 def nr_link_problems(scenario: Scenario) -> list[Problem]:
-    """What radio.link_model: nr needs: whole PRBs, SFL on a still cell in the studies that run it,
-    Sionna, and a downlink share of whole PRBs per user."""
+    """What radio.link_model: nr needs: whole PRBs, a still cell in the studies that run it, Sionna,
+    and a downlink share of whole PRBs per user."""
     radio = scenario.radio
     if radio.link_model != "nr":
         return []
@@ -140,10 +140,14 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
     if scs is None:
         problems.append(Problem("radio.subcarrier_spacing_khz", "the NR link (radio.link_model: nr) runs on whole PRBs:"
                                 " set the spacing to 15, 30 or 60 kHz", None, True))
-    if scenario.scheme != "sfl" or scenario.study.kind not in NR_LINK_STUDIES:
-        problems.append(Problem("radio.link_model", f"the NR link is built for scheme sfl in the studies "
-                                f"{', '.join(NR_LINK_STUDIES)} (here scheme {scenario.scheme}, study "
-                                f"{scenario.study.kind}); set link_model: shannon", "nr", True))
+    if scenario.study.kind not in NR_LINK_STUDIES:
+        problems.append(Problem("radio.link_model", f"the NR link is built for the studies "
+                                f"{', '.join(NR_LINK_STUDIES)} (here {scenario.study.kind}); set link_model: "
+                                "shannon", "nr", True))
+    if "prb_rule" in radio.model_fields_set and radio.prb_rule != "min_max":
+        problems.append(Problem("radio.prb_rule", "on the NR link the optimised strategies get the whole PRBs that "
+                                "minimise the slowest user on the NR goodput (min_max); EB and BA are rounded",
+                                radio.prb_rule, True))
     if scenario.channel.time_varying:
         problems.append(Problem("radio.link_model", "the NR link is not built for a time-varying channel yet (a fading "
                                 "channel or walking users); set link_model: shannon or channel.coherence_time_s: null",
@@ -159,9 +163,11 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
                                 "the NR link does not model yet", optimizer.strategies, True))
     if scs is not None and scenario.simulation.downlink:
         prbs = prbs_in_channel(radio.downlink_bandwidth_hz, scs)
-        if prbs is None or prbs < scenario.cell.users:
-            problems.append(Problem("radio.downlink_bandwidth_hz", f"the NR downlink gives each of the "
-                                    f"{scenario.cell.users} users whole PRBs of an NR channel at {scs} kHz: "
+        sharing = 1 if scenario.scheme == "sl" else scenario.cell.edge_servers if scenario.scheme == "splitllm" else \
+            scenario.cell.users
+        if prbs is None or prbs < sharing:
+            problems.append(Problem("radio.downlink_bandwidth_hz", f"the NR downlink gives each of "
+                                    f"{sharing} receivers whole PRBs of an NR channel at {scs} kHz: "
                                     + ("not an NR channel bandwidth" if prbs is None else f"{prbs} PRBs are too few"),
                                     radio.downlink_bandwidth_hz, True))
     if importlib.util.find_spec("sionna") is None:

@@ -179,7 +179,7 @@ class ChannelConfig(Section):
 
 
 class NrLinkConfig(Section):
-    """The 5G NR link as deployed (netsim.nr_link): TDD slots, MCS table, resource elements and link
+    """The 5G NR link as deployed (scenarios.nr_link): TDD slots, MCS table, resource elements and link
     adaptation. Read by `splitsim link` (the link curve beside Shannon) and, with
     `radio.link_model: nr`, by the simulator and the optimiser."""
 
@@ -246,7 +246,7 @@ class RadioConfig(Section):
     link_model: Literal["shannon", "nr"] = Field(
         "shannon", description="The rate of a user's band: 'shannon', b·log2(1 + SNR) sent all the time (FedsLLM's "
                                "model); 'nr', the expected goodput of a 5G NR link on whole PRBs (radio.nr: TDD slots, "
-                               "MCS and TBS, BLER and HARQ; netsim.nr_link).")
+                               "MCS and TBS, BLER and HARQ; scenarios.nr_link).")
     nr: NrLinkConfig = Field(default_factory=NrLinkConfig,
                              description="The NR link's slots, MCS and link adaptation (`splitsim link`; the "
                                          "simulator and optimiser with link_model: nr).")

@@ -38,7 +38,7 @@ class ShannonRate:
     """The FedsLLM paper's link: `fdma_rate_bps`, a band sent all the time at Shannon capacity.
 
     A link model is any object with `name` and `rate_bps(bandwidth_hz, snr_coeff_hz)` (shapes
-    broadcast, bit/s); the NR link (netsim.nr_link.NrRate) is the other one."""
+    broadcast, bit/s); the NR link (scenarios.nr_link.NrRate) is the other one."""
 
     name = "shannon"
 

@@ -14,7 +14,7 @@ pytest.importorskip("sionna", reason="the NR link model needs sionna-no-rt (pip 
 
 from helpers import small_scenario  # noqa: E402
 
-from splitsim.netsim.nr_link import NrRate, NrUplink, UplinkSlots  # noqa: E402
+from splitsim.scenarios.nr_link import NrRate, NrUplink, UplinkSlots  # noqa: E402
 
 PRB_HZ = 360e3  # 30 kHz spacing
 
@@ -83,7 +83,7 @@ def test_the_shannon_fit_is_close_where_the_link_delivers(tdd):
     rate = NrRate(tdd, PRB_HZ)
     alpha, gamma = rate.shannon_fit(4)
     assert 0.05 < alpha < 0.4 and 0.5 < gamma < 10
-    from splitsim.netsim.nr_link import CURVE_GRID_DB
+    from splitsim.scenarios.nr_link import CURVE_GRID_DB
 
     sinr_db = np.arange(0.0, 15.0, 0.5)
     fit = alpha * np.log2(1 + 10 ** (sinr_db / 10) / gamma)
@@ -231,3 +231,41 @@ def test_the_docs_fig2_nr_numbers_are_what_the_study_gives(tmp_path, cli):
     nr, shannon = link["nr_mean_reduction_pct"], link["shannon_mean_reduction_pct"]
     assert all(f"{nr[b]:.1f} %" in sentence for b in ("BA", "EB", "FE"))
     assert all(f"{shannon[b]:.1f} %" in sentence for b in ("BA", "EB", "FE"))
+
+
+def test_fl_sl_and_splitllm_send_on_whole_prbs_of_the_nr_link():
+    """The other schemes on the NR link: FL's users on floor(N_RB / K) PRBs of the fed band each, SL's
+    active user on the whole band's N_RB, SplitLLM's edges on floor(N_RB / M) (orthogonal): every
+    upload is its bits over the NR goodput of those PRBs (computed here from NrRate and TS 38.101-1's
+    N_RB), and each scheme is slower than on Shannon's rate."""
+    from splitsim.analysis import realise
+    from splitsim.analysis.schemes import run_scheme
+    from splitsim.netsim import build_fl_plan, build_sl_plan, build_splitllm_plan
+    from splitsim.netsim.schemes import fl_adapter_bits
+    from splitsim.scenarios import rng_for
+    from splitsim.scenarios.nr_link import link_rates
+
+    tiny = {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1, 3]}
+    common = dict(cell={"users": 6, "edge_servers": 2}, workload={"dataset_samples": 256}, model=tiny,
+                  simulation={"rounds": 2}, study={"kind": "simulate"})
+    nr = realise(small_scenario(scheme="fl", radio=_nr(max_tx_power_dbm=20), **common))
+    sc = nr.scenario
+    rate = link_rates(sc.radio)[0]
+    batches = nr.batches_per_round()
+    fl = build_fl_plan(nr.profile, sc.compute, sc.radio, sc.simulation, sc.channel, nr.channel, batches,
+                       rng_for(1, "x"))
+    n_rb = 24  # 10 MHz at 30 kHz (TS 38.101-1 Table 5.3.2-1)
+    expected = fl_adapter_bits(nr.profile) / rate.rate_bps((n_rb // 6) * PRB_HZ, nr.channel.snr_coeff_hz)
+    assert np.allclose(fl.adapter_up_s[0], expected, rtol=1e-12)
+    sl = build_sl_plan(nr.profile, 1, sc.compute, sc.radio, sc.simulation, sc.channel, nr.channel, batches,
+                       rng_for(1, "x"))
+    activation = sl.bits["activation"]
+    assert np.allclose(sl.uplink_s[0], activation / rate.rate_bps(n_rb * PRB_HZ, nr.channel.snr_coeff_hz), rtol=1e-12)
+    llm = build_splitllm_plan(nr.profile, [1, 3], sc.compute, sc.radio, sc.simulation, sc.channel, nr.edge_link,
+                              nr.association, 2, batches, rng_for(1, "x"))
+    assert np.allclose(llm.uplink_s[0], activation / rate.rate_bps((n_rb // 2) * PRB_HZ, nr.edge_link.snr_coeff_hz),
+                       rtol=1e-12)
+    for scheme in ("fl", "sl", "splitllm", "sfl"):
+        on_nr = run_scheme(nr, scheme).result.total_delay_s
+        shannon_world = realise(sc.model_copy(update={"radio": sc.radio.model_copy(update={"link_model": "shannon"})}))
+        assert on_nr > run_scheme(shannon_world, scheme).result.total_delay_s, scheme

@@ -1,4 +1,4 @@
-"""The NR uplink's link curve (`splitsim link`, netsim.nr_link) against Sionna's PHY abstraction
+"""The NR uplink's link curve (`splitsim link`, scenarios.nr_link) against Sionna's PHY abstraction
 and TBS procedure, TS 38.306's peak rate, and the share of Shannon computed from Sionna's PUSCH
 BLER tables (issue 33: 0.58-0.75 of Shannon in FDD, 0.12-0.16 with DDDSU)."""
 
@@ -13,7 +13,7 @@ import yaml
 
 pytest.importorskip("sionna.sys", reason="sionna-no-rt (the nr extra) is not installed")
 
-from splitsim.netsim.nr_link import NrUplink, UplinkSlots, bler, code_block_bits  # noqa: E402
+from splitsim.scenarios.nr_link import NrUplink, UplinkSlots, bler, code_block_bits  # noqa: E402
 from splitsim.scenarios.nr_tbs import MCS_TABLES, mcs, transport_block_bits  # noqa: E402
 
 

@@ -149,7 +149,8 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
         why = f"study '{kind}' of scheme '{scheme}' solves the delay-only problem (17)"
         ignored["optimizer.energy_budget_j"] = why
         ignored["optimizer.energy_weight"] = why
-    if scenario.radio.subcarrier_spacing_khz is not None and not study.whole_prbs(scenario):
+    if scenario.radio.subcarrier_spacing_khz is not None and not study.whole_prbs(scenario) and \
+            scenario.radio.link_model == "shannon":  # the NR link is always in whole PRBs
         for name in ("subcarrier_spacing_khz", "prb_rule"):
             ignored[f"radio.{name}"] = (f"study '{kind}' of scheme '{scheme}' uses continuous bandwidths (whole PRBs "
                                         "apply to SFL's simulate, robustness and optimize)")

@@ -37,7 +37,9 @@ def power_sweep_table(world: World, powers: list[float], progress: bool | None =
     from ..guards import check_allocations
     from ..simulation import simulate_allocation
 
-    from ..allocations import OutOfCoverage, planned_allocations
+    from splitsim.optimizer.link_plan import OutOfCoverage
+
+    from ..allocations import planned_allocations
 
     scenario = world.scenario
     rows = []

@@ -69,7 +69,7 @@ def wideband_transmit_energy_j(bits: float, snr_coeff_hz: np.ndarray, max_power_
 def upload_seconds_at_power(bits: float, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray,
                             power_fraction: np.ndarray | float = 1.0, link=None) -> np.ndarray:
     """Time to send `bits` at p = power_fraction·p_max: S / (b·log2(1 + fraction·c/b)), or S over the
-    rate of `link` (a link model: scenarios.types.ShannonRate, netsim.nr_link.NrRate)."""
+    rate of `link` (a link model: scenarios.types.ShannonRate, scenarios.nr_link.NrRate)."""
     rate_bps = fdma_rate_bps if link is None else link.rate_bps
     rate = rate_bps(bandwidth_hz, np.asarray(snr_coeff_hz, dtype=float) * power_fraction)
     with np.errstate(divide="ignore"):

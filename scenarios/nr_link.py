@@ -329,3 +329,18 @@ def link_rates(radio):
     prb_hz = prb_bandwidth_hz(radio.subcarrier_spacing_khz)
     iot = radio.nr.interference_over_thermal_db
     return (NrRate(nr_carrier(radio), prb_hz, iot), NrRate(nr_carrier(radio, downlink=True), prb_hz, iot))
+
+
+def equal_share_hz(radio, band_hz: float, parts: int = 1) -> float:
+    """The bandwidth of one of `parts` equal shares of `band_hz`: band_hz / parts on Shannon's link; on
+    the NR link the whole PRBs of one share, floor(N_RB / parts) of the channel's N_RB (TS 38.101-1
+    Table 5.3.2-1; a non-standard width holds floor(band / PRB))."""
+    if radio.link_model == "shannon":
+        return band_hz / parts
+    from .nr import prb_bandwidth_hz, prbs_in_channel
+
+    prb_hz = prb_bandwidth_hz(radio.subcarrier_spacing_khz)
+    prbs = prbs_in_channel(band_hz, radio.subcarrier_spacing_khz)
+    if prbs is None:
+        prbs = int(band_hz // prb_hz)
+    return (prbs // parts) * prb_hz
