@@ -160,7 +160,7 @@ def test_the_shannon_link_is_the_default_and_unchanged():
 
 @pytest.mark.parametrize("changes, field", [
     ({"radio": {"link_model": "nr"}}, "radio.subcarrier_spacing_khz"),
-    ({"scheme": "fl", "study": {"kind": "simulate"}}, "radio.link_model"),
+    ({"radio": {"prb_rule": "largest_remainder"}}, "radio.prb_rule"),
     ({"study": {"kind": "delay_energy"}}, "radio.link_model"),
     ({"channel": {"fading": "rayleigh", "coherence_time_s": 0.05}}, "radio.link_model"),
     ({"optimizer": {"energy_weight": 0.5}}, "radio.link_model"),
