@@ -54,13 +54,12 @@ def _carrier_prbs(scenario: Scenario) -> int:
 
 
 def nr_uplink(scenario: Scenario):
-    from splitsim.scenarios.nr_link import NrUplink, UplinkSlots
+    """The scenario's NR uplink carrier (scenarios.nr_link.nr_carrier) on all its PRBs."""
+    from dataclasses import replace
 
-    nr = scenario.radio.nr
-    return NrUplink(scs_khz=scenario.radio.subcarrier_spacing_khz, n_prb=_carrier_prbs(scenario),
-                    slots=UplinkSlots(nr.tdd_pattern, nr.special_slot_symbols[2]), mcs_table=nr.mcs_table,
-                    dmrs_re_per_prb=nr.dmrs_re_per_prb, overhead_re_per_prb=nr.overhead_re_per_prb, layers=nr.layers,
-                    bler_target=nr.bler_target, harq_max_transmissions=nr.harq_max_transmissions)
+    from splitsim.scenarios.nr_link import nr_carrier
+
+    return replace(nr_carrier(scenario.radio), n_prb=_carrier_prbs(scenario))
 
 
 def link_table(scenario: Scenario) -> pd.DataFrame:

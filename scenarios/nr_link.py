@@ -18,6 +18,7 @@ and 12 · Δf · T_slot = 180 for every numerology (12 sub-carriers of 15·2^μ 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -110,6 +111,86 @@ def bler(mcs_index: np.ndarray, mcs_table: str, cb_bits: np.ndarray, sinr_db: np
     return 1 - (1 - per_block) ** np.broadcast_to(blocks, shape)
 
 
+# Outer-loop link adaptation (OLLA; Pedersen et al., IEEE VTC 2005 — Sionna's OuterLoopLinkAdaptation):
+# the MCS is the highest whose transport-block error rate at the reported SINR less an offset is at
+# most the target; the offset rises by OLLA_DELTA_UP_DB on a NACK and falls by
+# delta_up·target/(1 − target) on an ACK, kept within [OLLA_OFFSET_MIN_DB, OLLA_OFFSET_MAX_DB].
+OLLA_DELTA_UP_DB = 1.0
+OLLA_OFFSET_MIN_DB, OLLA_OFFSET_MAX_DB = -20.0, 20.0
+
+
+def mcs_thresholds_db(tbler, count: int, target: float, low_db: float = -30.0, high_db: float = 50.0) -> np.ndarray:
+    """(count,) the SINR (dB) at which each MCS's TBLER falls to `target` (its transport blocks
+    decode often enough): bisection on `tbler(mcs (count,), sinr_db (count,))`, which falls with the
+    SINR; inf where it never does within [low_db, high_db], −inf where it always has."""
+    indices = np.arange(count)
+    low, high = np.full(count, low_db), np.full(count, high_db)
+    never = tbler(indices, high.copy()) > target
+    always = tbler(indices, low.copy()) <= target
+    for _ in range(24):  # 80 dB / 2^24: 5e-6 dB
+        mid = 0.5 * (low + high)
+        ok = tbler(indices, mid) <= target
+        high, low = np.where(ok, mid, high), np.where(ok, low, mid)
+    return np.where(never, np.inf, np.where(always, -np.inf, high))
+
+
+def olla_stationary(tbs_bits: np.ndarray, tbler_at_sinr: np.ndarray, thresholds_db: np.ndarray, sinr_db: np.ndarray,
+                    target: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OLLA's long-run regime at a fixed SINR, exactly: the offset moves on a lattice of
+    delta_down = delta_up·target/(1 − target) (a NACK is 1/target − 1 steps up, an ACK one down),
+    a Markov chain whose stationary law follows from the balance of flows across each boundary:
+    pi[b+1]·p[b+1] = sum over the states j <= b that a NACK lifts above b of pi[j]·(1 − p[j]), with
+    p the ACK probability of the MCS the state chooses. Per SINR (S,): (bits delivered per
+    transmission, the realised TBLER, the most frequent MCS or −1); below the easiest MCS's threshold
+    (no MCS holds the target) nothing: out of coverage.
+
+    tbs_bits (M,): TBS of each MCS; tbler_at_sinr (M, S): each MCS's TBLER at the true SINR;
+    thresholds_db (M,): mcs_thresholds_db. With no MCS above its threshold the lowest one the tables
+    hold is sent."""
+    delta_down = OLLA_DELTA_UP_DB * target / (1 - target)
+    steps_up = int(round(OLLA_DELTA_UP_DB / delta_down))
+    lattice = np.arange(int(np.floor(OLLA_OFFSET_MIN_DB / delta_down)), int(np.ceil(OLLA_OFFSET_MAX_DB / delta_down)) + 1)
+    count, columns = len(tbs_bits), np.arange(sinr_db.size)
+    usable = np.isfinite(thresholds_db) & (tbs_bits > 0)
+    if not usable.any():
+        zero = np.zeros(sinr_db.shape)
+        return zero, np.ones(sinr_db.shape), np.full(sinr_db.shape, -1)
+    lowest = int(np.flatnonzero(usable)[0])
+    order = np.argsort(np.where(usable, thresholds_db, np.inf), kind="stable")
+    best_so_far = np.maximum.accumulate(np.where(usable[order], order, -1))  # the highest MCS among the easiest
+    sorted_thresholds = np.where(usable, thresholds_db, np.inf)[order]
+    estimate = sinr_db[None, :] - lattice[:, None] * delta_down  # (states, S) reported SINR less the offset
+    position = np.searchsorted(sorted_thresholds, estimate, side="right") - 1
+    chosen = np.where(position >= 0, best_so_far[np.clip(position, 0, count - 1)], lowest)
+    chosen = np.where(chosen >= 0, chosen, lowest)
+    ack = 1.0 - tbler_at_sinr[chosen, columns[None, :]]  # (states, S)
+    nack = 1.0 - ack
+    states = lattice.size
+    alive = ack > 0  # the ACK probability grows with the offset: below the first state that can go down,
+    first = np.where(alive.any(axis=0), np.argmax(alive, axis=0), states)  # only its neighbour is recurrent
+    start = np.clip(first - 1, 0, states - 1)
+    pi = np.zeros((states, sinr_db.size))
+    pi[start, columns] = 1.0
+    for b in range(states - 1):
+        window = slice(max(0, b - steps_up + 1), b + 1)
+        lifted = (pi[window] * nack[window]).sum(axis=0)
+        nxt = np.divide(lifted, ack[b + 1], out=np.zeros(sinr_db.size), where=ack[b + 1] > 0)
+        pi[b + 1] = np.where(b + 1 > start, nxt, pi[b + 1])
+        scale = pi[b + 1] > 1e200
+        if scale.any():
+            pi[:, scale] /= 1e200
+    total = pi.sum(axis=0)
+    pi /= np.where(total > 0, total, 1.0)
+    # below the easiest MCS's threshold no MCS holds the BLER target: out of coverage, whatever OLLA sends
+    covered = alive.any(axis=0) & (sinr_db >= sorted_thresholds[0])
+    bits = np.where(covered, (pi * tbs_bits[chosen] * ack).sum(axis=0), 0.0)
+    realised = np.where(covered, (pi * nack).sum(axis=0), 1.0)
+    share = np.zeros((count, sinr_db.size))
+    np.add.at(share, (chosen, np.broadcast_to(columns, chosen.shape)), pi)
+    mode = np.where(covered, np.argmax(share, axis=0), -1)
+    return bits, realised, mode
+
+
 @dataclass(frozen=True)
 class NrUplink:
     """An NR carrier's uplink (or, with `downlink`, its downlink: the D slots and symbols, PDSCH's
@@ -125,6 +206,7 @@ class NrUplink:
     bler_target: float = 0.1
     harq_max_transmissions: int = 4
     downlink: bool = False
+    link_adaptation: str = "outer_loop"  # or "inner_loop": the highest MCS within the target at the known SINR
 
     def _slot_kinds(self) -> list[tuple[int, int]]:
         """(symbols, how many per pattern) of the slots that carry data in this direction."""
@@ -139,14 +221,19 @@ class NrUplink:
         return kinds
 
     def curve(self, sinr_db: np.ndarray) -> dict[str, np.ndarray]:
-        """Per SINR (dB): the MCS link adaptation chooses for a full uplink slot, its spectral
-        efficiency, BLER and residual BLER after HARQ, the goodput per Hz over the TDD pattern
-        (`goodput_bps_per_hz`), the same with every slot uplink (`goodput_fdd_bps_per_hz`), and
-        Shannon's log2(1 + SINR) beside them."""
+        """Per SINR (dB): the MCS link adaptation sends most often in a full slot, its spectral
+        efficiency, the realised BLER and the residual BLER after HARQ, the goodput per Hz over the
+        TDD pattern (`goodput_bps_per_hz`), the same with every slot in this direction
+        (`goodput_fdd_bps_per_hz`), and Shannon's log2(1 + SINR) beside them.
+
+        Outer loop (the default): OLLA's stationary regime at that SINR (olla_stationary), one loop
+        per kind of slot (full, special); inner loop: the highest MCS whose TBLER is within the
+        target, every transmission delivering TBS·(1 − TBLER)."""
         sinr_db = np.asarray(sinr_db, dtype=float)
         count = len(MCS_TABLES[self.mcs_table])
         indices = np.arange(count)
         rates = np.array([mcs(i, self.mcs_table)[1] for i in indices])
+        category = PDSCH_CATEGORY if self.downlink else PUSCH_CATEGORY
         goodput_bits = np.zeros(sinr_db.shape)  # per pattern, on n_prb PRBs
         fdd_bits = np.zeros(sinr_db.shape)
         chosen = np.full(sinr_db.shape, -1)
@@ -156,14 +243,22 @@ class NrUplink:
                                                  self.overhead_re_per_prb, self.layers) for i in indices], float)
             cb_bits, blocks = segmentation(tbs, rates)
             errors = bler(indices[:, None], self.mcs_table, cb_bits[:, None], sinr_db[None, :], blocks[:, None],
-                          PDSCH_CATEGORY if self.downlink else PUSCH_CATEGORY)
-            ok = (errors <= self.bler_target) & (tbs[:, None] > 0)
-            best = np.where(ok.any(axis=0), count - 1 - np.argmax(ok[::-1], axis=0), -1)
-            delivered = np.where(best >= 0, tbs[best] * (1 - errors[best, np.arange(len(sinr_db))]), 0.0)
+                          category)
+            if self.link_adaptation == "outer_loop":
+                def tbler(m, at_db, cb_bits=cb_bits, blocks=blocks):
+                    return bler(m, self.mcs_table, cb_bits[m], at_db, blocks[m], category)
+
+                thresholds = mcs_thresholds_db(tbler, count, self.bler_target)
+                delivered, realised, best = olla_stationary(tbs, errors, thresholds, sinr_db, self.bler_target)
+            else:
+                ok = (errors <= self.bler_target) & (tbs[:, None] > 0)
+                best = np.where(ok.any(axis=0), count - 1 - np.argmax(ok[::-1], axis=0), -1)
+                realised = np.where(best >= 0, errors[best, np.arange(len(sinr_db))], 1.0)
+                delivered = np.where(best >= 0, tbs[best] * (1 - realised), 0.0)
             goodput_bits += per_pattern * delivered
             if symbols == SYMBOLS_PER_SLOT:
                 fdd_bits = delivered * self.slots.slots
-                chosen, chosen_bler = best, np.where(best >= 0, errors[best, np.arange(len(sinr_db))], 1.0)
+                chosen, chosen_bler = best, realised
         denominator = self.n_prb * RE_SECONDS_PER_PRB_SLOT * self.slots.slots
         spectral = np.array([q * r * self.layers for q, r in (mcs(i, self.mcs_table) for i in indices)])
         return {
@@ -179,8 +274,9 @@ class NrUplink:
 
 
 # The SINR grid (dB) on which NrUplink.curve is tabulated for NrRate: below its start no MCS decodes,
-# above its end the top MCS is error-free; 0.05 dB steps, linear between them.
-CURVE_GRID_DB = np.round(np.arange(-15.0, 40.0 + 1e-9, 0.05), 10)
+# above its end the top MCS is error-free; 0.1 dB steps, linear between them (OLLA's goodput is smooth
+# in the SINR: its regime mixes neighbouring MCSs).
+CURVE_GRID_DB = np.round(np.arange(-15.0, 40.0 + 1e-9, 0.1), 10)
 # NrRate's table is indexed by the SINR one PRB would have with all of the user's power (dB), up to
 # the top of CURVE_GRID_DB plus 10·log10(275 PRBs).
 ONE_PRB_GRID_DB = np.round(np.arange(-15.0, 65.0 + 1e-9, 0.05), 10)
@@ -198,23 +294,71 @@ class _GoodputTable:
     def __init__(self, link: NrUplink):
         self.link = link
         self.table = np.zeros((1, ONE_PRB_GRID_DB.size))  # row 0: no PRB delivers nothing
+        self.cache = _curve_cache_dir(link)
 
     def rows(self, most_prbs: int) -> np.ndarray:
         """G with at least `most_prbs` + 1 rows."""
         have = self.table.shape[0] - 1
         if most_prbs > have:
-            from dataclasses import replace
 
             rows = [self.table]
             best = self.table[-1]
             for m in range(have + 1, most_prbs + 1):
-                eta = replace(self.link, n_prb=m).curve(CURVE_GRID_DB)["goodput_bps_per_hz"]
+                eta = self._eta(m)
                 on_m = m * np.interp(ONE_PRB_GRID_DB - 10.0 * math.log10(m), CURVE_GRID_DB, eta, left=0.0,
                                      right=eta[-1])
                 best = np.maximum(best, on_m)
                 rows.append(best[None, :])
             self.table = np.vstack(rows)
         return self.table
+
+
+    def _eta(self, prbs: int) -> np.ndarray:
+        """NrUplink.curve's goodput per Hz on `prbs` PRBs over CURVE_GRID_DB, from the disk cache
+        when this carrier's was computed before (the key holds every input: _curve_cache_dir)."""
+        from dataclasses import replace
+
+        path = None if self.cache is None else self.cache / f"prbs_{prbs}.npy"
+        if path is not None and path.exists():
+            try:
+                eta = np.load(path)
+                if eta.shape == CURVE_GRID_DB.shape and np.all(np.isfinite(eta)):
+                    return eta
+            except (OSError, ValueError):
+                pass  # unreadable: computed again below and rewritten
+        eta = replace(self.link, n_prb=prbs).curve(CURVE_GRID_DB)["goodput_bps_per_hz"]
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(f".{os.getpid()}.tmp")
+                with open(partial, "wb") as handle:
+                    np.save(handle, eta)
+                os.replace(partial, path)
+            except OSError:
+                pass  # a read-only cache costs time, not results
+        return eta
+
+
+# What the link curves depend on beside the carrier's fields; raise it when the model changes so that
+# curves cached by an earlier version are never read.
+NR_CURVE_MODEL_VERSION = 2
+
+
+def _curve_cache_dir(link: NrUplink):
+    """The disk cache of a carrier's curves (SPLITSIM_CACHE_DIR, default ~/.cache/splitsim, then nr/<key>):
+    the key hashes the carrier, the grid, the OLLA constants, this model's version and Sionna's."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    try:
+        sionna_version = version("sionna-no-rt")
+    except PackageNotFoundError:
+        sionna_version = "unknown"
+    key = repr((link, CURVE_GRID_DB[0], CURVE_GRID_DB[-1], CURVE_GRID_DB.size, OLLA_DELTA_UP_DB, OLLA_OFFSET_MIN_DB,
+                OLLA_OFFSET_MAX_DB, NR_CURVE_MODEL_VERSION, sionna_version))
+    root = Path(os.environ.get("SPLITSIM_CACHE_DIR", Path.home() / ".cache" / "splitsim"))
+    return root / "nr" / hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 @lru_cache(maxsize=16)
@@ -314,7 +458,8 @@ def nr_carrier(radio, downlink: bool = False) -> NrUplink:
     return NrUplink(scs_khz=radio.subcarrier_spacing_khz, n_prb=0,
                     slots=UplinkSlots(nr.tdd_pattern, up, down), mcs_table=nr.mcs_table,
                     dmrs_re_per_prb=nr.dmrs_re_per_prb, overhead_re_per_prb=nr.overhead_re_per_prb, layers=nr.layers,
-                    bler_target=nr.bler_target, harq_max_transmissions=nr.harq_max_transmissions, downlink=downlink)
+                    bler_target=nr.bler_target, harq_max_transmissions=nr.harq_max_transmissions, downlink=downlink,
+                    link_adaptation=nr.link_adaptation)
 
 
 def link_rates(radio):

@@ -198,7 +198,11 @@ class NrLinkConfig(Section):
         0, description="Other resource elements per PRB and slot that carry no data (N_oh of TS 38.214 §5.1.3.2).")
     layers: Annotated[Int, Ge(1), Le(4)] = Field(1, description="MIMO layers of a user's PUSCH.")
     bler_target: OpenUnitFloat = Field(
-        0.1, description="Block error rate link adaptation aims at: the highest MCS at or below it is used.")
+        0.1, description="Transport-block error rate link adaptation aims at.")
+    link_adaptation: Literal["outer_loop", "inner_loop"] = Field(
+        "outer_loop", description="'outer_loop': the MCS for the reported SINR less an offset that ACK/NACK move "
+                                  "(OLLA, 1 dB up on a NACK; its long-run regime, which meets the BLER target on "
+                                  "average); 'inner_loop': the highest MCS within the target at the known SINR.")
     harq_max_transmissions: Annotated[Int, Ge(1), Le(16)] = Field(
         4, description="HARQ transmissions of a transport block before it is lost (each failed one costs its slot).")
     interference_over_thermal_db: Annotated[Finite, Ge(0), Le(30)] = Field(

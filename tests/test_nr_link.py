@@ -41,12 +41,13 @@ def fdd_and_tdd():
     return sinr_db, fdd, fdd.curve(sinr_db), tdd, tdd.curve(sinr_db)
 
 
-def test_link_adaptation_takes_the_highest_mcs_within_the_bler_target(fdd_and_tdd):
+def test_the_inner_loop_takes_the_highest_mcs_within_the_bler_target(fdd_and_tdd):
     import torch
     from sionna.phy.nr.utils import calculate_tb_size
     from sionna.sys import PHYAbstraction
 
-    sinr_db, fdd, curve, _, _ = fdd_and_tdd
+    sinr_db, fdd, _, _, _ = fdd_and_tdd
+    curve = NrUplink(30, 51, UplinkSlots("FDD", 0), link_adaptation="inner_loop").curve(sinr_db)
     phy = PHYAbstraction()
     count = len(MCS_TABLES["qam64"])
     q_m = torch.tensor([mcs(i, "qam64")[0] for i in range(count)])
@@ -80,6 +81,35 @@ def test_the_share_of_shannon_is_what_sionnas_tables_give(fdd_and_tdd):
     # never above Shannon, and flat once the top MCS is reached
     assert np.all(fdd["goodput_fdd_bps_per_hz"] <= fdd["shannon_bps_per_hz"])
     assert fdd["goodput_fdd_bps_per_hz"][-1] == fdd["goodput_fdd_bps_per_hz"][-5]
+
+
+@pytest.mark.parametrize("n_prb", [10, 51])
+def test_the_outer_loop_goodput_is_sionnas_olla_over_many_slots(n_prb):
+    """Issue 33's check: Sionna's own outer-loop link adaptation (sionna.sys.OuterLoopLinkAdaptation)
+    driving its PHY abstraction (block errors drawn) for 3,000 slots at fixed SINRs from -5 to 25 dB
+    delivers what the curve's stationary OLLA regime says, within 2 %."""
+    import torch
+    from sionna.sys import OuterLoopLinkAdaptation, PHYAbstraction
+
+    torch.manual_seed(5)
+    sinr_db = np.arange(-5.0, 25.1, 2.5)
+    phy = PHYAbstraction()
+    olla = OuterLoopLinkAdaptation(phy, num_ut=sinr_db.size, bler_target=0.1)
+    allocated = torch.full((sinr_db.size,), n_prb * (12 * 14 - 12), dtype=torch.int32)
+    sinr = torch.tensor(10 ** (sinr_db / 10), dtype=torch.float32)
+    feedback = torch.full((sinr_db.size,), -1, dtype=torch.int32)
+    delivered, warm_up, slots = np.zeros(sinr_db.size), 300, 3000
+    for slot in range(warm_up + slots):
+        chosen = olla(allocated, harq_feedback=feedback, sinr_eff=sinr, mcs_table_index=1, mcs_category=0)
+        bits, feedback, *_ = phy(chosen, sinr_eff=sinr, num_allocated_re=allocated, mcs_table_index=1,
+                                 mcs_category=0, check_mcs_index_validity=False)
+        if slot >= warm_up:
+            delivered += bits.numpy()
+    sionna = delivered / slots / (n_prb * 180)
+    ours = NrUplink(30, n_prb, UplinkSlots("FDD", 0)).curve(sinr_db)["goodput_fdd_bps_per_hz"]
+    covered = sinr_db >= -2.5
+    assert np.all(ours[~covered] == 0) and np.all(sionna[~covered] < 0.02 * sionna.max())
+    assert np.allclose(ours[covered], sionna[covered], rtol=0.02), np.round(ours / np.maximum(sionna, 1e-9), 4)
 
 
 def test_bler_is_one_where_the_tables_hold_no_mcs():
