@@ -300,7 +300,6 @@ class _GoodputTable:
         """G with at least `most_prbs` + 1 rows."""
         have = self.table.shape[0] - 1
         if most_prbs > have:
-
             rows = [self.table]
             best = self.table[-1]
             for m in range(have + 1, most_prbs + 1):
