@@ -124,7 +124,7 @@ def section_problems(scenario: Scenario) -> list[Problem]:
 
 # Where the NR link model (radio.link_model: nr) is built: the studies that plan and simulate the
 # schemes on a still cell. Elsewhere it is refused, not silently replaced by Shannon's.
-NR_LINK_STUDIES = ("simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut")
+NR_LINK_STUDIES = ("simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "emulation")
 
 
 def nr_link_problems(scenario: Scenario) -> list[Problem]:

@@ -112,9 +112,9 @@ def problems(scenario: Scenario) -> list[Problem]:
     if sim.straggler_probability > 0:
         out.append(Problem("simulation.straggler_probability", "the emulated devices compute at this host's speed; "
                            "stragglers are not emulated", sim.straggler_probability, True))
-    if scenario.radio.subcarrier_spacing_khz is not None:
-        out.append(Problem("radio.subcarrier_spacing_khz", "the emulation shapes continuous bandwidths (whole PRBs are "
-                           "not applied)", scenario.radio.subcarrier_spacing_khz, True))
+    if scenario.radio.subcarrier_spacing_khz is not None and scenario.radio.link_model == "shannon":
+        out.append(Problem("radio.subcarrier_spacing_khz", "the emulation shapes continuous bandwidths on Shannon's link "
+                           "(whole PRBs are applied with radio.link_model: nr)", scenario.radio.subcarrier_spacing_khz, True))
     if scenario.model is not None and scenario.model.weights == "none":
         out.append(Problem("model.weights", "the emulation runs real steps: the model needs weights (auto or random)",
                            "none", True))
