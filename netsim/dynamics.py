@@ -186,10 +186,11 @@ class ChannelTrack:
         return self._rows("_shadow", block, users)
 
     def transfer_s(self, bits: np.ndarray, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray,
-                   start_s: np.ndarray, users: np.ndarray) -> np.ndarray:
+                   start_s: np.ndarray, users: np.ndarray, link=None) -> np.ndarray:
         """Seconds to send `bits` starting at `start_s`, the rate changing at every block edge (n,).
 
-        Within a block the rate is fdma_rate_bps(b, c·factor); a transfer that outlasts its block
+        Within a block the rate is fdma_rate_bps(b, c·factor) (or `link`'s rate: a link model such as
+        scenarios.nr_link.NrRate); a transfer that outlasts its block
         continues at the next block's rate (exact integration over the piecewise-constant channel).
         Blocks are looked at _WINDOW at a time, the same for every row (results do not depend on n)."""
         remaining = np.asarray(bits, dtype=float).copy()
@@ -199,10 +200,11 @@ class ChannelTrack:
         out = np.zeros_like(t)
         todo = np.flatnonzero(remaining > 0)
         ahead = np.arange(_WINDOW)
+        rate_bps = fdma_rate_bps if link is None else link.rate_bps
         while todo.size:
             blocks = block[todo][:, None] + ahead[None, :]
-            rate = fdma_rate_bps(bandwidth_hz[todo][:, None],
-                                 snr_coeff_hz[todo][:, None] * self.factor(blocks, users[todo][:, None]))
+            rate = rate_bps(bandwidth_hz[todo][:, None],
+                            snr_coeff_hz[todo][:, None] * self.factor(blocks, users[todo][:, None]))
             begin = blocks * self.block_s
             begin[:, 0] = t[todo]
             capacity = np.cumsum(rate * ((blocks + 1) * self.block_s - begin), axis=1)

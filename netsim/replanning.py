@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtri
 
-from splitsim.scenarios import fdma_rate_bps
+from splitsim.scenarios.types import SHANNON
 
 from .dynamics import fading_power
 from .engine import work_fractions
@@ -70,6 +71,7 @@ class Uplink:
     link: int
     snr_coeff_hz: np.ndarray
     bits: float
+    rate: Any = SHANNON  # the link model (Shannon's, or the NR link: scenarios.nr_link.NrRate)
 
 
 @dataclass(frozen=True)
@@ -240,13 +242,13 @@ class Replanning:
             hold = s.solve_s + s.signalling_s
             if plan.track is not None:
                 for u, band in zip(self.uplinks, self.bands):
-                    _, c, bits = plan.links[u.link]
-                    plan.links[u.link] = (band, c, bits)
+                    _, c, bits, model = plan.links[u.link]
+                    plan.links[u.link] = (band, c, bits, model)
         if plan.track is None and self.solves:  # this round's transfer times on the current bandwidths
             factor = self.factors[r]
             for u, band in zip(self.uplinks, self.bands):
                 with np.errstate(divide="ignore", invalid="ignore"):  # 0 Hz: a user left out of this plan
-                    rate = fdma_rate_bps(band, u.snr_coeff_hz * factor)
+                    rate = u.rate.rate_bps(band, u.snr_coeff_hz * factor)
                     plan.table(u.link)[r] = np.where(band > 0, u.bits / rate, np.inf)
         self.hold_s.append(hold)
         if self.counts is not None:  # this round's work, and its share of the convergence bound
@@ -287,14 +289,14 @@ class Replanning:
             large = np.broadcast_to(known, (draws, k))
         total = np.broadcast_to(compute, (draws, k)).copy()
         for link, work in transfers:
-            band, c, bits = plan.links[link]
+            band, c, bits, model = plan.links[link]
             c_draw = (c[None, :] * large)[..., None]
             for column in work.T:
                 sent = (bits * column)[None, :, None]  # (1, K, 1)
                 if not np.any(sent > 0):
                     continue
                 h = fading_power(track.fading, track.k_factor_db, (draws, k, MAX_BLOCKS), rng)
-                rate = fdma_rate_bps(band[None, :, None], c_draw * h)
+                rate = model.rate_bps(band[None, :, None], c_draw * h)
                 span = np.full((draws, k, MAX_BLOCKS), block_s)
                 span[..., 0] = rng.random((draws, k)) * block_s  # what is left of the first block
                 carried = np.cumsum(rate * span, axis=2)

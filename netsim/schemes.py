@@ -146,11 +146,11 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
         bits=bits, backhaul_rate_bps=radio.backhaul_rate_bps, backhaul_latency_s=radio.backhaul_latency_s,
         cloud_concurrency=sim.cloud_concurrency, slowdown=straggler_slowdown(sim, sim.rounds, k, rng),
         **_splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, association, batches, rng, bits,
-                             up_band, c_up, (down_band, c_down) if sim.downlink else None))
+                             up_band, c_up, (down_band, c_down) if sim.downlink else None, (uplink, downlink)))
 
 
 def _splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, association, batches, rng, bits,
-                       up_band, c_up, down) -> dict:
+                       up_band, c_up, down, rates: tuple) -> dict:
     if channel_cfg.time_varying and edge_positions_m is None:
         raise NetsimError("a time-varying SplitLLM channel needs the edge positions", field="channel.coherence_time_s",
                           value=channel_cfg.coherence_time_s)
@@ -161,7 +161,7 @@ def _splitllm_dynamics(sim, channel_cfg, edge_link, cell, edge_positions_m, asso
         k = edge_link.users
         up = (np.full(k, up_band), c_up)
         links = track_links(up, up, None if down is None else (np.full(k, down[0]), down[1]),
-                            {**bits, "adapter": bits["user_adapter"]})
+                            {**bits, "adapter": bits["user_adapter"]}, *rates)
     return {"track": track, "links": links, "participation": participation}
 
 
@@ -200,9 +200,11 @@ def _sl_dynamics(sim, channel_cfg, link, cell, batches, radio, bits, rng) -> dic
     track, participation = plan_dynamics(sim, channel_cfg, link, cell, batches, rng)
     links = None
     if track is not None:  # the active user has the whole band
-        up = (np.full(link.users, radio.uplink_main_bandwidth_hz), link.snr_coeff_hz)
-        down = (np.full(link.users, radio.downlink_bandwidth_hz), downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
-        links = track_links(up, up, down if sim.downlink else None, {**bits, "adapter": bits["user_adapter"]})
+        up = (np.full(link.users, equal_share_hz(radio, radio.uplink_main_bandwidth_hz)), link.snr_coeff_hz)
+        down = (np.full(link.users, equal_share_hz(radio, radio.downlink_bandwidth_hz)),
+                downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
+        links = track_links(up, up, down if sim.downlink else None, {**bits, "adapter": bits["user_adapter"]},
+                            *link_rates(radio))
     return {"track": track, "links": links, "participation": participation}
 
 
@@ -249,13 +251,15 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
     links = None
     if track is not None:
         share_up = (bandwidth_hz, link.snr_coeff_hz)
-        share_down = (np.full(k, radio.downlink_bandwidth_hz / k), downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
+        share_down = (np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, k)),
+                      downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
         links = track_links(share_up, share_up, share_down if sim.downlink else None,
-                            {"activation": 0.0, "gradient": 0.0, "adapter": adapter})
+                            {"activation": 0.0, "gradient": 0.0, "adapter": adapter}, uplink, downlink)
     replanning = None
     if replan is not None:
         (csi_seed,) = rng.spawn(1)  # after plan_dynamics' three children: no other draw moves
-        replanning = Replanning(replan.settings, replan.planner, (Uplink(LINK_ADAPTER_UP, link.snr_coeff_hz, adapter),),
+        replanning = Replanning(replan.settings, replan.planner,
+                                (Uplink(LINK_ADAPTER_UP, link.snr_coeff_hz, adapter, uplink),),
                                 (bandwidth_hz, replan.initial_round_s), int(csi_seed.integers(2**63)),
                                 factors=factors, large_scale=large_scale)
     return FlPlan(rounds=sim.rounds, batches=batches, train_s=train, adapter_up_s=_seconds(adapter, up_rate),

@@ -184,16 +184,17 @@ def build_sfl_plan(inputs: DelayInputs, allocation: Allocation, sim: SimulationC
     links = None
     if track is not None:
         k = inputs.users
-        down = (np.full(k, radio.downlink_bandwidth_hz / k), downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm))
+        down = (np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, k)),
+                downlink_snr_coeff_hz(channel, radio.bs_tx_power_dbm))
         links = track_links((allocation.b_s_hz, inputs.snr_coeff_main_hz * p_s),
                             (allocation.b_c_hz, inputs.snr_coeff_fed_hz * p_c), down if sim.downlink else None,
                             {"activation": inputs.activation_bits, "gradient": inputs.gradient_bits,
-                             "adapter": inputs.adapter_bits})
+                             "adapter": inputs.adapter_bits}, inputs.uplink_rate, inputs.downlink_rate)
     replanning = None
     if replan is not None:
         (csi_seed,) = rng.spawn(1)  # after plan_dynamics' three children: no other draw moves
-        uplinks = (Uplink(LINK_UP, inputs.snr_coeff_main_hz * p_s, inputs.activation_bits),
-                   Uplink(LINK_ADAPTER_UP, inputs.snr_coeff_fed_hz * p_c, inputs.adapter_bits))
+        uplinks = (Uplink(LINK_UP, inputs.snr_coeff_main_hz * p_s, inputs.activation_bits, inputs.uplink_rate),
+                   Uplink(LINK_ADAPTER_UP, inputs.snr_coeff_fed_hz * p_c, inputs.adapter_bits, inputs.uplink_rate))
         counts = None
         if replan.settings.eta == "rechosen":
             counts = Counts(allocation.eta, allocation.V, allocation.I0, np.asarray(weights, dtype=float),

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from splitsim.scenarios.types import LN2, fdma_rate_bps
+from splitsim.scenarios.types import LN2, SHANNON, fdma_rate_bps
 
 __all__ = ["ergodic_rate_bps", "planning_rate_bps", "effective_snr_coeff_hz", "fading_quantiles"]
 
@@ -56,11 +56,22 @@ def _scaled_exp1(z: np.ndarray) -> np.ndarray:
     return out
 
 
+# Quantiles of |h|^2 over which a link model other than Shannon's (the NR link's tables) is averaged.
+LINK_QUANTILES = 64
+
+
 def ergodic_rate_bps(bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray, fading: str,
-                     k_factor_db: float = 6.0) -> np.ndarray:
-    """E over the fading of b·log2(1 + c·|h|^2/b) (bit/s); shapes broadcast. 'none': the Shannon rate."""
+                     k_factor_db: float = 6.0, link=None) -> np.ndarray:
+    """E over the fading of b·log2(1 + c·|h|^2/b) (bit/s); shapes broadcast. 'none': the Shannon rate.
+    With `link` (a link model other than Shannon's, e.g. scenarios.nr_link.NrRate): its rate averaged
+    over LINK_QUANTILES quantiles of the fading (NrRate.faded)."""
     b = np.asarray(bandwidth_hz, dtype=float)
     c = np.asarray(snr_coeff_hz, dtype=float)
+    if link is not None and link != SHANNON:
+        if fading == "none":
+            return link.rate_bps(b, c)
+        return link.faded(f"{fading}:{k_factor_db:g}", fading_quantiles(fading, k_factor_db,
+                                                                        LINK_QUANTILES)).rate_bps(b, c)
     if fading == "none":
         return fdma_rate_bps(b, c)
     if fading == "rayleigh":
@@ -72,15 +83,17 @@ def ergodic_rate_bps(bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray, fading:
 
 
 def planning_rate_bps(bandwidth_hz: np.ndarray, snr_coeff_samples_hz: np.ndarray, fading: str,
-                      k_factor_db: float = 6.0) -> np.ndarray:
+                      k_factor_db: float = 6.0, link=None) -> np.ndarray:
     """The rate (K,) that gives each user its expected seconds per bit over its samples of c
-    (K, S): the harmonic mean over samples of the ergodic rate at bandwidth (K,)."""
+    (K, S): the harmonic mean over samples of the ergodic rate at bandwidth (K,) (0 where a sample
+    delivers nothing: that user's expected time is infinite)."""
     b = np.asarray(bandwidth_hz, dtype=float)
     c = np.asarray(snr_coeff_samples_hz, dtype=float)
     if c.ndim == 1:
-        return ergodic_rate_bps(b, c, fading, k_factor_db)
-    rate = ergodic_rate_bps(b[:, None], c, fading, k_factor_db)
-    return 1.0 / np.mean(1.0 / rate, axis=1)
+        return ergodic_rate_bps(b, c, fading, k_factor_db, link)
+    rate = ergodic_rate_bps(b[:, None], c, fading, k_factor_db, link)
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.mean(1.0 / rate, axis=1)
 
 
 def effective_snr_coeff_hz(bandwidth_hz: np.ndarray, rate_bps: np.ndarray) -> np.ndarray:

@@ -29,8 +29,9 @@ from splitsim.scenarios import Allocation, DelayInputs
 
 from .allocation import allocation_with_counts, verify_allocation
 from .delay_model import counts_for
-from .ergodic import effective_snr_coeff_hz, planning_rate_bps
+from .ergodic import effective_snr_coeff_hz, ergodic_rate_bps, planning_rate_bps
 from .errors import OptimizerError
+from .link_plan import on_shannon
 from .eta_search import choose_eta, paper_eta_grid
 from .strategies import OptimisedBandwidth
 from .structured import PerRoundProblem, solve_per_round
@@ -137,12 +138,71 @@ def _allocation(inputs: DelayInputs, base: Allocation, b_s: np.ndarray, b_c: np.
                                   base.power_main_fraction, base.power_fed_fraction, base.cpu_fraction)
 
 
+class ForecastRate:
+    """A link model's planning rate for users whose channel is a forecast: rate_bps(b, c) is the
+    harmonic mean over the users' sample factors (K, S) of the link's ergodic rate over `fading` at
+    c·factor (optimizer.ergodic.planning_rate_bps). c (K,) or (K, 1) and b (K,) or (K, N) are the
+    users' in order: it prices every user at once, as optimizer.prb and the allocation do."""
+
+    def __init__(self, link, factors: np.ndarray, fading: str, k_factor_db: float):
+        self.link, self.fading, self.k_factor_db = link, fading, k_factor_db
+        self.factors = np.asarray(factors, dtype=float)
+        if self.factors.ndim == 1:
+            self.factors = self.factors[:, None]
+        self.name, self.prb_hz = link.name, link.prb_hz
+
+    def rate_bps(self, bandwidth_hz, snr_coeff_hz) -> np.ndarray:
+        b, c = np.broadcast_arrays(np.asarray(bandwidth_hz, dtype=float), np.asarray(snr_coeff_hz, dtype=float))
+        if b.ndim == 0 or b.shape[0] != self.factors.shape[0]:
+            raise ValueError(f"a forecast rate prices all {self.factors.shape[0]} users at once, got {b.shape}")
+        f = self.factors if b.ndim == 1 else self.factors[:, None, :]
+        rate = ergodic_rate_bps(b[..., None], c[..., None] * f, self.fading, self.k_factor_db, self.link)
+        with np.errstate(divide="ignore"):
+            return 1.0 / np.mean(1.0 / rate, axis=-1)
+
+
+def _plan_on_link(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.ndarray, fading: str,
+                  k_factor_db: float, scs_khz: int, warm: dict | None = None) -> tuple[Allocation, np.ndarray]:
+    """_plan on a link model other than Shannon's (the NR link): problem (17)'s bandwidths on the
+    link's attenuated-Shannon fit (c/Gamma, bits/alpha: optimizer.link_plan), then the whole PRBs
+    that minimise the slowest user's round on the link's own planning rates (ForecastRate: its
+    ergodic rate over the fading, harmonic mean over the samples) — exactly (optimizer.prb, min_max).
+    Returns the allocation at `base`'s counts on those rates and each user's round seconds."""
+    from .link_plan import surrogate
+    from .prb import allocation_in_prbs
+
+    p_s, p_c, _ = base.powers_and_clock()
+    fitted, fit = surrogate(inputs)
+    gamma = fit["shannon_fit_gamma"]
+    b_s, b_c, _, _ = plan_bandwidth(fitted, base.V, np.asarray(c_main) / gamma, np.asarray(c_fed) / gamma, fading,
+                                    k_factor_db, base.cpu_fraction, warm)
+    base_main, base_fed = inputs.snr_coeff_main_hz * p_s, inputs.snr_coeff_fed_hz * p_c
+    factors = np.asarray(c_main, dtype=float) / (base_main if np.ndim(c_main) == 1 else base_main[:, None])
+    fed_factors = np.asarray(c_fed, dtype=float) / (base_fed if np.ndim(c_fed) == 1 else base_fed[:, None])
+    if not np.allclose(factors, fed_factors):
+        raise OptimizerError("the NR link plans both uplinks on one forecast of each user's gain",
+                             field="optimizer.strategies", value="proposed_replan")
+    forecast = ForecastRate(inputs.uplink_rate, factors, fading, k_factor_db)
+    planning = dataclasses.replace(inputs, uplink_rate=forecast)
+    continuous = allocation_with_counts(planning, base.V, base.I0, b_s, b_c, base.strategy, base.solver,
+                                        {"link": fit}, base.eta, base.power_main_fraction, base.power_fed_fraction,
+                                        base.cpu_fraction)
+    rounded = allocation_in_prbs(planning, continuous, scs_khz, "min_max")
+    return rounded, rounded.T_k_s / base.I0
+
+
 def _plan(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.ndarray, fading: str,
           k_factor_db: float, scs_khz: int | None, rule: str, prb: dict | None = None, warm: dict | None = None,
           bandwidth=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(b_s, b_c, predicted round seconds per user) on samples or values of c at the allocation's powers;
     `prb` (a dict) receives the whole-PRB details when the scenario has PRBs; `warm`: plan_bandwidth's;
-    `bandwidth`: what chooses the bandwidths (plan_bandwidth, problem (17)'s; or custom_bandwidth)."""
+    `bandwidth`: what chooses the bandwidths (plan_bandwidth, problem (17)'s; or custom_bandwidth).
+    On the NR link: _plan_on_link."""
+    if not on_shannon(inputs):
+        alloc, round_s = _plan_on_link(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, warm)
+        if prb is not None:
+            prb.update(alloc.details["prb"])
+        return alloc.b_s_hz, alloc.b_c_hz, round_s
     bandwidth = plan_bandwidth if bandwidth is None else bandwidth
     b_s, b_c, eff_s, eff_c = bandwidth(inputs, base.V, c_main, c_fed, fading, k_factor_db, base.cpu_fraction, warm)
     if scs_khz is not None:
@@ -165,6 +225,13 @@ def rechoose_eta(inputs: DelayInputs, base: Allocation, c_main_hz: np.ndarray, c
     On planning rates (fading, samples) T is that of the effective c: the eta search on the
     effective c at the current V alternates with plan_bandwidth's fixed point at the chosen V
     until eta stops moving."""
+    if not on_shannon(inputs):  # on the NR link: eta chosen on its attenuated-Shannon fit
+        from .link_plan import surrogate
+
+        fitted, fit = surrogate(inputs)
+        gamma = fit["shannon_fit_gamma"]
+        return rechoose_eta(fitted, base, np.asarray(c_main_hz) / gamma, np.asarray(c_fed_hz) / gamma, fading,
+                            k_factor_db, eta_search, eta_grid_step)
     p_s, p_c, _ = base.powers_and_clock()
     grid = paper_eta_grid(eta_grid_step)
     eta, V = base.eta, base.V
@@ -247,6 +314,11 @@ def replan_initial_allocation(inputs: DelayInputs, base: Allocation, fading: str
         alloc = dataclasses.replace(base, strategy="proposed_replan", details=dict(base.details))
         return alloc, predicted_round_s(inputs, base.V, base.b_s_hz, base.b_c_hz, c_main, c_fed, "none", k_factor_db,
                                         base.cpu_fraction)
+    if not on_shannon(inputs):
+        alloc, round_s = _plan_on_link(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz)
+        return dataclasses.replace(alloc, strategy="proposed_replan", details={
+            **base.details, **alloc.details, "first_plan": f"on the NR link's ergodic rate over {fading} fading"}), \
+            round_s
     prb: dict = {}
     b_s, b_c, round_s = _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule, prb, bandwidth=bandwidth)
     eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main, fading, k_factor_db))
@@ -271,6 +343,11 @@ def robust_allocation(inputs: DelayInputs, base: Allocation, samples: np.ndarray
     p_s, p_c, _ = base.powers_and_clock()
     c_main = (inputs.snr_coeff_main_hz * p_s)[:, None] * samples
     c_fed = (inputs.snr_coeff_fed_hz * p_c)[:, None] * samples
+    if not on_shannon(inputs):
+        alloc, _ = _plan_on_link(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz)
+        return dataclasses.replace(alloc, strategy="robust", details={**alloc.details, "robust": {
+            "samples_per_user": int(samples.shape[1]), "fading": fading,
+            "rate": "harmonic mean over the samples of the NR link's ergodic rate over the fading"}})
     prb: dict = {}
     b_s, b_c, round_s = _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule, prb)
     eff_s = effective_snr_coeff_hz(b_s, planning_rate_bps(b_s, c_main, fading, k_factor_db))

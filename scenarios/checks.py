@@ -123,12 +123,13 @@ def section_problems(scenario: Scenario) -> list[Problem]:
 
 
 # Where the NR link model (radio.link_model: nr) is built: the studies that plan and simulate the
-# schemes on a still cell. Elsewhere it is refused, not silently replaced by Shannon's.
-NR_LINK_STUDIES = ("simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "emulation")
+# schemes. Elsewhere it is refused, not silently replaced by Shannon's.
+NR_LINK_STUDIES = ("simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "emulation",
+                   "robustness")
 
 
 def nr_link_problems(scenario: Scenario) -> list[Problem]:
-    """What radio.link_model: nr needs: whole PRBs, a still cell in the studies that run it, Sionna,
+    """What radio.link_model: nr needs: whole PRBs, the studies and strategies that run on it, Sionna,
     and a downlink share of whole PRBs per user."""
     radio = scenario.radio
     if radio.link_model != "nr":
@@ -148,19 +149,19 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("radio.prb_rule", "on the NR link the optimised strategies get the whole PRBs that "
                                 "minimise the slowest user on the NR goodput (min_max); EB and BA are rounded",
                                 radio.prb_rule, True))
-    if scenario.channel.time_varying:
-        problems.append(Problem("radio.link_model", "the NR link is not built for a time-varying channel yet (a fading "
-                                "channel or walking users); set link_model: shannon or channel.coherence_time_s: null",
-                                "nr", True))
     optimizer = scenario.optimizer
     if optimizer.energy_budget_j is not None or optimizer.energy_weight is not None:
         problems.append(Problem("radio.link_model", "the energy-aware allocation inverts Shannon's rate for the least "
                                 "power; on the NR link set link_model: shannon or drop optimizer.energy_budget_j and "
                                 "energy_weight", "nr", True))
     moving = [s for s in optimizer.strategies if s in ("proposed_replan", "robust")]
-    if moving:
-        problems.append(Problem("optimizer.strategies", f"{' and '.join(moving)} plan(s) for a cell that moves, which "
-                                "the NR link does not model yet", optimizer.strategies, True))
+    if moving and scenario.scheme != "sfl":
+        problems.append(Problem("optimizer.strategies", f"{' and '.join(moving)} re-plan(s) FL's adapter shares on "
+                                "Shannon's rate; on the NR link only SFL's are re-planned", optimizer.strategies, True))
+    if optimizer.replan_strategy != "proposed":
+        problems.append(Problem("optimizer.replan_strategy", "a strategy of your own is asked at every re-plan on "
+                                "Shannon's rate; on the NR link the base station re-plans with problem (17)",
+                                optimizer.replan_strategy, True))
     if scs is not None and scenario.simulation.downlink:
         prbs = prbs_in_channel(radio.downlink_bandwidth_hz, scs)
         sharing = 1 if scenario.scheme == "sl" else scenario.cell.edge_servers if scenario.scheme == "splitllm" else \

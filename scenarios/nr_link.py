@@ -360,6 +360,29 @@ def _curve_cache_dir(link: NrUplink):
     return root / "nr" / hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
+class _FadedTable:
+    """E over the fading of _GoodputTable's rows: row n at y is the mean of G[n, y + 10·log10 |h|^2]
+    over quantiles of |h|^2 (a midpoint quadrature of the fading distribution), the block-fading
+    average a transfer over many coherence blocks sees."""
+
+    def __init__(self, base: _GoodputTable, power_quantiles: np.ndarray):
+        self.base = base
+        self.shift_db = 10.0 * np.log10(np.asarray(power_quantiles, dtype=float))
+        self.table = np.zeros((1, ONE_PRB_GRID_DB.size))
+
+    def rows(self, most_prbs: int) -> np.ndarray:
+        have = self.table.shape[0] - 1
+        if most_prbs > have:
+            base = self.base.rows(most_prbs)
+            new = np.zeros((most_prbs - have, ONE_PRB_GRID_DB.size))
+            for shift in self.shift_db:
+                at = ONE_PRB_GRID_DB + shift
+                for i, n in enumerate(range(have + 1, most_prbs + 1)):
+                    new[i] += np.interp(at, ONE_PRB_GRID_DB, base[n], left=0.0, right=base[n, -1])
+            self.table = np.vstack([self.table, new / self.shift_db.size])
+        return self.table
+
+
 @lru_cache(maxsize=16)
 def _goodput_table(link: NrUplink) -> _GoodputTable:
     return _GoodputTable(link)
@@ -385,13 +408,28 @@ class NrRate:
         self.prb_hz = float(prb_hz)
         self.interference_over_thermal_db = float(interference_over_thermal_db)
         self._table = _goodput_table(self.link)
+        self.fading: tuple = ()  # the fading this rate is averaged over (NrRate.faded), none here
+        self._faded: dict = {}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, NrRate) and (self.link, self.prb_hz, self.interference_over_thermal_db) == (
-            other.link, other.prb_hz, other.interference_over_thermal_db)
+        return isinstance(other, NrRate) and (self.link, self.prb_hz, self.interference_over_thermal_db,
+                                              self.fading) == (other.link, other.prb_hz,
+                                                               other.interference_over_thermal_db, other.fading)
 
     def __hash__(self) -> int:
-        return hash((self.link, self.prb_hz, self.interference_over_thermal_db))
+        return hash((self.link, self.prb_hz, self.interference_over_thermal_db, self.fading))
+
+    def faded(self, name: str, power_quantiles: np.ndarray) -> NrRate:
+        """This rate averaged over block fading whose |h|^2 has these quantiles (`name` labels it):
+        the ergodic rate of a transfer that spans many coherence blocks (cached per fading)."""
+        key = (name, np.asarray(power_quantiles, dtype=float).tobytes())
+        if key not in self._faded:
+            faded = NrRate.__new__(NrRate)
+            faded.__dict__.update(self.__dict__)
+            faded._table = _FadedTable(self._table, power_quantiles)
+            faded.fading, faded._faded = (name, key[1]), {}
+            self._faded[key] = faded
+        return self._faded[key]
 
     def __repr__(self) -> str:
         return f"NrRate({self.link}, prb_hz={self.prb_hz:g}, iot_db={self.interference_over_thermal_db:g})"

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
+from splitsim.scenarios.types import SHANNON
+
 from ..engine import CATEGORY_OF_KIND, KIND, EventLog
 from ..participation import RoundDraw
 from ..topology import FED_SERVER, MAIN_SERVER, user_node
@@ -37,23 +39,26 @@ def transfer_s(plan, link: int, r: int, users: np.ndarray, work: np.ndarray, sta
     """Seconds of `work` (fractions) of one transfer on `link` for `users` starting at `start_s` (n,).
 
     `plan` has `table(link)` ((R, K) seconds per unit of work), `track` and `links` (with a track:
-    per link (bandwidth_hz (K,), snr_coeff_hz (K,), bits))."""
+    per link (bandwidth_hz (K,), snr_coeff_hz (K,), bits, link model))."""
     if plan.track is None:
         return plan.table(link)[r, users] * work
-    bandwidth_hz, snr_coeff_hz, bits = plan.links[link]
-    return plan.track.transfer_s(bits * work, bandwidth_hz[users], snr_coeff_hz[users], start_s, users)
+    bandwidth_hz, snr_coeff_hz, bits, rate = plan.links[link]
+    return plan.track.transfer_s(bits * work, bandwidth_hz[users], snr_coeff_hz[users], start_s, users, rate)
 
 
-def track_links(up: tuple, adapter_up: tuple, down: tuple | None, bits: dict) -> dict:
+def track_links(up: tuple, adapter_up: tuple, down: tuple | None, bits: dict, uplink_rate=SHANNON,
+                downlink_rate=SHANNON) -> dict:
     """What `transfer_s` prices a transfer from on a time-varying channel, per link index:
-    (bandwidth_hz (K,), c = g·p/N0 (K,) of the planned channel, bits).
+    (bandwidth_hz (K,), c = g·p/N0 (K,) of the planned channel, bits, link model).
 
     `up`, `adapter_up`, `down`: (bandwidth_hz (K,), c (K,)) of the activation uplink, the adapter
-    uplink and the downlink (None: not simulated); `bits`: activation, gradient, adapter."""
-    links = {LINK_UP: (*up, bits["activation"]), LINK_ADAPTER_UP: (*adapter_up, bits["adapter"])}
+    uplink and the downlink (None: not simulated); `bits`: activation, gradient, adapter; the link
+    models (Shannon's, or the NR link: scenarios.nr_link.NrRate) of the uplinks and the downlink."""
+    links = {LINK_UP: (*up, bits["activation"], uplink_rate),
+             LINK_ADAPTER_UP: (*adapter_up, bits["adapter"], uplink_rate)}
     if down is not None:
-        links[LINK_GRAD_DOWN] = (*down, bits["gradient"])
-        links[LINK_ADAPTER_DOWN] = (*down, bits["adapter"])
+        links[LINK_GRAD_DOWN] = (*down, bits["gradient"], downlink_rate)
+        links[LINK_ADAPTER_DOWN] = (*down, bits["adapter"], downlink_rate)
     return links
 
 
