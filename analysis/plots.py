@@ -392,45 +392,74 @@ def delay_energy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     return _save(fig, path, rect=(0, 0.12, 1, 1))
 
 
+def variant_label(name: str) -> str:
+    """A robustness variant's code name in words: replan_3s_csi1s_eta -> 're-planned every 3 s, CSI 1 s
+    old, η re-chosen'; plan-once strategies keep their names."""
+    if not name.startswith("replan_"):
+        return name
+    rest = name[len("replan_"):]
+    eta = rest.endswith("_eta")
+    rest = rest[:-len("_eta")] if eta else rest
+    csi = None
+    if "_csi" in rest:
+        rest, csi = rest.split("_csi", 1)
+    every = "every round" if rest == "every_round" else f"every {rest.removesuffix('s')} s"
+    parts = [f"re-planned {every}"]
+    if csi is not None:
+        parts.append(f"CSI {csi.removesuffix('s')} s old")
+    if eta:
+        parts.append("η re-chosen")
+    return ", ".join(parts)
+
+
+def _variant_tick(name: str) -> str:
+    """variant_label on short lines for a tick: one line per part."""
+    return variant_label(name).replace("re-planned ", "re-planned\n").replace(", ", ",\n")
+
+
 def robustness(runs: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Box plot per strategy of the simulated training delay over the seeds (whiskers 5-95 %), the
-    prediction as a diamond (the optimizer's plan; for a re-planned run the sum of its rounds'
-    predictions, averaged over the seeds), and the simulated / predicted ratio beside it."""
+    prediction as a hollow diamond beside its box (the optimizer's plan; for a re-planned run the sum
+    of its rounds' predictions, averaged over the seeds), and the simulated / predicted ratio beside
+    it; variants named in words, one legend under both panels."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     strategies = list(dict.fromkeys(runs["strategy"]))
-    fig, (ax, ax_ratio) = plt.subplots(1, 2, figsize=(13, 5.4), gridspec_kw={"width_ratios": [3, 2]})
+    labels = [_variant_tick(s) for s in strategies]
+    width = max(7.5, 0.85 * len(strategies) + 1.5)
+    fig, (ax, ax_ratio) = plt.subplots(2, 1, figsize=(width, 8.2), sharex=True)
     column = "predicted_s" if "predicted_s" in runs else "planned_s"
     ratio_of = runs["simulated_s"] / runs[column]
     data = [runs.loc[runs["strategy"] == s, "simulated_s"].to_numpy() for s in strategies]
     ratios = [ratio_of[runs["strategy"] == s].to_numpy() for s in strategies]
     positions = np.arange(1, len(strategies) + 1)
     for axis, values in ((ax, data), (ax_ratio, ratios)):
-        boxes = axis.boxplot(values, positions=positions, whis=(5, 95), widths=0.55, patch_artist=True,
+        boxes = axis.boxplot(values, positions=positions, whis=(5, 95), widths=0.5, patch_artist=True,
                              showfliers=True, flierprops={"markersize": 3},
                              medianprops={"color": "k", "linewidth": 1.6})  # black: visible on every colour
         for patch, s in zip(boxes["boxes"], strategies):
             patch.set_facecolor(STRATEGY_STYLE.get("proposed_replan" if s.startswith("replan_") else s, ("C7", "o"))[0])
             patch.set_alpha(0.35)
         axis.grid(True, axis="y", alpha=0.3)
-        axis.set_xticks(positions, strategies, fontsize=8, rotation=30, ha="right")
+        axis.set_xticks(positions, labels, fontsize=7)
+    ax.tick_params(labelbottom=True)
     planned = [runs.loc[runs["strategy"] == s, column].mean() for s in strategies]
-    ax.scatter(positions, planned, marker="D", color="k", zorder=3)
+    ax.scatter(positions + 0.36, planned, marker="D", s=30, facecolor="white", edgecolor="k", zorder=3)
     ax.set_ylabel("training delay T (s)")
-    box_key = [Patch(facecolor="0.85", edgecolor="k", label="simulated over the seeds: box 25-75 %, whiskers 5-95 %"),
-               Line2D([], [], color="k", lw=1.6, label="median")]
-    diamond = Line2D([], [], marker="D", color="k", ls="", label="prediction: the optimizer's plan (made once), or "
-                                                                "the sum of a re-planned run's rounds (mean)")
-    # the legends go below the rotated tick labels, whose height grows with the longest label
-    below = -(0.08 + 0.0105 * max(len(s) for s in strategies))
-    ax.legend(handles=[*box_key, diamond], loc="upper center", bbox_to_anchor=(0.5, below), fontsize=7, ncol=1)
+    ax.set_title("simulated delay and its prediction", fontsize=9)
     ax_ratio.axhline(1.0, color="k", lw=0.8, ls="--")
     ax_ratio.set_ylabel("simulated / predicted delay")
-    ax_ratio.legend(handles=[*box_key, Line2D([], [], color="k", lw=0.8, ls="--", label="simulated = predicted")],
-                    loc="upper center", bbox_to_anchor=(0.5, below), fontsize=7, ncol=1)
+    ax_ratio.set_title("simulated over predicted", fontsize=9)
+    handles = [Patch(facecolor="0.85", edgecolor="k", label="simulated over the seeds: box 25-75 %, whiskers 5-95 %"),
+               Line2D([], [], color="k", lw=1.6, label="median"),
+               Line2D([], [], marker="D", color="k", mfc="white", ls="", label="prediction: the plan made once, or "
+                      "a re-planned run's rounds summed (mean over the seeds)"),
+               Line2D([], [], color="k", lw=0.8, ls="--", label="simulated = predicted")]
+    wide = width >= 11
+    fig.legend(handles=handles, loc="lower center", ncol=2 if wide else 1, fontsize=7, frameon=False)
     fig.suptitle(title or "Predicted against simulated delay")
-    return _save(fig, path)
+    return _save(fig, path, rect=(0, 0.05 if wide else 0.1, 1, 1))
 
 
 def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path: Path, title: str = "",
