@@ -207,7 +207,8 @@ def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "",
                             label=f"{tier} device, usable: {limits_gib[tier]:.3g} GiB")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("cut layer")
-    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    cuts = sorted(set(table["cut_user"]) | set(table["cut_edge"]))
+    axes[1].set_xticks(cuts, [str(c) for c in cuts])  # the cuts themselves, not a locator's round numbers
     axes[1].set_ylabel("peak memory of one device (GiB, log scale)")
     axes[1].grid(True, alpha=0.3)
     axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)

@@ -50,3 +50,25 @@ def test_the_readmes_python_snippet_runs():
     table = namespace["table"]
     assert set(table.index) == {"proposed", "EB", "FE", "BA"}
     assert table.loc["proposed", "T_s"] < table.loc["BA", "T_s"]
+
+
+@pytest.mark.slow
+def test_the_llama8b_phone_cut_numbers_in_the_docs_are_what_the_study_gives(tmp_path, cli):
+    """Issue 34, item 15: the cut-layer page's Llama-3.1-8B numbers (which cuts fit, the delays at
+    the ends of that window, the A100's usable memory) are what `splitsim run` gives now."""
+    import pandas as pd
+
+    code, _, err = cli("run", REPO / "scenarios" / "llama8b_phone_cut.yaml", "--out", tmp_path / "out",
+                       "--no-progress")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "out" / "cut_layer.csv")
+    fits = table[table["feasible"]]
+    page = (REPO / "docs" / "studies" / "cut_layer.md").read_text()
+    window = page.split("<!-- llama8b-fit -->")[1].split("<!-- /llama8b-fit -->")[0]
+    assert window == f"{fits['cut'].min()}–{fits['cut'].max()}"
+    delays = page.split("<!-- llama8b-delays -->")[1].split("<!-- /llama8b-delays -->")[0]
+    first, last = fits.iloc[0], fits.iloc[-1]
+    assert delays == (f"{first['T_proposed_s']:,.0f} s at cut {first['cut']} to {last['T_proposed_s']:,.0f} s at cut "
+                      f"{last['cut']}")
+    usable = table.loc[~table["feasible"], "infeasible_reason"].str.extract(r"a100: ([\d.]+) of")[0].dropna().iloc[0]
+    assert f"{usable} of the A100's 80" in page
