@@ -524,17 +524,25 @@ CATEGORY_COLOURS = {"compute": "#4c72b0", "uplink": "#dd8452", "downlink": "#55a
 
 def emulation_gantt(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Devices and links (rows) against time: each activity as a bar, measured above predicted on
-    one time axis; colour = category (compute, uplink, downlink, backhaul, waiting)."""
+    one time axis; colour = category (compute, uplink, downlink, backhaul, waiting). Only the rows
+    and categories that hold an activity lasting some time are drawn."""
     from splitsim.netsim.engine import CATEGORY_OF_KIND, KIND
 
-    nodes = sorted(set(measured["node"]) | set(predicted["node"]), key=lambda n: ("->" in n, n))
+    span = max(float(measured["end_s"].max()), float(predicted["end_s"].max()), 1e-12)
+
+    def lasting(frame: pd.DataFrame) -> pd.DataFrame:  # a bar that can be seen: 1/1000 of the time axis or more
+        return frame[frame["end_s"] - frame["time_s"] >= 1e-3 * span]
+
+    busy = pd.concat([lasting(measured), lasting(predicted)])
+    nodes = sorted({str(n) for n in busy["node"]}, key=lambda n: ("->" in n, n))  # no empty rows
+    used = [c for c in CATEGORY_COLOURS if any(CATEGORY_OF_KIND[KIND[k]] == c for k in busy["kind"])]
     row = {n: i for i, n in enumerate(nodes)}
     height = max(3.0, 0.28 * len(nodes) + 1.2)
     fig, axes = plt.subplots(2, 1, figsize=(10, 2 * height), sharex=True)
     for ax, frame, label in ((axes[0], measured, "measured"), (axes[1], predicted, "predicted (simulator)")):
         for category, colour in CATEGORY_COLOURS.items():
             sel = frame[[CATEGORY_OF_KIND[KIND[k]] == category for k in frame["kind"]]]
-            sel = sel[sel["end_s"] > sel["time_s"]]
+            sel = sel[(sel["end_s"] > sel["time_s"]) & sel["node"].astype(str).isin(row)]
             for node, group in sel.groupby("node", observed=True):
                 ax.broken_barh(list(zip(group["time_s"], group["end_s"] - group["time_s"])), (row[str(node)] - 0.4, 0.8),
                                facecolors=colour, edgecolor="none")
@@ -546,8 +554,8 @@ def emulation_gantt(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path,
         ax.set_title(label, fontsize=10, loc="left")
         ax.grid(axis="x", alpha=0.3)
     axes[1].set_xlabel("time since the first activity (s); dotted: round ends")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in CATEGORY_COLOURS.values()]
-    fig.legend(handles, list(CATEGORY_COLOURS), loc="upper right", ncol=5, fontsize=8, frameon=False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLOURS[c]) for c in used]  # the categories drawn
+    fig.legend(handles, used, loc="upper right", ncol=len(used), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, x=0.01, ha="left", fontsize=11)
     return _save(fig, path, rect=(0, 0, 1, 0.96))

@@ -426,21 +426,3 @@ def test_the_monte_carlo_prediction_is_the_mean_simulated_round():
     assert mc.extra["replan_predicted_s"] / rounds.size == pytest.approx(rounds.mean(), abs=4 * se + 0.02 * rounds.mean())
     assert plan.extra["replan_predicted_s"] < 0.9 * mc.extra["replan_predicted_s"]
 
-
-def test_the_robustness_figure_names_its_variants_in_words(tmp_path):
-    """Issue 34, item 16: the variants' code names (replan_3s_csi1s_eta) are words on the figure, and
-    the figure is drawn from a runs table of every kind of variant."""
-    import pandas as pd
-
-    from splitsim.analysis import plots
-
-    assert plots.variant_label("replan_3s_csi1s_eta") == "re-planned every 3 s, CSI 1 s old, η re-chosen"
-    assert plots.variant_label("replan_every_round_csi1s") == "re-planned every round, CSI 1 s old"
-    assert plots.variant_label("replan_20s") == "re-planned every 20 s"
-    assert plots.variant_label("EB") == "EB"
-    names = ["EB", "proposed", "replan_3s", "replan_3s_eta", "replan_every_round_csi1s"]
-    runs = pd.DataFrame([{"strategy": n, "seed": s, "predicted_s": 100.0 + i, "simulated_s": 90.0 + i + s}
-                         for i, n in enumerate(names) for s in range(4)])
-    path = plots.robustness(runs, tmp_path / "r.png", "t")
-    assert path.stat().st_size > 10_000
-    assert all("_" not in plots._variant_tick(n) for n in names)
