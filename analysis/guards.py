@@ -9,6 +9,7 @@ or failing deep inside numpy.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ VECTORISED_S_PER_ROUND = 5e-4
 SOLVER_ARRAYS = 48
 CVXPY_BYTES_PER_USER2 = 830  # DPP compilation, measured: 77 GiB at K = 10,000 (bench_optimizer.py)
 MEMORY_SHARE = 0.6  # of the memory available when the run starts
+
+log = logging.getLogger("splitsim.analysis")
 
 
 def available_memory_bytes() -> int:
@@ -118,10 +121,22 @@ def check_cost(cost: Cost, scenario: Scenario, label: str, simpy: bool = True, r
                              value=True)
 
 
+def estimate_line(cost: Cost, scenario: Scenario, label: str, simpy: bool) -> str:
+    """What a run will cost, in one line: events, wall time on this engine, records' memory."""
+    if simpy:
+        seconds = cost.events / SIMPY_EVENTS_PER_S
+    else:
+        seconds = cost.events / (SIMPY_EVENTS_PER_S * VECTORISED_SPEEDUP) + cost.rounds * VECTORISED_S_PER_ROUND
+    when = f"{seconds:.2g} s" if seconds < 120 else f"{seconds / 60:.2g} min"
+    records = f", {_gib(cost.records * RECORD_BYTES)} of activity records" if scenario.simulation.record_events else ""
+    return (f"estimate: {label}: about {cost.events:.3g} events, ~{when} in the "
+            f"{'SimPy' if simpy else 'vectorised'} engine{records}")
+
+
 def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, weights=None,
                       streamed: bool = False) -> None:
     """Before any SFL simulation: every strategy's run must fit the limits (`streamed`: its records
-    go to a file round by round, so they need no memory)."""
+    go to a file round by round, so they need no memory); the estimate is logged (one line)."""
     from splitsim.netsim.simulate import sfl_engine
 
     simpy = sfl_engine(scenario.simulation) == "simpy"  # the vectorised engine schedules no SimPy event
@@ -135,6 +150,10 @@ def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, we
                      sum(c.rounds for c in costs.values()))
         check_cost(total, scenario, f"simulating strategies {', '.join(costs)}", simpy,
                    records_in_memory=not streamed)
+    if costs:
+        total = Cost(sum(c.events for c in costs.values()), sum(c.records for c in costs.values()), "",
+                     sum(c.rounds for c in costs.values()))
+        log.info(estimate_line(total, scenario, f"{len(costs)} simulation(s) of {scenario.cell.users} users", simpy))
 
 
 MAX_TRACK_ENTRIES = 2e8  # gain factors (8 bytes each) a time-varying channel may hold in one round

@@ -74,3 +74,14 @@ def test_events_none_keeps_no_record_so_the_memory_guard_does_not_refuse_it(tmp_
     summary = json.loads((tmp_path / "none" / "summary.json").read_text())
     assert summary["events_file"] is None and not list((tmp_path / "none").glob("events.*"))
     assert all(run["records"] == 0 for run in summary["simulations"].values())
+
+
+def test_validate_and_run_state_what_the_simulation_will_cost(cli, tmp_path):
+    """Issue 34, item 12: before any work, one line with the events, the time on the engine that will
+    run and the records' memory (the same count the guards refuse on)."""
+    from helpers import REPO
+
+    code, _, err = cli("validate", REPO / "scenarios" / "tiny_sfl.yaml")
+    assert code == 0, err
+    line = next(l for l in err.splitlines() if l.startswith("estimate:"))
+    assert "events" in line and "engine" in line and "GiB of activity records" in line
