@@ -163,7 +163,9 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
     SFL runs every allocation strategy (and reports the optimizer's T beside the simulated delay);
     SplitLLM, SL and FL run from the model profile. Writes summary.json (per run: the simulated
     delay and its breakdown), events.parquet (or .csv, or none) with a `strategy` column (SFL's
-    written a round at a time as it is simulated, so memory stays bounded), and scenario.resolved.yaml.
+    written a round at a time as it is simulated, so memory stays bounded), updates.csv for FedBuff
+    (each update: user, the versions it started on and arrived at, its staleness, time), and
+    scenario.resolved.yaml.
     """
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
@@ -178,6 +180,10 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
             if result.log.enabled and len(result.log):  # not streamed (epoch schemes)
                 writer.sink(name)(result.events_frame())
             result.extra["records"] = writer.rows[name]
+        updates = result.extra.pop("update_log", None)
+        if updates is not None:  # FedBuff: every update's versions and staleness
+            pd.DataFrame(updates).to_csv(out / "updates.csv", index=False)
+            result.extra["updates_file"] = "updates.csv"
         summaries[name] = result.summary()
     if writer is not None and not writer.close():
         events_file = None

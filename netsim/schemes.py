@@ -9,6 +9,7 @@ take turns) gets the whole band; users transmitting together (FL) share it equal
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -21,8 +22,9 @@ from splitsim.scenarios.types import dbm_to_watt
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors, round_gain_parts
 from .dynamics import fading_power
 from .energy import activity_power_w
-from .engine import scheduled_events
+from .engine import EventLog, scheduled_events
 from .errors import NetsimError
+from .protocols.fedbuff import FedBuffPlan, run_fedbuff, run_fedbuff_event_list
 from .protocols.fl import FlPlan, run_fl
 from .protocols.rounds import LINK_ADAPTER_UP, track_links
 from .replanning import Replanning, ReplanSpec, Uplink
@@ -265,6 +267,71 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
     return FlPlan(rounds=sim.rounds, batches=batches, train_s=train, adapter_up_s=_seconds(adapter, up_rate),
                   adapter_down_s=None if down is None else _seconds(adapter, down), adapter_bits=adapter,
                   slowdown=slowdown, track=track, links=links, participation=participation, replan=replanning)
+
+
+def build_fedbuff_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: RadioConfig, sim: SimulationConfig,
+                       link: ChannelState, batches: np.ndarray, buffer_size: int, concurrency: int,
+                       seed: int) -> FedBuffPlan:
+    """FL with buffered asynchronous aggregation (netsim.protocols.fedbuff) for `sim.rounds` rounds'
+    worth of updates (rounds x K, rounded up to whole buffers): each user training holds one of
+    `concurrency` equal shares of the fed band (and of the downlink) on the planned channel."""
+    k = link.users
+    batches = _check_batches(batches, k)
+    if not 1 <= buffer_size <= concurrency <= k:
+        raise NetsimError(f"FedBuff needs 1 <= buffer_size ({buffer_size}) <= concurrency ({concurrency}) <= users "
+                          f"({k})", field="training.buffer_size", value=buffer_size)
+    adapter = fl_adapter_bits(profile)
+    uplink, downlink = link_rates(radio)
+    up = uplink.rate_bps(np.full(k, equal_share_hz(radio, radio.uplink_fed_bandwidth_hz, concurrency)),
+                         link.snr_coeff_hz)
+    down = None
+    if sim.downlink:
+        down = downlink.rate_bps(np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, concurrency)),
+                                 downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
+    steps = math.ceil(sim.rounds * k / buffer_size)
+    return FedBuffPlan(updates=steps * buffer_size, batches=batches, train_s=fl_train_s(profile, compute),
+                       adapter_up_s=_seconds(adapter, up), adapter_down_s=None if down is None else _seconds(adapter, down),
+                       adapter_bits=adapter, buffer_size=buffer_size, concurrency=concurrency, seed=seed)
+
+
+def run_fedbuff_plan(plan: FedBuffPlan, sim: SimulationConfig, channel_cfg: ChannelConfig,
+                     on_round: Callable[[int, float], None] | None = None,
+                     energy: EnergyInputs | None = None) -> SimulationResult:
+    """Run a FedBuff plan (SimPy with simulation.engine simpy, else the event list: equal results);
+    `extra` says what the server did: steps, updates, the staleness of every update and its spread,
+    and how the band is shared."""
+    import time
+
+    from .engine import gc_paused
+
+    if sim.engine == "simpy":
+        env, run, log, wall = run_protocol(run_fedbuff, plan, sim, on_round)
+        events, engine = scheduled_events(env), "simpy"
+    else:
+        log = EventLog(enabled=sim.record_events)
+        start = time.perf_counter()
+        with gc_paused():
+            run = run_fedbuff_event_list(plan, log, on_round)
+        wall, events, engine = time.perf_counter() - start, 0, "event_list"
+    acc = run.accounts
+    staleness = np.array([u[3] for u in run.updates], dtype=float)
+    extra = {"aggregation": "fedbuff", "buffer_size": plan.buffer_size, "concurrency": plan.concurrency,
+             "server_steps": plan.server_steps, "updates": len(run.updates),
+             "staleness": {"mean": float(staleness.mean()), "max": int(staleness.max()),
+                           "share_fresh": float(np.mean(staleness == 0)),
+                           "counts": np.bincount(staleness.astype(int)).tolist()},
+             "bandwidth": f"each of the {plan.concurrency} users training at once holds 1/{plan.concurrency} of the "
+                          "fed band (and of the downlink)",
+             "update_log": [{"user": u, "started_on": a, "arrived_at": b, "staleness": t, "time_s": s}
+                            for u, a, b, t, s in run.updates]}
+    return SimulationResult(
+        scheme="fl", strategy="fedbuff", total_delay_s=run.end_s, rounds=float(plan.server_steps),
+        local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
+        downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=events, wall_s=wall,
+        paper_assumptions=sim.paper_assumptions(channel_cfg), busy_s=acc.busy_s,
+        power_w=activity_power_w(energy, plan.users) if energy is not None else None,
+        idle_power_w=energy.idle_power_w if energy is not None else 0.0, event_detail=sim.event_detail,
+        wasted_s=acc.wasted_s, rounds_joined=acc.rounds_joined, engine=engine, extra=extra)
 
 
 RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlPlan: ("fl", run_fl)}

@@ -119,7 +119,34 @@ def section_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("energy.min_user_cpu_hz", f"must be below compute.user_cpu_hz "
                                 f"({scenario.compute.user_cpu_hz:g} Hz), the highest clock", scenario.energy.min_user_cpu_hz,
                                 True))
-    return problems + dynamics_problems(scenario) + nr_link_problems(scenario)
+    return problems + dynamics_problems(scenario) + nr_link_problems(scenario) + fedbuff_problems(scenario)
+
+
+def fedbuff_problems(scenario: Scenario) -> list[Problem]:
+    """What training.aggregation: fedbuff needs: FL simulated (study simulate) on a still cell with every
+    user available, a buffer and a concurrency the users can fill."""
+    t = scenario.training
+    if t.aggregation != "fedbuff":
+        return []
+    problems = []
+    if scenario.scheme != "fl" or scenario.study.kind != "simulate":
+        problems.append(Problem("training.aggregation", "buffered asynchronous aggregation is simulated for FL in "
+                                f"study simulate (here scheme {scenario.scheme}, study {scenario.study.kind})",
+                                t.aggregation, True))
+    users = scenario.cell.users
+    for name in ("buffer_size", "concurrency"):
+        value = getattr(t, name)
+        if value is not None and value > users:
+            problems.append(Problem(f"training.{name}", f"more than the {users} users", value, True))
+    sim, ch = scenario.simulation, scenario.channel
+    moving = (["channel.coherence_time_s"] if ch.time_varying else []) + \
+        (["channel.redraw_each_round"] if ch.redraw_each_round else []) + sim.come_and_go_fields + \
+        (["simulation.straggler_probability"] if sim.straggler_probability > 0 else [])
+    if moving:
+        problems.append(Problem(moving[0], "FedBuff is simulated on a still channel with every user available (a "
+                                "moving cell, drop-outs, deadlines and stragglers are not modelled with it yet)",
+                                True, False))
+    return problems
 
 
 # Where the NR link model (radio.link_model: nr) is built: the studies that plan and simulate the
@@ -216,6 +243,9 @@ def training_problems(scenario: Scenario, schemes: list[str] | None = None) -> l
     if m is None:
         return [Problem("model", "training needs a model section (model.source)", None, True)]
     problems = []
+    if t.aggregation != "sync":
+        problems.append(Problem("training.aggregation", "real training aggregates synchronously (FedAvg) for now; "
+                                "FedBuff is simulated (study simulate, scheme fl)", t.aggregation, True))
     if "splitllm" in schemes and (len(m.cut_layers) != 2 or scenario.cell.edge_servers < 1):
         problems.append(Problem("training.schemes", "training SplitLLM needs two model.cut_layers (SFL and SL use "
                                 "the first) and cell.edge_servers >= 1", t.schemes, True))
@@ -244,7 +274,11 @@ def scenario_problems(scenario: Scenario) -> list[Problem]:
     from .convergence_file import convergence_file_problems
 
     problems = model_problems(scenario) + section_problems(scenario) + convergence_file_problems(scenario)
-    if scenario.training != TrainingConfig() and scenario.study.kind != "convergence":  # that study checks its own
+    # a scenario meant for `splitsim train`: a training section beyond the aggregation the FL simulation reads
+    for_training = scenario.training.model_copy(update={"aggregation": "sync", "buffer_size": None,
+                                                        "concurrency": None}) != TrainingConfig()
+    if (for_training or (scenario.training.aggregation != "sync" and scenario.study.kind != "simulate")) \
+            and scenario.study.kind != "convergence":  # that study checks its own
         problems += training_problems(scenario)
     return problems
 

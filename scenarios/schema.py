@@ -430,11 +430,23 @@ class TrainingConfig(Section):
     synthetic_samples: PositiveInt = Field(512, description="Training samples of the synthetic task.")
     tokenizer: str = Field("auto", description="'auto', 'hash', or a tokenizer folder / hub id.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N.")
+    aggregation: Literal["sync", "fedbuff"] = Field(
+        "sync", description="FL's aggregation: 'sync', FedAvg when every user's update is in; 'fedbuff', buffered "
+                            "asynchronous (Nguyen et al., AISTATS 2022): the server steps whenever buffer_size updates "
+                            "are in, users train on the version they find (netsim.protocols.fedbuff). Simulated for "
+                            "FL (study simulate).")
+    buffer_size: PositiveInt | None = Field(
+        None, description="fedbuff: updates per server step (FedBuff's K); null: the concurrency.")
+    concurrency: PositiveInt | None = Field(
+        None, description="fedbuff: users training at once, each on a B_c / concurrency share; null: every user.")
 
     @model_validator(mode="after")
     def _one_unit_of_local_work(self) -> TrainingConfig:
         if self.local_steps is not None and self.local_epochs is not None:
             raise ValueError("set one of training.local_steps and training.local_epochs, not both")
+        if self.buffer_size is not None and self.concurrency is not None and self.buffer_size > self.concurrency:
+            raise ValueError(f"training.buffer_size ({self.buffer_size}) cannot exceed training.concurrency "
+                             f"({self.concurrency}): the buffer would never fill")
         return self
 
 

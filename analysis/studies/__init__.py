@@ -15,7 +15,7 @@ import difflib
 
 from splitsim.scenarios import DYNAMIC_STRATEGIES, Problem, Scenario
 from splitsim.scenarios.checks import dynamics_applied, generic_ignored_fields
-from splitsim.scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig
+from splitsim.scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig, TrainingConfig
 
 from . import (convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
                scheme_comparison, simulate)
@@ -168,9 +168,18 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
                "whatever the data size (scheme_comparison's epoch-based SFL reads it)")
         ignored["workload.dataset_samples"] = why
         ignored["workload.data_split"] = why
+    if kind == "simulate" and scheme == "fl" and "training" in ignored:  # FL's aggregation is simulated
+        why = ignored.pop("training")
+        ignored.update({f"training.{name}": why for name in TrainingConfig.model_fields if name not in ASYNC_FIELDS})
+        if scenario.training.aggregation == "sync":
+            for name in ("buffer_size", "concurrency"):
+                ignored[f"training.{name}"] = "training.aggregation is sync: every user's update is awaited"
     ignored.update(_dynamic_strategy_fields(scenario))
     ignored.update(study.ignores(scenario))
     return ignored
+
+
+ASYNC_FIELDS = ("aggregation", "buffer_size", "concurrency")  # what the FL simulation reads of `training`
 
 
 REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_eta",

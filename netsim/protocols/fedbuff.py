@@ -1,0 +1,234 @@
+"""FL with buffered asynchronous aggregation (FedBuff: Nguyen et al., "Federated Learning with
+Buffered Asynchronous Aggregation", AISTATS 2022, Algorithm 1).
+
+The fed server holds a global version v. At most `concurrency` users train at once; each starts on
+the current v (its adapter comes down, optional), trains its local epoch, uploads its update; the
+server keeps the updates in a buffer and, when `buffer_size` are in, steps: v + 1 (after
+`aggregation_s`). An update's staleness is the server's v when it arrives less the v it started on.
+A user that has uploaded trains again only on a newer version than the one it trained on (so with
+buffer = concurrency = all users the run is synchronous FedAvg round by round). Free training slots
+are filled once everything that happened at that instant has been processed (a dispatch at the end
+of the instant): from the eligible idle users (sorted), uniformly at random (the plan's seed), so
+the order of simultaneous events does not change the run. The run ends at the server step that
+aggregates the last of `updates` updates.
+
+Two engines run it: SimPy (`run_fedbuff`: processes per training, the dispatch a zero-delay event
+after the instant's arrivals) and an event list (`run_fedbuff_event_list`: a heap of phase ends),
+equal on every run (tests/test_fedbuff.py).
+
+Bandwidth: each user training holds an equal share of the fed band and of the downlink for its
+concurrency slot, B_c / concurrency (the plan's `adapter_up_s` are at that share): a slot's band
+idles between a user's upload and the next user's download only at the instant of the hand-over.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from ..engine import KIND, EventLog
+from ..topology import FED_SERVER, user_node
+from .common import Accounts
+from .rounds import finish_accounts, recorder
+
+_DOWN, _TRAIN, _UP, _AGG = KIND["downlink_adapter"], KIND["client_train"], KIND["uplink_adapter"], KIND["aggregation"]
+
+
+@dataclass(frozen=True)
+class FedBuffPlan:
+    updates: int  # client updates to aggregate in all: server steps x buffer_size
+    batches: np.ndarray  # (K,) local steps of one user's training
+    train_s: float  # one local step of the whole model (forward + backward)
+    adapter_up_s: np.ndarray  # (K,) seconds of one adapter upload at a concurrency slot's share of B_c
+    adapter_down_s: np.ndarray | None  # (K,) seconds of one adapter download, or None (no downlink)
+    adapter_bits: float
+    buffer_size: int
+    concurrency: int
+    seed: int  # the order in which free slots take users
+    aggregation_s: float = 0.0
+
+    @property
+    def users(self) -> int:
+        return int(self.batches.shape[0])
+
+    @property
+    def server_steps(self) -> int:
+        return self.updates // self.buffer_size
+
+    def phases(self, k: int) -> list[tuple[float, int, str, float]]:
+        """One training of user k: (seconds, activity kind, node, bits) per phase."""
+        me = user_node(k)
+        out = []
+        if self.adapter_down_s is not None:
+            out.append((float(self.adapter_down_s[k]), _DOWN, f"{FED_SERVER}->{me}", self.adapter_bits))
+        out.append((float(self.batches[k]) * self.train_s, _TRAIN, me, 0.0))
+        out.append((float(self.adapter_up_s[k]), _UP, f"{me}->{FED_SERVER}", self.adapter_bits))
+        return out
+
+
+@dataclass
+class FedBuffRun:
+    """What a FedBuff run did: per-user accounts (round_end_s: the server steps' times) and one row per
+    update (user, the version it started on, the version at its arrival, its staleness, arrival s)."""
+
+    accounts: Accounts
+    updates: list[tuple[int, int, int, int, float]]
+    end_s: float
+
+
+class _Server:
+    """The fed server's state, shared by both engines: version, buffer, slots, who may train."""
+
+    def __init__(self, plan: FedBuffPlan):
+        self.plan = plan
+        self.rng = np.random.default_rng(plan.seed)
+        self.version = 0
+        self.buffer = 0
+        self.started = 0
+        self.training = 0
+        self.last_version = np.full(plan.users, -1)  # the version each user last trained on
+        self.busy = np.zeros(plan.users, dtype=bool)
+        self.updates: list[tuple[int, int, int, int, float]] = []
+
+    def arrive(self, k: int, started_on: int, now: float) -> bool:
+        """User k's update arrived; True when it fills the buffer (a server step is due)."""
+        self.busy[k] = False
+        self.training -= 1
+        self.updates.append((k, started_on, self.version, self.version - started_on, now))
+        self.buffer += 1
+        return self.buffer == self.plan.buffer_size
+
+    def step(self) -> None:
+        self.version += 1
+        self.buffer = 0
+
+    def picks(self) -> list[int]:
+        """Users to start now: free slots filled from the eligible idle users, uniformly at random."""
+        out = []
+        while self.training < self.plan.concurrency and self.started < self.plan.updates:
+            eligible = np.flatnonzero(~self.busy & (self.last_version < self.version))
+            if not eligible.size:
+                break
+            k = int(eligible[self.rng.integers(eligible.size)])
+            self.busy[k] = True
+            self.last_version[k] = self.version
+            self.training += 1
+            self.started += 1
+            out.append(k)
+        return out
+
+    @property
+    def done(self) -> bool:
+        return self.version == self.plan.server_steps
+
+
+def _book(acc: Accounts, record, k: int, start: float, seconds: float, kind: int, node: str, bits: float,
+          version: int) -> None:
+    acc.busy_s[kind, k] += seconds
+    record((start, seconds, node, kind, k, bits, version))
+
+
+def run_fedbuff(env: simpy.Environment, plan: FedBuffPlan, log: EventLog,
+                on_round: Callable[[int, float], None] | None = None) -> FedBuffRun:
+    """FedBuff on SimPy: one process per training; arrivals at an instant, then one dispatch."""
+    acc = Accounts.zeros(plan.users)
+    record = recorder(log)
+    server = _Server(plan)
+    pending = {"dispatch": False}
+
+    def training(k: int, version: int):
+        for seconds, kind, node, bits in plan.phases(k):
+            start = env.now
+            yield env.timeout(seconds)
+            _book(acc, record, k, start, seconds, kind, node, bits, version)
+        full = server.arrive(k, version, env.now)
+        ask_dispatch()  # its slot is free now
+        if full:
+            yield from aggregate()
+            ask_dispatch()  # the new version: users who trained on the last may go again
+
+    def aggregate():
+        if plan.aggregation_s > 0:
+            start = env.now
+            yield env.timeout(plan.aggregation_s)
+            record((start, plan.aggregation_s, FED_SERVER, _AGG, -1, 0.0, server.version))
+        server.step()
+        acc.round_end_s.append(env.now)
+        if on_round is not None:
+            on_round(server.version - 1, env.now)
+
+    def ask_dispatch():
+        if not pending["dispatch"]:
+            pending["dispatch"] = True
+            env.process(dispatch())
+
+    def dispatch():
+        yield env.timeout(0)  # after every arrival already due at this instant
+        pending["dispatch"] = False
+        for k in server.picks():
+            env.process(training(k, server.version))
+
+    for k in server.picks():
+        env.process(training(k, server.version))
+    env.run()
+    acc.rounds_joined[:] = np.bincount([u[0] for u in server.updates], minlength=plan.users)
+    return FedBuffRun(finish_accounts(acc), server.updates, float(env.now))
+
+
+def run_fedbuff_event_list(plan: FedBuffPlan, log: EventLog,
+                           on_round: Callable[[int, float], None] | None = None) -> FedBuffRun:
+    """FedBuff on an event list (a heap of phase ends, FIFO among equal times): the second engine."""
+    acc = Accounts.zeros(plan.users)
+    record = recorder(log)
+    server = _Server(plan)
+    heap: list[tuple[float, int, str, tuple]] = []
+    seq = 0
+    now = 0.0
+
+    def push(t: float, what: str, data: tuple) -> None:
+        nonlocal seq
+        heapq.heappush(heap, (t, seq, what, data))
+        seq += 1
+
+    def start(k: int, t: float) -> None:
+        push(t + plan.phases(k)[0][0], "phase", (k, server.version, 0, t))
+
+    for k in server.picks():
+        start(k, now)
+    while heap:
+        now = heap[0][0]
+        dispatch = False
+        while heap and heap[0][0] == now:
+            _, _, what, data = heapq.heappop(heap)
+            if what == "phase":
+                k, version, i, began = data
+                seconds, kind, node, bits = plan.phases(k)[i]
+                _book(acc, record, k, began, seconds, kind, node, bits, version)
+                if i + 1 < len(plan.phases(k)):
+                    push(now + plan.phases(k)[i + 1][0], "phase", (k, version, i + 1, now))
+                    continue
+                dispatch = True  # its slot is free now
+                if server.arrive(k, version, now):
+                    if plan.aggregation_s > 0:
+                        push(now + plan.aggregation_s, "step", (now,))
+                        continue
+                    server.step()
+                    acc.round_end_s.append(now)
+                    if on_round is not None:
+                        on_round(server.version - 1, now)
+            else:  # a server step that took aggregation_s
+                record((data[0], plan.aggregation_s, FED_SERVER, _AGG, -1, 0.0, server.version))
+                server.step()
+                acc.round_end_s.append(now)
+                if on_round is not None:
+                    on_round(server.version - 1, now)
+                dispatch = True
+        if dispatch:
+            for k in server.picks():
+                start(k, now)
+    acc.rounds_joined[:] = np.bincount([u[0] for u in server.updates], minlength=plan.users)
+    return FedBuffRun(finish_accounts(acc), server.updates, now)
