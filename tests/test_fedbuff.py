@@ -118,3 +118,20 @@ def test_what_fedbuff_cannot_simulate_is_one_line_and_exit_2(tmp_path, cli, chan
     path.write_text(yaml.safe_dump(data))
     code, _, err = cli("validate", path)
     assert code == 2 and field in err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_the_docs_fedbuff_numbers_are_what_the_sweep_gives(tmp_path, cli):
+    import pandas as pd
+
+    from helpers import REPO
+
+    code, _, err = cli("sweep", REPO / "scenarios" / "fl_fedbuff_mrpc.yaml", "--set",
+                       "training.aggregation=sync,fedbuff", "--out", tmp_path / "out", "--no-progress")
+    assert code == 0, err
+    results = pd.read_csv(tmp_path / "out" / "results.csv").set_index("training.aggregation")
+    page = (REPO / "docs" / "studies" / "simulate.md").read_text()
+    block = page.split("<!-- fedbuff-numbers -->")[1].split("<!-- /fedbuff-numbers -->")[0]
+    rows = dict(line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:])
+    assert {k: float(v) for k, v in rows.items()} == {k: round(float(results.loc[k, "delay_fl_s"]), 1)
+                                                      for k in ("sync", "fedbuff")}
