@@ -180,10 +180,8 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
             if result.log.enabled and len(result.log):  # not streamed (epoch schemes)
                 writer.sink(name)(result.events_frame())
             result.extra["records"] = writer.rows[name]
-        updates = result.extra.pop("update_log", None)
-        if updates is not None:  # FedBuff: every update's versions and staleness
-            pd.DataFrame(updates).to_csv(out / "updates.csv", index=False)
-            result.extra["updates_file"] = "updates.csv"
+        if result.updates is not None:  # FedBuff: every update's versions and staleness
+            result.updates.to_csv(out / "updates.csv", index=False)
         summaries[name] = result.summary()
     if writer is not None and not writer.close():
         events_file = None

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from splitsim.scenarios import (CellConfig, ChannelConfig, ChannelState, ComputeConfig, EnergyInputs, RadioConfig,
                        SimulationConfig, WorkloadProfile)
@@ -321,17 +322,16 @@ def run_fedbuff_plan(plan: FedBuffPlan, sim: SimulationConfig, channel_cfg: Chan
                            "share_fresh": float(np.mean(staleness == 0)),
                            "counts": np.bincount(staleness.astype(int)).tolist()},
              "bandwidth": f"each of the {plan.concurrency} users training at once holds 1/{plan.concurrency} of the "
-                          "fed band (and of the downlink)",
-             "update_log": [{"user": u, "started_on": a, "arrived_at": b, "staleness": t, "time_s": s}
-                            for u, a, b, t, s in run.updates]}
+                          "fed band (and of the downlink)"}
+    updates = pd.DataFrame(run.updates, columns=["user", "started_on", "arrived_at", "staleness", "time_s"])
     return SimulationResult(
-        scheme="fl", strategy="fedbuff", total_delay_s=run.end_s, rounds=float(plan.server_steps),
+        scheme="fl", strategy="fl", total_delay_s=run.end_s, rounds=float(plan.server_steps),
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=events, wall_s=wall,
         paper_assumptions=sim.paper_assumptions(channel_cfg), busy_s=acc.busy_s,
         power_w=activity_power_w(energy, plan.users) if energy is not None else None,
         idle_power_w=energy.idle_power_w if energy is not None else 0.0, event_detail=sim.event_detail,
-        wasted_s=acc.wasted_s, rounds_joined=acc.rounds_joined, engine=engine, extra=extra)
+        wasted_s=acc.wasted_s, rounds_joined=acc.rounds_joined, engine=engine, extra=extra, updates=updates)
 
 
 RUNNERS = {SplitLlmPlan: ("splitllm", run_splitllm), SlPlan: ("sl", run_sl), FlPlan: ("fl", run_fl)}

@@ -59,6 +59,7 @@ class SimulationResult:
     rounds_joined: np.ndarray | None = None  # (K,)
     round_updates: np.ndarray | None = None  # (R,) adapters aggregated per round
     round_participants: np.ndarray | None = None  # (R,) users that started each round
+    updates: pd.DataFrame | None = None  # FedBuff: each update's user, versions, staleness, arrival time (s)
 
     def user_energy_j(self) -> dict[str, np.ndarray] | None:
         """Each user's energy over the run by category (K,), or None without an energy model."""

@@ -96,7 +96,7 @@ def test_simulate_writes_every_updates_staleness(tmp_path, cli):
     assert code == 0, err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())["simulations"]["fl"]
     updates = pd.read_csv(tmp_path / "out" / "updates.csv")
-    assert summary["strategy"] == "fedbuff" and summary["updates"] == len(updates) == 12
+    assert summary["aggregation"] == "fedbuff" and summary["updates"] == len(updates) == 12
     assert summary["server_steps"] == 6 and summary["concurrency"] == 3 and summary["buffer_size"] == 2
     assert (updates["staleness"] == updates["arrived_at"] - updates["started_on"]).all()
     assert summary["staleness"]["counts"] == np.bincount(updates["staleness"]).tolist()
