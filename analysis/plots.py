@@ -396,6 +396,8 @@ def delay_energy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
 def variant_label(name: str) -> str:
     """A robustness variant's code name in words: replan_3s_csi1s_eta -> 're-planned every 3 s, CSI 1 s
     old, η re-chosen'; plan-once strategies keep their names."""
+    if name == "proposed_replan":  # one re-planning variant: the strategy's own name
+        return "proposed, re-planned"
     if not name.startswith("replan_"):
         return name
     rest = name[len("replan_"):]

@@ -19,6 +19,7 @@ $S run scenarios/fedsllm_energy.yaml --out out/fedsllm_energy --no-progress --ov
 $S run scenarios/fedsllm_energy_bert.yaml --out out/fedsllm_energy_bert --no-progress --overwrite
 $S run scenarios/fig2_dynamic.yaml --out out/fig2_dynamic --no-progress --overwrite
 $S run scenarios/fig2_nr.yaml --out out/fig2_nr --no-progress --overwrite
+$S run scenarios/fig2_dynamic_nr.yaml --out out/fig2_dynamic_nr --no-progress --overwrite
 $S run scenarios/fl_dynamic.yaml --out out/fl_dynamic --no-progress --overwrite
 $S run scenarios/llama8b_phone_cut.yaml --out out/llama8b_phone_cut --no-progress --overwrite
 $S run scenarios/llama8b_phone_cut_splitllm.yaml --out out/llama8b_phone_cut_splitllm --no-progress --overwrite
@@ -44,6 +45,7 @@ cp out/fedsllm_energy/delay_energy.png docs/examples/fedsllm_energy.png
 cp out/fedsllm_energy_bert/delay_energy.png docs/examples/fedsllm_energy_bert.png
 cp out/fig2_dynamic/robustness.png docs/examples/fig2_dynamic.png
 cp out/fig2_nr/latency_vs_power.png docs/examples/fig2_nr_latency_vs_power.png
+cp out/fig2_dynamic_nr/robustness.png docs/examples/fig2_dynamic_nr.png
 cp out/fl_dynamic/robustness.png docs/examples/fl_dynamic.png
 cp out/llama8b_phone_cut/cut_layer.png docs/examples/llama8b_phone_cut.png
 cp out/llama8b_phone_cut_splitllm/cut_layer.png docs/examples/llama8b_phone_cut_splitllm.png

@@ -15,7 +15,8 @@ def test_the_robustness_figure_names_its_variants_in_words(tmp_path):
     assert plots.variant_label("replan_every_round_csi1s") == "re-planned every round, CSI 1 s old"
     assert plots.variant_label("replan_20s") == "re-planned every 20 s"
     assert plots.variant_label("EB") == "EB"
-    names = ["EB", "proposed", "replan_3s", "replan_3s_eta", "replan_every_round_csi1s"]
+    assert plots.variant_label("proposed_replan") == "proposed, re-planned"
+    names = ["EB", "proposed", "replan_3s", "replan_3s_eta", "replan_every_round_csi1s", "proposed_replan"]
     runs = pd.DataFrame([{"strategy": n, "seed": s, "predicted_s": 100.0 + i, "simulated_s": 90.0 + i + s}
                          for i, n in enumerate(names) for s in range(4)])
     path = plots.robustness(runs, tmp_path / "r.png", "t")
