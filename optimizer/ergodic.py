@@ -21,6 +21,7 @@ Shannon rates, plans on it unchanged (a fixed point over b: optimizer.replan).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -31,6 +32,8 @@ from splitsim.scenarios.types import LN2, SHANNON, fdma_rate_bps
 __all__ = ["ergodic_rate_bps", "planning_rate_bps", "effective_snr_coeff_hz", "fading_quantiles"]
 
 _QUANTILES = 512
+# Quantiles of |h|^2 over which a link model other than Shannon's (the NR link's tables) is averaged.
+LINK_QUANTILES = 64
 _EXP1_SWITCH = 600.0  # above this 1/x, e^{1/x}·E1(1/x) by its asymptotic series (e^{600} is near overflow)
 
 
@@ -46,6 +49,14 @@ def fading_quantiles(fading: str, k_factor_db: float = 6.0, n: int = _QUANTILES)
     return np.ones(1)
 
 
+@functools.lru_cache(maxsize=8)
+def _link_quantiles(fading: str, k_factor_db: float) -> np.ndarray:
+    """fading_quantiles at LINK_QUANTILES points, computed once per fading (read-only)."""
+    out = fading_quantiles(fading, k_factor_db, LINK_QUANTILES)
+    out.setflags(write=False)
+    return out
+
+
 def _scaled_exp1(z: np.ndarray) -> np.ndarray:
     """e^z·E1(z) for z > 0, without overflow."""
     out = np.empty_like(z)
@@ -54,10 +65,6 @@ def _scaled_exp1(z: np.ndarray) -> np.ndarray:
     big = z[~small]
     out[~small] = (1.0 - 1.0 / big + 2.0 / big**2 - 6.0 / big**3) / big
     return out
-
-
-# Quantiles of |h|^2 over which a link model other than Shannon's (the NR link's tables) is averaged.
-LINK_QUANTILES = 64
 
 
 def ergodic_rate_bps(bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray, fading: str,
@@ -70,8 +77,7 @@ def ergodic_rate_bps(bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray, fading:
     if link is not None and link != SHANNON:
         if fading == "none":
             return link.rate_bps(b, c)
-        return link.faded(f"{fading}:{k_factor_db:g}", fading_quantiles(fading, k_factor_db,
-                                                                        LINK_QUANTILES)).rate_bps(b, c)
+        return link.faded(f"{fading}:{k_factor_db:g}", _link_quantiles(fading, float(k_factor_db))).rate_bps(b, c)
     if fading == "none":
         return fdma_rate_bps(b, c)
     if fading == "rayleigh":

@@ -65,7 +65,7 @@ def surrogate(inputs: DelayInputs) -> tuple[DelayInputs, dict]:
                              value=inputs.uplink_main_bandwidth_hz)
     per_user = prbs / inputs.users
     alpha, gamma = inputs.uplink_rate.shannon_fit(per_user)
-    return inputs.shannon_surrogate(per_user), {
+    return inputs.shannon_surrogate(alpha, gamma), {
         "link_model": inputs.link_model, "shannon_fit_alpha": alpha, "shannon_fit_gamma": gamma,
         "shannon_fit_prbs_per_user": per_user}
 

@@ -410,6 +410,7 @@ class NrRate:
         self._table = _goodput_table(self.link)
         self.fading: tuple = ()  # the fading this rate is averaged over (NrRate.faded), none here
         self._faded: dict = {}
+        self._fits: dict = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, NrRate) and (self.link, self.prb_hz, self.interference_over_thermal_db,
@@ -427,7 +428,7 @@ class NrRate:
             faded = NrRate.__new__(NrRate)
             faded.__dict__.update(self.__dict__)
             faded._table = _FadedTable(self._table, power_quantiles)
-            faded.fading, faded._faded = (name, key[1]), {}
+            faded.fading, faded._faded, faded._fits = (name, key[1]), {}, {}
             self._faded[key] = faded
         return self._faded[key]
 
@@ -467,9 +468,14 @@ class NrRate:
         PRBs (the user sending on all n), in the manner of 3GPP TR 36.942 Annex A (an attenuated
         Shannon bound): least squares in the relative error over the SINRs where it delivers, up to
         where it reaches its cap. Gamma includes the rise over thermal (the fit is in SNR)."""
+        n = int(min(max(round(prbs_per_user), 1), 275))
+        if n not in self._fits:  # one fit per PRB count: every power point and re-plan asks again
+            self._fits[n] = self._shannon_fit(n)
+        return self._fits[n]
+
+    def _shannon_fit(self, n: int) -> tuple[float, float]:
         from dataclasses import replace
 
-        n = int(min(max(round(prbs_per_user), 1), 275))
         eta = replace(self.link, n_prb=n).curve(CURVE_GRID_DB)["goodput_bps_per_hz"]
         top = eta.max()
         if top <= 0:

@@ -162,14 +162,10 @@ class DelayInputs:
     def link_model(self) -> str:
         return self.uplink_rate.name
 
-    def shannon_surrogate(self, prbs_per_user: float) -> DelayInputs:
-        """Inputs on which problem (17)'s Shannon solvers stand in for the link model: its rate
-        fitted as alpha·b·log2(1 + c/(Gamma·b)) near `prbs_per_user` PRBs (the link's
-        `shannon_fit`), i.e. c/Gamma and bits/alpha on Shannon's rate. Shannon inputs are returned
-        as they are."""
-        if self.uplink_rate == SHANNON:
-            return self
-        alpha, gamma = self.uplink_rate.shannon_fit(prbs_per_user)
+    def shannon_surrogate(self, alpha: float, gamma: float) -> DelayInputs:
+        """Inputs on which problem (17)'s Shannon solvers stand in for a link whose rate is fitted as
+        alpha·b·log2(1 + c/(gamma·b)) (the link's `shannon_fit`): c/gamma and bits/alpha on Shannon's
+        rate (optimizer.link_plan)."""
         return replace(self, snr_coeff_main_hz=self.snr_coeff_main_hz / gamma,
                        snr_coeff_fed_hz=self.snr_coeff_fed_hz / gamma, activation_bits=self.activation_bits / alpha,
                        adapter_bits=self.adapter_bits / alpha, uplink_rate=SHANNON, downlink_rate=SHANNON)

@@ -109,11 +109,12 @@ def test_min_max_prbs_on_the_nr_link_equal_exhaustive_search():
     """The whole PRBs of both pools that minimise the slowest user's delay on the NR goodput: the
     min-plus programme of optimizer.prb against every split of 9 main and 7 fed PRBs among 3 users."""
     from splitsim.optimizer import optimise
+    from splitsim.optimizer.link_plan import surrogate
     from splitsim.optimizer.prb import _PrbDelays, min_max_prbs
 
     scenario, world = _nr_world(users=3)
     inputs = world.inputs
-    alloc = optimise(inputs.shannon_surrogate(3), scenario.optimizer)["proposed"]
+    alloc = optimise(surrogate(inputs)[0], scenario.optimizer)["proposed"]
     delay = _PrbDelays(inputs, alloc, PRB_HZ)
     n_main, n_fed = min_max_prbs(inputs, alloc, 9, 7, PRB_HZ)
     ours = float(delay(n_main, n_fed).max())

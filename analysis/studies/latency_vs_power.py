@@ -116,7 +116,7 @@ def run_latency_vs_power(scenario: Scenario, out_dir: str | Path, source: str = 
     measured = scenario.theory.source == "measured"
     sensitivity = pd.DataFrame() if measured or nr else theory_sensitivity(
         world, study.tx_power_dbm, study.sensitivity_lipschitz_L, study.sensitivity_gamma_over_L, progress)
-    if not measured:
+    if len(sensitivity):
         sensitivity.to_csv(out / "reduction_vs_theory.csv", index=False)
     if len(sensitivity):
         plots.reduction_vs_theory(sensitivity, out / "reduction_vs_theory.png")
