@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import Problem
 from .nr import PRBS_PER_CHANNEL, prbs_in_channel
 from .presets import MINILM, MINILM_FACTS, PRESETS, Preset, local_facts, preset_names, source_kind, suggest
-from .schema import CROSS_SECTION_CHECKS, Scenario, TrainingConfig
+from .schema import AGGREGATION_FIELDS, CROSS_SECTION_CHECKS, Scenario, TrainingConfig
 
 _HUB_DATA = {"mrpc": ("glue/mrpc", "hub"), "cifar100": ("cifar100", "hub")}
 _TEXT_ARCHS = ("bert", "gpt2", "decoder")
@@ -275,8 +275,8 @@ def scenario_problems(scenario: Scenario) -> list[Problem]:
 
     problems = model_problems(scenario) + section_problems(scenario) + convergence_file_problems(scenario)
     # a scenario meant for `splitsim train`: a training section beyond the aggregation the FL simulation reads
-    for_training = scenario.training.model_copy(update={"aggregation": "sync", "buffer_size": None,
-                                                        "concurrency": None}) != TrainingConfig()
+    simulated = {name: TrainingConfig.model_fields[name].default for name in AGGREGATION_FIELDS}
+    for_training = scenario.training.model_copy(update=simulated) != TrainingConfig()
     if (for_training or (scenario.training.aggregation != "sync" and scenario.study.kind != "simulate")) \
             and scenario.study.kind != "convergence":  # that study checks its own
         problems += training_problems(scenario)

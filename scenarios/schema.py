@@ -398,6 +398,10 @@ class ModelConfig(Section):
         return self
 
 
+# The `training` fields the FL simulation reads (study simulate): its aggregation. The rest is `splitsim train`'s.
+AGGREGATION_FIELDS = ("aggregation", "buffer_size", "concurrency")
+
+
 class TrainingConfig(Section):
     """Real fine-tuning (`splitsim train`). Defaults follow SplitLLM Table I for BERT / MRPC."""
 

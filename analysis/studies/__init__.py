@@ -15,7 +15,7 @@ import difflib
 
 from splitsim.scenarios import DYNAMIC_STRATEGIES, Problem, Scenario
 from splitsim.scenarios.checks import dynamics_applied, generic_ignored_fields
-from splitsim.scenarios.schema import CROSS_SECTION_CHECKS, StudyConfig, TrainingConfig
+from splitsim.scenarios.schema import AGGREGATION_FIELDS, CROSS_SECTION_CHECKS, StudyConfig, TrainingConfig
 
 from . import (convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
                scheme_comparison, simulate)
@@ -170,7 +170,8 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
         ignored["workload.data_split"] = why
     if kind == "simulate" and scheme == "fl" and "training" in ignored:  # FL's aggregation is simulated
         why = ignored.pop("training")
-        ignored.update({f"training.{name}": why for name in TrainingConfig.model_fields if name not in ASYNC_FIELDS})
+        ignored.update({f"training.{name}": why for name in TrainingConfig.model_fields
+                        if name not in AGGREGATION_FIELDS})
         if scenario.training.aggregation == "sync":
             for name in ("buffer_size", "concurrency"):
                 ignored[f"training.{name}"] = "training.aggregation is sync: every user's update is awaited"
@@ -178,8 +179,6 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
     ignored.update(study.ignores(scenario))
     return ignored
 
-
-ASYNC_FIELDS = ("aggregation", "buffer_size", "concurrency")  # what the FL simulation reads of `training`
 
 
 REPLAN_FIELDS = ("optimizer.replan_interval_s", "optimizer.replan_csi", "optimizer.replan_eta",
