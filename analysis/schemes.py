@@ -151,9 +151,8 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         from splitsim.optimizer.link_plan import check_coverage_of
         from splitsim.scenarios.nr_link import link_rates
 
-        uplink = link_rates(scenario.radio)[0]
-        check_coverage_of(uplink, world.edge_link.snr_coeff_hz if scheme == "splitllm" and world.edge_link is not None
-                          else world.channel.snr_coeff_hz)
+        link = world.edge_link if scheme == "splitllm" and world.edge_link is not None else world.channel
+        check_coverage_of(link_rates(scenario.radio, link)[0], link.snr_coeff_hz)
     if scheme == "splitllm":
         if len(cuts) != 2 or world.edge_link is None:
             raise InputError("SplitLLM needs two model.cut_layers and cell.edge_servers >= 1", field="model.cut_layers",

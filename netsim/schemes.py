@@ -129,7 +129,7 @@ def build_splitllm_plan(profile: WorkloadProfile, cuts: list[int], compute: Comp
         down_interference = downlink_interference_w(cross_gain, association, dbm_to_watt(radio.edge_tx_power_dbm))
     up_band, c_up = edge_spectrum(radio, edges, radio.uplink_main_bandwidth_hz, edge_link.snr_coeff_hz,
                                   up_interference, noise)
-    uplink, downlink = link_rates(radio)
+    uplink, downlink = link_rates(radio, edge_link)
     up_rate = uplink.rate_bps(up_band, c_up[None, :] * factors)
     down = None
     if sim.downlink:
@@ -183,7 +183,7 @@ def build_sl_plan(profile: WorkloadProfile, cut: int, compute: ComputeConfig, ra
     bits = {"activation": 8.0 * (b.forward_bytes + b.side_bytes), "gradient": 8.0 * b.backward_bytes,
             "user_adapter": user_adapter}
     factors = round_gain_factors(link, channel_cfg, sim.rounds, rng)
-    uplink, downlink = link_rates(radio)  # the active user has the whole band
+    uplink, downlink = link_rates(radio, link)  # the active user has the whole band
     up_rate = uplink.rate_bps(equal_share_hz(radio, radio.uplink_main_bandwidth_hz),
                               link.snr_coeff_hz[None, :] * factors)
     down = None
@@ -207,7 +207,7 @@ def _sl_dynamics(sim, channel_cfg, link, cell, batches, radio, bits, rng) -> dic
         down = (np.full(link.users, equal_share_hz(radio, radio.downlink_bandwidth_hz)),
                 downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
         links = track_links(up, up, down if sim.downlink else None, {**bits, "adapter": bits["user_adapter"]},
-                            *link_rates(radio))
+                            *link_rates(radio, link))
     return {"track": track, "links": links, "participation": participation}
 
 
@@ -243,7 +243,7 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
         raise NetsimError(f"FL's shares need one finite bandwidth > 0 per user ({k}), summing to at most "
                           "radio.uplink_fed_bandwidth_hz", field="bandwidth_hz", value=float(bandwidth_hz.sum()))
     factors, large_scale = round_gain_parts(link, channel_cfg, sim.rounds, rng)
-    uplink, downlink = link_rates(radio)
+    uplink, downlink = link_rates(radio, link)
     up_rate = uplink.rate_bps(bandwidth_hz[None, :], link.snr_coeff_hz[None, :] * factors)
     down = None
     if sim.downlink:
@@ -282,7 +282,7 @@ def build_fedbuff_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: 
         raise NetsimError(f"FedBuff needs 1 <= buffer_size ({buffer_size}) <= concurrency ({concurrency}) <= users "
                           f"({k})", field="training.buffer_size", value=buffer_size)
     adapter = fl_adapter_bits(profile)
-    uplink, downlink = link_rates(radio)
+    uplink, downlink = link_rates(radio, link)
     up = uplink.rate_bps(np.full(k, equal_share_hz(radio, radio.uplink_fed_bandwidth_hz, concurrency)),
                          link.snr_coeff_hz)
     down = None

@@ -290,7 +290,8 @@ def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationCon
     give it) and is not kept: memory stays bounded for huge runs. With `replan`, the base station
     re-plans the bandwidth during the run (netsim.replanning); `extra` then says what it did."""
     plan = build_sfl_plan(inputs, allocation, sim, radio, channel_cfg, channel, rng, cell, replan)
-    power_w = activity_power_w(energy, inputs.users, *allocation.powers_and_clock()) if energy is not None else None
+    power_w = activity_power_w(energy, inputs.users, *allocation.radiated_powers_and_clock(inputs)) \
+        if energy is not None else None
     engine = sfl_engine(sim)
     record = sim.record_events
     to_sink = (lambda frame: events_sink(shape_events(frame, power_w, sim.event_detail, allocation.strategy))) if events_sink else None

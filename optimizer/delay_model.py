@@ -144,15 +144,16 @@ def sample_delay_inputs(theory: TheoryConfig, compute: ComputeConfig, workload: 
         snr_coeff_main_hz=c, snr_coeff_fed_hz=c.copy(),
         client_seconds_per_iteration=share * cycles / compute.user_cpu_hz,
         server_seconds_per_iteration=(1.0 - share) * cycles / compute.server_cpu_hz,
-        samples=samples, **_link_rates(radio),
+        samples=samples, **_link_rates(radio, channel),
     )
 
 
-def _link_rates(radio: RadioConfig) -> dict:
-    """The link models of the scenario's radio (Shannon's, or the NR link: scenarios.nr_link)."""
+def _link_rates(radio: RadioConfig, channel: ChannelState) -> dict:
+    """The link models of the scenario's radio for this channel's users (Shannon's, or the NR link:
+    scenarios.nr_link)."""
     from splitsim.scenarios.nr_link import link_rates
 
-    uplink, downlink = link_rates(radio)
+    uplink, downlink = link_rates(radio, channel)
     return {"uplink_rate": uplink, "downlink_rate": downlink}
 
 
@@ -181,5 +182,5 @@ def delay_inputs_from_profile(theory: TheoryConfig, compute: ComputeConfig, work
         snr_coeff_main_hz=c, snr_coeff_fed_hz=c.copy(),
         client_seconds_per_iteration=np.full(k, user_s), server_seconds_per_iteration=np.full(k, server_s),
         samples=split_samples(workload.dataset_samples, k, workload.data_split, rng),
-        client_forward_share=user.forward_flops / user.flops if user.flops > 0 else 0.5, **_link_rates(radio),
+        client_forward_share=user.forward_flops / user.flops if user.flops > 0 else 0.5, **_link_rates(radio, channel),
     )

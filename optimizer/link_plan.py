@@ -10,6 +10,8 @@ and BA. Every delay reported is the NR link's.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from splitsim.scenarios import Allocation, DelayInputs
@@ -33,12 +35,17 @@ class OutOfCoverage(OptimizerError):
 
     def __init__(self, rate, snr_coeff_hz: np.ndarray, users: np.ndarray):
         sinr_db = rate.one_prb_sinr_db(snr_coeff_hz)
+        control = getattr(rate, "power_control", None)
+        if control is not None:  # the power open-loop control grants on one PRB
+            sinr_db = sinr_db + 10.0 * np.log10(control.power_fraction(snr_coeff_hz, 1))
         worst = int(users[int(np.argmin(sinr_db[users]))])
         self.users = [int(u) for u in users]
-        super().__init__(f"{len(users)} user(s) out of coverage: on one PRB at full power their SINR is below the "
+        power, fix, field = ("at full power", "raise the transmit power or shrink the cell", "radio.max_tx_power_dbm") \
+            if control is None else ("at the power open-loop control grants",
+                                     "raise radio.nr.p0_dbm or the transmit power, or shrink the cell", "radio.nr.p0_dbm")
+        super().__init__(f"{len(users)} user(s) out of coverage: on one PRB {power} their SINR is below the "
                          f"{rate.least_sinr_db():.2f} dB the lowest MCS needs at the BLER target (user {worst}: "
-                         f"{sinr_db[worst]:.2f} dB); raise the transmit power or shrink the cell",
-                         field="radio.max_tx_power_dbm", value=None)
+                         f"{sinr_db[worst]:.2f} dB); {fix}", field=field, value=None)
 
 
 def check_coverage_of(rate, snr_coeff_hz: np.ndarray) -> None:
@@ -65,6 +72,13 @@ def surrogate(inputs: DelayInputs) -> tuple[DelayInputs, dict]:
                              value=inputs.uplink_main_bandwidth_hz)
     per_user = prbs / inputs.users
     alpha, gamma = inputs.uplink_rate.shannon_fit(per_user)
+    control = getattr(inputs.uplink_rate, "power_control", None)
+    if control is not None:  # each user's power on its share of PRBs: the SNR the fit sees
+        fed_prbs = prbs_in_channel(inputs.uplink_fed_bandwidth_hz, scs) or prbs
+        inputs = replace(inputs, snr_coeff_main_hz=inputs.snr_coeff_main_hz * control.power_fraction(
+                             inputs.snr_coeff_main_hz, max(1, round(per_user))),
+                         snr_coeff_fed_hz=inputs.snr_coeff_fed_hz * control.power_fraction(
+                             inputs.snr_coeff_fed_hz, max(1, round(fed_prbs / inputs.users))))
     return inputs.shannon_surrogate(alpha, gamma), {
         "link_model": inputs.link_model, "shannon_fit_alpha": alpha, "shannon_fit_gamma": gamma,
         "shannon_fit_prbs_per_user": per_user}

@@ -198,6 +198,15 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
                                     f"{sharing} receivers whole PRBs of an NR channel at {scs} kHz: "
                                     + ("not an NR channel bandwidth" if prbs is None else f"{prbs} PRBs are too few"),
                                     radio.downlink_bandwidth_hz, True))
+    if radio.nr.power_control == "open_loop":
+        if scenario.channel.fading != "none":
+            problems.append(Problem("radio.nr.power_control", "open-loop power control follows the path loss (filtered "
+                                    "RSRP), not fast fading: set channel.fading: none or power_control: max_power",
+                                    "open_loop", True))
+        if scenario.scheme == "splitllm" and radio.edge_spectrum == "reuse":
+            problems.append(Problem("radio.nr.power_control", "with edge_spectrum: reuse the other edges' users "
+                                    "interfere at full power; open-loop control runs with edge_spectrum: orthogonal",
+                                    "open_loop", True))
     if importlib.util.find_spec("sionna") is None:
         problems.append(Problem("radio.link_model", "the NR link needs sionna-no-rt (pip install 'splitsim[nr]')",
                                 "nr", True))
@@ -295,6 +304,9 @@ def generic_ignored_fields(scenario: Scenario) -> dict[str, str]:
     if scenario.radio.link_model == "shannon":
         ignored["radio.nr"] = ("radio.link_model is 'shannon': only `splitsim link` reads it; the simulator and the "
                                "optimiser run on the Shannon rate")
+    elif scenario.radio.nr.power_control == "max_power":
+        for name in ("p0_dbm", "pathloss_compensation"):
+            ignored[f"radio.nr.{name}"] = "radio.nr.power_control is 'max_power': every user sends at its maximum power"
     if scenario.theory.source == "measured":
         why = "theory.source is 'measured': (a, v) are fitted to real training, not derived from the bound's constants"
         for name in ("lipschitz_L", "strong_convexity_gamma", "xi", "delta", "epsilon0"):

@@ -295,6 +295,7 @@ class _GoodputTable:
         self.link = link
         self.table = np.zeros((1, ONE_PRB_GRID_DB.size))  # row 0: no PRB delivers nothing
         self.cache = _curve_cache_dir(link)
+        self.etas: dict[int, np.ndarray] = {}
 
     def rows(self, most_prbs: int) -> np.ndarray:
         """G with at least `most_prbs` + 1 rows."""
@@ -315,6 +316,11 @@ class _GoodputTable:
     def _eta(self, prbs: int) -> np.ndarray:
         """NrUplink.curve's goodput per Hz on `prbs` PRBs over CURVE_GRID_DB, from the disk cache
         when this carrier's was computed before (the key holds every input: _curve_cache_dir)."""
+        if prbs not in self.etas:
+            self.etas[prbs] = self._load_eta(prbs)
+        return self.etas[prbs]
+
+    def _load_eta(self, prbs: int) -> np.ndarray:
         from dataclasses import replace
 
         path = None if self.cache is None else self.cache / f"prbs_{prbs}.npy"
@@ -383,6 +389,49 @@ class _FadedTable:
         return self.table
 
 
+# TS 38.331 `Alpha`: the fractions of the path loss that open-loop power control may compensate.
+PATHLOSS_COMPENSATION_VALUES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def pusch_tx_power_dbm(path_loss_db: np.ndarray, prbs: np.ndarray, p0_dbm: float, alpha: float,
+                       max_tx_power_dbm: float, scs_khz: int) -> np.ndarray:
+    """A user's PUSCH transmit power (dBm) under TS 38.213 §7.1.1 open-loop power control:
+    min(P_CMAX, P0 + 10·log10(2^μ · M_RB) + α·PL), without the closed-loop term (f = 0) and the
+    transport-format term (Δ_TF = 0: deltaMCS off). P0 is the target received power of one PRB at
+    15 kHz, so a PRB at 2^μ·15 kHz gets 2^μ times it. path_loss_db, prbs: broadcast (M_RB >= 1)."""
+    mu = int(round(math.log2(scs_khz / 15)))
+    wanted = p0_dbm + 10.0 * np.log10((2 ** mu) * np.asarray(prbs, dtype=float)) + alpha * np.asarray(path_loss_db)
+    return np.minimum(max_tx_power_dbm, wanted)
+
+
+@dataclass(frozen=True)
+class OpenLoopPowerControl:
+    """TS 38.213 open-loop PUSCH power control of a user whose maximum power is `max_tx_power_dbm`
+    over a noise of `noise_psd_dbm_per_hz` (pusch_tx_power_dbm). The path loss is the one its
+    c = g·P_max/N0 implies: PL = P_max − N0 − 10·log10(c) (dB)."""
+
+    p0_dbm: float
+    alpha: float
+    max_tx_power_dbm: float
+    noise_psd_dbm_per_hz: float
+    scs_khz: int
+
+    def path_loss_db(self, snr_coeff_hz: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return self.max_tx_power_dbm - self.noise_psd_dbm_per_hz - 10.0 * np.log10(np.asarray(snr_coeff_hz, float))
+
+    def headroom_db(self, snr_coeff_hz: np.ndarray) -> np.ndarray:
+        """P0 + 10·log10(2^μ) + α·PL − P_max (dB): the power one PRB asks for over the maximum; a
+        user on m PRBs sends at P_max + min(0, headroom + 10·log10 m)."""
+        return pusch_tx_power_dbm(self.path_loss_db(snr_coeff_hz), 1, self.p0_dbm, self.alpha, math.inf,
+                                  self.scs_khz) - self.max_tx_power_dbm
+
+    def power_fraction(self, snr_coeff_hz: np.ndarray, prbs: np.ndarray) -> np.ndarray:
+        """P/P_max of users sending on `prbs` PRBs (>= 1): 10^(min(0, headroom + 10·log10 prbs)/10)."""
+        room = self.headroom_db(snr_coeff_hz) + 10.0 * np.log10(np.maximum(np.asarray(prbs, dtype=float), 1.0))
+        return 10.0 ** (np.minimum(0.0, np.nan_to_num(room, nan=0.0)) / 10.0)
+
+
 @lru_cache(maxsize=16)
 def _goodput_table(link: NrUplink) -> _GoodputTable:
     return _GoodputTable(link)
@@ -401,28 +450,33 @@ class NrRate:
 
     name = "nr"
 
-    def __init__(self, link: NrUplink, prb_hz: float, interference_over_thermal_db: float = 0.0):
+    def __init__(self, link: NrUplink, prb_hz: float, interference_over_thermal_db: float = 0.0,
+                 power_control: OpenLoopPowerControl | None = None):
         from dataclasses import replace
 
         self.link = replace(link, n_prb=0)  # the tables are per PRB count
         self.prb_hz = float(prb_hz)
         self.interference_over_thermal_db = float(interference_over_thermal_db)
+        self.power_control = power_control  # None: every user sends at its maximum power
         self._table = _goodput_table(self.link)
         self.fading: tuple = ()  # the fading this rate is averaged over (NrRate.faded), none here
         self._faded: dict = {}
         self._fits: dict = {}
 
+    def _key(self) -> tuple:
+        return self.link, self.prb_hz, self.interference_over_thermal_db, self.fading, self.power_control
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, NrRate) and (self.link, self.prb_hz, self.interference_over_thermal_db,
-                                              self.fading) == (other.link, other.prb_hz,
-                                                               other.interference_over_thermal_db, other.fading)
+        return isinstance(other, NrRate) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.link, self.prb_hz, self.interference_over_thermal_db, self.fading))
+        return hash(self._key())
 
     def faded(self, name: str, power_quantiles: np.ndarray) -> NrRate:
         """This rate averaged over block fading whose |h|^2 has these quantiles (`name` labels it):
         the ergodic rate of a transfer that spans many coherence blocks (cached per fading)."""
+        if self.power_control is not None:
+            raise ValueError("open-loop power control follows the path loss, not fast fading: no faded NR rate with it")
         key = (name, np.asarray(power_quantiles, dtype=float).tobytes())
         if key not in self._faded:
             faded = NrRate.__new__(NrRate)
@@ -433,7 +487,8 @@ class NrRate:
         return self._faded[key]
 
     def __repr__(self) -> str:
-        return f"NrRate({self.link}, prb_hz={self.prb_hz:g}, iot_db={self.interference_over_thermal_db:g})"
+        control = "" if self.power_control is None else f", {self.power_control}"
+        return f"NrRate({self.link}, prb_hz={self.prb_hz:g}, iot_db={self.interference_over_thermal_db:g}{control})"
 
     def prbs(self, bandwidth_hz: float | np.ndarray) -> np.ndarray:
         """Whole PRBs in `bandwidth_hz` (a rounding error of 1e-6 PRB forgiven)."""
@@ -456,7 +511,47 @@ class NrRate:
         flat = table.ravel()
         index = n * ONE_PRB_GRID_DB.size + low
         per_prb_hz = flat[index] * (1.0 - frac) + flat[index + 1] * frac
-        return np.where(position < 0, 0.0, per_prb_hz * self.prb_hz)
+        rate = np.where(position < 0, 0.0, per_prb_hz * self.prb_hz)
+        if self.power_control is not None:
+            rate = self._controlled(rate, n, c)[0]
+        return rate
+
+    def _controlled(self, rate: np.ndarray, n: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rate, PRBs sent on) under open-loop power control: on m PRBs the user sends at
+        P_max + min(0, headroom + 10·log10 m), so its SINR is y − 10·log10 m + min(0, headroom + 10·log10 m);
+        it sends on the m <= n that deliver the most. Where one PRB already asks for P_max (headroom >= 0)
+        the control never binds and `rate` (the table's) stands; elsewhere every m is tried."""
+        headroom = self.power_control.headroom_db(c)
+        bound = (headroom < 0) & (n > 0) & np.isfinite(headroom)
+        sent_on = np.where(n > 0, -1, 0)  # -1: the table's choice, at full power
+        if not bound.any():
+            return rate, sent_on
+        y, room, most = self.one_prb_sinr_db(c[bound]), headroom[bound], n[bound]
+        best, best_m = np.zeros(y.shape), np.zeros(y.shape, dtype=np.int64)
+        for m in range(1, int(most.max()) + 1):
+            eta = self._table_base()._eta(m)
+            sinr = y - 10.0 * math.log10(m) + np.minimum(0.0, room + 10.0 * math.log10(m))
+            value = np.where(most >= m, m * np.interp(sinr, CURVE_GRID_DB, eta, left=0.0, right=eta[-1]), 0.0)
+            better = value > best
+            best, best_m = np.where(better, value, best), np.where(better, m, best_m)
+        rate, sent_on = rate.copy(), sent_on.copy()
+        # never above the maximum-power rate: the two differ by the tables' interpolation alone (< 1 %)
+        # where the control binds at no m that counts; the minimum keeps the rate rising with n
+        rate[bound], sent_on[bound] = np.minimum(best * self.prb_hz, rate[bound]), best_m
+        return rate, sent_on
+
+    def _table_base(self) -> _GoodputTable:
+        return self._table if isinstance(self._table, _GoodputTable) else self._table.base
+
+    def tx_power_fraction(self, bandwidth_hz: float | np.ndarray, snr_coeff_hz: float | np.ndarray) -> np.ndarray:
+        """The share of its maximum power a user sends at on `bandwidth_hz` (1 without power control;
+        under it P_max·10^(min(0, headroom + 10·log10 m)/10) on the m PRBs it sends on)."""
+        b, c = np.broadcast_arrays(np.asarray(bandwidth_hz, dtype=float), np.asarray(snr_coeff_hz, dtype=float))
+        if self.power_control is None:
+            return np.ones(b.shape)
+        n = np.maximum(self.prbs(b), 0)
+        _, sent_on = self._controlled(np.zeros(b.shape), n, c)
+        return np.where(sent_on > 0, self.power_control.power_fraction(c, sent_on), np.where(n > 0, 1.0, 0.0))
 
     def least_sinr_db(self) -> float:
         """The SINR (dB) below which one PRB decodes no MCS: the edge of coverage."""
@@ -505,9 +600,11 @@ def nr_carrier(radio, downlink: bool = False) -> NrUplink:
                     link_adaptation=nr.link_adaptation)
 
 
-def link_rates(radio):
+def link_rates(radio, channel=None):
     """(uplink, downlink) link models of a scenario's `radio` section: Shannon's, or with
-    `radio.link_model: nr` the NR goodput on whole PRBs (NrRate)."""
+    `radio.link_model: nr` the NR goodput on whole PRBs (NrRate). Under open-loop power control
+    (radio.nr.power_control) the uplink reads each user's path loss from its c = g·P_max/N0, so it
+    needs the `channel` (a ChannelState: its tx_power_dbm is P_max, its noise_psd_dbm_per_hz N0)."""
     from splitsim.scenarios.types import SHANNON
 
     if radio.link_model == "shannon":
@@ -516,7 +613,21 @@ def link_rates(radio):
 
     prb_hz = prb_bandwidth_hz(radio.subcarrier_spacing_khz)
     iot = radio.nr.interference_over_thermal_db
-    return (NrRate(nr_carrier(radio), prb_hz, iot), NrRate(nr_carrier(radio, downlink=True), prb_hz, iot))
+    return (NrRate(nr_carrier(radio), prb_hz, iot, power_control_of(radio, channel)),
+            NrRate(nr_carrier(radio, downlink=True), prb_hz, iot))
+
+
+def power_control_of(radio, channel) -> OpenLoopPowerControl | None:
+    """The uplink's open-loop power control for users of this `channel` (None: every user at P_max)."""
+    nr = radio.nr
+    if nr.power_control == "max_power":
+        return None
+    if channel is None:
+        raise ValueError("open-loop power control needs the channel (its maximum power and noise) to read path losses")
+    return OpenLoopPowerControl(p0_dbm=float(nr.p0_dbm), alpha=float(nr.pathloss_compensation),
+                                max_tx_power_dbm=float(channel.tx_power_dbm),
+                                noise_psd_dbm_per_hz=float(channel.noise_psd_dbm_per_hz),
+                                scs_khz=int(radio.subcarrier_spacing_khz))
 
 
 def equal_share_hz(radio, band_hz: float, parts: int = 1) -> float:

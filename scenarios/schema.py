@@ -207,6 +207,16 @@ class NrLinkConfig(Section):
         4, description="HARQ transmissions of a transport block before it is lost (each failed one costs its slot).")
     interference_over_thermal_db: Annotated[Finite, Ge(0), Le(30)] = Field(
         0.0, description="Rise over thermal noise from neighbouring cells' load (dB): the SINR is the SNR less it.")
+    power_control: Literal["max_power", "open_loop"] = Field(
+        "max_power", description="Uplink power: 'max_power', every user at radio.max_tx_power_dbm (FedsLLM's model); "
+                                 "'open_loop', TS 38.213 §7.1.1 fractional power control, min(P_max, P0 + "
+                                 "10·log10(2^μ·M_RB) + α·PL) with the path loss of the user's large-scale gain.")
+    p0_dbm: Annotated[Finite, Ge(-202), Le(24)] = Field(
+        -90.0, description="P0: target received power of one 15 kHz PRB under open-loop power control (dBm; TS 38.331 "
+                           "p0-NominalWithoutGrant's range -202..24; -90 is Sionna's default).")
+    pathloss_compensation: Literal[0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0] = Field(
+        1.0, description="α: the fraction of the path loss open-loop power control compensates (TS 38.331 Alpha; 1: "
+                         "full compensation, every user received at P0 per PRB unless at P_max).")
 
     @model_validator(mode="after")
     def _slots(self) -> NrLinkConfig:

@@ -281,6 +281,17 @@ class Allocation:
         return tuple(ones if a is None else a for a in (self.power_main_fraction, self.power_fed_fraction,
                                                          self.cpu_fraction))
 
+    def radiated_powers_and_clock(self, inputs: DelayInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p_s/p_max, p_c/p_max, f/f_max) (K,) a user radiates and clocks at: powers_and_clock, the
+        power ones times the share its link's power control grants on its band
+        (scenarios.nr_link.NrRate.tx_power_fraction; 1 on Shannon's link and at maximum power)."""
+        p_s, p_c, f = self.powers_and_clock()
+        rate = inputs.uplink_rate
+        if getattr(rate, "power_control", None) is None:
+            return p_s, p_c, f
+        return (p_s * rate.tx_power_fraction(self.b_s_hz, inputs.snr_coeff_main_hz * p_s),
+                p_c * rate.tx_power_fraction(self.b_c_hz, inputs.snr_coeff_fed_hz * p_c), f)
+
     @property
     def users(self) -> int:
         return int(self.b_s_hz.shape[0])

@@ -177,6 +177,9 @@ def test_the_shannon_link_is_the_default_and_unchanged():
     ({"radio": {"nr": {"special_slot_symbols": [10, 2, 1]}}}, "radio.nr"),
     ({"radio": {"nr": {"mcs_table": "qam1024"}}}, "radio.nr.mcs_table"),
     ({"radio": {"subcarrier_spacing_khz": 60, "uplink_main_bandwidth_hz": 5e6}}, "radio.uplink_main_bandwidth_hz"),
+    ({"radio": {"nr": {"power_control": "open_loop", "pathloss_compensation": 0.3}}}, "radio.nr.pathloss_compensation"),
+    ({"radio": {"nr": {"power_control": "open_loop", "p0_dbm": 30}}}, "radio.nr.p0_dbm"),
+    ({"radio": {"nr": {"power_control": "open_loop"}}, "channel": {"fading": "rayleigh"}}, "radio.nr.power_control"),
     ({"simulation": {"downlink": True}, "radio": {"downlink_bandwidth_hz": 5e6}, "cell": {"users": 30}},
      "radio.downlink_bandwidth_hz"),
 ])
@@ -239,6 +242,28 @@ def test_the_docs_fig2_nr_numbers_are_what_the_study_gives(tmp_path, cli):
     nr, shannon = link["nr_mean_reduction_pct"], link["shannon_mean_reduction_pct"]
     assert all(f"{nr[b]:.1f} %" in sentence for b in ("BA", "EB", "FE"))
     assert all(f"{shannon[b]:.1f} %" in sentence for b in ("BA", "EB", "FE"))
+
+
+@pytest.mark.slow
+def test_the_docs_power_control_table_is_what_the_two_runs_give(tmp_path, cli):
+    import pandas as pd
+
+    from helpers import REPO
+
+    frames = {}
+    for name in ("fig2_nr", "fig2_nr_power_control"):
+        code, _, err = cli("run", REPO / "scenarios" / f"{name}.yaml", "--out", tmp_path / name, "--no-progress")
+        assert code == 0, err
+        frames[name] = pd.read_csv(tmp_path / name / "latency_vs_power.csv").set_index(["tx_power_dbm", "strategy"])
+    page = (REPO / "docs" / "nr-link.md").read_text()
+    block = page.split("<!-- fig2-nr-power-control-table -->")[1].split("<!-- /fig2-nr-power-control-table -->")[0]
+    rows = [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
+    assert len(rows) == 8
+    for power, strategy, t_max, t_pc, j_max, j_pc in rows:
+        at_max, under = frames["fig2_nr"].loc[(float(power), strategy)], \
+            frames["fig2_nr_power_control"].loc[(float(power), strategy)]
+        assert (int(t_max), int(t_pc)) == (round(at_max["T_s"]), round(under["T_s"]))
+        assert (j_max, j_pc) == (f"{at_max['mean_user_j']:.1f}", f"{under['mean_user_j']:.1f}")
 
 
 def test_fl_sl_and_splitllm_send_on_whole_prbs_of_the_nr_link():
@@ -317,3 +342,113 @@ def test_a_moving_cell_on_the_nr_link_is_the_same_in_both_engines_and_re_plans_i
             assert runs["simpy"].extra["replan_solves"] >= 1
     prbs = replanned.details["prb"]
     assert prbs["prbs_main"].sum() == 24 and prbs["prbs_fed"].sum() == 24
+
+
+# ---- TS 38.213 open-loop power control ----------------------------------------------------------
+
+def _controlled(tdd, p0_dbm, alpha, max_dbm=23.0, noise=-174.0):
+    from splitsim.scenarios.nr_link import OpenLoopPowerControl
+
+    return NrRate(tdd, PRB_HZ, power_control=OpenLoopPowerControl(p0_dbm, alpha, max_dbm, noise, 30))
+
+
+def _c(path_loss_db, max_dbm=23.0, noise=-174.0):
+    return 10 ** ((max_dbm - np.asarray(path_loss_db, dtype=float) - noise) / 10)
+
+
+@pytest.mark.parametrize("scs_khz", [15, 30, 60])
+def test_the_pusch_power_is_ts_38_213s_as_sionna_computes_it(scs_khz):
+    """Sionna's open_loop_uplink_power_control (P0 + α·PL + 10·log10 #PRB, capped at P_max) is the
+    oracle. TS 38.213 §7.1.1 counts 10·log10(2^μ·M_RB): P0 is per 15 kHz PRB, so a PRB at 2^μ·15 kHz
+    gets 2^μ times it; Sionna leaves 2^μ out, so it is given P0 + 10·log10(2^μ)."""
+    import torch
+    from sionna.sys import open_loop_uplink_power_control
+
+    from splitsim.scenarios.nr_link import PATHLOSS_COMPENSATION_VALUES, pusch_tx_power_dbm
+
+    rng = np.random.default_rng(7)
+    path_loss = rng.uniform(70, 150, 300)
+    prbs = rng.integers(1, 274, 300)
+    mu = {15: 0, 30: 1, 60: 2}[scs_khz]
+    for alpha in PATHLOSS_COMPENSATION_VALUES:
+        for p0, max_dbm in ((-90.0, 26.0), (-75.0, 10.0), (-110.0, 23.0)):
+            ours = pusch_tx_power_dbm(path_loss, prbs, p0, alpha, max_dbm, scs_khz)
+            theirs = open_loop_uplink_power_control(
+                torch.tensor(10 ** (path_loss / 10), dtype=torch.float64), torch.tensor(12 * prbs),
+                alpha=alpha, p0_dbm=p0 + 10 * np.log10(2 ** mu), ut_max_power_dbm=max_dbm, precision="double")
+            assert np.allclose(ours, 10 * np.log10(theirs.numpy() * 1e3), atol=1e-9), (alpha, p0)
+
+
+def test_power_control_that_never_binds_is_the_maximum_power_link(tdd):
+    """A user whose one PRB already asks for more than P_max (P0 + α·PL >= P_max) sends at P_max on
+    any number of PRBs: the rate is the maximum-power link's, bit for bit, at full power."""
+    plain = NrRate(tdd, PRB_HZ)
+    path_loss = np.array([120.0, 130.0, 140.0])
+    controlled = _controlled(tdd, p0_dbm=-80.0, alpha=1.0)  # -80 + 3 + 120 = 43 dBm > 23
+    for n in (1, 5, 20):
+        assert np.array_equal(controlled.rate_bps(n * PRB_HZ, _c(path_loss)), plain.rate_bps(n * PRB_HZ, _c(path_loss)))
+        assert np.array_equal(controlled.tx_power_fraction(n * PRB_HZ, _c(path_loss)), np.ones(3))
+
+
+def test_under_power_control_each_prb_is_received_at_p0_and_the_rate_follows_the_link_curve(tdd):
+    """Full compensation (α = 1) with power to spare: every PRB is received at P0·2^μ, so the SINR
+    is P0 + 10·log10(2^μ) − N0 − 10·log10(PRB) whatever the path loss, and n PRBs deliver n PRBs'
+    goodput of the link curve at that SINR (NrUplink.curve, no table: the rate interpolates it
+    between 0.1 dB grid points, and it rises with the SINR, so it lies within its values 0.1 dB either
+    side); the power the user radiates is TS 38.213's for those PRBs."""
+    from dataclasses import replace
+
+    from splitsim.scenarios.nr_link import pusch_tx_power_dbm
+
+    p0 = -110.0
+    sinr_db = p0 + 10 * np.log10(2) + 174.0 - 10 * np.log10(PRB_HZ)  # 9.44 dB
+    controlled = _controlled(tdd, p0_dbm=p0, alpha=1.0)
+    path_loss = np.array([80.0, 95.0, 105.0])  # P0 + 3 + PL + 10·log10(8) <= 7 dBm < 23
+    for n in (1, 3, 8):
+        low, high = n * PRB_HZ * replace(tdd, n_prb=n).curve(sinr_db + np.array([-0.1, 0.1]))["goodput_bps_per_hz"]
+        got = controlled.rate_bps(n * PRB_HZ, _c(path_loss))
+        assert np.all((low <= got) & (got <= high)) and np.ptp(got) <= 1e-9 * high, (n, got, low, high)
+        power = pusch_tx_power_dbm(path_loss, n, p0, 1.0, 23.0, 30)
+        assert np.allclose(controlled.tx_power_fraction(n * PRB_HZ, _c(path_loss)), 10 ** ((power - 23.0) / 10))
+    # fractional compensation (α < 1): a far user is received weaker per PRB than a near one
+    partial = _controlled(tdd, p0_dbm=-90.0, alpha=0.8)
+    near, far = partial.rate_bps(4 * PRB_HZ, _c([90.0, 115.0]))
+    assert near > far > 0
+
+
+def test_power_control_never_raises_the_rate_and_adding_prbs_never_lowers_it(tdd):
+    plain = NrRate(tdd, PRB_HZ)
+    controlled = _controlled(tdd, p0_dbm=-95.0, alpha=0.8)
+    c = _c(np.linspace(70, 150, 300))
+    rates = np.stack([controlled.rate_bps(n * PRB_HZ, c) for n in range(1, 30)])
+    assert np.all(np.diff(rates, axis=0) >= 0)
+    assert np.all(rates <= np.stack([plain.rate_bps(n * PRB_HZ, c) for n in range(1, 30)]) * (1 + 1e-12))
+
+
+def test_power_control_on_the_nr_link_cuts_the_radiated_energy_and_both_engines_agree():
+    """fig2-like cell under open-loop control: both engines give the delay model's T; each user's
+    uplink energy is its radiated power (TS 38.213's on its PRBs) times its upload time, below the
+    maximum-power run's."""
+    from splitsim.analysis.allocations import world_allocations
+    from splitsim.analysis.simulation import simulate_allocation
+    from splitsim.scenarios.nr_link import pusch_tx_power_dbm
+
+    control = {"nr": {"power_control": "open_loop", "p0_dbm": -90.0, "pathloss_compensation": 0.8}}
+    worlds = {engine: _nr_world(users=4, engine=engine, max_tx_power_dbm=23.0, **control)[1]
+              for engine in ("simpy", "vectorised")}
+    plain = _nr_world(users=4, max_tx_power_dbm=23.0)[1]
+    inputs = worlds["simpy"].inputs
+    alloc = world_allocations(worlds["simpy"])["EB"]
+    results = {engine: simulate_allocation(w, alloc, progress=False) for engine, w in worlds.items()}
+    assert results["simpy"].total_delay_s == pytest.approx(results["vectorised"].total_delay_s, rel=1e-9)
+    assert results["simpy"].total_delay_s == pytest.approx(alloc.T_s, rel=1e-9)
+    channel = worlds["simpy"].channel
+    path_loss = channel.path_loss_db + channel.shadowing_db
+    p_s = alloc.radiated_powers_and_clock(inputs)[0]
+    n = np.floor(alloc.b_s_hz / PRB_HZ + 1e-6)
+    radiated_dbm = 23.0 + 10 * np.log10(p_s)
+    assert np.all(radiated_dbm <= pusch_tx_power_dbm(path_loss, n, -90.0, 0.8, 23.0, 30) + 1e-9)
+    assert np.any(p_s < 1.0)
+    plain_alloc = world_allocations(plain)["EB"]
+    assert np.all(inputs.uplink_rate.rate_bps(alloc.b_s_hz, inputs.snr_coeff_main_hz)
+                  <= plain.inputs.uplink_rate.rate_bps(plain_alloc.b_s_hz, plain.inputs.snr_coeff_main_hz) + 1e-6)

@@ -34,7 +34,7 @@ MAX_ENERGY_USERS = 5000  # structured solver, O(K) a step: 0.2-4 s a problem at 
 
 def allocation_energy_j(inputs: DelayInputs, energy: EnergyInputs, alloc: Allocation) -> dict[str, np.ndarray]:
     """Each user's energy over the whole training under `alloc`, by category (K,) (energy_model)."""
-    p_s, p_c, f = alloc.powers_and_clock()
+    p_s, p_c, f = alloc.radiated_powers_and_clock(inputs)
     round_s = alloc.T_s / alloc.I0
     return user_energy_j(energy, rounds=alloc.I0, iterations=alloc.V * inputs.weights,
                          client_full_s=inputs.client_seconds_per_iteration, cpu_fraction=f, t_s_s=alloc.t_s_s,
