@@ -43,6 +43,10 @@ def latency_vs_power(table: pd.DataFrame, path: Path, title: str = "", beside: p
             ax.plot(g["tx_power_dbm"], g["T_s"], style, marker=marker, color=color,
                     mfc=color if style == "-" else "none",
                     label=STRATEGY_LABEL.get(strategy, strategy) + (f" ({suffix})" if suffix else ""))
+            if "T_low_90_s" in g:  # measured convergence: one new seed's delay, 90 % of the time
+                ax.fill_between(g["tx_power_dbm"], g["T_low_90_s"], g["T_high_90_s"], color=color, alpha=0.12, lw=0)
+    if "T_low_90_s" in table:
+        ax.fill_between([], [], [], color="0.5", alpha=0.25, lw=0, label="90 % of new seeds (measured convergence)")
     powers = sorted(table["tx_power_dbm"].unique())
     if len(powers) <= 12:
         ax.set_xticks(powers, [f"{p:g}" for p in powers])

@@ -82,3 +82,83 @@ def test_the_docs_table_is_what_the_function_gives():
     for V, rounds, low, high in rows:
         answer = splitsim.rounds_to_target(SHIPPED, float(V))
         assert (rounds, low, high) == tuple(f"{answer[k]:.1f}" for k in ("rounds", "low", "high"))
+
+
+def _measured_scenario(tmp_path, kind: str, **study):
+    import yaml
+
+    data = yaml.safe_load((REPO / "scenarios" / "fig2_measured_convergence.yaml").read_text())
+    data["theory"]["convergence_path"] = str(SHIPPED)
+    data["study"] = {"kind": kind, **study}
+    path = tmp_path / "measured.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_every_delay_from_a_measured_curve_carries_one_new_seeds_interval(tmp_path, cli):
+    """latency_vs_power on the shipped curve: each delay's 90 % band is the round time (T / rounds)
+    times splitsim.rounds_to_target's interval at the strategy's V, in the CSV, summary.json, the
+    report and the figure; the delay lies inside it. `simulate` gives the same band to each
+    simulated delay."""
+    import pandas as pd
+
+    code, _, err = cli("run", _measured_scenario(tmp_path, "latency_vs_power", tx_power_dbm=[10]), "--out",
+                       tmp_path / "sweep", "--no-progress")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "sweep" / "latency_vs_power.csv")
+    assert len(table) == 4
+    for row in table.itertuples():
+        band = splitsim.rounds_to_target(SHIPPED, row.V)
+        assert row.T_low_90_s == pytest.approx(row.T_s / row.I0 * band["low"], rel=1e-9)
+        assert row.T_high_90_s == pytest.approx(row.T_s / row.I0 * band["high"], rel=1e-9)
+        assert row.T_low_90_s < row.T_s < row.T_high_90_s
+    summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert summary["delay_interval_90"]["level"] == 0.9
+    assert {r["strategy"] for r in summary["rows"] if "T_low_90_s" in r} == set(table["strategy"])
+    assert "90 %:" in (tmp_path / "sweep" / "report.md").read_text()
+
+    code, out, err = cli("run", _measured_scenario(tmp_path, "simulate"), "--out", tmp_path / "sim", "--no-progress")
+    assert code == 0, err
+    simulations = json.loads((tmp_path / "sim" / "summary.json").read_text())["simulations"]
+    for name, s in simulations.items():
+        band = splitsim.rounds_to_target(SHIPPED, s["local_iterations"])
+        per_round = s["total_delay_s"] / s["rounds"]
+        assert s["total_delay_interval_90"]["low_s"] == pytest.approx(per_round * band["low"], rel=1e-9), name
+        assert s["total_delay_interval_90"]["high_s"] == pytest.approx(per_round * band["high"], rel=1e-9), name
+    assert "90 % of new seeds" in out
+
+
+def test_the_bound_has_no_interval(tmp_path, cli):
+    """FedsLLM's bound is not a measurement: no band beside its delays."""
+    import pandas as pd
+
+    code, _, err = cli("run", REPO / "scenarios" / "fedsllm_fig2.yaml", "--out", tmp_path / "out", "--no-progress")
+    assert code == 0, err
+    assert not any("90" in c for c in pd.read_csv(tmp_path / "out" / "latency_vs_power.csv").columns)
+    assert "delay_interval_90" not in json.loads((tmp_path / "out" / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_docs_measured_strategies_table_is_what_the_study_gives(tmp_path, cli):
+    """docs/studies/convergence.md's table: fig2_measured_convergence.yaml at 10 dBm, the bound's
+    and the measured curve's V, rounds and delay, with the measured delay's 90 % band."""
+    import pandas as pd
+
+    code, _, err = cli("run", REPO / "scenarios" / "fig2_measured_convergence.yaml", "--out", tmp_path / "out",
+                       "--no-progress")
+    assert code == 0, err
+    at = lambda name: pd.read_csv(tmp_path / "out" / name).query("tx_power_dbm == 10").set_index("strategy")  # noqa: E731
+    measured, bound = at("latency_vs_power.csv"), at("latency_vs_power_bound.csv")
+    page = (REPO / "docs" / "studies" / "convergence.md").read_text()
+    block = page.split("<!-- measured-strategies-table -->")[1].split("<!-- /measured-strategies-table -->")[0]
+    rows = [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
+    assert [r[0] for r in rows] == ["proposed", "EB", "FE", "BA"]
+
+    def seconds(x):
+        return f"{x:,.0f}"
+
+    for name, on_bound, on_measured in rows:
+        b, m = bound.loc[name], measured.loc[name]
+        assert on_bound == f"{b.V:.3g}, {b.I0:.0f}, {seconds(b.T_s)} s"
+        assert on_measured == (f"{m.V:.3g}, {m.I0:.1f}, {seconds(m.T_s)} s ({seconds(m.T_low_90_s)}–"
+                               f"{seconds(m.T_high_90_s)} s)")

@@ -112,6 +112,23 @@ def strategy_table(world, scenario: Scenario, constants: dict[str, tuple[float, 
     return pd.DataFrame(rows)
 
 
+def measured_intervals(strategies: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
+    """The strategy table with the measured rows' delays' 90 % prediction intervals (T_low_90_s,
+    T_high_90_s: one new seed's rounds at each V, analysis.intervals) — NaN on the bound's rows, and
+    no columns where the runs give no interval (fewer than 3 reached the target)."""
+    from splitsim.optimizer.convergence_fit import fit_seeds
+
+    from ..intervals import with_delay_interval
+
+    try:
+        fit = fit_seeds(runs)
+    except ValueError:
+        return strategies
+    measured = strategies["source"] == "measured"
+    banded = with_delay_interval(strategies[measured], None, rounds_column="rounds", fit=fit)
+    return banded.combine_first(strategies)[banded.columns]
+
+
 def round_seconds_at(world, scenario: Scenario, local_steps: int, v: float) -> float:
     """The optimised round time (bandwidth chosen) at V local steps: FE's allocation at eta = 2^(-V/v)."""
     from splitsim.optimizer import optimise
@@ -169,6 +186,7 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     a, v = fits["fedsllm"]["a"], fits["fedsllm"]["v"]
     bound = convergence_constants(scenario.theory)
     strategies = strategy_table(world, scenario, {"bound": bound, "measured": (a, v)})
+    strategies = measured_intervals(strategies, runs)
     document["strategies"] = strategies.to_dict(orient="records")
     check = _check_run(scenario, world, strategies, (a, v), data, progress, fedsllm_rounds, runs)
     document["check"] = check
@@ -191,7 +209,9 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     lines += [f"V = {V:>3}: no run reached the target in {c.max_rounds} rounds" for V in never]
     lines.append(f"fit R(V) = a / (1 - 2^(-V/v)): a = {a:.4g}, v = {v:.4g}; better form: {fits['better']}")
     for r in measured.itertuples():
-        lines.append(f"{r.strategy:>8} on the measured curve: V = {r.V:.3g}, {r.rounds:.4g} rounds, T = {r.T_s:.6g} s")
+        band = f" (90 % of new seeds: {r.T_low_90_s:.6g}-{r.T_high_90_s:.6g} s)" if "T_low_90_s" in measured else ""
+        lines.append(f"{r.strategy:>8} on the measured curve: V = {r.V:.3g}, {r.rounds:.4g} rounds, T = {r.T_s:.6g} s"
+                     + band)
     if check:
         band = check["interval_90"]
         lines.append(f"check at V = {check['local_steps']}: measured {check['measured_rounds']} rounds vs predicted "

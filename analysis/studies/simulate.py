@@ -15,7 +15,8 @@ from .base import Study, is_sfl
 def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
     summaries = run_simulate(scenario, out_dir, source=source, progress=progress)
     return [f"{name:>8}: simulated training delay {s['total_delay_s']:.6g} s over {s['rounds']:.6g} rounds"
-            for name, s in summaries.items()] + [f"-> {out_dir}"]
+            + (f" (90 % of new seeds: {b['low_s']:.6g}-{b['high_s']:.6g} s)" if (b := s.get("total_delay_interval_90"))
+               else "") for name, s in summaries.items()] + [f"-> {out_dir}"]
 
 
 def problems(scenario: Scenario) -> list[Problem]:
