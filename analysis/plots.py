@@ -205,12 +205,15 @@ def cut_layer_splitllm(table: pd.DataFrame, path: Path, title: str = "",
         color, _ = TIER_STYLE[tier]
         col = f"{tier}_memory_gib"
         by_cut = table.groupby("cut_user" if tier == "user" else "cut_edge")[col].max()
-        axes[1].plot(by_cut.index, by_cut.values, marker="o", color=color, label=f"{tier} (max over the other cut)")
+        against = ("against the user | edge cut" if tier == "user" else
+                   "against the edge | cloud cut, max over the user | edge cut" if tier == "edge" else
+                   "against the edge | cloud cut")
+        axes[1].plot(by_cut.index, by_cut.values, marker="o", color=color, label=f"{tier}, {against}")
         if limits_gib and tier in limits_gib:
             axes[1].axhline(limits_gib[tier], color=color, linestyle="--", linewidth=1,
                             label=f"{tier} device, usable: {limits_gib[tier]:.3g} GiB")
     axes[1].set_yscale("log")
-    axes[1].set_xlabel("cut layer")
+    axes[1].set_xlabel("cut layer: the user | edge cut for the user tier, the edge | cloud cut for edge and cloud")
     cuts = sorted(set(table["cut_user"]) | set(table["cut_edge"]))
     axes[1].set_xticks(cuts, [str(c) for c in cuts])  # the cuts themselves, not a locator's round numbers
     axes[1].set_ylabel("peak memory of one device (GiB, log scale)")
@@ -339,7 +342,7 @@ def time_to_accuracy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     parts = list(dict.fromkeys(table["partition"]))
     longest = float(table["simulated_time_s"].max())
     unit, scale = ("h", 3600.0) if longest > 7200 else ("min", 60.0) if longest > 120 else ("s", 1.0)
-    fig, axes = plt.subplots(1, len(parts), figsize=(6.2 * len(parts), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(parts), figsize=(6.2 * len(parts), 4.4), squeeze=False, sharey=True)
     colors = {"splitllm": "C0", "sfl": "C1", "fl": "C2", "sl": "C3"}
     labels = {"splitllm": "SplitLLM", "sfl": "SFL (FedsLLM)", "fl": "FL", "sl": "SL"}
     for ax, how in zip(axes[0], parts):
@@ -353,6 +356,49 @@ def time_to_accuracy(table: pd.DataFrame, path: Path, title: str = "") -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title or "Time to accuracy")
+    return _save(fig, path)
+
+
+def async_vs_sync(curves: pd.DataFrame, staleness: pd.DataFrame, target: float, path: Path, title: str = "") -> Path:
+    """Left: evaluation accuracy against simulated time, one curve per variant (sync, FedBuff at each
+    buffer size), the target dashed and each variant's first crossing marked. Right: how many updates
+    arrived how stale (server versions between download and upload), per FedBuff variant."""
+    longest = float(curves["simulated_time_s"].max())
+    unit, scale = ("h", 3600.0) if longest > 7200 else ("min", 60.0) if longest > 120 else ("s", 1.0)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
+    names = list(dict.fromkeys(curves["variant"]))
+    colors = {name: f"C{i}" for i, name in enumerate(names)}
+
+    def label(name: str) -> str:
+        return "synchronous FedAvg" if name == "sync" else f"FedBuff, buffer {name.split('_')[1]}"
+
+    for name in names:
+        rows = curves[curves["variant"] == name].sort_values("round")
+        left.plot(rows["simulated_time_s"] / scale, rows["eval_accuracy"], color=colors[name], lw=1.4,
+                  marker="o" if len(rows) <= 40 else None, markersize=3, label=label(name))
+        hit = rows[rows["eval_accuracy"] >= target]
+        if len(hit):
+            left.plot(hit["simulated_time_s"].iloc[0] / scale, hit["eval_accuracy"].iloc[0], marker="*", ms=13,
+                      color=colors[name], mec="black", mew=0.6, zorder=5)
+    left.axhline(target, ls="--", color="0.4", lw=1, label=f"target {target:g} (star: first reached)")
+    left.set_xlabel(f"simulated wall-clock time ({unit})")
+    left.set_ylabel("evaluation accuracy")
+    left.grid(True, alpha=0.3)
+    left.legend(fontsize=8, loc="lower right")
+    fedbuff = [n for n in names if n != "sync"]
+    width = 0.8 / max(len(fedbuff), 1)
+    for i, name in enumerate(fedbuff):
+        mine = staleness[staleness["variant"] == name]
+        right.bar(mine["staleness"] + (i - (len(fedbuff) - 1) / 2) * width, mine["updates"] / mine["updates"].sum(),
+                  width=width, color=colors[name], label=label(name))
+    right.set_xlabel("staleness of an update (server versions)")
+    right.set_ylabel("share of the updates")
+    right.set_title("FedBuff's updates (synchronous FedAvg's are all fresh: 0)", fontsize=9)
+    right.grid(True, axis="y", alpha=0.3)
+    if fedbuff:
+        right.legend(fontsize=8)
+        right.set_xticks(range(int(staleness["staleness"].max()) + 1))
+    fig.suptitle(title or "Asynchronous against synchronous FL", fontsize=11)
     return _save(fig, path)
 
 
@@ -493,17 +539,25 @@ def convergence_fit(runs: list[dict], points, fits: dict, max_rounds: int, path:
     if check:
         hits = [r["rounds_to_target"] for r in check["runs"] if r["rounds_to_target"] is not None]
         if hits:
+            chosen = check.get("chosen_V", check["local_steps"])
             ax.scatter([check["local_steps"]] * len(hits), hits, marker="*", s=140, color="C1", zorder=4,
-                       label=f"held-out check at the proposed V (predicted {check['predicted_rounds']:.3g})")
+                       label=f"held-out check at V = {check['local_steps']} (the proposed V = {chosen:.3g}, in whole "
+                             f"steps; predicted {check['predicted_rounds']:.3g})")
     styles = {"fedsllm": ("C3", "-"), "inverse": ("C0", "--"), "drift": ("C2", ":")}
+    curves = {form: predict(form, {k: fits[form][k] for k in ("a", "v", "a1", "a2", "a3") if k in fits[form]}, grid)
+              for form in styles if form in fits}
+    # a drift term fitted to 0 makes the drift form the inverse one: one curve, said so (not one hiding the other)
+    same = "drift" in curves and "inverse" in curves and np.allclose(curves["drift"], curves["inverse"], rtol=1e-6)
     for form, (color, line) in styles.items():
         if form not in fits:
             continue
-        params = {k: fits[form][k] for k in ("a", "v", "a1", "a2", "a3") if k in fits[form]}
         aicc = fits[form]["aicc"]
         score = f"{aicc:.3g}" if isinstance(aicc, (int, float)) and np.isfinite(aicc) else "n/a: too few V"
         label = f"{form}: R = {FORM_TEXT[form]} (AICc {score})"
-        ax.plot(grid, predict(form, params, grid), line, color=color, label=label)
+        if same and form == "inverse":
+            label += "; = the drift fit (drift term 0)"
+        if not (same and form == "drift"):
+            ax.plot(grid, curves[form], line, color=color, label=label)
         res.plot(V, np.asarray(fits[form]["residuals"]) / sigma, marker="o", linestyle=line, color=color, label=form)
     ax.set_xlabel("local iterations per round V (mini-batch steps per user)")
     ax.set_ylabel("rounds to target")

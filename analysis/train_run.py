@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,16 +63,77 @@ def _settings(scenario: Scenario, scheme: str):
                          drop_last=t.drop_last, seed=scenario.seed, image_size=m.image_size)
 
 
-def _fingerprint(scenario: Scenario, scheme: str, partition: str) -> str:
+def _fingerprint(scenario: Scenario, scheme: str, partition: str, schedule: FedBuffSchedule | None = None) -> str:
     """Everything a run's rounds depend on; a checkpoint is reused only when this matches.
 
-    `training.rounds` is left out: more rounds continue a finished run."""
+    `training.rounds` is left out: more rounds continue a finished run (FedBuff: the simulator's
+    schedule is in instead: more rounds make another schedule, a new run)."""
     training = scenario.training.model_dump(mode="json")
     training.pop("rounds")
     keep = {"model": scenario.model.model_dump(mode="json"), "training": training,
             "users": scenario.cell.users, "edges": scenario.cell.edge_servers, "seed": scenario.seed,
             "cell": scenario.cell.model_dump(mode="json"), "scheme": scheme, "partition": partition}
+    if schedule is not None:
+        keep["schedule"] = schedule.digest()
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FedBuffSchedule:
+    """What the simulator's FedBuff run on the scenario's cell delivered, for the training to follow:
+    every update (user, started_on, arrived_at, staleness, time_s) in order of arrival, and the time
+    of each server step (s)."""
+
+    updates: pd.DataFrame
+    step_end_s: np.ndarray
+    users: int
+    buffer_size: int
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_end_s)
+
+    def buffer(self, step: int) -> list[tuple[int, int]]:
+        """(user, started_on) of the updates server step `step` aggregates, in order of arrival."""
+        mine = self.updates[self.updates["arrived_at"] == step]
+        return [(int(u), int(v)) for u, v in zip(mine["user"], mine["started_on"])]
+
+    def needed_after(self, step: int) -> set[int]:
+        """The versions that updates aggregated after `step` started on."""
+        later = self.updates[self.updates["arrived_at"] > step]
+        return {int(v) for v in later["started_on"]}
+
+    def digest(self) -> str:
+        """The whole schedule (who trains from which version into which step): what the training
+        takes from the network, so a checkpoint is reused only on the same schedule."""
+        cols = self.updates[["user", "started_on", "arrived_at"]].to_numpy(dtype=np.int64)
+        return hashlib.sha256(cols.tobytes()).hexdigest()[:16]
+
+
+def fedbuff_schedule(world, parts) -> FedBuffSchedule:
+    """Simulate FL with FedBuff on the scenario's cell for training.rounds rounds' worth of updates, the
+    users' local steps those of their data (`partitions`), and return its schedule."""
+    scenario = world.scenario
+    result = run_scheme(_with_sizes(world, parts), "fl").result
+    steps = int(result.rounds)
+    updates = result.updates[result.updates["arrived_at"] < steps].reset_index(drop=True)
+    t = scenario.training
+    concurrency = t.concurrency or scenario.cell.users
+    return FedBuffSchedule(updates, np.asarray(result.round_end_s[:steps], dtype=float), scenario.cell.users,
+                           t.buffer_size or concurrency)
+
+
+def _with_sizes(world, parts):
+    """`world` for simulating `training.rounds` rounds with these per-user data (with training.local_steps,
+    V mini-batches per user and round: V batches' worth), no events recorded."""
+    scenario = world.scenario
+    sizes = np.array([len(p) for p in parts], dtype=np.int64)
+    steps, batch = scenario.training.local_steps, scenario.model.batch_size
+    if steps is not None:  # a round is V steps of every user with a batch of data: V batches' worth
+        sizes = np.where(sizes >= batch, steps * batch, 0)
+    sim_scenario = scenario.model_copy(update={"simulation": scenario.simulation.model_copy(
+        update={"rounds": scenario.training.rounds, "record_events": False})})
+    return replace(world, scenario=sim_scenario, inputs=replace(world.inputs, samples=sizes))
 
 
 def _check(scenario: Scenario) -> None:
@@ -86,9 +147,10 @@ def _check(scenario: Scenario) -> None:
 
 
 def train_one(scenario: Scenario, scheme: str, partition: str, parts, association, train_data, eval_data,
-              checkpoint: Path, on_round, until=None) -> tuple[list[dict], dict]:
+              checkpoint: Path, on_round, until=None, schedule: FedBuffSchedule | None = None) -> tuple[list[dict], dict]:
     """Train one scheme on one partition, resuming from `checkpoint`, for `training.rounds` rounds or
-    until `until(rows)` holds after a round; return (round rows, memory bytes)."""
+    until `until(rows)` holds after a round; return (round rows, memory bytes). With a FedBuff
+    `schedule` (FL), one row per server step, the updates applied as the simulator delivered them."""
     import torch
 
     from splitsim.learning import apply_lora, build_model, specs_from_config
@@ -101,23 +163,33 @@ def train_one(scenario: Scenario, scheme: str, partition: str, parts, associatio
     trainer = FederatedTrainer(model, arch, spec.task, _settings(scenario, scheme), train_data, eval_data, parts,
                                association, resolve_device(scenario.training.device))
     rows: list[dict] = []
-    fingerprint = _fingerprint(scenario, scheme, partition)
+    fingerprint = _fingerprint(scenario, scheme, partition, schedule)
+    t = scenario.training
+    total = t.rounds if schedule is None else schedule.steps
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state.get("fingerprint") == fingerprint:
             trainer.load_state_dict(state["trainer"])
-            rows = [row for row in state["rows"] if row["round"] < scenario.training.rounds]
-            trainer.round_done = min(trainer.round_done, scenario.training.rounds - 1)
+            rows = [row for row in state["rows"] if row["round"] < total]
+            trainer.round_done = min(trainer.round_done, total - 1)
             for _ in rows:
                 on_round(None)
-    for r in range(trainer.round_done + 1, scenario.training.rounds):
+    for r in range(trainer.round_done + 1, total):
         if until is not None and rows and until(rows):
             break
         start = time.perf_counter()
-        log = trainer.run_round(r)
+        extra = {}
+        if schedule is None:
+            log = trainer.run_round(r)
+        else:
+            buffer = schedule.buffer(r)
+            log = trainer.fedbuff_step(r, buffer, schedule.needed_after(r), schedule.buffer_size / schedule.users,
+                                       t.staleness_exponent, t.server_lr)
+            extra = {"simulated_time_s": float(schedule.step_end_s[r]),
+                     "staleness_mean": float(np.mean([r - v for _, v in buffer])) if buffer else float("nan")}
         rows.append({"scheme": scheme, "partition": partition, "round": r, "train_loss": log.train_loss,
                      "eval_loss": log.eval_loss, "eval_accuracy": log.eval_accuracy, "eval_f1": log.eval_f1,
-                     "samples": log.samples, "wall_s": time.perf_counter() - start, **log.bytes})
+                     "samples": log.samples, "wall_s": time.perf_counter() - start, **log.bytes, **extra})
         tmp = checkpoint.with_name(f".{checkpoint.name}.{os.getpid()}.tmp")
         torch.save({"fingerprint": fingerprint, "trainer": trainer.state_dict(), "rows": rows}, tmp)
         tmp.replace(checkpoint)
@@ -140,7 +212,11 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
     (out / "checkpoints").mkdir(exist_ok=True)
     users = scenario.cell.users
     all_rows, memory, partitions, notes = [], {}, {}, []
-    total = len(t.partitions) * len(t.schemes) * t.rounds
+    fedbuff = t.aggregation == "fedbuff"
+    schedules = {how: fedbuff_schedule(world, split_users(train_data.labels.numpy(), users, how, t.dirichlet_alpha,
+                                                          scenario.seed)) for how in t.partitions} if fedbuff else {}
+    total = sum((schedules[how].steps if fedbuff and scheme == "fl" else t.rounds)
+                for how in t.partitions for scheme in t.schemes)
     with progress_bar(total, "train", progress) as bar:
         def on_round(log):
             bar.update(1)
@@ -157,7 +233,10 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
                 notes.append(f"{how}: users {empty} have fewer samples than one batch and sit out every round")
             for scheme in t.schemes:
                 rows, mem = train_one(scenario, scheme, how, parts, world.association, train_data, eval_data,
-                                      out / "checkpoints" / f"{scheme}-{how}.pt", on_round)
+                                      out / "checkpoints" / f"{scheme}-{how}.pt", on_round,
+                                      schedule=schedules.get(how) if scheme == "fl" else None)
+                if scheme == "fl" and how in schedules:
+                    schedules[how].updates.to_csv(out / f"updates_{how}.csv", index=False)
                 all_rows += rows
                 memory[(scheme, how)] = mem
     table = pd.DataFrame(all_rows)
@@ -190,19 +269,12 @@ def _base_config(scenario: Scenario):
 def _join_simulated_time(world, table: pd.DataFrame, partitions: dict) -> pd.DataFrame:
     """Add the simulated wall-clock of each round (same cell, same per-user data sizes; with
     training.local_steps, V mini-batches per user and round)."""
-    scenario = world.scenario
     pieces = []
     for (scheme, how), rows in table.groupby(["scheme", "partition"], sort=False):
-        sizes = np.array([len(p) for p in partitions[how]], dtype=np.int64)
-        steps, batch = scenario.training.local_steps, scenario.model.batch_size
-        if steps is not None:  # a round is V steps of every user with a batch of data: V batches' worth
-            sizes = np.where(sizes >= batch, steps * batch, 0)
-        sim_scenario = scenario.model_copy(update={"simulation": scenario.simulation.model_copy(
-            update={"rounds": scenario.training.rounds, "record_events": False})})
-        w = replace(world, scenario=sim_scenario, inputs=replace(world.inputs, samples=sizes))
-        ends = run_scheme(w, scheme).result.round_end_s
         rows = rows.copy()
-        rows["simulated_time_s"] = [float(ends[r]) if r < len(ends) else float("nan") for r in rows["round"]]
+        if "simulated_time_s" not in rows or rows["simulated_time_s"].isna().any():  # FedBuff's rows have theirs
+            ends = run_scheme(_with_sizes(world, partitions[how]), scheme).result.round_end_s
+            rows["simulated_time_s"] = [float(ends[r]) if r < len(ends) else float("nan") for r in rows["round"]]
         rows["simulated_round_s"] = np.diff(np.concatenate([[0.0], rows["simulated_time_s"].to_numpy()]))
         pieces.append(rows)
     return pd.concat(pieces, ignore_index=True)

@@ -129,10 +129,11 @@ def fedbuff_problems(scenario: Scenario) -> list[Problem]:
     if t.aggregation != "fedbuff":
         return []
     problems = []
-    if scenario.scheme != "fl" or scenario.study.kind != "simulate":
+    simulated = scenario.scheme == "fl" and scenario.study.kind == "simulate"
+    if not simulated and not meant_for_training(scenario) and scenario.study.kind not in STUDIES_CHECKING_TRAINING:
         problems.append(Problem("training.aggregation", "buffered asynchronous aggregation is simulated for FL in "
-                                f"study simulate (here scheme {scenario.scheme}, study {scenario.study.kind})",
-                                t.aggregation, True))
+                                f"study simulate (here scheme {scenario.scheme}, study {scenario.study.kind}) and "
+                                "trained by `splitsim train` (training.schemes: [fl])", t.aggregation, True))
     users = scenario.cell.users
     for name in ("buffer_size", "concurrency"):
         value = getattr(t, name)
@@ -252,9 +253,9 @@ def training_problems(scenario: Scenario, schemes: list[str] | None = None) -> l
     if m is None:
         return [Problem("model", "training needs a model section (model.source)", None, True)]
     problems = []
-    if t.aggregation != "sync":
-        problems.append(Problem("training.aggregation", "real training aggregates synchronously (FedAvg) for now; "
-                                "FedBuff is simulated (study simulate, scheme fl)", t.aggregation, True))
+    if t.aggregation == "fedbuff" and set(schemes) != {"fl"}:
+        problems.append(Problem("training.schemes", "FedBuff is built for FL (SFL's asynchronous form is not yet): "
+                                "train it with training.schemes: [fl]", schemes, True))
     if "splitllm" in schemes and (len(m.cut_layers) != 2 or scenario.cell.edge_servers < 1):
         problems.append(Problem("training.schemes", "training SplitLLM needs two model.cut_layers (SFL and SL use "
                                 "the first) and cell.edge_servers >= 1", t.schemes, True))
@@ -283,13 +284,20 @@ def scenario_problems(scenario: Scenario) -> list[Problem]:
     from .convergence_file import convergence_file_problems
 
     problems = model_problems(scenario) + section_problems(scenario) + convergence_file_problems(scenario)
-    # a scenario meant for `splitsim train`: a training section beyond the aggregation the FL simulation reads
-    simulated = {name: TrainingConfig.model_fields[name].default for name in AGGREGATION_FIELDS}
-    for_training = scenario.training.model_copy(update=simulated) != TrainingConfig()
-    if (for_training or (scenario.training.aggregation != "sync" and scenario.study.kind != "simulate")) \
-            and scenario.study.kind != "convergence":  # that study checks its own
+    if meant_for_training(scenario) and scenario.study.kind not in STUDIES_CHECKING_TRAINING:
         problems += training_problems(scenario)
     return problems
+
+
+STUDIES_CHECKING_TRAINING = ("convergence", "async_vs_sync")
+"""The studies that train one scheme of their own choosing, and check the training section for it."""
+
+
+def meant_for_training(scenario: Scenario) -> bool:
+    """A scenario meant for `splitsim train`: a training section beyond the aggregation the FL
+    simulation reads."""
+    simulated = {name: TrainingConfig.model_fields[name].default for name in AGGREGATION_FIELDS}
+    return scenario.training.model_copy(update=simulated) != TrainingConfig()
 
 
 CROSS_SECTION_CHECKS.append(scenario_problems)  # a copy of a scenario is checked as a file is

@@ -447,12 +447,19 @@ class TrainingConfig(Section):
     aggregation: Literal["sync", "fedbuff"] = Field(
         "sync", description="FL's aggregation: 'sync', FedAvg when every user's update is in; 'fedbuff', buffered "
                             "asynchronous (Nguyen et al., AISTATS 2022): the server steps whenever buffer_size updates "
-                            "are in, users train on the version they find (netsim.protocols.fedbuff). Simulated for "
-                            "FL (study simulate).")
+                            "are in, users train on the version they find (netsim.protocols.fedbuff). For FL: "
+                            "simulated (study simulate) and trained in the simulator's order (`splitsim train`).")
     buffer_size: PositiveInt | None = Field(
         None, description="fedbuff: updates per server step (FedBuff's K); null: the concurrency.")
     concurrency: PositiveInt | None = Field(
         None, description="fedbuff: users training at once, each on a B_c / concurrency share; null: every user.")
+    staleness_exponent: Annotated[Finite, Ge(0), Le(10)] = Field(
+        0.5, description="fedbuff, `splitsim train`: an update of staleness tau (server versions between its download "
+                         "and its arrival) is weighted 1/(1 + tau)^a (FLSim's polynomial; FedBuff's 1/sqrt(1 + tau) is "
+                         "a = 0.5; 0: no down-weighting).")
+    server_lr: Annotated[Finite, Gt(0), Le(100)] = Field(
+        1.0, description="fedbuff, `splitsim train`: the server's step size on the buffer's weighted mean update "
+                         "(FedBuff's eta_g; 1 with fresh updates is FedAvg).")
 
     @model_validator(mode="after")
     def _one_unit_of_local_work(self) -> TrainingConfig:
@@ -779,6 +786,10 @@ class StudyConfig(Section):
                           "every re-solve, at every interval and CSI delay; null: only optimizer.replan_eta.")
     energy_budget_points: Annotated[Int, Ge(2), Le(200)] = Field(
         20, description="delay_energy: number of budgets when energy_budgets_j is null.")
+    buffer_sizes: Annotated[list[PositiveInt], Field(min_length=1, max_length=8)] = Field(
+        [2, 5], description="async_vs_sync: FedBuff's buffer sizes to train beside synchronous FedAvg.")
+    target_accuracy: OpenUnitFloat = Field(
+        0.72, description="async_vs_sync: the evaluation accuracy whose simulated time each variant reports.")
     sensitivity_lipschitz_L: list[PositiveFloat] = Field(
         [0.5, 1.0, 2.0, 5.0, 10.0, 15.0], description="L values of the sensitivity table (latency_vs_power).")
     sensitivity_gamma_over_L: list[Annotated[Finite, Gt(0), Le(1)]] = Field(

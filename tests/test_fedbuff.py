@@ -135,3 +135,183 @@ def test_the_docs_fedbuff_numbers_are_what_the_sweep_gives(tmp_path, cli):
     rows = dict(line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:])
     assert {k: float(v) for k, v in rows.items()} == {k: round(float(results.loc[k, "delay_fl_s"]), 1)
                                                       for k in ("sync", "fedbuff")}
+
+
+# ---- real training in the simulator's order (`splitsim train`) ----------------------------------
+
+def _training(path, **training):
+    data = {"name": "tiny-fedbuff", "seed": 1, "scheme": "fl", "cell": {"users": 4},
+            "model": {"source": "bert-tiny", "batch_size": 8, "sequence_length": 16, "cut_layers": [1]},
+            "training": {"dataset": "synthetic", "rounds": 3, "lr": 3e-3, "synthetic_samples": 256, "schemes": ["fl"],
+                         "partitions": ["iid"], **training}}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _global_state(out):
+    import torch
+
+    return torch.load(out / "checkpoints" / "fl-iid.pt", weights_only=False)["trainer"]["global_state"]["whole"]
+
+
+def test_fedbuff_with_every_user_in_the_buffer_trains_exactly_as_synchronous_fedavg(tmp_path, cli):
+    """buffer = concurrency = all users, no staleness: every update is fresh, each server step is a
+    FedAvg round: the trained adapters equal synchronous FL's bit for bit, and so does every round's
+    loss and accuracy, at the same simulated times."""
+    import pandas as pd
+    import torch
+
+    runs = {}
+    for name, aggregation in (("sync", {"aggregation": "sync"}),
+                              ("fedbuff", {"aggregation": "fedbuff", "staleness_exponent": 0.0})):
+        code, _, err = cli("train", _training(tmp_path / f"{name}.yaml", **aggregation), "--out", tmp_path / name,
+                           "--no-progress")
+        assert code == 0, err
+        runs[name] = pd.read_csv(tmp_path / name / "rounds.csv")
+    columns = ["round", "train_loss", "eval_loss", "eval_accuracy", "eval_f1"]
+    assert runs["sync"][columns].equals(runs["fedbuff"][columns])
+    assert np.allclose(runs["sync"]["simulated_time_s"], runs["fedbuff"]["simulated_time_s"], rtol=1e-12)
+    assert (runs["fedbuff"]["staleness_mean"] == 0).all()
+    a, b = _global_state(tmp_path / "sync"), _global_state(tmp_path / "fedbuff")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fedbuff_training_follows_the_simulated_schedule(tmp_path, cli):
+    """buffer 2 of 3 users at once: one row per server step (rounds x users / buffer), at the step's
+    simulated time; the updates file is the simulator's, each step's mean staleness that of the updates
+    it aggregated."""
+    import pandas as pd
+
+    code, out, err = cli("train", _training(tmp_path / "fb.yaml", aggregation="fedbuff", buffer_size=2,
+                                            concurrency=3), "--out", tmp_path / "out", "--no-progress")
+    assert code == 0, err
+    rounds = pd.read_csv(tmp_path / "out" / "rounds.csv")
+    updates = pd.read_csv(tmp_path / "out" / "updates_iid.csv")
+    assert len(rounds) == 3 * 4 // 2 and len(updates) == len(rounds) * 2
+    assert (rounds["simulated_time_s"].diff().dropna() > 0).all()
+    for step, row in rounds.set_index("round").iterrows():
+        mine = updates[updates["arrived_at"] == step]
+        assert len(mine) == 2 and row["staleness_mean"] == pytest.approx(mine["staleness"].mean())
+        assert row["simulated_time_s"] == pytest.approx(mine["time_s"].max())
+    assert updates["staleness"].max() > 0
+
+
+def test_a_stale_update_is_applied_with_its_weight_and_the_server_step(tmp_path):
+    """The server step on one stale update (user 1 trained from version 0, arriving at version 1):
+    x2 = x1 + server_lr · (1 + 1)^-a · (local − x0), computed here in float64 from the local state
+    user 1 reaches from x0 (a second trainer where that update is fresh, so its step is the local
+    state itself)."""
+    import torch
+
+    from splitsim.learning import apply_lora, build_model, specs_from_config
+    from splitsim.learning.data import synthetic_task
+    from splitsim.learning.train import FederatedTrainer, TrainSettings
+    from splitsim.scenarios import parse_scenario
+
+    scenario = parse_scenario({"model": {"source": "bert-tiny", "batch_size": 8, "sequence_length": 16,
+                                         "cut_layers": [1]}})
+    data = synthetic_task("text", 64, 2, seed=1, vocab_size=1000, sequence_length=16)
+    parts = [np.arange(0, 32), np.arange(32, 64)]
+    settings = TrainSettings(scheme="fl", cuts=(1,), batch_size=8, optimizer="adamw", lr_user=3e-3, lr_edge=3e-3,
+                             lr_cloud=3e-3, local_steps=2, seed=5)
+
+    def trainer():
+        torch.manual_seed(0)
+        spec, lora = specs_from_config(scenario.model)
+        model, arch = build_model(spec)
+        return FederatedTrainer(apply_lora(model, arch, lora), arch, spec.task, settings, data, data, parts, None,
+                                torch.device("cpu"))
+
+    a, exponent, server_lr = 0.7, 0.7, 0.5
+    stale = trainer()
+    x0 = {k: v.clone() for k, v in stale.global_state["whole"].items()}
+    stale.fedbuff_step(0, [(0, 0)], keep={0}, rounds_per_version=0.5, staleness_exponent=exponent, server_lr=server_lr)
+    x1 = {k: v.clone() for k, v in stale.global_state["whole"].items()}
+    stale.fedbuff_step(1, [(1, 0)], keep=set(), rounds_per_version=0.5, staleness_exponent=exponent,
+                       server_lr=server_lr)
+    fresh = trainer()
+    fresh.fedbuff_step(0, [(1, 0)], keep=set(), rounds_per_version=0.5, staleness_exponent=0.0, server_lr=1.0)
+    local = fresh.global_state["whole"]  # user 1's first training from x0, as a fresh single update
+    assert any(not torch.equal(local[k], x0[k]) for k in x0)
+    for key in x0:
+        expected = x1[key].double() + server_lr * 2.0 ** -a * (local[key].double() - x0[key].double())
+        assert torch.allclose(stale.global_state["whole"][key].double(), expected, rtol=0, atol=1e-7), key
+
+
+@pytest.mark.parametrize("training, field", [
+    ({"aggregation": "fedbuff", "schemes": ["sfl", "fl"]}, "training.schemes"),
+    ({"aggregation": "fedbuff", "staleness_exponent": -1}, "training.staleness_exponent"),
+    ({"aggregation": "fedbuff", "server_lr": 0}, "training.server_lr"),
+    ({"aggregation": "fedbuff", "buffer_size": 3, "concurrency": 2}, "training.buffer_size"),
+])
+def test_bad_fedbuff_training_is_one_line_and_exit_2(tmp_path, cli, training, field):
+    code, _, err = cli("validate", _training(tmp_path / "bad.yaml", **training))
+    assert code == 2 and field in err and "Traceback" not in err, err
+
+
+# ---- study async_vs_sync ---------------------------------------------------------------------------
+
+def _study(path, **study):
+    data = {"name": "tiny-async", "seed": 1, "scheme": "fl", "cell": {"users": 4},
+            "model": {"source": "bert-tiny", "batch_size": 8, "sequence_length": 16, "cut_layers": [1]},
+            "training": {"dataset": "synthetic", "rounds": 3, "lr": 3e-3, "synthetic_samples": 256,
+                         "partitions": ["iid"], "concurrency": 3},
+            "study": {"kind": "async_vs_sync", "buffer_sizes": [2], "target_accuracy": 0.6, **study}}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_async_vs_sync_is_train_of_each_variant_and_reads_its_time_to_target_from_the_curve(tmp_path, cli,
+                                                                                             monkeypatch):
+    """Each variant's curve is what `splitsim train` gives for that aggregation (sync; FedBuff with
+    buffer 2 of 3 at once), its staleness counts those of the FedBuff schedule `splitsim train`
+    writes, and its time to target the simulated time of the first evaluation at or above it."""
+    import pandas as pd
+
+    monkeypatch.setenv("SPLITSIM_CACHE_DIR", str(tmp_path / "cache"))
+    code, out, err = cli("run", _study(tmp_path / "s.yaml"), "--out", tmp_path / "study", "--no-progress")
+    assert code == 0, err
+    curves = pd.read_csv(tmp_path / "study" / "curves.csv")
+    results = pd.read_csv(tmp_path / "study" / "async_vs_sync.csv").set_index("variant")
+    staleness = pd.read_csv(tmp_path / "study" / "staleness.csv")
+    assert list(results.index) == ["sync", "fedbuff_2"]
+    columns = ["round", "eval_loss", "eval_accuracy", "simulated_time_s"]
+    for variant, training in (("sync", {"aggregation": "sync"}),
+                              ("fedbuff_2", {"aggregation": "fedbuff", "buffer_size": 2, "concurrency": 3})):
+        path = _training(tmp_path / f"{variant}.yaml", **training)
+        assert cli("train", path, "--out", tmp_path / variant, "--no-progress")[0] == 0
+        trained = pd.read_csv(tmp_path / variant / "rounds.csv")[columns]
+        mine = curves[curves["variant"] == variant][columns].reset_index(drop=True)
+        assert np.allclose(mine.to_numpy(), trained.to_numpy(), rtol=1e-12), variant
+        hit = mine[mine["eval_accuracy"] >= 0.6]
+        expected = hit["simulated_time_s"].iloc[0] if len(hit) else float("inf")
+        assert results.loc[variant, "time_to_target_s"] == pytest.approx(expected)
+    updates = pd.read_csv(tmp_path / "fedbuff_2" / "updates_iid.csv")
+    assert staleness["updates"].tolist() == np.bincount(updates["staleness"]).tolist()
+    assert results.loc["fedbuff_2", "staleness_mean"] == pytest.approx(updates["staleness"].mean())
+    assert (tmp_path / "study" / "async_vs_sync.png").is_file() and "fedbuff_2" in out
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"study": {"kind": "async_vs_sync", "buffer_sizes": [4]}}, "study.buffer_sizes"),
+    ({"scheme": "sfl"}, "scheme"),
+    ({"training": {"dataset": "synthetic", "partitions": ["iid", "dirichlet"]}}, "training.partitions"),
+    ({"study": {"kind": "async_vs_sync", "target_accuracy": 1.2}}, "study.target_accuracy"),
+    ({"channel": {"fading": "rayleigh", "coherence_time_s": 0.05}}, "channel.coherence_time_s"),
+])
+def test_what_async_vs_sync_cannot_run_is_one_line_and_exit_2(tmp_path, cli, changes, field):
+    data = yaml.safe_load(_study(tmp_path / "s.yaml").read_text())
+    data.update(changes)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 2 and field in err and "Traceback" not in err, err
+
+
+def test_the_convergence_study_refuses_fedbuff(tmp_path, cli):
+    data = yaml.safe_load(_training(tmp_path / "t.yaml", aggregation="fedbuff").read_text())
+    data.update({"scheme": "sfl", "study": {"kind": "convergence"}})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 2 and "training.aggregation" in err and "Traceback" not in err, err

@@ -17,7 +17,7 @@ from splitsim.scenarios import DYNAMIC_STRATEGIES, Problem, Scenario
 from splitsim.scenarios.checks import dynamics_applied, generic_ignored_fields
 from splitsim.scenarios.schema import AGGREGATION_FIELDS, CROSS_SECTION_CHECKS, StudyConfig, TrainingConfig
 
-from . import (convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
+from . import (async_vs_sync, convergence, cut_layer, delay_energy, emulation, joint_cut, latency_vs_power, robustness,
                scheme_comparison, simulate)
 from .base import SCHEMES, Study
 
@@ -31,6 +31,7 @@ STUDIES: dict[str, Study] = {study.kind: study for study in (
     robustness.STUDY,
     convergence.STUDY,
     emulation.STUDY,
+    async_vs_sync.STUDY,
 )}
 
 

@@ -322,6 +322,10 @@ def problems(scenario: Scenario) -> list[Problem]:
     out = []
     if scenario.model is not None and scenario.scheme in STUDY_SCHEMES:
         out += training_problems(scenario, [scenario.scheme])
+    if scenario.training.aggregation != "sync":
+        out.append(Problem("training.aggregation", "study 'convergence' measures rounds of synchronous FedAvg; "
+                                                   "FedBuff is trained by `splitsim train` (its time to accuracy)",
+                           scenario.training.aggregation, True))
     if scenario.theory.source == "measured":
         out.append(Problem("theory.source", "study 'convergence' measures the curve and compares it with the bound: "
                                             "set theory.source: bound", "measured", True))
