@@ -23,6 +23,8 @@ def check_resources(scenario: Scenario, command: str) -> None:
     """Everything that can be estimated before `command` works: the optimizer's memory, the energy
     budget, and the study's or the simulation's cost (SFL's with a model only after its profile:
     analysis.simulation checks it before the first simulation)."""
+    if scenario.model is not None:  # every command that reads a model profiles it first
+        check_profile_memory(scenario)
     if command == "run":
         study = STUDIES[scenario.study.kind]
         check_optimizer(scenario)
@@ -37,6 +39,16 @@ def check_resources(scenario: Scenario, command: str) -> None:
     elif command == "profile":
         return
     check_availability_trace(scenario)
+
+
+def check_profile_memory(scenario: Scenario) -> None:
+    """A profile that would be measured with real weights, refused before anything is built when its
+    weights or one step cannot fit here (learning.profile.profile_memory_error)."""
+    from splitsim.learning.profile import profile_memory_error
+
+    error = profile_memory_error(scenario.model)
+    if error is not None:
+        raise error
 
 
 _UNSET = object()

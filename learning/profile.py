@@ -400,26 +400,53 @@ def weight_bytes(spec: ModelSpec) -> int:
     return sum(p.numel() for p in model.parameters()) * (torch.finfo(DTYPES[spec.dtype]).bits // 8)
 
 
+def real_step_memory_error(spec: ModelSpec, batch_size: int, sequence_length: int | None, image_size: int | None,
+                           dev: torch.device) -> LearningError | None:
+    """What refuses a real-step profile before any weight is built (the model counted on the meta
+    device): its weights beyond this machine's free memory (they are built in host memory first), or
+    one step's estimate (estimate_step_bytes) beyond the device's. None: it may fit."""
+    from .models import architecture_of
+
+    weights, host = weight_bytes(spec), available_memory_bytes(torch.device("cpu"))
+    if host is not None and weights > host:
+        return LearningError(f"a real-step profile builds the weights, {weights / 2**30:.1f} GiB in {spec.dtype}, more "
+                             f"than the {host / 2**30:.1f} GiB free on this machine; profile it weight-free "
+                             "(model.weights: none)", field="model.weights", value=spec.weights)
+    config = build_config(spec)
+    need = estimate_step_bytes(config, architecture_of(config), batch_size, sequence_length, image_size,
+                               torch.finfo(DTYPES[spec.dtype]).bits // 8, weights)
+    free = available_memory_bytes(dev)
+    if free is not None and need > free:
+        return LearningError(f"a batch of {batch_size} needs about {need / 2**30:.1f} GiB, more than the "
+                             f"{free / 2**30:.1f} GiB free on {device_label(dev)}; a smaller batch, or profile it "
+                             "weight-free (model.weights: none)", field="model.batch_size", value=batch_size)
+    return None
+
+
+def profile_memory_error(cfg) -> LearningError | None:
+    """real_step_memory_error of a scenario's `model` section when its profile would be measured
+    with real weights (not read from model.profile_path, not weight-free, not in the cache)."""
+    if cfg.profile_path or cfg.weights == "none":
+        return None
+    spec, lora = specs_from_config(cfg)
+    dev = resolve_device(cfg.device)
+    key = profile_key(spec, lora, cfg.batch_size, cfg.sequence_length, cfg.image_size, cfg.optimizer, dev)
+    if (cache_dir() / f"{key}.json").is_file():
+        return None
+    return real_step_memory_error(spec, cfg.batch_size, cfg.sequence_length, cfg.image_size, dev)
+
+
 def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None, image_size: int | None,
              optimizer: str, dev: torch.device, repeats: int) -> WorkloadProfile:
     if spec.weights == "none":
         return _measure_weight_free(spec, lora, batch_size, sequence_length, image_size, optimizer)
-    weights, host = weight_bytes(spec), available_memory_bytes(torch.device("cpu"))
-    if host is not None and weights > host:  # the model is built in host memory first
-        raise LearningError(f"a real-step profile builds the weights, {weights / 2**30:.1f} GiB in {spec.dtype}, more "
-                            f"than the {host / 2**30:.1f} GiB free on this machine; profile it weight-free "
-                            "(model.weights: none)", field="model.source", value=spec.source)
+    error = real_step_memory_error(spec, batch_size, sequence_length, image_size, dev)
+    if error is not None:
+        raise error
     model, arch = build_model(spec)
     model = apply_lora(model, arch, lora)
     config = model.get_base_model().config
     check_shapes(arch, config, sequence_length, image_size)
-    need = estimate_step_bytes(config, arch, batch_size, sequence_length, image_size,
-                               torch.finfo(DTYPES[spec.dtype]).bits // 8, sum(p.nbytes for p in model.parameters()))
-    free = available_memory_bytes(dev)
-    if free is not None and need > free:
-        raise LearningError(f"a batch of {batch_size} needs about {need / 2**30:.1f} GiB, more than the "
-                            f"{free / 2**30:.1f} GiB free on {device_label(dev)}", field="model.batch_size",
-                            value=batch_size)
     try:
         model.to(dev)
     except torch.OutOfMemoryError:

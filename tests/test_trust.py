@@ -551,3 +551,26 @@ def test_interrupted_study_says_how_to_rerun_and_the_rerun_completes(tmp_path):
     done = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (out / "delay_energy.csv").exists()
+
+
+@pytest.mark.parametrize("free_gib, field", [(0.001, "model.weights"), (0.02, "model.batch_size")])
+def test_a_real_weight_profile_that_cannot_fit_is_refused_at_validate(tmp_path, cli, monkeypatch, free_gib, field):
+    """Issue 34, item 10: a model whose weights (or one step) exceed this machine's free memory is
+    refused by `validate` — before any weight is built — naming the field, not after minutes of
+    building by `run`. Weight-free profiling (model.weights: none) is the way out, and passes."""
+    import yaml
+
+    from splitsim.learning import profile as profiling
+
+    monkeypatch.setenv("SPLITSIM_CACHE_DIR", str(tmp_path / "cache"))  # nothing cached: it would be measured
+    monkeypatch.setattr(profiling, "available_memory_bytes", lambda device: int(free_gib * 2**30))
+    data = {"name": "big", "scheme": "sfl", "cell": {"users": 2},
+            "model": {"source": "bert-tiny", "batch_size": 4096, "sequence_length": 128, "cut_layers": [1],
+                      "weights": "random"}, "study": {"kind": "simulate"}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 2 and field in err and "weight-free" in err and "Traceback" not in err, err
+    data["model"]["weights"] = "none"
+    path.write_text(yaml.safe_dump(data))
+    assert cli("validate", path)[0] == 0
