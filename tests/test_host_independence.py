@@ -76,3 +76,33 @@ def test_a_robustness_run_without_a_terminal_says_how_far_it_is(tmp_path, capsys
     lines = [line for line in err.splitlines() if line.startswith("robustness: ")]
     assert lines and lines[-1].startswith("robustness: 6 of 6 runs"), err
     assert any("min left" in line for line in lines[:-1]), lines
+
+
+def test_a_loop_without_a_terminal_logs_its_progress_unless_it_is_quick(monkeypatch, caplog):
+    """issue 34, item 16: without a terminal (a log file, a batch job) the studies' loops (powers,
+    cuts, budgets, simulated rounds, trained rounds) log a line about every 5 %, at least QUIET_S
+    apart, with the time left; a loop quicker than that says nothing; --no-progress silences both."""
+    import logging
+
+    from splitsim.analysis import progress
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False, raising=False)
+    caplog.set_level(logging.INFO, logger="splitsim.analysis")
+
+    def run(seconds_each: float, enabled=None) -> list[str]:
+        caplog.clear()
+        for _ in progress.progress_iter(list(range(40)), "budgets", enabled):
+            clock["now"] += seconds_each
+        with progress.progress_bar(40, "train", enabled) as bar:
+            for _ in range(40):
+                clock["now"] += seconds_each
+                bar.update(1)
+        return [r.getMessage() for r in caplog.records]
+
+    slow = run(3.0)  # 2 min per loop: a line every 10 s or so
+    assert any(line.startswith("budgets: ") and "min left" in line for line in slow), slow
+    assert any(line.startswith("train: 40 of 40 rounds") for line in slow), slow
+    assert run(0.01) == []  # 0.4 s per loop
+    assert run(3.0, enabled=False) == []
