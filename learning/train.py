@@ -127,6 +127,8 @@ class FederatedTrainer:
             self.edges = [np.flatnonzero(association == m) for m in range(int(association.max()) + 1)]
         self.global_state = {g: self._get(g) for g in self.groups}
         self.persistent_opt: dict[str, torch.optim.Optimizer] = {}
+        self.versions: dict[int, dict[str, torch.Tensor]] | None = None  # FedBuff: global versions still needed
+        self.trainings: np.ndarray | None = None  # FedBuff: each user's trainings so far
         self.round_done = -1
         self.memory_bytes: dict[str, int] = {}
         model.to(device)
@@ -384,9 +386,9 @@ class FederatedTrainer:
         if self.s.scheme != "fl":
             raise LearningError("FedBuff trains FL", field="training.schemes", value=self.s.scheme)
         self.model.train()
-        if not hasattr(self, "versions"):
+        if self.versions is None:
             self.versions = {0: self.global_state["whole"]}
-            self.trainings = np.zeros(len(self.parts), dtype=np.int64)  # each user's trainings so far
+            self.trainings = np.zeros(len(self.parts), dtype=np.int64)
         counts = {k: 0 for k in ("user_up", "user_down", "user_split", "edge_up", "edge_down")}
         adapter = self._bytes("whole")
         losses: list[float] = []
@@ -475,7 +477,8 @@ class FederatedTrainer:
     def state_dict(self) -> dict:
         return {"round_done": self.round_done, "global_state": self.global_state,
                 "persistent_opt": {k: o.state_dict() for k, o in self.persistent_opt.items()},
-                "memory_bytes": self.memory_bytes, **({"versions": self.versions, "trainings": self.trainings} if hasattr(self, "versions") else {})}
+                "memory_bytes": self.memory_bytes,
+                **({"versions": self.versions, "trainings": self.trainings} if self.versions is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.round_done = int(state["round_done"])

@@ -315,3 +315,34 @@ def test_the_convergence_study_refuses_fedbuff(tmp_path, cli):
     path.write_text(yaml.safe_dump(data))
     code, _, err = cli("validate", path)
     assert code == 2 and "training.aggregation" in err and "Traceback" not in err, err
+
+
+def test_an_interrupted_fedbuff_training_resumes_to_the_same_result(tmp_path, cli, monkeypatch):
+    """Stopped after two server steps (its checkpoint holds the versions later updates start on) and
+    run again, FedBuff training ends exactly as an uninterrupted run."""
+    import pandas as pd
+    import torch
+
+    from splitsim.analysis import train_run
+
+    path = _training(tmp_path / "fb.yaml", aggregation="fedbuff", buffer_size=2, concurrency=3)
+    assert cli("train", path, "--out", tmp_path / "straight", "--no-progress")[0] == 0
+    original = train_run.train_one
+    calls = {"n": 0}
+
+    def stop_after_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            kwargs["until"] = lambda rows: len(rows) >= 2
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_run, "train_one", stop_after_two)
+    assert cli("train", path, "--out", tmp_path / "resumed", "--no-progress")[0] == 0  # stops after 2 steps
+    assert len(pd.read_csv(tmp_path / "resumed" / "rounds.csv")) == 2
+    assert cli("train", path, "--out", tmp_path / "resumed", "--no-progress")[0] == 0  # resumes at step 2
+    columns = ["round", "train_loss", "eval_loss", "eval_accuracy", "simulated_time_s", "staleness_mean"]
+    a = pd.read_csv(tmp_path / "straight" / "rounds.csv")[columns]
+    b = pd.read_csv(tmp_path / "resumed" / "rounds.csv")[columns]
+    assert a.equals(b)
+    x, y = _global_state(tmp_path / "straight"), _global_state(tmp_path / "resumed")
+    assert all(torch.equal(x[k], y[k]) for k in x)
