@@ -436,6 +436,17 @@ def profile_memory_error(cfg) -> LearningError | None:
     return real_step_memory_error(spec, cfg.batch_size, cfg.sequence_length, cfg.image_size, dev)
 
 
+def profile_at_hand(cfg) -> bool:
+    """Whether a scenario's `model` section's profile costs nothing to get: read from
+    model.profile_path, or measured before and in the cache."""
+    if cfg.profile_path:
+        return Path(os.path.expanduser(cfg.profile_path)).is_file()
+    spec, lora = specs_from_config(cfg)
+    key = profile_key(spec, lora, cfg.batch_size, cfg.sequence_length, cfg.image_size, cfg.optimizer,
+                      resolve_device(cfg.device))
+    return (cache_dir() / f"{key}.json").is_file()
+
+
 def _measure(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None, image_size: int | None,
              optimizer: str, dev: torch.device, repeats: int) -> WorkloadProfile:
     if spec.weights == "none":

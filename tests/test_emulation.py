@@ -528,6 +528,19 @@ def test_validate_refuses_what_run_would_refuse_on_this_host(tmp_path, cli, chan
     assert code == 2 and "cell.users" in err and words in err, err
 
 
+def test_validate_refuses_a_run_past_its_time_budget_once_the_profile_is_at_hand(tmp_path, cli, monkeypatch):
+    """issue 34, item 10: a 1 Hz link's run takes days; with the profile in the cache (`splitsim
+    profile`), `validate` predicts the run as `run` does, before any process, and refuses it naming
+    emulation.max_seconds. Without a profile it says nothing more (run checks once it has profiled)."""
+    monkeypatch.setenv("SPLITSIM_CACHE_DIR", str(tmp_path / "cache"))  # this test's own: nothing profiled
+    slow = _write(tmp_path, radio={**TINY["radio"], "uplink_main_bandwidth_hz": 1.0})
+    assert cli("validate", slow)[0] == 0  # nothing profiled yet: a warning on the bandwidth only
+    assert cli("profile", slow, "--out", tmp_path / "profile")[0] == 0
+    code, _, err = cli("validate", slow)
+    assert code == 2 and "emulation.max_seconds" in err and "predicted to take" in err, err
+    assert cli("validate", _write(tmp_path))[0] == 0  # the same profile, the tiny scenario's links: fine
+
+
 def test_an_absurd_transmit_power_is_a_field_error(tmp_path, cli):
     """issue 34, item 10: study.tx_power_dbm: 1e308 ran into a numpy overflow, then an error naming an
     internal field; it is refused at validate, naming the field."""

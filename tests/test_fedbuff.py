@@ -261,6 +261,7 @@ def _study(path, **study):
     return path
 
 
+@pytest.mark.slow
 def test_async_vs_sync_is_train_of_each_variant_and_reads_its_time_to_target_from_the_curve(tmp_path, cli,
                                                                                              monkeypatch):
     """Each variant's curve is what `splitsim train` gives for that aggregation (sync; FedBuff with
@@ -317,6 +318,7 @@ def test_the_convergence_study_refuses_fedbuff(tmp_path, cli):
     assert code == 2 and "training.aggregation" in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_an_interrupted_fedbuff_training_resumes_to_the_same_result(tmp_path, cli, monkeypatch):
     """Stopped after two server steps (its checkpoint holds the versions later updates start on) and
     run again, FedBuff training ends exactly as an uninterrupted run."""

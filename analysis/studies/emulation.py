@@ -524,9 +524,23 @@ def _report(scenario, source, out, table, testbed, calibration, flops, metrics, 
     report.write(out)
 
 
+def check_cost(scenario: Scenario) -> None:
+    """At `validate` too, when the profile is at hand (in the cache, or model.profile_path): every
+    check `run` makes before a process starts (check_host: the devices' memory, the links the shaper
+    can realise, the predicted run against emulation.max_seconds, the host's cores). Without it `run`
+    makes them once the model is profiled, before any device process starts."""
+    from splitsim.learning.profile import profile_at_hand
+
+    from ..world import realise
+
+    if scenario.model is None or not profile_at_hand(scenario.model):
+        return
+    check_host(scenario, realise(scenario))
+
+
 STUDY = Study(
     kind="emulation", title="the simulator's rounds held against real device processes over shaped links",
     run=run, reads=frozenset(), figure="gantt.png", headline_meaning=HEADLINE, needs_model=True,
     schemes=STUDY_SCHEMES, scheme_hint="",
-    problems=problems, ignores=ignores,
+    problems=problems, ignores=ignores, check_cost=check_cost,
 )
