@@ -44,9 +44,15 @@ def check_resources(scenario: Scenario, command: str) -> None:
 def check_profile_memory(scenario: Scenario) -> None:
     """A profile that would be measured with real weights, refused before anything is built when its
     weights or one step cannot fit here (learning.profile.profile_memory_error)."""
+    from splitsim.learning import LearningError
     from splitsim.learning.profile import profile_memory_error
 
-    error = profile_memory_error(scenario.model)
+    try:
+        error = profile_memory_error(scenario.model)
+    except LearningError:
+        raise
+    except Exception:  # noqa: BLE001 - a pre-check: what stops the estimate, the profiler reports in its own words
+        return
     if error is not None:
         raise error
 

@@ -4,7 +4,7 @@
 # With --with-training it also reruns the MRPC fine-tuning (~1.5 h: the time-to-accuracy plot and the
 # README's Table II, copied to scenarios/data/train_mrpc_reduced/) and
 # the one-hour MRPC convergence measurement (rewriting scenarios/data/mrpc_convergence.json, the
-# measured curve of fig2_measured_convergence.yaml) and the 40-minute async_vs_sync_mrpc study (its
+# measured curve of fig2_measured_convergence.yaml) and the 50-minute async_vs_sync_mrpc study (its
 # tables to scenarios/data/async_vs_sync_mrpc/, its figure to docs/examples/); without it, those plots are copied from
 # out/train_mrpc_reduced/ and out/mrpc_convergence/ when runs are there.
 set -euo pipefail
@@ -32,7 +32,7 @@ if [ "${1:-}" = "--with-training" ]; then
   cp out/train_mrpc_reduced/{rounds.csv,table_ii.csv,summary.json,report.md} scenarios/data/train_mrpc_reduced/
   $S convergence scenarios/mrpc_convergence.yaml --out out/mrpc_convergence --no-progress --overwrite
   cp out/mrpc_convergence/convergence.json scenarios/data/mrpc_convergence.json
-  $S run scenarios/async_vs_sync_mrpc.yaml --out out/async_vs_sync_mrpc --no-progress --overwrite  # ~40 min
+  $S run scenarios/async_vs_sync_mrpc.yaml --out out/async_vs_sync_mrpc --no-progress --overwrite  # ~50 min
   mkdir -p scenarios/data/async_vs_sync_mrpc  # docs/studies/async_vs_sync.md's table comes from these
   cp out/async_vs_sync_mrpc/{async_vs_sync.csv,curves.csv,staleness.csv,summary.json,report.md} \
     scenarios/data/async_vs_sync_mrpc/

@@ -206,7 +206,7 @@ def test_streamed_and_round_level_events_hold_the_same_totals(tmp_path):
     streamed = simulate_sfl(world.inputs, alloc, SimulationConfig(max_rounds=3), scenario.radio, scenario.channel,
                             world.channel, world.simulation_rng(), cell=scenario.cell, events_sink=chunks.append)
     whole = _sim(scenario, world, alloc, max_rounds=3)
-    assert len(chunks) == 3
+    assert len(chunks) == 3 and streamed.total_delay_s == whole.total_delay_s
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True).astype({"node": str}),
                                   whole.events_frame().astype({"node": str}))
     per_round = _sim(scenario, world, alloc, max_rounds=3, event_detail="round").events_frame()

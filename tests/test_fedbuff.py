@@ -348,3 +348,34 @@ def test_an_interrupted_fedbuff_training_resumes_to_the_same_result(tmp_path, cl
     assert a.equals(b)
     x, y = _global_state(tmp_path / "straight"), _global_state(tmp_path / "resumed")
     assert all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_the_docs_async_vs_sync_table_is_the_committed_runs():
+    """docs/studies/async_vs_sync.md's table is scenarios/data/async_vs_sync_mrpc/async_vs_sync.csv, the
+    output of `splitsim run scenarios/async_vs_sync_mrpc.yaml` (copied there by
+    `bash scripts/make_examples.sh --with-training`), number for number."""
+    import pandas as pd
+
+    from helpers import REPO
+
+    results = pd.read_csv(REPO / "scenarios" / "data" / "async_vs_sync_mrpc" / "async_vs_sync.csv")
+    page = (REPO / "docs" / "studies" / "async_vs_sync.md").read_text()
+    block = page.split("<!-- async-vs-sync-table -->")[1].split("<!-- /async-vs-sync-table -->")[0]
+    rows = [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
+    assert [r[0] for r in rows] == list(results["variant"])
+    for row, r in zip(rows, results.itertuples()):
+        reached = np.isfinite(r.time_to_target_s)
+        assert row[1:] == [str(r.buffer_size),
+                           f"{r.time_to_target_s:.1f}" if reached else f"not in {r.simulated_s:.1f}",
+                           f"{int(r.updates_to_target)}" if reached else "–",
+                           f"{r.best_accuracy:.3f}", f"{r.staleness_mean:.2f} / {r.staleness_max} / {100 * r.share_fresh:.0f} %",
+                           f"{r.train_wall_s / 60:.0f}"]
+    by = results.set_index("variant")
+    readme = (REPO / "README.md").read_text()
+    sync, five, two = by.loc["sync"], by.loc["fedbuff_5"], by.loc["fedbuff_2"]
+    for words in (f"{five.time_to_target_s:.1f} s of simulated time against synchronous FedAvg's "
+                  f"{sync.time_to_target_s:.1f} s (−{100 * (1 - five.time_to_target_s / sync.time_to_target_s):.0f} %",
+                  f"{two.staleness_mean:.1f} versions stale) it needs "
+                  f"{100 * (two.updates_to_target / sync.updates_to_target - 1):.0f} % more updates",
+                  f"({two.time_to_target_s:.1f} s)"):
+        assert words in readme.replace("\n", " "), words
