@@ -107,7 +107,8 @@ def check_scenario(scenario: Scenario, command: str = "run", source: str = "") -
         try:
             check_resources(scenario, command)
         except InputError as err:  # name the file, as the field checks do; and say what is implausible,
-            slips = implausible_values(scenario)  # a unit slip is the usual cause of a run too big to finish
+            named = {p.field for p in err.problems}  # a unit slip is the usual cause of a run too big to finish:
+            slips = [p for p in implausible_values(scenario) if p.field not in named]  # said, unless its field is
             raise type(err)([replace(p, source=p.source or source) for p in err.problems + slips]) from None
     warnings = scenario_warnings(scenario) + ignored_field_warnings(scenario)
     return [replace(w, source=source) for w in warnings]

@@ -10,7 +10,6 @@ from splitsim.scenarios import InputError, Scenario
 
 from .allocations import allocation_energy_summary, world_allocations
 from .guards import check_optimizer
-from .intervals import delay_interval
 from .metrics import delay_metric
 from .outputs import prepare_out_dir, write_json, write_resolved_scenario
 from .simulation import simulations
@@ -184,9 +183,6 @@ def run_simulate(scenario: Scenario, out_dir: str | Path, source: str = "", even
         if result.updates is not None:  # FedBuff: every update's versions and staleness
             result.updates.to_csv(out / "updates.csv", index=False)
         summaries[name] = result.summary()
-        if scenario.scheme == "sfl" and (band := delay_interval(scenario.theory, result.local_iterations, result.rounds,
-                                                                 result.total_delay_s)) is not None:
-            summaries[name]["total_delay_interval_90"] = band  # measured convergence: one new seed's delay
     if writer is not None and not writer.close():
         events_file = None
     write_json(out / "summary.json", simulate_summary(scenario, summaries, events_file))

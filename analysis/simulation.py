@@ -63,8 +63,14 @@ def simulations(world: World, progress: bool | None = None, sink: EventSink | No
         allocations = world_allocations(world) if allocations is None else allocations
         check_allocations(allocations, scenario, streamed=sink is not None)  # every strategy fits, or none runs
         check_dynamics(world, allocations)
+        from .intervals import delay_interval
+
         for name, allocation in allocations.items():
-            yield name, simulate_allocation(world, allocation, progress, sink(name) if sink else None)
+            result = simulate_allocation(world, allocation, progress, sink(name) if sink else None)
+            band = delay_interval(scenario.theory, result.local_iterations, result.rounds, result.total_delay_s)
+            if band is not None:  # measured convergence: one new seed's delay (analysis.intervals)
+                result.extra["total_delay_interval_90"] = band
+            yield name, result
         return
     from .schemes import run_scheme
 

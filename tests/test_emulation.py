@@ -259,11 +259,14 @@ def test_devices_that_would_contend_for_the_cores_are_refused_before_any_process
     before = set(device_processes())
     path = _write(tmp_path, radio={"uplink_main_bandwidth_hz": 1e8, "uplink_fed_bandwidth_hz": 1e8,
                                    "downlink_bandwidth_hz": 1e8}, emulation__cores=1)
-    assert cli("validate", path)[0] == 0  # validate builds no model: the schedule needs the profile
+    monkeypatch.setenv("SPLITSIM_CACHE_DIR", str(tmp_path / "cache"))  # this test's own: nothing profiled
+    assert cli("validate", path)[0] == 0  # no profile at hand: the schedule needs it, so run checks it
     code, _, err = cli("emulate", path, "--out", tmp_path / "out")
     assert code == 2
     assert "emulation.cores" in err and "compute at once" in err
     assert set(device_processes()) <= before
+    code, _, err = cli("validate", path)  # the profile now in the cache: validate says what run said
+    assert code == 2 and "emulation.cores" in err and "compute at once" in err
 
 
 def test_the_kernel_shaper_without_the_rights_is_refused(tmp_path, cli, monkeypatch):
