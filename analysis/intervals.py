@@ -4,8 +4,9 @@ With `theory.source: measured` the rounds a training needs are R(V) fitted to re
 seeds scatter by ~20 %: one new seed needs between `low` and `high` rounds, 90 % of the time
 (optimizer.convergence_fit.SeedFit.interval: the seeds' scatter and the fit's uncertainty, fitted by
 maximum likelihood to every run). Every delay is rounds × the time of a round, so such a seed's delay
-lies between the round time × low and × high: "459 s (90 %: 280–717 s)". Under FedsLLM's bound (`theory.source: bound`) there is no
-interval: the bound is a guarantee of its constants, not a measurement.
+lies between the round time × low and × high: "459 s (90 %: 270–693 s)". Under FedsLLM's bound
+(`theory.source: bound`) there is no interval: the bound is a guarantee of its constants, not a
+measurement.
 """
 
 from __future__ import annotations
