@@ -287,6 +287,12 @@ def test_async_vs_sync_is_train_of_each_variant_and_reads_its_time_to_target_fro
         hit = mine[mine["eval_accuracy"] >= 0.6]
         expected = hit["simulated_time_s"].iloc[0] if len(hit) else float("inf")
         assert results.loc[variant, "time_to_target_s"] == pytest.approx(expected)
+        # smoothed: the mean over a round's worth of updates (4 users: 1 sync evaluation, 2 of buffer 2)
+        evaluations = 1 if variant == "sync" else 2
+        smooth = mine["eval_accuracy"].rolling(evaluations, min_periods=1).mean()
+        hit = mine[smooth >= 0.6]
+        expected = hit["simulated_time_s"].iloc[0] if len(hit) else float("inf")
+        assert results.loc[variant, "time_to_target_smoothed_s"] == pytest.approx(expected)
     updates = pd.read_csv(tmp_path / "fedbuff_2" / "updates_iid.csv")
     assert staleness["updates"].tolist() == np.bincount(updates["staleness"]).tolist()
     assert results.loc["fedbuff_2", "staleness_mean"] == pytest.approx(updates["staleness"].mean())
@@ -365,9 +371,10 @@ def test_the_docs_async_vs_sync_table_is_the_committed_runs():
     assert [r[0] for r in rows] == list(results["variant"])
     for row, r in zip(rows, results.itertuples()):
         reached = np.isfinite(r.time_to_target_s)
+        smoothed = f"{r.time_to_target_smoothed_s:.1f}" if np.isfinite(r.time_to_target_smoothed_s) else "never"
         assert row[1:] == [str(r.buffer_size),
                            f"{r.time_to_target_s:.1f}" if reached else f"not in {r.simulated_s:.1f}",
-                           f"{int(r.updates_to_target)}" if reached else "–",
+                           f"{int(r.updates_to_target)}" if reached else "–", smoothed,
                            f"{r.best_accuracy:.3f}", f"{r.staleness_mean:.2f} / {r.staleness_max} / {100 * r.share_fresh:.0f} %",
                            f"{r.train_wall_s / 60:.0f}"]
     by = results.set_index("variant")
@@ -377,5 +384,5 @@ def test_the_docs_async_vs_sync_table_is_the_committed_runs():
                   f"{sync.time_to_target_s:.1f} s (−{100 * (1 - five.time_to_target_s / sync.time_to_target_s):.0f} %",
                   f"{two.staleness_mean:.1f} versions stale) it needs "
                   f"{100 * (two.updates_to_target / sync.updates_to_target - 1):.0f} % more updates",
-                  f"({two.time_to_target_s:.1f} s)"):
+                  f"({two.time_to_target_s:.1f} s on one evaluation;"):
         assert words in readme.replace("\n", " "), words
