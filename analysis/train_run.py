@@ -213,8 +213,9 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
     users = scenario.cell.users
     all_rows, memory, partitions, notes = [], {}, {}, []
     fedbuff = t.aggregation == "fedbuff"
-    schedules = {how: fedbuff_schedule(world, split_users(train_data.labels.numpy(), users, how, t.dirichlet_alpha,
-                                                          scenario.seed)) for how in t.partitions} if fedbuff else {}
+    all_parts = {how: split_users(train_data.labels.numpy(), users, how, t.dirichlet_alpha, scenario.seed)
+                 for how in t.partitions}
+    schedules = {how: fedbuff_schedule(world, all_parts[how]) for how in t.partitions} if fedbuff else {}
     total = sum((schedules[how].steps if fedbuff and scheme == "fl" else t.rounds)
                 for how in t.partitions for scheme in t.schemes)
     with progress_bar(total, "train", progress) as bar:
@@ -224,7 +225,7 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
                 bar.set_postfix(acc=f"{log.eval_accuracy:.3f}")
 
         for how in t.partitions:
-            parts = split_users(train_data.labels.numpy(), users, how, t.dirichlet_alpha, scenario.seed)
+            parts = all_parts[how]
             partitions[how] = parts
             summary = partition_summary(parts, train_data.labels.numpy(), train_data.num_labels)
             summary.to_csv(out / f"partition_{how}.csv", index=False)
