@@ -213,14 +213,15 @@ def _log_form_gradient(V: np.ndarray, v: float) -> np.ndarray:
 
 def fit_seeds(runs: list[dict]) -> SeedFit:
     """Maximum-likelihood fit of R(V)·exp(N(0, s²)) to every run (dicts with local_steps,
-    rounds_to_target — None when censored — and rounds_trained, the censoring bound)."""
+    rounds_to_target — None when censored — and the censoring bound: censored_after where the crossing is
+    read from a smoothed curve, else rounds_trained)."""
     from scipy.optimize import minimize
     from scipy.stats import norm
 
     V = np.array([float(r["local_steps"]) for r in runs])
     hit = np.array([r["rounds_to_target"] is not None for r in runs])
-    y = np.log(np.array([float(r["rounds_to_target"] if r["rounds_to_target"] is not None else r["rounds_trained"])
-                         for r in runs]))
+    y = np.log(np.array([float(r["rounds_to_target"] if r["rounds_to_target"] is not None
+                               else r.get("censored_after") or r["rounds_trained"]) for r in runs]))
     if hit.sum() < 3 or len(set(V[hit])) < 2:
         raise ValueError("a prediction interval needs at least 3 runs that reached the target, at 2 or more V")
 

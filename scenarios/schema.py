@@ -553,6 +553,13 @@ class ConvergenceConfig(Section):
         "eval_accuracy", description="What `target` is: accuracy (reached at or above) or evaluation loss (at or below).")
     target: PositiveFloat = Field(0.75, description="The value of `metric` a run must reach.")
     max_rounds: PositiveInt = Field(50, description="A run that has not reached the target by then is censored.")
+    smoothing_rounds: PositiveInt = Field(
+        3, description="The crossing is read from the metric averaged over this many evaluations centred on each "
+                       "round (odd; 1: one evaluation): a run reaches the target at the first round whose centred "
+                       "mean does, and trains (smoothing_rounds - 1) / 2 rounds past it to know.")
+    rounds_past_target: NonNegativeInt = Field(
+        0, description="Rounds each run trains past its crossing, so that its curve also serves a higher target "
+                       "(the crossing of which is read the same way) without training again.")
     partition: Literal["iid", "dirichlet"] = Field("iid", description="How the training set is spread over the users.")
     check_seeds: list[NonNegativeInt] = Field(
         [100], description="Seeds of the held-out time-to-accuracy check: a run at the V the proposed allocation "
@@ -563,6 +570,13 @@ class ConvergenceConfig(Section):
     def _enough_distinct(cls, value: list[int]) -> list[int]:
         if len(set(value)) < 3:
             raise ValueError("needs at least 3 distinct values for the fit (it has 2 constants and one to spare)")
+        return value
+
+    @field_validator("smoothing_rounds")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd: the window is centred on the round it judges")
         return value
 
     @field_validator("seeds")

@@ -69,6 +69,38 @@ def test_censored_runs_are_kept_as_lower_bounds_and_a_v_nobody_reached_is_left_o
 
 # ---- local steps as the unit of local work --------------------------------------------------------
 
+def test_the_crossing_is_read_from_the_centred_mean_of_the_evaluations():
+    from splitsim.analysis.studies.convergence import censored_after, enough, rounds_to_target
+
+    rows = [{"eval_accuracy": x} for x in (0.60, 0.70, 0.76, 0.70, 0.74, 0.75, 0.77)]
+    # one evaluation: the blip at round index 2 (0.76) is the first at 0.731
+    assert rounds_to_target(rows, "eval_accuracy", 0.731) == 3
+    # centred means of 3: 0.65, 0.6867, 0.72, 0.7333, 0.73, 0.7533 -> index 3: 4 rounds
+    assert rounds_to_target(rows, "eval_accuracy", 0.731, window=3) == 4
+    # of 5 (cut at the start): 0.6867, 0.69, 0.70, 0.73, 0.744 -> index 4: 5 rounds
+    assert rounds_to_target(rows, "eval_accuracy", 0.731, window=5) == 5
+    # a round is judged only when the rounds after it are trained
+    assert rounds_to_target(rows[:3], "eval_accuracy", 0.72, window=3) is None
+    assert rounds_to_target([{"eval_loss": x} for x in (0.9, 0.5, 0.4)], "eval_loss", 0.6, window=3) == 2
+    assert censored_after(40, 3) == 39 and censored_after(40, 1) == 40
+    c = SimpleNamespace(metric="eval_accuracy", target=0.731, smoothing_rounds=3, rounds_past_target=0)
+    assert not enough(rows[:4], c) and enough(rows[:5], c)
+    c.rounds_past_target = 2
+    assert not enough(rows[:5], c) and enough(rows[:6], c)
+
+
+def test_a_censored_run_enters_the_seed_fit_at_the_rounds_it_could_judge():
+    from splitsim.optimizer.convergence_fit import fit_seeds
+
+    reached = [{"local_steps": V, "rounds_to_target": r, "rounds_trained": r + 1} for V, r in
+               ((1, 40), (1, 44), (2, 24), (2, 27), (4, 15), (4, 17), (8, 12), (8, 11))]
+    censored = {"local_steps": 1, "rounds_to_target": None, "rounds_trained": 50}
+    plain = fit_seeds(reached + [censored])
+    smoothed = fit_seeds(reached + [censored | {"censored_after": 30}])
+    # the run is known only to exceed 30 rounds rather than 50: a weaker bound pulls the V = 1 curve down
+    assert smoothed.interval(1)["rounds"] < plain.interval(1)["rounds"]
+
+
 def test_local_steps_take_exactly_v_batches_and_see_the_data_evenly():
     from splitsim.learning.train import FederatedTrainer, TrainSettings
 
@@ -121,9 +153,15 @@ def test_convergence_writes_every_curve_the_fit_and_the_check(tiny_curve):
     for run in doc["runs"]:
         assert run["censored"] == (run["rounds_to_target"] is None)
         hit = run["rounds_to_target"]
-        accuracy = [row["eval_accuracy"] for row in run["curve"]]
-        if hit is not None:  # the first round at the target, and the run stopped there
-            assert accuracy[hit - 1] >= 0.9 and all(x < 0.9 for x in accuracy[:hit - 1]) and len(accuracy) == hit
+        accuracy = np.array([row["eval_accuracy"] for row in run["curve"]])
+        # the crossing is read from the mean of the 3 evaluations centred on a round (cut at round 0),
+        # and the run trains the one round past it that the mean needs, then stops
+        centred = [accuracy[max(0, r - 1):r + 2].mean() for r in range(len(accuracy) - 1)]
+        if hit is not None:
+            assert centred[hit - 1] >= 0.9 and all(x < 0.9 for x in centred[:hit - 1]) and len(accuracy) == hit + 1
+            assert run["first_single_crossing"] <= hit + 1 and run["censored_after"] is None
+        else:
+            assert len(accuracy) == 40 and run["censored_after"] == 39
     assert doc["fit"]["fedsllm"]["a"] > 0 and doc["fit"]["better"] in ("fedsllm", "inverse", "drift")
     assert len(doc["holdout"]) == 4
     check = doc["check"]
@@ -235,6 +273,8 @@ def test_a_curve_measured_for_another_setting_is_refused(tiny_curve, tmp_path, c
     (lambda d: d["convergence"].update(check_seeds=[0]), "convergence.check_seeds"),
     (lambda d: d["convergence"].update(target=1.5), "convergence.target"),
     (lambda d: d["convergence"].update(max_rounds=10**9), "convergence.max_rounds"),
+    (lambda d: d["convergence"].update(smoothing_rounds=2), "convergence.smoothing_rounds"),
+    (lambda d: d["convergence"].update(rounds_past_target=-1), "convergence.rounds_past_target"),
     (lambda d: d.update(scheme="fl"), "scheme"),
 ])
 def test_a_bad_grid_is_refused_before_any_training(tmp_path, cli, edit, field):

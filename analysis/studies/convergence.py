@@ -45,12 +45,29 @@ def reached(value: float, metric: str, target: float) -> bool:
     return value >= target if metric == "eval_accuracy" else value <= target
 
 
-def rounds_to_target(rows: list[dict], metric: str, target: float) -> int | None:
-    """Rounds trained when `metric` first reached `target` (1 = after the first round); None if never."""
-    for row in rows:
-        if reached(row[metric], metric, target):
-            return int(row["round"]) + 1
+def rounds_to_target(rows: list[dict], metric: str, target: float, window: int = 1) -> int | None:
+    """Rounds trained when `metric`, averaged over the `window` (odd) evaluations centred on a round,
+    first reached `target` (1 = after the first round; the window is cut short at round 0); None if
+    never, or not yet knowable: a round is judged only once the (window - 1) / 2 rounds after it are
+    trained. With window 1, the first single evaluation at the target."""
+    half = (window - 1) // 2
+    values = np.array([row[metric] for row in rows], dtype=float)
+    for r in range(len(values) - half):
+        if reached(float(values[max(0, r - half):r + half + 1].mean()), metric, target):
+            return r + 1
     return None
+
+
+def censored_after(rows_trained: int, window: int) -> int:
+    """A run that trained this many rounds without reaching the target is known to need more than this
+    many: the last (window - 1) / 2 rounds could not be judged."""
+    return rows_trained - (window - 1) // 2
+
+
+def enough(rows: list[dict], c) -> bool:
+    """Whether a run has trained far enough: its crossing is known and `rounds_past_target` follow it."""
+    hit = rounds_to_target(rows, c.metric, c.target, c.smoothing_rounds)
+    return hit is not None and len(rows) >= hit + max((c.smoothing_rounds - 1) // 2, c.rounds_past_target)
 
 
 def run_scenario(scenario: Scenario, local_steps: int, seed: int) -> Scenario:
@@ -88,12 +105,14 @@ def _train_runs(scenario: Scenario, plan: list[tuple[int, int]], data, world, pr
         checkpoint = folder / f"{_fingerprint(one, one.scheme, c.partition)}.pt"
         rows, _ = train_one(one, one.scheme, c.partition, parts, world.association, train_data, eval_data, checkpoint,
                             lambda log_: log.step(),
-                            until=lambda rows: rounds_to_target(rows, c.metric, c.target) is not None)
-        hit = rounds_to_target(rows, c.metric, c.target)
-        if hit is not None:
+                            until=lambda rows: enough(rows, c))
+        hit = rounds_to_target(rows, c.metric, c.target, c.smoothing_rounds)
+        if len(rows) < c.max_rounds:
             log.step(c.max_rounds - len(rows))
         best = (max if c.metric == "eval_accuracy" else min)(r[c.metric] for r in rows)
         runs.append({"local_steps": V, "seed": seed, "rounds_to_target": hit, "censored": hit is None,
+                     "first_single_crossing": rounds_to_target(rows, c.metric, c.target),
+                     "censored_after": None if hit is not None else censored_after(len(rows), c.smoothing_rounds),
                      "best": float(best), "rounds_trained": len(rows), "train_wall_s": float(sum(r["wall_s"] for r in rows)),
                      "curve": [{k: r[k] for k in ("round", "train_loss", "eval_loss", "eval_accuracy", "eval_f1")}
                                for r in rows]})
@@ -163,7 +182,8 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     document = {"format": CONVERGENCE_FORMAT, "identity": identity, "scenario": scenario.name,
                 "settings": {"local_steps": grid, "seeds": c.seeds, "lr": scenario.training.lr,
                              "optimizer": scenario.model.optimizer, "lr_decay": scenario.training.lr_decay,
-                             "eval_split": scenario.training.eval_split},
+                             "eval_split": scenario.training.eval_split, "smoothing_rounds": c.smoothing_rounds,
+                             "rounds_past_target": c.rounds_past_target},
                 "runs": runs}
     curves = pd.DataFrame([{"local_steps": r["local_steps"], "seed": r["seed"], **row} for r in runs
                            for row in r["curve"]])
@@ -274,7 +294,12 @@ def _report(scenario, source, out, runs, points, never, fits, holdout, strategie
                      f"{t.lr:g}), scheme {scenario.scheme}, {scenario.cell.users} users, {c.partition} partition; each run "
                      f"trains V mini-batch steps per user per round until {c.metric} "
                      f"{'>=' if c.metric == 'eval_accuracy' else '<='} {c.target:g} on {t.eval_split} or "
-                     f"{c.max_rounds} rounds (censored). Seeds {c.seeds}.")
+                     f"{c.max_rounds} rounds (censored). "
+                     + (f"The crossing is read from the mean of the {c.smoothing_rounds} evaluations centred on each "
+                        f"round, not from one noisy evaluation" if c.smoothing_rounds > 1 else
+                        "The crossing is the first single evaluation at the target")
+                     + (f"; each run trains {c.rounds_past_target} rounds past it" if c.rounds_past_target else "")
+                     + f". Seeds {c.seeds}.")
     table = pd.DataFrame([{"V": p.local_steps, "mean rounds": p.mean_rounds, "sigma": p.sigma_rounds,
                            "reached": p.reached, "censored": p.censored,
                            "fedsllm fit": fits["fedsllm"]["predicted"][i], "inverse fit": fits["inverse"]["predicted"][i],
