@@ -166,10 +166,25 @@ def _fit_target(target: float, main_part: np.ndarray, fed_part: np.ndarray, C: n
     fed counts still too slow). Only the main counts where need drops are worth taking (more main
     PRBs for the same fed need are dominated), so the min-plus programme over users (dp[m]: the fewest
     fed PRBs for the users so far holding m main PRBs) runs over those few options per user."""
-    k, most_main = main_part.shape
     most_fed = fed_part.shape[1]
     room = target - C[:, None] - main_part  # (K, most_main): what the fed upload may take
     need = 1 + (fed_part[:, None, :] > room[:, :, None]).sum(axis=2)  # (K, most_main)
+    found = fit_needs(need, most_fed, prbs_main, prbs_fed)
+    if found is None:
+        return None
+    n_main, n_fed = found
+    k = need.shape[0]
+    # spare PRBs go to the slowest users: never slower, and each pool used exactly
+    n_main[np.argmax(main_part[np.arange(k), n_main - 1])] += prbs_main - int(n_main.sum())
+    n_fed[np.argmax(fed_part[np.arange(k), n_fed - 1])] += prbs_fed - int(n_fed.sum())
+    return n_main, n_fed
+
+
+def fit_needs(need: np.ndarray, most_fed: int, prbs_main: int, prbs_fed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """PRBs (main, fed) (K,) within both pools such that user k with j main PRBs has at least
+    need[k, j - 1] fed PRBs (need nonincreasing in j; above `most_fed`: j main PRBs are too few), or
+    None when none exist; PRBs left over in either pool are not handed out here."""
+    k, most_main = need.shape
     feasible = need <= most_fed
     if not feasible.any(axis=1).all():
         return None
@@ -204,9 +219,6 @@ def _fit_target(target: float, main_part: np.ndarray, fed_part: np.ndarray, C: n
         n_main[user] = options[user][picks[user][m]]
         m -= n_main[user]
     n_fed = need[np.arange(k), n_main - 1]
-    # spare PRBs go to the slowest users: never slower, and each pool used exactly
-    n_main[np.argmax(main_part[np.arange(k), n_main - 1])] += prbs_main - int(n_main.sum())
-    n_fed[np.argmax(fed_part[np.arange(k), n_fed - 1])] += prbs_fed - int(n_fed.sum())
     return n_main, n_fed
 
 

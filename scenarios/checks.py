@@ -153,7 +153,7 @@ def fedbuff_problems(scenario: Scenario) -> list[Problem]:
 # Where the NR link model (radio.link_model: nr) is built: the studies that plan and simulate the
 # schemes. Elsewhere it is refused, not silently replaced by Shannon's.
 NR_LINK_STUDIES = ("simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "emulation",
-                   "robustness")
+                   "robustness", "delay_energy")
 
 
 def nr_link_problems(scenario: Scenario) -> list[Problem]:
@@ -178,10 +178,20 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
                                 "minimise the slowest user on the NR goodput (min_max); EB and BA are rounded",
                                 radio.prb_rule, True))
     optimizer = scenario.optimizer
-    if optimizer.energy_budget_j is not None or optimizer.energy_weight is not None:
-        problems.append(Problem("radio.link_model", "the energy-aware allocation inverts Shannon's rate for the least "
-                                "power; on the NR link set link_model: shannon or drop optimizer.energy_budget_j and "
-                                "energy_weight", "nr", True))
+    energy_aware = optimizer.energy_budget_j is not None or optimizer.energy_weight is not None \
+        or scenario.study.kind == "delay_energy"
+    budgeted = (optimizer.energy_budget_j is not None and optimizer.energy_weight is None) \
+        or scenario.study.kind == "delay_energy"
+    if budgeted and scs is not None:
+        from splitsim.optimizer.energy.on_link import check_energy_on_link_size
+
+        refused = check_energy_on_link_size(scenario.cell.users, prbs_in_channel(radio.uplink_main_bandwidth_hz, scs) or 1)
+        if refused:
+            problems.append(Problem("cell.users", refused, scenario.cell.users, True))
+    if energy_aware and radio.nr.power_control == "open_loop":
+        problems.append(Problem("radio.nr.power_control", "the energy-aware allocation chooses each user's transmit "
+                                "power itself; open-loop power control would choose it too: set power_control: "
+                                "max_power (the largest power either may use)", "open_loop", True))
     moving = [s for s in optimizer.strategies if s in ("proposed_replan", "robust")]
     if moving and scenario.scheme != "sfl":
         problems.append(Problem("optimizer.strategies", f"{' and '.join(moving)} re-plan(s) FL's adapter shares on "

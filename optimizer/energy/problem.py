@@ -49,13 +49,18 @@ class EnergyRoundProblem:
         """The problems `problems` (indices) of the batch."""
         return EnergyRoundProblem(**{**self.__dict__, "W": self.W[problems], "budget_j": self.budget_j[problems]})
 
-    def round_energy_floor_j(self) -> np.ndarray:
+    def round_energy_floor_j(self, upload_floors_j: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """(n, K) infimum of a user's energy per round: slowest clock, wideband transmissions, and
-        idling only while the server computes. Budgets at or below it cannot be met at any delay."""
+        idling only while the server computes. Budgets at or below it cannot be met at any delay.
+        `upload_floors_j`: the least energy of one activation and one adapter upload (K,) on a link
+        other than Shannon's (optimizer.energy.on_link); Shannon's wideband limit S·ln2·p_max/c if None."""
         with np.errstate(divide="ignore"):
             cmp = np.where(np.isfinite(self.tau_max_s), self.power_full_w * self.tau0_s ** 3 / self.tau_max_s ** 2, 0.0)
-        tx_s = self.s_bits * LN2 * self.max_power_w / self.c_s_hz
-        tx_c = self.s_c_bits * LN2 * self.max_power_w / self.c_c_hz
+        if upload_floors_j is None:
+            tx_s = self.s_bits * LN2 * self.max_power_w / self.c_s_hz
+            tx_c = self.s_c_bits * LN2 * self.max_power_w / self.c_c_hz
+        else:
+            tx_s, tx_c = upload_floors_j
         return self.W * (cmp + tx_s + self.idle_power_w * self.sigma_s) + tx_c
 
 

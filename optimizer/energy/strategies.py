@@ -25,7 +25,9 @@ from .interior_point import solve_energy_rounds
 from .problem import EnergyRoundProblem, EnergyRoundSolution
 from ..errors import OptimizerError
 from ..eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
+from ..link_plan import on_shannon
 from ..strategies import optimise
+from .on_link import energy_aware_on_link, upload_floors_j
 
 ENERGY_ETA_STEP = 0.05  # the coarse eta grid of the energy-aware search, refined by Brent
 BARRIER_MAX_USERS = 200  # the interior point's steps grow faster than K (energy_solver docstring)
@@ -57,6 +59,14 @@ def round_problem(inputs: DelayInputs, energy: EnergyInputs, V: np.ndarray, budg
         budget_j=np.asarray(budget_round_j, dtype=float), weight=weight)
 
 
+def energy_floor_parts_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndarray, np.ndarray]:
+    """(J per round, J per local iteration) (K,): a user's least energy per round is V·(the second) +
+    (the first), at the slowest clock and the cheapest uploads on the inputs' link."""
+    uploads = None if on_shannon(inputs) else upload_floors_j(inputs, energy)
+    parts = round_problem(inputs, energy, np.array([0.0, 1.0]), np.full(2, np.inf)).round_energy_floor_j(uploads)
+    return parts[0], parts[1] - parts[0]
+
+
 def minimum_energy_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndarray, np.ndarray]:
     """(E_min (K,), its eta (K,)): the least energy each user needs over the whole training.
 
@@ -64,8 +74,7 @@ def minimum_energy_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndar
     approached only as the delay grows without bound, so a budget must exceed it. The floor is
     V·alpha_k + beta_k (per-iteration and per-round parts), so all users are searched at once:
     the paper's grid, then golden-section between each user's grid neighbours."""
-    parts = round_problem(inputs, energy, np.array([0.0, 1.0]), np.full(2, np.inf)).round_energy_floor_j()
-    per_round, per_iteration = parts[0], parts[1] - parts[0]
+    per_round, per_iteration = energy_floor_parts_j(inputs, energy)
 
     def total(eta: np.ndarray) -> np.ndarray:  # eta (n, K) or (n, 1) -> (n, K)
         V, I0 = local_iterations(eta, inputs.v, inputs.counts), global_rounds(eta, inputs.a, inputs.counts)
@@ -102,8 +111,7 @@ def feasible_eta_interval(inputs: DelayInputs, energy: EnergyInputs, budget_j: f
     Raises OptimizerError when the interval is empty (check_budget names the user)."""
     if not math.isfinite(budget_j):
         return ETA_MIN, ETA_MAX
-    parts = round_problem(inputs, energy, np.array([0.0, 1.0]), np.full(2, np.inf)).round_energy_floor_j()
-    beta, alpha = parts[0], parts[1] - parts[0]  # (K,) J per round, J per local iteration
+    beta, alpha = energy_floor_parts_j(inputs, energy)  # (K,) J per round, J per local iteration
     a, v = inputs.a, inputs.v
 
     def psi(eta: np.ndarray) -> np.ndarray:
@@ -285,7 +293,8 @@ def optimise_with_energy(inputs: DelayInputs, energy: EnergyInputs, config: Opti
             for name in based:
                 out[name].details.update({"energy_budget_j": budget, "energy_budget_binding": False})
             return out
-    alloc = energy_aware_allocation(inputs, energy, budget, w)
+    alloc = energy_aware_allocation(inputs, energy, budget, w) if on_shannon(inputs) else \
+        energy_aware_on_link(inputs, energy, budget, w)
     alloc.details["energy_budget_binding"] = bool(math.isfinite(budget))
     for name in based:  # proposed_replan and robust re-plan the bandwidth at its powers, clocks and eta
         out[name] = alloc if name == "proposed" else Allocation(**{**alloc.__dict__, "strategy": name,
