@@ -8,9 +8,10 @@ beside it so that the data can say whether that form is the right one:
 - `drift`:    R(V) = a1 + a2 / V + a3 V (client drift: too many local steps start to cost rounds).
 
 Each is a weighted least-squares fit (weights 1 / sigma^2 from the seeds' spread at each V; scipy's
-`least_squares`, positive constants through their logarithms), compared by the small-sample Akaike
-criterion AICc on the weighted residuals: the lower is better, a difference above 2 is notable,
-above 10 decisive (Burnham & Anderson, "Model Selection and Multimodel Inference", 2002, §2.6).
+`least_squares`, positive constants through their logarithms). The form is chosen by how well it
+predicts a V it was not fitted to (leave one V out: the root mean square of the relative errors);
+the small-sample Akaike criterion AICc on the weighted residuals (Burnham & Anderson, "Model
+Selection and Multimodel Inference", 2002, §2.6) is reported beside it where there are enough V.
 """
 
 from __future__ import annotations
@@ -136,20 +137,46 @@ def fit_form(form: str, points: list[RoundsPoint]) -> Fit:
 
 
 def fit_all(points: list[RoundsPoint]) -> dict:
-    """Every form's fit, and which the data favour and by how much: by AICc where at least two forms
-    have one (n > k + 1 points); else, with as few V as 3, among the two-constant forms by weighted
-    SSE (equal numbers of constants, so the smaller residual is the better fit)."""
+    """Every form's fit, and which the data favour: by the error of predicting each V from the others
+    (leave one V out: `held_out`; the root mean square of the relative errors), among the forms that
+    can be so tested — every two-constant form from 3 V, the drift form from 4. AICc (where n > k + 1)
+    and the weighted SSE are kept beside it."""
     fits = {form: fit_form(form, points) for form in FORMS if len(points) >= len(PARAMS[form])}
     out = {form: fit.to_dict() for form, fit in fits.items()}
     finite = {f: fit.aicc for f, fit in fits.items() if math.isfinite(fit.aicc)}
-    if len(finite) >= 2:
+    out["delta_aicc_fedsllm"] = finite.get("fedsllm", math.inf) - min(finite.values()) if len(finite) >= 2 else None
+    tested = held_out(points)
+    for form, errors in tested.items():
+        out[form]["held_out_errors_pct"] = errors
+        out[form]["held_out_rms_pct"] = float(np.sqrt(np.mean(np.square(errors))))
+    if len(tested) >= 2:
+        best = min(tested, key=lambda f: out[f]["held_out_rms_pct"])
+        out["criterion"] = "held-out error (leave one V out)"
+    elif len(finite) >= 2:
         best = min(finite, key=finite.get)
-        out.update(criterion="AICc", better=best, delta_aicc_fedsllm=finite.get("fedsllm", math.inf) - finite[best])
+        out["criterion"] = "AICc"
     else:
         two = {f: fit.weighted_sse for f, fit in fits.items() if len(PARAMS[f]) == 2}
         best = min(two, key=two.get)
-        out.update(criterion="weighted SSE (too few V for AICc)", better=best, delta_aicc_fedsllm=None)
+        out["criterion"] = "weighted SSE (too few V to hold one out)"
+    out["better"] = best
     out["sse_ratio_fedsllm"] = fits["fedsllm"].weighted_sse / max(fits[best].weighted_sse, 1e-300)
+    return out
+
+
+def held_out(points: list[RoundsPoint]) -> dict[str, list[float]]:
+    """Per form that leaves at least as many V as it has constants when one is held out: the relative
+    error (%) of its fit without each V, predicting that V."""
+    out = {}
+    for form in FORMS:
+        if len(points) - 1 < len(PARAMS[form]):
+            continue
+        errors = []
+        for i, held in enumerate(points):
+            fit = fit_form(form, points[:i] + points[i + 1:])
+            guess = float(predict(form, fit.params, held.local_steps))
+            errors.append(100.0 * (guess - held.mean_rounds) / held.mean_rounds)
+        out[form] = errors
     return out
 
 
@@ -183,79 +210,106 @@ def leave_one_out(points: list[RoundsPoint]) -> list[dict]:
 
 @dataclass(frozen=True)
 class SeedFit:
-    """The FedsLLM form fitted to every run, with the seeds' log-scatter and the fit's covariance."""
+    """A form fitted to every run, with the seeds' log-scatter and the fit's covariance."""
 
-    a: float
-    v: float
+    form: str
+    params: dict  # the form's constants (PARAMS[form])
     log_sigma: float  # s: standard deviation of ln(rounds) across seeds, bias-corrected
-    covariance: np.ndarray  # (2, 2): of (ln a, ln v)
+    covariance: np.ndarray  # (k, k): of the constants' logarithms
     runs: int
     censored: int
+
+    @property
+    def a(self) -> float:  # FedsLLM's constants, where the form is FedsLLM's
+        return self.params["a"]
+
+    @property
+    def v(self) -> float:
+        return self.params["v"]
+
+    def rounds(self, local_steps) -> np.ndarray:
+        return predict(self.form, self.params, local_steps)
 
     def interval(self, local_steps, level: float = 0.9) -> dict:
         """{'rounds': R(V), 'low', 'high'}: the `level` prediction interval of one new seed's rounds."""
         from scipy.stats import t as student_t
 
         V = np.asarray(local_steps, dtype=float)
-        center = fedsllm_rounds(V, self.a, self.v)
-        grad = _log_form_gradient(V, self.v)
+        center = self.rounds(V)
+        grad = _log_form_gradient(self.form, self.params, V)
         fit_var = np.einsum("...i,ij,...j->...", grad, self.covariance, grad)
         spread = np.sqrt(self.log_sigma**2 + fit_var)
-        q = student_t.ppf(0.5 + level / 2, max(self.runs - 2, 1))
+        q = student_t.ppf(0.5 + level / 2, max(self.runs - len(self.params), 1))
         return {"rounds": center, "low": center * np.exp(-q * spread), "high": center * np.exp(q * spread)}
 
 
-def _log_form_gradient(V: np.ndarray, v: float) -> np.ndarray:
-    """d ln R / d(ln a, ln v) for R = a / (1 - 2^(-V/v)): (1, (V ln2 / v) 2^(-V/v) / (1 - 2^(-V/v)))."""
-    x = np.exp2(-V / v)
-    return np.stack([np.ones_like(V), (V * math.log(2) / v) * x / (1 - x)], axis=-1)
+def _log_form_gradient(form: str, params: dict, V: np.ndarray, step: float = 1e-6) -> np.ndarray:
+    """d ln R(V) / d(ln constants) (..., k): for FedsLLM's form in closed form, (1, (V ln2 / v)
+    2^(-V/v) / (1 - 2^(-V/v))); for the others by central differences."""
+    V = np.asarray(V, dtype=float)
+    if form == "fedsllm":
+        x = np.exp2(-V / params["v"])
+        return np.stack([np.ones_like(V), (V * math.log(2) / params["v"]) * x / (1 - x)], axis=-1)
+    out = []
+    for name in PARAMS[form]:
+        up = {**params, name: params[name] * math.exp(step)}
+        down = {**params, name: params[name] * math.exp(-step)}
+        out.append((np.log(predict(form, up, V)) - np.log(predict(form, down, V))) / (2 * step))
+    return np.stack(out, axis=-1)
 
 
-def fit_seeds(runs: list[dict]) -> SeedFit:
+def fit_seeds(runs: list[dict], form: str = "fedsllm") -> SeedFit:
     """Maximum-likelihood fit of R(V)·exp(N(0, s²)) to every run (dicts with local_steps,
     rounds_to_target — None when censored — and the censoring bound: censored_after where the crossing is
-    read from a smoothed curve, else rounds_trained)."""
+    read from a smoothed curve, else rounds_trained), R one of FORMS with positive constants."""
     from scipy.optimize import minimize
     from scipy.stats import norm
 
+    names = PARAMS[form]
+    k = len(names)
     V = np.array([float(r["local_steps"]) for r in runs])
     hit = np.array([r["rounds_to_target"] is not None for r in runs])
     y = np.log(np.array([float(r["rounds_to_target"] if r["rounds_to_target"] is not None
                                else r.get("censored_after") or r["rounds_trained"]) for r in runs]))
-    if hit.sum() < 3 or len(set(V[hit])) < 2:
-        raise ValueError("a prediction interval needs at least 3 runs that reached the target, at 2 or more V")
+    if hit.sum() < k + 1 or len(set(V[hit])) < k:
+        raise ValueError(f"a prediction interval needs at least {k + 1} runs that reached the target, at {k} or "
+                         "more V")
 
     def nll(theta):
-        ln_a, ln_v, ln_s = np.clip(theta, -50.0, 50.0)
+        theta = np.clip(theta, -50.0, 50.0)
+        ln_s = theta[-1]
         with np.errstate(all="ignore"):
-            mu = np.log(fedsllm_rounds(V, math.exp(ln_a), math.exp(ln_v)))
+            mu = np.log(predict(form, dict(zip(names, np.exp(theta[:-1]))), V))
             s = math.exp(ln_s)
             z = (y - mu) / s
             value = -(np.sum(norm.logpdf(z[hit]) - ln_s) + np.sum(norm.logsf(z[~hit])))
         return float(value) if np.isfinite(value) else 1e300
 
-    points, _ = rounds_points(runs if all("rounds_to_target" in r for r in runs) else runs,
-                              max_rounds=int(max(np.exp(y))) + 1)
-    start = fit_form("fedsllm", points).params if len(points) >= 2 else {"a": float(np.exp(y.min())), "v": 2.0}
+    points, _ = rounds_points(runs, max_rounds=int(max(np.exp(y))) + 1)
+    if len(points) >= k:
+        start = fit_form(form, points).params
+    else:
+        start = {"fedsllm": {"a": float(np.exp(y.min())), "v": 2.0}}.get(form) or \
+            {name: 1.0 for name in names}
     best = None
     for ln_s0 in (math.log(0.1), math.log(0.3)):
-        x0 = np.array([math.log(start["a"]), math.log(start["v"]), ln_s0])
+        x0 = np.array([math.log(max(start[n], 1e-9)) for n in names] + [ln_s0])
         for method in ("BFGS", "Nelder-Mead"):  # BFGS is fast; Nelder-Mead where it stalls
             result = minimize(nll, x0, method=method, options={"maxiter": 20000} if method == "Nelder-Mead" else {})
             if result.success:
                 break
         if best is None or result.fun < best.fun:
             best = result
-    ln_a, ln_v, ln_s = best.x
     n = len(runs)
     hessian = _numeric_hessian(nll, best.x)
     try:
-        covariance = np.linalg.inv(hessian)[:2, :2]
+        covariance = np.linalg.inv(hessian)[:k, :k]
     except np.linalg.LinAlgError:
-        covariance = np.full((2, 2), np.inf)
-    sigma = math.exp(ln_s) * math.sqrt(n / max(n - 2, 1))
-    covariance = covariance * (n / max(n - 2, 1))
-    return SeedFit(math.exp(ln_a), math.exp(ln_v), sigma, covariance, n, int((~hit).sum()))
+        covariance = np.full((k, k), np.inf)
+    sigma = math.exp(best.x[-1]) * math.sqrt(n / max(n - k, 1))
+    covariance = covariance * (n / max(n - k, 1))
+    params = {name: float(math.exp(x)) for name, x in zip(names, best.x[:-1])}
+    return SeedFit(form, params, sigma, covariance, n, int((~hit).sum()))
 
 
 def _numeric_hessian(f, x: np.ndarray, step: float = 1e-4) -> np.ndarray:

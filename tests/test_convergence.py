@@ -178,6 +178,16 @@ def test_convergence_writes_every_curve_the_fit_and_the_check(tiny_curve):
     assert "real training took" in report and "simulated round time" in report
     summary = json.loads((tiny_curve / "summary.json").read_text())
     assert set(summary["headline"]) == {"delay_proposed_s", "delay_EB_s", "delay_FE_s", "delay_BA_s"}
+    # issue 34, item 2: the optimiser told the form the held-out error chose, and its spread
+    form = doc["fit"]["better"]
+    told = {row["source"]: row for row in doc["strategies"] if row["source"].startswith("measured, ")}
+    plain, careful = told[f"measured, {form} form"], told[f"measured, {form} form, 90 % high end"]
+    for row in (plain, careful):
+        assert 1.0 <= row["V"] <= 16.0 and row["T_s"] == pytest.approx(row["rounds"] * row["round_s"])
+        assert row["T_low_90_s"] < row["T_s"] < row["T_high_90_s"]
+    # each minimises its own end: neither beats the other there
+    assert plain["T_s"] <= careful["T_s"] * (1 + 1e-3) and careful["T_high_90_s"] <= plain["T_high_90_s"] * (1 + 1e-3)
+    assert "held-out error" in doc["fit"]["criterion"] and "risk-averse" in report
 
 
 @pytest.mark.slow

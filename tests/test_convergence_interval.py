@@ -37,6 +37,45 @@ def test_new_seeds_fall_inside_the_90_percent_interval_90_percent_of_the_time(si
     assert 0.85 <= share <= 0.95, share
 
 
+def test_the_interval_of_another_form_covers_new_seeds_from_that_form():
+    """The inverse form R(V) = 6 + 40 / V as the truth, fitted by fit_seeds(form='inverse') to 3 seeds at
+    V = 2, 5, 10: new seeds at V = 3 fall inside the 90 % interval 85-95 % of 300 times."""
+    from splitsim.optimizer.convergence_fit import predict
+
+    rng = np.random.default_rng(11)
+    grid = np.repeat([2.0, 5.0, 10.0], 3)
+    truth = {"a1": 6.0, "a2": 40.0}
+    inside = 0
+    for _ in range(300):
+        rounds = predict("inverse", truth, grid) * np.exp(rng.normal(0.0, 0.2, grid.size))
+        runs = [{"local_steps": v, "rounds_to_target": float(r), "rounds_trained": float(r)} for v, r in zip(grid, rounds)]
+        fit = fit_seeds(runs, "inverse")
+        assert fit.form == "inverse" and set(fit.params) == {"a1", "a2"}
+        interval = fit.interval(3.0)
+        inside += interval["low"] <= float(predict("inverse", truth, 3.0)) * math.exp(rng.normal(0.0, 0.2)) \
+            <= interval["high"]
+    assert 0.85 <= inside / 300 <= 0.95, inside / 300
+
+
+def test_the_form_is_chosen_by_how_well_it_predicts_a_v_it_was_not_fitted_to():
+    """Noise-free rounds from each form at V = 1, 2, 4, 8, 16: leaving one V out, the form that made
+    them predicts it exactly and is chosen; the held-out errors are those of a fit without that V."""
+    from splitsim.optimizer.convergence_fit import RoundsPoint, fit_all, fit_form, predict
+
+    V = [1, 2, 4, 8, 16]
+    for form, truth in (("fedsllm", {"a": 8.0, "v": 3.0}), ("inverse", {"a1": 6.0, "a2": 40.0})):
+        points = [RoundsPoint(v, float(predict(form, truth, v)), 1.0, 2, 0) for v in V]
+        fits = fit_all(points)
+        assert fits["criterion"].startswith("held-out") and fits["better"] == form
+        assert fits[form]["held_out_rms_pct"] < 0.1
+        # by hand: the other two-constant form without V = 16, predicting it
+        other = "inverse" if form == "fedsllm" else "fedsllm"
+        fit = fit_form(other, points[:-1])
+        error = 100 * (float(predict(other, fit.params, 16)) - points[-1].mean_rounds) / points[-1].mean_rounds
+        assert fits[other]["held_out_errors_pct"][-1] == pytest.approx(error, rel=1e-6)
+        assert fits[other]["held_out_rms_pct"] > 1.0
+
+
 def test_a_censored_run_is_a_lower_bound_not_an_exact_value():
     """A seed that never reached the target within 40 rounds pulls the curve up, not down to 40."""
     runs = [{"local_steps": 2, "rounds_to_target": 30.0, "rounds_trained": 30},

@@ -148,7 +148,47 @@ def measured_intervals(strategies: pd.DataFrame, runs: list[dict]) -> pd.DataFra
     return banded.combine_first(strategies)[banded.columns]
 
 
-def round_seconds_at(world, scenario: Scenario, local_steps: int, v: float) -> float:
+V_SEARCH_FACTOR = 2.0
+"""The V searched on a chosen form's curve: from 1 to this many times the grid's largest."""
+
+
+def chosen_form_rows(world, scenario: Scenario, runs: list[dict], fits: dict, v: float) -> list[dict]:
+    """The proposed allocation on the form the held-out error chose (optimizer.convergence_fit.fit_all),
+    told its spread: V chosen (continuous, 1 ... V_SEARCH_FACTOR x the grid's largest) to minimise its
+    rounds x the optimised round time at V, and, risk-averse, to minimise the high end of the 90 %
+    interval of one new seed's delay (the form fitted to every run, `fit_seeds`). [] when too few runs
+    reached the target for the seed fit."""
+    from scipy.optimize import minimize_scalar
+
+    from splitsim.optimizer.convergence_fit import fit_seeds
+
+    form = fits["better"]
+    try:
+        fit = fit_seeds(runs, form)
+    except ValueError:
+        return []
+    top = V_SEARCH_FACTOR * max(scenario.convergence.local_steps)
+    round_s = {}
+
+    def delay(V: float, end: str) -> float:
+        if V not in round_s:
+            round_s[V] = round_seconds_at(world, scenario, V, v)
+        return float(fit.interval(V)[end]) * round_s[V]
+
+    rows = []
+    for end, label in (("rounds", ""), ("high", ", 90 % high end")):
+        best = minimize_scalar(lambda V, e=end: delay(float(V), e), bounds=(1.0, top), method="bounded",
+                               options={"xatol": 1e-3})
+        V = float(best.x)
+        band = fit.interval(V)
+        rows.append({"source": f"measured, {form} form{label}", "strategy": "proposed", "eta": float("nan"),
+                     "V": V, "rounds": float(band["rounds"]), "round_s": round_s[V],
+                     "T_s": float(band["rounds"]) * round_s[V], "T_low_90_s": float(band["low"]) * round_s[V],
+                     "T_high_90_s": float(band["high"]) * round_s[V]})
+    return rows
+
+
+def round_seconds_at(world, scenario: Scenario, local_steps: float, v: float) -> float:
     """The optimised round time (bandwidth chosen) at V local steps: FE's allocation at eta = 2^(-V/v)."""
     from splitsim.optimizer import optimise
 
@@ -207,6 +247,9 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     bound = convergence_constants(scenario.theory)
     strategies = strategy_table(world, scenario, {"bound": bound, "measured": (a, v)})
     strategies = measured_intervals(strategies, runs)
+    chosen = chosen_form_rows(world, scenario, runs, fits, v)
+    if chosen:
+        strategies = pd.concat([strategies, pd.DataFrame(chosen)], ignore_index=True)
     document["strategies"] = strategies.to_dict(orient="records")
     check = _check_run(scenario, world, strategies, (a, v), data, progress, fedsllm_rounds, runs)
     document["check"] = check
@@ -309,7 +352,8 @@ def _report(scenario, source, out, runs, points, never, fits, holdout, strategie
                         "bound) and the fitted curves:")
     if never:
         report.paragraph(f"V = {never}: no seed reached the target in {c.max_rounds} rounds (left out of the fit).")
-    forms = pd.DataFrame([{"form": fits[f]["form"], **{k: fits[f][k] for k in ("weighted_sse", "aicc")},
+    forms = pd.DataFrame([{"form": fits[f]["form"], "held-out RMS error (%)": fits[f].get("held_out_rms_pct"),
+                           **{k: fits[f][k] for k in ("weighted_sse", "aicc")},
                            "constants": ", ".join(f"{k} = {fits[f][k]:.4g}" for k in ("a", "v", "a1", "a2", "a3")
                                                   if k in fits[f])}
                           for f in ("fedsllm", "inverse", "drift") if f in fits])
@@ -319,6 +363,13 @@ def _report(scenario, source, out, runs, points, never, fits, holdout, strategie
         verdict = f"FedsLLM's form's weighted SSE {fits['sse_ratio_fedsllm']:.3g} x the best"
     report.table(forms, f"The fits (weighted by 1/sigma^2), compared by {fits['criterion']}: the data favour "
                         f"'{fits['better']}'; {verdict}.")
+    told = strategies[strategies["source"].str.startswith("measured, ")]
+    if not told.empty:
+        report.paragraph(f"The optimiser on the chosen form ('{fits['better']}', fitted to every run with the "
+                         "seeds' scatter): V minimising its rounds x the optimised round time, and, risk-averse, "
+                         "minimising the high end of the 90 % interval of one new seed's delay — "
+                         + "; ".join(f"{r.source}: V = {r.V:.3g}, {r.T_s:.4g} s (90 %: {r.T_low_90_s:.4g}-"
+                                     f"{r.T_high_90_s:.4g} s)" for r in told.itertuples()) + ".")
     if holdout:
         report.table(pd.DataFrame(holdout), "Held out: the FedsLLM form fitted without one V, its prediction there:")
     report.table(strategies, "Each strategy on the bound's (a, v) and on the measured one: the chosen eta and V, "
