@@ -169,7 +169,8 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         t, users = scenario.training, scenario.cell.users
         concurrency = t.concurrency or users
         plan = build_fedbuff_plan(profile, scenario.compute, scenario.radio, sim, world.channel, batches,
-                                  t.buffer_size or concurrency, concurrency, int(rng.integers(2**63)))
+                                  t.buffer_size or concurrency, concurrency, int(rng.integers(2**63)),
+                                  channel_cfg=scenario.channel, cell=scenario.cell, rng=rng)
         result = run_fedbuff_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "fl":
         plan = build_fl_plan(profile, scenario.compute, scenario.radio, sim, scenario.channel, world.channel, batches,

@@ -21,9 +21,9 @@ from splitsim.scenarios.nr_link import equal_share_hz, link_rates
 from splitsim.scenarios.types import dbm_to_watt
 
 from .channel import downlink_snr_coeff_hz, path_loss_db, round_gain_factors, round_gain_parts
-from .dynamics import fading_power
+from .dynamics import ChannelTrack, fading_power
 from .energy import activity_power_w
-from .engine import EventLog, scheduled_events
+from .engine import KIND, EventLog, scheduled_events
 from .errors import NetsimError
 from .protocols.fedbuff import FedBuffPlan, run_fedbuff, run_fedbuff_event_list
 from .protocols.fl import FlPlan, run_fl
@@ -272,10 +272,13 @@ def build_fl_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: Radio
 
 def build_fedbuff_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: RadioConfig, sim: SimulationConfig,
                        link: ChannelState, batches: np.ndarray, buffer_size: int, concurrency: int,
-                       seed: int) -> FedBuffPlan:
+                       seed: int, channel_cfg: ChannelConfig | None = None, cell: CellConfig | None = None,
+                       rng: np.random.Generator | None = None) -> FedBuffPlan:
     """FL with buffered asynchronous aggregation (netsim.protocols.fedbuff) for `sim.rounds` rounds'
     worth of updates (rounds x K, rounded up to whole buffers): each user training holds one of
-    `concurrency` equal shares of the fed band (and of the downlink) on the planned channel."""
+    `concurrency` equal shares of the fed band (and of the downlink) on the planned channel — or, on a
+    time-varying `channel_cfg` (needs `cell` and `rng`), on the channel as it is when each transfer
+    starts; with `sim.dropout_probability`, trainings drop out (their draws from `rng`'s children)."""
     k = link.users
     batches = _check_batches(batches, k)
     if not 1 <= buffer_size <= concurrency <= k:
@@ -290,9 +293,26 @@ def build_fedbuff_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: 
         down = downlink.rate_bps(np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, concurrency)),
                                  downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
     steps = math.ceil(sim.rounds * k / buffer_size)
+    track = links = None
+    dropout_seed = 0
+    if rng is not None:
+        track_rng, dropout_rng = rng.spawn(2)
+        if channel_cfg is not None and channel_cfg.time_varying:
+            if cell is None:
+                raise NetsimError("a time-varying channel needs the cell (for mobility)",
+                                  field="channel.coherence_time_s", value=channel_cfg.coherence_time_s)
+            track = ChannelTrack(link, channel_cfg, cell, track_rng)
+            links = {KIND["uplink_adapter"]: (np.full(k, equal_share_hz(radio, radio.uplink_fed_bandwidth_hz,
+                                                                        concurrency)), link.snr_coeff_hz, adapter, uplink)}
+            if sim.downlink:
+                links[KIND["downlink_adapter"]] = (
+                    np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, concurrency)),
+                    downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm), adapter, downlink)
+        dropout_seed = int(dropout_rng.integers(2**63))
     return FedBuffPlan(updates=steps * buffer_size, batches=batches, train_s=fl_train_s(profile, compute),
                        adapter_up_s=_seconds(adapter, up), adapter_down_s=None if down is None else _seconds(adapter, down),
-                       adapter_bits=adapter, buffer_size=buffer_size, concurrency=concurrency, seed=seed)
+                       adapter_bits=adapter, buffer_size=buffer_size, concurrency=concurrency, seed=seed, track=track,
+                       links=links, dropout_probability=sim.dropout_probability, dropout_seed=dropout_seed)
 
 
 def run_fedbuff_plan(plan: FedBuffPlan, sim: SimulationConfig, channel_cfg: ChannelConfig,
@@ -322,7 +342,9 @@ def run_fedbuff_plan(plan: FedBuffPlan, sim: SimulationConfig, channel_cfg: Chan
                            "share_fresh": float(np.mean(staleness == 0)),
                            "counts": np.bincount(staleness.astype(int)).tolist()},
              "bandwidth": f"each of the {plan.concurrency} users training at once holds 1/{plan.concurrency} of the "
-                          "fed band (and of the downlink)"}
+                          "fed band (and of the downlink)" + (", on the channel as it is when each transfer starts"
+                                                             if plan.track is not None else ""),
+             "dropped_trainings": len(run.dropped)}
     updates = pd.DataFrame(run.updates, columns=["user", "started_on", "arrived_at", "staleness", "time_s"])
     return SimulationResult(
         scheme="fl", strategy="fl", total_delay_s=run.end_s, rounds=float(plan.server_steps),

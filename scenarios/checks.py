@@ -140,13 +140,13 @@ def fedbuff_problems(scenario: Scenario) -> list[Problem]:
         if value is not None and value > users:
             problems.append(Problem(f"training.{name}", f"more than the {users} users", value, True))
     sim, ch = scenario.simulation, scenario.channel
-    moving = (["channel.coherence_time_s"] if ch.time_varying else []) + \
-        (["channel.redraw_each_round"] if ch.redraw_each_round else []) + sim.come_and_go_fields + \
+    unmodelled = (["channel.redraw_each_round"] if ch.redraw_each_round else []) + \
+        [f for f in sim.come_and_go_fields if f != "simulation.dropout_probability"] + \
         (["simulation.straggler_probability"] if sim.straggler_probability > 0 else [])
-    if moving:
-        problems.append(Problem(moving[0], "FedBuff is simulated on a still channel with every user available (a "
-                                "moving cell, drop-outs, deadlines and stragglers are not modelled with it yet)",
-                                True, False))
+    if unmodelled:
+        problems.append(Problem(unmodelled[0], "FedBuff is simulated on a still or moving cell (channel.coherence_time_s)"
+                                " with drop-outs (simulation.dropout_probability); per-round redraws, sampling, "
+                                "deadlines, availability and stragglers are not modelled with it yet", True, False))
     return problems
 
 
@@ -266,6 +266,14 @@ def training_problems(scenario: Scenario, schemes: list[str] | None = None) -> l
     if t.aggregation == "fedbuff" and set(schemes) != {"fl"}:
         problems.append(Problem("training.schemes", "FedBuff is built for FL (SFL's asynchronous form is not yet): "
                                 "train it with training.schemes: [fl]", schemes, True))
+    synchronous = [s for s in schemes if not (s == "fl" and t.aggregation == "fedbuff")]
+    come_and_go = scenario.simulation.come_and_go_fields
+    if come_and_go and synchronous:
+        problems.append(Problem(come_and_go[0], f"training runs every user in every round of "
+                                f"{', '.join(synchronous)}; users who come and go would change only the simulated "
+                                "time, not what is trained (FedBuff's training follows the simulator's updates, "
+                                "drop-outs included)", getattr(scenario.simulation, come_and_go[0].split(".")[1]),
+                                True))
     if "splitllm" in schemes and (len(m.cut_layers) != 2 or scenario.cell.edge_servers < 1):
         problems.append(Problem("training.schemes", "training SplitLLM needs two model.cut_layers (SFL and SL use "
                                 "the first) and cell.edge_servers >= 1", t.schemes, True))

@@ -79,6 +79,106 @@ def test_equal_users_with_a_buffer_of_one_have_the_staleness_of_their_wave(users
     assert len(a.accounts.round_end_s) == rounds * users
 
 
+# ---- a cell that moves, and users that drop out (issue 35, item 2) -----------------------------------
+
+def _moving_plan(dropout=0.0, buffer_size=2, concurrency=3, users=6, rounds=4, seed=2):
+    """FedBuff on a walking, Rayleigh-faded cell of the tiny scenario, built as `simulate` builds it."""
+    from splitsim.analysis import realise
+    from splitsim.netsim.schemes import build_fedbuff_plan
+    from splitsim.scenarios import parse_scenario, rng_for
+
+    data = {**TINY, "seed": seed, "cell": {"users": users},
+            "channel": {"fading": "rayleigh", "coherence_time_s": 0.02, "mobility_speed_mps": 1.5},
+            "simulation": {"rounds": rounds, "dropout_probability": dropout},
+            "training": {"aggregation": "fedbuff", "buffer_size": buffer_size, "concurrency": concurrency}}
+    world = realise(parse_scenario(data))
+    sc = world.scenario
+    return build_fedbuff_plan(world.profile, sc.compute, sc.radio, sc.simulation, world.channel,
+                              np.full(users, 3), buffer_size, concurrency, 17, channel_cfg=sc.channel, cell=sc.cell,
+                              rng=rng_for(sc.seed, "fedbuff-test"))
+
+
+@pytest.mark.parametrize("case", [dict(), dict(dropout=0.3), dict(dropout=0.3, buffer_size=6, concurrency=6),
+                                  dict(dropout=0.5, buffer_size=1, concurrency=2, seed=5)])
+def test_both_engines_give_the_same_run_on_a_moving_cell_with_drop_outs(case):
+    plan = _moving_plan(**case)
+    a, b, log_a, log_b = _both(plan)
+    assert [u[:4] for u in a.updates] == [u[:4] for u in b.updates]
+    assert np.allclose([u[4] for u in a.updates], [u[4] for u in b.updates], rtol=1e-12, atol=0)
+    assert a.dropped == b.dropped and a.end_s == pytest.approx(b.end_s, rel=1e-12)
+    assert np.allclose(a.accounts.busy_s, b.accounts.busy_s, rtol=1e-12, atol=1e-15)
+    assert np.allclose(a.accounts.wasted_s, b.accounts.wasted_s, rtol=1e-12, atol=1e-15)
+    assert sorted(log_a.rows) == sorted(log_b.rows)
+    assert len(a.updates) == plan.updates and len(a.accounts.round_end_s) == plan.server_steps
+
+
+def test_each_upload_on_a_moving_cell_takes_what_the_channel_then_allows():
+    """Every adapter upload, integrated here block by block over the track's gains from the instant it
+    started (Shannon's rate on the slot's share), took the time the run gave it; and the uploads differ
+    from the planned still-channel ones (the cell does move)."""
+    from splitsim.netsim.engine import KIND
+    from splitsim.scenarios import fdma_rate_bps
+
+    plan = _moving_plan()
+    _, run, _, _ = _both(plan)
+    bandwidth, c, bits, _ = plan.links[KIND["uplink_adapter"]]
+    block = plan.track.block_s
+    rows = [r for r in _both(plan)[3].rows if r[3] == KIND["uplink_adapter"]]
+    assert len(rows) == plan.updates
+    moved = 0
+    for start, seconds, _, _, k, _, _ in rows:
+        left, t = bits, start
+        while True:
+            b = int(np.floor(t / block))
+            rate = float(fdma_rate_bps(bandwidth[k], c[k] * plan.track.factor(np.array([b]), np.array([k]))[0]))
+            room = ((b + 1) * block - t) * rate
+            if room >= left:
+                t += left / rate
+                break
+            left, t = left - room, (b + 1) * block
+        assert seconds == pytest.approx(t - start, rel=1e-9)
+        moved += abs(seconds / plan.adapter_up_s[k] - 1) > 0.05
+    assert moved > len(rows) // 2
+
+
+def test_drop_outs_deliver_nothing_waste_their_work_and_happen_at_their_rate():
+    """Each training drops with p = 0.3 (over a long run the share is within 4 binomial sigmas), after
+    a whole number of its 3 local steps (0, 1 or 2): its wasted time is those steps (and nothing is
+    uploaded); the run still aggregates every update it needs."""
+    from splitsim.netsim.engine import KIND
+
+    plan = _moving_plan(dropout=0.3, rounds=30)
+    _, run, _, log = _both(plan)
+    trainings = len(run.updates) + len(run.dropped)
+    share = len(run.dropped) / trainings
+    assert abs(share - 0.3) <= 4 * np.sqrt(0.3 * 0.7 / trainings), share
+    assert len(run.updates) == plan.updates
+    wasted = run.accounts.wasted_s
+    per_user = np.zeros(plan.users)
+    for k, _, _ in run.dropped:
+        per_user[k] += 1
+    assert np.all((wasted > 0) <= (per_user > 0))  # only users that dropped waste time
+    # every wasted stretch is whole local steps: the training records of dropped trainings are 0-2 steps
+    short = [r for r in log.rows if r[3] == KIND["client_train"] and r[1] < 3 * plan.train_s - 1e-12]
+    assert len(short) <= len(run.dropped)
+    for r in short:
+        assert r[1] / plan.train_s == pytest.approx(round(r[1] / plan.train_s), abs=1e-9)
+    assert np.isclose(wasted.sum(), sum(r[1] for r in short), rtol=1e-9)
+
+
+def test_a_moving_cell_with_drop_outs_is_simulated_from_the_cli(tmp_path, cli):
+    import json
+
+    data = {**TINY, "channel": {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.0},
+            "simulation": {"rounds": 2, "dropout_probability": 0.2}}
+    path = tmp_path / "fb.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("simulate", path, "--out", tmp_path / "out")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["simulations"]["fl"]
+    assert "as it is when each transfer starts" in summary["bandwidth"] and summary["dropped_trainings"] >= 0
+
+
 TINY = {"name": "fb", "seed": 4, "scheme": "fl", "cell": {"users": 6}, "workload": {"dataset_samples": 480},
         "model": {"source": "bert-tiny", "batch_size": 8, "sequence_length": 32, "cut_layers": [1]},
         "simulation": {"rounds": 2}, "training": {"aggregation": "fedbuff", "buffer_size": 2, "concurrency": 3},
@@ -108,8 +208,9 @@ def test_simulate_writes_every_updates_staleness(tmp_path, cli):
     ({"training": {"aggregation": "fedbuff", "concurrency": 9}}, "training.concurrency"),
     ({"scheme": "sfl"}, "training.aggregation"),
     ({"study": {"kind": "scheme_comparison"}}, "training.aggregation"),
-    ({"channel": {"fading": "rayleigh", "coherence_time_s": 0.05}}, "channel.coherence_time_s"),
-    ({"simulation": {"rounds": 2, "dropout_probability": 0.1}}, "simulation.dropout_probability"),
+    ({"simulation": {"rounds": 2, "participants_per_round": 2}}, "simulation.participants_per_round"),
+    ({"simulation": {"rounds": 2, "straggler_probability": 0.2}}, "simulation.straggler_probability"),
+    ({"channel": {"redraw_each_round": True}}, "channel.redraw_each_round"),
 ])
 def test_what_fedbuff_cannot_simulate_is_one_line_and_exit_2(tmp_path, cli, changes, field):
     data = yaml.safe_load(yaml.safe_dump(TINY))
@@ -137,13 +238,39 @@ def test_the_docs_fedbuff_numbers_are_what_the_sweep_gives(tmp_path, cli):
                                                       for k in ("sync", "fedbuff")}
 
 
+@pytest.mark.slow
+def test_the_docs_fedbuff_numbers_on_a_moving_cell_are_what_the_sweep_gives(tmp_path, cli):
+    import json
+
+    import pandas as pd
+
+    from helpers import REPO
+
+    code, _, err = cli("sweep", REPO / "scenarios" / "fl_fedbuff_dynamic_mrpc.yaml", "--set",
+                       "training.aggregation=sync,fedbuff", "--out", tmp_path / "out", "--no-progress")
+    assert code == 0, err
+    results = pd.read_csv(tmp_path / "out" / "results.csv").set_index("training.aggregation")
+    got = {}
+    for name in ("sync", "fedbuff"):
+        summary = json.loads((tmp_path / "out" / "points" / results.loc[name, "point"] / "summary.json").read_text())
+        fl = summary["simulations"]["fl"]
+        updates = fl["updates"] if name == "fedbuff" else fl["participation"]["mean_updates_per_round"] * fl["rounds"]
+        seconds = float(results.loc[name, "delay_fl_s"])
+        got[name] = [round(seconds, 1), round(updates), round(100 * seconds / updates, 1)]
+    page = (REPO / "docs" / "studies" / "simulate.md").read_text()
+    block = page.split("<!-- fedbuff-dynamic-numbers -->")[1].split("<!-- /fedbuff-dynamic-numbers -->")[0]
+    rows = {cells[0]: [float(x) for x in cells[1:]] for cells in
+            (line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:])}
+    assert rows == got
+
+
 # ---- real training in the simulator's order (`splitsim train`) ----------------------------------
 
-def _training(path, **training):
+def _training(path, extra: dict | None = None, **training):
     data = {"name": "tiny-fedbuff", "seed": 1, "scheme": "fl", "cell": {"users": 4},
             "model": {"source": "bert-tiny", "batch_size": 8, "sequence_length": 16, "cut_layers": [1]},
             "training": {"dataset": "synthetic", "rounds": 3, "lr": 3e-3, "synthetic_samples": 256, "schemes": ["fl"],
-                         "partitions": ["iid"], **training}}
+                         "partitions": ["iid"], **training}, **(extra or {})}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -176,13 +303,19 @@ def test_fedbuff_with_every_user_in_the_buffer_trains_exactly_as_synchronous_fed
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_fedbuff_training_follows_the_simulated_schedule(tmp_path, cli):
+MOVING_WITH_DROP_OUTS = {"channel": {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.0},
+                        "simulation": {"dropout_probability": 0.3}}
+
+
+@pytest.mark.parametrize("dynamics", [None, pytest.param(MOVING_WITH_DROP_OUTS, marks=pytest.mark.slow)])
+def test_fedbuff_training_follows_the_simulated_schedule(tmp_path, cli, dynamics):
     """buffer 2 of 3 users at once: one row per server step (rounds x users / buffer), at the step's
     simulated time; the updates file is the simulator's, each step's mean staleness that of the updates
-    it aggregated."""
+    it aggregated — on a still cell, and on a moving one where trainings drop out (they deliver no
+    update, so the trained steps are those of the updates that arrived)."""
     import pandas as pd
 
-    code, out, err = cli("train", _training(tmp_path / "fb.yaml", aggregation="fedbuff", buffer_size=2,
+    code, out, err = cli("train", _training(tmp_path / "fb.yaml", dynamics, aggregation="fedbuff", buffer_size=2,
                                             concurrency=3), "--out", tmp_path / "out", "--no-progress")
     assert code == 0, err
     rounds = pd.read_csv(tmp_path / "out" / "rounds.csv")
@@ -194,6 +327,16 @@ def test_fedbuff_training_follows_the_simulated_schedule(tmp_path, cli):
         assert len(mine) == 2 and row["staleness_mean"] == pytest.approx(mine["staleness"].mean())
         assert row["simulated_time_s"] == pytest.approx(mine["time_s"].max())
     assert updates["staleness"].max() > 0
+
+
+def test_synchronous_training_with_users_who_come_and_go_is_refused(tmp_path, cli):
+    """The synchronous trainer runs every user every round: drop-outs would only change the simulated
+    time. Refused at validate (FedBuff's training, which follows the simulator's updates, is not)."""
+    code, _, err = cli("validate", _training(tmp_path / "s.yaml", MOVING_WITH_DROP_OUTS, aggregation="sync"))
+    assert code == 2 and "simulation.dropout_probability" in err and "every round of fl" in err
+    code, _, err = cli("validate", _training(tmp_path / "f.yaml", MOVING_WITH_DROP_OUTS, aggregation="fedbuff",
+                                             buffer_size=2, concurrency=3))
+    assert code == 0, err
 
 
 def test_a_stale_update_is_applied_with_its_weight_and_the_server_step(tmp_path):

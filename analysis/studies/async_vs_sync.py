@@ -189,7 +189,8 @@ def problems(scenario: Scenario) -> list[Problem]:
                                "training at once (training.concurrency): it would never fill", study.buffer_sizes,
                                True))
     if scenario.model is not None:
-        out += training_problems(scenario, ["fl"])
+        out += training_problems(scenario.model_copy(update={"training": t.model_copy(
+            update={"aggregation": "sync"})}), ["fl"])  # its synchronous variant is trained too
     if len(t.partitions) > 1:
         out.append(Problem("training.partitions", "async_vs_sync trains one partition: name one", t.partitions, True))
     return out

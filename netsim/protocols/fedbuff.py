@@ -19,6 +19,16 @@ equal on every run (tests/test_fedbuff.py).
 Bandwidth: each user training holds an equal share of the fed band and of the downlink for its
 concurrency slot, B_c / concurrency (the plan's `adapter_up_s` are at that share): a slot's band
 idles between a user's upload and the next user's download only at the instant of the hand-over.
+
+A cell that moves (the plan's `track`: netsim.dynamics.ChannelTrack): each transfer is priced from
+the instant it starts over the channel as it then is, block by block (`ChannelTrack.transfer_s`, the
+same rule as the synchronous protocols'), so a user in a deep fade now uploads slowly now.
+Drop-outs (`dropout_probability`): each training started drops out with that probability, after a
+uniformly drawn number of its local steps (0 ... n - 1), as a synchronous round's participant does
+(netsim.participation); it never uploads, its slot is free at once (taken, like any free slot, by an
+eligible idle user drawn at random), and it may train again on the version it left (it delivered
+nothing on it) — so a buffer that needs every user still fills. The draws are one pair per training started, in the order they start (the same in both
+engines), from the plan's `dropout_seed`.
 """
 
 from __future__ import annotations
@@ -50,6 +60,10 @@ class FedBuffPlan:
     concurrency: int
     seed: int  # the order in which free slots take users
     aggregation_s: float = 0.0
+    track: object | None = None  # netsim.dynamics.ChannelTrack: a time-varying channel
+    links: dict | None = None  # with a track: {kind: (bandwidth_hz (K,), c (K,), bits, link model)}
+    dropout_probability: float = 0.0
+    dropout_seed: int = 0
 
     @property
     def users(self) -> int:
@@ -69,6 +83,16 @@ class FedBuffPlan:
         out.append((float(self.adapter_up_s[k]), _UP, f"{me}->{FED_SERVER}", self.adapter_bits))
         return out
 
+    def seconds(self, k: int, phase: tuple[float, int, str, float], start_s: float) -> float:
+        """How long `phase` (one of phases(k)) of user k takes when it starts at `start_s`: on a moving
+        cell a transfer is priced over the channel from then on; otherwise the planned seconds."""
+        seconds, kind, _, bits = phase
+        if self.track is None or kind not in self.links:
+            return seconds
+        bandwidth, c, _, link = self.links[kind]
+        return float(self.track.transfer_s(np.array([bits]), bandwidth[k:k + 1], c[k:k + 1], np.array([start_s]),
+                                           np.array([k]), link)[0])
+
 
 @dataclass
 class FedBuffRun:
@@ -78,6 +102,7 @@ class FedBuffRun:
     accounts: Accounts
     updates: list[tuple[int, int, int, int, float]]
     end_s: float
+    dropped: list[tuple[int, int, float]]  # (user, version it started on, time it left)
 
 
 class _Server:
@@ -86,6 +111,8 @@ class _Server:
     def __init__(self, plan: FedBuffPlan):
         self.plan = plan
         self.rng = np.random.default_rng(plan.seed)
+        self.drop_rng = np.random.default_rng(plan.dropout_seed)
+        self.dropped: list[tuple[int, int, float]] = []  # (user, version it started on, time it left)
         self.version = 0
         self.buffer = 0
         self.started = 0
@@ -101,6 +128,21 @@ class _Server:
         self.updates.append((k, started_on, self.version, self.version - started_on, now))
         self.buffer += 1
         return self.buffer == self.plan.buffer_size
+
+    def drop_point(self, k: int) -> int | None:
+        """Local steps user k's training just started does before it drops out (None: it does not)."""
+        u = self.drop_rng.random(2)  # one pair per training started, drawn whatever the probability
+        if u[0] >= self.plan.dropout_probability:
+            return None
+        return int(u[1] * int(self.plan.batches[k]))
+
+    def leave(self, k: int, started_on: int, now: float) -> None:
+        """User k dropped out: no update; its slot is free and another training may take its place."""
+        self.busy[k] = False
+        self.training -= 1
+        self.started -= 1
+        self.last_version[k] = started_on - 1  # it delivered nothing on that version: it may try it again
+        self.dropped.append((k, started_on, now))
 
     def step(self) -> None:
         self.version += 1
@@ -141,8 +183,19 @@ def run_fedbuff(env: simpy.Environment, plan: FedBuffPlan, log: EventLog,
     pending = {"dispatch": False}
 
     def training(k: int, version: int):
-        for seconds, kind, node, bits in plan.phases(k):
-            start = env.now
+        began = env.now
+        stop = server.drop_point(k)
+        for phase in plan.phases(k):
+            start, (_, kind, node, bits) = env.now, phase
+            if kind == _TRAIN and stop is not None:  # it leaves after `stop` of its local steps
+                seconds = stop * plan.train_s
+                yield env.timeout(seconds)
+                _book(acc, record, k, start, seconds, kind, node, bits, version)
+                acc.wasted_s[k] += env.now - began
+                server.leave(k, version, env.now)
+                ask_dispatch()
+                return
+            seconds = plan.seconds(k, phase, start)
             yield env.timeout(seconds)
             _book(acc, record, k, start, seconds, kind, node, bits, version)
         full = server.arrive(k, version, env.now)
@@ -175,8 +228,9 @@ def run_fedbuff(env: simpy.Environment, plan: FedBuffPlan, log: EventLog,
     for k in server.picks():
         env.process(training(k, server.version))
     env.run()
+    _check_finished(server)
     acc.rounds_joined[:] = np.bincount([u[0] for u in server.updates], minlength=plan.users)
-    return FedBuffRun(finish_accounts(acc), server.updates, float(env.now))
+    return FedBuffRun(finish_accounts(acc), server.updates, float(env.now), server.dropped)
 
 
 def run_fedbuff_event_list(plan: FedBuffPlan, log: EventLog,
@@ -195,7 +249,16 @@ def run_fedbuff_event_list(plan: FedBuffPlan, log: EventLog,
         seq += 1
 
     def start(k: int, t: float) -> None:
-        push(t + plan.phases(k)[0][0], "phase", (k, server.version, 0, t))
+        stop = server.drop_point(k)
+        push_phase(k, server.version, 0, t, t, stop)
+
+    def push_phase(k: int, version: int, i: int, t: float, began: float, stop: int | None) -> None:
+        phase = plan.phases(k)[i]
+        if phase[1] == _TRAIN and stop is not None:  # it leaves after `stop` of its local steps
+            push(t + stop * plan.train_s, "leave", (k, version, i, t, began, stop * plan.train_s))
+        else:
+            seconds = plan.seconds(k, phase, t)
+            push(t + seconds, "phase", (k, version, i, t, began, stop, seconds))
 
     for k in server.picks():
         start(k, now)
@@ -204,12 +267,19 @@ def run_fedbuff_event_list(plan: FedBuffPlan, log: EventLog,
         dispatch = False
         while heap and heap[0][0] == now:
             _, _, what, data = heapq.heappop(heap)
-            if what == "phase":
-                k, version, i, began = data
-                seconds, kind, node, bits = plan.phases(k)[i]
-                _book(acc, record, k, began, seconds, kind, node, bits, version)
+            if what == "leave":
+                k, version, i, t0, began, seconds = data
+                _, kind, node, bits = plan.phases(k)[i]
+                _book(acc, record, k, t0, seconds, kind, node, bits, version)
+                acc.wasted_s[k] += now - began
+                server.leave(k, version, now)
+                dispatch = True
+            elif what == "phase":
+                k, version, i, t0, began, stop, seconds = data
+                _, kind, node, bits = plan.phases(k)[i]
+                _book(acc, record, k, t0, seconds, kind, node, bits, version)
                 if i + 1 < len(plan.phases(k)):
-                    push(now + plan.phases(k)[i + 1][0], "phase", (k, version, i + 1, now))
+                    push_phase(k, version, i + 1, now, began, stop)
                     continue
                 dispatch = True  # its slot is free now
                 if server.arrive(k, version, now):
@@ -230,5 +300,12 @@ def run_fedbuff_event_list(plan: FedBuffPlan, log: EventLog,
         if dispatch:
             for k in server.picks():
                 start(k, now)
+    _check_finished(server)
     acc.rounds_joined[:] = np.bincount([u[0] for u in server.updates], minlength=plan.users)
-    return FedBuffRun(finish_accounts(acc), server.updates, now)
+    return FedBuffRun(finish_accounts(acc), server.updates, now, server.dropped)
+
+
+def _check_finished(server: _Server) -> None:
+    """Every server step was taken (it always is: a dropped training is replaced by another)."""
+    if not server.done:
+        raise RuntimeError(f"FedBuff stopped after {server.version} of {server.plan.server_steps} server steps")
