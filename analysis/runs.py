@@ -51,7 +51,7 @@ def run_profile(scenario: Scenario, out_dir: str | Path, source: str = "", remea
         raise InputError("the scenario names no model to profile", field="model", value=None)
     out = prepare_out_dir(out_dir)
     write_resolved_scenario(scenario, out, source)
-    profile = load_profile(scenario, remeasure=remeasure)
+    profile = load_profile(scenario, remeasure=True if remeasure else "if_loaded")  # its step times are the result
     cuts, traffic, tiers = cut_table(profile), traffic_table(profile, scenario), tier_table(profile, scenario.model.cut_layers)
     write_json(out / "profile.json", {"scenario": scenario.name, "profile": profile.to_dict(),
                                       "cuts": cuts.to_dict(orient="records"), "tiers": tiers.to_dict(orient="records"),

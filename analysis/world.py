@@ -56,11 +56,14 @@ class World:
         return rng_for(self.scenario.seed, "simulation")
 
 
-def load_profile(scenario: Scenario, remeasure: bool = False) -> WorkloadProfile | None:
+def load_profile(scenario: Scenario, remeasure: bool | str = False) -> WorkloadProfile | None:
     """The scenario's model profile (measured with torch, or read from `model.profile_path` or the
-    cache; `remeasure` measures it again and replaces the cached one)."""
+    cache; `remeasure` True measures it again and replaces the cached one, "if_loaded" when the cached
+    one was measured under load and the host is quiet now)."""
     if scenario.model is None:
         return None
+    if scenario.model.profile_path is not None and remeasure == "if_loaded":
+        remeasure = False  # a stored profile is the user's: read as it is
     if remeasure and scenario.model.profile_path is not None:
         raise InputError("remeasuring measures the model, but the scenario reads a stored profile; remove "
                          "model.profile_path to measure", field="model.profile_path", value=scenario.model.profile_path)
@@ -69,14 +72,15 @@ def load_profile(scenario: Scenario, remeasure: bool = False) -> WorkloadProfile
     return profile_from_config(scenario.model, remeasure=remeasure)
 
 
-def realise(scenario: Scenario, profile: WorkloadProfile | None = None) -> World:
+def realise(scenario: Scenario, profile: WorkloadProfile | None = None, remeasure: bool | str = False) -> World:
     """Draw the channel (stream 'channel'), edge positions ('edges') and compute demand ('compute').
 
     With a `model`, message sizes and compute come from its profile (passed in, or loaded); the inputs
-    carry the radio's link models (scenarios.nr_link.link_rates)."""
+    carry the radio's link models (scenarios.nr_link.link_rates). `remeasure`: as
+    learning.profile.profile_model's ("if_loaded" where the result holds the host's step times)."""
     channel = sample_channel(scenario.cell, scenario.channel, scenario.radio, rng_for(scenario.seed, "channel"))
     edges = sample_edge_positions(scenario.cell, rng_for(scenario.seed, "edges"))
-    profile = profile if profile is not None else load_profile(scenario)
+    profile = profile if profile is not None else load_profile(scenario, remeasure)
     if profile is None:
         inputs = sample_delay_inputs(scenario.theory, scenario.compute, scenario.workload, scenario.radio, channel,
                                      rng_for(scenario.seed, "compute"))

@@ -337,26 +337,35 @@ def estimate_step_bytes(config, arch: str, batch_size: int, sequence_length: int
 
 def profile_model(spec: ModelSpec, lora: LoraSpec, batch_size: int, sequence_length: int | None = None,
                   image_size: int | None = None, optimizer: str = "adamw", device: str = "auto", repeats: int = 1,
-                  use_cache: bool = True, timed: bool = True, remeasure: bool = False) -> WorkloadProfile:
+                  use_cache: bool = True, timed: bool = True, remeasure: bool | str = False) -> WorkloadProfile:
     """Measure (or read from the cache) the profile of one split training step.
 
     `timed=False` skips the timed steps (times are then 0); such profiles are not cached.
-    `remeasure` measures again and replaces the cached profile (step times measured under load,
-    say: each profile records the host's load while it was measured, `environment.load_per_cpu`)."""
+    `remeasure` True measures again and replaces the cached profile; "if_loaded" does so when the
+    cached profile's step times were measured under load (each profile records the host's load while
+    it was measured, `environment.load_per_cpu`) and the host is quiet now — what a caller whose
+    result holds the host's step times asks (the `profile` command, the testbed)."""
     if batch_size < 1:
         raise LearningError("batch size must be >= 1", field="model.batch_size", value=batch_size)
     dev = resolve_device(device)
     key = profile_key(spec, lora, batch_size, sequence_length, image_size, optimizer, dev)
     cached = cache_dir() / f"{key}.json"
-    if use_cache and timed and not remeasure and cached.is_file():
+    if use_cache and timed and remeasure is not True and cached.is_file():
         profile = WorkloadProfile.load(cached)
-        log.info("profile of %s read from the cache %s (measured on %s, %s)", spec.source, cached, profile.device,
-                 profile.environment.get("measured_utc", "date unknown"))
         load = profile.environment.get("load_per_cpu")
-        if load is not None and load > LOADED_PER_CPU and spec.weights != "none":
-            log.info("note: its step times were measured with %.2f runnable processes per core (other work was "
-                     "running); `splitsim profile FILE --out DIR --remeasure` measures them again", load)
-        return profile
+        loaded = load is not None and load > LOADED_PER_CPU and spec.weights != "none"
+        now = host_load_per_cpu() if loaded and remeasure == "if_loaded" else None
+        if now is not None and now <= LOADED_PER_CPU:
+            log.info("the cached profile of %s was measured under load (%.2f runnable processes per core); the host "
+                     "is quiet now (%.2f): measuring it again", spec.source, load, now)
+        else:
+            log.info("profile of %s read from the cache %s (measured on %s, %s)", spec.source, cached, profile.device,
+                     profile.environment.get("measured_utc", "date unknown"))
+            if loaded:
+                log.info("note: its step times were measured with %.2f runnable processes per core (other work was "
+                         "running)%s; `splitsim profile FILE --out DIR --remeasure` measures them again", load,
+                         f", and the host is busy now ({now:.2f})" if now is not None else "")
+            return profile
     where = "the meta device (weight-free)" if spec.weights == "none" else device_label(dev)
     log.info("profiling %s: building the model and running one split step cut at every block on %s ...",
              spec.source, where)
@@ -554,7 +563,7 @@ def specs_from_config(cfg) -> tuple[ModelSpec, LoraSpec]:
     return spec, lora
 
 
-def profile_from_config(cfg, use_cache: bool = True, remeasure: bool = False) -> WorkloadProfile:
+def profile_from_config(cfg, use_cache: bool = True, remeasure: bool | str = False) -> WorkloadProfile:
     """The profile a scenario's `model` section asks for: read from `profile_path`, else measured
     (or taken from the cache), with the scenario's cut dtype and gradient checkpointing applied.
     The cut layers are checked against the model's depth."""

@@ -106,3 +106,26 @@ def test_a_loop_without_a_terminal_logs_its_progress_unless_it_is_quick(monkeypa
     assert any(line.startswith("train: 40 of 40 rounds") for line in slow), slow
     assert run(0.01) == []  # 0.4 s per loop
     assert run(3.0, enabled=False) == []
+
+
+def test_a_profile_measured_under_load_is_measured_again_where_its_step_times_are_the_result(monkeypatch):
+    """issue 34, item 5: a cached profile whose step times were taken under load is measured again
+    by the callers whose result holds them ("if_loaded": the `profile` command, the testbed) when the
+    host is quiet now, and kept (with its note) when the host is still busy or the caller only needs
+    its shapes."""
+    import splitsim.learning.profile as prof
+    from splitsim.learning.profile import LOADED_PER_CPU, profile_model
+    from splitsim.learning import LoraSpec, ModelSpec
+
+    spec, lora = ModelSpec("bert-tiny", num_labels=2), LoraSpec(rank=2)
+    load = {"now": 3.0}
+    monkeypatch.setattr(prof, "host_load_per_cpu", lambda: load["now"])
+    first = profile_model(spec, lora, 4, 16, remeasure=True)
+    assert first.environment["load_per_cpu"] == 3.0 > LOADED_PER_CPU
+    load["now"] = 2.0  # still busy: kept
+    assert profile_model(spec, lora, 4, 16, remeasure="if_loaded").environment["load_per_cpu"] == 3.0
+    load["now"] = 0.1  # quiet now: shapes-only callers keep it, the step-time callers measure again
+    assert profile_model(spec, lora, 4, 16).environment["load_per_cpu"] == 3.0
+    again = profile_model(spec, lora, 4, 16, remeasure="if_loaded")
+    assert again.environment["load_per_cpu"] == 0.1
+    assert profile_model(spec, lora, 4, 16).environment["load_per_cpu"] == 0.1  # and it replaced the cache
