@@ -28,6 +28,7 @@ from splitsim.optimizer.ergodic import planning_rate_bps
 from splitsim.optimizer.fl_bandwidth import FlBandwidthPlan, fl_plan, make_fl_planner
 from splitsim.optimizer.replan import make_planner, replan_initial_allocation, robust_allocation
 from splitsim.scenarios import Allocation, InputError, Scenario, rng_for
+from splitsim.scenarios.nr_link import equal_share_hz
 
 from .world import World
 
@@ -182,12 +183,13 @@ def _fl_busy(world: World, fading: str):
     radio, k = scenario.radio, world.channel.users
     c_down = downlink_snr_coeff_hz(world.channel, radio.bs_tx_power_dbm)
     bits = fl_adapter_bits(profile)
+    share = np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, k))
+    link = world.inputs.downlink_rate
 
     def busy(multiplier: np.ndarray) -> np.ndarray:
         m = np.asarray(multiplier, dtype=float)
         c = c_down[:, None] * m if m.ndim == 2 else c_down * m
-        return epoch + bits / planning_rate_bps(np.full(k, radio.downlink_bandwidth_hz / k), c, fading,
-                                                scenario.channel.rician_k_factor_db)
+        return epoch + bits / planning_rate_bps(share, c, fading, scenario.channel.rician_k_factor_db, link)
 
     return busy
 
@@ -201,8 +203,9 @@ def fl_allocations(world: World) -> dict[str, FlBandwidthPlan]:
     ch, rounds = scenario.channel, scenario.simulation.rounds
     c = world.channel.snr_coeff_hz
     adapter, band, k_db = fl_adapter_bits(world.profile), scenario.radio.uplink_fed_bandwidth_hz, ch.rician_k_factor_db
+    link = world.inputs.uplink_rate  # Shannon's, or the NR link's whole PRBs
     frozen_busy = _fl_busy(world, "none")(np.ones(c.size))
-    once = fl_plan("proposed", frozen_busy, adapter, c, band, rounds)  # on the frozen channel at t = 0, as SFL's
+    once = fl_plan("proposed", frozen_busy, adapter, c, band, rounds, link=link)  # on the frozen channel, as SFL's
     out: dict[str, FlBandwidthPlan] = {}
     for name in scenario.optimizer.strategies:
         if name == "proposed":
@@ -211,11 +214,11 @@ def fl_allocations(world: World) -> dict[str, FlBandwidthPlan]:
             fading = _planner_fading(scenario)
             out[name] = fl_plan(name, _fl_busy(world, fading)(np.ones(c.size)), adapter, c, band, rounds, fading,
                                 k_db, {"first_plan": "on the planned channel" if fading == "none"
-                                       else f"on the ergodic rate over {fading} fading"})
+                                       else f"on the ergodic rate over {fading} fading"}, link)
         elif name == "robust":
             out[name] = _fl_robust(world, once, adapter, band, k_db)
         else:  # EB; fl_plan refuses what FL does not have (FE, BA)
-            out[name] = fl_plan(name, frozen_busy, adapter, c, band, rounds)
+            out[name] = fl_plan(name, frozen_busy, adapter, c, band, rounds, link=link)
     return out
 
 
@@ -234,7 +237,8 @@ def _fl_robust(world: World, once: FlBandwidthPlan, adapter: float, band: float,
             return dataclasses.replace(once, strategy="robust", details={"robust": "static channel: the plan-once "
                                                                                    "allocation"})
         robust = fl_plan("robust", _fl_busy(world, fading)(samples), adapter, c[:, None] * samples, band, once.rounds,
-                         fading, k_db, {"robust_horizon_s": horizon, "samples_per_user": int(samples.shape[1])})
+                         fading, k_db, {"robust_horizon_s": horizon, "samples_per_user": int(samples.shape[1])},
+                         world.inputs.uplink_rate)
         if samples.shape[1] == 1:
             break
     return robust
@@ -245,7 +249,8 @@ def fl_planner(world: World):
     scenario = world.scenario
     fading = _planner_fading(scenario)
     return make_fl_planner(_fl_busy(world, fading), fl_adapter_bits(world.profile), world.channel.snr_coeff_hz,
-                           scenario.radio.uplink_fed_bandwidth_hz, fading, scenario.channel.rician_k_factor_db)
+                           scenario.radio.uplink_fed_bandwidth_hz, fading, scenario.channel.rician_k_factor_db,
+                           world.inputs.uplink_rate)
 
 
 def fl_solve_key(world: World) -> tuple:

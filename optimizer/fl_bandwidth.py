@@ -62,24 +62,71 @@ class FlBandwidthPlan:
 
 
 def fl_round_s(busy_s: np.ndarray, adapter_bits: float, bandwidth_hz: np.ndarray, snr_coeff_hz: np.ndarray,
-               fading: str = "none", k_factor_db: float = 6.0) -> np.ndarray:
-    """Each user's round seconds (K,): busy_s + adapter_bits / its planning rate (c (K,) or samples (K, S))."""
-    return np.asarray(busy_s, dtype=float) + adapter_bits / planning_rate_bps(bandwidth_hz, snr_coeff_hz, fading,
-                                                                             k_factor_db)
+               fading: str = "none", k_factor_db: float = 6.0, link=None) -> np.ndarray:
+    """Each user's round seconds (K,): busy_s + adapter_bits / its planning rate (c (K,) or samples (K, S))
+    on `link` (None: Shannon's); inf where the rate is 0."""
+    rate = planning_rate_bps(bandwidth_hz, snr_coeff_hz, fading, k_factor_db, link)
+    with np.errstate(divide="ignore"):
+        return np.asarray(busy_s, dtype=float) + np.where(rate > 0, adapter_bits / rate, np.inf)
+
+
+def on_link(link) -> bool:
+    """Whether `link` is a link model of whole PRBs (the NR link), not Shannon's."""
+    return link is not None and getattr(link, "name", "shannon") != "shannon"
+
+
+def band_prbs(band_hz: float, link) -> int:
+    """The PRBs of a band on a link of whole PRBs: the channel's N_RB (TS 38.101-1 Table 5.3.2-1), or
+    floor(band / PRB) for a width that is not an NR channel bandwidth (as scenarios.nr_link.equal_share_hz)."""
+    from splitsim.scenarios.nr import prbs_in_channel
+
+    prbs = prbs_in_channel(band_hz, int(round(link.prb_hz / 12e3)))
+    return int(band_hz / link.prb_hz + 1e-9) if prbs is None else int(prbs)
+
+
+def fl_min_max_prbs(busy_s: np.ndarray, adapter_bits: float, snr_coeff_hz: np.ndarray, band_hz: float, link,
+                    fading: str = "none", k_factor_db: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """FL's min-max on a link of whole PRBs (the NR link): the bandwidths (K,) — whole PRBs of the fed
+    band (`band_prbs`), every one handed out — that minimise the slowest user's round, and the round
+    seconds (K,) there. One PRB each, then PRB by PRB to the user that is slowest now: with one pool and
+    each user's round never longer with more PRBs this is optimal (the final slowest user got each of
+    its PRBs while it was the slowest, so no split gives it more without starving one that then waits
+    longer). Held against every split in tests/test_replan_fl.py."""
+    busy = np.asarray(busy_s, dtype=float)
+    c = np.asarray(snr_coeff_hz, dtype=float)
+    k = busy.size
+    prbs = band_prbs(band_hz, link)
+    if prbs < k:
+        raise OptimizerError(f"{k} users cannot each get one of the fed band's {prbs} PRBs", field="cell.users",
+                             value=k)
+    n = np.ones(k, dtype=np.int64)
+
+    def seconds(counts: np.ndarray, users) -> np.ndarray:
+        return fl_round_s(busy[users], adapter_bits, counts * link.prb_hz, c[users], fading, k_factor_db, link)
+
+    rounds = seconds(n, slice(None))
+    for _ in range(prbs - k):
+        slowest = int(np.argmax(rounds))
+        n[slowest] += 1
+        rounds[slowest] = seconds(n[slowest:slowest + 1], slice(slowest, slowest + 1))[0]
+    return n * link.prb_hz, rounds
 
 
 def fl_min_max_bandwidth(busy_s: np.ndarray, adapter_bits: float, snr_coeff_hz: np.ndarray, band_hz: float,
-                         fading: str = "none", k_factor_db: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+                         fading: str = "none", k_factor_db: float = 6.0, link=None) -> tuple[np.ndarray, np.ndarray]:
     """The min-max bandwidths (K,) of the fed band and each user's round seconds (K,) at them.
 
     `snr_coeff_hz`: c = g·p/N0 (K,), or samples (K, S) of it (then the planning rate is the harmonic
-    mean over them of the rate under `fading`, optimizer.ergodic)."""
+    mean over them of the rate under `fading`, optimizer.ergodic). On a `link` of whole PRBs (the NR
+    link): `fl_min_max_prbs`."""
     busy = np.asarray(busy_s, dtype=float)
     c = np.asarray(snr_coeff_hz, dtype=float)
     k = busy.size
     if c.shape[0] != k or not np.all(np.isfinite(busy)) or np.any(busy < 0):
         raise OptimizerError("FL's bandwidth plan needs one finite busy time >= 0 and one channel per user",
                              field="optimizer.strategies", value="proposed")
+    if on_link(link):
+        return fl_min_max_prbs(busy, adapter_bits, c, band_hz, link, fading, k_factor_db)
     if fading == "none" and c.ndim == 1:
         _, b = min_max_pool(adapter_bits, busy, c, band_hz)
         return b, fl_round_s(busy, adapter_bits, b, c)
@@ -96,17 +143,20 @@ def fl_min_max_bandwidth(busy_s: np.ndarray, adapter_bits: float, snr_coeff_hz: 
 
 
 def fl_plan(strategy: str, busy_s: np.ndarray, adapter_bits: float, snr_coeff_hz: np.ndarray, band_hz: float,
-            rounds: int, fading: str = "none", k_factor_db: float = 6.0, details: dict | None = None
-            ) -> FlBandwidthPlan:
-    """An FL allocation: 'EB' (equal shares) or the min-max bandwidths ('proposed', 'robust',
-    'proposed_replan': what differs between them is the channel `snr_coeff_hz` and `fading` they
-    are planned on)."""
+            rounds: int, fading: str = "none", k_factor_db: float = 6.0, details: dict | None = None,
+            link=None) -> FlBandwidthPlan:
+    """An FL allocation: 'EB' (equal shares; on a `link` of whole PRBs floor(N / K) PRBs each) or the
+    min-max bandwidths ('proposed', 'robust', 'proposed_replan': what differs between them is the
+    channel `snr_coeff_hz` and `fading` they are planned on)."""
     busy = np.asarray(busy_s, dtype=float)
     if strategy == "EB":
-        b = np.full(busy.size, band_hz / busy.size)
-        round_s = fl_round_s(busy, adapter_bits, b, snr_coeff_hz, fading, k_factor_db)
+        share = band_hz / busy.size
+        if on_link(link):
+            share = (band_prbs(band_hz, link) // busy.size) * link.prb_hz
+        b = np.full(busy.size, share)
+        round_s = fl_round_s(busy, adapter_bits, b, snr_coeff_hz, fading, k_factor_db, link)
     elif strategy in FL_STRATEGIES:
-        b, round_s = fl_min_max_bandwidth(busy, adapter_bits, snr_coeff_hz, band_hz, fading, k_factor_db)
+        b, round_s = fl_min_max_bandwidth(busy, adapter_bits, snr_coeff_hz, band_hz, fading, k_factor_db, link)
     else:
         raise OptimizerError(f"FL allocates its fed band by {', '.join(FL_STRATEGIES)}", field="optimizer.strategies",
                              value=strategy)
@@ -114,7 +164,7 @@ def fl_plan(strategy: str, busy_s: np.ndarray, adapter_bits: float, snr_coeff_hz
 
 
 def make_fl_planner(busy_s, adapter_bits: float, snr_coeff_hz: np.ndarray, band_hz: float, fading: str,
-                    k_factor_db: float = 6.0):
+                    k_factor_db: float = 6.0, link=None):
     """FL's re-planner for netsim.replanning: known gain factors (K,) relative to the planned channel
     (or samples (K, S) of them: a forecast),
     and optionally the users to plan for (the round's participants; the others get no bandwidth)
@@ -128,9 +178,10 @@ def make_fl_planner(busy_s, adapter_bits: float, snr_coeff_hz: np.ndarray, band_
         busy = np.asarray(busy_s(known) if callable(busy_s) else busy_s, dtype=float)
         c_known = c * known if known.ndim == 1 else c[:, None] * known  # values (K,) or samples (K, S)
         if users is None or len(users) == c.size:
-            return fl_min_max_bandwidth(busy, adapter_bits, c_known, band_hz, fading, k_factor_db)
+            return fl_min_max_bandwidth(busy, adapter_bits, c_known, band_hz, fading, k_factor_db, link)
         users = np.asarray(users)
-        b, round_s = fl_min_max_bandwidth(busy[users], adapter_bits, c_known[users], band_hz, fading, k_factor_db)
+        b, round_s = fl_min_max_bandwidth(busy[users], adapter_bits, c_known[users], band_hz, fading, k_factor_db,
+                                          link)
         return on_users(c.size, users, b, 0.0), on_users(c.size, users, round_s, np.inf)
 
     return planner

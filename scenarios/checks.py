@@ -192,10 +192,6 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("radio.nr.power_control", "the energy-aware allocation chooses each user's transmit "
                                 "power itself; open-loop power control would choose it too: set power_control: "
                                 "max_power (the largest power either may use)", "open_loop", True))
-    moving = [s for s in optimizer.strategies if s in ("proposed_replan", "robust")]
-    if moving and scenario.scheme != "sfl":
-        problems.append(Problem("optimizer.strategies", f"{' and '.join(moving)} re-plan(s) FL's adapter shares on "
-                                "Shannon's rate; on the NR link only SFL's are re-planned", optimizer.strategies, True))
     if optimizer.replan_strategy != "proposed":
         problems.append(Problem("optimizer.replan_strategy", "a strategy of your own is asked at every re-plan on "
                                 "Shannon's rate; on the NR link the base station re-plans with problem (17)",

@@ -178,3 +178,60 @@ def test_fl_robustness_fields_without_effect_are_named(tmp_path, capsys, change,
     """What FL's robustness does not read: a warning naming it, an error in a sweep (as everywhere)."""
     code, out, err = run_cli(["validate", _write(tmp_path, _data(**change))], capsys)
     assert code == 0 and f"{field}: has no effect" in err, out + err
+
+
+# ---- FL's adapter shares on the NR link: whole PRBs (issue 33) ---------------------------------------
+
+NR_RADIO = {"link_model": "nr", "subcarrier_spacing_khz": 30, "uplink_fed_bandwidth_hz": 5e6,
+            "uplink_main_bandwidth_hz": 5e6, "downlink_bandwidth_hz": 5e6}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fl_min_max_prbs_on_nr_equals_every_split(seed):
+    """Three users with random busy times and channels on the 11 PRBs of 5 MHz at 30 kHz: PRB by PRB
+    to the slowest gives the least slowest round of all 45 splits (each user at least one PRB)."""
+    pytest.importorskip("sionna", reason="the NR link model needs sionna-no-rt")
+    from itertools import product
+
+    from splitsim.optimizer.fl_bandwidth import fl_min_max_prbs, fl_round_s
+    from splitsim.scenarios.nr_link import NrRate, NrUplink, UplinkSlots
+
+    link = NrRate(NrUplink(30, 0, UplinkSlots("DDDSU", 2, 10)), 360e3)
+    rng = np.random.default_rng(seed)
+    busy = rng.uniform(0.01, 0.2, 3)
+    c = 10 ** rng.uniform(5.5, 8.0, 3) * 360e3 / 1e6  # one-PRB SINR from about 0 to 25 dB
+    bits = 2e5
+    b, rounds = fl_min_max_prbs(busy, bits, c, 5e6, link)
+    assert np.allclose(b / 360e3, np.round(b / 360e3)) and round(b.sum() / 360e3) == 11
+    best = min(max(fl_round_s(busy, bits, np.array(n, dtype=float) * 360e3, c, link=link))
+               for n in product(range(1, 10), repeat=3) if sum(n) == 11)
+    assert rounds.max() == pytest.approx(best, rel=1e-12)
+    np.testing.assert_allclose(rounds, fl_round_s(busy, bits, b, c, link=link), rtol=1e-12)
+
+
+def test_fl_plans_on_nr_are_whole_prbs_and_the_simulator_runs_them():
+    """On a frozen NR cell: EB and proposed are whole PRBs of the fed band (proposed no slower than
+    EB), and the simulated run of each (all users every round) is its predicted delay."""
+    pytest.importorskip("sionna", reason="the NR link model needs sionna-no-rt")
+    data = _data(channel={"fading": "none", "coherence_time_s": None, "mobility_speed_mps": 0}, radio=NR_RADIO,
+                 optimizer={"strategies": ["EB", "proposed"]}, simulation={"rounds": 3, "participants_per_round": None})
+    scenario = parse_scenario({**data, "study": {"kind": "simulate"}})
+    world = realise(scenario)
+    plans = fl_allocations(world)
+    prb = 360e3
+    for plan in plans.values():
+        assert np.allclose(plan.bandwidth_hz / prb, np.round(plan.bandwidth_hz / prb))
+        assert plan.bandwidth_hz.sum() <= 5e6
+    assert plans["proposed"].T_s <= plans["EB"].T_s * (1 + 1e-12)
+    for plan in plans.values():
+        result, _ = _run(world, plan, replan=False)
+        assert result.total_delay_s == pytest.approx(plan.T_s, rel=1e-9)
+
+
+def test_fl_robustness_on_nr_runs_every_strategy(tmp_path, capsys):
+    pytest.importorskip("sionna", reason="the NR link model needs sionna-no-rt")
+    data = _data(radio=NR_RADIO, optimizer={"replan_solve_s": 0.001, "replan_interval_s": 0.05})
+    code, out, err = run_cli(["run", _write(tmp_path, data), "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "out" / "robustness.csv").set_index("strategy")
+    assert set(table.index) == set(FL_STRATEGIES) and table.loc["proposed_replan", "replan_solves"] > 0
