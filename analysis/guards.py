@@ -237,6 +237,15 @@ def check_energy(scenario: Scenario, budgets: list[float | None], field: str) ->
     from splitsim.optimizer.energy.strategies import check_budget, check_energy_size
 
     check_energy_size(scenario.cell.users)
+    radio = scenario.radio
+    if radio.link_model == "nr" and radio.subcarrier_spacing_khz is not None and scenario.optimizer.energy_weight is None:
+        from splitsim.optimizer.energy.on_link import check_energy_on_link_size
+        from splitsim.scenarios.nr import prbs_in_channel
+
+        refused = check_energy_on_link_size(
+            scenario.cell.users, prbs_in_channel(radio.uplink_main_bandwidth_hz, radio.subcarrier_spacing_khz) or 1)
+        if refused:
+            raise InputError(refused, field="cell.users", value=scenario.cell.users)
     budgets = [b for b in budgets if b is not None]
     if budgets and scenario.model is None:
         from .world import realise

@@ -180,14 +180,6 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
     optimizer = scenario.optimizer
     energy_aware = optimizer.energy_budget_j is not None or optimizer.energy_weight is not None \
         or scenario.study.kind == "delay_energy"
-    budgeted = (optimizer.energy_budget_j is not None and optimizer.energy_weight is None) \
-        or scenario.study.kind == "delay_energy"
-    if budgeted and scs is not None:
-        from splitsim.optimizer.energy.on_link import check_energy_on_link_size
-
-        refused = check_energy_on_link_size(scenario.cell.users, prbs_in_channel(radio.uplink_main_bandwidth_hz, scs) or 1)
-        if refused:
-            problems.append(Problem("cell.users", refused, scenario.cell.users, True))
     if energy_aware and radio.nr.power_control == "open_loop":
         problems.append(Problem("radio.nr.power_control", "the energy-aware allocation chooses each user's transmit "
                                 "power itself; open-loop power control would choose it too: set power_control: "

@@ -447,7 +447,7 @@ def test_async_vs_sync_is_train_of_each_variant_and_reads_its_time_to_target_fro
     ({"scheme": "sfl"}, "scheme"),
     ({"training": {"dataset": "synthetic", "partitions": ["iid", "dirichlet"]}}, "training.partitions"),
     ({"study": {"kind": "async_vs_sync", "target_accuracy": 1.2}}, "study.target_accuracy"),
-    ({"channel": {"fading": "rayleigh", "coherence_time_s": 0.05}}, "channel.coherence_time_s"),
+    ({"simulation": {"dropout_probability": 0.1}}, "simulation.dropout_probability"),
 ])
 def test_what_async_vs_sync_cannot_run_is_one_line_and_exit_2(tmp_path, cli, changes, field):
     data = yaml.safe_load(_study(tmp_path / "s.yaml").read_text())

@@ -13,7 +13,7 @@ pytest.importorskip("sionna", reason="the NR link model needs sionna-no-rt (pip 
 
 from splitsim.analysis.world import realise  # noqa: E402
 from splitsim.optimizer.delay_model import global_rounds, local_iterations  # noqa: E402
-from splitsim.optimizer.energy.on_link import upload_energy_floor_j  # noqa: E402
+from splitsim.optimizer.energy.budget import upload_energy_floor_j  # noqa: E402
 from splitsim.optimizer.energy.strategies import (allocation_energy_j, minimum_energy_j,  # noqa: E402
                                                   optimise_with_energy)
 from splitsim.scenarios import parse_scenario  # noqa: E402

@@ -189,8 +189,12 @@ def problems(scenario: Scenario) -> list[Problem]:
                                "training at once (training.concurrency): it would never fill", study.buffer_sizes,
                                True))
     if scenario.model is not None:
-        out += training_problems(scenario.model_copy(update={"training": t.model_copy(
-            update={"aggregation": "sync"})}), ["fl"])  # its synchronous variant is trained too
+        out += training_problems(scenario, ["fl"])
+    come_and_go = scenario.simulation.come_and_go_fields
+    if come_and_go and t.aggregation == "fedbuff":  # with sync, training_problems said it
+        out.append(Problem(come_and_go[0], "async_vs_sync also trains synchronous FedAvg, whose trainer runs every "
+                           "user every round: users who come and go would change only its simulated time",
+                           getattr(scenario.simulation, come_and_go[0].split(".")[1]), True))
     if len(t.partitions) > 1:
         out.append(Problem("training.partitions", "async_vs_sync trains one partition: name one", t.partitions, True))
     return out

@@ -111,3 +111,12 @@ def energy_inputs(compute, energy, radio, users: int, from_profile: bool) -> Ene
     return EnergyInputs(client_power_w=np.full(users, float(power)), max_tx_power_w=float(dbm_to_watt(radio.max_tx_power_dbm)),
                         min_cpu_fraction=energy.min_user_cpu_hz / compute.user_cpu_hz,
                         idle_power_w=energy.idle_power_w, receive_power_w=energy.receive_power_w)
+
+
+def allocation_energy_j(inputs, energy: EnergyInputs, alloc) -> dict[str, np.ndarray]:
+    """Each user's energy over the whole training under `alloc`, by category (K,) (energy_model)."""
+    p_s, p_c, f = alloc.radiated_powers_and_clock(inputs)
+    round_s = alloc.T_s / alloc.I0
+    return user_energy_j(energy, rounds=alloc.I0, iterations=alloc.V * inputs.weights,
+                         client_full_s=inputs.client_seconds_per_iteration, cpu_fraction=f, t_s_s=alloc.t_s_s,
+                         t_c_s=alloc.t_c_s, power_main_fraction=p_s, power_fed_fraction=p_c, round_s=round_s)

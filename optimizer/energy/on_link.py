@@ -13,13 +13,8 @@ of least energy per bit at each PRB count) and its clock the slowest that fits (
 (tests/test_nr_energy.py). The cost grows as users x PRBs x powers: `check_energy_on_link_size`.
 
 The weighted objective (optimizer.energy_weight) is planned on the link's attenuated-Shannon fit
-(DelayInputs.shannon_surrogate) and put in whole PRBs on the link (optimizer.prb, min_max), like the
-delay-optimal plan (optimizer.link_plan); a budget beside it is kept on the link by tightening the
-fit's (`_weighted_on_fit`).
-
-The least energy a user can need on NR (`upload_energy_floor_j`) is not Shannon's wideband limit
-S·ln2·p_max/c: NR delivers nothing below its lowest MCS, and a user's energy per bit p/rate(p)
-is least at the power where the link's goodput per unit of SINR is highest.
+(optimizer.energy.strategies.weighted_on_fit). The least energy a user can need on NR:
+optimizer.energy.budget.upload_energy_floor_j.
 """
 
 from __future__ import annotations
@@ -36,10 +31,6 @@ MAX_TIGHTENINGS = 8
 """Plans made on the fit before giving up on bringing every user within the budget on the NR link."""
 TIGHTENING_AIM = 1e-3
 """A tightened plan aims this share below the budget, so that it lands inside in a step or two."""
-FLOOR_POWER_POINTS = 2001
-"""Powers searched for the least energy per bit: log-spaced over FLOOR_POWER_SPAN_DB below p_max
-(0.03 dB apart, finer than the link tables' 0.05 dB SINR grid), then refined by golden section."""
-FLOOR_POWER_SPAN_DB = 60.0
 REFINE_POWER_POINTS = 385
 REFINE_POWER_SPAN_DB = 48.0
 """The refinement's powers: 385 log-spaced over the 48 dB below p_max (0.125 dB apart), and the plan's own."""
@@ -84,111 +75,18 @@ def check_energy_on_link_size(users: int, prbs_main: int) -> str | None:
             f"{MAX_SEARCH_SIZE:,}, minutes a plan): use fewer users or a narrower main pool, or link_model: shannon")
 
 
-def upload_energy_floor_j(rate, bits: float, snr_coeff_hz: np.ndarray, bandwidth_hz: float,
-                          max_power_w: float) -> np.ndarray:
-    """(K,) the least energy (J) to send `bits` on the link `rate` within `bandwidth_hz` (at most),
-    over every transmit power p <= p_max: min_p p·bits / rate(bandwidth, c·p/p_max). The rate never
-    falls with more PRBs (NrRate), so the widest band is the cheapest at every power; inf for a user
-    the link cannot serve at any power (out of coverage)."""
-    c = np.asarray(snr_coeff_hz, dtype=float)
-    fractions = 10.0 ** (-np.linspace(0.0, FLOOR_POWER_SPAN_DB, FLOOR_POWER_POINTS) / 10.0)  # (P,) descending
-
-    def energy(p: np.ndarray) -> np.ndarray:  # p (..., K) -> J (..., K)
-        r = rate.rate_bps(bandwidth_hz, c * p)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(r > 0, max_power_w * p * bits / r, np.inf)
-
-    values = energy(fractions[:, None])  # (P, K)
-    best = np.argmin(values, axis=0)
-    floor = values[best, np.arange(c.size)]
-    # golden section between the best point's neighbours (each user at once); never above the grid's
-    lo = fractions[np.minimum(best + 1, fractions.size - 1)]
-    hi = fractions[np.maximum(best - 1, 0)]
-    ratio = (math.sqrt(5.0) - 1.0) / 2.0
-    for _ in range(40):
-        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        fa, fb = energy(a), energy(b)
-        hi, lo = np.where(fa < fb, b, hi), np.where(fa < fb, lo, a)
-    refined = energy(0.5 * (lo + hi))
-    return np.where(np.isfinite(floor), np.minimum(floor, refined), np.inf)
-
-
-def upload_floors_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndarray, np.ndarray]:
-    """(activation upload, adapter upload) floors (K,) on the inputs' link: each user alone holding all
-    but one PRB per other user of its pool (the most it can get)."""
+def energy_aware_on_link(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) -> Allocation:
+    """The least delay with every user within `budget_j` on the inputs' NR link (module docstring)."""
     from splitsim.scenarios.nr import prbs_in_channel
 
-    from ..link_plan import subcarrier_spacing_khz
-
-    rate = inputs.uplink_rate
-    scs = subcarrier_spacing_khz(inputs)
-    widest = []
-    for channel_hz in (inputs.uplink_main_bandwidth_hz, inputs.uplink_fed_bandwidth_hz):
-        prbs = prbs_in_channel(channel_hz, scs) or 1
-        widest.append(max(prbs - (inputs.users - 1), 1) * rate.prb_hz)
-    return (upload_energy_floor_j(rate, inputs.activation_bits, inputs.snr_coeff_main_hz, widest[0],
-                                  energy.max_tx_power_w),
-            upload_energy_floor_j(rate, inputs.adapter_bits, inputs.snr_coeff_fed_hz, widest[1],
-                                  energy.max_tx_power_w))
-
-
-def energy_aware_on_link(inputs: DelayInputs, energy: EnergyInputs, budget_j: float, weight: float) -> Allocation:
-    """The energy-aware `proposed` allocation on the inputs' NR link (module docstring)."""
-    from ..link_plan import check_coverage
+    from ..link_plan import check_coverage, subcarrier_spacing_khz
 
     check_coverage(inputs)
-    from splitsim.scenarios.nr import prbs_in_channel
-
-    from ..link_plan import subcarrier_spacing_khz
-
     refused = check_energy_on_link_size(inputs.users, prbs_in_channel(inputs.uplink_main_bandwidth_hz,
                                                                       subcarrier_spacing_khz(inputs)) or 1)
-    if refused and weight == 0.0:
+    if refused:
         raise OptimizerError(refused, field="cell.users", value=inputs.users)
-    if weight > 0.0:
-        return _weighted_on_fit(inputs, energy, budget_j, weight)
     return _budget_on_link(inputs, energy, budget_j)
-
-
-def _weighted_on_fit(inputs: DelayInputs, energy: EnergyInputs, budget_j: float, weight: float) -> Allocation:
-    """The weighted objective's plan, made on the link's fit and put in whole PRBs on the link; a budget
-    beside the weight is kept on the link by tightening the fit's (secant steps on the worst user)."""
-    from ..link_plan import subcarrier_spacing_khz, surrogate
-    from ..prb import allocation_in_prbs
-    from .strategies import allocation_energy_j, energy_aware_allocation
-
-    fitted, fit = surrogate(inputs)
-    scs = subcarrier_spacing_khz(inputs)
-
-    def plan_at(planned: float) -> tuple[Allocation, float]:
-        """The plan made on the fit with `planned` J, in whole PRBs, and its worst user's J on the link."""
-        alloc = allocation_in_prbs(inputs, energy_aware_allocation(fitted, energy, planned, weight), scs, "min_max")
-        return alloc, float(allocation_energy_j(inputs, energy, alloc)["total_j"].max())
-
-    alloc, worst = plan_at(budget_j)
-    history = [(budget_j, worst)]
-    if math.isfinite(budget_j):
-        aim = budget_j * (1.0 - TIGHTENING_AIM)
-        while worst > budget_j * (1 + 1e-9):
-            if len(history) > MAX_TIGHTENINGS:
-                raise OptimizerError(f"on the NR link no plan kept every user within the budget after {MAX_TIGHTENINGS} "
-                                     f"tightenings (worst user {min(h[1] for h in history):.6g} J at best); raise the "
-                                     "budget", field="optimizer.energy_budget_j", value=budget_j)
-            (x0, f0), (x1, f1) = history[-2] if len(history) > 1 else (0.0, 0.0), history[-1]
-            step = x1 * aim / f1 if len(history) == 1 or f1 == f0 else x1 + (aim - f1) * (x1 - x0) / (f1 - f0)
-            planned = min(max(step, 0.5 * x1), x1 * (1.0 - 1e-6))  # always tighter, never by more than half
-            try:
-                alloc, worst = plan_at(planned)
-            except OptimizerError as err:
-                raise OptimizerError(
-                    f"on the NR link no plan keeps every user within the budget: tightened on the link's fit to "
-                    f"{planned:.6g} J, the fit admits none ({err})", field="optimizer.energy_budget_j",
-                    value=budget_j) from None
-            history.append((planned, worst))
-    alloc.details["link"] = fit
-    alloc.details["energy_on_link"] = {"method": "weighted objective planned on the link's fit",
-                                       "budget_on_fit_j": history[-1][0], "plans": len(history), "worst_user_j": worst}
-    return alloc
 
 
 def _budget_on_link(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) -> Allocation:
@@ -200,7 +98,8 @@ def _budget_on_link(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) 
 
     from ..delay_model import counts_for
     from ..eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
-    from .strategies import allocation_energy_j, feasible_eta_interval
+    from .budget import feasible_eta_interval
+    from .model import allocation_energy_j
 
     lo, hi = feasible_eta_interval(inputs, energy, budget_j)
     if inputs.counts == "integer":
@@ -432,7 +331,7 @@ def refine_on_link(inputs: DelayInputs, energy: EnergyInputs, alloc: Allocation,
     slowest that still meets the round (f ∝ 1/slack, the compute energy ∝ f²) — and T is bisected.
     Never slower than `alloc`, never over the budget."""
     from ..allocation import allocation_with_counts
-    from .strategies import allocation_energy_j
+    from .model import allocation_energy_j
 
     rate, K = inputs.uplink_rate, inputs.users
     V, I0 = alloc.V, alloc.I0

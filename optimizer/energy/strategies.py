@@ -19,7 +19,9 @@ from splitsim.scenarios import Allocation, DelayInputs, EnergyInputs, OptimizerC
 
 from ..allocation import allocation_with_counts, verify_allocation
 from ..delay_model import counts_for, global_rounds, local_iterations
-from .model import transmit_power_fraction, user_energy_j
+from .budget import (check_budget, energy_floor_parts_j, feasible_eta_interval, minimum_energy_j,  # noqa: F401
+                     round_problem, upload_floors_j)
+from .model import allocation_energy_j, transmit_power_fraction  # noqa: F401  (allocation_energy_j: re-exported)
 from .structured import solve_energy_kkt
 from .interior_point import solve_energy_rounds
 from .problem import EnergyRoundProblem, EnergyRoundSolution
@@ -27,136 +29,11 @@ from ..errors import OptimizerError
 from ..eta_search import ETA_MAX, ETA_MIN, paper_eta_grid
 from ..link_plan import on_shannon
 from ..strategies import optimise
-from .on_link import energy_aware_on_link, upload_floors_j
+from .on_link import energy_aware_on_link
 
 ENERGY_ETA_STEP = 0.05  # the coarse eta grid of the energy-aware search, refined by Brent
 BARRIER_MAX_USERS = 200  # the interior point's steps grow faster than K (energy_solver docstring)
 MAX_ENERGY_USERS = 5000  # structured solver, O(K) a step: 0.2-4 s a problem at K = 1,000, ~1 s at 5,000 (bench_energy)
-
-
-def allocation_energy_j(inputs: DelayInputs, energy: EnergyInputs, alloc: Allocation) -> dict[str, np.ndarray]:
-    """Each user's energy over the whole training under `alloc`, by category (K,) (energy_model)."""
-    p_s, p_c, f = alloc.radiated_powers_and_clock(inputs)
-    round_s = alloc.T_s / alloc.I0
-    return user_energy_j(energy, rounds=alloc.I0, iterations=alloc.V * inputs.weights,
-                         client_full_s=inputs.client_seconds_per_iteration, cpu_fraction=f, t_s_s=alloc.t_s_s,
-                         t_c_s=alloc.t_c_s, power_main_fraction=p_s, power_fed_fraction=p_c, round_s=round_s)
-
-
-def round_problem(inputs: DelayInputs, energy: EnergyInputs, V: np.ndarray, budget_round_j: np.ndarray,
-                  weight: float = 0.0) -> EnergyRoundProblem:
-    """The per-round problems at local-iteration counts V (n,) with per-round budgets (n,)."""
-    k = inputs.users
-    tau0 = inputs.client_seconds_per_iteration
-    with np.errstate(divide="ignore"):
-        tau_max = np.where(energy.min_cpu_fraction > 0, tau0 / energy.min_cpu_fraction, np.inf)
-    return EnergyRoundProblem(
-        W=np.asarray(V, dtype=float)[:, None] * inputs.weights[None, :], sigma_s=inputs.server_seconds_per_iteration,
-        tau0_s=tau0, tau_max_s=np.broadcast_to(tau_max, (k,)).astype(float), power_full_w=energy.client_power_w,
-        c_s_hz=inputs.snr_coeff_main_hz, c_c_hz=inputs.snr_coeff_fed_hz, s_bits=inputs.activation_bits,
-        s_c_bits=inputs.adapter_bits, B_s_hz=inputs.uplink_main_bandwidth_hz, B_c_hz=inputs.uplink_fed_bandwidth_hz,
-        max_power_w=energy.max_tx_power_w, idle_power_w=energy.idle_power_w,
-        budget_j=np.asarray(budget_round_j, dtype=float), weight=weight)
-
-
-def energy_floor_parts_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndarray, np.ndarray]:
-    """(J per round, J per local iteration) (K,): a user's least energy per round is V·(the second) +
-    (the first), at the slowest clock and the cheapest uploads on the inputs' link."""
-    uploads = None if on_shannon(inputs) else upload_floors_j(inputs, energy)
-    parts = round_problem(inputs, energy, np.array([0.0, 1.0]), np.full(2, np.inf)).round_energy_floor_j(uploads)
-    return parts[0], parts[1] - parts[0]
-
-
-def minimum_energy_j(inputs: DelayInputs, energy: EnergyInputs) -> tuple[np.ndarray, np.ndarray]:
-    """(E_min (K,), its eta (K,)): the least energy each user needs over the whole training.
-
-    It is the infimum over eta of I0·(the round's energy floor: slowest clock, wideband uploads),
-    approached only as the delay grows without bound, so a budget must exceed it. The floor is
-    V·alpha_k + beta_k (per-iteration and per-round parts), so all users are searched at once:
-    the paper's grid, then golden-section between each user's grid neighbours."""
-    per_round, per_iteration = energy_floor_parts_j(inputs, energy)
-
-    def total(eta: np.ndarray) -> np.ndarray:  # eta (n, K) or (n, 1) -> (n, K)
-        V, I0 = local_iterations(eta, inputs.v, inputs.counts), global_rounds(eta, inputs.a, inputs.counts)
-        return I0 * (V * per_iteration + per_round)
-
-    grid = paper_eta_grid(0.01)
-    values = total(grid[:, None])
-    best = np.argmin(values, axis=0)
-    e_min, eta_min = values[best, np.arange(inputs.users)], grid[best]
-    if inputs.counts == "continuous":
-        lo = np.where(best > 0, grid[np.maximum(best - 1, 0)], ETA_MIN)
-        hi = np.where(best < len(grid) - 1, grid[np.minimum(best + 1, len(grid) - 1)], ETA_MAX)
-        ratio = (math.sqrt(5.0) - 1.0) / 2.0
-        for _ in range(80):  # the bracket shrinks by 0.618 a step: 80 steps reach float precision
-            a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-            fa, fb = total(a[None, :])[0], total(b[None, :])[0]
-            hi, lo = np.where(fa < fb, b, hi), np.where(fa < fb, lo, a)
-        mid = 0.5 * (lo + hi)
-        refined = total(mid[None, :])[0]
-        better = refined < e_min
-        e_min, eta_min = np.where(better, refined, e_min), np.where(better, mid, eta_min)
-    return e_min, eta_min
-
-
-def feasible_eta_interval(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) -> tuple[float, float]:
-    """(lo, hi): the etas at which every user's least energy over the training is below `budget_j`
-    (continuous counts). Outside it no allocation meets the budget; inside, the round problem is
-    feasible (at the slowest clock and a low enough power, whatever the delay).
-
-    It is one interval: user k's least energy is I0(eta)·(V(eta)·alpha_k + beta_k) with I0 = a/(1 - eta)
-    and V = v·log2(1/eta), so E_k(eta) <= B  <=>  psi_k(eta) = a·(v·alpha_k·log2(1/eta) + beta_k) - B·(1 - eta)
-    <= 0, and psi_k is convex (a multiple of -log plus a line): its sublevel set is an interval, and so
-    is the intersection over users. Each end is found by bisection on psi_k, all users at once.
-    Raises OptimizerError when the interval is empty (check_budget names the user)."""
-    if not math.isfinite(budget_j):
-        return ETA_MIN, ETA_MAX
-    beta, alpha = energy_floor_parts_j(inputs, energy)  # (K,) J per round, J per local iteration
-    a, v = inputs.a, inputs.v
-
-    def psi(eta: np.ndarray) -> np.ndarray:
-        return a * (v * alpha * np.log2(1.0 / eta) + beta) - budget_j * (1.0 - eta)
-
-    # psi_k's minimum: d/d eta = -a·v·alpha_k/(eta·ln 2) + B = 0
-    centre = np.clip(a * v * alpha / (budget_j * math.log(2.0)), ETA_MIN, ETA_MAX)
-    if np.any(psi(centre) >= 0):
-        check_budget(inputs, energy, budget_j)  # names the user and the energy it needs
-        raise OptimizerError("no eta admits an allocation within the energy budget", field="optimizer.energy_budget_j",
-                             value=budget_j)
-
-    def edge(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
-        """Bisection between a point with psi < 0 and one with psi >= 0 (or the search bound)."""
-        for _ in range(100):
-            mid = 0.5 * (inside + outside)
-            ok = psi(mid) < 0
-            inside, outside = np.where(ok, mid, inside), np.where(ok, outside, mid)
-        return inside  # on the feasible side
-
-    lo_bound, hi_bound = np.full_like(centre, ETA_MIN), np.full_like(centre, ETA_MAX)
-    lo = np.where(psi(lo_bound) < 0, lo_bound, edge(centre, lo_bound))
-    hi = np.where(psi(hi_bound) < 0, hi_bound, edge(centre, hi_bound))
-    lo_all, hi_all = float(lo.max()), float(hi.min())
-    if not lo_all < hi_all:
-        worst_lo, worst_hi = int(np.argmax(lo)), int(np.argmin(hi))
-        raise OptimizerError(f"no eta meets every user's budget at once: user {worst_lo} needs eta >= {lo_all:.6g}, "
-                             f"user {worst_hi} eta <= {hi_all:.6g}", field="optimizer.energy_budget_j", value=budget_j)
-    return lo_all, hi_all
-
-
-def check_budget(inputs: DelayInputs, energy: EnergyInputs, budget_j: float,
-                 field: str = "optimizer.energy_budget_j") -> None:
-    """Raise `OptimizerError` (on `field`) naming the user whose least possible energy exceeds the budget."""
-    if not (math.isfinite(budget_j) and budget_j > 0):
-        raise OptimizerError("the energy budget must be finite and > 0 (J per user over the training)",
-                             field=field, value=budget_j)
-    e_min, eta_min = minimum_energy_j(inputs, energy)
-    worst = int(np.argmax(e_min))
-    if e_min[worst] >= budget_j:
-        short = int(np.sum(e_min >= budget_j))
-        raise OptimizerError(
-            f"no allocation can meet it: user {worst} needs more than {e_min[worst]:.6g} J at any delay (at eta = "
-            f"{eta_min[worst]:.3g}, slowest clock, unlimited bandwidth and time); {short} of {inputs.users} users "
-            "cannot meet it", field=field, value=budget_j)
 
 
 def check_energy_size(users: int) -> None:
@@ -271,6 +148,51 @@ def energy_aware_allocation(inputs: DelayInputs, energy: EnergyInputs, budget_j:
     return alloc
 
 
+def weighted_on_fit(inputs: DelayInputs, energy: EnergyInputs, budget_j: float, weight: float) -> Allocation:
+    """The weighted objective's plan on a link other than Shannon's (the NR link): made on the link's
+    attenuated-Shannon fit (DelayInputs.shannon_surrogate) and put in whole PRBs on the link
+    (optimizer.prb, min_max), like the delay-optimal plan (optimizer.link_plan); a budget beside the
+    weight is kept on the link by tightening the fit's (secant steps on the worst user)."""
+    from ..link_plan import check_coverage, subcarrier_spacing_khz, surrogate
+    from ..prb import allocation_in_prbs
+    from .on_link import MAX_TIGHTENINGS, TIGHTENING_AIM
+
+    check_coverage(inputs)
+
+    fitted, fit = surrogate(inputs)
+    scs = subcarrier_spacing_khz(inputs)
+
+    def plan_at(planned: float) -> tuple[Allocation, float]:
+        """The plan made on the fit with `planned` J, in whole PRBs, and its worst user's J on the link."""
+        alloc = allocation_in_prbs(inputs, energy_aware_allocation(fitted, energy, planned, weight), scs, "min_max")
+        return alloc, float(allocation_energy_j(inputs, energy, alloc)["total_j"].max())
+
+    alloc, worst = plan_at(budget_j)
+    history = [(budget_j, worst)]
+    if math.isfinite(budget_j):
+        aim = budget_j * (1.0 - TIGHTENING_AIM)
+        while worst > budget_j * (1 + 1e-9):
+            if len(history) > MAX_TIGHTENINGS:
+                raise OptimizerError(f"on the NR link no plan kept every user within the budget after {MAX_TIGHTENINGS} "
+                                     f"tightenings (worst user {min(h[1] for h in history):.6g} J at best); raise the "
+                                     "budget", field="optimizer.energy_budget_j", value=budget_j)
+            (x0, f0), (x1, f1) = history[-2] if len(history) > 1 else (0.0, 0.0), history[-1]
+            step = x1 * aim / f1 if len(history) == 1 or f1 == f0 else x1 + (aim - f1) * (x1 - x0) / (f1 - f0)
+            planned = min(max(step, 0.5 * x1), x1 * (1.0 - 1e-6))  # always tighter, never by more than half
+            try:
+                alloc, worst = plan_at(planned)
+            except OptimizerError as err:
+                raise OptimizerError(
+                    f"on the NR link no plan keeps every user within the budget: tightened on the link's fit to "
+                    f"{planned:.6g} J, the fit admits none ({err})", field="optimizer.energy_budget_j",
+                    value=budget_j) from None
+            history.append((planned, worst))
+    alloc.details["link"] = fit
+    alloc.details["energy_on_link"] = {"method": "weighted objective planned on the link's fit",
+                                       "budget_on_fit_j": history[-1][0], "plans": len(history), "worst_user_j": worst}
+    return alloc
+
+
 def optimise_with_energy(inputs: DelayInputs, energy: EnergyInputs, config: OptimizerConfig,
                          budget_j: float | None = None, weight: float | None = None) -> dict[str, Allocation]:
     """`strategies.optimise`, with `proposed` replaced by the energy-aware allocation.
@@ -293,8 +215,12 @@ def optimise_with_energy(inputs: DelayInputs, energy: EnergyInputs, config: Opti
             for name in based:
                 out[name].details.update({"energy_budget_j": budget, "energy_budget_binding": False})
             return out
-    alloc = energy_aware_allocation(inputs, energy, budget, w) if on_shannon(inputs) else \
-        energy_aware_on_link(inputs, energy, budget, w)
+    if on_shannon(inputs):
+        alloc = energy_aware_allocation(inputs, energy, budget, w)
+    elif w > 0.0:
+        alloc = weighted_on_fit(inputs, energy, budget, w)
+    else:
+        alloc = energy_aware_on_link(inputs, energy, budget)
     alloc.details["energy_budget_binding"] = bool(math.isfinite(budget))
     for name in based:  # proposed_replan and robust re-plan the bandwidth at its powers, clocks and eta
         out[name] = alloc if name == "proposed" else Allocation(**{**alloc.__dict__, "strategy": name,
