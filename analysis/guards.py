@@ -121,16 +121,33 @@ def check_cost(cost: Cost, scenario: Scenario, label: str, simpy: bool = True, r
                              value=True)
 
 
-def estimate_line(cost: Cost, scenario: Scenario, label: str, simpy: bool) -> str:
-    """What a run will cost, in one line: events, wall time on this engine, records' memory."""
+def estimate_line(cost: Cost, scenario: Scenario, label: str, simpy: bool, engine: str | None = None) -> str:
+    """What a run will cost, in one line: events, wall time on this engine, records' memory. `engine`
+    names an engine priced at SimPy's rate (an upper bound: FedBuff's event list)."""
     if simpy:
         seconds = cost.events / SIMPY_EVENTS_PER_S
     else:
         seconds = cost.events / (SIMPY_EVENTS_PER_S * VECTORISED_SPEEDUP) + cost.rounds * VECTORISED_S_PER_ROUND
     when = f"{seconds:.2g} s" if seconds < 120 else f"{seconds / 60:.2g} min"
     records = f", {_gib(cost.records * RECORD_BYTES)} of activity records" if scenario.simulation.record_events else ""
-    return (f"estimate: {label}: about {cost.events:.3g} events, ~{when} in the "
-            f"{'SimPy' if simpy else 'vectorised'} engine{records}")
+    name = engine or f"{'SimPy' if simpy else 'vectorised'} engine"
+    return f"estimate: {label}: about {cost.events:.3g} events, ~{when} in the {name}{records}"
+
+
+def check_epochs(scenario: Scenario, schemes: list[str], runs: int = 1, records_in_memory: bool = True) -> None:
+    """Schemes simulated by epochs (SplitLLM, SL, FL, SFL by epochs): each must fit the limits, and
+    the estimate of them all (`runs` times each: seeds x variants) is logged (one line), as SFL's is."""
+    costs = []
+    for scheme in schemes:
+        cost = epoch_cost(scheme, scenario)
+        check_cost(cost, scenario, f"simulating {scheme}", records_in_memory=records_in_memory)
+        costs.append(cost)
+    total = Cost(runs * sum(c.events for c in costs), runs * sum(c.records for c in costs), "",
+                 runs * sum(c.rounds for c in costs))
+    fedbuff = scenario.training.aggregation == "fedbuff" and "fl" in schemes and scenario.simulation.engine != "simpy"
+    label = (f"{runs} x " if runs > 1 else "") + f"{' + '.join(schemes)} over {scenario.cell.users} users"
+    log.info(estimate_line(total, scenario, label, simpy=True,
+                           engine="event list (at most SimPy's time)" if fedbuff else None))
 
 
 def check_allocations(allocations: dict[str, Allocation], scenario: Scenario, weights=None,

@@ -221,35 +221,39 @@ def test_what_fedbuff_cannot_simulate_is_one_line_and_exit_2(tmp_path, cli, chan
     assert code == 2 and field in err and "Traceback" not in err, err
 
 
-@pytest.mark.slow
-def test_the_docs_fedbuff_numbers_are_what_the_sweep_gives(tmp_path, cli):
+def _aggregation_sweep(cli, tmp_path, name: str):
+    """`splitsim sweep scenarios/NAME --set training.aggregation=sync,fedbuff`: its results by aggregation."""
     import pandas as pd
 
     from helpers import REPO
 
-    code, _, err = cli("sweep", REPO / "scenarios" / "fl_fedbuff_mrpc.yaml", "--set",
-                       "training.aggregation=sync,fedbuff", "--out", tmp_path / "out", "--no-progress")
+    code, _, err = cli("sweep", REPO / "scenarios" / name, "--set", "training.aggregation=sync,fedbuff", "--out",
+                       tmp_path / "out", "--no-progress")
     assert code == 0, err
-    results = pd.read_csv(tmp_path / "out" / "results.csv").set_index("training.aggregation")
+    return pd.read_csv(tmp_path / "out" / "results.csv").set_index("training.aggregation")
+
+
+def _docs_rows(marker: str) -> list[list[str]]:
+    """The rows of the table between <!-- marker --> and <!-- /marker --> in docs/studies/simulate.md."""
+    from helpers import REPO
+
     page = (REPO / "docs" / "studies" / "simulate.md").read_text()
-    block = page.split("<!-- fedbuff-numbers -->")[1].split("<!-- /fedbuff-numbers -->")[0]
-    rows = dict(line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:])
-    assert {k: float(v) for k, v in rows.items()} == {k: round(float(results.loc[k, "delay_fl_s"]), 1)
-                                                      for k in ("sync", "fedbuff")}
+    block = page.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
+    return [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
+
+
+@pytest.mark.slow
+def test_the_docs_fedbuff_numbers_are_what_the_sweep_gives(tmp_path, cli):
+    results = _aggregation_sweep(cli, tmp_path, "fl_fedbuff_mrpc.yaml")
+    assert {k: float(v) for k, v in _docs_rows("fedbuff-numbers")} == {
+        k: round(float(results.loc[k, "delay_fl_s"]), 1) for k in ("sync", "fedbuff")}
 
 
 @pytest.mark.slow
 def test_the_docs_fedbuff_numbers_on_a_moving_cell_are_what_the_sweep_gives(tmp_path, cli):
     import json
 
-    import pandas as pd
-
-    from helpers import REPO
-
-    code, _, err = cli("sweep", REPO / "scenarios" / "fl_fedbuff_dynamic_mrpc.yaml", "--set",
-                       "training.aggregation=sync,fedbuff", "--out", tmp_path / "out", "--no-progress")
-    assert code == 0, err
-    results = pd.read_csv(tmp_path / "out" / "results.csv").set_index("training.aggregation")
+    results = _aggregation_sweep(cli, tmp_path, "fl_fedbuff_dynamic_mrpc.yaml")
     got = {}
     for name in ("sync", "fedbuff"):
         summary = json.loads((tmp_path / "out" / "points" / results.loc[name, "point"] / "summary.json").read_text())
@@ -257,11 +261,7 @@ def test_the_docs_fedbuff_numbers_on_a_moving_cell_are_what_the_sweep_gives(tmp_
         updates = fl["updates"] if name == "fedbuff" else fl["participation"]["mean_updates_per_round"] * fl["rounds"]
         seconds = float(results.loc[name, "delay_fl_s"])
         got[name] = [round(seconds, 1), round(updates), round(100 * seconds / updates, 1)]
-    page = (REPO / "docs" / "studies" / "simulate.md").read_text()
-    block = page.split("<!-- fedbuff-dynamic-numbers -->")[1].split("<!-- /fedbuff-dynamic-numbers -->")[0]
-    rows = {cells[0]: [float(x) for x in cells[1:]] for cells in
-            (line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:])}
-    assert rows == got
+    assert {cells[0]: [float(x) for x in cells[1:]] for cells in _docs_rows("fedbuff-dynamic-numbers")} == got
 
 
 # ---- real training in the simulator's order (`splitsim train`) ----------------------------------

@@ -129,3 +129,17 @@ def test_a_profile_measured_under_load_is_measured_again_where_its_step_times_ar
     again = profile_model(spec, lora, 4, 16, remeasure="if_loaded")
     assert again.environment["load_per_cpu"] == 0.1
     assert profile_model(spec, lora, 4, 16).environment["load_per_cpu"] == 0.1  # and it replaced the cache
+
+
+@pytest.mark.parametrize("name, says", [("fl_fedbuff_mrpc.yaml", "fl over 20 users"),
+                                        ("scheme_comparison_mrpc.yaml", "splitllm + sfl + fl + sl over 20 users"),
+                                        ("fl_dynamic.yaml", "x fl over 50 users")])
+def test_validate_says_what_a_run_of_every_scheme_costs(cli, name, says):
+    """issue 34: the one-line estimate (events, time, records) for the schemes simulated by epochs too,
+    as for SFL's strategies; a robustness study's counts every strategy's seeds."""
+    from helpers import REPO
+
+    code, _, err = cli("validate", REPO / "scenarios" / name)
+    assert code == 0, err
+    line = next(x for x in err.splitlines() if x.startswith("estimate:"))
+    assert says in line and "events" in line and "GiB of activity records" in line

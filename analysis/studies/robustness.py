@@ -26,8 +26,8 @@ from splitsim.optimizer.fl_bandwidth import FL_STRATEGIES
 from splitsim.scenarios import Problem, Scenario, rng_for
 
 from .. import plots
-from ..guards import (check_allocations, check_availability_trace, check_cost, check_dynamics, check_replan,
-                      check_sfl_simulation, epoch_cost)
+from ..guards import (check_allocations, check_availability_trace, check_dynamics, check_epochs, check_replan,
+                      check_sfl_simulation)
 from ..metrics import delay_metric, headline_delays, p95_delay_metric, planned_delay_metric
 from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
 from ..progress import ProgressLog, progress_bar, shows_bar
@@ -308,8 +308,9 @@ def _dynamics_problems(scenario: Scenario) -> list[Problem]:
 
 def check_cost_of(scenario: Scenario) -> None:
     check_availability_trace(scenario)
-    if scenario.scheme == "fl":
-        check_cost(epoch_cost("fl", scenario), scenario, "simulating FL", records_in_memory=False)
+    if scenario.scheme == "fl":  # every strategy, each over study.seeds walks (at least: re-plan variants add)
+        check_epochs(scenario, ["fl"], runs=scenario.study.seeds * len(scenario.optimizer.strategies),
+                     records_in_memory=False)
     else:
         check_sfl_simulation(scenario, streamed=False)
 

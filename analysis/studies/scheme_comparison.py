@@ -13,7 +13,7 @@ import pandas as pd
 from splitsim.scenarios import Problem, Scenario
 
 from .. import plots
-from ..guards import check_availability_trace, check_cost, epoch_cost
+from ..guards import check_availability_trace, check_epochs
 from ..metrics import delay_metric
 from ..outputs import prepare_out_dir, write_json, write_resolved_scenario
 from ..progress import progress_iter
@@ -77,8 +77,7 @@ def problems(scenario: Scenario) -> list[Problem]:
 
 def check_cost_of(scenario: Scenario) -> None:
     check_availability_trace(scenario)
-    for scheme in scenario.study.schemes:
-        check_cost(epoch_cost(scheme, scenario), scenario, f"simulating {scheme}")
+    check_epochs(scenario, list(scenario.study.schemes))
 
 
 def ignores(scenario: Scenario) -> dict[str, str]:

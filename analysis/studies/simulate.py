@@ -7,7 +7,7 @@ from pathlib import Path
 
 from splitsim.scenarios import Problem, Scenario
 
-from ..guards import check_availability_trace, check_cost, check_energy_aware, check_sfl_simulation, epoch_cost
+from ..guards import check_availability_trace, check_energy_aware, check_epochs, check_sfl_simulation
 from ..runs import SIMULATE_HEADLINE, run_simulate
 from .base import Study, is_sfl
 
@@ -32,7 +32,7 @@ def check_cost_of(scenario: Scenario) -> None:
         check_energy_aware(scenario)
         check_sfl_simulation(scenario, streamed=True)
     elif scenario.model is not None:
-        check_cost(epoch_cost(scenario.scheme, scenario), scenario, f"simulating {scenario.scheme}")
+        check_epochs(scenario, [scenario.scheme])
 
 
 STUDY = Study(

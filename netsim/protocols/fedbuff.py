@@ -27,8 +27,8 @@ Drop-outs (`dropout_probability`): each training started drops out with that pro
 uniformly drawn number of its local steps (0 ... n - 1), as a synchronous round's participant does
 (netsim.participation); it never uploads, its slot is free at once (taken, like any free slot, by an
 eligible idle user drawn at random), and it may train again on the version it left (it delivered
-nothing on it) — so a buffer that needs every user still fills. The draws are one pair per training started, in the order they start (the same in both
-engines), from the plan's `dropout_seed`.
+nothing on it) — so a buffer that needs every user still fills. The draws are one pair per training
+started, in the order they start (the same in both engines), from the plan's `dropout_seed`.
 """
 
 from __future__ import annotations

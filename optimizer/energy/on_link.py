@@ -117,7 +117,8 @@ def _budget_on_link(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) 
         if eta not in solved:
             V, I0 = counts_for(inputs, eta)
             near = [(abs(e - eta), a) for e, (_, a) in solved.items() if a is not None]
-            guess = min(near, key=lambda x: x[0])[1].T_s / min(near, key=lambda x: x[0])[1].I0 if near else None
+            nearest = min(near, key=lambda x: x[0])[1] if near else None  # its round brackets this one's
+            guess = nearest.T_s / nearest.I0 if nearest is not None else None
             alloc = _AtEta(tables, budget_j, eta, V, I0).solve(guess)
             solved[eta] = (alloc.T_s if alloc is not None else math.inf, alloc)
         return solved[eta][0]
@@ -134,7 +135,7 @@ def _budget_on_link(inputs: DelayInputs, energy: EnergyInputs, budget_j: float) 
         high = float(grid[best + 1]) if best < grid.size - 1 else hi
         res = minimize_scalar(delay, bounds=(low, high), method="bounded",
                               options={"xatol": ETA_TOLERANCE * high, "maxiter": ETA_MAX_EVALUATIONS})
-        if res.fun < values[best]:
+        if delay(float(res.x)) < values[best]:
             eta = float(res.x)
     alloc = refine_on_link(inputs, energy, solved[eta][1], budget_j)
     spent = allocation_energy_j(inputs, energy, alloc)["total_j"]
