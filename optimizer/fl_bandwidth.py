@@ -76,12 +76,10 @@ def on_link(link) -> bool:
 
 
 def band_prbs(band_hz: float, link) -> int:
-    """The PRBs of a band on a link of whole PRBs: the channel's N_RB (TS 38.101-1 Table 5.3.2-1), or
-    floor(band / PRB) for a width that is not an NR channel bandwidth (as scenarios.nr_link.equal_share_hz)."""
-    from splitsim.scenarios.nr import prbs_in_channel
+    """The whole PRBs of a band on a link of whole PRBs (scenarios.nr.band_prbs at its numerology)."""
+    from splitsim.scenarios.nr import band_prbs as prbs_of_band
 
-    prbs = prbs_in_channel(band_hz, int(round(link.prb_hz / 12e3)))
-    return int(band_hz / link.prb_hz + 1e-9) if prbs is None else int(prbs)
+    return prbs_of_band(band_hz, int(round(link.prb_hz / 12e3)))
 
 
 def fl_min_max_prbs(busy_s: np.ndarray, adapter_bits: float, snr_coeff_hz: np.ndarray, band_hz: float, link,

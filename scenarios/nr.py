@@ -23,6 +23,13 @@ def prb_bandwidth_hz(scs_khz: int) -> float:
     return SUBCARRIERS_PER_PRB * scs_khz * 1e3
 
 
+def band_prbs(bandwidth_hz: float, scs_khz: int) -> int:
+    """The whole PRBs of a band: the channel's N_RB (`prbs_in_channel`), or floor(band / PRB) for a width
+    that is not an NR channel bandwidth."""
+    prbs = prbs_in_channel(bandwidth_hz, scs_khz)
+    return int(bandwidth_hz // prb_bandwidth_hz(scs_khz)) if prbs is None else int(prbs)
+
+
 def prbs_in_channel(bandwidth_hz: float, scs_khz: int) -> int | None:
     """N_RB of an NR channel of `bandwidth_hz` at `scs_khz`, or None when the table has no such channel."""
     table = PRBS_PER_CHANNEL.get(int(scs_khz), {})

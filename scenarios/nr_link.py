@@ -636,10 +636,6 @@ def equal_share_hz(radio, band_hz: float, parts: int = 1) -> float:
     Table 5.3.2-1; a non-standard width holds floor(band / PRB))."""
     if radio.link_model == "shannon":
         return band_hz / parts
-    from .nr import prb_bandwidth_hz, prbs_in_channel
+    from .nr import band_prbs, prb_bandwidth_hz
 
-    prb_hz = prb_bandwidth_hz(radio.subcarrier_spacing_khz)
-    prbs = prbs_in_channel(band_hz, radio.subcarrier_spacing_khz)
-    if prbs is None:
-        prbs = int(band_hz // prb_hz)
-    return (prbs // parts) * prb_hz
+    return (band_prbs(band_hz, radio.subcarrier_spacing_khz) // parts) * prb_bandwidth_hz(radio.subcarrier_spacing_khz)
