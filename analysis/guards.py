@@ -144,7 +144,8 @@ def check_epochs(scenario: Scenario, schemes: list[str], runs: int = 1, records_
         costs.append(cost)
     total = Cost(runs * sum(c.events for c in costs), runs * sum(c.records for c in costs), "",
                  runs * sum(c.rounds for c in costs))
-    fedbuff = scenario.training.aggregation == "fedbuff" and "fl" in schemes and scenario.simulation.engine != "simpy"
+    fedbuff = scenario.training.aggregation == "fedbuff" and {"fl", "sfl"} & set(schemes) \
+        and scenario.simulation.engine != "simpy"
     label = (f"{runs} x " if runs > 1 else "") + f"{' + '.join(schemes)} over {scenario.cell.users} users"
     log.info(estimate_line(total, scenario, label, simpy=True,
                            engine="event list (at most SimPy's time)" if fedbuff else None))

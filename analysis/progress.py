@@ -18,27 +18,45 @@ def shows_bar(enabled: bool | None) -> bool:
 
 class ProgressLog:
     """Progress without a terminal: a log line about every `share` of `total` steps (and at the
-    end), with the rate so far and the time left at that rate (the CLI prints log lines on stderr)."""
+    end), with the rate so far and the time left at that rate (the CLI prints log lines on stderr).
+    Steps that cost nothing (reused from a cache or a checkpoint, or never needed) are counted with
+    `skip`: they are done, but the rate, and so the time left, comes from the steps worked."""
 
     def __init__(self, total: int, label: str, unit: str, share: float = 0.05, min_gap_s: float = 0.0):
         self.total, self.label, self.unit = total, label, unit
         self.every = max(1, int(total * share))
-        self.done = 0
-        self.start = self.last = time.monotonic()
+        self.done = self.worked = 0
+        self.start = self.last = self.last_step_at = time.monotonic()
+        self.worked_s = 0.0  # the time spent on worked steps (a skip does not add to it)
         self.min_gap_s = min_gap_s  # at least this long between lines; a job quicker than it says nothing
 
+    def skip(self, n: int = 1) -> None:
+        """n steps done at no cost (the time since the last step, a cache's read, is charged to none)."""
+        self._advance(n, worked=False)
+
     def step(self, n: int = 1) -> None:
+        """n steps worked since the last call."""
+        self._advance(n, worked=True)
+
+    def _advance(self, n: int, worked: bool) -> None:
+        now = time.monotonic()
+        if worked:
+            self.worked += n
+            self.worked_s += now - self.last_step_at
+        self.last_step_at = now
         before, self.done = self.done, self.done + n
         if self.done // self.every == before // self.every and self.done != self.total:
             return
-        now = time.monotonic()
         if now - self.last < self.min_gap_s and (self.done != self.total or now - self.start < self.min_gap_s):
             return
         self.last = now
         elapsed = now - self.start
-        left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        log.info(f"{self.label}: {self.done:,} of {self.total:,} {self.unit} in {elapsed:.0f} s"
-                 + (f", about {left / 60:.1f} min left" if self.done < self.total else ""))
+        reused = f" ({self.done - self.worked:,} cached or not needed)" if self.worked < self.done else ""
+        left = ""
+        if self.done < self.total:
+            left = (f", about {self.worked_s / self.worked * (self.total - self.done) / 60:.1f} min left"
+                    if self.worked else ", time left not yet known")
+        log.info(f"{self.label}: {self.done:,} of {self.total:,} {self.unit}{reused} in {elapsed:.0f} s{left}")
 
 
 QUIET_S = 10.0
@@ -70,6 +88,9 @@ class _LoggedBar:
 
     def update(self, n: int = 1) -> None:
         self.progress.step(n)
+
+    def skip(self, n: int = 1) -> None:
+        self.progress.skip(n)
 
     def set_postfix(self, *args, **kwargs) -> None:
         return None

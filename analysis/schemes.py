@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from splitsim.netsim import SimulationResult, build_fl_plan, build_sl_plan, build_splitllm_plan, run_plan, simulate_sfl
-from splitsim.netsim.schemes import build_fedbuff_plan, run_fedbuff_plan
+from splitsim.netsim.schemes import build_fedbuff_plan, build_fedbuff_sfl_plan, run_fedbuff_plan
 from splitsim.optimizer import delay_inputs_from_profile, epoch_allocation
 from splitsim.scenarios import DEVICES, InputError, WorkloadProfile, rng_for
 
@@ -165,12 +165,19 @@ def run_scheme(world: World, scheme: str, bandwidth: str = "optimised", on_round
         plan = build_sl_plan(profile, cuts[0], scenario.compute, scenario.radio, sim, scenario.channel, world.channel,
                              batches, rng, cell=scenario.cell)
         result = run_plan(plan, sim, scenario.channel, on_round, energy)
-    elif scheme == "fl" and scenario.training.aggregation == "fedbuff":
+    elif scheme in ("fl", "sfl") and scenario.training.aggregation == "fedbuff":
         t, users = scenario.training, scenario.cell.users
         concurrency = t.concurrency or users
-        plan = build_fedbuff_plan(profile, scenario.compute, scenario.radio, sim, world.channel, batches,
-                                  t.buffer_size or concurrency, concurrency, int(rng.integers(2**63)),
-                                  channel_cfg=scenario.channel, cell=scenario.cell, rng=rng)
+        buffered = (t.buffer_size or concurrency, concurrency, int(rng.integers(2**63)))
+        if scheme == "fl":
+            plan = build_fedbuff_plan(profile, scenario.compute, scenario.radio, sim, world.channel, batches, *buffered,
+                                      channel_cfg=scenario.channel, cell=scenario.cell, rng=rng)
+        else:
+            model = scenario.model.model_copy(update={"cut_layers": [cuts[0]]})
+            inputs = delay_inputs_from_profile(scenario.theory, scenario.compute, scenario.workload, scenario.radio,
+                                               model, profile, world.channel, rng_for(scenario.seed, "compute"))
+            plan = build_fedbuff_sfl_plan(inputs, scenario.radio, sim, world.channel, batches, *buffered,
+                                          channel_cfg=scenario.channel, cell=scenario.cell, rng=rng)
         result = run_fedbuff_plan(plan, sim, scenario.channel, on_round, energy)
     elif scheme == "fl":
         plan = build_fl_plan(profile, scenario.compute, scenario.radio, sim, scenario.channel, world.channel, batches,

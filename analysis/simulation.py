@@ -47,9 +47,9 @@ def simulate_allocation(world: World, allocation: Allocation, progress: bool | N
 def check_simulatable(world: World) -> None:
     """What `simulate` needs of the scenario beyond its fields: a model for the epoch schemes."""
     scenario = world.scenario
-    if scenario.scheme != "sfl" and world.profile is None:
-        raise InputError(f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
-                         field="model", value=None)
+    if scenario.simulated_by_epochs and world.profile is None:
+        raise InputError(f"scheme '{scenario.scheme}'{' with FedBuff' if scenario.scheme == 'sfl' else ''} is simulated "
+                         "from a model profile: add a model section", field="model", value=None)
 
 
 def simulations(world: World, progress: bool | None = None, sink: EventSink | None = None,
@@ -59,7 +59,7 @@ def simulations(world: World, progress: bool | None = None, sink: EventSink | No
     (sink(name) receives each round's table) instead of held in memory."""
     check_simulatable(world)
     scenario = world.scenario
-    if scenario.scheme == "sfl":
+    if not scenario.simulated_by_epochs:
         allocations = world_allocations(world) if allocations is None else allocations
         check_allocations(allocations, scenario, streamed=sink is not None)  # every strategy fits, or none runs
         check_dynamics(world, allocations)

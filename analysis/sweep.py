@@ -115,9 +115,10 @@ def expand_grid(base: dict, sets: list[tuple[str, list[Any]]], base_dir: str | P
         raise InputError("each path may be set once", field="--set", value=paths)
     from splitsim.scenarios.schema import AGGREGATION_FIELDS
 
-    simulated_fl = base.get("scheme") == "fl" and (base.get("study") or {}).get("kind", "simulate") == "simulate"
+    simulated_fl = base.get("scheme", "sfl") in ("fl", "sfl") and \
+        (base.get("study") or {}).get("kind", "simulate") == "simulate"
     training = [p for p in paths if (p == "training" or p.startswith("training."))
-                and not (simulated_fl and p.removeprefix("training.") in AGGREGATION_FIELDS)]  # FL's aggregation is simulated
+                and not (simulated_fl and p.removeprefix("training.") in AGGREGATION_FIELDS)]  # FL's, SFL's aggregation
     if training:
         kind = (base.get("study") or {}).get("kind", "simulate")
         raise InputError(f"has no effect in a sweep: a sweep runs the scenario's study ('{kind}', as `splitsim run`), "

@@ -110,11 +110,11 @@ class FedBuffSchedule:
         return hashlib.sha256(cols.tobytes()).hexdigest()[:16]
 
 
-def fedbuff_schedule(world, parts) -> FedBuffSchedule:
-    """Simulate FL with FedBuff on the scenario's cell for training.rounds rounds' worth of updates, the
-    users' local steps those of their data (`partitions`), and return its schedule."""
+def fedbuff_schedule(world, parts, scheme: str = "fl") -> FedBuffSchedule:
+    """Simulate `scheme` (FL or SFL) with FedBuff on the scenario's cell for training.rounds rounds'
+    worth of updates, the users' local steps those of their data (`partitions`), and return its schedule."""
     scenario = world.scenario
-    result = run_scheme(_with_sizes(world, parts), "fl").result
+    result = run_scheme(_with_sizes(world, parts), scheme).result
     steps = int(result.rounds)
     updates = result.updates[result.updates["arrived_at"] < steps].reset_index(drop=True)
     t = scenario.training
@@ -149,8 +149,9 @@ def _check(scenario: Scenario) -> None:
 def train_one(scenario: Scenario, scheme: str, partition: str, parts, association, train_data, eval_data,
               checkpoint: Path, on_round, until=None, schedule: FedBuffSchedule | None = None) -> tuple[list[dict], dict]:
     """Train one scheme on one partition, resuming from `checkpoint`, for `training.rounds` rounds or
-    until `until(rows)` holds after a round; return (round rows, memory bytes). With a FedBuff
-    `schedule` (FL), one row per server step, the updates applied as the simulator delivered them."""
+    until `until(rows)` holds after a round; return (round rows, memory bytes). `on_round(log)` is
+    called after each round trained, and with None for each round resumed from the checkpoint. With a FedBuff
+    `schedule` (FL or SFL), one row per server step, the updates applied as the simulator delivered them."""
     import torch
 
     from splitsim.learning import apply_lora, build_model, specs_from_config
@@ -215,14 +216,17 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
     fedbuff = t.aggregation == "fedbuff"
     all_parts = {how: split_users(train_data.labels.numpy(), users, how, t.dirichlet_alpha, scenario.seed)
                  for how in t.partitions}
-    schedules = {how: fedbuff_schedule(world, all_parts[how]) for how in t.partitions} if fedbuff else {}
-    total = sum((schedules[how].steps if fedbuff and scheme == "fl" else t.rounds)
+    # FedBuff trains the one scheme of training.schemes (FL or SFL: scenarios.checks.training_problems)
+    schedules = {how: fedbuff_schedule(world, all_parts[how], t.schemes[0]) for how in t.partitions} if fedbuff else {}
+    total = sum((schedules[how].steps if fedbuff else t.rounds)
                 for how in t.partitions for scheme in t.schemes)
     with progress_bar(total, "train", progress) as bar:
         def on_round(log):
+            if log is None:  # resumed from the checkpoint: done, at no cost
+                getattr(bar, "skip", bar.update)(1)
+                return
             bar.update(1)
-            if log is not None:
-                bar.set_postfix(acc=f"{log.eval_accuracy:.3f}")
+            bar.set_postfix(acc=f"{log.eval_accuracy:.3f}")
 
         for how in t.partitions:
             parts = all_parts[how]
@@ -235,8 +239,8 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
             for scheme in t.schemes:
                 rows, mem = train_one(scenario, scheme, how, parts, world.association, train_data, eval_data,
                                       out / "checkpoints" / f"{scheme}-{how}.pt", on_round,
-                                      schedule=schedules.get(how) if scheme == "fl" else None)
-                if scheme == "fl" and how in schedules:
+                                      schedule=schedules.get(how))
+                if how in schedules:
                     schedules[how].updates.to_csv(out / f"updates_{how}.csv", index=False)
                 all_rows += rows
                 memory[(scheme, how)] = mem

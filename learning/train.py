@@ -368,31 +368,43 @@ class FederatedTrainer:
         self.global_state["user"] = self._get("user")
         self.global_state["server"] = self._get("server")
 
-    # ---- FL with buffered asynchronous aggregation, in the simulator's order ----------------------------
+    # ---- FL and SFL with buffered asynchronous aggregation, in the simulator's order ----------------
+    def _fedbuff_groups(self) -> tuple[list[str], list[float]]:
+        """The parameter groups a FedBuff training trains and their learning rates: FL's whole model;
+        SFL's client side and its own copy of the server side (SplitFed's first variant)."""
+        if self.s.scheme == "fl":
+            return ["whole"], [self.s.lr_user]
+        if self.s.scheme == "sfl":
+            return ["user", "server"], [self.s.lr_user, self.s.lr_cloud]
+        raise LearningError("FedBuff trains FL and SFL", field="training.schemes", value=self.s.scheme)
+
     def fedbuff_step(self, step: int, buffer: list[tuple[int, int]], keep: set[int], rounds_per_version: float,
                      staleness_exponent: float, server_lr: float) -> RoundLog:
         """FedBuff's server step `step` (version step -> step + 1; Nguyen et al., AISTATS 2022, Alg. 1),
         with the updates the simulator delivered into its buffer: `buffer` = (user, version it started
         on) in their order of arrival. Each user trains its V local steps (or epoch) from the global
         state of the version it started on — its j-th training with the mini-batches and dropout of
-        synchronous FL's round j, the learning rate of the rounds' worth of updates the server has
-        taken (version × `rounds_per_version`) — and its update is Δ_i = local − start. The
-        server steps x ← x + server_lr · Σ_i ŵ_i·Δ_i, ŵ_i = |D_i|·(1 + τ_i)^−a / Σ_j |D_j| over the buffer
-        (FedAvg's data weights; τ_i = step − started_on). With every update fresh (τ = 0) and server_lr
-        1 that is Σ ŵ_i·local_i, FedAvg of the buffer, and it is computed so (fedavg: without the
-        rounding of x + (local − x)): so buffer = concurrency = all users is synchronous FedAvg bit for
-        bit. Versions no later update starts on (`keep`) are dropped. The buffer is averaged in user
-        order (a sum's order must not depend on the arrival order of simultaneous updates)."""
-        if self.s.scheme != "fl":
-            raise LearningError("FedBuff trains FL", field="training.schemes", value=self.s.scheme)
+        synchronous round j, the learning rate of the rounds' worth of updates the server has taken
+        (version × `rounds_per_version`) — and its update is Δ_i = local − start. The server steps
+        x ← x + server_lr · Σ_i ŵ_i·Δ_i, ŵ_i = |D_i|·(1 + τ_i)^−a / Σ_j |D_j| over the buffer (FedAvg's
+        data weights; τ_i = step − started_on). With every update fresh (τ = 0) and server_lr 1 that is
+        Σ ŵ_i·local_i, FedAvg of the buffer, and it is computed so (fedavg: without the rounding of
+        x + (local − x)): so buffer = concurrency = all users is synchronous FedAvg bit for bit.
+
+        FL steps the whole model's adapters. SFL (SplitFed's first variant, as its synchronous round
+        here) steps both sides with the same rule and weights: the client side (the fed server) and
+        the server side, of which the main server trained one copy per training, from the version
+        that training started on. Versions no later update starts on (`keep`) are dropped. The
+        buffer is averaged, and its losses are taken, in user order (a sum's order must not depend on
+        the arrival order of simultaneous updates)."""
+        groups, lrs = self._fedbuff_groups()
         self.model.train()
         if self.versions is None:
-            self.versions = {0: self.global_state["whole"]}
+            self.versions = {0: {g: self.global_state[g] for g in groups}}
             self.trainings = np.zeros(len(self.parts), dtype=np.int64)
         counts = {k: 0 for k in ("user_up", "user_down", "user_split", "edge_up", "edge_down")}
-        adapter = self._bytes("whole")
-        losses: list[float] = []
-        trained = []  # (user, staleness, start state, local state)
+        adapter = self._bytes(groups[0])  # FL's whole adapter, SFL's client side: what crosses the radio
+        trained = []  # (user, staleness, start states, local states, losses)
         for k, started_on in buffer:
             r = started_on * rounds_per_version
             r = int(r) if float(r).is_integer() else r
@@ -405,40 +417,49 @@ class FederatedTrainer:
                 continue
             torch.manual_seed(_seed(self.s.seed, j, k, 7))
             start = self.versions[started_on]
-            self._put("whole", start)
-            opt = self._optimizer("whole", self._lr(self.s.lr_user, r))
+            for g in groups:
+                self._put(g, start[g])
+            opts = [self._optimizer(g, self._lr(lr, r)) for g, lr in zip(groups, lrs)]
+            losses = []
             for rows in batches:
-                losses.append(self._whole_step(self._batch(rows), opt, True))
-            trained.append((k, step - started_on, start, self._get("whole")))
-        counts["user_split"] += 2 * adapter * len(trained)
+                batch = self._batch(rows)
+                losses.append(self._whole_step(batch, opts[0], True) if self.s.scheme == "fl"
+                              else self._split_step(batch, opts, True, counts))
+            trained.append((k, step - started_on, start, {g: self._get(g) for g in groups}, losses))
+        if self.s.scheme == "fl":
+            counts["user_split"] += 2 * adapter * len(trained)  # FL's Table II traffic: adapters up and down
         trained.sort(key=lambda t: t[0])
-        if trained:
-            current = self.versions[step]
-            sizes = [float(self.sizes[k]) for k, *_ in trained]
-            weights = [size * (1.0 + tau) ** -staleness_exponent for size, (_, tau, *_) in zip(sizes, trained)]
-            if server_lr == 1.0 and all(tau == 0 for _, tau, *_ in trained):
-                new = fedavg([local for *_, local in trained], sizes)  # fresh: x + Σŵ(l − x) = Σŵ·l
-            else:
-                total = sum(sizes)
-                new = {}
-                for key, x in current.items():
-                    acc = x.to(torch.float64).clone()
-                    for w, (_, _, first, local) in zip(weights, trained):
-                        acc += (server_lr * w / total) * (local[key].to(torch.float64) - first[key].to(torch.float64))
-                    new[key] = acc.to(x.dtype)
-        else:
-            new = self.versions[step]
+        new = {g: self._stepped(g, step, trained, staleness_exponent, server_lr) for g in groups}
         self.versions[step + 1] = new
-        self.global_state["whole"] = new
+        self.global_state.update(new)
         for version in [v for v in self.versions if v not in keep and v != step + 1]:
             del self.versions[version]
         self.round_done = step
         eval_loss, acc, f1 = self.evaluate()
+        losses = [loss for *_, mine in trained for loss in mine]
         users = max(int((self.sizes > 0).sum()), 1)
         return RoundLog(round=step, train_loss=float(np.mean(losses)) if losses else float("nan"), eval_loss=eval_loss,
                         eval_accuracy=acc, eval_f1=f1, samples=int(sum(self.sizes[k] for k, *_ in trained)),
                         bytes={**{f"{k}_bytes": int(v) for k, v in counts.items()},
                                "user_split_bytes_per_user": counts["user_split"] / users})
+
+    def _stepped(self, group: str, step: int, trained: list, staleness_exponent: float,
+                 server_lr: float) -> dict[str, torch.Tensor]:
+        """Group `group`'s version step + 1 from the buffer's updates (fedbuff_step's rule)."""
+        if not trained:
+            return self.versions[step][group]
+        sizes = [float(self.sizes[k]) for k, *_ in trained]
+        if server_lr == 1.0 and all(tau == 0 for _, tau, *_ in trained):
+            return fedavg([local[group] for *_, local, _ in trained], sizes)  # fresh: x + Σŵ(l − x) = Σŵ·l
+        weights = [size * (1.0 + tau) ** -staleness_exponent for size, (_, tau, *_) in zip(sizes, trained)]
+        total = sum(sizes)
+        new = {}
+        for key, x in self.versions[step][group].items():
+            acc = x.to(torch.float64).clone()
+            for w, (_, _, first, local, _) in zip(weights, trained):
+                acc += (server_lr * w / total) * (local[group][key].to(torch.float64) - first[group][key].to(torch.float64))
+            new[key] = acc.to(x.dtype)
+        return new
 
     # ---- evaluation -----------------------------------------------------------------------------------
     def load_global(self) -> None:
@@ -484,8 +505,9 @@ class FederatedTrainer:
         self.round_done = int(state["round_done"])
         self.global_state = state["global_state"]
         self.memory_bytes = dict(state.get("memory_bytes", {}))
-        if "versions" in state:  # FedBuff: the global versions later updates start on
-            self.versions = dict(state["versions"])
+        if "versions" in state:  # FedBuff: the global versions later updates start on, {version: {group: state}}
+            self.versions = {v: (kept if set(kept) <= set(self.groups) else {"whole": kept})  # FL's, before SFL's
+                             for v, kept in state["versions"].items()}
             self.trainings = np.asarray(state["trainings"], dtype=np.int64).copy()
         for group, opt_state in state["persistent_opt"].items():
             self._put(group, self.global_state[group])

@@ -25,7 +25,7 @@ from .dynamics import ChannelTrack, fading_power
 from .energy import activity_power_w
 from .engine import KIND, EventLog, scheduled_events
 from .errors import NetsimError
-from .protocols.fedbuff import FedBuffPlan, run_fedbuff, run_fedbuff_event_list
+from .protocols.fedbuff import FedBuffPlan, SplitSteps, run_fedbuff, run_fedbuff_event_list
 from .protocols.fl import FlPlan, run_fl
 from .protocols.rounds import LINK_ADAPTER_UP, track_links
 from .replanning import Replanning, ReplanSpec, Uplink
@@ -279,19 +279,59 @@ def build_fedbuff_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: 
     `concurrency` equal shares of the fed band (and of the downlink) on the planned channel — or, on a
     time-varying `channel_cfg` (needs `cell` and `rng`), on the channel as it is when each transfer
     starts; with `sim.dropout_probability`, trainings drop out (their draws from `rng`'s children)."""
+    adapter = fl_adapter_bits(profile)
+    uplink, downlink = link_rates(radio, link)
+    transfers = {_ADAPTER_UP: (radio.uplink_fed_bandwidth_hz, link.snr_coeff_hz, adapter, uplink)}
+    if sim.downlink:
+        transfers[_ADAPTER_DOWN] = (radio.downlink_bandwidth_hz, downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm),
+                                    adapter, downlink)
+    return _fedbuff_plan(radio, sim, link, batches, buffer_size, concurrency, seed, channel_cfg, cell, rng, transfers,
+                         fl_train_s(profile, compute))
+
+
+def build_fedbuff_sfl_plan(inputs, radio: RadioConfig, sim: SimulationConfig, link: ChannelState,
+                           batches: np.ndarray, buffer_size: int, concurrency: int, seed: int,
+                           channel_cfg: ChannelConfig | None = None, cell: CellConfig | None = None,
+                           rng: np.random.Generator | None = None) -> FedBuffPlan:
+    """SFL with buffered asynchronous aggregation (netsim.protocols.fedbuff: SplitFed's first variant,
+    a server-side copy per training), as `build_fedbuff_plan`: user k's training is `batches[k]` local
+    iterations at the per-iteration times of `inputs` (optimizer.DelayInputs, the users at their
+    highest clock and power), each training on its slot's share of the main band (activations), of
+    the fed band (its adapter) and of the downlink (gradients, the adapter)."""
+    transfers = {_ACTIVATION_UP: (radio.uplink_main_bandwidth_hz, inputs.snr_coeff_main_hz, inputs.activation_bits,
+                                  inputs.uplink_rate),
+                 _ADAPTER_UP: (radio.uplink_fed_bandwidth_hz, inputs.snr_coeff_fed_hz, inputs.adapter_bits,
+                               inputs.uplink_rate)}
+    if sim.downlink:
+        c_down = downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm)
+        transfers[_GRADIENT_DOWN] = (radio.downlink_bandwidth_hz, c_down, inputs.gradient_bits, inputs.downlink_rate)
+        transfers[_ADAPTER_DOWN] = (radio.downlink_bandwidth_hz, c_down, inputs.adapter_bits, inputs.downlink_rate)
+    client = inputs.client_seconds_per_iteration
+    share = inputs.client_forward_share
+    return _fedbuff_plan(radio, sim, link, batches, buffer_size, concurrency, seed, channel_cfg, cell, rng, transfers,
+                         0.0, client_forward_s=share * client, client_backward_s=(1.0 - share) * client,
+                         server_s=np.asarray(inputs.server_seconds_per_iteration, dtype=float))
+
+
+_ADAPTER_UP, _ADAPTER_DOWN = KIND["uplink_adapter"], KIND["downlink_adapter"]
+_ACTIVATION_UP, _GRADIENT_DOWN = KIND["uplink_activation"], KIND["downlink_gradient"]
+
+
+def _fedbuff_plan(radio: RadioConfig, sim: SimulationConfig, link: ChannelState, batches: np.ndarray,
+                  buffer_size: int, concurrency: int, seed: int, channel_cfg: ChannelConfig | None,
+                  cell: CellConfig | None, rng: np.random.Generator | None, transfers: dict, train_s: float,
+                  **split) -> FedBuffPlan:
+    """The FedBuff plan of either scheme. `transfers`: per activity kind, (the band it shares (Hz),
+    c = g·p/N0 (K,), bits, link model); each training holds 1/concurrency of each band (whole PRBs on
+    NR). `split`: SFL's per-user compute (SplitSteps' seconds), absent for FL."""
     k = link.users
     batches = _check_batches(batches, k)
     if not 1 <= buffer_size <= concurrency <= k:
         raise NetsimError(f"FedBuff needs 1 <= buffer_size ({buffer_size}) <= concurrency ({concurrency}) <= users "
                           f"({k})", field="training.buffer_size", value=buffer_size)
-    adapter = fl_adapter_bits(profile)
-    uplink, downlink = link_rates(radio, link)
-    up = uplink.rate_bps(np.full(k, equal_share_hz(radio, radio.uplink_fed_bandwidth_hz, concurrency)),
-                         link.snr_coeff_hz)
-    down = None
-    if sim.downlink:
-        down = downlink.rate_bps(np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, concurrency)),
-                                 downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm))
+    shares = {kind: (np.full(k, equal_share_hz(radio, band_hz, concurrency)), np.asarray(c, dtype=float), bits, model)
+              for kind, (band_hz, c, bits, model) in transfers.items()}
+    seconds = {kind: _seconds(bits, model.rate_bps(bandwidth, c)) for kind, (bandwidth, c, bits, model) in shares.items()}
     steps = math.ceil(sim.rounds * k / buffer_size)
     track = links = None
     dropout_seed = 0
@@ -302,17 +342,19 @@ def build_fedbuff_plan(profile: WorkloadProfile, compute: ComputeConfig, radio: 
                 raise NetsimError("a time-varying channel needs the cell (for mobility)",
                                   field="channel.coherence_time_s", value=channel_cfg.coherence_time_s)
             track = ChannelTrack(link, channel_cfg, cell, track_rng)
-            links = {KIND["uplink_adapter"]: (np.full(k, equal_share_hz(radio, radio.uplink_fed_bandwidth_hz,
-                                                                        concurrency)), link.snr_coeff_hz, adapter, uplink)}
-            if sim.downlink:
-                links[KIND["downlink_adapter"]] = (
-                    np.full(k, equal_share_hz(radio, radio.downlink_bandwidth_hz, concurrency)),
-                    downlink_snr_coeff_hz(link, radio.bs_tx_power_dbm), adapter, downlink)
+            links = shares
         dropout_seed = int(dropout_rng.integers(2**63))
-    return FedBuffPlan(updates=steps * buffer_size, batches=batches, train_s=fl_train_s(profile, compute),
-                       adapter_up_s=_seconds(adapter, up), adapter_down_s=None if down is None else _seconds(adapter, down),
-                       adapter_bits=adapter, buffer_size=buffer_size, concurrency=concurrency, seed=seed, track=track,
-                       links=links, dropout_probability=sim.dropout_probability, dropout_seed=dropout_seed)
+    steps_of_split = None
+    if split:
+        steps_of_split = SplitSteps(**split, activation_up_s=seconds[_ACTIVATION_UP],
+                                    gradient_down_s=seconds.get(_GRADIENT_DOWN),
+                                    activation_bits=shares[_ACTIVATION_UP][2],
+                                    gradient_bits=shares[_GRADIENT_DOWN][2] if _GRADIENT_DOWN in shares else 0.0)
+    return FedBuffPlan(updates=steps * buffer_size, batches=batches, train_s=train_s,
+                       adapter_up_s=seconds[_ADAPTER_UP], adapter_down_s=seconds.get(_ADAPTER_DOWN),
+                       adapter_bits=shares[_ADAPTER_UP][2], buffer_size=buffer_size, concurrency=concurrency,
+                       seed=seed, track=track, links=links, dropout_probability=sim.dropout_probability,
+                       dropout_seed=dropout_seed, split=steps_of_split)
 
 
 def run_fedbuff_plan(plan: FedBuffPlan, sim: SimulationConfig, channel_cfg: ChannelConfig,
@@ -342,12 +384,14 @@ def run_fedbuff_plan(plan: FedBuffPlan, sim: SimulationConfig, channel_cfg: Chan
                            "share_fresh": float(np.mean(staleness == 0)),
                            "counts": np.bincount(staleness.astype(int)).tolist()},
              "bandwidth": f"each of the {plan.concurrency} users training at once holds 1/{plan.concurrency} of the "
-                          "fed band (and of the downlink)" + (", on the channel as it is when each transfer starts"
-                                                             if plan.track is not None else ""),
+                          + ("main band and of the " if plan.split is not None else "")
+                          + "fed band (and of the downlink)" + (", on the channel as it is when each transfer starts"
+                                                               if plan.track is not None else ""),
              "dropped_trainings": len(run.dropped)}
     updates = pd.DataFrame(run.updates, columns=["user", "started_on", "arrived_at", "staleness", "time_s"])
     return SimulationResult(
-        scheme="fl", strategy="fl", total_delay_s=run.end_s, rounds=float(plan.server_steps),
+        scheme=plan.scheme, strategy="fl" if plan.split is None else "sfl-fedbuff",
+        total_delay_s=run.end_s, rounds=float(plan.server_steps),
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=events, wall_s=wall,
         paper_assumptions=sim.paper_assumptions(channel_cfg), busy_s=acc.busy_s,

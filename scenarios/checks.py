@@ -123,17 +123,22 @@ def section_problems(scenario: Scenario) -> list[Problem]:
 
 
 def fedbuff_problems(scenario: Scenario) -> list[Problem]:
-    """What training.aggregation: fedbuff needs: FL simulated (study simulate) on a still cell with every
-    user available, a buffer and a concurrency the users can fill."""
+    """What training.aggregation: fedbuff needs: FL or SFL simulated (study simulate) on a still or
+    moving cell, users who may drop out but are otherwise available, a buffer and a concurrency the
+    users can fill; SFL's main server serving every training at once."""
     t = scenario.training
     if t.aggregation != "fedbuff":
         return []
     problems = []
-    simulated = scenario.scheme == "fl" and scenario.study.kind == "simulate"
+    simulated = scenario.scheme in ("fl", "sfl") and scenario.study.kind == "simulate"
     if not simulated and not meant_for_training(scenario) and scenario.study.kind not in STUDIES_CHECKING_TRAINING:
-        problems.append(Problem("training.aggregation", "buffered asynchronous aggregation is simulated for FL in "
-                                f"study simulate (here scheme {scenario.scheme}, study {scenario.study.kind}) and "
-                                "trained by `splitsim train` (training.schemes: [fl])", t.aggregation, True))
+        problems.append(Problem("training.aggregation", "buffered asynchronous aggregation is simulated for FL and SFL "
+                                f"in study simulate (here scheme {scenario.scheme}, study {scenario.study.kind}) and "
+                                "trained by `splitsim train` (training.schemes: [fl] or [sfl])", t.aggregation, True))
+    if "sfl" in {scenario.scheme, *t.schemes} and scenario.simulation.server_concurrency is not None:
+        problems.append(Problem("simulation.server_concurrency", "FedBuff's SFL gives every training its own "
+                                "server-side work at once (a shared main-server queue is not modelled with it): set "
+                                "server_concurrency: null", scenario.simulation.server_concurrency, True))
     users = scenario.cell.users
     for name in ("buffer_size", "concurrency"):
         value = getattr(t, name)
@@ -251,10 +256,11 @@ def training_problems(scenario: Scenario, schemes: list[str] | None = None) -> l
     if m is None:
         return [Problem("model", "training needs a model section (model.source)", None, True)]
     problems = []
-    if t.aggregation == "fedbuff" and set(schemes) != {"fl"}:
-        problems.append(Problem("training.schemes", "FedBuff is built for FL (SFL's asynchronous form is not yet): "
-                                "train it with training.schemes: [fl]", schemes, True))
-    synchronous = [s for s in schemes if not (s == "fl" and t.aggregation == "fedbuff")]
+    if t.aggregation == "fedbuff" and set(schemes) not in ({"fl"}, {"sfl"}):
+        problems.append(Problem("training.schemes", "FedBuff is trained for one scheme at a time, FL or SFL (SL and "
+                                "SplitLLM have no asynchronous form here): training.schemes: [fl] or [sfl]", schemes,
+                                True))
+    synchronous = [s for s in schemes if t.aggregation != "fedbuff"]
     come_and_go = scenario.simulation.come_and_go_fields
     if come_and_go and synchronous:
         problems.append(Problem(come_and_go[0], f"training runs every user in every round of "

@@ -445,14 +445,16 @@ class TrainingConfig(Section):
     tokenizer: str = Field("auto", description="'auto', 'hash', or a tokenizer folder / hub id.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N.")
     aggregation: Literal["sync", "fedbuff"] = Field(
-        "sync", description="FL's aggregation: 'sync', FedAvg when every user's update is in; 'fedbuff', buffered "
-                            "asynchronous (Nguyen et al., AISTATS 2022): the server steps whenever buffer_size updates "
-                            "are in, users train on the version they find (netsim.protocols.fedbuff). For FL: "
-                            "simulated (study simulate) and trained in the simulator's order (`splitsim train`).")
+        "sync", description="FL's and SFL's aggregation: 'sync', FedAvg when every user's update is in; 'fedbuff', "
+                            "buffered asynchronous (Nguyen et al., AISTATS 2022): the server steps whenever buffer_size "
+                            "updates are in, users train on the version they find (netsim.protocols.fedbuff; SFL: "
+                            "SplitFed's first variant, a server-side copy per training). Simulated (study simulate) "
+                            "and trained in the simulator's order (`splitsim train`).")
     buffer_size: PositiveInt | None = Field(
         None, description="fedbuff: updates per server step (FedBuff's K); null: the concurrency.")
     concurrency: PositiveInt | None = Field(
-        None, description="fedbuff: users training at once, each on a B_c / concurrency share; null: every user.")
+        None, description="fedbuff: users training at once, each on a B_c / concurrency share (SFL: and B_s / "
+                          "concurrency); null: every user.")
     staleness_exponent: Annotated[Finite, Ge(0), Le(10)] = Field(
         0.5, description="fedbuff, `splitsim train`: an update of staleness tau (server versions between its download "
                          "and its arrival) is weighted 1/(1 + tau)^a (FLSim's polynomial; FedBuff's 1/sqrt(1 + tau) is "
@@ -832,6 +834,12 @@ class Scenario(Section):
     training: TrainingConfig = TrainingConfig()
     convergence: ConvergenceConfig = ConvergenceConfig()
     emulation: EmulationConfig = EmulationConfig()
+
+    @property
+    def simulated_by_epochs(self) -> bool:
+        """Whether `simulate` runs the scheme by local epochs from the model profile: SplitLLM, SL, FL,
+        and SFL with FedBuff; synchronous SFL is simulated under the optimiser's allocations."""
+        return self.scheme != "sfl" or self.training.aggregation == "fedbuff"
 
     def _after_copy(self) -> None:
         problems = [p for check in CROSS_SECTION_CHECKS for p in check(self)]

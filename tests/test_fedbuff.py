@@ -206,7 +206,7 @@ def test_simulate_writes_every_updates_staleness(tmp_path, cli):
 @pytest.mark.parametrize("changes, field", [
     ({"training": {"aggregation": "fedbuff", "buffer_size": 4, "concurrency": 3}}, "training.buffer_size"),
     ({"training": {"aggregation": "fedbuff", "concurrency": 9}}, "training.concurrency"),
-    ({"scheme": "sfl"}, "training.aggregation"),
+    ({"scheme": "sl"}, "training.aggregation"),
     ({"study": {"kind": "scheme_comparison"}}, "training.aggregation"),
     ({"simulation": {"rounds": 2, "participants_per_round": 2}}, "simulation.participants_per_round"),
     ({"simulation": {"rounds": 2, "straggler_probability": 0.2}}, "simulation.straggler_probability"),

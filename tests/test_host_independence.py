@@ -108,6 +108,30 @@ def test_a_loop_without_a_terminal_logs_its_progress_unless_it_is_quick(monkeypa
     assert run(3.0, enabled=False) == []
 
 
+def test_the_time_left_comes_from_the_work_done_not_from_cached_rounds(monkeypatch, caplog):
+    """issue 34, item 16 (the convergence ETA swung from 36 to 3 minutes): rounds resumed from a
+    checkpoint, and rounds a run that stopped early never needed, are counted as done but at no
+    cost. 100 rounds cached, then 10 s per trained round: with 200 of 400 left, 2000 s remain."""
+    import logging
+
+    from splitsim.analysis import progress
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock["now"])
+    caplog.set_level(logging.INFO, logger="splitsim.analysis")
+    bar = progress.ProgressLog(400, "convergence", "rounds", share=0.01)
+    for _ in range(100):
+        clock["now"] += 0.05  # a checkpoint's read
+        bar.skip()
+    assert caplog.records[-1].getMessage().endswith("time left not yet known"), caplog.records[-1].getMessage()
+    for _ in range(100):
+        clock["now"] += 10.0
+        bar.step()
+    last = caplog.records[-1].getMessage()
+    assert last.startswith("convergence: 200 of 400 rounds (100 cached or not needed)"), last
+    assert last.endswith("about 33.3 min left"), last  # 200 rounds x 10 s; counting the cached ones: 16.7
+
+
 def test_a_profile_measured_under_load_is_measured_again_where_its_step_times_are_the_result(monkeypatch):
     """issue 34, item 5: a cached profile whose step times were taken under load is measured again
     by the callers whose result holds them ("if_loaded": the `profile` command, the testbed) when the
@@ -132,6 +156,7 @@ def test_a_profile_measured_under_load_is_measured_again_where_its_step_times_ar
 
 
 @pytest.mark.parametrize("name, says", [("fl_fedbuff_mrpc.yaml", "fl over 20 users"),
+                                        ("sfl_fedbuff_mrpc.yaml", "sfl over 20 users"),
                                         ("scheme_comparison_mrpc.yaml", "splitllm + sfl + fl + sl over 20 users"),
                                         ("fl_dynamic.yaml", "x fl over 50 users")])
 def test_validate_says_what_a_run_of_every_scheme_costs(cli, name, says):

@@ -169,7 +169,7 @@ def ignored_fields(scenario: Scenario) -> dict[str, str]:
                "whatever the data size (scheme_comparison's epoch-based SFL reads it)")
         ignored["workload.dataset_samples"] = why
         ignored["workload.data_split"] = why
-    if kind == "simulate" and scheme == "fl" and "training" in ignored:  # FL's aggregation is simulated
+    if kind == "simulate" and scheme in ("fl", "sfl") and "training" in ignored:  # FL's and SFL's aggregation
         why = ignored.pop("training")
         ignored.update({f"training.{name}": why for name in TrainingConfig.model_fields
                         if name not in AGGREGATION_FIELDS})

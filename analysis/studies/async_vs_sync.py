@@ -105,7 +105,8 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
         checkpoint = folder / f"{_fingerprint(one, 'fl', how, schedule)}.pt"
         per_row = users if schedule is None else schedule.buffer_size
         rows, _ = train_one(one, "fl", how, parts, world.association, train_data, eval_data, checkpoint,
-                            lambda _log, n=per_row: log.step(n), schedule=schedule)
+                            lambda trained, n=per_row: log.step(n) if trained is not None else log.skip(n),
+                            schedule=schedule)
         table = pd.DataFrame(rows)
         if schedule is None:
             table = _join_simulated_time(replace_scenario(world, one), table, {how: parts})

@@ -104,11 +104,11 @@ def _train_runs(scenario: Scenario, plan: list[tuple[int, int]], data, world, pr
         parts = split_users(train_data.labels.numpy(), one.cell.users, c.partition, one.training.dirichlet_alpha, seed)
         checkpoint = folder / f"{_fingerprint(one, one.scheme, c.partition)}.pt"
         rows, _ = train_one(one, one.scheme, c.partition, parts, world.association, train_data, eval_data, checkpoint,
-                            lambda log_: log.step(),
+                            lambda trained: log.step() if trained is not None else log.skip(),
                             until=lambda rows: enough(rows, c))
         hit = rounds_to_target(rows, c.metric, c.target, c.smoothing_rounds)
         if len(rows) < c.max_rounds:
-            log.step(c.max_rounds - len(rows))
+            log.skip(c.max_rounds - len(rows))
         best = (max if c.metric == "eval_accuracy" else min)(r[c.metric] for r in rows)
         runs.append({"local_steps": V, "seed": seed, "rounds_to_target": hit, "censored": hit is None,
                      "first_single_crossing": rounds_to_target(rows, c.metric, c.target),

@@ -9,7 +9,7 @@ from splitsim.scenarios import Problem, Scenario
 
 from ..guards import check_availability_trace, check_energy_aware, check_epochs, check_sfl_simulation
 from ..runs import SIMULATE_HEADLINE, run_simulate
-from .base import Study, is_sfl
+from .base import Study
 
 
 def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
@@ -20,15 +20,21 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
 
 
 def problems(scenario: Scenario) -> list[Problem]:
-    if scenario.scheme != "sfl" and scenario.model is None:
-        return [Problem("model", f"scheme '{scenario.scheme}' is simulated from a model profile: add a model section",
-                        None, True)]
+    if scenario.simulated_by_epochs and scenario.model is None:
+        fedbuff = " with FedBuff" if scenario.scheme == "sfl" else ""
+        return [Problem("model", f"scheme '{scenario.scheme}'{fedbuff} is simulated from a model profile: add a model "
+                        "section", None, True)]
     return []
+
+
+def by_allocation(scenario: Scenario) -> bool:
+    """Synchronous SFL: simulated under each allocation strategy of problem (17)."""
+    return not scenario.simulated_by_epochs
 
 
 def check_cost_of(scenario: Scenario) -> None:
     check_availability_trace(scenario)
-    if is_sfl(scenario):
+    if by_allocation(scenario):
         check_energy_aware(scenario)
         check_sfl_simulation(scenario, streamed=True)
     elif scenario.model is not None:
@@ -39,6 +45,6 @@ STUDY = Study(
     kind="simulate", title="the scheme simulated (SFL: under every allocation strategy)", run=run,
     reads=frozenset(), figure=None,
     headline_meaning=SIMULATE_HEADLINE,
-    simulates=lambda s: True, solves_problem_17=is_sfl, energy_aware=is_sfl, whole_prbs=is_sfl,
-    problems=problems, check_cost=check_cost_of, dynamic_strategies=is_sfl,
+    simulates=lambda s: True, solves_problem_17=by_allocation, energy_aware=by_allocation, whole_prbs=by_allocation,
+    problems=problems, check_cost=check_cost_of, dynamic_strategies=by_allocation,
 )

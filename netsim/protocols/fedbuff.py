@@ -12,13 +12,26 @@ of the instant): from the eligible idle users (sorted), uniformly at random (the
 the order of simultaneous events does not change the run. The run ends at the server step that
 aggregates the last of `updates` updates.
 
+SFL's asynchronous form (`split`: the per-user times of SFL's local iteration) follows SplitFed's
+first variant (Thapa et al., "SplitFed: When Federated Learning Meets Split Learning", AAAI 2022,
+SFLV1, the form FedsLLM's main server takes and `learning.train` trains): the main server keeps a
+server-side copy of the adapter per training. A training that starts on version v takes the
+client-side adapter of v from the fed server and the server-side adapter of v on the main server;
+its V local iterations (forward, activations up on its share of the main band, the main server's
+forward and backward on that training's own copy, gradients down, backward) never meet another
+training's copy, so activations from users on different versions are never mixed. When its client
+adapter reaches the fed server, its server-side copy joins the main server's buffer at the same
+instant (the servers are wired: no radio time), and both sides take FedBuff's server step together,
+with the same staleness weights: version v + 1 is a pair (client side, server side).
+
 Two engines run it: SimPy (`run_fedbuff`: processes per training, the dispatch a zero-delay event
 after the instant's arrivals) and an event list (`run_fedbuff_event_list`: a heap of phase ends),
 equal on every run (tests/test_fedbuff.py).
 
 Bandwidth: each user training holds an equal share of the fed band and of the downlink for its
-concurrency slot, B_c / concurrency (the plan's `adapter_up_s` are at that share): a slot's band
-idles between a user's upload and the next user's download only at the instant of the hand-over.
+concurrency slot, B_c / concurrency (the plan's `adapter_up_s` are at that share), and in SFL of the
+main band, B_s / concurrency: a slot's band idles between a user's upload and the next user's
+download only at the instant of the hand-over.
 
 A cell that moves (the plan's `track`: netsim.dynamics.ChannelTrack): each transfer is priced from
 the instant it starts over the channel as it then is, block by block (`ChannelTrack.transfer_s`, the
@@ -41,18 +54,45 @@ import numpy as np
 import simpy
 
 from ..engine import KIND, EventLog
-from ..topology import FED_SERVER, user_node
+from ..topology import FED_SERVER, MAIN_SERVER, user_node
 from .common import Accounts
 from .rounds import finish_accounts, recorder
 
 _DOWN, _TRAIN, _UP, _AGG = KIND["downlink_adapter"], KIND["client_train"], KIND["uplink_adapter"], KIND["aggregation"]
+_FWD, _BWD, _SRV = KIND["client_forward"], KIND["client_backward"], KIND["server_compute"]
+_ACT_UP, _GRAD_DOWN = KIND["uplink_activation"], KIND["downlink_gradient"]
+
+
+@dataclass(frozen=True)
+class SplitSteps:
+    """SFL's local iteration per user (K,) seconds: the client's forward and backward, the activations'
+    upload at a slot's share of the main band, the main server's forward and backward, the gradients'
+    download (None: the downlink is not simulated)."""
+
+    client_forward_s: np.ndarray
+    client_backward_s: np.ndarray
+    server_s: np.ndarray
+    activation_up_s: np.ndarray
+    gradient_down_s: np.ndarray | None
+    activation_bits: float
+    gradient_bits: float
+
+    def iteration(self, k: int) -> list[tuple[float, int, str, float]]:
+        """User k's one local iteration: (seconds, activity kind, node, bits) per phase."""
+        me = user_node(k)
+        out = [(float(self.client_forward_s[k]), _FWD, me, 0.0),
+               (float(self.activation_up_s[k]), _ACT_UP, f"{me}->{MAIN_SERVER}", self.activation_bits),
+               (float(self.server_s[k]), _SRV, MAIN_SERVER, 0.0)]
+        if self.gradient_down_s is not None:
+            out.append((float(self.gradient_down_s[k]), _GRAD_DOWN, f"{MAIN_SERVER}->{me}", self.gradient_bits))
+        return out + [(float(self.client_backward_s[k]), _BWD, me, 0.0)]
 
 
 @dataclass(frozen=True)
 class FedBuffPlan:
     updates: int  # client updates to aggregate in all: server steps x buffer_size
     batches: np.ndarray  # (K,) local steps of one user's training
-    train_s: float  # one local step of the whole model (forward + backward)
+    train_s: float  # FL: one local step of the whole model (forward + backward); SFL: unused (0)
     adapter_up_s: np.ndarray  # (K,) seconds of one adapter upload at a concurrency slot's share of B_c
     adapter_down_s: np.ndarray | None  # (K,) seconds of one adapter download, or None (no downlink)
     adapter_bits: float
@@ -64,6 +104,11 @@ class FedBuffPlan:
     links: dict | None = None  # with a track: {kind: (bandwidth_hz (K,), c (K,), bits, link model)}
     dropout_probability: float = 0.0
     dropout_seed: int = 0
+    split: SplitSteps | None = None  # SFL's local iteration; None: FL
+
+    @property
+    def scheme(self) -> str:
+        return "fl" if self.split is None else "sfl"
 
     @property
     def users(self) -> int:
@@ -73,14 +118,20 @@ class FedBuffPlan:
     def server_steps(self) -> int:
         return self.updates // self.buffer_size
 
-    def phases(self, k: int) -> list[tuple[float, int, str, float]]:
-        """One training of user k: (seconds, activity kind, node, bits) per phase."""
+    def phases(self, k: int, stop: int | None = None) -> list[tuple[float, int, str, float]]:
+        """One training of user k: (seconds, activity kind, node, bits) per phase — or, when it drops
+        out after `stop` of its local steps, the phases up to there (no upload)."""
         me = user_node(k)
         out = []
         if self.adapter_down_s is not None:
             out.append((float(self.adapter_down_s[k]), _DOWN, f"{FED_SERVER}->{me}", self.adapter_bits))
-        out.append((float(self.batches[k]) * self.train_s, _TRAIN, me, 0.0))
-        out.append((float(self.adapter_up_s[k]), _UP, f"{me}->{FED_SERVER}", self.adapter_bits))
+        steps = int(self.batches[k]) if stop is None else stop
+        if self.split is None:
+            out.append((steps * self.train_s, _TRAIN, me, 0.0))
+        else:
+            out += self.split.iteration(k) * steps
+        if stop is None:
+            out.append((float(self.adapter_up_s[k]), _UP, f"{me}->{FED_SERVER}", self.adapter_bits))
         return out
 
     def seconds(self, k: int, phase: tuple[float, int, str, float], start_s: float) -> float:
@@ -185,19 +236,16 @@ def run_fedbuff(env: simpy.Environment, plan: FedBuffPlan, log: EventLog,
     def training(k: int, version: int):
         began = env.now
         stop = server.drop_point(k)
-        for phase in plan.phases(k):
+        for phase in plan.phases(k, stop):
             start, (_, kind, node, bits) = env.now, phase
-            if kind == _TRAIN and stop is not None:  # it leaves after `stop` of its local steps
-                seconds = stop * plan.train_s
-                yield env.timeout(seconds)
-                _book(acc, record, k, start, seconds, kind, node, bits, version)
-                acc.wasted_s[k] += env.now - began
-                server.leave(k, version, env.now)
-                ask_dispatch()
-                return
             seconds = plan.seconds(k, phase, start)
             yield env.timeout(seconds)
             _book(acc, record, k, start, seconds, kind, node, bits, version)
+        if stop is not None:  # it left after `stop` of its local steps
+            acc.wasted_s[k] += env.now - began
+            server.leave(k, version, env.now)
+            ask_dispatch()
+            return
         full = server.arrive(k, version, env.now)
         ask_dispatch()  # its slot is free now
         if full:
@@ -250,15 +298,15 @@ def run_fedbuff_event_list(plan: FedBuffPlan, log: EventLog,
 
     def start(k: int, t: float) -> None:
         stop = server.drop_point(k)
-        push_phase(k, server.version, 0, t, t, stop)
+        phases = plan.phases(k, stop)
+        if phases:
+            push_phase(k, server.version, phases, 0, t, t, stop is not None)
+        else:  # it leaves before its first phase
+            push(t, "leave", (k, server.version, t))
 
-    def push_phase(k: int, version: int, i: int, t: float, began: float, stop: int | None) -> None:
-        phase = plan.phases(k)[i]
-        if phase[1] == _TRAIN and stop is not None:  # it leaves after `stop` of its local steps
-            push(t + stop * plan.train_s, "leave", (k, version, i, t, began, stop * plan.train_s))
-        else:
-            seconds = plan.seconds(k, phase, t)
-            push(t + seconds, "phase", (k, version, i, t, began, stop, seconds))
+    def push_phase(k: int, version: int, phases: list, i: int, t: float, began: float, drops: bool) -> None:
+        seconds = plan.seconds(k, phases[i], t)
+        push(t + seconds, "phase", (k, version, phases, i, t, began, drops, seconds))
 
     for k in server.picks():
         start(k, now)
@@ -268,20 +316,22 @@ def run_fedbuff_event_list(plan: FedBuffPlan, log: EventLog,
         while heap and heap[0][0] == now:
             _, _, what, data = heapq.heappop(heap)
             if what == "leave":
-                k, version, i, t0, began, seconds = data
-                _, kind, node, bits = plan.phases(k)[i]
-                _book(acc, record, k, t0, seconds, kind, node, bits, version)
+                k, version, began = data
                 acc.wasted_s[k] += now - began
                 server.leave(k, version, now)
                 dispatch = True
             elif what == "phase":
-                k, version, i, t0, began, stop, seconds = data
-                _, kind, node, bits = plan.phases(k)[i]
+                k, version, phases, i, t0, began, drops, seconds = data
+                _, kind, node, bits = phases[i]
                 _book(acc, record, k, t0, seconds, kind, node, bits, version)
-                if i + 1 < len(plan.phases(k)):
-                    push_phase(k, version, i + 1, now, began, stop)
+                if i + 1 < len(phases):
+                    push_phase(k, version, phases, i + 1, now, began, drops)
                     continue
                 dispatch = True  # its slot is free now
+                if drops:  # it left after its last phase (its `stop` local steps)
+                    acc.wasted_s[k] += now - began
+                    server.leave(k, version, now)
+                    continue
                 if server.arrive(k, version, now):
                     if plan.aggregation_s > 0:
                         push(now + plan.aggregation_s, "step", (now,))
