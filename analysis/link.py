@@ -86,19 +86,22 @@ def run_link(scenario: Scenario, out: Path, source: str = "") -> list[str]:
                          "mcs_index": int(at.loc[s, "mcs_index"])} for s in REPORTED_SINR_DB}
     summary = {"scenario": scenario.name, "command": "link", "scs_khz": link.scs_khz, "n_prb": link.n_prb,
                "carrier_hz": link.n_prb * prb_bandwidth_hz(link.scs_khz), "tdd_pattern": nr.tdd_pattern,
-               "uplink_symbol_share": link.slots.uplink_symbol_share, "mcs_table": nr.mcs_table,
+               "uplink_symbol_share": link.slots.uplink_symbol_share, "mcs_table": link.mcs_table,
+               "transform_precoding": nr.transform_precoding, "sending_prbs": link.sending_prbs,
                "peak_rate_bps": peak, "peak_rate_with_tdd_share_bps": peak * link.slots.uplink_symbol_share,
                "at_sinr_db": ratios,
                "max_goodput_bps": float(table["goodput_bps_per_hz"].max() * link.n_prb * prb_bandwidth_hz(link.scs_khz))}
     write_json(out / "summary.json", summary)
     plots.link_curve(table, out / "link.png", title=f"{scenario.name}: NR uplink, {link.scs_khz} kHz, {link.n_prb} PRBs, "
-                                                    f"{nr.tdd_pattern}, {nr.mcs_table}, BLER target {nr.bler_target:g}")
+                                                    f"{nr.tdd_pattern}, {link.mcs_table}, BLER target {nr.bler_target:g}")
     report = Report(f"NR uplink of {scenario.name} against Shannon", scenario.name, source)
     report.paragraph(
         f"An NR uplink carrier of {link.n_prb} PRBs at {link.scs_khz} kHz ({summary['carrier_hz'] / 1e6:.2f} MHz), TDD "
         f"pattern {nr.tdd_pattern} (special slot {nr.special_slot_symbols[0]}:{nr.special_slot_symbols[1]}:"
         f"{nr.special_slot_symbols[2]} D:G:U symbols; uplink {100 * link.slots.uplink_symbol_share:.1f} % of the "
-        f"symbols), MCS table {nr.mcs_table}, {nr.dmrs_re_per_prb} DMRS and {nr.overhead_re_per_prb} overhead REs per "
+        f"symbols), MCS table {link.mcs_table}"
+        + (f" (transform precoding: a DFT-s-OFDM PUSCH on {link.sending_prbs} of the PRBs)" if nr.transform_precoding
+           else "") + f", {nr.dmrs_re_per_prb} DMRS and {nr.overhead_re_per_prb} overhead REs per "
         f"PRB, {nr.layers} layer(s). Link adaptation: the highest MCS whose BLER (Sionna's PUSCH tables) is at most "
         f"{nr.bler_target:g}; HARQ resends a failed block in a later slot (up to {nr.harq_max_transmissions} "
         "transmissions, no soft combining).")

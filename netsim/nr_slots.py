@@ -39,7 +39,7 @@ class _Kind:
         count = len(MCS_TABLES[link.mcs_table])
         indices = np.arange(count)
         rates = np.array([mcs(i, link.mcs_table)[1] for i in indices])
-        self.tbs = np.array([transport_block_bits(i, link.n_prb, symbols, link.mcs_table, link.dmrs_re_per_prb,
+        self.tbs = np.array([transport_block_bits(i, link.sending_prbs, symbols, link.mcs_table, link.dmrs_re_per_prb,
                                                   link.overhead_re_per_prb, link.layers) for i in indices], float)
         cb_bits, blocks = segmentation(self.tbs, rates)
         category = PDSCH_CATEGORY if link.downlink else PUSCH_CATEGORY

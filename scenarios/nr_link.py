@@ -24,10 +24,22 @@ from functools import lru_cache
 
 import numpy as np
 
-from splitsim.scenarios.nr_tbs import MCS_TABLES, SYMBOLS_PER_SLOT, mcs, transport_block_bits
+from splitsim.scenarios.nr_tbs import (MCS_TABLES, SYMBOLS_PER_SLOT, dft_sizes_up_to, mcs, pusch_mcs_table,
+                                      transport_block_bits)
 
 RE_SECONDS_PER_PRB_SLOT = 180.0  # 12 sub-carriers x (15·2^μ kHz) x (1 / 2^μ ms): Hz·s of one PRB-slot
 MCS_TABLE_INDEX = {"qam64": 1, "qam256": 2}  # TS 38.214 Tables 5.1.3.1-1 and -2 (Sionna's table_index)
+
+
+def bler_rows(mcs_index: np.ndarray, mcs_table: str) -> tuple[np.ndarray, int]:
+    """(Sionna's MCS index, its table_index) of the BLER table rows of `mcs_table`'s indices: the rows
+    of Tables 5.1.3.1-1/-2 themselves; for Table 6.1.4.1-1 (qam64_tp) the row of Table 5.1.3.1-1 with
+    the same (Q_m, R) — the same LDPC code word, so the same BLER on the flat channel (Sionna holds
+    no tables for transform precoding): indices from 17 on are Table 1's index + 1."""
+    index = np.asarray(mcs_index)
+    if mcs_table == "qam64_tp":
+        return np.where(index >= 17, index + 1, index), MCS_TABLE_INDEX["qam64"]
+    return index, MCS_TABLE_INDEX[mcs_table]
 PUSCH_CATEGORY = 0  # Sionna's MCS category for PUSCH
 PDSCH_CATEGORY = 1  # and for PDSCH
 
@@ -101,10 +113,11 @@ def bler(mcs_index: np.ndarray, mcs_table: str, cb_bits: np.ndarray, sinr_db: np
     import torch
 
     shape = np.broadcast(mcs_index, cb_bits, sinr_db).shape
-    m = torch.as_tensor(np.broadcast_to(mcs_index, shape).astype(np.int32))
+    rows, table_index = bler_rows(np.broadcast_to(mcs_index, shape), mcs_table)
+    m = torch.as_tensor(rows.astype(np.int32))
     cbs = torch.as_tensor(np.broadcast_to(np.minimum(cb_bits, 8448), shape).astype(np.int32))
     snr = torch.as_tensor(10 ** (np.broadcast_to(sinr_db, shape) / 10), dtype=torch.float32)
-    table = torch.full(shape, MCS_TABLE_INDEX[mcs_table], dtype=torch.int32)
+    table = torch.full(shape, table_index, dtype=torch.int32)
     category = torch.full(shape, category, dtype=torch.int32)
     out = _phy_abstraction().get_bler(m, table, category, cbs, snr).double().numpy()
     per_block = np.where(np.isfinite(out), np.clip(out, 0.0, 1.0), 1.0)
@@ -207,6 +220,15 @@ class NrUplink:
     harq_max_transmissions: int = 4
     downlink: bool = False
     link_adaptation: str = "outer_loop"  # or "inner_loop": the highest MCS within the target at the known SINR
+    transform_precoding: bool = False  # DFT-s-OFDM: mcs_table is then §6.1.4.1's (pusch_mcs_table), PRBs 2^a3^b5^c
+
+    @property
+    def sending_prbs(self) -> int:
+        """The PRBs a transport block is sent on: all n_prb, or with transform precoding the most that a
+        DFT-s-OFDM PUSCH may use (2^a2·3^a3·5^a5 <= n_prb, TS 38.211 §6.3.1.4); the rest idle."""
+        if not self.transform_precoding or self.n_prb <= 0:
+            return self.n_prb
+        return int(np.flatnonzero(dft_sizes_up_to(self.n_prb))[-1])
 
     def _slot_kinds(self) -> list[tuple[int, int]]:
         """(symbols, how many per pattern) of the slots that carry data in this direction."""
@@ -239,7 +261,7 @@ class NrUplink:
         chosen = np.full(sinr_db.shape, -1)
         chosen_bler = np.ones(sinr_db.shape)
         for symbols, per_pattern in self._slot_kinds():
-            tbs = np.array([transport_block_bits(i, self.n_prb, symbols, self.mcs_table, self.dmrs_re_per_prb,
+            tbs = np.array([transport_block_bits(i, self.sending_prbs, symbols, self.mcs_table, self.dmrs_re_per_prb,
                                                  self.overhead_re_per_prb, self.layers) for i in indices], float)
             cb_bits, blocks = segmentation(tbs, rates)
             errors = bler(indices[:, None], self.mcs_table, cb_bits[:, None], sinr_db[None, :], blocks[:, None],
@@ -287,9 +309,10 @@ class _GoodputTable:
     """G[n, y]: the goodput (bit/s per Hz of one PRB) of a user holding n PRBs whose power on one PRB
     alone gives the SINR y (ONE_PRB_GRID_DB). Spread over m PRBs its SINR is y − 10·log10(m) (dB);
     it sends on the m <= n that deliver the most: G[n] = max_{m<=n} m·eta_m(y − 10·log10 m), with
-    eta_m NrUplink.curve's goodput per Hz on m PRBs over the TDD pattern. So G[n] >= G[n−1] at every
-    grid point, and (linear between grid points) the rate never falls when PRBs are added. Rows are
-    built up to the most PRBs asked for."""
+    eta_m NrUplink.curve's goodput per Hz on m PRBs over the TDD pattern (with transform precoding,
+    m of the DFT sizes only: 2^a2·3^a3·5^a5). So G[n] >= G[n−1] at every grid point, and (linear
+    between grid points) the rate never falls when PRBs are added. Rows are built up to the most
+    PRBs asked for."""
 
     def __init__(self, link: NrUplink):
         self.link = link
@@ -303,7 +326,11 @@ class _GoodputTable:
         if most_prbs > have:
             rows = [self.table]
             best = self.table[-1]
+            sendable = dft_sizes_up_to(most_prbs) if self.link.transform_precoding else None
             for m in range(have + 1, most_prbs + 1):
+                if sendable is not None and not sendable[m]:  # no DFT-s-OFDM PUSCH on m PRBs
+                    rows.append(best[None, :])
+                    continue
                 eta = self._eta(m)
                 on_m = m * np.interp(ONE_PRB_GRID_DB - 10.0 * math.log10(m), CURVE_GRID_DB, eta, left=0.0,
                                      right=eta[-1])
@@ -528,7 +555,10 @@ class NrRate:
             return rate, sent_on
         y, room, most = self.one_prb_sinr_db(c[bound]), headroom[bound], n[bound]
         best, best_m = np.zeros(y.shape), np.zeros(y.shape, dtype=np.int64)
+        sendable = dft_sizes_up_to(int(most.max())) if self.link.transform_precoding else None
         for m in range(1, int(most.max()) + 1):
+            if sendable is not None and not sendable[m]:  # no DFT-s-OFDM PUSCH on m PRBs
+                continue
             eta = self._table_base()._eta(m)
             sinr = y - 10.0 * math.log10(m) + np.minimum(0.0, room + 10.0 * math.log10(m))
             value = np.where(most >= m, m * np.interp(sinr, CURVE_GRID_DB, eta, left=0.0, right=eta[-1]), 0.0)
@@ -594,10 +624,11 @@ def nr_carrier(radio, downlink: bool = False) -> NrUplink:
     nr = radio.nr
     down, _, up = nr.special_slot_symbols
     return NrUplink(scs_khz=radio.subcarrier_spacing_khz, n_prb=0,
-                    slots=UplinkSlots(nr.tdd_pattern, up, down), mcs_table=nr.mcs_table,
+                    slots=UplinkSlots(nr.tdd_pattern, up, down),
+                    mcs_table=nr.mcs_table if downlink else pusch_mcs_table(nr.mcs_table, nr.transform_precoding),
                     dmrs_re_per_prb=nr.dmrs_re_per_prb, overhead_re_per_prb=nr.overhead_re_per_prb, layers=nr.layers,
                     bler_target=nr.bler_target, harq_max_transmissions=nr.harq_max_transmissions, downlink=downlink,
-                    link_adaptation=nr.link_adaptation)
+                    link_adaptation=nr.link_adaptation, transform_precoding=nr.transform_precoding and not downlink)
 
 
 def link_rates(radio, channel=None):

@@ -3,7 +3,9 @@
 - MCS index tables for PUSCH without transform precoding: TS 38.214 §6.1.4.1 uses the PDSCH tables
   5.1.3.1-1 ("qam64": up to 64QAM) and 5.1.3.1-2 ("qam256"); each row is (modulation order Q_m,
   target code rate R x 1024). Indices 29-31 (qam64) and 28-31 (qam256) are reserved for
-  retransmissions and are not offered.
+  retransmissions and are not offered. With transform precoding (DFT-s-OFDM), §6.1.4.1 uses Table
+  6.1.4.1-1 ("qam64_tp", tp-pi2BPSK off: Q_m = 2 at indices 0 and 1; indices 28-31 reserved) for a
+  64QAM table, and Table 5.1.3.1-2 itself for qam256 (`pusch_mcs_table`).
 - Transport block size: TS 38.214 §5.1.3.2 (used for PUSCH by §6.1.4.2), both branches: the
   quantised N_info <= 3824 looked up in Table 5.1.3.2-1, and the larger ones with code-block
   segmentation (8424-bit LDPC base graph 1 blocks, or 3816-bit base graph 2 blocks at R <= 1/4).
@@ -32,7 +34,36 @@ MCS_QAM256: tuple[tuple[int, float], ...] = (
     (6, 466), (6, 517), (6, 567), (6, 616), (6, 666), (6, 719), (6, 772), (6, 822), (6, 873),
     (8, 682.5), (8, 711), (8, 754), (8, 797), (8, 841), (8, 885), (8, 916.5), (8, 948),
 )
-MCS_TABLES = {"qam64": MCS_QAM64, "qam256": MCS_QAM256}
+# TS 38.214 Table 6.1.4.1-1: I_MCS -> (Q_m, R x 1024), PUSCH with transform precoding and 64QAM, with
+# tp-pi2BPSK off (q = 2 at indices 0 and 1; with it on, pi/2-BPSK at R·2 gives the same spectral
+# efficiency). Table 5.1.3.1-1 without its (6, 438) row.
+MCS_QAM64_TP: tuple[tuple[int, float], ...] = (
+    (2, 120), (2, 157), (2, 193), (2, 251), (2, 308), (2, 379), (2, 449), (2, 526), (2, 602), (2, 679),
+    (4, 340), (4, 378), (4, 434), (4, 490), (4, 553), (4, 616), (4, 658),
+    (6, 466), (6, 517), (6, 567), (6, 616), (6, 666), (6, 719), (6, 772), (6, 822), (6, 873), (6, 910), (6, 948),
+)
+MCS_TABLES = {"qam64": MCS_QAM64, "qam256": MCS_QAM256, "qam64_tp": MCS_QAM64_TP}
+
+
+def pusch_mcs_table(mcs_table: str, transform_precoding: bool) -> str:
+    """The MCS table a PUSCH uses (TS 38.214 §6.1.4.1): mcs-Table's without transform precoding; with
+    it, mcs-TableTransformPrecoder's: Table 6.1.4.1-1 for qam64, Table 5.1.3.1-2 for qam256."""
+    if transform_precoding and mcs_table == "qam64":
+        return "qam64_tp"
+    return mcs_table
+
+
+def dft_sizes_up_to(n_prb: int) -> np.ndarray:
+    """(n_prb + 1,) bool: whether m PRBs (m = 0 ... n_prb) can carry a DFT-s-OFDM PUSCH — TS 38.211
+    §6.3.1.4: M_RB = 2^a2 · 3^a3 · 5^a5 (m = 0, no PRB, is False)."""
+    ok = np.zeros(n_prb + 1, dtype=bool)
+    for m in range(1, n_prb + 1):
+        rest = m
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        ok[m] = rest == 1
+    return ok
 
 # TS 38.214 Table 5.1.3.2-1: TBS for N_info <= 3824
 TBS_TABLE: tuple[int, ...] = (

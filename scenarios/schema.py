@@ -191,7 +191,14 @@ class NrLinkConfig(Section):
         [10, 2, 2], description="A special slot's [downlink, guard, uplink] OFDM symbols (14 in all; 3GPP TS 38.213 "
                                 "slot format; 10:2:2 is common on n78).")
     mcs_table: Literal["qam64", "qam256"] = Field(
-        "qam64", description="PUSCH MCS table (TS 38.214 Tables 5.1.3.1-1 and -2, without transform precoding).")
+        "qam64", description="PUSCH MCS table (TS 38.214 Tables 5.1.3.1-1 and -2 without transform precoding; with it, "
+                             "Table 6.1.4.1-1 for qam64 and 5.1.3.1-2 for qam256, TS 38.214 §6.1.4.1).")
+    transform_precoding: bool = Field(
+        False, description="DFT-s-OFDM on the uplink (TS 38.211 §6.3.1.4): the MCS table of §6.1.4.1 and each user's "
+                           "transport blocks on 2^a·3^b·5^c of its PRBs (the others idle). Its lower power back-off "
+                           "(MPR, TS 38.101-1 §6.2.2) is not modelled, so here it costs the idle PRBs' goodput and "
+                           "gains nothing but the little (up to 2 %) its table's missing MCS 17 (a lower "
+                           "efficiency than MCS 16's) can give.")
     dmrs_re_per_prb: NonNegativeInt = Field(
         12, description="DMRS resource elements per PRB and slot (one front-loaded type-1 symbol: 12).")
     overhead_re_per_prb: NonNegativeInt = Field(
