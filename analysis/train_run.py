@@ -110,6 +110,33 @@ class FedBuffSchedule:
         return hashlib.sha256(cols.tobytes()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class SyncSchedule:
+    """Synchronous rounds on a cell where users come and go (sampling, drop-outs, a deadline, users
+    offline: netsim.participation): per round, the users whose adapter reached the fed server — the
+    ones FedAvg averages — and the round's simulated end (s)."""
+
+    delivered: tuple[tuple[int, ...], ...]
+    step_end_s: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return len(self.delivered)
+
+    def digest(self) -> str:
+        """Who is aggregated in each round: what the training takes from the network."""
+        return hashlib.sha256(json.dumps(self.delivered).encode()).hexdigest()[:16]
+
+
+def sync_schedule(world, parts, scheme: str) -> SyncSchedule:
+    """Simulate synchronous `scheme` (FL or SFL) on the scenario's cell for training.rounds rounds, the
+    users' local steps those of their data, and return who delivered an update in each round."""
+    result = run_scheme(_with_sizes(world, parts), scheme).result
+    rounds = world.scenario.training.rounds
+    delivered = tuple(tuple(int(k) for k in users) for users in result.round_delivered[:rounds])
+    return SyncSchedule(delivered, np.asarray(result.round_end_s[:rounds], dtype=float))
+
+
 def fedbuff_schedule(world, parts, scheme: str = "fl") -> FedBuffSchedule:
     """Simulate `scheme` (FL or SFL) with FedBuff on the scenario's cell for training.rounds rounds'
     worth of updates, the users' local steps those of their data (`partitions`), and return its schedule."""
@@ -147,11 +174,13 @@ def _check(scenario: Scenario) -> None:
 
 
 def train_one(scenario: Scenario, scheme: str, partition: str, parts, association, train_data, eval_data,
-              checkpoint: Path, on_round, until=None, schedule: FedBuffSchedule | None = None) -> tuple[list[dict], dict]:
+              checkpoint: Path, on_round, until=None, schedule: FedBuffSchedule | SyncSchedule | None = None
+              ) -> tuple[list[dict], dict]:
     """Train one scheme on one partition, resuming from `checkpoint`, for `training.rounds` rounds or
     until `until(rows)` holds after a round; return (round rows, memory bytes). `on_round(log)` is
     called after each round trained, and with None for each round resumed from the checkpoint. With a FedBuff
-    `schedule` (FL or SFL), one row per server step, the updates applied as the simulator delivered them."""
+    `schedule` (FL or SFL), one row per server step, the updates applied as the simulator delivered them;
+    with a SyncSchedule (users who come and go), each round averages the users the simulator delivered."""
     import torch
 
     from splitsim.learning import apply_lora, build_model, specs_from_config
@@ -182,6 +211,9 @@ def train_one(scenario: Scenario, scheme: str, partition: str, parts, associatio
         extra = {}
         if schedule is None:
             log = trainer.run_round(r)
+        elif isinstance(schedule, SyncSchedule):
+            log = trainer.run_round(r, np.array(schedule.delivered[r], dtype=np.int64))
+            extra = {"simulated_time_s": float(schedule.step_end_s[r]), "users_aggregated": len(schedule.delivered[r])}
         else:
             buffer = schedule.buffer(r)
             log = trainer.fedbuff_step(r, buffer, schedule.needed_after(r), schedule.buffer_size / schedule.users,
@@ -216,9 +248,15 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
     fedbuff = t.aggregation == "fedbuff"
     all_parts = {how: split_users(train_data.labels.numpy(), users, how, t.dirichlet_alpha, scenario.seed)
                  for how in t.partitions}
-    # FedBuff trains the one scheme of training.schemes (FL or SFL: scenarios.checks.training_problems)
-    schedules = {how: fedbuff_schedule(world, all_parts[how], t.schemes[0]) for how in t.partitions} if fedbuff else {}
-    total = sum((schedules[how].steps if fedbuff else t.rounds)
+    # FedBuff trains the one scheme of training.schemes (FL or SFL: scenarios.checks.training_problems);
+    # synchronous FL and SFL where users come and go average the users the simulator delivered each round
+    schedules: dict = {}
+    if fedbuff:
+        schedules = {(how, t.schemes[0]): fedbuff_schedule(world, all_parts[how], t.schemes[0]) for how in t.partitions}
+    elif scenario.simulation.users_come_and_go:
+        schedules = {(how, scheme): sync_schedule(world, all_parts[how], scheme)
+                     for how in t.partitions for scheme in t.schemes}
+    total = sum((schedules[how, scheme].steps if (how, scheme) in schedules else t.rounds)
                 for how in t.partitions for scheme in t.schemes)
     with progress_bar(total, "train", progress) as bar:
         def on_round(log):
@@ -239,9 +277,9 @@ def run_training(scenario: Scenario, out_dir: str | Path, source: str = "", prog
             for scheme in t.schemes:
                 rows, mem = train_one(scenario, scheme, how, parts, world.association, train_data, eval_data,
                                       out / "checkpoints" / f"{scheme}-{how}.pt", on_round,
-                                      schedule=schedules.get(how))
-                if how in schedules:
-                    schedules[how].updates.to_csv(out / f"updates_{how}.csv", index=False)
+                                      schedule=schedules.get((how, scheme)))
+                if fedbuff:
+                    schedules[how, scheme].updates.to_csv(out / f"updates_{how}.csv", index=False)
                 all_rows += rows
                 memory[(scheme, how)] = mem
     table = pd.DataFrame(all_rows)

@@ -129,6 +129,7 @@ class FederatedTrainer:
         self.persistent_opt: dict[str, torch.optim.Optimizer] = {}
         self.versions: dict[int, dict[str, torch.Tensor]] | None = None  # FedBuff: global versions still needed
         self.trainings: np.ndarray | None = None  # FedBuff: each user's trainings so far
+        self.round_users: list[int] | None = None  # the users whose update the current round aggregates
         self.round_done = -1
         self.memory_bytes: dict[str, int] = {}
         model.to(device)
@@ -248,8 +249,14 @@ class FederatedTrainer:
         return float(loss.detach())
 
     # ---- rounds ---------------------------------------------------------------------------------------
-    def run_round(self, r: int) -> RoundLog:
+    def run_round(self, r: int, users: np.ndarray | None = None) -> RoundLog:
+        """Synchronous round r. `users`: the users whose update reaches the server this round (the
+        simulator's, where users come and go: netsim.participation); None: every user. FL and SFL."""
         self.model.train()
+        if users is not None and self.s.scheme not in ("fl", "sfl"):
+            raise LearningError("a round of some users is trained for FL and SFL", field="training.schemes",
+                                value=self.s.scheme)
+        self.round_users = None if users is None else sorted(int(k) for k in users)
         counts = {k: 0 for k in ("user_up", "user_down", "user_split", "edge_up", "edge_down")}
         losses: list[float] = []
         scheme = self.s.scheme
@@ -265,10 +272,11 @@ class FederatedTrainer:
             raise LearningError("unknown scheme", field="scheme", value=scheme)
         self.round_done = r
         eval_loss, acc, f1 = self.evaluate()
-        users = max(int((self.sizes > 0).sum()), 1)
-        per_user = {"user_split_bytes_per_user": counts["user_split"] / users}
+        users_with_data = max(int((self.sizes > 0).sum()), 1)
+        per_user = {"user_split_bytes_per_user": counts["user_split"] / users_with_data}
+        samples = self.sizes.sum() if users is None else self.sizes[self.round_users].sum()
         return RoundLog(round=r, train_loss=float(np.mean(losses)) if losses else float("nan"), eval_loss=eval_loss,
-                        eval_accuracy=acc, eval_f1=f1, samples=int(self.sizes.sum()),
+                        eval_accuracy=acc, eval_f1=f1, samples=int(samples),
                         bytes={**{f"{k}_bytes": int(v) for k, v in counts.items()}, **per_user})
 
     def _round_splitllm(self, r: int, counts: dict, losses: list[float]) -> None:
@@ -315,13 +323,13 @@ class FederatedTrainer:
 
     def _parallel_round(self, r: int, groups: list[str], base_lrs: list[float], step, counts: dict,
                         losses: list[float]) -> int:
-        """Every user with data trains its own copies of `groups` from the global state (in parallel in
-        the protocol, one after another here); then each group becomes their FedAvg by |D|.
-        Returns how many users trained."""
+        """Every user with data (of the round's users: run_round) trains its own copies of `groups` from
+        the global state (in parallel in the protocol, one after another here); then each group becomes
+        their FedAvg by |D|. Returns how many users trained."""
         copies: dict[str, list] = {g: [] for g in groups}
         weights = []
         adapter = self._bytes(groups[0])
-        for k in range(len(self.parts)):
+        for k in range(len(self.parts)) if self.round_users is None else self.round_users:
             batches = self._batches(k, r)
             if not batches:
                 continue

@@ -445,6 +445,7 @@ def run_plan(plan, sim: SimulationConfig, channel_cfg: ChannelConfig,
         wasted_s=acc.wasted_s,
         rounds_joined=acc.rounds_joined,
         round_updates=np.asarray(acc.round_updates) if getattr(plan, "participation", None) is not None else None,
+        round_delivered=list(acc.round_delivered) if getattr(plan, "participation", None) is not None else None,
         round_participants=(np.asarray(acc.round_participants) if getattr(plan, "participation", None) is not None
                             else None),
         extra=plan.replan.summary() if getattr(plan, "replan", None) is not None else {})

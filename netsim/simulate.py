@@ -58,6 +58,7 @@ class SimulationResult:
     wasted_s: np.ndarray | None = None  # (K,) busy seconds in rounds whose update was not aggregated
     rounds_joined: np.ndarray | None = None  # (K,)
     round_updates: np.ndarray | None = None  # (R,) adapters aggregated per round
+    round_delivered: list[np.ndarray] | None = None  # per round, the users whose adapter was aggregated
     round_participants: np.ndarray | None = None  # (R,) users that started each round
     updates: pd.DataFrame | None = None  # FedBuff: each update's user, versions, staleness, arrival time (s)
 
@@ -329,5 +330,6 @@ def simulate_sfl(inputs: DelayInputs, allocation: Allocation, sim: SimulationCon
         busy_s=acc.busy_s, idle_power_w=energy.idle_power_w if energy is not None else 0.0, power_w=power_w,
         engine=engine, event_detail=sim.event_detail, wasted_s=acc.wasted_s, rounds_joined=acc.rounds_joined,
         round_updates=np.asarray(acc.round_updates) if sim.users_come_and_go else None,
+        round_delivered=list(acc.round_delivered) if sim.users_come_and_go else None,
         round_participants=np.asarray(acc.round_participants) if sim.users_come_and_go else None,
     )

@@ -86,7 +86,8 @@ def surrogate(inputs: DelayInputs) -> tuple[DelayInputs, dict]:
 
 def on_link(inputs: DelayInputs, plan) -> dict[str, Allocation]:
     """`plan(shannon_inputs) -> {name: Allocation}` made on the fit, each allocation then in whole PRBs
-    on the link itself (optimizer.prb, rule min_max)."""
+    on the link itself (optimizer.prb, rule min_max; EB, BA and a user's own strategy keep their shares,
+    rounded)."""
     from .prb import allocation_in_prbs
 
     check_coverage(inputs)

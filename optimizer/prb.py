@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from splitsim.scenarios import Allocation, DelayInputs
+from splitsim.scenarios.custom_strategies import is_custom
 from splitsim.scenarios.nr import PRBS_PER_CHANNEL, prb_bandwidth_hz
 from splitsim.scenarios.nr import prbs_in_channel as nr_prbs
 
@@ -30,6 +31,12 @@ from .energy.model import upload_seconds_at_power
 from .errors import OptimizerError
 
 EQUAL_SHARE_STRATEGIES = ("EB", "BA")  # equal bandwidth by definition: rounded, never re-optimised
+
+
+def keeps_its_shares(strategy: str) -> bool:
+    """Whether a strategy's bandwidth shares are its answer, only rounded to whole PRBs (never replaced
+    by the min-max PRBs): EB and BA (equal by definition) and a user's own (optimizer.custom)."""
+    return strategy in EQUAL_SHARE_STRATEGIES or is_custom(strategy)
 
 __all__ = ["PRBS_PER_CHANNEL", "prb_bandwidth_hz", "prbs_in_channel", "round_to_prbs", "min_max_prbs",
            "allocation_in_prbs"]
@@ -250,13 +257,14 @@ def allocation_in_prbs(inputs: DelayInputs, alloc: Allocation, scs_khz: int,
     """`alloc` with both uplink bandwidths in whole PRBs; T recomputed from the delay model.
 
     rule 'largest_remainder' rounds the continuous bandwidths (`round_to_prbs`); 'min_max' gives
-    the strategies whose bandwidth the optimizer chose (all but EB and BA, which keep equal shares
-    and are rounded) the whole PRBs of `min_max_prbs`, or the rounded ones when those are faster.
+    the strategies whose bandwidth the optimizer chose (all but EB and BA, which keep equal shares,
+    and a user's own strategy, which keeps its shares: `keeps_its_shares`; these are rounded) the
+    whole PRBs of `min_max_prbs`, or the rounded ones when those are faster.
     details["prb"] records the PRBs per user, the continuous T and the relative delay cost."""
     prb_hz = prb_bandwidth_hz(scs_khz)
     total_main = prbs_in_channel(inputs.uplink_main_bandwidth_hz, scs_khz)
     total_fed = prbs_in_channel(inputs.uplink_fed_bandwidth_hz, scs_khz, "radio.uplink_fed_bandwidth_hz")
-    if rule == "min_max" and alloc.strategy not in EQUAL_SHARE_STRATEGIES:
+    if rule == "min_max" and not keeps_its_shares(alloc.strategy):
         if inputs.users > min(total_main, total_fed):
             raise OptimizerError(f"{inputs.users} users cannot each get one of {min(total_main, total_fed)} PRBs",
                                  field="cell.users", value=inputs.users)
@@ -271,7 +279,7 @@ def allocation_in_prbs(inputs: DelayInputs, alloc: Allocation, scs_khz: int,
         n_fed = round_to_prbs(alloc.b_c_hz, inputs.uplink_fed_bandwidth_hz, total_fed)
     details = {**alloc.details, "prb": {
         "subcarrier_spacing_khz": scs_khz, "prb_bandwidth_hz": prb_hz, "prbs_main": n_main, "prbs_fed": n_fed,
-        "rule": rule if alloc.strategy not in EQUAL_SHARE_STRATEGIES else "largest_remainder",
+        "rule": rule if not keeps_its_shares(alloc.strategy) else "largest_remainder",
         "continuous_T_s": alloc.T_s}}
     rounded = allocation_with_counts(inputs, alloc.V, alloc.I0, n_main * prb_hz, n_fed * prb_hz, alloc.strategy,
                                      f"{alloc.solver} + whole PRBs ({details['prb']['rule']})", details, alloc.eta, alloc.power_main_fraction,

@@ -162,11 +162,14 @@ class ForecastRate:
 
 
 def _plan_on_link(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.ndarray, fading: str,
-                  k_factor_db: float, scs_khz: int, warm: dict | None = None) -> tuple[Allocation, np.ndarray]:
+                  k_factor_db: float, scs_khz: int, warm: dict | None = None,
+                  bandwidth=None) -> tuple[Allocation, np.ndarray]:
     """_plan on a link model other than Shannon's (the NR link): problem (17)'s bandwidths on the
     link's attenuated-Shannon fit (c/Gamma, bits/alpha: optimizer.link_plan), then the whole PRBs
     that minimise the slowest user's round on the link's own planning rates (ForecastRate: its
     ergodic rate over the fading, harmonic mean over the samples) — exactly (optimizer.prb, min_max).
+    With `bandwidth` (custom_bandwidth: a user's strategy) its bandwidths on the fit, as at planning
+    time (optimizer.link_plan.on_link), rounded to whole PRBs (largest remainder): its shares kept.
     Returns the allocation at `base`'s counts on those rates and each user's round seconds."""
     from .link_plan import surrogate
     from .prb import allocation_in_prbs
@@ -174,8 +177,9 @@ def _plan_on_link(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_f
     p_s, p_c, _ = base.powers_and_clock()
     fitted, fit = surrogate(inputs)
     gamma = fit["shannon_fit_gamma"]
-    b_s, b_c, _, _ = plan_bandwidth(fitted, base.V, np.asarray(c_main) / gamma, np.asarray(c_fed) / gamma, fading,
-                                    k_factor_db, base.cpu_fraction, warm)
+    choose = plan_bandwidth if bandwidth is None else bandwidth
+    b_s, b_c, _, _ = choose(fitted, base.V, np.asarray(c_main) / gamma, np.asarray(c_fed) / gamma, fading,
+                            k_factor_db, base.cpu_fraction, warm)
     base_main, base_fed = inputs.snr_coeff_main_hz * p_s, inputs.snr_coeff_fed_hz * p_c
     factors = np.asarray(c_main, dtype=float) / (base_main if np.ndim(c_main) == 1 else base_main[:, None])
     fed_factors = np.asarray(c_fed, dtype=float) / (base_fed if np.ndim(c_fed) == 1 else base_fed[:, None])
@@ -187,7 +191,7 @@ def _plan_on_link(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_f
     continuous = allocation_with_counts(planning, base.V, base.I0, b_s, b_c, base.strategy, base.solver,
                                         {"link": fit}, base.eta, base.power_main_fraction, base.power_fed_fraction,
                                         base.cpu_fraction)
-    rounded = allocation_in_prbs(planning, continuous, scs_khz, "min_max")
+    rounded = allocation_in_prbs(planning, continuous, scs_khz, "min_max" if bandwidth is None else "largest_remainder")
     return rounded, rounded.T_k_s / base.I0
 
 
@@ -199,7 +203,7 @@ def _plan(inputs: DelayInputs, base: Allocation, c_main: np.ndarray, c_fed: np.n
     `bandwidth`: what chooses the bandwidths (plan_bandwidth, problem (17)'s; or custom_bandwidth).
     On the NR link: _plan_on_link."""
     if not on_shannon(inputs):
-        alloc, round_s = _plan_on_link(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, warm)
+        alloc, round_s = _plan_on_link(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, warm, bandwidth)
         if prb is not None:
             prb.update(alloc.details["prb"])
         return alloc.b_s_hz, alloc.b_c_hz, round_s
@@ -315,9 +319,10 @@ def replan_initial_allocation(inputs: DelayInputs, base: Allocation, fading: str
         return alloc, predicted_round_s(inputs, base.V, base.b_s_hz, base.b_c_hz, c_main, c_fed, "none", k_factor_db,
                                         base.cpu_fraction)
     if not on_shannon(inputs):
-        alloc, round_s = _plan_on_link(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz)
+        alloc, round_s = _plan_on_link(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, bandwidth=bandwidth)
+        by = f"by {bandwidth.strategy_name}, " if bandwidth is not None else ""
         return dataclasses.replace(alloc, strategy="proposed_replan", details={
-            **base.details, **alloc.details, "first_plan": f"on the NR link's ergodic rate over {fading} fading"}), \
+            **base.details, **alloc.details, "first_plan": f"{by}on the NR link's ergodic rate over {fading} fading"}), \
             round_s
     prb: dict = {}
     b_s, b_c, round_s = _plan(inputs, base, c_main, c_fed, fading, k_factor_db, scs_khz, rule, prb, bandwidth=bandwidth)

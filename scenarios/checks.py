@@ -158,7 +158,7 @@ def fedbuff_problems(scenario: Scenario) -> list[Problem]:
 # Where the NR link model (radio.link_model: nr) is built: the studies that plan and simulate the
 # schemes. Elsewhere it is refused, not silently replaced by Shannon's.
 NR_LINK_STUDIES = ("simulate", "latency_vs_power", "scheme_comparison", "cut_layer", "joint_cut", "emulation",
-                   "robustness", "delay_energy")
+                   "robustness", "delay_energy", "convergence")
 
 
 def nr_link_problems(scenario: Scenario) -> list[Problem]:
@@ -189,10 +189,6 @@ def nr_link_problems(scenario: Scenario) -> list[Problem]:
         problems.append(Problem("radio.nr.power_control", "the energy-aware allocation chooses each user's transmit "
                                 "power itself; open-loop power control would choose it too: set power_control: "
                                 "max_power (the largest power either may use)", "open_loop", True))
-    if optimizer.replan_strategy != "proposed":
-        problems.append(Problem("optimizer.replan_strategy", "a strategy of your own is asked at every re-plan on "
-                                "Shannon's rate; on the NR link the base station re-plans with problem (17)",
-                                optimizer.replan_strategy, True))
     if scs is not None and scenario.simulation.downlink:
         prbs = prbs_in_channel(radio.downlink_bandwidth_hz, scs)
         sharing = 1 if scenario.scheme == "sl" else scenario.cell.edge_servers if scenario.scheme == "splitllm" else \
@@ -260,14 +256,15 @@ def training_problems(scenario: Scenario, schemes: list[str] | None = None) -> l
         problems.append(Problem("training.schemes", "FedBuff is trained for one scheme at a time, FL or SFL (SL and "
                                 "SplitLLM have no asynchronous form here): training.schemes: [fl] or [sfl]", schemes,
                                 True))
-    synchronous = [s for s in schemes if t.aggregation != "fedbuff"]
+    # where users come and go, FL's and SFL's rounds average the users the simulator delivered (and
+    # FedBuff's steps its updates); SL and SplitLLM are trained with every user every round
+    every_round = [s for s in schemes if s not in ("fl", "sfl")]
     come_and_go = scenario.simulation.come_and_go_fields
-    if come_and_go and synchronous:
+    if come_and_go and every_round:
         problems.append(Problem(come_and_go[0], f"training runs every user in every round of "
-                                f"{', '.join(synchronous)}; users who come and go would change only the simulated "
-                                "time, not what is trained (FedBuff's training follows the simulator's updates, "
-                                "drop-outs included)", getattr(scenario.simulation, come_and_go[0].split(".")[1]),
-                                True))
+                                f"{', '.join(every_round)}; users who come and go would change only the simulated "
+                                "time, not what is trained (FL's and SFL's rounds follow the simulator's)",
+                                getattr(scenario.simulation, come_and_go[0].split(".")[1]), True))
     if "splitllm" in schemes and (len(m.cut_layers) != 2 or scenario.cell.edge_servers < 1):
         problems.append(Problem("training.schemes", "training SplitLLM needs two model.cut_layers (SFL and SL use "
                                 "the first) and cell.edge_servers >= 1", t.schemes, True))

@@ -223,16 +223,42 @@ def test_the_optimiser_on_the_measured_curve_picks_the_v_that_minimises_rounds_t
 
 
 @pytest.mark.slow
-def test_a_rerun_reuses_every_run_with_identical_inputs(tiny_curve, tmp_path, cli):
-    import time
+def _checkpoints() -> dict:
+    from splitsim.analysis.studies.convergence import cache_dir
 
-    start = time.perf_counter()
+    return {p.name: p.stat().st_mtime_ns for p in cache_dir().glob("*.pt")}
+
+
+def test_a_rerun_reuses_every_run_with_identical_inputs(tiny_curve, tmp_path, cli):
+    before = _checkpoints()
     code, _, err = cli("convergence", TINY, "--out", tmp_path / "again", "--no-progress")
     assert code == 0, err
-    assert time.perf_counter() - start < 15  # no training: every run is read from its checkpoint
+    assert before and _checkpoints() == before  # no round trained: no checkpoint written again
     first = json.loads((tiny_curve / "convergence.json").read_text())
     again = json.loads((tmp_path / "again" / "convergence.json").read_text())
     assert first["runs"] == again["runs"] and first["fit"] == again["fit"]
+
+
+@pytest.mark.slow
+def test_convergence_on_the_nr_link_prices_the_same_measured_rounds_on_the_link(tiny_curve, tmp_path, cli):
+    """radio.link_model: nr: the runs are the same trainings (read from their checkpoints: the link is not
+    in what they depend on), so the same rounds to target; the strategies' round times are the NR
+    link's, in whole PRBs, and longer than on Shannon's capacity (the TDD share and the MCS cap)."""
+    data = yaml.safe_load(TINY.read_text())
+    data["radio"] = {"link_model": "nr", "subcarrier_spacing_khz": 30}
+    path = tmp_path / "nr.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = _checkpoints()
+    code, _, err = cli("convergence", path, "--out", tmp_path / "nr", "--no-progress")
+    assert code == 0, err
+    assert _checkpoints() == before
+    shannon = json.loads((tiny_curve / "convergence.json").read_text())
+    nr = json.loads((tmp_path / "nr" / "convergence.json").read_text())
+    assert nr["runs"] == shannon["runs"] and nr["fit"] == shannon["fit"]
+    rows = {(r["source"], r["strategy"]): r for r in shannon["strategies"]}
+    for row in nr["strategies"]:
+        if row["source"] in ("bound", "measured"):
+            assert row["round_s"] > 1.5 * rows[row["source"], row["strategy"]]["round_s"], row
 
 
 # ---- bad input --------------------------------------------------------------------------------

@@ -36,6 +36,13 @@ def strategies_module(tmp_path, monkeypatch):
             return StrategyDecision(problem.fixed_eta, np.full(k, problem.uplink_main_bandwidth_hz / k),
                                     np.full(k, problem.uplink_fed_bandwidth_hz / k))
 
+        def lopsided(problem):   # half of each band to user 0, the rest shared equally
+            k = problem.users
+            def split(total):
+                return np.array([total / 2] + [total / (2 * (k - 1))] * (k - 1))
+            return StrategyDecision(problem.fixed_eta, split(problem.uplink_main_bandwidth_hz),
+                                    split(problem.uplink_fed_bandwidth_hz))
+
         def greedy_pool(problem):   # asks for more than the pool
             k = problem.users
             return StrategyDecision(0.2, np.full(k, problem.uplink_main_bandwidth_hz / (k - 1)),
@@ -211,6 +218,50 @@ def test_a_custom_strategy_re_plans_through_the_same_hook(strategies_module):
     a = splitsim.simulate(world, replanned)
     b = splitsim.simulate(world, fixed)
     assert a.extra["replan_solves"] > 0  # it did re-plan, and each re-plan asked the strategy
+    assert a.total_delay_s == pytest.approx(b.total_delay_s, rel=1e-9)
+
+
+NR_10_MHZ = {"link_model": "nr", "subcarrier_spacing_khz": 30, "uplink_main_bandwidth_hz": 10e6,
+             "uplink_fed_bandwidth_hz": 10e6, "downlink_bandwidth_hz": 10e6}  # 24 PRBs a band: 4 for each of 6
+
+
+def test_on_the_nr_link_a_custom_strategy_keeps_its_shares_in_whole_prbs(strategies_module):
+    """On the NR link every allocation is in whole PRBs; the optimised strategies get the min-max PRBs,
+    but a user's strategy keeps its own shares, rounded (largest remainder): user 0's half of 24 PRBs
+    is 12, the others' 12/5 each become 3, 3, 2, 2, 2 — not the PRBs problem (17) would choose."""
+    mine = f"{strategies_module}:lopsided"
+    world = splitsim.realise(small_scenario(optimizer={"strategies": ["proposed", mine]}, radio=NR_10_MHZ))
+    allocations = splitsim.optimise(world)
+    prbs = allocations[mine].details["prb"]
+    assert prbs["rule"] == "largest_remainder"
+    for n in (np.asarray(prbs["prbs_main"]), np.asarray(prbs["prbs_fed"])):
+        assert n[0] == 12 and sorted(n[1:].tolist()) == [2, 2, 2, 3, 3] and n.sum() == 24
+    assert allocations["proposed"].details["prb"]["rule"] == "min_max"
+    assert allocations[mine].T_s > allocations["proposed"].T_s
+
+
+def test_on_the_nr_link_a_custom_strategy_re_plans_through_the_same_hook(strategies_module):
+    """optimizer.replan_strategy on the NR link: at every re-plan the strategy's bandwidths (on the link's
+    fit, as at planning time) in whole PRBs. Oracle: equal shares re-planned at no cost are 4 PRBs a
+    user throughout, the plan-once equal-share allocation at the proposed plan's eta, simulated on the
+    same moving cell."""
+    from splitsim.optimizer.baselines import equal_bandwidth_allocation
+
+    mine = f"{strategies_module}:equal_split"
+    scenario = small_scenario(channel={"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
+                              radio=NR_10_MHZ,
+                              optimizer={"strategies": ["proposed", "proposed_replan"], "replan_strategy": mine,
+                                         "replan_interval_s": 0.5, "replan_solve_s": 0.0,
+                                         "replan_signalling_s": 0.0})
+    world = splitsim.realise(scenario)
+    allocations = splitsim.optimise(world)
+    replanned = allocations["proposed_replan"]
+    assert replanned.eta == allocations["proposed"].eta
+    np.testing.assert_allclose(replanned.b_s_hz, 4 * 360e3)
+    fixed = equal_bandwidth_allocation(world.inputs, replanned.eta, "equal_at_proposed_eta")
+    a = splitsim.simulate(world, replanned)
+    b = splitsim.simulate(world, fixed)
+    assert a.extra["replan_solves"] > 0
     assert a.total_delay_s == pytest.approx(b.total_delay_s, rel=1e-9)
 
 

@@ -329,14 +329,61 @@ def test_fedbuff_training_follows_the_simulated_schedule(tmp_path, cli, dynamics
     assert updates["staleness"].max() > 0
 
 
-def test_synchronous_training_with_users_who_come_and_go_is_refused(tmp_path, cli):
-    """The synchronous trainer runs every user every round: drop-outs would only change the simulated
-    time. Refused at validate (FedBuff's training, which follows the simulator's updates, is not)."""
-    code, _, err = cli("validate", _training(tmp_path / "s.yaml", MOVING_WITH_DROP_OUTS, aggregation="sync"))
-    assert code == 2 and "simulation.dropout_probability" in err and "every round of fl" in err
-    code, _, err = cli("validate", _training(tmp_path / "f.yaml", MOVING_WITH_DROP_OUTS, aggregation="fedbuff",
-                                             buffer_size=2, concurrency=3))
+def test_synchronous_training_where_users_drop_out_follows_the_simulated_rounds(tmp_path, cli):
+    """Synchronous FL on a moving cell where 30 % of the participants drop out: each round averages the
+    users whose adapter the simulator delivered in it (so fewer than all in some rounds), at the
+    round's simulated end; SL, whose trainer runs every user every round, is refused."""
+    import pandas as pd
+
+    path = _training(tmp_path / "s.yaml", MOVING_WITH_DROP_OUTS, aggregation="sync")
+    code, _, err = cli("train", path, "--out", tmp_path / "out", "--no-progress")
     assert code == 0, err
+    rounds = pd.read_csv(tmp_path / "out" / "rounds.csv")
+    assert len(rounds) == 3 and (rounds["users_aggregated"] <= 4).all() and (rounds["users_aggregated"] < 4).any()
+    assert (rounds["simulated_time_s"].diff().dropna() > 0).all()
+    assert (rounds["samples"] == rounds["users_aggregated"] * 256 // 4).all()  # iid: 64 samples a user
+    code, _, err = cli("validate", _training(tmp_path / "sl.yaml", MOVING_WITH_DROP_OUTS, aggregation="sync",
+                                             schemes=["sl"]))
+    assert code == 2 and "simulation.dropout_probability" in err and "every round of sl" in err
+
+
+@pytest.mark.parametrize("scheme", ["fl", "sfl"])
+def test_a_round_of_some_users_is_fedavg_of_those_users(scheme):
+    """run_round(r, users): the FedAvg of those users' trainings — bit for bit a round of a trainer in
+    which the other users hold no data (an independent path: they are skipped for having no batch)."""
+    import torch
+
+    from splitsim.learning import apply_lora, build_model, specs_from_config
+    from splitsim.learning.data import synthetic_task
+    from splitsim.learning.train import FederatedTrainer, TrainSettings
+    from splitsim.scenarios import parse_scenario
+
+    scenario = parse_scenario({"model": {"source": "bert-tiny", "batch_size": 8, "sequence_length": 16,
+                                         "cut_layers": [1]}})
+    data = synthetic_task("text", 128, 2, seed=1, vocab_size=1000, sequence_length=16)
+    parts = [np.arange(32 * k, 32 * (k + 1)) for k in range(4)]
+    settings = TrainSettings(scheme=scheme, cuts=(1,), batch_size=8, optimizer="adamw", lr_user=3e-3, lr_edge=3e-3,
+                             lr_cloud=3e-3, local_steps=2, seed=5)
+
+    def trainer(parts):
+        torch.manual_seed(0)
+        spec, lora = specs_from_config(scenario.model)
+        model, arch = build_model(spec)
+        return FederatedTrainer(apply_lora(model, arch, lora), arch, spec.task, settings, data, data, parts, None,
+                                torch.device("cpu"))
+
+    some = trainer(parts)
+    emptied = trainer([p if k in (0, 2) else p[:0] for k, p in enumerate(parts)])
+    log_some = some.run_round(0, np.array([2, 0]))
+    log_emptied = emptied.run_round(0)
+    assert log_some.train_loss == log_emptied.train_loss and log_some.samples == 64
+    for group, state in some.global_state.items():
+        other = emptied.global_state[group]
+        assert all(torch.equal(state[k], other[k]) for k in state), group
+    everyone = trainer(parts)
+    everyone.run_round(0)
+    assert any(not torch.equal(everyone.global_state[g][k], some.global_state[g][k])
+               for g in some.global_state for k in some.global_state[g])
 
 
 def test_a_stale_update_is_applied_with_its_weight_and_the_server_step(tmp_path):

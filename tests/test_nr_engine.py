@@ -166,9 +166,8 @@ def test_the_shannon_link_is_the_default_and_unchanged():
 @pytest.mark.parametrize("changes, field", [
     ({"radio": {"link_model": "nr"}}, "radio.subcarrier_spacing_khz"),
     ({"radio": {"prb_rule": "largest_remainder"}}, "radio.prb_rule"),
-    ({"study": {"kind": "convergence"}}, "radio.link_model"),
+    ({"study": {"kind": "async_vs_sync"}}, "radio.link_model"),
     ({"study": {"kind": "delay_energy"}, "radio": {"nr": {"power_control": "open_loop"}}}, "radio.nr.power_control"),
-    ({"optimizer": {"replan_strategy": "EB"}}, "optimizer.replan_strategy"),
     ({"optimizer": {"energy_weight": 0.5}, "radio": {"nr": {"power_control": "open_loop"}}}, "radio.nr.power_control"),
     ({"radio": {"nr": {"bler_target": 1.0}}}, "radio.nr.bler_target"),
     ({"radio": {"nr": {"tdd_pattern": "DDXU"}}}, "radio.nr.tdd_pattern"),

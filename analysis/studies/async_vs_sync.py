@@ -74,7 +74,8 @@ def smoothed_time_to_target(rows: pd.DataFrame, target: float, window_updates: i
 def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: bool | None = None) -> list[str]:
     from splitsim.learning.data import partition as split_users
 
-    from ..train_run import _base_config, _check, _join_simulated_time, _load_task, fedbuff_schedule, train_one
+    from ..train_run import (SyncSchedule, _base_config, _check, _join_simulated_time, _load_task, fedbuff_schedule,
+                             sync_schedule, train_one)
     from ..world import realise
 
     from ..train_run import _fingerprint
@@ -94,16 +95,18 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
     t, users = scenario.training, scenario.cell.users
     how = t.partitions[0]
     parts = split_users(train_data.labels.numpy(), users, how, t.dirichlet_alpha, scenario.seed)
-    schedules = {name: fedbuff_schedule(replace_scenario(world, one), parts)
-                 for name, one in runs if one.training.aggregation == "fedbuff"}
+    schedules = {name: fedbuff_schedule(replace_scenario(world, one), parts) if one.training.aggregation == "fedbuff"
+                 else sync_schedule(replace_scenario(world, one), parts, "fl")
+                 for name, one in runs if one.training.aggregation == "fedbuff" or one.simulation.users_come_and_go}
     # progress in client trainings (each a user's local steps), the bulk of the work in every variant
     log = ProgressLog(len(runs) * t.rounds * users, "async_vs_sync", "client trainings")
     curves, staleness, summary_rows = [], [], []
     target = scenario.study.target_accuracy
     for name, one in runs:
         schedule = schedules.get(name)
+        buffered = schedule is not None and not isinstance(schedule, SyncSchedule)
         checkpoint = folder / f"{_fingerprint(one, 'fl', how, schedule)}.pt"
-        per_row = users if schedule is None else schedule.buffer_size
+        per_row = schedule.buffer_size if buffered else users
         rows, _ = train_one(one, "fl", how, parts, world.association, train_data, eval_data, checkpoint,
                             lambda trained, n=per_row: log.step(n) if trained is not None else log.skip(n),
                             schedule=schedule)
@@ -111,17 +114,21 @@ def run(scenario: Scenario, out_dir: str | Path, source: str = "", progress: boo
         if schedule is None:
             table = _join_simulated_time(replace_scenario(world, one), table, {how: parts})
         table.insert(0, "variant", name)
-        table["updates"] = (table["round"] + 1) * (users if schedule is None else schedule.buffer_size)
+        if isinstance(schedule, SyncSchedule):  # the updates that arrived (drop-outs deliver none)
+            table["updates"] = np.cumsum(table["users_aggregated"].to_numpy())
+        else:
+            table["updates"] = (table["round"] + 1) * per_row
         curves.append(table)
         seconds, evaluations = time_to_target(table, target)
         smoothed_s, smoothed_updates = smoothed_time_to_target(table, target, users)
-        taus = schedule.updates["staleness"].to_numpy() if schedule is not None else np.zeros(t.rounds * users)
-        if schedule is not None:
+        taus = schedule.updates["staleness"].to_numpy() if buffered else np.zeros(int(table["updates"].iloc[-1]))
+        if buffered:
             counts = np.bincount(taus.astype(int))
             staleness += [{"variant": name, "staleness": s, "updates": int(c)} for s, c in enumerate(counts)]
         summary_rows.append({
-            "variant": name, "buffer_size": users if schedule is None else schedule.buffer_size,
-            "concurrency": users if schedule is None else (t.concurrency or users),
+            "variant": name, "buffer_size": per_row,
+            "concurrency": (t.concurrency or users) if buffered else users,
+            "updates": int(table["updates"].iloc[-1]),
             "time_to_target_s": seconds, "evaluations_to_target": evaluations,
             "updates_to_target": None if evaluations is None else int(table["updates"].iloc[evaluations - 1]),
             "time_to_target_smoothed_s": smoothed_s, "updates_to_target_smoothed": smoothed_updates,
@@ -191,11 +198,11 @@ def problems(scenario: Scenario) -> list[Problem]:
                                True))
     if scenario.model is not None:
         out += training_problems(scenario, ["fl"])
-    come_and_go = scenario.simulation.come_and_go_fields
-    if come_and_go and t.aggregation == "fedbuff":  # with sync, training_problems said it
-        out.append(Problem(come_and_go[0], "async_vs_sync also trains synchronous FedAvg, whose trainer runs every "
-                           "user every round: users who come and go would change only its simulated time",
-                           getattr(scenario.simulation, come_and_go[0].split(".")[1]), True))
+    others = [f for f in scenario.simulation.come_and_go_fields if f != "simulation.dropout_probability"]
+    if others:  # FedBuff is simulated with drop-outs only (scenarios.checks.fedbuff_problems)
+        out.append(Problem(others[0], "async_vs_sync compares the two on a cell where trainings may drop out "
+                           "(simulation.dropout_probability); sampling, deadlines and availability are not modelled "
+                           "with FedBuff", getattr(scenario.simulation, others[0].split(".")[1]), True))
     if len(t.partitions) > 1:
         out.append(Problem("training.partitions", "async_vs_sync trains one partition: name one", t.partitions, True))
     return out

@@ -398,6 +398,12 @@ def problems(scenario: Scenario) -> list[Problem]:
     out = []
     if scenario.model is not None and scenario.scheme in STUDY_SCHEMES:
         out += training_problems(scenario, [scenario.scheme])
+    come_and_go = scenario.simulation.come_and_go_fields
+    if come_and_go:
+        out.append(Problem(come_and_go[0], "study 'convergence' measures rounds in which every user's update is "
+                           "averaged (FedsLLM's bound has no users who come and go); `splitsim train` trains rounds "
+                           "that follow the simulator's", getattr(scenario.simulation, come_and_go[0].split(".")[1]),
+                           True))
     if scenario.training.aggregation != "sync":
         out.append(Problem("training.aggregation", "study 'convergence' measures rounds of synchronous FedAvg; "
                                                    "FedBuff is trained by `splitsim train` (its time to accuracy)",

@@ -22,6 +22,7 @@ class Accounts:
     rounds_joined: np.ndarray | None = None  # (K,) rounds each user took part in
     round_updates: list[int] = field(default_factory=list)  # adapters aggregated per round
     round_participants: list[int] = field(default_factory=list)  # users that started each round
+    round_delivered: list[np.ndarray] = field(default_factory=list)  # per round: the users whose update arrived
 
     @classmethod
     def zeros(cls, users: int) -> Accounts:

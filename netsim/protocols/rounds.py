@@ -129,6 +129,7 @@ def close_round(acc: Accounts, users: np.ndarray, arrived: np.ndarray, busy: np.
     acc.rounds_joined[users] += 1
     acc.wasted_s[users] += np.where(arrived, 0.0, busy.sum(axis=0))
     acc.round_updates.append(int(arrived.sum()))
+    acc.round_delivered.append(np.asarray(users)[np.asarray(arrived, dtype=bool)])
     acc.round_participants.append(int(users.size))
 
 
