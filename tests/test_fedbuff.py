@@ -494,7 +494,7 @@ def test_async_vs_sync_is_train_of_each_variant_and_reads_its_time_to_target_fro
     ({"scheme": "sfl"}, "scheme"),
     ({"training": {"dataset": "synthetic", "partitions": ["iid", "dirichlet"]}}, "training.partitions"),
     ({"study": {"kind": "async_vs_sync", "target_accuracy": 1.2}}, "study.target_accuracy"),
-    ({"simulation": {"dropout_probability": 0.1}}, "simulation.dropout_probability"),
+    ({"simulation": {"participants_per_round": 2}}, "simulation.participants_per_round"),
 ])
 def test_what_async_vs_sync_cannot_run_is_one_line_and_exit_2(tmp_path, cli, changes, field):
     data = yaml.safe_load(_study(tmp_path / "s.yaml").read_text())
@@ -503,6 +503,17 @@ def test_what_async_vs_sync_cannot_run_is_one_line_and_exit_2(tmp_path, cli, cha
     path.write_text(yaml.safe_dump(data))
     code, _, err = cli("validate", path)
     assert code == 2 and field in err and "Traceback" not in err, err
+
+
+def test_async_vs_sync_runs_on_a_moving_cell_where_trainings_drop_out(tmp_path, cli):
+    """A moving cell with drop-outs is what the study is for: validate accepts it (both variants are
+    simulated there; the synchronous rounds average the users the simulator delivered)."""
+    data = yaml.safe_load(_study(tmp_path / "s.yaml").read_text())
+    data.update(MOVING_WITH_DROP_OUTS)
+    path = tmp_path / "moving.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = cli("validate", path)
+    assert code == 0, err
 
 
 def test_the_convergence_study_refuses_fedbuff(tmp_path, cli):
