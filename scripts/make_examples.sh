@@ -39,6 +39,7 @@ if [ "${1:-}" = "--with-training" ]; then
   cp out/async_vs_sync_mrpc/async_vs_sync.png docs/examples/async_vs_sync_mrpc.png
 fi
 $S run scenarios/fig2_measured_convergence.yaml --out out/fig2_measured_convergence --no-progress --overwrite
+.venv/bin/python scripts/docs_tables.py --fig2-measured out/fig2_measured_convergence  # the convergence page's tables
 $S emulate scenarios/emulate_sfl_minilm.yaml --out out/emulate_sfl_minilm --no-progress --overwrite  # ~1.5 min, real processes
 mkdir -p docs/examples
 cp out/fig2/latency_vs_power.png docs/examples/fig2_latency_vs_power.png

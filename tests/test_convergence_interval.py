@@ -201,3 +201,20 @@ def test_the_docs_measured_strategies_table_is_what_the_study_gives(tmp_path, cl
         assert on_bound == f"{b.V:.3g}, {b.I0:.0f}, {seconds(b.T_s)} s"
         assert on_measured == (f"{m.V:.3g}, {m.I0:.1f}, {seconds(m.T_s)} s ({seconds(m.T_low_90_s)}–"
                                f"{seconds(m.T_high_90_s)} s)")
+
+
+def test_the_docs_per_v_table_is_the_shipped_curves():
+    """docs/studies/convergence.md's per-V table (every seed's rounds, the forms' fits, the held-out V's
+    prediction, the check) is what scripts/docs_tables.py makes of the committed curve; the script also
+    reproduces the page's other two tables' sources (`--check` passes)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_tables", REPO / "scripts" / "docs_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    curve = json.loads(SHIPPED.read_text())
+    page = (REPO / "docs" / "studies" / "convergence.md").read_text()
+    assert tables.table_in(page, "measured-rounds-table") == tables.measured_rounds_table(curve)
+    assert tables.table_in(page, "rounds-interval-table") == tables.rounds_interval_table(SHIPPED)
+    runs = {(r["local_steps"], r["seed"]) for r in curve["runs"]}
+    assert runs == {(V, s) for V in curve["settings"]["local_steps"] for s in curve["settings"]["seeds"]}
