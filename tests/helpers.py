@@ -39,3 +39,21 @@ def small_scenario(**sections) -> Scenario:
         else:
             data[key] = value
     return parse_scenario(data)
+
+
+def integrated_transfer_s(bits: float, start_s: float, bandwidth_hz: float, c_hz: float, track, k: int) -> float:
+    """Seconds to send `bits` from `start_s` on a moving cell, integrated here block by block over the
+    track's gain factors of user k (Shannon's rate on `bandwidth_hz` at c = g·p/N0 times the factor):
+    the oracle the engines' transfers on a ChannelTrack are held against."""
+    import numpy as np
+
+    from splitsim.scenarios import fdma_rate_bps
+
+    left, t, block = bits, start_s, track.block_s
+    while True:
+        b = int(np.floor(t / block))
+        rate = float(fdma_rate_bps(bandwidth_hz, c_hz * track.factor(np.array([b]), np.array([k]))[0]))
+        room = ((b + 1) * block - t) * rate
+        if room >= left:
+            return t + left / rate - start_s
+        left, t = left - room, (b + 1) * block

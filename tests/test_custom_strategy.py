@@ -198,29 +198,6 @@ def test_the_shipped_example_shows_its_rows_beside_the_four(tmp_path):
     assert delays["my_strategies:proportional_fair"] > delays["BA"]
 
 
-def test_a_custom_strategy_re_plans_through_the_same_hook(strategies_module):
-    """optimizer.replan_strategy: the user's strategy chooses proposed_replan's bandwidths at every
-    re-plan. Oracle: equal shares re-planned at no cost are the plan-once equal-share allocation at the
-    proposed plan's eta (BA's closed form at that eta), simulated under the same dynamics."""
-    from splitsim.optimizer.baselines import equal_bandwidth_allocation
-
-    mine = f"{strategies_module}:equal_split"
-    scenario = small_scenario(channel={"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
-                              optimizer={"strategies": ["proposed", "proposed_replan"], "replan_strategy": mine,
-                                         "replan_interval_s": 0.5, "replan_solve_s": 0.0,
-                                         "replan_signalling_s": 0.0})
-    world = splitsim.realise(scenario)
-    allocations = splitsim.optimise(world)
-    replanned = allocations["proposed_replan"]
-    assert replanned.eta == allocations["proposed"].eta
-    np.testing.assert_allclose(replanned.b_s_hz, world.inputs.uplink_main_bandwidth_hz / world.inputs.users)
-    fixed = equal_bandwidth_allocation(world.inputs, replanned.eta, "equal_at_proposed_eta")
-    a = splitsim.simulate(world, replanned)
-    b = splitsim.simulate(world, fixed)
-    assert a.extra["replan_solves"] > 0  # it did re-plan, and each re-plan asked the strategy
-    assert a.total_delay_s == pytest.approx(b.total_delay_s, rel=1e-9)
-
-
 NR_10_MHZ = {"link_model": "nr", "subcarrier_spacing_khz": 30, "uplink_main_bandwidth_hz": 10e6,
              "uplink_fed_bandwidth_hz": 10e6, "downlink_bandwidth_hz": 10e6}  # 24 PRBs a band: 4 for each of 6
 
@@ -240,16 +217,17 @@ def test_on_the_nr_link_a_custom_strategy_keeps_its_shares_in_whole_prbs(strateg
     assert allocations[mine].T_s > allocations["proposed"].T_s
 
 
-def test_on_the_nr_link_a_custom_strategy_re_plans_through_the_same_hook(strategies_module):
-    """optimizer.replan_strategy on the NR link: at every re-plan the strategy's bandwidths (on the link's
-    fit, as at planning time) in whole PRBs. Oracle: equal shares re-planned at no cost are 4 PRBs a
-    user throughout, the plan-once equal-share allocation at the proposed plan's eta, simulated on the
-    same moving cell."""
+@pytest.mark.parametrize("radio, share_hz", [({}, 20e6 / 6), (NR_10_MHZ, 4 * 360e3)])
+def test_a_custom_strategy_re_plans_through_the_same_hook(strategies_module, radio, share_hz):
+    """optimizer.replan_strategy: the user's strategy chooses proposed_replan's bandwidths at every
+    re-plan (on the NR link: on its fit, as at planning time, in whole PRBs). Oracle: equal shares
+    re-planned at no cost are the plan-once equal-share allocation at the proposed plan's eta (BA's
+    closed form at that eta; on NR 4 PRBs a user throughout), simulated under the same dynamics."""
     from splitsim.optimizer.baselines import equal_bandwidth_allocation
 
     mine = f"{strategies_module}:equal_split"
     scenario = small_scenario(channel={"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.5},
-                              radio=NR_10_MHZ,
+                              radio=radio,
                               optimizer={"strategies": ["proposed", "proposed_replan"], "replan_strategy": mine,
                                          "replan_interval_s": 0.5, "replan_solve_s": 0.0,
                                          "replan_signalling_s": 0.0})
@@ -257,11 +235,11 @@ def test_on_the_nr_link_a_custom_strategy_re_plans_through_the_same_hook(strateg
     allocations = splitsim.optimise(world)
     replanned = allocations["proposed_replan"]
     assert replanned.eta == allocations["proposed"].eta
-    np.testing.assert_allclose(replanned.b_s_hz, 4 * 360e3)
+    np.testing.assert_allclose(replanned.b_s_hz, share_hz)
     fixed = equal_bandwidth_allocation(world.inputs, replanned.eta, "equal_at_proposed_eta")
     a = splitsim.simulate(world, replanned)
     b = splitsim.simulate(world, fixed)
-    assert a.extra["replan_solves"] > 0
+    assert a.extra["replan_solves"] > 0  # it did re-plan, and each re-plan asked the strategy
     assert a.total_delay_s == pytest.approx(b.total_delay_s, rel=1e-9)
 
 

@@ -116,27 +116,18 @@ def test_each_upload_on_a_moving_cell_takes_what_the_channel_then_allows():
     """Every adapter upload, integrated here block by block over the track's gains from the instant it
     started (Shannon's rate on the slot's share), took the time the run gave it; and the uploads differ
     from the planned still-channel ones (the cell does move)."""
+    from helpers import integrated_transfer_s
     from splitsim.netsim.engine import KIND
-    from splitsim.scenarios import fdma_rate_bps
 
     plan = _moving_plan()
     _, run, _, _ = _both(plan)
     bandwidth, c, bits, _ = plan.links[KIND["uplink_adapter"]]
-    block = plan.track.block_s
     rows = [r for r in _both(plan)[3].rows if r[3] == KIND["uplink_adapter"]]
     assert len(rows) == plan.updates
     moved = 0
     for start, seconds, _, _, k, _, _ in rows:
-        left, t = bits, start
-        while True:
-            b = int(np.floor(t / block))
-            rate = float(fdma_rate_bps(bandwidth[k], c[k] * plan.track.factor(np.array([b]), np.array([k]))[0]))
-            room = ((b + 1) * block - t) * rate
-            if room >= left:
-                t += left / rate
-                break
-            left, t = left - room, (b + 1) * block
-        assert seconds == pytest.approx(t - start, rel=1e-9)
+        expected = integrated_transfer_s(bits, start, bandwidth[k], c[k], plan.track, k)
+        assert seconds == pytest.approx(expected, rel=1e-9)
         moved += abs(seconds / plan.adapter_up_s[k] - 1) > 0.05
     assert moved > len(rows) // 2
 

@@ -29,9 +29,10 @@ def _plan(users=6, rounds=3, buffer_size=2, concurrency=3, seed=1, equal=False, 
     rng = np.random.default_rng(seed)
     batches = np.full(users, 4) if equal else rng.integers(1, 6, users)
     steps = -(-rounds * users // buffer_size)
+    down_s = (np.full(users, 0.1) if equal else rng.uniform(0.05, 0.3, users)) if down else None
     return FedBuffPlan(updates=steps * buffer_size, batches=batches, train_s=0.0,
                        adapter_up_s=np.full(users, 0.5) if equal else rng.uniform(0.2, 2.0, users),
-                       adapter_down_s=(np.full(users, 0.1) if equal else rng.uniform(0.05, 0.3, users)) if down else None,
+                       adapter_down_s=down_s,
                        adapter_bits=8e6, buffer_size=buffer_size, concurrency=concurrency, seed=seed,
                        aggregation_s=aggregation_s, split=_steps(users, rng, equal, down))
 
@@ -181,26 +182,17 @@ def test_the_plan_holds_a_slots_share_of_each_band_at_the_links_rate():
 def test_each_activation_upload_on_a_moving_cell_takes_what_the_channel_then_allows():
     """Every activation upload, integrated here block by block over the track's gains from the instant it
     started (Shannon's rate on the slot's share of the main band), took the time the run gave it."""
-    from splitsim.scenarios import fdma_rate_bps
+    from helpers import integrated_transfer_s
 
     plan, _, _ = _scenario_plan({**MOVING, "simulation": {"rounds": 2}})
     _, _, _, log = _both(plan)
     bandwidth, c, bits, _ = plan.links[KIND["uplink_activation"]]
-    block = plan.track.block_s
     rows = [r for r in log.rows if r[3] == KIND["uplink_activation"]]
     assert len(rows) == plan.updates * 3
     moved = 0
     for start, seconds, _, _, k, _, _ in rows:
-        left, t = bits, start
-        while True:
-            b = int(np.floor(t / block))
-            rate = float(fdma_rate_bps(bandwidth[k], c[k] * plan.track.factor(np.array([b]), np.array([k]))[0]))
-            room = ((b + 1) * block - t) * rate
-            if room >= left:
-                t += left / rate
-                break
-            left, t = left - room, (b + 1) * block
-        assert seconds == pytest.approx(t - start, rel=1e-9)
+        expected = integrated_transfer_s(bits, start, bandwidth[k], c[k], plan.track, k)
+        assert seconds == pytest.approx(expected, rel=1e-9)
         moved += abs(seconds / plan.split.activation_up_s[k] - 1) > 0.05
     assert moved > len(rows) // 2
 
