@@ -79,6 +79,22 @@ def test_equal_users_with_a_buffer_of_one_have_the_staleness_of_their_wave(users
     assert len(a.accounts.round_end_s) == rounds * users
 
 
+@pytest.mark.parametrize("seed", [3, 9, 11])
+def test_a_server_step_that_takes_time_aggregates_exactly_its_buffer(seed):
+    """With aggregation_s > 0 updates keep arriving while a full buffer is aggregated: they go into the
+    next buffer (they were once counted into the full one and lost, and the run stopped short). Each
+    step aggregates exactly buffer_size updates and ends aggregation_s after the arrival that filled
+    its buffer; an update's staleness is its step less the version it started on."""
+    plan = _plan(users=6, rounds=4, buffer_size=3, concurrency=5, down=True, aggregation_s=0.05, seed=seed)
+    a, b, _, _ = _both(plan)
+    for run in (a, b):
+        steps = np.array([u[2] for u in run.updates])
+        assert np.array_equal(np.bincount(steps), np.full(plan.server_steps, 3))
+        fill_s = [max(u[4] for u in run.updates if u[2] == s) for s in range(plan.server_steps)]
+        np.testing.assert_allclose(run.accounts.round_end_s, np.array(fill_s) + 0.05, rtol=1e-12)
+        assert all(u[3] == u[2] - u[1] for u in run.updates)
+
+
 # ---- a cell that moves, and users that drop out (issue 35, item 2) -----------------------------------
 
 def _moving_plan(dropout=0.0, buffer_size=2, concurrency=3, users=6, rounds=4, seed=2):

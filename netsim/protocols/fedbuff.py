@@ -4,7 +4,7 @@ Buffered Asynchronous Aggregation", AISTATS 2022, Algorithm 1).
 The fed server holds a global version v. At most `concurrency` users train at once; each starts on
 the current v (its adapter comes down, optional), trains its local epoch, uploads its update; the
 server keeps the updates in a buffer and, when `buffer_size` are in, steps: v + 1 (after
-`aggregation_s`). An update's staleness is the server's v when it arrives less the v it started on.
+`aggregation_s`; updates that arrive meanwhile fill the next buffer). An update's staleness is the server's v when it arrives less the v it started on.
 A user that has uploaded trains again only on a newer version than the one it trained on (so with
 buffer = concurrency = all users the run is synchronous FedAvg round by round). Free training slots
 are filled once everything that happened at that instant has been processed (a dispatch at the end
@@ -164,8 +164,9 @@ class _Server:
         self.rng = np.random.default_rng(plan.seed)
         self.drop_rng = np.random.default_rng(plan.dropout_seed)
         self.dropped: list[tuple[int, int, float]] = []  # (user, version it started on, time it left)
-        self.version = 0
-        self.buffer = 0
+        self.version = 0  # the global version users start on (steps done)
+        self.buffer = 0  # updates in the buffer being filled
+        self.filled = 0  # buffers filled (server steps due, done or being aggregated)
         self.started = 0
         self.training = 0
         self.last_version = np.full(plan.users, -1)  # the version each user last trained on
@@ -173,12 +174,19 @@ class _Server:
         self.updates: list[tuple[int, int, int, int, float]] = []
 
     def arrive(self, k: int, started_on: int, now: float) -> bool:
-        """User k's update arrived; True when it fills the buffer (a server step is due)."""
+        """User k's update arrived; True when it fills the buffer (a server step is due). It goes into the
+        buffer being filled, the one server step `filled` aggregates — while an earlier full buffer is
+        still being aggregated (aggregation_s), that is the next one — and its staleness is that step
+        less the version it started on."""
         self.busy[k] = False
         self.training -= 1
-        self.updates.append((k, started_on, self.version, self.version - started_on, now))
+        self.updates.append((k, started_on, self.filled, self.filled - started_on, now))
         self.buffer += 1
-        return self.buffer == self.plan.buffer_size
+        if self.buffer < self.plan.buffer_size:
+            return False
+        self.buffer = 0  # full: later arrivals fill the next buffer
+        self.filled += 1
+        return True
 
     def drop_point(self, k: int) -> int | None:
         """Local steps user k's training just started does before it drops out (None: it does not)."""
@@ -196,8 +204,8 @@ class _Server:
         self.dropped.append((k, started_on, now))
 
     def step(self) -> None:
+        """The server step of the oldest full buffer is done: the new version is out."""
         self.version += 1
-        self.buffer = 0
 
     def picks(self) -> list[int]:
         """Users to start now: free slots filled from the eligible idle users, uniformly at random."""
