@@ -5,8 +5,8 @@
 # README's Table II, copied to scenarios/data/train_mrpc_reduced/) and
 # the one-hour MRPC convergence measurement (rewriting scenarios/data/mrpc_convergence.json, the
 # measured curve of fig2_measured_convergence.yaml) and the 50-minute async_vs_sync_mrpc study (its
-# tables to scenarios/data/async_vs_sync_mrpc/, its figure to docs/examples/); without it, those plots are copied from
-# out/train_mrpc_reduced/ and out/mrpc_convergence/ when runs are there.
+# tables to scenarios/data/async_vs_sync_mrpc/, its figure to docs/examples/); without it, the training
+# runs' figures are redrawn from their committed outputs (scripts/redraw_figures.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/splitsim
@@ -59,10 +59,6 @@ cp out/llama8b_phone_cut_splitllm/cut_layer.png docs/examples/llama8b_phone_cut_
 cp out/sweep_fig2/sweep.png docs/examples/sweep_fig2.png
 cp out/fig2_measured_convergence/latency_vs_power.png docs/examples/fig2_measured_convergence.png
 cp out/emulate_sfl_minilm/gantt.png docs/examples/emulate_sfl_minilm_gantt.png
-if [ -f out/mrpc_convergence/convergence.png ]; then
-  cp out/mrpc_convergence/convergence.png docs/examples/mrpc_convergence.png
-fi
-if [ -f out/train_mrpc_reduced/time_to_accuracy.png ]; then
-  cp out/train_mrpc_reduced/time_to_accuracy.png docs/examples/time_to_accuracy_mrpc.png
-fi
+# the training runs' figures, from their committed outputs (rewritten above with --with-training)
+.venv/bin/python scripts/redraw_figures.py
 ls -la docs/examples
