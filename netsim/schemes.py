@@ -390,7 +390,7 @@ def run_fedbuff_plan(plan: FedBuffPlan, sim: SimulationConfig, channel_cfg: Chan
              "dropped_trainings": len(run.dropped)}
     updates = pd.DataFrame(run.updates, columns=["user", "started_on", "arrived_at", "staleness", "time_s"])
     return SimulationResult(
-        scheme=plan.scheme, strategy="fl" if plan.split is None else "sfl-fedbuff",
+        scheme=plan.scheme, strategy=plan.scheme,  # an epoch-based run: named by its scheme, as FL and SL are
         total_delay_s=run.end_s, rounds=float(plan.server_steps),
         local_iterations=float(np.mean(plan.batches)), compute_s=acc.compute_s, uplink_s=acc.uplink_s,
         downlink_s=acc.downlink_s, round_end_s=np.asarray(acc.round_end_s), log=log, simpy_events=events, wall_s=wall,

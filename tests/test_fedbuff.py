@@ -564,17 +564,16 @@ def test_an_interrupted_fedbuff_training_resumes_to_the_same_result(tmp_path, cl
     assert all(torch.equal(x[k], y[k]) for k in x)
 
 
-def test_the_docs_async_vs_sync_table_is_the_committed_runs():
-    """docs/studies/async_vs_sync.md's table is scenarios/data/async_vs_sync_mrpc/async_vs_sync.csv, the
-    output of `splitsim run scenarios/async_vs_sync_mrpc.yaml` (copied there by
-    `bash scripts/make_examples.sh --with-training`), number for number."""
+def _docs_async_rows(name: str, marker: str):
+    """(the committed results of study run `name`, the rows of docs/studies/async_vs_sync.md's table
+    between <!-- marker --> and <!-- /marker -->), each row checked against its result number for number."""
     import pandas as pd
 
     from helpers import REPO
 
-    results = pd.read_csv(REPO / "scenarios" / "data" / "async_vs_sync_mrpc" / "async_vs_sync.csv")
+    results = pd.read_csv(REPO / "scenarios" / "data" / name / "async_vs_sync.csv")
     page = (REPO / "docs" / "studies" / "async_vs_sync.md").read_text()
-    block = page.split("<!-- async-vs-sync-table -->")[1].split("<!-- /async-vs-sync-table -->")[0]
+    block = page.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
     rows = [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
     assert [r[0] for r in rows] == list(results["variant"])
     for row, r in zip(rows, results.itertuples()):
@@ -585,6 +584,16 @@ def test_the_docs_async_vs_sync_table_is_the_committed_runs():
                            f"{int(r.updates_to_target)}" if reached else "–", smoothed,
                            f"{r.best_accuracy:.3f}", f"{r.staleness_mean:.2f} / {r.staleness_max} / {100 * r.share_fresh:.0f} %",
                            f"{r.train_wall_s / 60:.0f}"]
+    return results
+
+
+def test_the_docs_async_vs_sync_table_is_the_committed_runs():
+    """docs/studies/async_vs_sync.md's table is scenarios/data/async_vs_sync_mrpc/async_vs_sync.csv, the
+    output of `splitsim run scenarios/async_vs_sync_mrpc.yaml` (copied there by
+    `bash scripts/make_examples.sh --with-training`), number for number, and so are the README's words."""
+    from helpers import REPO
+
+    results = _docs_async_rows("async_vs_sync_mrpc", "async-vs-sync-table")
     by = results.set_index("variant")
     readme = (REPO / "README.md").read_text()
     sync, five, two = by.loc["sync"], by.loc["fedbuff_5"], by.loc["fedbuff_2"]

@@ -214,7 +214,7 @@ def test_simulate_with_every_user_in_the_buffer_takes_synchronous_sfls_time(tmp_
     code, _, err = cli("simulate", path, "--out", tmp_path / "out")
     assert code == 0, err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())["simulations"]["sfl"]
-    assert summary["strategy"] == "sfl-fedbuff" and summary["updates"] == 18 and summary["staleness"]["max"] == 0
+    assert summary["aggregation"] == "fedbuff" and summary["updates"] == 18 and summary["staleness"]["max"] == 0
     assert "1/6 of the main band and of the fed band" in summary["bandwidth"]
     sync = run_scheme(realise(parse_scenario({**data, "training": {}})), "sfl", bandwidth="equal").result
     assert summary["total_delay_s"] == pytest.approx(sync.total_delay_s, rel=1e-9)
