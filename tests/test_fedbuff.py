@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers import assert_fedbuff_of_everyone_trains_as_sync, assert_same_fedbuff_runs, fedbuff_both_engines
 from splitsim.netsim import FlPlan, run_plan
-from splitsim.netsim.engine import EventLog
-from splitsim.netsim.protocols.fedbuff import FedBuffPlan, run_fedbuff, run_fedbuff_event_list
-from splitsim.netsim.simulate import run_protocol
+from splitsim.netsim.protocols.fedbuff import FedBuffPlan
 from splitsim.scenarios import ChannelConfig, SimulationConfig
 
 
@@ -26,11 +25,7 @@ def _plan(users=6, rounds=3, buffer_size=2, concurrency=3, seed=1, equal=False, 
                        aggregation_s=aggregation_s)
 
 
-def _both(plan):
-    _, simpy_run, simpy_log, _ = run_protocol(run_fedbuff, plan, SimulationConfig())
-    log = EventLog()
-    listed = run_fedbuff_event_list(plan, log)
-    return simpy_run, listed, simpy_log, log
+_both = fedbuff_both_engines
 
 
 @pytest.mark.parametrize("case", [dict(), dict(down=True), dict(buffer_size=1, concurrency=4, seed=5),
@@ -119,12 +114,7 @@ def _moving_plan(dropout=0.0, buffer_size=2, concurrency=3, users=6, rounds=4, s
 def test_both_engines_give_the_same_run_on_a_moving_cell_with_drop_outs(case):
     plan = _moving_plan(**case)
     a, b, log_a, log_b = _both(plan)
-    assert [u[:4] for u in a.updates] == [u[:4] for u in b.updates]
-    assert np.allclose([u[4] for u in a.updates], [u[4] for u in b.updates], rtol=1e-12, atol=0)
-    assert a.dropped == b.dropped and a.end_s == pytest.approx(b.end_s, rel=1e-12)
-    assert np.allclose(a.accounts.busy_s, b.accounts.busy_s, rtol=1e-12, atol=1e-15)
-    assert np.allclose(a.accounts.wasted_s, b.accounts.wasted_s, rtol=1e-12, atol=1e-15)
-    assert sorted(log_a.rows) == sorted(log_b.rows)
+    assert_same_fedbuff_runs(a, b, log_a, log_b)
     assert len(a.updates) == plan.updates and len(a.accounts.round_end_s) == plan.server_steps
 
 
@@ -292,22 +282,7 @@ def test_fedbuff_with_every_user_in_the_buffer_trains_exactly_as_synchronous_fed
     """buffer = concurrency = all users, no staleness: every update is fresh, each server step is a
     FedAvg round: the trained adapters equal synchronous FL's bit for bit, and so does every round's
     loss and accuracy, at the same simulated times."""
-    import pandas as pd
-    import torch
-
-    runs = {}
-    for name, aggregation in (("sync", {"aggregation": "sync"}),
-                              ("fedbuff", {"aggregation": "fedbuff", "staleness_exponent": 0.0})):
-        code, _, err = cli("train", _training(tmp_path / f"{name}.yaml", **aggregation), "--out", tmp_path / name,
-                           "--no-progress")
-        assert code == 0, err
-        runs[name] = pd.read_csv(tmp_path / name / "rounds.csv")
-    columns = ["round", "train_loss", "eval_loss", "eval_accuracy", "eval_f1"]
-    assert runs["sync"][columns].equals(runs["fedbuff"][columns])
-    assert np.allclose(runs["sync"]["simulated_time_s"], runs["fedbuff"]["simulated_time_s"], rtol=1e-12)
-    assert (runs["fedbuff"]["staleness_mean"] == 0).all()
-    a, b = _global_state(tmp_path / "sync"), _global_state(tmp_path / "fedbuff")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_fedbuff_of_everyone_trains_as_sync(cli, tmp_path, _training, "fl", same_times=True)
 
 
 MOVING_WITH_DROP_OUTS = {"channel": {"fading": "rayleigh", "coherence_time_s": 0.05, "mobility_speed_mps": 1.0},

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from splitsim.netsim.engine import KIND, EventLog
-from splitsim.netsim.protocols.fedbuff import FedBuffPlan, SplitSteps, run_fedbuff, run_fedbuff_event_list
+from helpers import assert_fedbuff_of_everyone_trains_as_sync, assert_same_fedbuff_runs, fedbuff_both_engines
+from splitsim.netsim.engine import KIND
+from splitsim.netsim.protocols.fedbuff import FedBuffPlan, SplitSteps
 from splitsim.netsim.simulate import run_protocol
 from splitsim.scenarios import SimulationConfig
 
@@ -37,27 +38,14 @@ def _plan(users=6, rounds=3, buffer_size=2, concurrency=3, seed=1, equal=False, 
                        aggregation_s=aggregation_s, split=_steps(users, rng, equal, down))
 
 
-def _both(plan):
-    _, simpy_run, simpy_log, _ = run_protocol(run_fedbuff, plan, SimulationConfig())
-    log = EventLog()
-    listed = run_fedbuff_event_list(plan, log)
-    return simpy_run, listed, simpy_log, log
-
-
-def _same(a, b, log_a, log_b):
-    assert [u[:4] for u in a.updates] == [u[:4] for u in b.updates]
-    assert np.allclose([u[4] for u in a.updates], [u[4] for u in b.updates], rtol=1e-12, atol=0)
-    assert a.dropped == b.dropped and a.end_s == pytest.approx(b.end_s, rel=1e-12)
-    assert np.allclose(a.accounts.busy_s, b.accounts.busy_s, rtol=1e-12, atol=1e-15)
-    assert np.allclose(a.accounts.wasted_s, b.accounts.wasted_s, rtol=1e-12, atol=1e-15)
-    assert sorted(log_a.rows) == sorted(log_b.rows)
+_both = fedbuff_both_engines
 
 
 @pytest.mark.parametrize("case", [dict(), dict(down=True), dict(buffer_size=1, concurrency=4, seed=5),
                                   dict(buffer_size=3, concurrency=5, down=True, aggregation_s=0.05, seed=9),
                                   dict(equal=True, buffer_size=1, concurrency=6, down=True)])
 def test_both_engines_give_the_same_run(case):
-    _same(*_both(_plan(**case)))
+    assert_same_fedbuff_runs(*_both(_plan(**case)))
 
 
 def test_a_training_is_its_local_iterations_in_order():
@@ -150,7 +138,7 @@ def test_both_engines_give_the_same_run_on_a_moving_cell_with_drop_outs(case):
                                                           "downlink": True}},
                                 case.get("buffer", 2), case.get("concurrency", 3))
     a, b, log_a, log_b = _both(plan)
-    _same(a, b, log_a, log_b)
+    assert_same_fedbuff_runs(a, b, log_a, log_b)
     assert len(a.updates) == plan.updates and len(a.accounts.round_end_s) == plan.server_steps
     uploads = [r for r in log_a.rows if r[3] == KIND["uplink_adapter"]]
     assert len(uploads) == len(a.updates)  # a training that drops out uploads nothing
@@ -251,25 +239,10 @@ def test_fedbuff_sfl_with_every_user_in_the_buffer_trains_exactly_as_synchronous
     """buffer = concurrency = all users, no staleness: both sides of every server step are the FedAvg of
     synchronous SFL's round: the client and server adapters equal synchronous SFL's bit for bit, and
     so does every round's loss and accuracy."""
-    import pandas as pd
-    import torch
-
-    runs, states = {}, {}
-    for name, aggregation in (("sync", {"aggregation": "sync"}),
-                              ("fedbuff", {"aggregation": "fedbuff", "staleness_exponent": 0.0})):
-        code, _, err = cli("train", _training(tmp_path / f"{name}.yaml", **aggregation), "--out", tmp_path / name,
-                           "--no-progress")
-        assert code == 0, err
-        runs[name] = pd.read_csv(tmp_path / name / "rounds.csv")
-        states[name] = torch.load(tmp_path / name / "checkpoints" / "sfl-iid.pt", weights_only=False)["trainer"]
-    columns = ["round", "train_loss", "eval_loss", "eval_accuracy", "eval_f1"]
-    assert runs["sync"][columns].equals(runs["fedbuff"][columns])
-    assert (runs["fedbuff"]["staleness_mean"] == 0).all()
-    for group in ("user", "server"):
-        a, b = states["sync"]["global_state"][group], states["fedbuff"]["global_state"][group]
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), group
-    assert max(states["fedbuff"]["versions"]) == 3  # the versions kept are SFL's pairs, the last one 3
-    assert set(states["fedbuff"]["versions"][3]) == {"user", "server"}
+    fedbuff = assert_fedbuff_of_everyone_trains_as_sync(cli, tmp_path, _training, "sfl", same_times=False)
+    assert set(fedbuff["global_state"]) == {"user", "server"}
+    assert max(fedbuff["versions"]) == 3  # the versions kept are SFL's pairs, the last one 3
+    assert set(fedbuff["versions"][3]) == {"user", "server"}
 
 
 def test_fedbuff_sfl_training_follows_the_simulated_schedule(tmp_path, cli):
